@@ -1,0 +1,299 @@
+//! Device-mapper table lines: the kernel's text form (`dmsetup table`, `DM_TABLE_STATUS`)
+//! as a typed value with a round-tripping `FromStr`/`Display` pair, and the pure
+//! derivation of the tables we build (linear concatenation, striped length
+//! `stripes x floor(min member / chunk) x chunk`).
+
+use crate::units::Sectors;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A block device number, `major:minor` as dm tables and mountinfo print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Devno {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+}
+
+impl fmt::Display for Devno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for Devno {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not major:minor"))?;
+        Ok(Devno {
+            major: a.parse().map_err(|_| format!("{s:?} is not major:minor"))?,
+            minor: b.parse().map_err(|_| format!("{s:?} is not major:minor"))?,
+        })
+    }
+}
+
+impl TryFrom<String> for Devno {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Devno> for String {
+    fn from(d: Devno) -> String {
+        d.to_string()
+    }
+}
+
+/// One target line of a dm table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLine {
+    /// Start sector within the dm device.
+    pub start: Sectors,
+    /// Length in sectors.
+    pub length: Sectors,
+    /// The target and its parameters.
+    pub target: Target,
+}
+
+/// A dm target with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `linear <dev> <offset>`.
+    Linear {
+        /// Member.
+        dev: Devno,
+        /// Offset into the member.
+        offset: Sectors,
+    },
+    /// `striped <n> <chunk> <dev> <offset> ...`.
+    Striped {
+        /// Chunk size.
+        chunk: Sectors,
+        /// Members with offsets.
+        stripes: Vec<(Devno, Sectors)>,
+    },
+    /// Anything else (crypt, thin, raid ...): kept verbatim, never DAX-capable for us.
+    Other {
+        /// Target type name.
+        kind: String,
+        /// Parameters, verbatim.
+        params: String,
+    },
+}
+
+impl TableLine {
+    /// Whether DAX can pass through this target (linear and striped can).
+    pub fn supports_dax(&self) -> bool {
+        !matches!(self.target, Target::Other { .. })
+    }
+    /// The member devices this line maps to.
+    pub fn members(&self) -> Vec<Devno> {
+        match &self.target {
+            Target::Linear { dev, .. } => vec![*dev],
+            Target::Striped { stripes, .. } => stripes.iter().map(|(d, _)| *d).collect(),
+            Target::Other { .. } => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for TableLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ", self.start, self.length)?;
+        match &self.target {
+            Target::Linear { dev, offset } => write!(f, "linear {dev} {offset}"),
+            Target::Striped { chunk, stripes } => {
+                write!(f, "striped {} {chunk}", stripes.len())?;
+                for (d, o) in stripes {
+                    write!(f, " {d} {o}")?;
+                }
+                Ok(())
+            }
+            Target::Other { kind, params } => write!(f, "{kind} {params}"),
+        }
+    }
+}
+
+impl FromStr for TableLine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("dm table line {s:?}: {why}");
+        let mut w = s.split_whitespace();
+        let num = |x: Option<&str>, what: &str| -> Result<u64, String> {
+            x.ok_or_else(|| bad(&format!("missing {what}")))?
+                .parse::<u64>()
+                .map_err(|_| bad(&format!("{what} is not a number")))
+        };
+        let start = Sectors(num(w.next(), "start")?);
+        let length = Sectors(num(w.next(), "length")?);
+        let kind = w.next().ok_or_else(|| bad("missing target type"))?;
+        let rest: Vec<&str> = w.collect();
+        let target = match kind {
+            "linear" => {
+                if rest.len() != 2 {
+                    return Err(bad("linear takes <dev> <offset>"));
+                }
+                Target::Linear {
+                    dev: rest[0].parse().map_err(|e: String| bad(&e))?,
+                    offset: Sectors(num(Some(rest[1]), "offset")?),
+                }
+            }
+            "striped" => {
+                let n = num(rest.first().copied(), "stripe count")? as usize;
+                let chunk = Sectors(num(rest.get(1).copied(), "chunk")?);
+                if rest.len() != 2 + 2 * n || n == 0 {
+                    return Err(bad("striped takes <n> <chunk> and n <dev> <offset> pairs"));
+                }
+                let mut stripes = Vec::with_capacity(n);
+                for pair in rest[2..].chunks(2) {
+                    stripes.push((
+                        pair[0].parse().map_err(|e: String| bad(&e))?,
+                        Sectors(num(Some(pair[1]), "offset")?),
+                    ));
+                }
+                Target::Striped { chunk, stripes }
+            }
+            other => Target::Other {
+                kind: other.to_string(),
+                params: rest.join(" "),
+            },
+        };
+        Ok(TableLine {
+            start,
+            length,
+            target,
+        })
+    }
+}
+
+/// Parse a whole table (one line per target; blank lines ignored).
+pub fn parse_table(lines: &[String]) -> Result<Vec<TableLine>, String> {
+    lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.parse())
+        .collect()
+}
+
+/// The table text of typed lines.
+pub fn table_text(lines: &[TableLine]) -> Vec<String> {
+    lines.iter().map(ToString::to_string).collect()
+}
+
+/// Linear: members concatenated in order, each over its whole size.
+pub fn linear_table(members: &[(Devno, Sectors)]) -> Vec<TableLine> {
+    let mut start = Sectors(0);
+    members
+        .iter()
+        .map(|(dev, size)| {
+            let line = TableLine {
+                start,
+                length: *size,
+                target: Target::Linear {
+                    dev: *dev,
+                    offset: Sectors(0),
+                },
+            };
+            start = Sectors(start.0 + size.0);
+            line
+        })
+        .collect()
+}
+
+/// Striped: one line of `stripes x floor(min member / chunk) x chunk` sectors.
+/// `None` when a member is smaller than one chunk (nothing to map).
+pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec<TableLine>> {
+    let min = members.iter().map(|(_, s)| *s).min()?;
+    let per = min.align_down(chunk);
+    if per.0 == 0 || chunk.0 == 0 {
+        return None;
+    }
+    Some(vec![TableLine {
+        start: Sectors(0),
+        length: Sectors(per.0 * members.len() as u64),
+        target: Target::Striped {
+            chunk,
+            stripes: members.iter().map(|(d, _)| (*d, Sectors(0))).collect(),
+        },
+    }])
+}
+
+/// Total length of a table.
+pub fn table_length(lines: &[TableLine]) -> Sectors {
+    Sectors(lines.iter().map(|l| l.length.0).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dn(s: &str) -> Devno {
+        s.parse().expect("devno")
+    }
+
+    #[test]
+    fn kernel_lines_round_trip() {
+        for l in [
+            "0 1040384 striped 2 4096 259:0 0 259:1 0",
+            "0 520192 linear 259:0 0",
+            "520192 520192 linear 259:1 0",
+            "0 2048 crypt aes-xts-plain64 :64:logon:cryptsetup:x 0 8:1 4096",
+        ] {
+            let parsed: TableLine = l.parse().expect("parses");
+            assert_eq!(parsed.to_string(), l);
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_errors_not_panics() {
+        for l in [
+            "",
+            "0",
+            "0 x linear 1:2 0",
+            "0 8 linear 1:2",
+            "0 8 linear 12 0",
+            "0 8 striped 3 8 1:1 0 1:2 0",
+            "0 8 striped 0 8",
+            "0 8 striped x 8",
+        ] {
+            assert!(l.parse::<TableLine>().is_err(), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn striped_length_uses_the_smaller_member_rounded_to_chunks() {
+        let t = striped_table(
+            &[
+                (dn("259:0"), Sectors(520_192 + 100)),
+                (dn("259:1"), Sectors(530_000)),
+            ],
+            Sectors(4096),
+        )
+        .expect("table");
+        assert_eq!(
+            table_text(&t),
+            vec!["0 1040384 striped 2 4096 259:0 0 259:1 0"]
+        );
+        assert!(striped_table(
+            &[(dn("1:1"), Sectors(10)), (dn("1:2"), Sectors(10))],
+            Sectors(4096)
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn linear_concatenates() {
+        let t = linear_table(&[(dn("259:0"), Sectors(100)), (dn("259:1"), Sectors(50))]);
+        assert_eq!(
+            table_text(&t),
+            vec!["0 100 linear 259:0 0", "100 50 linear 259:1 0"]
+        );
+        assert_eq!(table_length(&t), Sectors(150));
+    }
+}

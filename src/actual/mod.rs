@@ -1,0 +1,323 @@
+//! The actual state: one snapshot of regions, namespaces, block devices, dm devices,
+//! GPT partition tables, filesystems and mounts. Probed from the kernel by the real
+//! system, kept in memory by the fake one, or read from a JSON file (`--actual`).
+//!
+//! Objects are linked by device number (`major:minor`), which is what dm tables and
+//! mountinfo print, never by `/dev/pmemN` names (they can change between boots).
+
+pub mod dm;
+
+pub use dm::Devno;
+
+use crate::args::{DaxMode, MapMode, NamespaceMode};
+use crate::units::{Bytes, Sectors};
+use serde::{Deserialize, Serialize};
+
+/// An NVDIMM region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// `regionN`.
+    pub name: String,
+    /// Total size.
+    pub size: Bytes,
+    /// Space not yet used by labelled namespaces.
+    pub available_size: Bytes,
+    /// Region alignment (namespace sizes are multiples of it x interleave ways).
+    #[serde(default)]
+    pub align: Option<Bytes>,
+    /// NUMA node.
+    #[serde(default)]
+    pub numa_node: Option<i32>,
+    /// DIMMs interleaved in it.
+    #[serde(default)]
+    pub interleave_ways: Option<u32>,
+    /// Whether the DIMMs have a label area (namespaces can be named and carved).
+    #[serde(default = "yes")]
+    pub labels: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Kernel device, `namespaceX.Y`.
+    pub dev: String,
+    /// Region, `regionX`.
+    pub region: String,
+    /// Name (alt_name); `None` when empty or label-less.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Mode.
+    pub mode: NamespaceMode,
+    /// Namespace size (raw, before fsdax/devdax metadata).
+    pub size: Bytes,
+    /// Label uuid; `None` for a label-less namespace.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// fsdax/devdax alignment.
+    #[serde(default)]
+    pub align: Option<Bytes>,
+    /// fsdax/devdax page metadata placement.
+    #[serde(default)]
+    pub map: Option<MapMode>,
+    /// Block device name (`pmemN`, `pmemNs`), if it has one.
+    #[serde(default)]
+    pub blockdev: Option<String>,
+    /// Character device name (`daxX.Y`) in devdax mode.
+    #[serde(default)]
+    pub chardev: Option<String>,
+    /// Physical start address (sysfs `resource`).
+    #[serde(default)]
+    pub resource: Option<u64>,
+    /// NUMA node.
+    #[serde(default)]
+    pub numa_node: Option<i32>,
+}
+
+impl Namespace {
+    /// A label-less namespace (fresh DIMMs, or DIMMs without a label area): one raw
+    /// namespace spanning the region, which can only be converted in place.
+    pub fn is_label_less(&self) -> bool {
+        self.uuid.is_none()
+    }
+}
+
+/// A block device (whole disk, partition or dm device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// Kernel name (`pmem0`, `pmem0p1`, `dm-0`).
+    pub name: String,
+    /// Device number.
+    pub devno: Devno,
+    /// Canonical path (`/dev/pmem0`, `/dev/mapper/NAME` for dm devices).
+    pub path: String,
+    /// Other paths that lead to it (`/dev/dm-0`, `/dev/disk/by-id/...`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Size.
+    pub size: Sectors,
+    /// `queue/dax`: the device can do DAX.
+    #[serde(default)]
+    pub dax: bool,
+    /// Kernel names of devices holding it (dm devices over it).
+    #[serde(default)]
+    pub holders: Vec<String>,
+    /// For a partition: parent disk's kernel name, partition number and start.
+    #[serde(default)]
+    pub partition: Option<PartitionOf>,
+}
+
+/// Where a partition block device sits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOf {
+    /// Parent disk kernel name.
+    pub disk: String,
+    /// Partition number.
+    pub number: u32,
+    /// Start on the parent.
+    pub start: Sectors,
+}
+
+/// A device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmDevice {
+    /// dm name.
+    pub name: String,
+    /// Device number.
+    pub devno: Devno,
+    /// dm uuid, if set.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Live table, one `start length target params` line per target (members as major:minor).
+    pub table: Vec<String>,
+    /// Suspended.
+    #[serde(default)]
+    pub suspended: bool,
+    /// Open count.
+    #[serde(default)]
+    pub open_count: u32,
+}
+
+/// A GPT partition table on a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionTable {
+    /// The disk's device number.
+    pub disk: Devno,
+    /// First usable sector.
+    pub first_usable: Sectors,
+    /// Last usable sector (inclusive).
+    pub last_usable: Sectors,
+    /// Entries in use.
+    pub partitions: Vec<GptPartition>,
+}
+
+/// A GPT entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GptPartition {
+    /// Number (1-based).
+    pub number: u32,
+    /// Name.
+    pub name: String,
+    /// First sector.
+    pub start: Sectors,
+    /// Size in sectors.
+    pub size: Sectors,
+    /// Partition type GUID.
+    #[serde(default)]
+    pub type_guid: Option<String>,
+    /// Partition GUID.
+    #[serde(default)]
+    pub uuid: Option<String>,
+}
+
+/// A filesystem signature found on a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filesystem {
+    /// The device it is on.
+    pub device: Devno,
+    /// Type (`ext4`, `xfs`, or whatever else was recognised).
+    pub fstype: String,
+    /// UUID.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Block size.
+    #[serde(default)]
+    pub block_size: Option<Bytes>,
+    /// Stripe unit in fs blocks (ext4 stride, xfs sunit in blocks).
+    #[serde(default)]
+    pub stripe_unit: Option<u32>,
+    /// Stripe width in fs blocks (ext4 stripe_width, xfs swidth in blocks).
+    #[serde(default)]
+    pub stripe_width: Option<u32>,
+    /// xfs reflink feature.
+    #[serde(default)]
+    pub reflink: Option<bool>,
+}
+
+/// A mount (from mountinfo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Mount point.
+    pub target: String,
+    /// Device number of the source (mountinfo field 3).
+    pub devno: Devno,
+    /// Source as mountinfo shows it.
+    pub source: String,
+    /// Filesystem type.
+    pub fstype: String,
+    /// Per-mount and superblock options, split.
+    pub options: Vec<String>,
+    /// DAX mode in effect (`dax=` in the options), if the filesystem reports one.
+    #[serde(default)]
+    pub dax: Option<DaxMode>,
+    /// xfs: extent size hint on the root directory and whether it is inherited.
+    #[serde(default)]
+    pub root_extsize: Option<Extsize>,
+}
+
+/// An extent size hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extsize {
+    /// Size.
+    pub size: Bytes,
+    /// FS_XFLAG_EXTSZINHERIT set (new files inherit it).
+    pub inherit: bool,
+}
+
+/// The whole snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Actual {
+    /// Regions.
+    #[serde(default)]
+    pub regions: Vec<Region>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// Block devices.
+    #[serde(default)]
+    pub block_devices: Vec<BlockDevice>,
+    /// dm devices.
+    #[serde(default)]
+    pub dm_devices: Vec<DmDevice>,
+    /// GPT partition tables.
+    #[serde(default)]
+    pub partition_tables: Vec<PartitionTable>,
+    /// Filesystems.
+    #[serde(default)]
+    pub filesystems: Vec<Filesystem>,
+    /// Mounts.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+}
+
+impl Actual {
+    /// Namespace named `name`.
+    pub fn namespace_named(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces
+            .iter()
+            .find(|n| n.name.as_deref() == Some(name))
+    }
+    /// Region called `name`.
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+    /// Block device by kernel name.
+    pub fn block_named(&self, name: &str) -> Option<&BlockDevice> {
+        self.block_devices.iter().find(|b| b.name == name)
+    }
+    /// Block device by number.
+    pub fn block(&self, devno: Devno) -> Option<&BlockDevice> {
+        self.block_devices.iter().find(|b| b.devno == devno)
+    }
+    /// Block device by path or alias.
+    pub fn block_at(&self, path: &str) -> Option<&BlockDevice> {
+        self.block_devices
+            .iter()
+            .find(|b| b.path == path || b.aliases.iter().any(|a| a == path))
+    }
+    /// dm device by name.
+    pub fn dm(&self, name: &str) -> Option<&DmDevice> {
+        self.dm_devices.iter().find(|d| d.name == name)
+    }
+    /// dm device by device number.
+    pub fn dm_by_devno(&self, devno: Devno) -> Option<&DmDevice> {
+        self.dm_devices.iter().find(|d| d.devno == devno)
+    }
+    /// GPT on a disk.
+    pub fn gpt(&self, disk: Devno) -> Option<&PartitionTable> {
+        self.partition_tables.iter().find(|t| t.disk == disk)
+    }
+    /// Filesystem on a device.
+    pub fn filesystem(&self, devno: Devno) -> Option<&Filesystem> {
+        self.filesystems.iter().find(|f| f.device == devno)
+    }
+    /// Mount at a path (the topmost one if stacked).
+    pub fn mount_at(&self, path: &str) -> Option<&Mount> {
+        self.mounts.iter().rev().find(|m| m.target == path)
+    }
+    /// Mounts of a device.
+    pub fn mounts_of(&self, devno: Devno) -> impl Iterator<Item = &Mount> {
+        self.mounts.iter().filter(move |m| m.devno == devno)
+    }
+    /// Partition block devices of a disk.
+    pub fn partitions_of<'a>(
+        &'a self,
+        disk: &'a str,
+    ) -> impl Iterator<Item = &'a BlockDevice> + 'a {
+        self.block_devices
+            .iter()
+            .filter(move |b| b.partition.as_ref().is_some_and(|p| p.disk == disk))
+    }
+    /// Namespace whose block device is `blockdev`.
+    pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {
+        self.namespaces
+            .iter()
+            .find(|n| n.blockdev.as_deref() == Some(blockdev))
+    }
+}

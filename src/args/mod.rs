@@ -1,0 +1,711 @@
+//! Module arguments: the JSON an operator (or Ansible) hands us, as serde + schemars
+//! types, and the one place where raw input is read.
+//!
+//! `parse_input` accepts the flat object Ansible writes into a binary module's args file
+//! and the `{"ANSIBLE_MODULE_ARGS": {...}}` shape Python modules get; it splits off the
+//! internal `_ansible_*` keys, refuses unknown options with Ansible's own wording, and
+//! deserialises each top-level option and each list item separately so that every bad
+//! item is reported (with its JSON path), not just the first. Semantic checks live in
+//! [`validate`], which turns [`ModuleArgs`] into the typed [`validate::Desired`].
+
+pub mod validate;
+
+use crate::units::SizeArg;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The module's name, as Ansible prints it in messages.
+pub const MODULE_NAME: &str = "pmem_stack";
+
+/// A boolean as Ansible users write it: true/false, yes/no, on/off, 1/0 (any case),
+/// as a JSON boolean, string or integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(transparent)]
+pub struct AnsibleBool(pub bool);
+
+/// Ansible's boolean coercion (module_utils `boolean()`), shared by options and internal keys.
+pub fn coerce_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "1" | "y" | "t" => Some(true),
+            "no" | "off" | "false" | "0" | "n" | "f" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl<'de> Deserialize<'de> for AnsibleBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        coerce_bool(&v).map(AnsibleBool).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{v} is not a boolean (use true/false, yes/no, on/off or 1/0)"
+            ))
+        })
+    }
+}
+
+impl JsonSchema for AnsibleBool {
+    fn schema_name() -> Cow<'static, str> {
+        "AnsibleBool".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A boolean; Ansible's string forms are accepted (yes/no, on/off, true/false, 1/0, any case).",
+            "oneOf": [
+                {"type": "boolean"},
+                {"type": "integer", "enum": [0, 1]},
+                {"type": "string", "pattern": "^(?i)\\s*(yes|no|on|off|true|false|y|n|t|f|1|0)\\s*$"}
+            ]
+        })
+    }
+}
+
+/// ndctl namespace modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceMode {
+    /// Block device with DAX support (`/dev/pmemN`); sysfs mode `memory`.
+    Fsdax,
+    /// Character device `/dev/daxN.M`, no block device; sysfs mode `dax`.
+    Devdax,
+    /// Block device with BTT (atomic sectors), no DAX; sysfs mode `safe`.
+    Sector,
+    /// Plain block device, no DAX; sysfs mode `raw`.
+    Raw,
+}
+
+impl NamespaceMode {
+    /// ndctl's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceMode::Fsdax => "fsdax",
+            NamespaceMode::Devdax => "devdax",
+            NamespaceMode::Sector => "sector",
+            NamespaceMode::Raw => "raw",
+        }
+    }
+}
+
+impl fmt::Display for NamespaceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where fsdax/devdax keep their page metadata (`struct page`, 64 B per 4 KiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MapMode {
+    /// In system RAM.
+    Mem,
+    /// On the device itself (ndctl's default); the usable size is smaller.
+    Dev,
+}
+
+impl MapMode {
+    /// ndctl's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapMode::Mem => "mem",
+            MapMode::Dev => "dev",
+        }
+    }
+}
+
+/// Device-mapper targets we build (the ones that support DAX).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DmTarget {
+    /// Members concatenated in order.
+    Linear,
+    /// Members interleaved in chunks (RAID-0).
+    Striped,
+}
+
+/// Filesystems we make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    /// ext4 (`-b 4096 -E stride=512[,stripe_width=...]`).
+    Ext4,
+    /// xfs (`-d su=2m,sw=N -m reflink=0`, extsize 2m on the root).
+    Xfs,
+}
+
+impl FsType {
+    /// The kernel's and mkfs's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsType::Ext4 => "ext4",
+            FsType::Xfs => "xfs",
+        }
+    }
+}
+
+impl fmt::Display for FsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `dax=` mount option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DaxMode {
+    /// Every file uses DAX (`-o dax` means this).
+    #[default]
+    Always,
+    /// Per-file, by the FS_XFLAG_DAX inode flag.
+    Inode,
+    /// No DAX (page cache).
+    Never,
+}
+
+impl DaxMode {
+    /// The option value as mountinfo shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaxMode::Always => "always",
+            DaxMode::Inode => "inode",
+            DaxMode::Never => "never",
+        }
+    }
+}
+
+/// Whether the declared stack should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Build and keep the stack.
+    #[default]
+    Present,
+    /// Tear the declared stack down.
+    Absent,
+}
+
+/// A region, as `region0`, `"0"` or `0`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RegionArg(pub String);
+
+impl<'de> Deserialize<'de> for RegionArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let n = match &v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => {
+                let s = s.trim();
+                s.strip_prefix("region").unwrap_or(s).parse::<u64>().ok()
+            }
+            _ => None,
+        };
+        n.map(|n| RegionArg(format!("region{n}"))).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{v} is not a region (use \"region0\", \"0\" or 0, as `ndctl list -R` names them)"
+            ))
+        })
+    }
+}
+
+impl JsonSchema for RegionArg {
+    fn schema_name() -> Cow<'static, str> {
+        "Region".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An NVDIMM region: \"region0\", \"0\" or 0.",
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*(region)?[0-9]+\\s*$"}
+            ]
+        })
+    }
+}
+
+/// A namespace to have: identified by `name` (ndctl's alt_name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceArg {
+    /// The namespace's name (ndctl `--name`, sysfs `alt_name`): its identity. At most 63 bytes.
+    pub name: String,
+    /// The region that holds it.
+    pub region: RegionArg,
+    /// ndctl mode.
+    pub mode: NamespaceMode,
+    /// Size; default: all of the region's available space (or the whole raw namespace being converted).
+    #[serde(default)]
+    pub size: Option<SizeArg>,
+    /// Page alignment of fsdax/devdax mappings (default 2M; 4K, 2M or 1G).
+    #[serde(default)]
+    pub align: Option<SizeArg>,
+    /// Where page metadata lives for fsdax/devdax (default dev).
+    #[serde(default)]
+    pub map: Option<MapMode>,
+}
+
+/// A device-mapper device to have, named `/dev/mapper/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceArg {
+    /// The dm name.
+    pub name: String,
+    /// `linear` or `striped`.
+    pub target: DmTarget,
+    /// Members in order: names of namespaces or partitions from these arguments, or absolute /dev paths.
+    pub members: Vec<String>,
+    /// Stripe chunk for `striped` (default 2M; a multiple of 4K, ideally of 2M).
+    #[serde(default)]
+    pub chunk: Option<SizeArg>,
+}
+
+/// A GPT partition to have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionArg {
+    /// The GPT partition name (at most 36 characters); other entries refer to it by this name.
+    pub name: String,
+    /// The disk: a namespace or device name from these arguments, or an absolute /dev path.
+    pub disk: String,
+    /// Partition number (1-128); default: the lowest free number.
+    #[serde(default)]
+    pub number: Option<u32>,
+    /// Start offset (default 2M; a multiple of 4K, ideally of 2M).
+    #[serde(default)]
+    pub start: Option<SizeArg>,
+    /// Size (default: the rest of the disk, rounded down to 2 MiB).
+    #[serde(default)]
+    pub size: Option<SizeArg>,
+}
+
+/// A filesystem to have on a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemArg {
+    /// The device: a namespace, device or partition name from these arguments, or an absolute /dev path.
+    pub device: String,
+    /// `ext4` or `xfs`.
+    #[serde(rename = "type")]
+    pub fstype: FsType,
+    /// Filesystem label (ext4: at most 16 bytes, xfs: at most 12).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Extra mkfs arguments, one argv word each, appended after the DAX geometry.
+    #[serde(default)]
+    pub mkfs_options: Vec<String>,
+}
+
+/// A mount to have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MountArg {
+    /// Absolute mount point; created if missing.
+    pub path: String,
+    /// The device: a namespace, device or partition name from these arguments, or an absolute /dev path.
+    pub device: String,
+    /// `dax=` mode (default always).
+    #[serde(default)]
+    pub dax: Option<DaxMode>,
+    /// Further mount options (e.g. noatime); `dax` is set by the `dax` field, not here.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// Boot persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BootArg {
+    /// Rebuild the stack at boot from the saved desired state (dm tables have no on-disk metadata).
+    #[serde(default)]
+    pub persist: AnsibleBool,
+}
+
+/// The module's options (the user-facing part of the arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "pmem_stack module arguments")]
+pub struct ModuleArgs {
+    /// Namespaces, by name.
+    #[serde(default)]
+    pub namespaces: Vec<NamespaceArg>,
+    /// Device-mapper devices.
+    #[serde(default)]
+    pub devices: Vec<DeviceArg>,
+    /// GPT partitions.
+    #[serde(default)]
+    pub partitions: Vec<PartitionArg>,
+    /// Filesystems.
+    #[serde(default)]
+    pub filesystems: Vec<FilesystemArg>,
+    /// Mounts.
+    #[serde(default)]
+    pub mounts: Vec<MountArg>,
+    /// Boot persistence.
+    #[serde(default)]
+    pub boot: BootArg,
+    /// `present` (default) builds the stack; `absent` tears it down.
+    #[serde(default)]
+    pub state: State,
+    /// Allow steps that destroy data (reconfigure a namespace, re-make a filesystem, reload a table in use).
+    #[serde(default)]
+    pub allow_data_loss: AnsibleBool,
+}
+
+/// The top-level option names, as Ansible lists them in its "Unsupported parameters" message.
+pub const OPTION_NAMES: [&str; 8] = [
+    "allow_data_loss",
+    "boot",
+    "devices",
+    "filesystems",
+    "mounts",
+    "namespaces",
+    "partitions",
+    "state",
+];
+
+/// Ansible's internal keys that change what we do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Internal {
+    /// `_ansible_check_mode`: plan only.
+    pub check_mode: bool,
+    /// `_ansible_diff`: include before/after in the result.
+    pub diff: bool,
+    /// `_ansible_verbosity`.
+    pub verbosity: u8,
+}
+
+/// One input problem, with the JSON path of the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputError {
+    /// JSON path such as `devices[0].chunk` (empty for the whole input).
+    pub path: String,
+    /// What is wrong and, where it helps, how to fix it.
+    pub msg: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.msg)
+        } else {
+            write!(f, "{}: {}", self.path, self.msg)
+        }
+    }
+}
+
+impl InputError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, msg: impl Into<String>) -> Self {
+        InputError {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Parsed input: the options (as given, for `invocation.module_args`) and internal keys.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The typed options.
+    pub args: ModuleArgs,
+    /// The user's options exactly as received (without `_ansible_*`), for `invocation`.
+    pub raw_options: Map<String, Value>,
+    /// Ansible's internal keys.
+    pub internal: Internal,
+}
+
+/// What a failed parse still knows: the options as received, the internal keys, the errors.
+pub type ParseFailure = (Map<String, Value>, Internal, Vec<InputError>);
+
+/// Read the options and internal keys from the input JSON text.
+///
+/// Errors are collected: unknown options, and each bad option or list item with its path.
+pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = if text.trim().is_empty() {
+                "no module arguments: give a JSON object in a file (argv[1]) or on stdin"
+                    .to_string()
+            } else {
+                format!("the module arguments are not valid JSON: {e}")
+            };
+            return Err((
+                Map::new(),
+                Internal::default(),
+                vec![InputError::new("", msg)],
+            ));
+        }
+    };
+    let mut obj = match value {
+        Value::Object(o) => o,
+        other => {
+            return Err((
+                Map::new(),
+                Internal::default(),
+                vec![InputError::new(
+                    "",
+                    format!(
+                        "the module arguments must be a JSON object, not {}",
+                        json_kind(&other)
+                    ),
+                )],
+            ))
+        }
+    };
+    // The Python-module shape: {"ANSIBLE_MODULE_ARGS": {...}}.
+    if obj.len() == 1 {
+        if let Some(Value::Object(inner)) = obj.get("ANSIBLE_MODULE_ARGS") {
+            obj = inner.clone();
+        }
+    }
+    let mut errors = Vec::new();
+    let mut internal = Internal::default();
+    let mut options = Map::new();
+    for (k, v) in obj {
+        if let Some(key) = k.strip_prefix("_ansible_") {
+            match key {
+                "check_mode" | "diff" => match coerce_bool(&v) {
+                    Some(b) if key == "check_mode" => internal.check_mode = b,
+                    Some(b) => internal.diff = b,
+                    None => errors.push(InputError::new(&k, format!("{v} is not a boolean"))),
+                },
+                "verbosity" => {
+                    internal.verbosity = v
+                        .as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                        .map(|n| n.min(u64::from(u8::MAX)) as u8)
+                        .unwrap_or(0)
+                }
+                _ => {} // other internal keys are Ansible's business
+            }
+        } else {
+            options.insert(k, v);
+        }
+    }
+    let unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTION_NAMES.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        errors.push(InputError::new(
+            "",
+            format!(
+                "Unsupported parameters for ({MODULE_NAME}) module: {}. Supported parameters include: {}.",
+                unknown.join(", "),
+                OPTION_NAMES.join(", ")
+            ),
+        ));
+    }
+    let mut args = ModuleArgs::default();
+    for (k, v) in &options {
+        match k.as_str() {
+            "namespaces" => args.namespaces = parse_list(k, v, &mut errors),
+            "devices" => args.devices = parse_list(k, v, &mut errors),
+            "partitions" => args.partitions = parse_list(k, v, &mut errors),
+            "filesystems" => args.filesystems = parse_list(k, v, &mut errors),
+            "mounts" => args.mounts = parse_list(k, v, &mut errors),
+            "boot" => args.boot = parse_one(k, v, &mut errors).unwrap_or_default(),
+            "state" => args.state = parse_one(k, v, &mut errors).unwrap_or_default(),
+            "allow_data_loss" => {
+                args.allow_data_loss = parse_one(k, v, &mut errors).unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(Input {
+            args,
+            raw_options: options,
+            internal,
+        })
+    } else {
+        Err((options, internal, errors))
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Deserialize one value, reporting the innermost failing path under `path`.
+fn parse_one<T: for<'de> Deserialize<'de>>(
+    path: &str,
+    v: &Value,
+    errors: &mut Vec<InputError>,
+) -> Option<T> {
+    // `null` means "not given", as Ansible passes omitted options.
+    let v = if v.is_null() {
+        &Value::Object(Map::new())
+    } else {
+        v
+    };
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            errors.push(InputError::new(
+                full,
+                tidy_serde_message(&e.into_inner().to_string()),
+            ));
+            None
+        }
+    }
+}
+
+/// Deserialize a list item by item, so each bad item is reported.
+fn parse_list<T: for<'de> Deserialize<'de>>(
+    path: &str,
+    v: &Value,
+    errors: &mut Vec<InputError>,
+) -> Vec<T> {
+    match v {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                if item.is_object() {
+                    parse_one(&format!("{path}[{i}]"), item, errors)
+                } else {
+                    errors.push(InputError::new(
+                        format!("{path}[{i}]"),
+                        format!("expected an object, got {}", json_kind(item)),
+                    ));
+                    None
+                }
+            })
+            .collect(),
+        other => {
+            errors.push(InputError::new(
+                path,
+                format!("expected a list, got {}", json_kind(other)),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// serde's messages mention Rust types; keep the useful part.
+fn tidy_serde_message(msg: &str) -> String {
+    // "unknown field `x`, expected one of `a`, `b`" and "unknown variant ..." are fine as is;
+    // strip serde_json's " at line 1 column 2" tails, which mean nothing for a Value.
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    msg.replace("invalid type: ", "wrong type: ")
+}
+
+/// The JSON Schema of the arguments (what `--schema` prints and `schemas/` holds).
+pub fn args_schema() -> Schema {
+    let mut s = schemars::schema_for!(ModuleArgs);
+    // Ansible's internal keys are allowed alongside the options.
+    s.insert(
+        "patternProperties".into(),
+        serde_json::json!({"^_ansible_": {}}),
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(text: &str) -> Vec<String> {
+        match parse_input(text) {
+            Ok(_) => vec![],
+            Err((_, _, e)) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn flat_and_wrapped_shapes_are_the_same() {
+        let flat = r#"{"state":"present","_ansible_check_mode":true,"_ansible_foo":1}"#;
+        let wrapped = r#"{"ANSIBLE_MODULE_ARGS":{"state":"present","_ansible_check_mode":"yes"}}"#;
+        let a = parse_input(flat).expect("flat parses");
+        let b = parse_input(wrapped).expect("wrapped parses");
+        assert_eq!(a.args, b.args);
+        assert!(a.internal.check_mode && b.internal.check_mode);
+        assert!(!a.raw_options.contains_key("_ansible_foo"));
+    }
+
+    #[test]
+    fn unknown_options_use_ansibles_wording() {
+        let e = errs(r#"{"bogus":1,"state":"present"}"#);
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("Unsupported parameters for (pmem_stack) module: bogus."),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_bad_item_is_reported_with_its_path() {
+        let e = errs(
+            r#"{"devices":[{"name":"a","target":"raid5","members":[]},
+                          {"name":"b","target":"linear","members":["x"],"chunk":"3Q"}],
+                "allow_data_loss":"maybe"}"#,
+        );
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with("devices[0].target: unknown variant `raid5`"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("devices[1].chunk: \"3Q\" has an unknown unit"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with("allow_data_loss: \"maybe\" is not a boolean"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn ansible_booleans() {
+        for (s, b) in [
+            ("\"yes\"", true),
+            ("\"Off\"", false),
+            ("1", true),
+            ("\"FALSE\"", false),
+        ] {
+            let input = parse_input(&format!(r#"{{"allow_data_loss":{s}}}"#)).expect("parses");
+            assert_eq!(input.args.allow_data_loss.0, b, "{s}");
+        }
+    }
+
+    #[test]
+    fn not_json_and_not_an_object() {
+        assert!(errs("").join("").contains("no module arguments"));
+        assert!(errs("{").join("").contains("not valid JSON"));
+        assert!(errs("[1]")
+            .join("")
+            .contains("must be a JSON object, not a list"));
+    }
+}

@@ -1,0 +1,767 @@
+//! Semantic validation: [`ModuleArgs`] -> [`Desired`], before anything is probed.
+//!
+//! Every rule pushes an [`InputError`] naming the JSON path and goes on, so the user sees
+//! all problems at once. Rules: names (syntax, length, duplicates across namespaces,
+//! devices and partitions, which share one name space because members refer to them),
+//! references (dangling, cycles, wrong kind), sizes and alignment (chunk and partition
+//! geometry page-aligned for DAX; 2 MiB recommended), and DAX feasibility (a DAX mount
+//! over a devdax/sector/raw namespace or over a stack containing one).
+
+use super::{DaxMode, DmTarget, FsType, InputError, MapMode, ModuleArgs, NamespaceMode, State};
+use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A reference to a block device, resolved against the declared names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum DevRef {
+    /// A declared namespace (its `/dev/pmemN`).
+    Namespace(String),
+    /// A declared dm device (`/dev/mapper/<name>`).
+    Device(String),
+    /// A declared GPT partition.
+    Partition(String),
+    /// An absolute path under /dev (not declared here; must exist).
+    Path(String),
+}
+
+impl std::fmt::Display for DevRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DevRef::Namespace(n) => write!(f, "namespace {n}"),
+            DevRef::Device(n) => write!(f, "dm device {n}"),
+            DevRef::Partition(n) => write!(f, "partition {n}"),
+            DevRef::Path(p) => f.write_str(p),
+        }
+    }
+}
+
+/// A namespace to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceSpec {
+    /// Name (alt_name): identity.
+    pub name: String,
+    /// Region, `regionN`.
+    pub region: String,
+    /// Mode.
+    pub mode: NamespaceMode,
+    /// Size; `None` = all available (or the whole raw namespace being converted).
+    pub size: Option<Bytes>,
+    /// Alignment (fsdax/devdax).
+    pub align: Bytes,
+    /// Page metadata placement (fsdax/devdax).
+    pub map: MapMode,
+}
+
+/// A dm device to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSpec {
+    /// dm name.
+    pub name: String,
+    /// Target type.
+    pub target: DmTarget,
+    /// Members, in order.
+    pub members: Vec<DevRef>,
+    /// Chunk (striped only; 2 MiB otherwise unused).
+    pub chunk: Sectors,
+}
+
+/// A GPT partition to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionSpec {
+    /// GPT partition name.
+    pub name: String,
+    /// The disk.
+    pub disk: DevRef,
+    /// Number, if given.
+    pub number: Option<u32>,
+    /// Start.
+    pub start: Sectors,
+    /// Size; `None` = the rest, rounded down to 2 MiB.
+    pub size: Option<Sectors>,
+}
+
+/// A filesystem to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilesystemSpec {
+    /// The device.
+    pub device: DevRef,
+    /// Type.
+    pub fstype: FsType,
+    /// Label.
+    pub label: Option<String>,
+    /// Extra mkfs words.
+    pub mkfs_options: Vec<String>,
+    /// Stripes under it (members of a striped device, else 1): sets stripe_width / sw.
+    pub stripes: u32,
+}
+
+/// A mount to have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountSpec {
+    /// Mount point.
+    pub path: String,
+    /// Device.
+    pub device: DevRef,
+    /// dax= mode.
+    pub dax: DaxMode,
+    /// Other options.
+    pub options: Vec<String>,
+}
+
+/// The validated desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Desired {
+    /// present / absent.
+    pub state: State,
+    /// Destructive steps allowed.
+    pub allow_data_loss: bool,
+    /// Namespaces.
+    pub namespaces: Vec<NamespaceSpec>,
+    /// dm devices.
+    pub devices: Vec<DeviceSpec>,
+    /// Partitions.
+    pub partitions: Vec<PartitionSpec>,
+    /// Filesystems.
+    pub filesystems: Vec<FilesystemSpec>,
+    /// Mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Boot persistence.
+    pub persist: bool,
+    /// Non-fatal advice found while validating.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl Desired {
+    /// The namespace spec called `name`.
+    pub fn namespace(&self, name: &str) -> Option<&NamespaceSpec> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+    /// The device spec called `name`.
+    pub fn device(&self, name: &str) -> Option<&DeviceSpec> {
+        self.devices.iter().find(|n| n.name == name)
+    }
+    /// The partition spec called `name`.
+    pub fn partition(&self, name: &str) -> Option<&PartitionSpec> {
+        self.partitions.iter().find(|n| n.name == name)
+    }
+}
+
+/// Default chunk and partition start: 2 MiB.
+const DEFAULT_CHUNK: Bytes = HUGE_PAGE;
+/// The first byte a GPT partition may use: after the protective MBR, the header and
+/// 128 entries (LBA 34), rounded up to a page.
+const GPT_FIRST_USABLE: Bytes = Bytes(20480);
+/// ndctl's alt_name limit (NSLABEL_NAME_LEN - 1).
+const NAMESPACE_NAME_MAX: usize = 63;
+/// dm's name limit (DM_NAME_LEN - 1).
+const DM_NAME_MAX: usize = 127;
+/// GPT name limit in UTF-16 units.
+const GPT_NAME_MAX: usize = 36;
+
+/// Validate parsed arguments. All problems are returned together.
+pub fn validate(args: &ModuleArgs) -> Result<Desired, Vec<InputError>> {
+    let mut v = Validator::default();
+    v.names(args);
+    let namespaces = v.namespaces(args);
+    let devices = v.devices(args);
+    let partitions = v.partitions(args);
+    let mut d = Desired {
+        state: args.state,
+        allow_data_loss: args.allow_data_loss.0,
+        namespaces,
+        devices,
+        partitions,
+        filesystems: Vec::new(),
+        mounts: Vec::new(),
+        persist: args.boot.persist.0,
+        warnings: Vec::new(),
+    };
+    v.cycles(&d);
+    d.filesystems = v.filesystems(args, &d);
+    d.mounts = v.mounts(args, &d);
+    if v.errors.is_empty() {
+        d.warnings = v.warnings;
+        Ok(d)
+    } else {
+        Err(v.errors)
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<InputError>,
+    warnings: Vec<String>,
+    /// Declared name -> (kind, JSON path of its declaration).
+    names: BTreeMap<String, (Kind, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Namespace,
+    Device,
+    Partition,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.errors.push(InputError::new(path, msg));
+    }
+
+    fn check_name(&mut self, path: &str, name: &str, max: usize, what: &str) {
+        if name.is_empty() {
+            self.err(path, format!("the {what} name must not be empty"));
+        } else if name.len() > max {
+            self.err(
+                path,
+                format!("{name:?} is longer than {max} bytes, the {what} limit"),
+            );
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | ':'))
+            || name.starts_with('.')
+            || name.starts_with('/')
+        {
+            self.err(
+                path,
+                format!("{name:?} is not a valid {what} name (use letters, digits and - _ . + :)"),
+            );
+        }
+    }
+
+    /// Collect declared names; duplicates are errors wherever they are declared.
+    fn names(&mut self, args: &ModuleArgs) {
+        let decls = args
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Kind::Namespace, format!("namespaces[{i}].name"), &n.name))
+            .chain(
+                args.devices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (Kind::Device, format!("devices[{i}].name"), &n.name)),
+            )
+            .chain(
+                args.partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (Kind::Partition, format!("partitions[{i}].name"), &n.name)),
+            );
+        for (kind, path, name) in decls.collect::<Vec<_>>() {
+            let (max, what) = match kind {
+                Kind::Namespace => (NAMESPACE_NAME_MAX, "namespace"),
+                Kind::Device => (DM_NAME_MAX, "dm device"),
+                Kind::Partition => (GPT_NAME_MAX, "GPT partition"),
+            };
+            self.check_name(&path, name, max, what);
+            if let Some((_, first)) = self.names.get(name) {
+                let first = first.clone();
+                self.err(
+                    &path,
+                    format!("duplicate name {name:?} (already used at {first}); namespaces, devices and partitions share one set of names"),
+                );
+            } else {
+                self.names.insert(name.clone(), (kind, path));
+            }
+        }
+    }
+
+    /// Resolve a reference written at `path`; `allowed` lists the kinds that make sense there.
+    fn reference(&mut self, path: &str, text: &str, allowed: &[Kind]) -> Option<DevRef> {
+        if text.starts_with('/') {
+            if !text.starts_with("/dev/") || text.contains("/../") || text.ends_with("/..") {
+                self.err(path, format!("{text:?} is not a device path under /dev"));
+                return None;
+            }
+            return Some(DevRef::Path(text.to_string()));
+        }
+        match self.names.get(text) {
+            None => {
+                self.err(
+                    path,
+                    format!("{text:?} is neither a name declared in these arguments nor an absolute /dev path"),
+                );
+                None
+            }
+            Some((kind, _)) if !allowed.contains(kind) => {
+                let kind = *kind;
+                self.err(
+                    path,
+                    format!("{text:?} is a {} and cannot be used here", kind_word(kind)),
+                );
+                None
+            }
+            Some((Kind::Namespace, _)) => Some(DevRef::Namespace(text.to_string())),
+            Some((Kind::Device, _)) => Some(DevRef::Device(text.to_string())),
+            Some((Kind::Partition, _)) => Some(DevRef::Partition(text.to_string())),
+        }
+    }
+
+    fn namespaces(&mut self, args: &ModuleArgs) -> Vec<NamespaceSpec> {
+        let mut unsized_per_region: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, n) in args.namespaces.iter().enumerate() {
+            let p = format!("namespaces[{i}]");
+            let align = n.align.as_ref().map(|a| a.bytes).unwrap_or(HUGE_PAGE);
+            if ![Bytes(4096), HUGE_PAGE, Bytes(1 << 30)].contains(&align) {
+                self.err(
+                    format!("{p}.align"),
+                    format!(
+                        "{} is not a supported alignment (4K, 2M or 1G)",
+                        n.align.as_ref().map(|a| a.text.as_str()).unwrap_or("")
+                    ),
+                );
+            }
+            let dax_like = matches!(n.mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
+            if !dax_like && n.map.is_some() {
+                self.err(
+                    format!("{p}.map"),
+                    format!("map applies to fsdax and devdax namespaces, not {}", n.mode),
+                );
+            }
+            if !dax_like && n.align.is_some() {
+                self.err(
+                    format!("{p}.align"),
+                    format!(
+                        "align applies to fsdax and devdax namespaces, not {}",
+                        n.mode
+                    ),
+                );
+            }
+            if let Some(size) = &n.size {
+                if size.bytes.0 == 0 {
+                    self.err(format!("{p}.size"), "the size must not be 0");
+                } else if !size.bytes.is_multiple_of(align) {
+                    self.err(
+                        format!("{p}.size"),
+                        format!("{} is not a multiple of the alignment {align}", size.text),
+                    );
+                }
+            } else {
+                unsized_per_region
+                    .entry(n.region.0.clone())
+                    .or_default()
+                    .push(i);
+            }
+            out.push(NamespaceSpec {
+                name: n.name.clone(),
+                region: n.region.0.clone(),
+                mode: n.mode,
+                size: n.size.as_ref().map(|s| s.bytes),
+                align,
+                map: n.map.unwrap_or(MapMode::Dev),
+            });
+        }
+        for (region, idx) in unsized_per_region {
+            if idx.len() > 1 {
+                for i in &idx[1..] {
+                    self.err(
+                        format!("namespaces[{i}].size"),
+                        format!("namespaces[{}] already takes the rest of {region}; give the others a size", idx[0]),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn devices(&mut self, args: &ModuleArgs) -> Vec<DeviceSpec> {
+        let mut out = Vec::new();
+        for (i, d) in args.devices.iter().enumerate() {
+            let p = format!("devices[{i}]");
+            let members: Vec<DevRef> = d
+                .members
+                .iter()
+                .enumerate()
+                .filter_map(|(j, m)| {
+                    self.reference(
+                        &format!("{p}.members[{j}]"),
+                        m,
+                        &[Kind::Namespace, Kind::Partition, Kind::Device],
+                    )
+                })
+                .collect();
+            let mut seen = BTreeSet::new();
+            for (j, m) in d.members.iter().enumerate() {
+                if !seen.insert(m) {
+                    self.err(
+                        format!("{p}.members[{j}]"),
+                        format!("{m:?} is listed twice"),
+                    );
+                }
+            }
+            match d.target {
+                DmTarget::Striped if d.members.len() < 2 => self.err(
+                    format!("{p}.members"),
+                    format!(
+                        "a striped device needs at least 2 members, got {}",
+                        d.members.len()
+                    ),
+                ),
+                DmTarget::Linear if d.members.is_empty() => self.err(
+                    format!("{p}.members"),
+                    "a linear device needs at least 1 member",
+                ),
+                _ => {}
+            }
+            let chunk = d.chunk.as_ref().map(|c| c.bytes).unwrap_or(DEFAULT_CHUNK);
+            if let Some(c) = &d.chunk {
+                if d.target == DmTarget::Linear {
+                    self.err(
+                        format!("{p}.chunk"),
+                        "chunk applies to striped devices only",
+                    );
+                } else if c.bytes.0 == 0 || !c.bytes.is_multiple_of(PAGE) {
+                    self.err(
+                        format!("{p}.chunk"),
+                        format!(
+                            "{} is not a multiple of 4 KiB; DAX needs page-sized chunks",
+                            c.text
+                        ),
+                    );
+                } else if !c.bytes.is_multiple_of(HUGE_PAGE) {
+                    self.warnings.push(format!(
+                        "{p}.chunk: {} is not a multiple of 2 MiB; DAX falls back to 4 KiB pages on this device",
+                        c.text
+                    ));
+                }
+            }
+            out.push(DeviceSpec {
+                name: d.name.clone(),
+                target: d.target,
+                members,
+                chunk: chunk.sectors(),
+            });
+        }
+        out
+    }
+
+    fn partitions(&mut self, args: &ModuleArgs) -> Vec<PartitionSpec> {
+        let mut out = Vec::new();
+        let mut numbers: BTreeMap<(String, u32), usize> = BTreeMap::new();
+        for (i, part) in args.partitions.iter().enumerate() {
+            let p = format!("partitions[{i}]");
+            let disk = self.reference(
+                &format!("{p}.disk"),
+                &part.disk,
+                &[Kind::Namespace, Kind::Device],
+            );
+            if let Some(n) = part.number {
+                if !(1..=128).contains(&n) {
+                    self.err(
+                        format!("{p}.number"),
+                        format!("{n} is not a GPT partition number (1-128)"),
+                    );
+                } else if let Some(first) = numbers.insert((part.disk.clone(), n), i) {
+                    self.err(
+                        format!("{p}.number"),
+                        format!(
+                            "partition {n} of {:?} is already declared at partitions[{first}]",
+                            part.disk
+                        ),
+                    );
+                }
+            }
+            let start = part.start.as_ref().map(|s| s.bytes).unwrap_or(HUGE_PAGE);
+            if let Some(s) = &part.start {
+                if !s.bytes.is_multiple_of(PAGE) {
+                    self.err(
+                        format!("{p}.start"),
+                        format!("{} is not a multiple of 4 KiB; the kernel refuses DAX on an unaligned partition", s.text),
+                    );
+                } else if s.bytes < GPT_FIRST_USABLE {
+                    self.err(
+                        format!("{p}.start"),
+                        format!("{} overlaps the GPT header and entries (the first usable page is at 20K)", s.text),
+                    );
+                } else if !s.bytes.is_multiple_of(HUGE_PAGE) {
+                    self.warnings.push(format!(
+                        "{p}.start: {} is not a multiple of 2 MiB; DAX falls back to 4 KiB pages on this partition",
+                        s.text
+                    ));
+                }
+            }
+            if let Some(s) = &part.size {
+                if s.bytes.0 == 0 {
+                    self.err(format!("{p}.size"), "the size must not be 0");
+                } else if !s.bytes.is_multiple_of(PAGE) {
+                    self.err(
+                        format!("{p}.size"),
+                        format!("{} is not a multiple of 4 KiB; the kernel refuses DAX on an unaligned partition", s.text),
+                    );
+                } else if !s.bytes.is_multiple_of(HUGE_PAGE) {
+                    self.warnings
+                        .push(format!("{p}.size: {} is not a multiple of 2 MiB", s.text));
+                }
+            }
+            if let Some(disk) = disk {
+                out.push(PartitionSpec {
+                    name: part.name.clone(),
+                    disk,
+                    number: part.number,
+                    start: start.sectors(),
+                    size: part.size.as_ref().map(|s| s.bytes.sectors()),
+                });
+            }
+        }
+        out
+    }
+
+    /// A reference cycle (a device over a partition of itself, or devices over each other).
+    fn cycles(&mut self, d: &Desired) {
+        let edges = |name: &str| -> Vec<String> {
+            if let Some(dev) = d.device(name) {
+                dev.members.iter().filter_map(declared_name).collect()
+            } else if let Some(p) = d.partition(name) {
+                declared_name(&p.disk).into_iter().collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let mut reported = BTreeSet::new();
+        for (i, dev) in d.devices.iter().enumerate() {
+            // depth-first search from each device; a path back to itself is a cycle
+            let mut stack = vec![(dev.name.clone(), vec![dev.name.clone()])];
+            let mut visited = BTreeSet::new();
+            while let Some((node, trail)) = stack.pop() {
+                for next in edges(&node) {
+                    if next == dev.name {
+                        let cycle: BTreeSet<_> = trail.iter().cloned().collect();
+                        if reported.insert(cycle) {
+                            let mut shown = trail.clone();
+                            shown.push(next.clone());
+                            self.err(
+                                format!("devices[{i}].members"),
+                                format!("reference cycle: {}", shown.join(" -> ")),
+                            );
+                        }
+                    } else if visited.insert(next.clone()) {
+                        let mut t = trail.clone();
+                        t.push(next.clone());
+                        stack.push((next, t));
+                    }
+                }
+            }
+        }
+    }
+
+    fn filesystems(
+        &mut self,
+        args: &ModuleArgs,
+        d: &Desired,
+    ) -> Vec<crate::args::validate::FilesystemSpec> {
+        let mut out = Vec::new();
+        let mut seen: BTreeMap<DevRef, usize> = BTreeMap::new();
+        for (i, fs) in args.filesystems.iter().enumerate() {
+            let p = format!("filesystems[{i}]");
+            let Some(device) = self.reference(
+                &format!("{p}.device"),
+                &fs.device,
+                &[Kind::Namespace, Kind::Device, Kind::Partition],
+            ) else {
+                continue;
+            };
+            if let Some(why) = no_block_device(d, &device) {
+                self.err(format!("{p}.device"), why);
+            }
+            if let Some(first) = seen.insert(device.clone(), i) {
+                self.err(
+                    format!("{p}.device"),
+                    format!("{device} already has a filesystem declared at filesystems[{first}]"),
+                );
+            }
+            if let Some(label) = &fs.label {
+                let max = match fs.fstype {
+                    FsType::Ext4 => 16,
+                    FsType::Xfs => 12,
+                };
+                if label.len() > max {
+                    self.err(
+                        format!("{p}.label"),
+                        format!(
+                            "{label:?} is longer than {max} bytes, the {} label limit",
+                            fs.fstype
+                        ),
+                    );
+                }
+            }
+            for (j, o) in fs.mkfs_options.iter().enumerate() {
+                if o.is_empty() {
+                    self.err(format!("{p}.mkfs_options[{j}]"), "an empty argument");
+                }
+            }
+            out.push(FilesystemSpec {
+                stripes: stripes_under(d, &device),
+                device,
+                fstype: fs.fstype,
+                label: fs.label.clone(),
+                mkfs_options: fs.mkfs_options.clone(),
+            });
+        }
+        out
+    }
+
+    fn mounts(&mut self, args: &ModuleArgs, d: &Desired) -> Vec<MountSpec> {
+        let mut out = Vec::new();
+        let mut paths: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, m) in args.mounts.iter().enumerate() {
+            let p = format!("mounts[{i}]");
+            let path = normalize_mount_path(&m.path);
+            match &path {
+                None => self.err(
+                    format!("{p}.path"),
+                    format!("{:?} is not an absolute path (a mount point must start with /, with no . or .. parts)", m.path),
+                ),
+                Some(norm) if norm == "/" => {
+                    self.err(format!("{p}.path"), "refusing to manage a mount on /")
+                }
+                Some(norm) => {
+                    if let Some(first) = paths.insert(norm.clone(), i) {
+                        self.err(
+                            format!("{p}.path"),
+                            format!("{norm} is already a mount point at mounts[{first}]"),
+                        );
+                    }
+                }
+            }
+            let dax = m.dax.unwrap_or_default();
+            for (j, o) in m.options.iter().enumerate() {
+                let key = o.split('=').next().unwrap_or("").trim();
+                if key == "dax" || key == "nodax" {
+                    self.err(
+                        format!("{p}.options[{j}]"),
+                        format!("{o:?}: set DAX with the dax field (always, inode or never), not in options"),
+                    );
+                } else if o.is_empty() || o.contains(',') {
+                    self.err(
+                        format!("{p}.options[{j}]"),
+                        format!("{o:?}: give one option per list item"),
+                    );
+                } else if matches!(key, "remount" | "bind" | "rbind" | "move") {
+                    self.err(
+                        format!("{p}.options[{j}]"),
+                        format!("{o:?} is not a filesystem mount option"),
+                    );
+                }
+            }
+            let device = self.reference(
+                &format!("{p}.device"),
+                &m.device,
+                &[Kind::Namespace, Kind::Device, Kind::Partition],
+            );
+            if let Some(device) = &device {
+                if let Some(why) = no_block_device(d, device) {
+                    self.err(format!("{p}.device"), why);
+                } else if dax != DaxMode::Never {
+                    if let Some(why) = not_dax_capable(d, device) {
+                        self.err(
+                            format!("{p}.device"),
+                            format!("dax={} needs a DAX-capable device, but {why}; use an fsdax namespace or set dax: never", dax.as_str()),
+                        );
+                    }
+                }
+            }
+            if let (Some(path), Some(device)) = (path, device) {
+                out.push(MountSpec {
+                    path,
+                    device,
+                    dax,
+                    options: m.options.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Namespace => "namespace",
+        Kind::Device => "dm device",
+        Kind::Partition => "partition",
+    }
+}
+
+/// The declared name a reference points to, if any.
+pub fn declared_name(r: &DevRef) -> Option<String> {
+    match r {
+        DevRef::Namespace(n) | DevRef::Device(n) | DevRef::Partition(n) => Some(n.clone()),
+        DevRef::Path(_) => None,
+    }
+}
+
+/// Why `r` has no block device at all (a devdax namespace), if so.
+fn no_block_device(d: &Desired, r: &DevRef) -> Option<String> {
+    match r {
+        DevRef::Namespace(n) => d
+            .namespace(n)
+            .filter(|ns| ns.mode == NamespaceMode::Devdax)
+            .map(|_| {
+                format!(
+                    "namespace {n:?} is devdax, which has a character device and no block device"
+                )
+            }),
+        _ => None,
+    }
+}
+
+/// Why the stack under `r` cannot do DAX, as far as the arguments tell (paths: unknown
+/// until probed; the planner checks them against the kernel's `queue/dax`).
+pub fn not_dax_capable(d: &Desired, r: &DevRef) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    not_dax_capable_inner(d, r, &mut seen)
+}
+
+fn not_dax_capable_inner(d: &Desired, r: &DevRef, seen: &mut BTreeSet<DevRef>) -> Option<String> {
+    if !seen.insert(r.clone()) {
+        return None; // cycles are reported elsewhere
+    }
+    match r {
+        DevRef::Namespace(n) => d.namespace(n).and_then(|ns| match ns.mode {
+            NamespaceMode::Fsdax => None,
+            mode => Some(format!("namespace {n:?} is in {mode} mode (only fsdax namespaces are DAX-capable block devices)")),
+        }),
+        DevRef::Device(n) => d.device(n).and_then(|dev| {
+            dev.members.iter().find_map(|m| {
+                not_dax_capable_inner(d, m, seen).map(|why| format!("dm device {n:?} has a member that is not: {why}"))
+            })
+        }),
+        DevRef::Partition(n) => d
+            .partition(n)
+            .and_then(|p| not_dax_capable_inner(d, &p.disk, seen)),
+        DevRef::Path(_) => None,
+    }
+}
+
+/// Number of stripes under a device (for stripe_width / sw).
+pub fn stripes_under(d: &Desired, r: &DevRef) -> u32 {
+    match r {
+        DevRef::Device(n) => d
+            .device(n)
+            .map(|dev| match dev.target {
+                DmTarget::Striped => u32::try_from(dev.members.len()).unwrap_or(u32::MAX),
+                DmTarget::Linear => 1,
+            })
+            .unwrap_or(1),
+        DevRef::Partition(n) => d
+            .partition(n)
+            .map(|p| stripes_under(d, &p.disk))
+            .unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// `/mnt//x/` -> `/mnt/x`; relative paths and `.`/`..` components are refused.
+fn normalize_mount_path(p: &str) -> Option<String> {
+    if !p.starts_with('/') || p.contains('\0') {
+        return None;
+    }
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    if parts.iter().any(|s| *s == "." || *s == "..") {
+        return None;
+    }
+    Some(format!("/{}", parts.join("/")))
+}

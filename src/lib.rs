@@ -1,0 +1,204 @@
+//! pmem_stack: an Ansible-style idempotent configuration module for Linux persistent
+//! memory (ndctl namespaces, device-mapper linear/striped devices, GPT partitions,
+//! DAX-ready ext4/xfs, DAX mounts).
+//!
+//! The pipeline:
+//! ```text
+//! args (argv[1] file | stdin)      args::parse_input   one JSON object, flat or wrapped
+//!   -> Desired                      args::validate      errors carry the JSON path
+//!   -> Actual                       System::probe       one snapshot
+//!   -> Plan                         plan::plan          PURE; ordered typed steps
+//!   -> apply, step by step          plan::resolve + System::execute; stop at the first failure
+//!   -> verify                       probe + plan again: must be empty
+//!   -> Report                       report::ModuleResult
+//! ```
+//! Check mode and offline plans (`--actual`) stop after Plan. The same `plan()` runs
+//! against the real system, the fake one in tests, and a captured snapshot.
+
+pub mod actual;
+pub mod args;
+pub mod plan;
+pub mod report;
+pub mod system;
+pub mod units;
+
+use args::validate::validate;
+use args::DaxMode;
+use report::{diff, render_actual, render_desired, ModuleResult};
+use system::{System, SystemError};
+
+/// Run the module on `input` (the arguments' JSON text) against `system`.
+/// With `offline`, never execute (a captured snapshot: always a dry run).
+pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult {
+    let parsed = match args::parse_input(input) {
+        Ok(p) => p,
+        Err((raw, _, errors)) => return ModuleResult::new(raw).input_errors(&errors),
+    };
+    let result = ModuleResult::new(parsed.raw_options.clone());
+    let desired = match validate(&parsed.args) {
+        Ok(d) => d,
+        Err(errors) => return result.input_errors(&errors),
+    };
+    let check = parsed.internal.check_mode || offline;
+    let want_diff = parsed.internal.diff;
+    let before = match system.probe() {
+        Ok(a) => a,
+        Err(e) => return result.fail(e.to_string()),
+    };
+    let mut result = result;
+    let planned = match plan::plan(&desired, &before) {
+        Ok(p) => p,
+        Err(refusal) => {
+            result.warnings = refusal.warnings.clone();
+            result.refusals = refusal.reasons.clone();
+            return result.fail(refusal.to_string());
+        }
+    };
+    result.warnings = planned.warnings.clone();
+    if planned.steps.is_empty() {
+        result.msg = "No changes.".into();
+        if want_diff {
+            result.diff = Some(Vec::new());
+        }
+        return result.steps(&[], &[], check);
+    }
+    if check {
+        if want_diff {
+            result.diff = Some(diff(
+                &render_actual(&desired, &before),
+                &render_desired(&desired, &before),
+            ));
+        }
+        result.msg = format!(
+            "{} step{} would run ({}); nothing was changed",
+            planned.steps.len(),
+            if planned.steps.len() == 1 { "" } else { "s" },
+            if offline {
+                "offline plan against a captured snapshot"
+            } else {
+                "check mode"
+            }
+        );
+        return result.steps(&planned.steps, &[], true);
+    }
+
+    let mut done = Vec::new();
+    let mut actual = before.clone();
+    for (i, step) in planned.steps.iter().enumerate() {
+        if i > 0 {
+            actual = match system.probe() {
+                Ok(a) => a,
+                Err(e) => {
+                    return result.steps(&planned.steps, &done, false).fail(format!(
+                        "{e} (after {} of {} steps; run again to continue)",
+                        done.len(),
+                        planned.steps.len()
+                    ))
+                }
+            };
+        }
+        let outcome = plan::resolve(&step.action, &desired, &actual)
+            .map_err(|error| SystemError::Os {
+                what: format!("resolving {} {}", step.action.name(), step.action.target()),
+                error,
+            })
+            .and_then(|op| system.execute(&op));
+        if let Err(e) = outcome {
+            let n = planned.steps.len();
+            return result
+                .steps(&planned.steps, &done, false)
+                .failed_at(i, step, &e)
+                .fail(format!(
+                    "step {} of {n} failed ({} {}): {e}. {} step{} done before it; nothing after it was run. Running the module again continues from the state left",
+                    i + 1,
+                    step.action.name(),
+                    step.action.target(),
+                    done.len(),
+                    if done.len() == 1 { " was" } else { "s were" }
+                ));
+        }
+        done.push(step.clone());
+    }
+    let result = result.steps(&planned.steps, &done, false);
+    let after = match system.probe() {
+        Ok(a) => a,
+        Err(e) => return result.fail(format!("{e} (after all steps ran)")),
+    };
+    let mut result = result;
+    if want_diff {
+        result.diff = Some(diff(
+            &render_actual(&desired, &before),
+            &render_actual(&desired, &after),
+        ));
+    }
+    for m in &desired.mounts {
+        if m.dax == DaxMode::Never {
+            continue;
+        }
+        match after.mount_at(&m.path) {
+            Some(mt) if mt.dax == Some(m.dax) => {}
+            Some(mt) => {
+                return result.fail(format!(
+                    "{} is mounted but DAX is not in effect: the kernel reports dax={} (wanted {}); the device cannot do DAX",
+                    m.path,
+                    mt.dax.map(|d| d.as_str()).unwrap_or("never"),
+                    m.dax.as_str()
+                ))
+            }
+            None => return result.fail(format!("{} is not mounted after the run", m.path)),
+        }
+    }
+    match plan::plan(&desired, &after) {
+        Ok(p) if p.steps.is_empty() => {
+            result.msg = format!(
+                "{} step{} done",
+                done.len(),
+                if done.len() == 1 { "" } else { "s" }
+            );
+            result
+        }
+        Ok(p) => result.fail(format!(
+            "the stack did not converge; still to do: {}",
+            p.steps
+                .iter()
+                .map(|s| format!("{} {}", s.action.name(), s.action.target()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(r) => result.fail(format!("after the run: {r}")),
+    }
+}
+
+/// `--facts`: the snapshot as `ansible_facts.pmem_stack`.
+pub fn facts(system: &mut dyn System) -> ModuleResult {
+    let r = ModuleResult::new(Default::default());
+    match system.probe() {
+        Ok(a) => {
+            let mut r = r;
+            r.msg = format!(
+                "{} region(s), {} namespace(s), {} dm device(s), {} mount(s)",
+                a.regions.len(),
+                a.namespaces.len(),
+                a.dm_devices.len(),
+                a.mounts.len()
+            );
+            r.ansible_facts = Some(serde_json::json!({ "pmem_stack": a }));
+            r
+        }
+        Err(e) => r.fail(e.to_string()),
+    }
+}
+
+/// Read a snapshot given to `--actual`: the bare snapshot or a `--facts` result.
+pub fn read_snapshot(text: &str) -> Result<actual::Actual, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("the snapshot is not valid JSON: {e}"))?;
+    let inner = v.pointer("/ansible_facts/pmem_stack").cloned().unwrap_or(v);
+    serde_path_to_error::deserialize(inner).map_err(|e| {
+        format!(
+            "the snapshot does not describe a system at {}: {}",
+            e.path(),
+            e.inner()
+        )
+    })
+}

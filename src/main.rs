@@ -1,0 +1,100 @@
+//! `pmem_stack`: read the arguments (argv[1] file, as Ansible runs binary modules, or
+//! stdin), run the pipeline, print one JSON object, exit 0 unless failed.
+
+use pmem_stack::report::ModuleResult;
+use pmem_stack::system::{NoBackend, Snapshot, System};
+use std::io::Read;
+use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: pmem_stack [ARGS_FILE]          run the module (arguments from the file, or stdin)
+       pmem_stack --actual SNAPSHOT [ARGS_FILE]   plan against captured facts (dry run)
+       pmem_stack --facts                  print the actual state
+       pmem_stack --schema                 print the JSON Schema of the arguments
+       pmem_stack --result-schema          print the JSON Schema of the result";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (text, result) = dispatch(&argv);
+    println!("{text}");
+    match result {
+        Some(r) if r.failed => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn pretty(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v)
+        .unwrap_or_else(|e| format!("{{\"failed\":true,\"msg\":\"{e}\"}}"))
+}
+
+fn failed(msg: String) -> (String, Option<ModuleResult>) {
+    let r = ModuleResult::new(Default::default()).fail(msg);
+    (r.to_json(), Some(r))
+}
+
+/// Returns the text to print and the result (None for schemas).
+fn dispatch(argv: &[String]) -> (String, Option<ModuleResult>) {
+    let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["--schema"] => (pretty(&pmem_stack::args::args_schema()), None),
+        ["--result-schema"] => (pretty(&pmem_stack::report::result_schema()), None),
+        ["--help" | "-h"] => failed(USAGE.to_string()),
+        ["--version"] => {
+            let r = ModuleResult::new(Default::default());
+            let mut r = r;
+            r.msg = format!("pmem_stack {}", env!("CARGO_PKG_VERSION"));
+            (r.to_json(), Some(r))
+        }
+        ["--facts"] => {
+            let r = pmem_stack::facts(&mut backend());
+            (r.to_json(), Some(r))
+        }
+        ["--actual", snapshot, rest @ ..] if rest.len() <= 1 => {
+            let snap = match std::fs::read_to_string(snapshot) {
+                Ok(t) => t,
+                Err(e) => return failed(format!("cannot read the snapshot {snapshot}: {e}")),
+            };
+            let actual = match pmem_stack::read_snapshot(&snap) {
+                Ok(a) => a,
+                Err(e) => return failed(format!("{snapshot}: {e}")),
+            };
+            let input = match read_args(rest.first().copied()) {
+                Ok(t) => t,
+                Err(e) => return failed(e),
+            };
+            let r = pmem_stack::run(&input, &mut Snapshot(actual), true);
+            (r.to_json(), Some(r))
+        }
+        [flag, ..] if flag.starts_with("--") => {
+            failed(format!("unknown or misused option {flag}\n{USAGE}"))
+        }
+        [] | [_] => {
+            let input = match read_args(words.first().copied()) {
+                Ok(t) => t,
+                Err(e) => return failed(e),
+            };
+            let r = pmem_stack::run(&input, &mut backend(), false);
+            (r.to_json(), Some(r))
+        }
+        _ => failed(format!("too many arguments\n{USAGE}")),
+    }
+}
+
+fn read_args(path: Option<&str>) -> Result<String, String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read the arguments file {p}: {e}")),
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("cannot read the arguments from stdin: {e}"))?;
+            Ok(s)
+        }
+    }
+}
+
+fn backend() -> impl System {
+    NoBackend
+}

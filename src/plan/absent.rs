@@ -1,0 +1,173 @@
+//! `state: absent`: take the declared stack down, top to bottom.
+//!
+//! | object | exists | used by something not declared | allowed | step |
+//! |---|---|---|---|---|
+//! | mount | mounted from the declared device | - | - | umount |
+//! | mount | something else mounted there | - | - | nothing (warning) |
+//! | dm device / partition mapping | yes | yes (foreign holder, foreign mount) | - | refuse, naming the holder |
+//! | dm device / partition mapping | yes | no | - | remove |
+//! | partition | yes | - | - | delete the GPT entry (the data stays on the disk) |
+//! | namespace | yes | - | yes | destroy |
+//! | namespace | yes | - | no | nothing (warning: left in place) |
+
+use super::partition::mapping_name;
+use super::{block_device, Action, Ctx};
+use crate::actual::BlockDevice;
+use crate::args::validate::DevRef;
+
+pub(crate) fn plan(cx: &mut Ctx) {
+    let declared_paths: Vec<String> = cx.d.mounts.iter().map(|m| m.path.clone()).collect();
+    for spec in cx.d.mounts.iter().rev() {
+        let Some(m) = cx.a.mount_at(&spec.path) else {
+            continue;
+        };
+        let ours = block_device(cx.d, cx.a, &spec.device).is_some_and(|b| b.devno == m.devno);
+        if ours {
+            cx.umount_first(&spec.path, "state: absent");
+        } else {
+            cx.warnings.push(format!(
+                "{}: {} is mounted there, not {}; left alone",
+                spec.path, m.source, spec.device
+            ));
+        }
+    }
+    let mut order = cx.stack_order();
+    order.reverse();
+    for r in order {
+        match &r {
+            DevRef::Partition(name) => {
+                let Some(spec) = cx.d.partition(name).cloned() else {
+                    continue;
+                };
+                let Some(disk) = block_device(cx.d, cx.a, &spec.disk) else {
+                    continue;
+                };
+                let Some(entry) =
+                    cx.a.gpt(disk.devno)
+                        .and_then(|t| t.partitions.iter().find(|p| p.name == *name))
+                        .cloned()
+                else {
+                    continue;
+                };
+                if let Some(pbd) = block_device(cx.d, cx.a, &r) {
+                    if !free_of_foreign_users(
+                        cx,
+                        pbd,
+                        &declared_paths,
+                        &format!("removing partition {name}"),
+                    ) {
+                        continue;
+                    }
+                }
+                if let DevRef::Device(dm) = &spec.disk {
+                    let m = mapping_name(dm, entry.number);
+                    if cx.a.dm(&m).is_some() {
+                        cx.step(
+                            Action::RemoveDm { name: m.clone() },
+                            format!("dmsetup remove {m}"),
+                            false,
+                        );
+                        cx.note_removed_dm(&m);
+                    }
+                }
+                cx.step(
+                    Action::DeletePartition {
+                        disk: spec.disk.clone(),
+                        number: entry.number,
+                    },
+                    format!(
+                        "delete GPT entry {} ({name}) on {}; the data stays on the disk",
+                        entry.number, disk.path
+                    ),
+                    false,
+                );
+            }
+            DevRef::Device(name) => {
+                let Some(dm) = cx.a.dm(name) else { continue };
+                let Some(bd) = cx.a.block(dm.devno) else {
+                    continue;
+                };
+                if !free_of_foreign_users(
+                    cx,
+                    bd,
+                    &declared_paths,
+                    &format!("removing dm device {name}"),
+                ) {
+                    continue;
+                }
+                cx.step(
+                    Action::RemoveDm { name: name.clone() },
+                    format!("dmsetup remove {name}"),
+                    false,
+                );
+                cx.note_removed_dm(name);
+            }
+            _ => {}
+        }
+    }
+    for spec in cx.d.namespaces.iter().rev() {
+        let Some(ns) = cx.a.namespace_named(&spec.name) else {
+            continue;
+        };
+        if !cx.d.allow_data_loss {
+            cx.warnings.push(format!(
+                "namespace {} ({}) left in place: destroying it loses its data; set allow_data_loss: true to destroy it",
+                spec.name, ns.dev
+            ));
+            continue;
+        }
+        if let Some(bd) = ns.blockdev.as_deref().and_then(|b| cx.a.block_named(b)) {
+            if !free_of_foreign_users(
+                cx,
+                bd,
+                &declared_paths,
+                &format!("destroying namespace {}", spec.name),
+            ) {
+                continue;
+            }
+        }
+        cx.step(
+            Action::DestroyNamespace {
+                dev: ns.dev.clone(),
+                name: spec.name.clone(),
+            },
+            format!("ndctl destroy-namespace -f {}", ns.dev),
+            true,
+        );
+    }
+}
+
+/// Refuse (and return false) when something not declared uses `bd`: a dm holder we do
+/// not remove, or a mount at a path we do not manage.
+fn free_of_foreign_users(
+    cx: &mut Ctx,
+    bd: &BlockDevice,
+    declared_paths: &[String],
+    why: &str,
+) -> bool {
+    let mut ok = true;
+    for h in &bd.holders {
+        let name =
+            cx.a.block_named(h)
+                .and_then(|hb| cx.a.dm_by_devno(hb.devno))
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| h.clone());
+        if !cx.is_removed_dm(&name) {
+            cx.refusals.push(format!(
+                "refusing {why}: {} is held by {name} ({h}), which these arguments do not declare",
+                bd.path
+            ));
+            ok = false;
+        }
+    }
+    for m in cx.a.mounts_of(bd.devno) {
+        if !declared_paths.contains(&m.target) {
+            cx.refusals.push(format!(
+                "refusing {why}: {} is mounted on {}, which these arguments do not declare",
+                bd.path, m.target
+            ));
+            ok = false;
+        }
+    }
+    ok
+}

@@ -1,0 +1,151 @@
+//! Device-mapper layer. The wanted table is derived from the members: linear
+//! concatenates them in order, striped maps `stripes x floor(min member / chunk) x chunk`.
+//!
+//! | exists | members known now | table matches | content at risk | allowed | step |
+//! |---|---|---|---|---|---|
+//! | no | - | - | - | - | create (table derived from members at apply time) |
+//! | yes | yes | yes | - | - | nothing |
+//! | yes | yes | no: linear, old table a prefix of the new (grow) | - | - | reload (keeps data) |
+//! | yes | yes/no | no | no | - | reload |
+//! | yes | yes/no | no | yes (fs, GPT, mounts, holders) | yes / no | teardown + reload / refuse |
+//!
+//! A device over a member that this plan recreates was already torn down by the
+//! member's layer and counts as not existing.
+
+use super::resolve::build_table;
+use super::{describe, Action, Ctx};
+use crate::actual::dm::{parse_table, table_text, Target};
+use crate::args::validate::DevRef;
+use crate::args::DmTarget;
+
+pub(crate) fn plan(cx: &mut Ctx, name: &str) {
+    let Some(spec) = cx.d.device(name).cloned() else {
+        return;
+    };
+    let mut known = Vec::new();
+    let mut all_known = true;
+    for m in &spec.members {
+        match cx.current(m) {
+            Some(bd) => known.push((bd.devno, bd.size)),
+            None => {
+                if let DevRef::Path(p) = m {
+                    cx.refusals
+                        .push(format!("dm device {name}: member {p} does not exist"));
+                    return;
+                }
+                all_known = false;
+            }
+        }
+    }
+    let expected = if all_known {
+        match build_table(spec.target, spec.chunk, &known) {
+            Some(t) => Some(t),
+            None => {
+                cx.refusals.push(format!(
+                    "dm device {name}: a member is smaller than one chunk ({} sectors)",
+                    spec.chunk
+                ));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let members: Vec<String> = spec
+        .members
+        .iter()
+        .map(|m| describe(cx.d, cx.a, m))
+        .collect();
+    let table_words = match &expected {
+        Some(t) => table_text(t).join(" / "),
+        None => format!(
+            "{} over {}{}; length derived from the members when they exist",
+            target_word(spec.target),
+            members.join(", "),
+            chunk_words(spec.target, spec.chunk)
+        ),
+    };
+    let existing =
+        cx.a.dm(name)
+            .filter(|_| cx.current(&DevRef::Device(name.to_string())).is_some());
+    let Some(dm) = existing else {
+        cx.step(
+            Action::CreateDm {
+                name: name.to_string(),
+                target: spec.target,
+                members: spec.members.clone(),
+                chunk: spec.chunk,
+            },
+            format!("dmsetup create {name}: {table_words}"),
+            false,
+        );
+        cx.mark_fresh(DevRef::Device(name.to_string()));
+        return;
+    };
+    let live = parse_table(&dm.table);
+    if let (Ok(live), Some(exp)) = (&live, &expected) {
+        if live == exp {
+            return;
+        }
+    }
+    let grow = match (&live, &expected) {
+        (Ok(live), Some(exp)) => {
+            spec.target == DmTarget::Linear
+                && live.len() < exp.len()
+                && exp[..live.len()] == live[..]
+                && live
+                    .iter()
+                    .all(|l| matches!(l.target, Target::Linear { .. }))
+        }
+        _ => false,
+    };
+    let was = dm.table.join(" / ");
+    let Some(bd) = cx.a.block(dm.devno) else {
+        return;
+    };
+    let lost = if grow { Vec::new() } else { cx.lost_with(bd) };
+    if !grow
+        && !cx.destroy(
+            bd,
+            &format!(
+                "reloading dm device {name} with another table (now {was}; wanted {table_words})"
+            ),
+        )
+    {
+        return;
+    }
+    cx.step(
+        Action::ReloadDm {
+            name: name.to_string(),
+            target: spec.target,
+            members: spec.members.clone(),
+            chunk: spec.chunk,
+        },
+        format!(
+            "suspend, load, resume {name}: {was} -> {table_words}{}",
+            if grow {
+                " (grows the device; data kept)"
+            } else {
+                ""
+            }
+        ),
+        !lost.is_empty(),
+    );
+    if !grow {
+        cx.mark_fresh(DevRef::Device(name.to_string()));
+    }
+}
+
+fn target_word(t: DmTarget) -> &'static str {
+    match t {
+        DmTarget::Linear => "linear",
+        DmTarget::Striped => "striped",
+    }
+}
+
+fn chunk_words(t: DmTarget, chunk: crate::units::Sectors) -> String {
+    match t {
+        DmTarget::Striped => format!(" (chunk {} sectors = {})", chunk.0, chunk.bytes()),
+        DmTarget::Linear => String::new(),
+    }
+}

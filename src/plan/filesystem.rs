@@ -1,0 +1,278 @@
+//! Filesystem layer. An existing filesystem is recognised from its superblock.
+//!
+//! | device content | type matches | DAX geometry matches | allowed | step |
+//! |---|---|---|---|---|
+//! | new (device created/re-made by this plan) | - | - | - | mkfs |
+//! | nothing | - | - | - | mkfs |
+//! | partition table / holders, no filesystem | - | - | yes / no | teardown, mkfs -f / refuse |
+//! | filesystem | yes | yes | - | nothing (a label difference is a warning) |
+//! | filesystem | yes | no | no | warning naming the fix (nothing done) |
+//! | filesystem | yes | no | yes | teardown, mkfs -f |
+//! | filesystem | no | - | yes / no | teardown, mkfs -f / refuse |
+//!
+//! DAX geometry for 2 MiB pages: 4 KiB blocks; ext4 stride 512 blocks and stripe width
+//! 512 x stripes; xfs sunit 512 blocks, swidth 512 x stripes, reflink off (6.x kernels
+//! refuse DAX with reflink on a partition).
+
+use super::{Action, Ctx};
+use crate::actual::Filesystem;
+use crate::args::validate::{DevRef, FilesystemSpec};
+use crate::args::FsType;
+use crate::units::{Bytes, HUGE_PAGE, PAGE};
+
+/// Stripe unit in 4 KiB blocks for 2 MiB: 512.
+pub const STRIPE_UNIT_BLOCKS: u32 = (HUGE_PAGE.0 / PAGE.0) as u32;
+
+/// mkfs argv with the DAX geometry, then the user's extras, then the device.
+pub fn mkfs_argv(
+    fstype: FsType,
+    device: &str,
+    label: Option<&str>,
+    extra: &[String],
+    stripes: u32,
+    force: bool,
+) -> Vec<String> {
+    let stripes = stripes.max(1);
+    let mut v: Vec<String> = Vec::new();
+    match fstype {
+        FsType::Ext4 => {
+            v.extend(["mkfs.ext4", "-q"].map(String::from));
+            if force {
+                v.push("-F".into());
+            }
+            let mut ext = format!("stride={STRIPE_UNIT_BLOCKS}");
+            if stripes > 1 {
+                ext.push_str(&format!(",stripe_width={}", STRIPE_UNIT_BLOCKS * stripes));
+            }
+            v.extend(["-b".to_string(), "4096".to_string(), "-E".to_string(), ext]);
+        }
+        FsType::Xfs => {
+            v.extend(["mkfs.xfs", "-q"].map(String::from));
+            if force {
+                v.push("-f".into());
+            }
+            v.extend([
+                "-m".to_string(),
+                "reflink=0".to_string(),
+                "-d".to_string(),
+                format!("su=2m,sw={stripes}"),
+            ]);
+        }
+    }
+    if let Some(l) = label {
+        v.extend(["-L".to_string(), l.to_string()]);
+    }
+    v.extend(extra.iter().cloned());
+    v.push(device.to_string());
+    v
+}
+
+/// What keeps an existing filesystem from using 2 MiB DAX pages (empty: nothing).
+pub fn geometry_problems(fstype: FsType, stripes: u32, fs: &Filesystem) -> Vec<String> {
+    let stripes = stripes.max(1);
+    let mut p = Vec::new();
+    if let Some(bs) = fs.block_size {
+        if bs != PAGE {
+            p.push(format!("block size {bs} (DAX needs 4K)"));
+        }
+    }
+    let su = fs.stripe_unit.unwrap_or(0);
+    let sw = fs.stripe_width.unwrap_or(0);
+    let want_sw = STRIPE_UNIT_BLOCKS * stripes;
+    let (su_name, sw_name) = match fstype {
+        FsType::Ext4 => ("stride", "stripe_width"),
+        FsType::Xfs => ("sunit", "swidth"),
+    };
+    if su != STRIPE_UNIT_BLOCKS {
+        p.push(format!("{su_name}={su} blocks (want {STRIPE_UNIT_BLOCKS})"));
+    }
+    // ext4 made with only a stride records no stripe width; that is right for one stripe
+    let sw_ok = sw == want_sw || (stripes == 1 && fstype == FsType::Ext4 && sw == 0);
+    if !sw_ok {
+        p.push(format!("{sw_name}={sw} blocks (want {want_sw})"));
+    }
+    if fstype == FsType::Xfs && fs.reflink == Some(true) {
+        p.push("reflink=1 (DAX needs reflink=0)".into());
+    }
+    p
+}
+
+pub(crate) fn plan(cx: &mut Ctx) {
+    for (i, spec) in cx.d.filesystems.iter().enumerate() {
+        let spec = spec.clone();
+        if cx.is_fresh(&spec.device) {
+            mkfs(cx, &spec, false, "new device".into());
+            continue;
+        }
+        let Some(bd) = cx.current(&spec.device) else {
+            if let DevRef::Path(p) = &spec.device {
+                cx.refusals
+                    .push(format!("filesystems[{i}]: {p} does not exist"));
+            }
+            continue;
+        };
+        match cx.a.filesystem(bd.devno) {
+            None => {
+                let lost = cx.lost_with(bd);
+                if cx.destroy(bd, &format!("making {} on {}", spec.fstype, bd.path)) {
+                    let force = !lost.is_empty();
+                    mkfs(
+                        cx,
+                        &spec,
+                        force,
+                        if force {
+                            format!("replaces {}", lost.join(", "))
+                        } else {
+                            "no filesystem yet".into()
+                        },
+                    );
+                }
+            }
+            Some(fs) if fs.fstype == spec.fstype.as_str() => {
+                let problems = geometry_problems(spec.fstype, spec.stripes, fs);
+                if let (Some(want), have) = (&spec.label, &fs.label) {
+                    if have.as_deref() != Some(want.as_str()) {
+                        cx.warnings.push(format!(
+                            "filesystems[{i}]: {} on {} is labelled {:?}, not {want:?}; the label is not changed",
+                            fs.fstype,
+                            bd.path,
+                            have.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+                if problems.is_empty() {
+                    continue;
+                }
+                if !cx.d.allow_data_loss {
+                    let hint = match spec.fstype {
+                        FsType::Ext4 => format!(
+                            " (or keep the data and run: tune2fs -E stride={STRIPE_UNIT_BLOCKS}{} {})",
+                            if spec.stripes > 1 { format!(",stripe_width={}", STRIPE_UNIT_BLOCKS * spec.stripes) } else { String::new() },
+                            bd.path
+                        ),
+                        FsType::Xfs => " (or mount it with -o sunit=4096,swidth=... to keep the data)".to_string(),
+                    };
+                    cx.warnings.push(format!(
+                        "filesystems[{i}]: {} on {} has {}: DAX falls back to 4 KiB pages. Set allow_data_loss: true to re-make it{hint}",
+                        fs.fstype,
+                        bd.path,
+                        problems.join(", ")
+                    ));
+                    continue;
+                }
+                let lost = cx.lost_with(bd);
+                if cx.destroy(
+                    bd,
+                    &format!("re-making the {} filesystem on {}", fs.fstype, bd.path),
+                ) {
+                    mkfs(
+                        cx,
+                        &spec,
+                        true,
+                        format!(
+                            "geometry {}; replaces {}",
+                            problems.join(", "),
+                            lost.join(", ")
+                        ),
+                    );
+                }
+            }
+            Some(fs) => {
+                let lost = cx.lost_with(bd);
+                if cx.destroy(
+                    bd,
+                    &format!(
+                        "making {} over the {} filesystem on {}",
+                        spec.fstype, fs.fstype, bd.path
+                    ),
+                ) {
+                    mkfs(cx, &spec, true, format!("replaces {}", lost.join(", ")));
+                }
+            }
+        }
+    }
+}
+
+fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, why: String) {
+    let path = cx
+        .current(&spec.device)
+        .map(|b| b.path.clone())
+        .unwrap_or_else(|| format!("<{}>", spec.device));
+    let argv = mkfs_argv(
+        spec.fstype,
+        &path,
+        spec.label.as_deref(),
+        &spec.mkfs_options,
+        spec.stripes,
+        force,
+    );
+    cx.step(
+        Action::Mkfs {
+            device: spec.device.clone(),
+            fstype: spec.fstype,
+            label: spec.label.clone(),
+            extra: spec.mkfs_options.clone(),
+            stripes: spec.stripes,
+            force,
+        },
+        format!("{} ({why})", argv.join(" ")),
+        force,
+    );
+    cx.new_fs.insert(spec.device.clone());
+}
+
+/// Extent size hint wanted on an xfs root for 2 MiB allocations.
+pub const XFS_EXTSIZE: Bytes = HUGE_PAGE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actual::Devno;
+
+    fn fs(t: &str, su: u32, sw: u32, reflink: Option<bool>) -> Filesystem {
+        Filesystem {
+            device: Devno { major: 1, minor: 1 },
+            fstype: t.into(),
+            uuid: None,
+            label: None,
+            block_size: Some(PAGE),
+            stripe_unit: Some(su),
+            stripe_width: Some(sw),
+            reflink,
+        }
+    }
+
+    #[test]
+    fn argv_carries_the_dax_geometry() {
+        assert_eq!(
+            mkfs_argv(FsType::Ext4, "/dev/pmem0", None, &[], 1, false).join(" "),
+            "mkfs.ext4 -q -b 4096 -E stride=512 /dev/pmem0"
+        );
+        assert_eq!(
+            mkfs_argv(
+                FsType::Ext4,
+                "/dev/mapper/s",
+                Some("d"),
+                &["-m".into(), "0".into()],
+                2,
+                true
+            )
+            .join(" "),
+            "mkfs.ext4 -q -F -b 4096 -E stride=512,stripe_width=1024 -L d -m 0 /dev/mapper/s"
+        );
+        assert_eq!(
+            mkfs_argv(FsType::Xfs, "/dev/mapper/s", None, &[], 2, false).join(" "),
+            "mkfs.xfs -q -m reflink=0 -d su=2m,sw=2 /dev/mapper/s"
+        );
+    }
+
+    #[test]
+    fn geometry() {
+        assert!(geometry_problems(FsType::Xfs, 2, &fs("xfs", 512, 1024, Some(false))).is_empty());
+        assert!(geometry_problems(FsType::Ext4, 1, &fs("ext4", 512, 0, None)).is_empty());
+        let p = geometry_problems(FsType::Xfs, 2, &fs("xfs", 0, 0, Some(true)));
+        assert_eq!(p.len(), 3, "{p:?}");
+        let p = geometry_problems(FsType::Ext4, 2, &fs("ext4", 512, 512, None));
+        assert_eq!(p, vec!["stripe_width=512 blocks (want 1024)".to_string()]);
+    }
+}

@@ -1,0 +1,720 @@
+//! The pure planner: `plan(&Desired, &Actual) -> Result<Plan, Refusal>`. No I/O.
+//!
+//! Layers are planned bottom-up (namespaces, then dm devices and partitions in
+//! dependency order, filesystems, mounts); each layer's rule is an exhaustive match over
+//! *exists x wanted x matches x allowed*, written out in the layer's module docs.
+//!
+//! When a step destroys the content of an existing device (reconfiguring a namespace,
+//! reloading a table with other geometry, re-making a filesystem, writing a partition
+//! table over a filesystem) the planner first asks [`Ctx::destroy`] what would be lost
+//! (filesystems, partition tables, mounts, dm devices stacked on it, recursively). If
+//! anything would be lost and `allow_data_loss` is off, the step is refused with that
+//! list. If allowed, the users are torn down first (umount, dm remove: the *teardown*
+//! part of the plan, top-down) and rebuilt by the layers above (the *build* part,
+//! bottom-up), because the device is now `fresh`. Users not declared in the arguments
+//! (a foreign dm device holding a namespace) are never touched: such a step is refused
+//! whatever `allow_data_loss` says.
+//!
+//! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
+//! [`Op`] against the state probed just before it runs, because a device created by
+//! step k only gets its device number and size when step k has run.
+
+mod absent;
+mod dm;
+mod filesystem;
+mod mount;
+mod namespace;
+mod partition;
+pub mod resolve;
+
+pub use filesystem::{geometry_problems, mkfs_argv, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE};
+pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
+pub use resolve::{resolve, Op};
+
+use crate::actual::{Actual, BlockDevice, Devno};
+use crate::args::validate::{Desired, DevRef};
+use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
+use crate::units::{Bytes, Sectors};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A typed step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `ndctl create-namespace -r REGION` (a new labelled namespace).
+    CreateNamespace {
+        /// Name.
+        name: String,
+        /// Region.
+        region: String,
+        /// Mode.
+        mode: NamespaceMode,
+        /// Size (None: all available).
+        size: Option<Bytes>,
+        /// Alignment.
+        align: Bytes,
+        /// Map.
+        map: MapMode,
+    },
+    /// `ndctl create-namespace -f -e DEV` (reconfigure in place; destroys its data).
+    ReconfigureNamespace {
+        /// Kernel device (namespaceX.Y).
+        dev: String,
+        /// Name to set.
+        name: String,
+        /// Mode.
+        mode: NamespaceMode,
+        /// Size (None: keep).
+        size: Option<Bytes>,
+        /// Alignment.
+        align: Bytes,
+        /// Map.
+        map: MapMode,
+    },
+    /// `ndctl destroy-namespace -f DEV`.
+    DestroyNamespace {
+        /// Kernel device.
+        dev: String,
+        /// Its name.
+        name: String,
+    },
+    /// Create a dm device.
+    CreateDm {
+        /// Name.
+        name: String,
+        /// Target.
+        target: DmTarget,
+        /// Members.
+        members: Vec<DevRef>,
+        /// Chunk (striped).
+        chunk: Sectors,
+    },
+    /// Suspend, load a new table, resume.
+    ReloadDm {
+        /// Name.
+        name: String,
+        /// Target.
+        target: DmTarget,
+        /// Members.
+        members: Vec<DevRef>,
+        /// Chunk (striped).
+        chunk: Sectors,
+    },
+    /// Remove a dm device.
+    RemoveDm {
+        /// Name.
+        name: String,
+    },
+    /// Write an empty GPT (protective MBR, headers).
+    CreateGpt {
+        /// The disk.
+        disk: DevRef,
+    },
+    /// Add a GPT entry and tell the kernel.
+    AddPartition {
+        /// The disk.
+        disk: DevRef,
+        /// Number.
+        number: u32,
+        /// GPT name.
+        name: String,
+        /// Start.
+        start: Sectors,
+        /// Size (None: the rest, rounded down to 2 MiB).
+        size: Option<Sectors>,
+    },
+    /// Delete a GPT entry and tell the kernel.
+    DeletePartition {
+        /// The disk.
+        disk: DevRef,
+        /// Number.
+        number: u32,
+    },
+    /// Expose a partition of a dm device as a dm-linear mapping (what kpartx does).
+    MapPartition {
+        /// The dm disk.
+        disk: DevRef,
+        /// Partition number.
+        number: u32,
+        /// The mapping's dm name.
+        dm_name: String,
+    },
+    /// Make a filesystem.
+    Mkfs {
+        /// Device.
+        device: DevRef,
+        /// Type.
+        fstype: FsType,
+        /// Label.
+        label: Option<String>,
+        /// Extra options.
+        extra: Vec<String>,
+        /// Stripes under it.
+        stripes: u32,
+        /// Overwrite an existing signature (only when the plan allowed data loss).
+        force: bool,
+    },
+    /// Mount.
+    Mount {
+        /// Device.
+        device: DevRef,
+        /// Mount point.
+        path: String,
+        /// Filesystem type.
+        fstype: String,
+        /// DAX mode.
+        dax: DaxMode,
+        /// Other options.
+        options: Vec<String>,
+    },
+    /// Change options of a mounted filesystem in place (not dax: the kernel refuses that).
+    Remount {
+        /// Mount point.
+        path: String,
+        /// Options to apply.
+        options: Vec<String>,
+    },
+    /// Unmount.
+    Umount {
+        /// Mount point.
+        path: String,
+    },
+    /// Set the extent size hint (inherited) on a mounted xfs root directory.
+    SetExtsize {
+        /// Mount point.
+        path: String,
+        /// Size.
+        size: Bytes,
+    },
+}
+
+impl Action {
+    /// The action's snake_case name (as in the result's `plan[].action`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateNamespace { .. } => "create_namespace",
+            Action::ReconfigureNamespace { .. } => "reconfigure_namespace",
+            Action::DestroyNamespace { .. } => "destroy_namespace",
+            Action::CreateDm { .. } => "create_dm",
+            Action::ReloadDm { .. } => "reload_dm",
+            Action::RemoveDm { .. } => "remove_dm",
+            Action::CreateGpt { .. } => "create_gpt",
+            Action::AddPartition { .. } => "add_partition",
+            Action::DeletePartition { .. } => "delete_partition",
+            Action::MapPartition { .. } => "map_partition",
+            Action::Mkfs { .. } => "mkfs",
+            Action::Mount { .. } => "mount",
+            Action::Remount { .. } => "remount",
+            Action::Umount { .. } => "umount",
+            Action::SetExtsize { .. } => "set_extsize",
+        }
+    }
+
+    /// The object the step acts on, for people.
+    pub fn target(&self) -> String {
+        match self {
+            Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
+            Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
+            Action::DestroyNamespace { dev, name } => format!("namespace {name} ({dev})"),
+            Action::CreateDm { name, .. }
+            | Action::ReloadDm { name, .. }
+            | Action::RemoveDm { name } => {
+                format!("/dev/mapper/{name}")
+            }
+            Action::CreateGpt { disk } => disk.to_string(),
+            Action::AddPartition {
+                disk, number, name, ..
+            } => format!("{disk} partition {number} ({name})"),
+            Action::DeletePartition { disk, number } => format!("{disk} partition {number}"),
+            Action::MapPartition { dm_name, .. } => format!("/dev/mapper/{dm_name}"),
+            Action::Mkfs { device, .. } => device.to_string(),
+            Action::Mount { path, .. }
+            | Action::Remount { path, .. }
+            | Action::Umount { path }
+            | Action::SetExtsize { path, .. } => path.clone(),
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What to do.
+    pub action: Action,
+    /// One line for people: what and why.
+    pub detail: String,
+    /// It destroys data (only planned when allowed).
+    pub destructive: bool,
+}
+
+/// A step as the result shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PlanItem {
+    /// Action name (create_namespace, create_dm, reload_dm, mkfs, mount, ...).
+    pub action: String,
+    /// The object acted on.
+    pub target: String,
+    /// One line: what and why.
+    pub detail: String,
+    /// Whether it destroys data.
+    pub destructive: bool,
+}
+
+impl Step {
+    /// The result's view of the step.
+    pub fn item(&self) -> PlanItem {
+        PlanItem {
+            action: self.action.name().to_string(),
+            target: self.action.target(),
+            detail: self.detail.clone(),
+            destructive: self.destructive,
+        }
+    }
+}
+
+/// An ordered plan, with advice that did not need a step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Warnings (geometry that costs 2 MiB pages, things left in place, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Why no plan could be made: destructive steps without `allow_data_loss`, foreign
+/// holders, or things the machine cannot do (a missing region, no space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// One message per problem.
+    pub reasons: Vec<String>,
+    /// Warnings found on the way.
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reasons.join("; "))
+    }
+}
+
+/// Plan the steps that take `actual` to `desired`.
+pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
+    let mut cx = Ctx::new(desired, actual);
+    match desired.state {
+        State::Present => {
+            namespace::plan(&mut cx);
+            for r in cx.stack_order() {
+                match &r {
+                    DevRef::Device(n) => dm::plan(&mut cx, n),
+                    DevRef::Partition(n) => partition::plan(&mut cx, n),
+                    _ => {}
+                }
+            }
+            filesystem::plan(&mut cx);
+            mount::plan(&mut cx);
+            if desired.persist {
+                cx.warnings.push(
+                    "boot.persist: boot persistence is not written by this version; rebuild the stack after a reboot by running the module again".into(),
+                );
+            }
+        }
+        State::Absent => absent::plan(&mut cx),
+    }
+    cx.finish()
+}
+
+/// Planning state shared by the layers.
+pub(crate) struct Ctx<'a> {
+    pub d: &'a Desired,
+    pub a: &'a Actual,
+    teardown: Vec<Step>,
+    build: Vec<Step>,
+    pub refusals: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Declared objects whose content is new after this plan (created or destroyed).
+    fresh: BTreeSet<DevRef>,
+    /// Existing devices whose content this plan destroys (their users are torn down).
+    wiped: BTreeSet<Devno>,
+    /// dm devices removed by the teardown.
+    removed_dm: BTreeSet<String>,
+    /// Mount points unmounted by the teardown.
+    unmounted: BTreeSet<String>,
+    /// Disks that get a new GPT in this plan.
+    pub gpt_new: BTreeSet<DevRef>,
+    /// Partition numbers used per disk by this plan.
+    pub numbers: BTreeMap<DevRef, BTreeSet<u32>>,
+    /// Devices that get a new filesystem in this plan.
+    pub new_fs: BTreeSet<DevRef>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(d: &'a Desired, a: &'a Actual) -> Self {
+        Ctx {
+            d,
+            a,
+            teardown: Vec::new(),
+            build: Vec::new(),
+            refusals: Vec::new(),
+            warnings: d.warnings.clone(),
+            fresh: BTreeSet::new(),
+            wiped: BTreeSet::new(),
+            removed_dm: BTreeSet::new(),
+            unmounted: BTreeSet::new(),
+            gpt_new: BTreeSet::new(),
+            numbers: BTreeMap::new(),
+            new_fs: BTreeSet::new(),
+        }
+    }
+
+    fn finish(self) -> Result<Plan, Refusal> {
+        if self.refusals.is_empty() {
+            let mut steps = self.teardown;
+            steps.extend(self.build);
+            Ok(Plan {
+                steps,
+                warnings: self.warnings,
+            })
+        } else {
+            Err(Refusal {
+                reasons: self.refusals,
+                warnings: self.warnings,
+            })
+        }
+    }
+
+    /// Add a build step.
+    pub fn step(&mut self, action: Action, detail: impl Into<String>, destructive: bool) {
+        self.build.push(Step {
+            action,
+            detail: detail.into(),
+            destructive,
+        });
+    }
+
+    /// Mark a declared object as having new content after this plan.
+    pub fn mark_fresh(&mut self, r: DevRef) {
+        self.fresh.insert(r);
+    }
+
+    /// The object gets new content in this plan (created, reconfigured, re-made).
+    pub fn is_fresh(&self, r: &DevRef) -> bool {
+        self.fresh.contains(r)
+    }
+
+    /// The device as it is now and will still be when the build steps run
+    /// (`None` if missing, or fresh, or removed by the teardown).
+    pub fn current(&self, r: &DevRef) -> Option<&'a BlockDevice> {
+        if self.is_fresh(r) {
+            return None;
+        }
+        let bd = block_device(self.d, self.a, r)?;
+        if let Some(dm) = self.a.dm_by_devno(bd.devno) {
+            if self.removed_dm.contains(&dm.name) {
+                return None;
+            }
+        }
+        Some(bd)
+    }
+
+    /// Whether this plan removes dm device `name` before building.
+    pub fn is_removed_dm(&self, name: &str) -> bool {
+        self.removed_dm.contains(name)
+    }
+
+    /// Record that a build step removes dm device `name`.
+    pub fn note_removed_dm(&mut self, name: &str) {
+        self.removed_dm.insert(name.to_string());
+    }
+
+    /// Whether a mount point is still mounted when the build steps run.
+    pub fn still_mounted(&self, path: &str) -> bool {
+        !self.unmounted.contains(path) && self.a.mount_at(path).is_some()
+    }
+
+    /// Everything stacked on `bd` that destroying its content would lose, recursively
+    /// (filesystems, partition tables, mounts, dm devices over it), for messages.
+    pub fn lost_with(&self, bd: &BlockDevice) -> Vec<String> {
+        let mut lost = Vec::new();
+        self.lost_inner(bd, &mut lost, 0);
+        lost
+    }
+
+    fn lost_inner(&self, bd: &BlockDevice, lost: &mut Vec<String>, depth: usize) {
+        if depth > 16 || self.wiped.contains(&bd.devno) {
+            return;
+        }
+        if let Some(fs) = self.a.filesystem(bd.devno) {
+            let label = fs
+                .label
+                .as_deref()
+                .map(|l| format!(" labelled {l:?}"))
+                .unwrap_or_default();
+            lost.push(format!(
+                "the {} filesystem{label} on {}",
+                fs.fstype, bd.path
+            ));
+        }
+        if let Some(t) = self.a.gpt(bd.devno) {
+            lost.push(format!(
+                "the partition table on {} ({} partition{})",
+                bd.path,
+                t.partitions.len(),
+                if t.partitions.len() == 1 { "" } else { "s" }
+            ));
+        }
+        for m in self.a.mounts_of(bd.devno) {
+            if !self.unmounted.contains(&m.target) {
+                lost.push(format!("the mount of {} on {}", bd.path, m.target));
+            }
+        }
+        for p in self.a.partitions_of(&bd.name) {
+            self.lost_inner(p, lost, depth + 1);
+        }
+        for h in &bd.holders {
+            if let Some(hb) = self.a.block_named(h) {
+                let name = self
+                    .a
+                    .dm_by_devno(hb.devno)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| h.clone());
+                if !self.removed_dm.contains(&name) {
+                    lost.push(format!("dm device {name} over {}", bd.path));
+                }
+                self.lost_inner(hb, lost, depth + 1);
+            }
+        }
+    }
+
+    /// Users of `bd` that are not ours to touch (dm holders not declared and not a
+    /// mapping of a declared partition), as messages.
+    fn foreign_holders(&self, bd: &BlockDevice, depth: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        if depth > 16 {
+            return out;
+        }
+        for h in &bd.holders {
+            let Some(hb) = self.a.block_named(h) else {
+                continue;
+            };
+            let name = self
+                .a
+                .dm_by_devno(hb.devno)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| h.clone());
+            if self.removed_dm.contains(&name) {
+                continue;
+            }
+            if self.is_declared_dm(&name) {
+                out.extend(self.foreign_holders(hb, depth + 1));
+            } else {
+                out.push(format!("{} is held by dm device {name} ({h}), which these arguments do not declare; remove it first", bd.path));
+            }
+        }
+        for p in self.a.partitions_of(&bd.name) {
+            out.extend(self.foreign_holders(p, depth + 1));
+        }
+        out
+    }
+
+    /// dm names this run manages: declared devices and mappings of declared partitions.
+    pub fn is_declared_dm(&self, name: &str) -> bool {
+        self.d.device(name).is_some()
+            || self.d.partitions.iter().any(|p| match &p.disk {
+                DevRef::Device(disk) => partition::mapping_prefix_matches(disk, name),
+                _ => false,
+            })
+    }
+
+    /// Ask to destroy the content of `bd` for `why` (e.g. "reconfiguring namespace pm0").
+    /// Returns true when the step may go ahead: nothing would be lost, or data loss is
+    /// allowed; then everything stacked on it is torn down first. Otherwise records the
+    /// refusal and returns false.
+    pub fn destroy(&mut self, bd: &BlockDevice, why: &str) -> bool {
+        let foreign = self.foreign_holders(bd, 0);
+        if !foreign.is_empty() {
+            self.refusals
+                .extend(foreign.into_iter().map(|f| format!("refusing {why}: {f}")));
+            return false;
+        }
+        let lost = self.lost_with(bd);
+        if !lost.is_empty() && !self.d.allow_data_loss {
+            self.refusals.push(format!(
+                "refusing {why}: it would destroy {}. Set allow_data_loss: true to allow it",
+                lost.join(", ")
+            ));
+            return false;
+        }
+        self.tear_down(bd, 0);
+        self.wiped.insert(bd.devno);
+        true
+    }
+
+    /// Umount and remove everything stacked on `bd`, top-down, into the teardown list.
+    fn tear_down(&mut self, bd: &BlockDevice, depth: usize) {
+        if depth > 16 {
+            return;
+        }
+        for h in bd.holders.clone() {
+            let Some(hb) = self.a.block_named(&h) else {
+                continue;
+            };
+            let Some(dm) = self.a.dm_by_devno(hb.devno) else {
+                continue;
+            };
+            if self.removed_dm.contains(&dm.name) {
+                continue;
+            }
+            self.tear_down(hb, depth + 1);
+            self.removed_dm.insert(dm.name.clone());
+            self.teardown.push(Step {
+                action: Action::RemoveDm {
+                    name: dm.name.clone(),
+                },
+                detail: format!(
+                    "dmsetup remove {} (rebuilt after {} changes)",
+                    dm.name, bd.path
+                ),
+                destructive: true,
+            });
+        }
+        let parts: Vec<&BlockDevice> = self.a.partitions_of(&bd.name).collect();
+        for p in parts {
+            self.tear_down(p, depth + 1);
+        }
+        let targets: Vec<String> = self
+            .a
+            .mounts_of(bd.devno)
+            .map(|m| m.target.clone())
+            .collect();
+        for t in targets {
+            self.umount_first(&t, &format!("{} changes underneath", bd.path));
+        }
+    }
+
+    /// Add an umount to the teardown (once per mount point), without data-loss checks.
+    pub fn umount_first(&mut self, path: &str, why: &str) {
+        if self.unmounted.insert(path.to_string()) {
+            self.teardown.push(Step {
+                action: Action::Umount {
+                    path: path.to_string(),
+                },
+                detail: format!("umount {path} ({why})"),
+                destructive: false,
+            });
+        }
+    }
+
+    /// Declared devices and partitions in dependency order (members before devices,
+    /// disks before partitions).
+    fn stack_order(&self) -> Vec<DevRef> {
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::new();
+        let all: Vec<DevRef> = self
+            .d
+            .devices
+            .iter()
+            .map(|x| DevRef::Device(x.name.clone()))
+            .chain(
+                self.d
+                    .partitions
+                    .iter()
+                    .map(|x| DevRef::Partition(x.name.clone())),
+            )
+            .collect();
+        for r in all {
+            self.visit(&r, &mut seen, &mut order, 0);
+        }
+        order
+    }
+
+    fn visit(
+        &self,
+        r: &DevRef,
+        seen: &mut BTreeSet<DevRef>,
+        order: &mut Vec<DevRef>,
+        depth: usize,
+    ) {
+        if depth > 64 || !seen.insert(r.clone()) {
+            return;
+        }
+        let deps: Vec<DevRef> = match r {
+            DevRef::Device(n) => self
+                .d
+                .device(n)
+                .map(|x| x.members.clone())
+                .unwrap_or_default(),
+            DevRef::Partition(n) => self
+                .d
+                .partition(n)
+                .map(|x| vec![x.disk.clone()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for dep in &deps {
+            self.visit(dep, seen, order, depth + 1);
+        }
+        if matches!(r, DevRef::Device(_) | DevRef::Partition(_)) {
+            order.push(r.clone());
+        }
+    }
+}
+
+/// The block device a reference points to in `a` (pure; used by the planner, the
+/// apply-time resolver and the fake system alike).
+pub fn block_device<'a>(d: &Desired, a: &'a Actual, r: &DevRef) -> Option<&'a BlockDevice> {
+    block_device_depth(d, a, r, 0)
+}
+
+fn block_device_depth<'a>(
+    d: &Desired,
+    a: &'a Actual,
+    r: &DevRef,
+    depth: usize,
+) -> Option<&'a BlockDevice> {
+    if depth > 16 {
+        return None;
+    }
+    match r {
+        DevRef::Namespace(n) => {
+            let ns = a.namespace_named(n)?;
+            a.block_named(ns.blockdev.as_deref()?)
+        }
+        DevRef::Device(n) => a.block(a.dm(n)?.devno),
+        DevRef::Partition(n) => {
+            let spec = d.partition(n)?;
+            let disk = block_device_depth(d, a, &spec.disk, depth + 1)?;
+            let entry = a
+                .gpt(disk.devno)?
+                .partitions
+                .iter()
+                .find(|p| p.name == *n)?;
+            match &spec.disk {
+                DevRef::Device(dm_name) => {
+                    a.block(a.dm(&partition::mapping_name(dm_name, entry.number))?.devno)
+                }
+                _ => a.partitions_of(&disk.name).find(|p| {
+                    p.partition
+                        .as_ref()
+                        .is_some_and(|x| x.number == entry.number)
+                }),
+            }
+        }
+        DevRef::Path(p) => a.block_at(p),
+    }
+}
+
+/// Short description of where a reference currently leads, for details.
+pub(crate) fn describe(d: &Desired, a: &Actual, r: &DevRef) -> String {
+    match block_device(d, a, r) {
+        Some(bd) => format!("{r} ({})", bd.path),
+        None => r.to_string(),
+    }
+}
+
+/// Sizes in plan details.
+pub(crate) fn sectors_h(s: Sectors) -> String {
+    format!("{} sectors ({})", s.0, s.bytes())
+}

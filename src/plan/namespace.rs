@@ -1,0 +1,231 @@
+//! Namespace layer. A declared namespace is found by its name (alt_name) only; the
+//! module never touches a namespace it was not told about, except a label-less raw
+//! namespace of the declared region (fresh DIMMs), which it converts and names.
+//!
+//! | exists (by name) | matches (region, mode, size, align, map) | content at risk | allowed | step |
+//! |---|---|---|---|---|
+//! | no, label-less raw ns in region | - | no | - | reconfigure it in place (`-f -e`), set name |
+//! | no, label-less raw ns in region | - | yes (fs, GPT, holders, mounts) | yes / no | reconfigure + teardown / refuse |
+//! | no | - | - | - | create in region (refused if the region lacks space) |
+//! | yes | yes | - | - | nothing |
+//! | yes, other region | no | - | yes / no | destroy + create / refuse if content at risk |
+//! | yes | no | no, and not devdax | - | reconfigure |
+//! | yes | no | yes, or devdax (contents unknowable) | yes / no | reconfigure + teardown / refuse |
+//!
+//! A foreign dm device holding the namespace refuses any reconfiguration, whatever
+//! `allow_data_loss` says.
+
+use super::{Action, Ctx};
+use crate::args::validate::{DevRef, NamespaceSpec};
+use crate::args::NamespaceMode;
+use crate::units::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) fn plan(cx: &mut Ctx) {
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    let mut reserved: BTreeMap<String, Bytes> = BTreeMap::new();
+    for spec in &cx.d.namespaces {
+        let spec = spec.clone();
+        match cx.a.namespace_named(&spec.name) {
+            Some(ns) => {
+                claimed.insert(ns.dev.clone());
+                let diffs = differences(&spec, ns);
+                if diffs.is_empty() {
+                    continue;
+                }
+                let why = format!(
+                    "reconfiguring namespace {} ({}: {})",
+                    spec.name,
+                    ns.dev,
+                    diffs.join(", ")
+                );
+                let bd = ns.blockdev.as_deref().and_then(|b| cx.a.block_named(b));
+                let devdax = ns.mode == NamespaceMode::Devdax;
+                let lost = bd.map(|b| cx.lost_with(b)).unwrap_or_default();
+                let allowed = match bd {
+                    Some(bd) => cx.destroy(bd, &why),
+                    None => true,
+                };
+                if !allowed {
+                    continue;
+                }
+                if devdax && !cx.d.allow_data_loss {
+                    cx.refusals.push(format!(
+                        "refusing {why}: it would destroy the contents of devdax namespace {} ({}), which cannot be inspected. Set allow_data_loss: true to allow it",
+                        spec.name,
+                        ns.chardev.as_deref().unwrap_or(&ns.dev)
+                    ));
+                    continue;
+                }
+                let destructive = devdax || !lost.is_empty();
+                if ns.region != spec.region {
+                    cx.step(
+                        Action::DestroyNamespace {
+                            dev: ns.dev.clone(),
+                            name: spec.name.clone(),
+                        },
+                        format!(
+                            "ndctl destroy-namespace -f {} (it is in {}, wanted in {})",
+                            ns.dev, ns.region, spec.region
+                        ),
+                        true,
+                    );
+                    create(cx, &spec, &mut reserved);
+                } else {
+                    cx.step(
+                        reconfigure_action(&spec, &ns.dev),
+                        format!(
+                            "{} ({})",
+                            ndctl_words(&spec, Some(&ns.dev)),
+                            diffs.join(", ")
+                        ),
+                        destructive,
+                    );
+                }
+                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+            }
+            None => {
+                let label_less = cx.a.namespaces.iter().find(|n| {
+                    n.region == spec.region
+                        && n.is_label_less()
+                        && n.size.0 > 0
+                        && !claimed.contains(&n.dev)
+                });
+                if let Some(ns) = label_less {
+                    claimed.insert(ns.dev.clone());
+                    let why = format!(
+                        "converting label-less namespace {} to {} namespace {}",
+                        ns.dev, spec.mode, spec.name
+                    );
+                    let bd = ns.blockdev.as_deref().and_then(|b| cx.a.block_named(b));
+                    let lost = bd.map(|b| cx.lost_with(b)).unwrap_or_default();
+                    if let Some(bd) = bd {
+                        if !cx.destroy(bd, &why) {
+                            continue;
+                        }
+                    }
+                    if let Some(size) = spec.size {
+                        reserved.insert(spec.region.clone(), size);
+                    }
+                    cx.step(
+                        reconfigure_action(&spec, &ns.dev),
+                        format!(
+                            "{} (label-less raw namespace of fresh DIMMs; named {} from now on)",
+                            ndctl_words(&spec, Some(&ns.dev)),
+                            spec.name
+                        ),
+                        !lost.is_empty(),
+                    );
+                } else {
+                    create(cx, &spec, &mut reserved);
+                }
+                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+            }
+        }
+    }
+}
+
+fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, Bytes>) {
+    let Some(region) = cx.a.region(&spec.region) else {
+        let known: Vec<&str> = cx.a.regions.iter().map(|r| r.name.as_str()).collect();
+        cx.refusals.push(format!(
+            "namespace {}: {} does not exist on this machine (regions: {})",
+            spec.name,
+            spec.region,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+        return;
+    };
+    let used = reserved.get(&spec.region).copied().unwrap_or_default();
+    let available = Bytes(region.available_size.0.saturating_sub(used.0));
+    let need = spec.size.unwrap_or(available);
+    if need.0 == 0 || need > available {
+        cx.refusals.push(format!(
+            "namespace {}: {} has {} available, {} needed",
+            spec.name,
+            spec.region,
+            available,
+            if need.0 == 0 {
+                "some space".to_string()
+            } else {
+                need.to_string()
+            }
+        ));
+        return;
+    }
+    reserved.insert(spec.region.clone(), Bytes(used.0 + need.0));
+    cx.step(
+        Action::CreateNamespace {
+            name: spec.name.clone(),
+            region: spec.region.clone(),
+            mode: spec.mode,
+            size: spec.size,
+            align: spec.align,
+            map: spec.map,
+        },
+        ndctl_words(spec, None),
+        false,
+    );
+}
+
+fn reconfigure_action(spec: &NamespaceSpec, dev: &str) -> Action {
+    Action::ReconfigureNamespace {
+        dev: dev.to_string(),
+        name: spec.name.clone(),
+        mode: spec.mode,
+        size: spec.size,
+        align: spec.align,
+        map: spec.map,
+    }
+}
+
+fn dax_like(mode: NamespaceMode) -> bool {
+    matches!(mode, NamespaceMode::Fsdax | NamespaceMode::Devdax)
+}
+
+/// What differs between the wanted and the found namespace, for people.
+fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<String> {
+    let mut d = Vec::new();
+    if ns.region != spec.region {
+        d.push(format!("region {} -> {}", ns.region, spec.region));
+    }
+    if ns.mode != spec.mode {
+        d.push(format!("mode {} -> {}", ns.mode, spec.mode));
+    }
+    if let Some(size) = spec.size {
+        if ns.size != size {
+            d.push(format!("size {} -> {}", ns.size, size));
+        }
+    }
+    if dax_like(spec.mode) && ns.mode == spec.mode {
+        if let Some(align) = ns.align {
+            if align != spec.align {
+                d.push(format!("align {} -> {}", align, spec.align));
+            }
+        }
+        if let Some(map) = ns.map {
+            if map != spec.map {
+                d.push(format!("map {} -> {}", map.as_str(), spec.map.as_str()));
+            }
+        }
+    }
+    d
+}
+
+/// The ndctl words the step will run, for the plan's detail (argv is built in resolve).
+fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
+    super::resolve::ndctl_create_argv(
+        dev,
+        &spec.region,
+        &spec.name,
+        spec.mode,
+        spec.size,
+        spec.align,
+        spec.map,
+    )
+    .join(" ")
+}

@@ -1,0 +1,324 @@
+//! GPT partition layer. A declared partition is found by its GPT name on its disk.
+//! Partitions not declared are kept as they are; only declared ones are added.
+//!
+//! | disk has GPT | entry (by name) | matches (number, start, size) | content at risk | allowed | steps |
+//! |---|---|---|---|---|---|
+//! | no (disk new or bare) | - | - | no | - | create GPT, add |
+//! | no, disk holds a filesystem / is used | - | - | yes | yes / no | teardown, create GPT, add / refuse |
+//! | yes | no | - | - | - | add (refused if the number is taken or the range overlaps another entry or does not fit) |
+//! | yes | yes | yes | - | - | nothing (map it if on a dm disk and unmapped) |
+//! | yes | yes | no | yes / unknown | yes / no | teardown, delete, add / refuse |
+//!
+//! Size default: the rest of the disk from `start`, rounded down to 2 MiB (an unaligned
+//! end makes the kernel refuse DAX). The kernel never shows partitions of a dm device:
+//! those are exposed as dm-linear mappings named like kpartx does (`<disk>p<N>` when
+//! the disk's name ends in a digit, else `<disk><N>`).
+
+use super::{block_device, Action, Ctx};
+use crate::actual::PartitionTable;
+use crate::args::validate::{DevRef, PartitionSpec};
+use crate::units::{Sectors, HUGE_PAGE};
+
+/// kpartx's name for partition `number` of dm device `disk`.
+pub fn mapping_name(disk: &str, number: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk}p{number}")
+    } else {
+        format!("{disk}{number}")
+    }
+}
+
+/// Whether `name` is a kpartx-style mapping name of a partition of `disk`.
+pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(disk) else {
+        return false;
+    };
+    let rest = if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        match rest.strip_prefix('p') {
+            Some(r) => r,
+            None => return false,
+        }
+    } else {
+        rest
+    };
+    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
+pub fn rest_of_disk(last_usable: Sectors, start: Sectors) -> Sectors {
+    Sectors((last_usable.0 + 1).saturating_sub(start.0)).align_down(HUGE_PAGE.sectors())
+}
+
+pub(crate) fn plan(cx: &mut Ctx, name: &str) {
+    let Some(spec) = cx.d.partition(name).cloned() else {
+        return;
+    };
+    let disk_bd = cx.current(&spec.disk);
+    let disk_fresh = cx.is_fresh(&spec.disk);
+    let dm_disk = match &spec.disk {
+        DevRef::Device(n) => Some(n.clone()),
+        _ => disk_bd
+            .and_then(|bd| cx.a.dm_by_devno(bd.devno))
+            .map(|d| d.name.clone()),
+    };
+    if disk_bd.is_none() && !disk_fresh {
+        if let DevRef::Path(p) = &spec.disk {
+            cx.refusals
+                .push(format!("partition {name}: disk {p} does not exist"));
+        }
+        return; // a declared disk that could not be planned was refused already
+    }
+    let gpt = if cx.gpt_new.contains(&spec.disk) {
+        None
+    } else {
+        disk_bd.and_then(|bd| cx.a.gpt(bd.devno))
+    };
+    let Some(gpt) = gpt else {
+        if !cx.gpt_new.contains(&spec.disk) {
+            let mut destructive = false;
+            if let Some(bd) = disk_bd {
+                destructive = !cx.lost_with(bd).is_empty();
+                if !cx.destroy(bd, &format!("writing a GPT on {}", bd.path)) {
+                    return;
+                }
+            }
+            cx.step(
+                Action::CreateGpt {
+                    disk: spec.disk.clone(),
+                },
+                format!(
+                    "new GPT (protective MBR) on {}",
+                    super::describe(cx.d, cx.a, &spec.disk)
+                ),
+                destructive,
+            );
+            cx.gpt_new.insert(spec.disk.clone());
+        }
+        let number = spec
+            .number
+            .unwrap_or_else(|| next_free(cx, &spec.disk, None));
+        // a new GPT's last usable sector: the backup header and entries take the last 33
+        let last_usable = disk_bd.map(|b| Sectors(b.size.0.saturating_sub(34)));
+        add(cx, &spec, number, dm_disk.as_deref(), last_usable);
+        return;
+    };
+    match gpt.partitions.iter().find(|p| p.name == spec.name) {
+        Some(e) => {
+            let want_size = spec
+                .size
+                .unwrap_or_else(|| rest_of_disk(gpt.last_usable, spec.start));
+            let number_ok = spec.number.is_none_or(|n| n == e.number);
+            if e.start == spec.start && e.size == want_size && number_ok {
+                cx.numbers
+                    .entry(spec.disk.clone())
+                    .or_default()
+                    .insert(e.number);
+                if let Some(dm) = &dm_disk {
+                    let mapped = cx.a.dm(&mapping_name(dm, e.number)).is_some()
+                        && cx.current(&DevRef::Partition(spec.name.clone())).is_some();
+                    if !mapped {
+                        map(cx, &spec, e.number, dm);
+                    }
+                }
+                return;
+            }
+            let why = format!(
+                "changing partition {} on {} (number {} start {} size {} -> number {} start {} size {})",
+                spec.name,
+                super::describe(cx.d, cx.a, &spec.disk),
+                e.number,
+                e.start,
+                e.size,
+                spec.number.unwrap_or(e.number),
+                spec.start,
+                want_size
+            );
+            let pbd = block_device(cx.d, cx.a, &DevRef::Partition(spec.name.clone()));
+            match pbd {
+                Some(pbd) if !cx.destroy(pbd, &why) => return,
+                Some(_) => {}
+                None if !cx.d.allow_data_loss => {
+                    cx.refusals.push(format!(
+                        "refusing {why}: its content would be lost. Set allow_data_loss: true to allow it"
+                    ));
+                    return;
+                }
+                None => {}
+            }
+            let number = spec.number.unwrap_or(e.number);
+            if !fits(cx, &spec, gpt, number, want_size, Some(e.number)) {
+                return;
+            }
+            if let Some(dm) = &dm_disk {
+                let m = mapping_name(dm, e.number);
+                if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
+                    cx.step(
+                        Action::RemoveDm { name: m.clone() },
+                        format!("dmsetup remove {m} (the partition moves)"),
+                        true,
+                    );
+                    cx.note_removed_dm(&m);
+                }
+            }
+            cx.step(
+                Action::DeletePartition {
+                    disk: spec.disk.clone(),
+                    number: e.number,
+                },
+                format!("delete GPT entry {} ({})", e.number, e.name),
+                true,
+            );
+            add(cx, &spec, number, dm_disk.as_deref(), Some(gpt.last_usable));
+        }
+        None => {
+            let number = match spec.number {
+                Some(n) => n,
+                None => next_free(cx, &spec.disk, Some(gpt)),
+            };
+            let want_size = spec
+                .size
+                .unwrap_or_else(|| rest_of_disk(gpt.last_usable, spec.start));
+            if !fits(cx, &spec, gpt, number, want_size, None) {
+                return;
+            }
+            add(cx, &spec, number, dm_disk.as_deref(), Some(gpt.last_usable));
+        }
+    }
+}
+
+/// Check number and range against the entries we do not manage; refuse otherwise.
+fn fits(
+    cx: &mut Ctx,
+    spec: &PartitionSpec,
+    gpt: &PartitionTable,
+    number: u32,
+    size: Sectors,
+    replacing: Option<u32>,
+) -> bool {
+    let end = spec.start.0 + size.0; // exclusive
+    let mut ok = true;
+    if size.0 == 0 || end.saturating_sub(1) > gpt.last_usable.0 || spec.start < gpt.first_usable {
+        cx.refusals.push(format!(
+            "partition {}: start {} size {} does not fit the disk (usable sectors {}-{})",
+            spec.name, spec.start, size, gpt.first_usable, gpt.last_usable
+        ));
+        ok = false;
+    }
+    for p in gpt
+        .partitions
+        .iter()
+        .filter(|p| Some(p.number) != replacing && p.name != spec.name)
+    {
+        if p.number == number {
+            cx.refusals.push(format!(
+                "partition {}: number {number} is taken by partition {:?}, which these arguments do not declare; choose another number",
+                spec.name, p.name
+            ));
+            ok = false;
+        }
+        if spec.start.0 < p.start.0 + p.size.0 && p.start.0 < end {
+            cx.refusals.push(format!(
+                "partition {}: sectors {}-{} overlap partition {} ({:?}, sectors {}-{})",
+                spec.name,
+                spec.start,
+                end - 1,
+                p.number,
+                p.name,
+                p.start,
+                p.start.0 + p.size.0 - 1
+            ));
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn next_free(cx: &Ctx, disk: &DevRef, gpt: Option<&PartitionTable>) -> u32 {
+    let planned = cx.numbers.get(disk);
+    let taken = |n: u32| {
+        planned.is_some_and(|s| s.contains(&n))
+            || gpt.is_some_and(|g| g.partitions.iter().any(|p| p.number == n))
+            || cx
+                .d
+                .partitions
+                .iter()
+                .any(|p| p.disk == *disk && p.number == Some(n))
+    };
+    (1..=128).find(|n| !taken(*n)).unwrap_or(128)
+}
+
+fn add(
+    cx: &mut Ctx,
+    spec: &PartitionSpec,
+    number: u32,
+    dm_disk: Option<&str>,
+    last_usable: Option<Sectors>,
+) {
+    cx.numbers
+        .entry(spec.disk.clone())
+        .or_default()
+        .insert(number);
+    let size_words = match (spec.size, last_usable) {
+        (Some(s), _) => super::sectors_h(s),
+        (None, Some(l)) => format!(
+            "{} (rest of the disk, rounded down to 2 MiB)",
+            super::sectors_h(rest_of_disk(l, spec.start))
+        ),
+        (None, None) => "the rest of the disk, rounded down to 2 MiB".to_string(),
+    };
+    cx.step(
+        Action::AddPartition {
+            disk: spec.disk.clone(),
+            number,
+            name: spec.name.clone(),
+            start: spec.start,
+            size: spec.size,
+        },
+        format!(
+            "GPT entry {number} {:?} at sector {} ({}), size {size_words}",
+            spec.name,
+            spec.start,
+            spec.start.bytes()
+        ),
+        false,
+    );
+    if let Some(dm) = dm_disk {
+        map(cx, spec, number, dm);
+    }
+    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+}
+
+fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
+    let m = mapping_name(dm, number);
+    cx.step(
+        Action::MapPartition { disk: spec.disk.clone(), number, dm_name: m.clone() },
+        format!("dm-linear /dev/mapper/{m} over partition {number} of {dm} (the kernel does not partition dm devices)"),
+        false,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kpartx_names() {
+        assert_eq!(mapping_name("striped", 1), "striped1");
+        assert_eq!(mapping_name("pmem0", 2), "pmem0p2");
+        assert!(mapping_prefix_matches("striped", "striped1"));
+        assert!(mapping_prefix_matches("pmem0", "pmem0p12"));
+        assert!(!mapping_prefix_matches("pmem0", "pmem01"));
+        assert!(!mapping_prefix_matches("striped", "striped"));
+        assert!(!mapping_prefix_matches("striped", "stripedx"));
+    }
+
+    #[test]
+    fn rest_is_rounded_down_to_2m() {
+        // a 256 MiB disk: last usable = 524288 - 34
+        assert_eq!(
+            rest_of_disk(Sectors(524_254), Sectors(4096)),
+            Sectors(516_096)
+        );
+        assert_eq!(rest_of_disk(Sectors(100), Sectors(4096)), Sectors(0));
+    }
+}

@@ -1,0 +1,416 @@
+//! Apply-time resolution: a planned [`Action`] names objects symbolically; [`resolve`]
+//! turns it into a concrete [`Op`] (device paths, numbers, full dm tables, argv)
+//! against the state probed just before the step runs. Pure, so the real system and the
+//! fake execute exactly the same operations.
+
+use super::filesystem::mkfs_argv;
+use super::partition::rest_of_disk;
+use super::{block_device, Action};
+use crate::actual::dm::{linear_table, striped_table, TableLine, Target};
+use crate::actual::{Actual, Devno};
+use crate::args::validate::{Desired, DevRef};
+use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode};
+use crate::units::{Bytes, Sectors};
+use serde::Serialize;
+
+/// A device as an operation needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DevId {
+    /// Path to open.
+    pub path: String,
+    /// Its number (to check we open what we think).
+    pub devno: Devno,
+}
+
+/// A concrete operation on the system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `ndctl create-namespace` (new, or `-f -e dev` in place).
+    Namespace {
+        /// Reconfigure this namespace in place (`-f -e`), or create a new one.
+        reconfigure: Option<String>,
+        /// Region.
+        region: String,
+        /// Name.
+        name: String,
+        /// Mode.
+        mode: NamespaceMode,
+        /// Size.
+        size: Option<Bytes>,
+        /// Align.
+        align: Bytes,
+        /// Map.
+        map: MapMode,
+    },
+    /// `ndctl destroy-namespace -f`.
+    DestroyNamespace {
+        /// Kernel device.
+        dev: String,
+    },
+    /// Create a dm device with a table and resume it.
+    DmCreate {
+        /// Name.
+        name: String,
+        /// Table.
+        #[serde(serialize_with = "lines")]
+        table: Vec<TableLine>,
+    },
+    /// Suspend, load, resume.
+    DmReload {
+        /// Name.
+        name: String,
+        /// Table.
+        #[serde(serialize_with = "lines")]
+        table: Vec<TableLine>,
+    },
+    /// Remove a dm device.
+    DmRemove {
+        /// Name.
+        name: String,
+    },
+    /// Write a new empty GPT.
+    GptCreate {
+        /// Disk.
+        disk: DevId,
+    },
+    /// Add a GPT entry and tell the kernel (or map it, on a dm disk, in a separate op).
+    GptAdd {
+        /// Disk.
+        disk: DevId,
+        /// Number.
+        number: u32,
+        /// Name.
+        name: String,
+        /// Start.
+        start: Sectors,
+        /// Size.
+        size: Sectors,
+        /// The disk is a dm device: do not ask the kernel to add a partition.
+        dm_disk: bool,
+    },
+    /// Delete a GPT entry and tell the kernel.
+    GptDelete {
+        /// Disk.
+        disk: DevId,
+        /// Number.
+        number: u32,
+        /// The disk is a dm device.
+        dm_disk: bool,
+    },
+    /// Run mkfs.
+    Mkfs {
+        /// Device.
+        device: DevId,
+        /// Type.
+        fstype: FsType,
+        /// Full argv.
+        argv: Vec<String>,
+    },
+    /// mount(2).
+    Mount {
+        /// Source.
+        source: DevId,
+        /// Mount point.
+        target: String,
+        /// Filesystem type.
+        fstype: String,
+        /// Options including `dax=`.
+        options: Vec<String>,
+    },
+    /// mount(2) with MS_REMOUNT.
+    Remount {
+        /// Mount point.
+        target: String,
+        /// Options.
+        options: Vec<String>,
+    },
+    /// umount(2).
+    Umount {
+        /// Mount point.
+        target: String,
+    },
+    /// FS_IOC_FSSETXATTR on the root directory (extsize + EXTSZINHERIT).
+    SetExtsize {
+        /// Mount point.
+        target: String,
+        /// Size.
+        size: Bytes,
+    },
+}
+
+fn lines<S: serde::Serializer>(t: &[TableLine], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(t.iter().map(ToString::to_string))
+}
+
+impl Op {
+    /// The external command this op runs, if it runs one.
+    pub fn argv(&self) -> Option<Vec<String>> {
+        match self {
+            Op::Namespace {
+                reconfigure,
+                region,
+                name,
+                mode,
+                size,
+                align,
+                map,
+            } => Some(ndctl_create_argv(
+                reconfigure.as_deref(),
+                region,
+                name,
+                *mode,
+                *size,
+                *align,
+                *map,
+            )),
+            Op::DestroyNamespace { dev } => Some(
+                ["ndctl", "destroy-namespace", "-f", dev.as_str()]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            Op::Mkfs { argv, .. } => Some(argv.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `ndctl create-namespace` argv: in place (`-f -e DEV`) or new (`-r REGION`).
+pub fn ndctl_create_argv(
+    reconfigure: Option<&str>,
+    region: &str,
+    name: &str,
+    mode: NamespaceMode,
+    size: Option<Bytes>,
+    align: Bytes,
+    map: MapMode,
+) -> Vec<String> {
+    let mut v: Vec<String> = vec!["ndctl".into(), "create-namespace".into()];
+    match reconfigure {
+        Some(dev) => v.extend(["-f".to_string(), "-e".to_string(), dev.to_string()]),
+        None => v.extend(["-r".to_string(), region.to_string()]),
+    }
+    v.extend([
+        "-m".to_string(),
+        mode.as_str().to_string(),
+        "-n".to_string(),
+        name.to_string(),
+    ]);
+    if let Some(s) = size {
+        v.extend(["-s".to_string(), s.0.to_string()]);
+    }
+    if matches!(mode, NamespaceMode::Fsdax | NamespaceMode::Devdax) {
+        v.extend([
+            "-a".to_string(),
+            align.to_string(),
+            "-M".to_string(),
+            map.as_str().to_string(),
+        ]);
+    }
+    v
+}
+
+/// The table for a device from its members (`(devno, size)` in order).
+pub fn build_table(
+    target: DmTarget,
+    chunk: Sectors,
+    members: &[(Devno, Sectors)],
+) -> Option<Vec<TableLine>> {
+    if members.is_empty() {
+        return None;
+    }
+    match target {
+        DmTarget::Linear => Some(linear_table(members)),
+        DmTarget::Striped => striped_table(members, chunk),
+    }
+}
+
+/// Resolve a planned action against the state probed just before it runs.
+pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
+    let dev = |r: &DevRef| -> Result<DevId, String> {
+        block_device(d, a, r)
+            .map(|b| DevId {
+                path: b.path.clone(),
+                devno: b.devno,
+            })
+            .ok_or_else(|| format!("{r} does not exist"))
+    };
+    let is_dm = |r: &DevRef| -> bool {
+        matches!(r, DevRef::Device(_))
+            || block_device(d, a, r).is_some_and(|b| a.dm_by_devno(b.devno).is_some())
+    };
+    Ok(match action {
+        Action::CreateNamespace {
+            name,
+            region,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::Namespace {
+            reconfigure: None,
+            region: region.clone(),
+            name: name.clone(),
+            mode: *mode,
+            size: *size,
+            align: *align,
+            map: *map,
+        },
+        Action::ReconfigureNamespace {
+            dev,
+            name,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::Namespace {
+            reconfigure: Some(dev.clone()),
+            region: a
+                .namespaces
+                .iter()
+                .find(|n| n.dev == *dev)
+                .map(|n| n.region.clone())
+                .unwrap_or_default(),
+            name: name.clone(),
+            mode: *mode,
+            size: *size,
+            align: *align,
+            map: *map,
+        },
+        Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
+        Action::CreateDm {
+            name,
+            target,
+            members,
+            chunk,
+        }
+        | Action::ReloadDm {
+            name,
+            target,
+            members,
+            chunk,
+        } => {
+            let mut sized = Vec::new();
+            for m in members {
+                let b = block_device(d, a, m)
+                    .ok_or_else(|| format!("member {m} of {name} does not exist"))?;
+                sized.push((b.devno, b.size));
+            }
+            let table = build_table(*target, *chunk, &sized).ok_or_else(|| {
+                format!("{name}: a member is smaller than one chunk ({chunk} sectors)")
+            })?;
+            if matches!(action, Action::CreateDm { .. }) {
+                Op::DmCreate {
+                    name: name.clone(),
+                    table,
+                }
+            } else {
+                Op::DmReload {
+                    name: name.clone(),
+                    table,
+                }
+            }
+        }
+        Action::RemoveDm { name } => Op::DmRemove { name: name.clone() },
+        Action::CreateGpt { disk } => Op::GptCreate { disk: dev(disk)? },
+        Action::AddPartition {
+            disk,
+            number,
+            name,
+            start,
+            size,
+        } => {
+            let disk_id = dev(disk)?;
+            let size = match size {
+                Some(s) => *s,
+                None => {
+                    let t = a
+                        .gpt(disk_id.devno)
+                        .ok_or_else(|| format!("{disk} has no GPT"))?;
+                    rest_of_disk(t.last_usable, *start)
+                }
+            };
+            Op::GptAdd {
+                dm_disk: is_dm(disk),
+                disk: disk_id,
+                number: *number,
+                name: name.clone(),
+                start: *start,
+                size,
+            }
+        }
+        Action::DeletePartition { disk, number } => Op::GptDelete {
+            dm_disk: is_dm(disk),
+            disk: dev(disk)?,
+            number: *number,
+        },
+        Action::MapPartition {
+            disk,
+            number,
+            dm_name,
+        } => {
+            let disk_id = dev(disk)?;
+            let e = a
+                .gpt(disk_id.devno)
+                .and_then(|t| t.partitions.iter().find(|p| p.number == *number))
+                .ok_or_else(|| format!("{disk} has no partition {number}"))?;
+            Op::DmCreate {
+                name: dm_name.clone(),
+                table: vec![TableLine {
+                    start: Sectors(0),
+                    length: e.size,
+                    target: Target::Linear {
+                        dev: disk_id.devno,
+                        offset: e.start,
+                    },
+                }],
+            }
+        }
+        Action::Mkfs {
+            device,
+            fstype,
+            label,
+            extra,
+            stripes,
+            force,
+        } => {
+            let id = dev(device)?;
+            Op::Mkfs {
+                argv: mkfs_argv(*fstype, &id.path, label.as_deref(), extra, *stripes, *force),
+                device: id,
+                fstype: *fstype,
+            }
+        }
+        Action::Mount {
+            device,
+            path,
+            fstype,
+            dax,
+            options,
+        } => {
+            let mut opts = vec![format!("dax={}", dax.as_str())];
+            if *dax == DaxMode::Never && fstype == "xfs" {
+                // xfs before 5.x knew no dax=never; it is the default anyway
+                opts.clear();
+            }
+            opts.extend(options.iter().cloned());
+            Op::Mount {
+                source: dev(device)?,
+                target: path.clone(),
+                fstype: fstype.clone(),
+                options: opts,
+            }
+        }
+        Action::Remount { path, options } => Op::Remount {
+            target: path.clone(),
+            options: options.clone(),
+        },
+        Action::Umount { path } => Op::Umount {
+            target: path.clone(),
+        },
+        Action::SetExtsize { path, size } => Op::SetExtsize {
+            target: path.clone(),
+            size: *size,
+        },
+    })
+}

@@ -1,0 +1,443 @@
+//! The result object Ansible reads: `changed`, `failed`, `msg`, `plan`, `done`, `diff`,
+//! `warnings`, `invocation`, and on failure the input `errors` or the `failed_step`.
+//! `changed` is derived from the steps (done, or planned in check mode), never set by hand.
+
+use crate::actual::dm::table_text;
+use crate::actual::Actual;
+use crate::args::validate::Desired;
+use crate::args::InputError;
+use crate::plan::resolve::build_table;
+use crate::plan::{block_device, PlanItem, Step};
+use crate::system::SystemError;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// `invocation` as Ansible modules report it.
+#[derive(Debug, Clone, Serialize, JsonSchema, Default)]
+pub struct Invocation {
+    /// The options as received (without `_ansible_*`).
+    pub module_args: Map<String, Value>,
+}
+
+/// One input error with its JSON path.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ErrorItem {
+    /// JSON path (e.g. `devices[0].chunk`; empty for the whole input).
+    pub path: String,
+    /// Message.
+    pub msg: String,
+}
+
+/// The step that failed, and what it left behind.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FailedStep {
+    /// 0-based index in `plan`.
+    pub index: usize,
+    /// The step.
+    pub step: PlanItem,
+    /// The command, if it ran one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Its exit status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rc: Option<i32>,
+    /// Its stdout.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    /// Its stderr, or the system call's error.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+}
+
+/// One entry of `diff` (Ansible's shape).
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct DiffItem {
+    /// What the before side is.
+    pub before_header: String,
+    /// What the after side is.
+    pub after_header: String,
+    /// Before (text).
+    pub before: String,
+    /// After (text).
+    pub after: String,
+    /// A unified diff (dm tables), which Ansible prints as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<String>,
+}
+
+/// The module's result.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(title = "pmem_stack result")]
+pub struct ModuleResult {
+    /// Something was changed (check mode: would be).
+    pub changed: bool,
+    /// The run failed (bad input, refused, or a step failed).
+    pub failed: bool,
+    /// One line for people.
+    pub msg: String,
+    /// The plan: every step, in order.
+    pub plan: Vec<PlanItem>,
+    /// Steps actually done (empty in check mode).
+    pub done: Vec<PlanItem>,
+    /// Check mode (or an offline plan): nothing was executed.
+    pub check_mode: bool,
+    /// Before/after per changed object (with `_ansible_diff` / `--diff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Vec<DiffItem>>,
+    /// Advice.
+    pub warnings: Vec<String>,
+    /// Input errors with their paths.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorItem>,
+    /// Refusals (destructive steps not allowed, foreign holders, no space).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<String>,
+    /// The failed step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<FailedStep>,
+    /// Facts (`--facts`): `{"pmem_stack": <snapshot>}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ansible_facts: Option<Value>,
+    /// The options as received.
+    pub invocation: Invocation,
+}
+
+impl ModuleResult {
+    /// A result with nothing planned or done.
+    pub fn new(module_args: Map<String, Value>) -> Self {
+        ModuleResult {
+            changed: false,
+            failed: false,
+            msg: String::new(),
+            plan: Vec::new(),
+            done: Vec::new(),
+            check_mode: false,
+            diff: None,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            refusals: Vec::new(),
+            failed_step: None,
+            ansible_facts: None,
+            invocation: Invocation { module_args },
+        }
+    }
+
+    /// Failed with a message.
+    pub fn fail(mut self, msg: impl Into<String>) -> Self {
+        self.failed = true;
+        self.msg = msg.into();
+        self
+    }
+
+    /// Failed on input errors: `msg` lists them all, `errors` carries them structured.
+    pub fn input_errors(self, errors: &[InputError]) -> Self {
+        let msg = if errors.len() == 1 {
+            errors[0].to_string()
+        } else {
+            format!(
+                "{} problems in the arguments: {}",
+                errors.len(),
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        let mut r = self.fail(msg);
+        r.errors = errors
+            .iter()
+            .map(|e| ErrorItem {
+                path: e.path.clone(),
+                msg: e.msg.clone(),
+            })
+            .collect();
+        r
+    }
+
+    /// Set the plan and what was done; `changed` follows from them.
+    pub fn steps(mut self, planned: &[Step], done: &[Step], check_mode: bool) -> Self {
+        self.plan = planned.iter().map(Step::item).collect();
+        self.done = done.iter().map(Step::item).collect();
+        self.check_mode = check_mode;
+        self.changed = if check_mode {
+            !planned.is_empty()
+        } else {
+            !done.is_empty()
+        };
+        self
+    }
+
+    /// Record the failed step.
+    pub fn failed_at(mut self, index: usize, step: &Step, err: &SystemError) -> Self {
+        let (argv, rc, stdout, stderr) = match err {
+            SystemError::Command {
+                argv,
+                rc,
+                stdout,
+                stderr,
+            } => (Some(argv.clone()), *rc, stdout.clone(), stderr.clone()),
+            other => (None, None, String::new(), other.to_string()),
+        };
+        self.failed_step = Some(FailedStep {
+            index,
+            step: step.item(),
+            argv,
+            rc,
+            stdout,
+            stderr,
+        });
+        self
+    }
+
+    /// The JSON text (one object).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"changed":false,"failed":true,"msg":"cannot serialise the result: {e}"}}"#)
+        })
+    }
+}
+
+/// The JSON Schema of the result object.
+pub fn result_schema() -> schemars::Schema {
+    schemars::schema_for!(ModuleResult)
+}
+
+/// Text of each declared object as found in `a` (header, text); absent objects are "".
+pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for ns in &d.namespaces {
+        let text = a
+            .namespace_named(&ns.name)
+            .map(|n| {
+                let mut t = format!("region: {}\nmode: {}\nsize: {}\n", n.region, n.mode, n.size);
+                if let Some(al) = n.align {
+                    t.push_str(&format!("align: {al}\n"));
+                }
+                if let Some(m) = n.map {
+                    t.push_str(&format!("map: {}\n", m.as_str()));
+                }
+                t
+            })
+            .unwrap_or_default();
+        out.push((format!("namespace {}", ns.name), text));
+    }
+    for dev in &d.devices {
+        let text = a
+            .dm(&dev.name)
+            .map(|dm| lines(&dm.table))
+            .unwrap_or_default();
+        out.push((format!("dm table {}", dev.name), text));
+    }
+    for p in &d.partitions {
+        let text = block_device(d, a, &p.disk)
+            .and_then(|disk| a.gpt(disk.devno).map(|t| (disk, t)))
+            .and_then(|(disk, t)| {
+                t.partitions.iter().find(|e| e.name == p.name).map(|e| {
+                    format!(
+                        "disk: {}\nnumber: {}\nstart: {}\nsize: {}\n",
+                        disk.path, e.number, e.start, e.size
+                    )
+                })
+            })
+            .unwrap_or_default();
+        out.push((format!("partition {}", p.name), text));
+    }
+    for f in &d.filesystems {
+        let text = block_device(d, a, &f.device)
+            .and_then(|b| a.filesystem(b.devno))
+            .map(|fs| {
+                let mut t = format!("type: {}\n", fs.fstype);
+                if let Some(l) = &fs.label {
+                    t.push_str(&format!("label: {l}\n"));
+                }
+                t.push_str(&format!(
+                    "stripe_unit: {}\nstripe_width: {}\n",
+                    fs.stripe_unit.unwrap_or(0),
+                    fs.stripe_width.unwrap_or(0)
+                ));
+                if let Some(r) = fs.reflink {
+                    t.push_str(&format!("reflink: {}\n", u8::from(r)));
+                }
+                t
+            })
+            .unwrap_or_default();
+        out.push((format!("filesystem on {}", f.device), text));
+    }
+    for m in &d.mounts {
+        let text = a
+            .mount_at(&m.path)
+            .map(|mt| {
+                let mut t = format!(
+                    "source: {}\nfstype: {}\ndax: {}\n",
+                    mt.source,
+                    mt.fstype,
+                    mt.dax.map(|x| x.as_str()).unwrap_or("never")
+                );
+                let extra: Vec<&String> = m
+                    .options
+                    .iter()
+                    .filter(|o| mt.options.contains(o))
+                    .collect();
+                if !extra.is_empty() {
+                    t.push_str(&format!(
+                        "options: {}\n",
+                        extra
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ));
+                }
+                if let Some(e) = mt.root_extsize {
+                    t.push_str(&format!(
+                        "extsize: {}{}\n",
+                        e.size,
+                        if e.inherit { " inherit" } else { "" }
+                    ));
+                }
+                t
+            })
+            .unwrap_or_default();
+        out.push((format!("mount {}", m.path), text));
+    }
+    out
+}
+
+/// Text of each declared object as the arguments want it (check mode's after side):
+/// same shape as [`render_actual`]; values only known once lower layers exist are
+/// taken from `a` when they exist there, else described.
+pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for ns in &d.namespaces {
+        let size = ns
+            .size
+            .map(|s| s.to_string())
+            .or_else(|| a.namespace_named(&ns.name).map(|n| n.size.to_string()))
+            .unwrap_or_else(|| "(all available)".into());
+        let mut t = format!("region: {}\nmode: {}\nsize: {size}\n", ns.region, ns.mode);
+        if matches!(
+            ns.mode,
+            crate::args::NamespaceMode::Fsdax | crate::args::NamespaceMode::Devdax
+        ) {
+            t.push_str(&format!("align: {}\nmap: {}\n", ns.align, ns.map.as_str()));
+        }
+        out.push((format!("namespace {}", ns.name), t));
+    }
+    for dev in &d.devices {
+        let members: Option<Vec<_>> = dev
+            .members
+            .iter()
+            .map(|m| block_device(d, a, m).map(|b| (b.devno, b.size)))
+            .collect();
+        let text = match members.and_then(|m| build_table(dev.target, dev.chunk, &m)) {
+            Some(t) => lines(&table_text(&t)),
+            None => format!(
+                "({:?} over {}, chunk {} sectors; derived when the members exist)\n",
+                dev.target,
+                dev.members
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dev.chunk
+            )
+            .to_lowercase(),
+        };
+        out.push((format!("dm table {}", dev.name), text));
+    }
+    for p in &d.partitions {
+        let disk = block_device(d, a, &p.disk)
+            .map(|b| b.path.clone())
+            .unwrap_or_else(|| p.disk.to_string());
+        let size = p
+            .size
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "(rest, rounded down to 2 MiB)".into());
+        let number = p
+            .number
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "(next free)".into());
+        out.push((
+            format!("partition {}", p.name),
+            format!(
+                "disk: {disk}\nnumber: {number}\nstart: {}\nsize: {size}\n",
+                p.start
+            ),
+        ));
+    }
+    for f in &d.filesystems {
+        let su = crate::plan::STRIPE_UNIT_BLOCKS;
+        let mut t = format!("type: {}\n", f.fstype);
+        if let Some(l) = &f.label {
+            t.push_str(&format!("label: {l}\n"));
+        }
+        let sw = if f.stripes > 1 || f.fstype == crate::args::FsType::Xfs {
+            su * f.stripes.max(1)
+        } else {
+            0
+        };
+        t.push_str(&format!("stripe_unit: {su}\nstripe_width: {sw}\n"));
+        if f.fstype == crate::args::FsType::Xfs {
+            t.push_str("reflink: 0\n");
+        }
+        out.push((format!("filesystem on {}", f.device), t));
+    }
+    for m in &d.mounts {
+        let source = block_device(d, a, &m.device)
+            .map(|b| b.path.clone())
+            .unwrap_or_else(|| m.device.to_string());
+        let fstype = d
+            .filesystems
+            .iter()
+            .find(|f| f.device == m.device)
+            .map(|f| f.fstype.as_str().to_string())
+            .or_else(|| {
+                block_device(d, a, &m.device)
+                    .and_then(|b| a.filesystem(b.devno))
+                    .map(|f| f.fstype.clone())
+            })
+            .unwrap_or_default();
+        let mut t = format!(
+            "source: {source}\nfstype: {fstype}\ndax: {}\n",
+            m.dax.as_str()
+        );
+        if !m.options.is_empty() {
+            t.push_str(&format!("options: {}\n", m.options.join(",")));
+        }
+        if fstype == "xfs" && m.dax != crate::args::DaxMode::Never {
+            t.push_str("extsize: 2M inherit\n");
+        }
+        out.push((format!("mount {}", m.path), t));
+    }
+    out
+}
+
+fn lines(v: &[String]) -> String {
+    v.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Diff entries for the objects whose text differs.
+pub fn diff(before: &[(String, String)], after: &[(String, String)]) -> Vec<DiffItem> {
+    before
+        .iter()
+        .zip(after)
+        .filter(|((_, b), (_, a))| b != a)
+        .map(|((h, b), (_, a))| {
+            let prepared = h.starts_with("dm table ").then(|| {
+                similar::TextDiff::from_lines(b.as_str(), a.as_str())
+                    .unified_diff()
+                    .header(&format!("{h} (before)"), &format!("{h} (after)"))
+                    .to_string()
+            });
+            DiffItem {
+                before_header: format!("{h} (before)"),
+                after_header: format!("{h} (after)"),
+                before: b.clone(),
+                after: a.clone(),
+                prepared,
+            }
+        })
+        .collect()
+}

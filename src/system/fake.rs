@@ -1,0 +1,785 @@
+//! The fake system: an in-memory [`Actual`] that operations mutate the way the kernel
+//! and the tools would (device numbers, holders, sizes after fsdax metadata, busy
+//! devices, mkfs geometry taken from the argv, XFS's silent DAX fall-back). It sits
+//! *below* the planner, so tests exercise the real decisions. It can fail on purpose at
+//! a chosen operation.
+
+use super::{Output, System, SystemError};
+use crate::actual::dm::{table_length, table_text, TableLine};
+use crate::actual::{
+    Actual, BlockDevice, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace, PartitionOf,
+    PartitionTable, Region,
+};
+use crate::args::{DaxMode, MapMode, NamespaceMode};
+use crate::plan::partition_block_name;
+use crate::plan::Op;
+use crate::units::{Bytes, Sectors};
+
+/// Major numbers as the kernel hands them out to pmem and dm.
+const PMEM_MAJOR: u32 = 259;
+const DM_MAJOR: u32 = 253;
+
+/// The fake machine.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSystem {
+    /// Current state.
+    pub state: Actual,
+    /// Operations executed so far.
+    pub executed: Vec<Op>,
+    /// Fail the operation with this 1-based index (counted over all executes).
+    pub fail_at: Option<usize>,
+    /// Number of probes made.
+    pub probes: usize,
+}
+
+impl FakeSystem {
+    /// A machine with `n` fresh (label-less) DIMMs of `size` each, one region each.
+    pub fn fresh_dimms(n: u32, size: Bytes) -> Self {
+        let mut s = FakeSystem::default();
+        for i in 0..n {
+            s.state.regions.push(Region {
+                name: format!("region{i}"),
+                size,
+                available_size: Bytes(0),
+                align: Some(Bytes(16 << 20)),
+                numa_node: Some(0),
+                interleave_ways: Some(1),
+                labels: true,
+            });
+            let blk = format!("pmem{i}");
+            s.state.namespaces.push(Namespace {
+                dev: format!("namespace{i}.0"),
+                region: format!("region{i}"),
+                name: None,
+                mode: NamespaceMode::Raw,
+                size,
+                uuid: None,
+                align: None,
+                map: None,
+                blockdev: Some(blk.clone()),
+                chardev: None,
+                resource: Some(0x1_4000_0000 + u64::from(i) * size.0),
+                numa_node: Some(0),
+            });
+            let devno = s.next_devno(PMEM_MAJOR);
+            s.state.block_devices.push(BlockDevice {
+                name: blk.clone(),
+                devno,
+                path: format!("/dev/{blk}"),
+                aliases: vec![],
+                size: size.sectors(),
+                dax: false,
+                holders: vec![],
+                partition: None,
+            });
+        }
+        s
+    }
+
+    /// A machine of `n` DIMMs, each region in one fsdax namespace named `pm<i>`.
+    pub fn with_fsdax(n: u32, size: Bytes) -> Self {
+        let mut s = Self::fresh_dimms(n, size);
+        for i in 0..n {
+            let op = Op::Namespace {
+                reconfigure: Some(format!("namespace{i}.0")),
+                region: format!("region{i}"),
+                name: format!("pm{i}"),
+                mode: NamespaceMode::Fsdax,
+                size: None,
+                align: Bytes(2 << 20),
+                map: MapMode::Dev,
+            };
+            if let Err(e) = s.apply(&op) {
+                unreachable!("a fresh fake machine converts: {e}");
+            }
+        }
+        s
+    }
+
+    /// Count of mutating operations executed.
+    pub fn mutations(&self) -> usize {
+        self.executed.len()
+    }
+
+    fn next_devno(&self, major: u32) -> Devno {
+        let minor = self
+            .state
+            .block_devices
+            .iter()
+            .filter(|b| b.devno.major == major)
+            .map(|b| b.devno.minor + 1)
+            .max()
+            .unwrap_or(0);
+        Devno { major, minor }
+    }
+
+    fn busy(&self, bd: &BlockDevice) -> Option<String> {
+        if !bd.holders.is_empty() {
+            return Some(format!("{} is held by {}", bd.path, bd.holders.join(", ")));
+        }
+        if let Some(m) = self.state.mounts.iter().find(|m| m.devno == bd.devno) {
+            return Some(format!("{} is mounted on {}", bd.path, m.target));
+        }
+        if let Some(p) = self
+            .state
+            .partitions_of(&bd.name)
+            .find_map(|p| self.busy(p))
+        {
+            return Some(p);
+        }
+        None
+    }
+
+    /// Forget what was on a device (its content was destroyed).
+    fn wipe(&mut self, devno: Devno) {
+        self.state.filesystems.retain(|f| f.device != devno);
+        self.state.partition_tables.retain(|t| t.disk != devno);
+        if let Some(name) = self.state.block(devno).map(|b| b.name.clone()) {
+            let parts: Vec<Devno> = self.state.partitions_of(&name).map(|p| p.devno).collect();
+            for p in parts {
+                self.wipe(p);
+            }
+            self.state
+                .block_devices
+                .retain(|b| b.partition.as_ref().is_none_or(|p| p.disk != name));
+        }
+    }
+
+    fn fail(what: &str, error: impl Into<String>) -> SystemError {
+        SystemError::Os {
+            what: what.to_string(),
+            error: error.into(),
+        }
+    }
+
+    /// Usable block device size of a namespace in a mode.
+    fn usable(size: Bytes, mode: NamespaceMode, align: Bytes, map: MapMode) -> Bytes {
+        let align = if align.0 == 0 { Bytes(2 << 20) } else { align };
+        match mode {
+            NamespaceMode::Raw => size,
+            NamespaceMode::Sector => Bytes(size.0 - size.0 / 256).align_down(Bytes(4096)),
+            NamespaceMode::Fsdax | NamespaceMode::Devdax => {
+                let meta = match map {
+                    MapMode::Dev => size.0 / 64 + (2 << 20),
+                    MapMode::Mem => 2 << 20,
+                };
+                let meta = meta.div_ceil(align.0) * align.0;
+                Bytes(size.0.saturating_sub(meta))
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<Output, SystemError> {
+        let out = Output {
+            argv: op.argv(),
+            ..Output::default()
+        };
+        match op {
+            Op::Namespace {
+                reconfigure,
+                region,
+                name,
+                mode,
+                size,
+                align,
+                map,
+            } => {
+                let what = "ndctl create-namespace";
+                let (dev, ns_size, old_blk) = match reconfigure {
+                    Some(dev) => {
+                        let ns = self
+                            .state
+                            .namespaces
+                            .iter()
+                            .find(|n| n.dev == *dev)
+                            .cloned()
+                            .ok_or_else(|| Self::fail(what, format!("{dev} not found")))?;
+                        if let Some(bd) = ns
+                            .blockdev
+                            .as_deref()
+                            .and_then(|b| self.state.block_named(b))
+                        {
+                            if let Some(why) = self.busy(bd) {
+                                return Err(Self::fail(
+                                    what,
+                                    format!("{dev}: device busy ({why})"),
+                                ));
+                            }
+                        }
+                        let r = self
+                            .state
+                            .regions
+                            .iter_mut()
+                            .find(|r| r.name == ns.region)
+                            .ok_or_else(|| Self::fail(what, "no region"))?;
+                        let new_size = size.unwrap_or(ns.size);
+                        if ns.is_label_less() {
+                            r.available_size = Bytes(r.size.0.saturating_sub(new_size.0));
+                        } else if new_size > Bytes(r.available_size.0 + ns.size.0) {
+                            return Err(Self::fail(what, "not enough space"));
+                        } else {
+                            r.available_size = Bytes(r.available_size.0 + ns.size.0 - new_size.0);
+                        }
+                        (dev.clone(), new_size, ns.blockdev.clone())
+                    }
+                    None => {
+                        let r = self
+                            .state
+                            .regions
+                            .iter_mut()
+                            .find(|r| r.name == *region)
+                            .ok_or_else(|| Self::fail(what, format!("{region} not found")))?;
+                        let s = size.unwrap_or(r.available_size);
+                        if s.0 == 0 || s > r.available_size {
+                            return Err(Self::fail(what, format!("{region}: not enough space")));
+                        }
+                        r.available_size = Bytes(r.available_size.0 - s.0);
+                        let idx = region.trim_start_matches("region");
+                        let k = self
+                            .state
+                            .namespaces
+                            .iter()
+                            .filter(|n| n.region == *region)
+                            .count();
+                        (format!("namespace{idx}.{k}"), s, None)
+                    }
+                };
+                if let Some(old) = &old_blk {
+                    if let Some(devno) = self.state.block_named(old).map(|b| b.devno) {
+                        self.wipe(devno);
+                    }
+                    self.state.block_devices.retain(|b| b.name != *old);
+                }
+                let blockdev = match mode {
+                    NamespaceMode::Devdax => None,
+                    _ => Some(old_blk.clone().unwrap_or_else(|| {
+                        let n = (0..)
+                            .find(|i| self.state.block_named(&format!("pmem{i}")).is_none())
+                            .unwrap_or(0);
+                        format!("pmem{n}")
+                    })),
+                };
+                if let Some(b) = &blockdev {
+                    let devno = self.next_devno(PMEM_MAJOR);
+                    let usable = Self::usable(ns_size, *mode, *align, *map);
+                    self.state.block_devices.push(BlockDevice {
+                        name: b.clone(),
+                        devno,
+                        path: format!("/dev/{b}"),
+                        aliases: vec![],
+                        size: usable.sectors(),
+                        dax: *mode == NamespaceMode::Fsdax,
+                        holders: vec![],
+                        partition: None,
+                    });
+                }
+                let region_name = self
+                    .state
+                    .namespaces
+                    .iter()
+                    .find(|n| n.dev == dev)
+                    .map(|n| n.region.clone())
+                    .unwrap_or_else(|| region.clone());
+                let dax_like = matches!(mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
+                let ns = Namespace {
+                    dev: dev.clone(),
+                    region: region_name,
+                    name: Some(name.clone()),
+                    mode: *mode,
+                    size: ns_size,
+                    uuid: Some(format!(
+                        "00000000-0000-4000-8000-{:012x}",
+                        self.executed.len() + 1
+                    )),
+                    align: dax_like.then_some(*align),
+                    map: dax_like.then_some(*map),
+                    chardev: (*mode == NamespaceMode::Devdax)
+                        .then(|| format!("dax{}", dev.trim_start_matches("namespace"))),
+                    blockdev,
+                    resource: None,
+                    numa_node: Some(0),
+                };
+                match self.state.namespaces.iter_mut().find(|n| n.dev == dev) {
+                    Some(slot) => *slot = ns,
+                    None => self.state.namespaces.push(ns),
+                }
+            }
+            Op::DestroyNamespace { dev } => {
+                let what = "ndctl destroy-namespace";
+                let ns = self
+                    .state
+                    .namespaces
+                    .iter()
+                    .find(|n| n.dev == *dev)
+                    .cloned()
+                    .ok_or_else(|| Self::fail(what, format!("{dev} not found")))?;
+                if let Some(bd) = ns
+                    .blockdev
+                    .as_deref()
+                    .and_then(|b| self.state.block_named(b))
+                    .cloned()
+                {
+                    if let Some(why) = self.busy(&bd) {
+                        return Err(Self::fail(what, format!("{dev}: device busy ({why})")));
+                    }
+                    self.wipe(bd.devno);
+                    self.state.block_devices.retain(|b| b.devno != bd.devno);
+                }
+                if let Some(r) = self.state.regions.iter_mut().find(|r| r.name == ns.region) {
+                    r.available_size = Bytes(r.available_size.0 + ns.size.0);
+                }
+                self.state.namespaces.retain(|n| n.dev != *dev);
+            }
+            Op::DmCreate { name, table } => {
+                if self.state.dm(name).is_some() {
+                    return Err(Self::fail(
+                        "DM_DEV_CREATE",
+                        format!("{name}: device exists"),
+                    ));
+                }
+                self.check_table(table)?;
+                let devno = self.next_devno(DM_MAJOR);
+                let kname = format!("dm-{}", devno.minor);
+                self.set_holders(&kname, &[], table);
+                self.state.block_devices.push(BlockDevice {
+                    name: kname.clone(),
+                    devno,
+                    path: format!("/dev/mapper/{name}"),
+                    aliases: vec![format!("/dev/{kname}")],
+                    size: table_length(table),
+                    dax: self.table_dax(table),
+                    holders: vec![],
+                    partition: None,
+                });
+                self.state.dm_devices.push(crate::actual::DmDevice {
+                    name: name.clone(),
+                    devno,
+                    uuid: None,
+                    table: table_text(table),
+                    suspended: false,
+                    open_count: 0,
+                });
+            }
+            Op::DmReload { name, table } => {
+                self.check_table(table)?;
+                let dm = self.state.dm(name).cloned().ok_or_else(|| {
+                    Self::fail("DM_TABLE_LOAD", format!("{name}: no such device"))
+                })?;
+                let old = crate::actual::dm::parse_table(&dm.table).unwrap_or_default();
+                let kname = self
+                    .state
+                    .block(dm.devno)
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default();
+                self.set_holders(&kname, &old, table);
+                let grow = old.len() <= table.len() && table[..old.len()] == old[..];
+                if !grow {
+                    self.wipe(dm.devno);
+                }
+                let dax = self.table_dax(table);
+                if let Some(d) = self.state.dm_devices.iter_mut().find(|d| d.name == *name) {
+                    d.table = table_text(table);
+                }
+                if let Some(b) = self
+                    .state
+                    .block_devices
+                    .iter_mut()
+                    .find(|b| b.devno == dm.devno)
+                {
+                    b.size = table_length(table);
+                    b.dax = dax;
+                }
+            }
+            Op::DmRemove { name } => {
+                let dm = self.state.dm(name).cloned().ok_or_else(|| {
+                    Self::fail("DM_DEV_REMOVE", format!("{name}: no such device"))
+                })?;
+                let bd = self
+                    .state
+                    .block(dm.devno)
+                    .cloned()
+                    .ok_or_else(|| Self::fail("DM_DEV_REMOVE", "no block device"))?;
+                if let Some(why) = self.busy(&bd) {
+                    return Err(Self::fail(
+                        "DM_DEV_REMOVE",
+                        format!("{name}: device or resource busy ({why})"),
+                    ));
+                }
+                let old = crate::actual::dm::parse_table(&dm.table).unwrap_or_default();
+                self.set_holders(&bd.name, &old, &[]);
+                self.state.block_devices.retain(|b| b.devno != dm.devno);
+                self.state.dm_devices.retain(|d| d.name != *name);
+            }
+            Op::GptCreate { disk } => {
+                let bd =
+                    self.state.block(disk.devno).cloned().ok_or_else(|| {
+                        Self::fail("write GPT", format!("{} not found", disk.path))
+                    })?;
+                if let Some(why) = self.busy(&bd) {
+                    return Err(Self::fail("write GPT", why));
+                }
+                self.wipe(disk.devno);
+                self.state.partition_tables.push(PartitionTable {
+                    disk: disk.devno,
+                    first_usable: Sectors(34),
+                    last_usable: Sectors(bd.size.0.saturating_sub(34)),
+                    partitions: vec![],
+                });
+            }
+            Op::GptAdd {
+                disk,
+                number,
+                name,
+                start,
+                size,
+                dm_disk,
+            } => {
+                let bd = self
+                    .state
+                    .block(disk.devno)
+                    .cloned()
+                    .ok_or_else(|| Self::fail("add partition", "no disk"))?;
+                let t = self
+                    .state
+                    .partition_tables
+                    .iter_mut()
+                    .find(|t| t.disk == disk.devno)
+                    .ok_or_else(|| Self::fail("add partition", "no GPT"))?;
+                if t.partitions.iter().any(|p| p.number == *number)
+                    || start.0 + size.0 > t.last_usable.0 + 1
+                {
+                    return Err(Self::fail("add partition", "slot taken or out of range"));
+                }
+                t.partitions.push(GptPartition {
+                    number: *number,
+                    name: name.clone(),
+                    start: *start,
+                    size: *size,
+                    type_guid: None,
+                    uuid: None,
+                });
+                if !dm_disk {
+                    let pname = partition_block_name(&bd.name, *number);
+                    let devno = self.next_devno(PMEM_MAJOR);
+                    self.state.block_devices.push(BlockDevice {
+                        name: pname.clone(),
+                        devno,
+                        path: format!("/dev/{pname}"),
+                        aliases: vec![],
+                        size: *size,
+                        dax: bd.dax && start.0 % 8 == 0 && size.0 % 8 == 0,
+                        holders: vec![],
+                        partition: Some(PartitionOf {
+                            disk: bd.name.clone(),
+                            number: *number,
+                            start: *start,
+                        }),
+                    });
+                }
+            }
+            Op::GptDelete {
+                disk,
+                number,
+                dm_disk,
+            } => {
+                let bd = self
+                    .state
+                    .block(disk.devno)
+                    .cloned()
+                    .ok_or_else(|| Self::fail("delete partition", "no disk"))?;
+                if !dm_disk {
+                    let part = self
+                        .state
+                        .partitions_of(&bd.name)
+                        .find(|p| p.partition.as_ref().is_some_and(|x| x.number == *number))
+                        .cloned();
+                    if let Some(p) = part {
+                        if let Some(why) = self.busy(&p) {
+                            return Err(Self::fail("delete partition", why));
+                        }
+                        self.state.block_devices.retain(|b| b.devno != p.devno);
+                    }
+                }
+                if let Some(t) = self
+                    .state
+                    .partition_tables
+                    .iter_mut()
+                    .find(|t| t.disk == disk.devno)
+                {
+                    t.partitions.retain(|p| p.number != *number);
+                }
+            }
+            Op::Mkfs {
+                device,
+                fstype,
+                argv,
+            } => {
+                let bd = self
+                    .state
+                    .block(device.devno)
+                    .cloned()
+                    .ok_or_else(|| Self::fail("mkfs", "no device"))?;
+                let force = argv.iter().any(|a| a == "-f" || a == "-F");
+                if !force
+                    && (self.state.filesystem(bd.devno).is_some()
+                        || self.state.gpt(bd.devno).is_some())
+                {
+                    return Err(SystemError::Command {
+                        argv: argv.clone(),
+                        rc: Some(1),
+                        stdout: String::new(),
+                        stderr: format!(
+                            "{}: appears to contain an existing filesystem or partition table",
+                            bd.path
+                        ),
+                    });
+                }
+                if let Some(why) = self.busy(&bd) {
+                    return Err(SystemError::Command {
+                        argv: argv.clone(),
+                        rc: Some(1),
+                        stdout: String::new(),
+                        stderr: why,
+                    });
+                }
+                self.wipe(bd.devno);
+                let (su, sw, reflink) = mkfs_geometry(argv);
+                let label = argv
+                    .iter()
+                    .position(|a| a == "-L")
+                    .and_then(|i| argv.get(i + 1))
+                    .cloned();
+                self.state.filesystems.push(Filesystem {
+                    device: bd.devno,
+                    fstype: fstype.as_str().to_string(),
+                    uuid: Some(format!("fs-{}", self.executed.len() + 1)),
+                    label,
+                    block_size: Some(Bytes(4096)),
+                    stripe_unit: Some(su),
+                    stripe_width: Some(sw),
+                    reflink: (fstype.as_str() == "xfs").then_some(reflink),
+                });
+                return Ok(Output {
+                    argv: Some(argv.clone()),
+                    ..Output::default()
+                });
+            }
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                options,
+            } => {
+                let bd = self
+                    .state
+                    .block(source.devno)
+                    .cloned()
+                    .ok_or_else(|| Self::fail("mount", "no device"))?;
+                let fs = self.state.filesystem(bd.devno).cloned().ok_or_else(|| {
+                    Self::fail(
+                        "mount",
+                        format!("{}: wrong fs type, bad superblock", bd.path),
+                    )
+                })?;
+                if fs.fstype != *fstype {
+                    return Err(Self::fail(
+                        "mount",
+                        format!("{} is {}, not {fstype}", bd.path, fs.fstype),
+                    ));
+                }
+                if self.state.mount_at(target).is_some() {
+                    return Err(Self::fail(
+                        "mount",
+                        format!("{target} is already a mount point"),
+                    ));
+                }
+                let wanted = options
+                    .iter()
+                    .find_map(|o| o.strip_prefix("dax="))
+                    .map(|d| match d {
+                        "always" => DaxMode::Always,
+                        "inode" => DaxMode::Inode,
+                        _ => DaxMode::Never,
+                    });
+                let dax = match wanted {
+                    Some(DaxMode::Always | DaxMode::Inode) if !bd.dax => {
+                        if fstype == "ext4" {
+                            return Err(Self::fail(
+                                "mount",
+                                format!("{}: DAX unsupported by block device", bd.path),
+                            ));
+                        }
+                        Some(DaxMode::Never) // xfs turns DAX off silently
+                    }
+                    other => other.or(Some(DaxMode::Never)),
+                };
+                let mut opts: Vec<String> = vec!["rw".into()];
+                opts.extend(options.iter().filter(|o| !o.starts_with("dax=")).cloned());
+                if let Some(d) = dax {
+                    opts.push(format!("dax={}", d.as_str()));
+                }
+                self.state.mounts.push(Mount {
+                    target: target.clone(),
+                    devno: bd.devno,
+                    source: bd.path.clone(),
+                    fstype: fstype.clone(),
+                    options: opts,
+                    dax,
+                    root_extsize: (fstype == "xfs").then_some(Extsize {
+                        size: Bytes(0),
+                        inherit: false,
+                    }),
+                });
+            }
+            Op::Remount { target, options } => {
+                let m = self
+                    .state
+                    .mounts
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.target == *target)
+                    .ok_or_else(|| Self::fail("remount", format!("{target}: not mounted")))?;
+                for o in options {
+                    if !m.options.contains(o) {
+                        m.options.push(o.clone());
+                    }
+                }
+            }
+            Op::Umount { target } => {
+                let i = self
+                    .state
+                    .mounts
+                    .iter()
+                    .rposition(|m| m.target == *target)
+                    .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
+                self.state.mounts.remove(i);
+            }
+            Op::SetExtsize { target, size } => {
+                let m = self
+                    .state
+                    .mounts
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.target == *target)
+                    .ok_or_else(|| {
+                        Self::fail("FS_IOC_FSSETXATTR", format!("{target}: not mounted"))
+                    })?;
+                m.root_extsize = Some(Extsize {
+                    size: *size,
+                    inherit: true,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_table(&self, table: &[TableLine]) -> Result<(), SystemError> {
+        for l in table {
+            for m in l.members() {
+                let Some(bd) = self.state.block(m) else {
+                    return Err(Self::fail("DM_TABLE_LOAD", format!("{m}: no such device")));
+                };
+                let per = match &l.target {
+                    crate::actual::dm::Target::Striped { stripes, .. } => {
+                        l.length.0 / stripes.len() as u64
+                    }
+                    _ => l.length.0,
+                };
+                if per > bd.size.0 {
+                    return Err(Self::fail(
+                        "DM_TABLE_LOAD",
+                        format!("{}: device too small for {l}", bd.path),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn table_dax(&self, table: &[TableLine]) -> bool {
+        table.iter().all(|l| {
+            l.supports_dax()
+                && l.members()
+                    .iter()
+                    .all(|m| self.state.block(*m).is_some_and(|b| b.dax))
+        })
+    }
+
+    fn set_holders(&mut self, holder: &str, old: &[TableLine], new: &[TableLine]) {
+        let old: Vec<Devno> = old.iter().flat_map(|l| l.members()).collect();
+        let new: Vec<Devno> = new.iter().flat_map(|l| l.members()).collect();
+        for b in self.state.block_devices.iter_mut() {
+            if old.contains(&b.devno) {
+                b.holders.retain(|h| h != holder);
+            }
+            if new.contains(&b.devno) && !b.holders.iter().any(|h| h == holder) {
+                b.holders.push(holder.to_string());
+            }
+        }
+    }
+}
+
+/// Stripe unit/width in 4 KiB blocks and reflink from an mkfs argv (what the
+/// superblock would then say).
+fn mkfs_geometry(argv: &[String]) -> (u32, u32, bool) {
+    let mut su = 0;
+    let mut sw = 0;
+    let mut reflink = true;
+    let mut sw_count = 1;
+    let mut xfs_su = false;
+    for w in argv.windows(2) {
+        match w[0].as_str() {
+            "-E" => {
+                for kv in w[1].split(',') {
+                    match kv.split_once('=') {
+                        Some(("stride", v)) => su = v.parse().unwrap_or(0),
+                        Some(("stripe_width" | "stripe-width", v)) => sw = v.parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            "-d" => {
+                for kv in w[1].split(',') {
+                    match kv.split_once('=') {
+                        Some(("su", v)) => {
+                            xfs_su = true;
+                            su = crate::units::parse_size(v)
+                                .map(|b| (b.0 / 4096) as u32)
+                                .unwrap_or(0);
+                        }
+                        Some(("sw", v)) => sw_count = v.parse().unwrap_or(1),
+                        _ => {}
+                    }
+                }
+            }
+            "-m" if w[1].split(',').any(|kv| kv == "reflink=0") => reflink = false,
+            _ => {}
+        }
+    }
+    if xfs_su {
+        sw = su * sw_count;
+    }
+    (su, sw, reflink)
+}
+
+impl System for FakeSystem {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        self.probes += 1;
+        Ok(self.state.clone())
+    }
+
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        let n = self.executed.len() + 1;
+        if self.fail_at == Some(n) {
+            return Err(SystemError::Command {
+                argv: op.argv().unwrap_or_else(|| vec![format!("{op:?}")]),
+                rc: Some(1),
+                stdout: String::new(),
+                stderr: format!("injected fault at operation {n}"),
+            });
+        }
+        let out = self.apply(op)?;
+        self.executed.push(op.clone());
+        Ok(out)
+    }
+}

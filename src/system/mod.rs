@@ -1,0 +1,116 @@
+//! The one boundary between decisions and the machine: [`System`] probes the actual
+//! state and executes concrete [`Op`]s. The real side (sysfs, ioctls, argv-only tools)
+//! and the fake side (an in-memory [`Actual`] that can fail on purpose) implement it;
+//! everything above is pure and shared.
+
+pub mod fake;
+
+use crate::actual::Actual;
+use crate::plan::Op;
+use serde::Serialize;
+use std::fmt;
+
+/// What an executed op printed (tools only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Output {
+    /// The command run, if any.
+    pub argv: Option<Vec<String>>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// A failure at the system boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SystemError {
+    /// Reading the state failed.
+    Probe {
+        /// What could not be read and why.
+        msg: String,
+    },
+    /// An external command failed.
+    Command {
+        /// argv.
+        argv: Vec<String>,
+        /// Exit status (None: killed by a signal or not started).
+        rc: Option<i32>,
+        /// stdout.
+        stdout: String,
+        /// stderr.
+        stderr: String,
+    },
+    /// A system call or ioctl failed.
+    Os {
+        /// What was attempted (e.g. "DM_TABLE_LOAD striped").
+        what: String,
+        /// The error.
+        error: String,
+    },
+    /// No backend can run here.
+    Unavailable {
+        /// Why.
+        msg: String,
+    },
+}
+
+impl fmt::Display for SystemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemError::Probe { msg } => write!(f, "probing the system failed: {msg}"),
+            SystemError::Command {
+                argv, rc, stderr, ..
+            } => {
+                let rc = rc
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "none (not started or killed)".into());
+                write!(
+                    f,
+                    "`{}` failed with exit status {rc}: {}",
+                    argv.join(" "),
+                    stderr.trim()
+                )
+            }
+            SystemError::Os { what, error } => write!(f, "{what} failed: {error}"),
+            SystemError::Unavailable { msg } => f.write_str(msg),
+        }
+    }
+}
+
+/// The machine, as the pipeline sees it.
+pub trait System {
+    /// Read the whole actual state.
+    fn probe(&mut self) -> Result<Actual, SystemError>;
+    /// Carry out one operation.
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;
+}
+
+/// A system for `--actual SNAPSHOT`: probing returns the snapshot, executing is refused
+/// (the pipeline never executes in that mode; this is the second lock on the door).
+pub struct Snapshot(pub Actual);
+
+impl System for Snapshot {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        Ok(self.0.clone())
+    }
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        Err(SystemError::Unavailable {
+            msg: format!("a captured snapshot cannot execute {op:?}"),
+        })
+    }
+}
+
+/// Placeholder for machines without a real backend in this build.
+pub struct NoBackend;
+
+impl System for NoBackend {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        Err(SystemError::Unavailable {
+            msg: "no real system backend in this build; use --actual SNAPSHOT.json to plan against captured facts".into(),
+        })
+    }
+    fn execute(&mut self, _: &Op) -> Result<Output, SystemError> {
+        self.probe().map(|_| Output::default())
+    }
+}
