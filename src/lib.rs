@@ -132,7 +132,7 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
         ));
     }
     for m in &desired.mounts {
-        if m.dax == DaxMode::Never {
+        if m.dax == DaxMode::Never || desired.state == args::State::Absent {
             continue;
         }
         match after.mount_at(&m.path) {

@@ -101,7 +101,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.filesystems.iter().enumerate() {
         let spec = spec.clone();
         if cx.is_fresh(&spec.device) {
-            mkfs(cx, &spec, false, "new device".into());
+            // The device is new or its content was judged (and given up) by a lower layer:
+            // stale signatures on it (a superblock surviving a reload) are not data.
+            mkfs(cx, &spec, true, false, "new device".into());
             continue;
         }
         let Some(bd) = cx.current(&spec.device) else {
@@ -119,6 +121,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     mkfs(
                         cx,
                         &spec,
+                        force,
                         force,
                         if force {
                             format!("replaces {}", lost.join(", "))
@@ -169,6 +172,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         cx,
                         &spec,
                         true,
+                        true,
                         format!(
                             "geometry {}; replaces {}",
                             problems.join(", "),
@@ -186,14 +190,14 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         spec.fstype, fs.fstype, bd.path
                     ),
                 ) {
-                    mkfs(cx, &spec, true, format!("replaces {}", lost.join(", ")));
+                    mkfs(cx, &spec, true, true, format!("replaces {}", lost.join(", ")));
                 }
             }
         }
     }
 }
 
-fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, why: String) {
+fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, destructive: bool, why: String) {
     let path = cx
         .current(&spec.device)
         .map(|b| b.path.clone())
@@ -216,7 +220,7 @@ fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, why: String) {
             force,
         },
         format!("{} ({why})", argv.join(" ")),
-        force,
+        destructive,
     );
     cx.new_fs.insert(spec.device.clone());
 }

@@ -1,0 +1,64 @@
+//! Helpers shared by the scenario tests: run the module against the fake system.
+#![allow(dead_code)]
+
+use pmem_stack::report::ModuleResult;
+use pmem_stack::system::fake::FakeSystem;
+use pmem_stack::units::Bytes;
+use serde_json::Value;
+
+/// 256 MiB DIMMs, like the VM rig.
+pub const DIMM: Bytes = Bytes(256 << 20);
+
+/// Run with the given arguments (a JSON value) against the fake.
+pub fn run(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
+    pmem_stack::run(&args.to_string(), fake, false)
+}
+
+/// Same arguments in check mode.
+pub fn check(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
+    let mut a = args.clone();
+    a["_ansible_check_mode"] = Value::Bool(true);
+    a["_ansible_diff"] = Value::Bool(true);
+    pmem_stack::run(&a.to_string(), fake, false)
+}
+
+/// The plan's actions, in order.
+pub fn actions(r: &ModuleResult) -> Vec<String> {
+    r.plan.iter().map(|p| p.action.clone()).collect()
+}
+
+/// Apply, expect success and `changed`, then apply again: unchanged, nothing executed.
+/// Check mode first must predict exactly what the real run then does.
+pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
+    let before = fake.state.clone();
+    let c = check(fake, args);
+    assert!(!c.failed, "check mode failed: {}", c.msg);
+    assert_eq!(fake.state, before, "check mode changed the machine");
+    let n0 = fake.mutations();
+    let r = run(fake, args);
+    assert!(!r.failed, "run failed: {} {:?}", r.msg, r.failed_step);
+    assert_eq!(r.plan, c.plan, "check mode's plan differs from the real run's");
+    assert_eq!(r.done, r.plan, "not every planned step was done");
+    assert_eq!(fake.mutations() - n0, r.done.len(), "one operation per step");
+    assert_eq!(r.changed, !r.done.is_empty());
+    let n1 = fake.mutations();
+    let again = run(fake, args);
+    assert!(!again.failed, "second run failed: {}", again.msg);
+    assert!(!again.changed, "second run changed: {:?}", again.plan);
+    assert!(again.plan.is_empty());
+    assert_eq!(again.msg, "No changes.");
+    assert_eq!(fake.mutations(), n1, "second run executed something");
+    r
+}
+
+/// The live table of a dm device in the fake.
+pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
+    fake.state.dm(name).map(|d| d.table.clone()).unwrap_or_default()
+}
+
+/// Block device (devno, size in sectors) of a namespace by name.
+pub fn ns_block(fake: &FakeSystem, name: &str) -> (String, u64) {
+    let ns = fake.state.namespace_named(name).expect("namespace exists");
+    let bd = fake.state.block_named(ns.blockdev.as_deref().expect("has a block device")).expect("block device");
+    (bd.devno.to_string(), bd.size.0)
+}

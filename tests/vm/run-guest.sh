@@ -1,0 +1,241 @@
+#!/bin/bash
+# tests/vm/run-guest.sh - pmem-stack's own VM test rig. Runs a command as root inside a
+# QEMU guest that boots Debian's own kernel (linux-image-amd64) with emulated NVDIMMs
+# (ACPI NFIT, label areas), so that libnvdimm/ndctl, device-mapper, GPT partitions,
+# ext4/xfs and DAX are real (the host kernel has no dm, no partition tables, no KVM).
+# Self-contained: needs only the Debian packages listed below, nothing outside the repo.
+#
+# The guest sees the host's root filesystem READ-ONLY over virtio-9p (so every host
+# tool and /lib/modules/<guest kernel> is available; modprobe works). /etc /var /tmp
+# /root /home /mnt /media /srv /opt are copy-on-write overlays (writes stay in guest RAM,
+# are lost at exit), /run is a tmpfs, and host directories named with -w (and the
+# output dir) are shared READ-WRITE at the same path.
+#
+# Usage:  run-guest.sh [options] -- COMMAND [ARGS...]
+#         run-guest.sh [options] -c 'shell command string'
+# Options:
+#   -c STR        run STR with bash -c (instead of "-- COMMAND ARGS")
+#   -m MEM        guest RAM, e.g. 512M, 1G; plain number = MiB (default 1G; 256M was enough)
+#   -n N          number of NVDIMMs (default 2; 0 = none)
+#   -s SIZE       usable pmem size per NVDIMM, MiB, multiple of 16 (default 1024)
+#   -L            no label area (label-less DIMMs: raw namespaces only, no init-labels)
+#   -k DIR        keep NVDIMM backing files in DIR (reused if present: persistence tests)
+#   -r            give the NVDIMM backing files in REVERSE order (slot 1 = nvdimmN.img ...),
+#                 so a reboot with -k and -r sees the same DIMMs in swapped slots: what was
+#                 region0/pmem0 becomes region1/pmem1 (tests identify-by-uuid/name)
+#   -w DIR        share host DIR read-write into the guest at the same path (repeatable)
+#   -o DIR        output dir (default: new mktemp dir); gets console.log, output.log, rc
+#   -t SECS       timeout for the whole VM run (default 900)
+#   -p CPUS       guest vCPUs (default: host nproc, max 4)
+#   -K VMLINUZ    kernel (default: newest /boot/vmlinuz-* that has /lib/modules/<version>;
+#                 the host's running kernel usually has none and is skipped)
+#   -A ACCEL      tcg (default; env PMEM_STACK_VM_ACCEL) or kvm
+#   -U            do not start systemd-udevd in the guest (then dmsetup makes no /dev/mapper
+#                 nodes unless DM_DISABLE_UDEV=1 or 'dmsetup mknodes'; no /dev/disk/by-*)
+# Exit status: the guest command's exit status; 124 timeout; 125 infrastructure failure
+# (guest never reported a status). The command's stdout+stderr (merged) are echoed to our
+# stdout and kept in OUT/output.log; kernel console in OUT/console.log. The command runs as
+# root with a clean environment (HOME=/root, standard PATH), cwd = caller's cwd if visible.
+# On failure (timeout / no status) the console tail is printed to stderr. NVDIMM backing
+# files (they fill with real blocks) are deleted at exit unless -k is given.
+# The initramfs is cached in $PMEM_STACK_VM_CACHE (default /var/tmp/pmem-stack-vm), keyed
+# by kernel + busybox + this script, so editing this script rebuilds it.
+#
+# Needs (Debian 12): qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
+#                    + in-guest tools: ndctl dmsetup kpartx gdisk xfsprogs e2fsprogs
+set -euo pipefail
+
+CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
+CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
+KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:Uh" opt; do
+  case $opt in
+    c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
+    L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
+    o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
+    h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
+  esac
+done
+shift $((OPTIND-1))
+[ "${1:-}" = "--" ] && shift
+if [ -z "$CMD_STR" ] && [ $# -eq 0 ]; then echo "run-guest.sh: no command given" >&2; exit 2; fi
+if [ $((PMEM_MIB % 16)) -ne 0 ]; then echo "run-guest.sh: -s must be a multiple of 16 (region align)" >&2; exit 2; fi
+
+die() { echo "run-guest.sh: $*" >&2; exit 125; }
+for b in qemu-system-x86_64 cpio; do command -v $b >/dev/null || die "missing $b"; done
+[ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
+if [ -z "$KERNEL" ]; then   # newest kernel in /boot whose modules are installed
+  for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -rV); do
+    [ -r "$k" ] && [ -s "/lib/modules/${k##*/vmlinuz-}/modules.dep" ] && { KERNEL=$k; break; }
+  done
+fi
+[ -r "$KERNEL" ] || die "no kernel with modules in /boot (apt-get install linux-image-amd64)"
+KVER=${KERNEL##*/vmlinuz-}
+[ -d /lib/modules/$KVER ] || die "no /lib/modules/$KVER"
+
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/vmguest.XXXXXX)
+mkdir -p "$OUT"; OUT=$(realpath "$OUT"); rm -f "$OUT/rc" "$OUT/output.log" "$OUT/console.log" "$OUT/qemu.log"
+for d in "$OUT" "${RWDIRS[@]}"; do case "$d" in *[[:space:],]*) echo "run-guest.sh: no spaces/commas in shared paths: $d" >&2; exit 2;; esac; done
+
+# ---- initramfs (cached per kernel + this script's version) --------------------------
+CACHE=${PMEM_STACK_VM_CACHE:-/var/tmp/pmem-stack-vm}; mkdir -p "$CACHE"
+SIG=$(cat "${BASH_SOURCE[0]}" /bin/busybox "$KERNEL" | md5sum | cut -c1-12)
+INITRD=$CACHE/initrd-$KVER-$SIG.cpio.gz
+if [ ! -s "$INITRD" ]; then
+  T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+  mkdir -p $T/bin $T/dev $T/proc $T/sys $T/newroot $T/mods
+  mknod -m 600 $T/dev/console c 5 1 2>/dev/null || true
+  cp /bin/busybox $T/bin/busybox
+  # modules needed to reach the 9p root; the rest are modprobe'd later from the host tree
+  : > $T/mods/order
+  for m in virtio_pci 9pnet_virtio 9p overlay; do
+    modprobe -S "$KVER" --show-depends $m | awk '$1=="insmod"{print $2}'
+  done | awk '!seen[$0]++' | while read -r ko; do
+    b=${ko##*/}   # store uncompressed (Debian >= 6.x backports ship .ko.xz)
+    case $ko in *.xz) xz -dc "$ko" > $T/mods/${b%.xz};; *.zst) zstd -qdc "$ko" > $T/mods/${b%.zst};;
+                *) cp "$ko" $T/mods/;; esac
+    b=${b%.xz}; echo "${b%.zst}" >> $T/mods/order
+  done
+  cat > $T/init <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+echo "PMEMVM: initramfs up $(cut -d' ' -f1 /proc/uptime)s"
+for ko in $(cat /mods/order); do insmod /mods/$ko || echo "PMEMVM: insmod $ko failed"; done
+OUTDIR=""; RWDIRS=""
+for w in $(cat /proc/cmdline); do case $w in
+  pmemvm.out=*) OUTDIR=${w#*=};; pmemvm.rw=*) RWDIRS=$(echo ${w#*=} | tr ',' ' ');; esac; done
+fail() { echo "PMEMVM: $*"; echo "PMEMVM_RC=125"; sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
+i=0; until mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /newroot; do
+  i=$((i+1)); [ $i -ge 50 ] && fail "cannot mount 9p root"; sleep 0.1; done
+R=/newroot
+mount -t proc proc $R/proc; mount -t sysfs sysfs $R/sys; mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs tmpfs $R/dev/shm
+ln -s /proc/self/fd $R/dev/fd; ln -s /proc/self/fd/0 $R/dev/stdin; ln -s /proc/self/fd/1 $R/dev/stdout; ln -s /proc/self/fd/2 $R/dev/stderr
+# writable copy-on-write views (overlayfs: host content visible, writes go to guest RAM)
+mkdir -p /ovl; mount -t tmpfs tmpfs /ovl
+for d in /etc /var /tmp /root /home /mnt /media /srv /opt; do
+  [ -d $R$d ] || continue
+  mkdir -p /ovl$d/u /ovl$d/w; chmod $(stat -c %a $R$d) /ovl$d/u
+  mount -t overlay -o lowerdir=$R$d,upperdir=/ovl$d/u,workdir=/ovl$d/w overlay $R$d 2>/dev/null || {
+    echo "PMEMVM: overlay on $d failed, using empty tmpfs"; mount -t tmpfs tmpfs $R$d; }
+done
+mount -t tmpfs -o mode=0755 tmpfs $R/run
+mount -t configfs configfs $R/sys/kernel/config 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+n=0; for d in $RWDIRS; do
+  mkdir -p $R$d 2>/dev/null   # only works under a tmpfs mount point; else must exist on host
+  mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 rw$n $R$d || fail "cannot mount rw share $d"
+  n=$((n+1)); done
+echo "PMEMVM: root ready $(cut -d' ' -f1 /proc/uptime)s"
+# switch_root (not chroot): PID 1 shares its fs_struct with kernel threads, so the kernel's
+# own module requests (mount -t ext4 -> request_module -> /sbin/modprobe) then find the host's
+# modprobe and /lib/modules; and udevadm does not refuse to work "in chroot".
+exec switch_root $R /usr/bin/env -i HOME=/root TERM=dumb \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/bash $OUTDIR/.inner.sh
+fail "switch_root failed"
+INIT
+  chmod +x $T/init
+  (cd $T && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD.$$.tmp" && mv "$INITRD.$$.tmp" "$INITRD"
+  # drop stale images of earlier script versions (older than a day: leave concurrent runs be)
+  find "$CACHE" -maxdepth 1 -name 'initrd-*.cpio.gz' ! -newer "$INITRD" -mmin +1440 -delete 2>/dev/null || true
+fi
+
+# ---- the command ------------------------------------------------------------------------
+cat > "$OUT/.inner.sh" <<INNER
+#!/bin/bash
+# runs in the guest as PID 1 after switch_root into the host root (started by initramfs /init)
+cd "$PWD" 2>/dev/null || cd "$OUT"    # the caller's cwd if the guest can see it
+if [ "$UDEV" = 1 ]; then   # real udev: /dev/mapper nodes, /dev/disk/by-*, kpartx rules, module autoload
+  { /lib/systemd/systemd-udevd --daemon --resolve-names=never &&
+    udevadm trigger --type=subsystems --action=add && udevadm trigger --type=devices --action=add &&
+    udevadm settle -t 120; } > /dev/null 2>&1 || echo "PMEMVM: udev start failed"
+  echo "PMEMVM: udev ready \$(cut -d' ' -f1 /proc/uptime)s"
+fi
+bash "$OUT/cmd.sh" 2>&1 < /dev/null | tee "$OUT/output.log"; rc=\${PIPESTATUS[0]}
+echo \$rc > "$OUT/rc"; echo "PMEMVM_RC=\$rc"
+echo "PMEMVM: done \$(cut -d' ' -f1 /proc/uptime)s"
+sync
+/bin/busybox poweroff -f    # this bash is PID 1: power off instead of exiting (exit = kernel panic)
+echo o > /proc/sysrq-trigger; sleep 10
+INNER
+{
+  echo "#!/bin/bash"
+  if [ -n "$CMD_STR" ]; then printf '%s\n' "$CMD_STR"; else printf '%q ' "$@"; echo; fi
+} > "$OUT/cmd.sh"
+
+# ---- NVDIMMs ---------------------------------------------------------------------------
+QEMU_NV=(); MAXMEM_MIB=0
+if [ "$NDIMM" -gt 0 ]; then
+  NVDIR=${KEEPDIR:-$OUT}; mkdir -p "$NVDIR"; NVDIR=$(realpath "$NVDIR")
+  # backend = pmem + 2 MiB: QEMU puts the 128K label area at the END of the backend and
+  # maps ALIGN_DOWN(size - label, align) as pmem, so regions stay exactly PMEM_MIB and
+  # every DIMM starts 16 MiB-aligned (the kernel's default region align is 16 MiB).
+  BE_MIB=$PMEM_MIB; LBL=""
+  if [ $LABELS = 1 ]; then BE_MIB=$((PMEM_MIB + 2)); LBL=",label-size=128K"; fi
+  # -r: the command line stays the same position by position (ids, slots, addresses; QEMU
+  # orders the NFIT by a hash of the device ids, so swapping only the order of the options
+  # changes nothing the kernel numbers by); only the backing files are given in reverse,
+  # i.e. the same DIMMs sit in swapped slots and region0/pmem0 <-> region1/pmem1 swap.
+  for pos in $(seq 1 "$NDIMM"); do
+    i=$pos; [ "$REVERSE" = 1 ] && i=$((NDIMM + 1 - pos))
+    f=$NVDIR/nvdimm$i.img
+    if [ -z "$KEEPDIR" ] || [ ! -f "$f" ]; then rm -f "$f"; truncate -s ${BE_MIB}M "$f"; fi
+    QEMU_NV+=(-object memory-backend-file,id=nvmem$pos,share=on,mem-path=$f,size=${BE_MIB}M,align=2M
+              -device nvdimm,id=nvdimm$pos,memdev=nvmem$pos$LBL)
+    MAXMEM_MIB=$((MAXMEM_MIB + BE_MIB))
+  done
+fi
+case $MEM in *[!0-9]*) MEM_MIB=$(numfmt --from=iec "$MEM" | awk '{print int($1/1048576)}');; *) MEM_MIB=$MEM;; esac
+MEMOPT="${MEM_MIB}M"; MACHINE=q35
+if [ "$NDIMM" -gt 0 ]; then MEMOPT="${MEM_MIB}M,slots=$((NDIMM+1)),maxmem=$((MEM_MIB + MAXMEM_MIB + 1024))M"; MACHINE=q35,nvdimm=on; fi
+
+# ---- 9p shares -------------------------------------------------------------------------
+SHARES=(-fsdev local,id=fsroot,path=/,security_model=none,readonly=on,multidevs=remap
+        -device virtio-9p-pci,fsdev=fsroot,mount_tag=hostroot)
+n=0; RWLIST=""
+# mount order = shortest path first, so nested shares (e.g. -w /a with -o /a/out) both show
+for d in $(printf '%s\n' "$OUT" "${RWDIRS[@]}" | awk '!seen[$0]++ {print length($0), $0}' | sort -n | cut -d' ' -f2-); do
+  SHARES+=(-fsdev local,id=fsrw$n,path=$d,security_model=none,multidevs=remap
+           -device virtio-9p-pci,fsdev=fsrw$n,mount_tag=rw$n)
+  RWLIST="$RWLIST${RWLIST:+,}$d"
+  n=$((n+1))
+done
+
+ACCELOPT=(-accel tcg,thread=multi -cpu max)
+[ "$ACCEL" = kvm ] && ACCELOPT=(-accel kvm -cpu host)
+
+APPEND="console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init pmemvm.out=$OUT pmemvm.rw=$RWLIST"
+
+set +e
+timeout -k 10 "$TMO" qemu-system-x86_64 -nodefaults -no-user-config -name pmemvm \
+  -machine $MACHINE "${ACCELOPT[@]}" -smp "$CPUS" -m "$MEMOPT" \
+  "${QEMU_NV[@]}" "${SHARES[@]}" \
+  -display none -vga none -monitor none -no-reboot \
+  -chardev file,id=con,path="$OUT/console.log" -serial chardev:con \
+  -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \
+  < /dev/null > "$OUT/qemu.log" 2>&1 &
+QPID=$!
+# stream the command's output (the guest writes output.log through the rw share)
+( while kill -0 $QPID 2>/dev/null && [ ! -e "$OUT/output.log" ]; do sleep 0.5; done
+  [ -e "$OUT/output.log" ] && exec tail -n +1 --pid=$QPID -f "$OUT/output.log" ) &
+TPID=$!
+wait $QPID; QRC=$?
+wait $TPID 2>/dev/null
+set -e
+if [ -z "$KEEPDIR" ]; then rm -f "$OUT"/nvdimm*.img; fi   # they fill with real blocks (~230 MB each/run)
+if [ $QRC -eq 124 ] || [ $QRC -eq 137 ]; then
+  echo "run-guest.sh: TIMEOUT after ${TMO}s; console tail:" >&2; tail -n 30 "$OUT/console.log" >&2; exit 124
+fi
+if [ -s "$OUT/rc" ]; then
+  RC=$(cat "$OUT/rc")
+  [ "$RC" != 0 ] && echo "run-guest.sh: guest command exited $RC (logs in $OUT)" >&2
+  exit "$RC"
+fi
+RC=$(sed -n 's/.*PMEMVM_RC=\([0-9]*\).*/\1/p' "$OUT/console.log" | tail -1)
+if [ -n "$RC" ] && [ "$RC" != 125 ]; then exit "$RC"; fi
+echo "run-guest.sh: guest reported no exit status (qemu rc=$QRC); qemu.log + console tail:" >&2
+cat "$OUT/qemu.log" >&2; tail -n 40 "$OUT/console.log" >&2
+exit 125
