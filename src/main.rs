@@ -2,7 +2,8 @@
 //! stdin), run the pipeline, print one JSON object, exit 0 unless failed.
 
 use pmem_stack::report::ModuleResult;
-use pmem_stack::system::{NoBackend, Snapshot, System};
+use pmem_stack::system::real::RealSystem;
+use pmem_stack::system::{Snapshot, System};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -96,5 +97,5 @@ fn read_args(path: Option<&str>) -> Result<String, String> {
 }
 
 fn backend() -> impl System {
-    NoBackend
+    RealSystem::default()
 }

@@ -38,33 +38,72 @@ fn striped_recipe_from_fresh_dimms() {
     let r = converge(&mut fake, &striped_xfs());
     assert_eq!(
         actions(&r),
-        ["reconfigure_namespace", "reconfigure_namespace", "create_dm", "mkfs", "mount", "set_extsize"]
+        [
+            "reconfigure_namespace",
+            "reconfigure_namespace",
+            "create_dm",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
     );
     let (d0, s0) = ns_block(&fake, "pm0");
     let (d1, s1) = ns_block(&fake, "pm1");
     let per = s0.min(s1) / 4096 * 4096;
-    assert_eq!(table(&fake, "pmem-striped"), vec![format!("0 {} striped 2 4096 {d0} 0 {d1} 0", 2 * per)]);
+    assert_eq!(
+        table(&fake, "pmem-striped"),
+        vec![format!("0 {} striped 2 4096 {d0} 0 {d1} 0", 2 * per)]
+    );
     let dm = fake.state.dm("pmem-striped").expect("dm");
     let fs = fake.state.filesystem(dm.devno).expect("fs");
-    assert_eq!((fs.fstype.as_str(), fs.stripe_unit, fs.stripe_width, fs.reflink), ("xfs", Some(512), Some(1024), Some(false)));
+    assert_eq!(
+        (
+            fs.fstype.as_str(),
+            fs.stripe_unit,
+            fs.stripe_width,
+            fs.reflink
+        ),
+        ("xfs", Some(512), Some(1024), Some(false))
+    );
     let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
     assert_eq!(m.dax, Some(pmem_stack::args::DaxMode::Always));
     assert!(m.options.contains(&"noatime".to_string()));
-    assert_eq!(m.root_extsize.map(|e| (e.size.0, e.inherit)), Some((2 << 20, true)));
+    assert_eq!(
+        m.root_extsize.map(|e| (e.size.0, e.inherit)),
+        Some((2 << 20, true))
+    );
     // the mkfs step carries the DAX geometry
-    assert!(r.plan[3].detail.starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs"), "{}", r.plan[3].detail);
+    assert!(
+        r.plan[3]
+            .detail
+            .starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs"),
+        "{}",
+        r.plan[3].detail
+    );
 }
 
 #[test]
 fn linear_recipe_from_fresh_dimms() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     let r = converge(&mut fake, &linear_ext4());
-    assert_eq!(actions(&r), ["reconfigure_namespace", "reconfigure_namespace", "create_dm", "mkfs", "mount"]);
+    assert_eq!(
+        actions(&r),
+        [
+            "reconfigure_namespace",
+            "reconfigure_namespace",
+            "create_dm",
+            "mkfs",
+            "mount"
+        ]
+    );
     let (d0, s0) = ns_block(&fake, "pm0");
     let (d1, s1) = ns_block(&fake, "pm1");
     assert_eq!(
         table(&fake, "pmem-linear"),
-        vec![format!("0 {s0} linear {d0} 0"), format!("{s0} {s1} linear {d1} 0")]
+        vec![
+            format!("0 {s0} linear {d0} 0"),
+            format!("{s0} {s1} linear {d1} 0")
+        ]
     );
     let dm = fake.state.dm("pmem-linear").expect("dm");
     let fs = fake.state.filesystem(dm.devno).expect("fs");
@@ -74,15 +113,26 @@ fn linear_recipe_from_fresh_dimms() {
 #[test]
 fn raw_namespaces_become_named_fsdax() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    let args = json!({"namespaces": [{"name": "data", "region": 1, "mode": "fsdax", "align": "2M"}]});
+    let args =
+        json!({"namespaces": [{"name": "data", "region": 1, "mode": "fsdax", "align": "2M"}]});
     let r = converge(&mut fake, &args);
     assert_eq!(actions(&r), ["reconfigure_namespace"]);
-    assert!(r.plan[0].detail.contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev"), "{}", r.plan[0].detail);
+    assert!(
+        r.plan[0]
+            .detail
+            .contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev"),
+        "{}",
+        r.plan[0].detail
+    );
     assert!(!r.plan[0].destructive);
     let ns = fake.state.namespace_named("data").expect("named");
     assert_eq!(ns.region, "region1");
     // the other region's raw namespace is not ours: untouched
-    assert!(fake.state.namespaces.iter().any(|n| n.dev == "namespace0.0" && n.name.is_none()));
+    assert!(fake
+        .state
+        .namespaces
+        .iter()
+        .any(|n| n.dev == "namespace0.0" && n.name.is_none()));
 }
 
 #[test]
@@ -94,7 +144,9 @@ fn converged_stack_is_a_no_op_and_check_mode_from_fresh_changes_nothing() {
     assert_eq!(fake.state, before);
     assert_eq!(fake.mutations(), 0);
     let diff = c.diff.expect("diff requested");
-    assert!(diff.iter().any(|d| d.before_header.starts_with("dm table pmem-striped") && d.prepared.is_some()));
+    assert!(diff
+        .iter()
+        .any(|d| d.before_header.starts_with("dm table pmem-striped") && d.prepared.is_some()));
     converge(&mut fake, &striped_xfs());
     let n = fake.mutations();
     for _ in 0..3 {
@@ -113,17 +165,38 @@ fn chunk_change_on_a_mounted_device_is_refused_then_done_with_allow_data_loss() 
     let snapshot = fake.state.clone();
     let r = run(&mut fake, &args);
     assert!(r.failed && !r.changed, "{}", r.msg);
-    assert!(r.msg.contains("reloading dm device pmem-striped"), "{}", r.msg);
-    assert!(r.msg.contains("the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped"), "{}", r.msg);
-    assert!(r.msg.contains("the mount of /dev/mapper/pmem-striped on /mnt/pmem"), "{}", r.msg);
+    assert!(
+        r.msg.contains("reloading dm device pmem-striped"),
+        "{}",
+        r.msg
+    );
+    assert!(
+        r.msg
+            .contains("the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped"),
+        "{}",
+        r.msg
+    );
+    assert!(
+        r.msg
+            .contains("the mount of /dev/mapper/pmem-striped on /mnt/pmem"),
+        "{}",
+        r.msg
+    );
     assert!(r.msg.contains("allow_data_loss"), "{}", r.msg);
     assert_eq!(fake.state, snapshot, "a refusal changes nothing");
 
     args["allow_data_loss"] = json!("yes");
     let r = converge(&mut fake, &args);
-    assert_eq!(actions(&r), ["umount", "reload_dm", "mkfs", "mount", "set_extsize"]);
+    assert_eq!(
+        actions(&r),
+        ["umount", "reload_dm", "mkfs", "mount", "set_extsize"]
+    );
     assert!(r.plan[1].destructive, "the reload is what loses the data");
-    assert!(!r.plan[2].destructive && r.plan[2].detail.contains("mkfs.xfs -q -f"), "stale signatures are overwritten: {:?}", r.plan[2]);
+    assert!(
+        !r.plan[2].destructive && r.plan[2].detail.contains("mkfs.xfs -q -f"),
+        "stale signatures are overwritten: {:?}",
+        r.plan[2]
+    );
     assert!(table(&fake, "pmem-striped")[0].contains(" striped 2 8192 "));
 }
 
@@ -140,11 +213,19 @@ fn a_failure_at_any_step_leaves_a_state_a_rerun_converges_from() {
         assert!(f.stderr.contains("injected fault"), "{f:?}");
         assert_eq!(r.done.len(), k - 1);
         assert_eq!(r.changed, k > 1, "changed reports what was done");
-        assert!(r.msg.contains(&format!("step {k} of {steps} failed")), "{}", r.msg);
+        assert!(
+            r.msg.contains(&format!("step {k} of {steps} failed")),
+            "{}",
+            r.msg
+        );
         fake.fail_at = None;
         let again = run(&mut fake, &striped_xfs());
         assert!(!again.failed, "rerun after fault at {k}: {}", again.msg);
-        assert_eq!(again.done.len(), steps - (k - 1), "rerun after {k} did only what was left");
+        assert_eq!(
+            again.done.len(),
+            steps - (k - 1),
+            "rerun after {k} did only what was left"
+        );
         let third = run(&mut fake, &striped_xfs());
         assert!(!third.changed && !third.failed);
     }
@@ -160,7 +241,10 @@ fn partition_at_2m_with_ext4() {
         "mounts": [{"path": "/mnt/data", "device": "pmemdata", "dax": "always"}]
     });
     let r = converge(&mut fake, &args);
-    assert_eq!(actions(&r), ["create_gpt", "add_partition", "mkfs", "mount"]);
+    assert_eq!(
+        actions(&r),
+        ["create_gpt", "add_partition", "mkfs", "mount"]
+    );
     let p = fake.state.block_named("pmem0p1").expect("partition device");
     let part = p.partition.as_ref().expect("is a partition");
     assert_eq!(part.start.0, 4096);
@@ -176,10 +260,24 @@ fn partition_on_a_dm_device_is_mapped_like_kpartx() {
     args["filesystems"][0]["device"] = json!("part1");
     args["mounts"][0]["device"] = json!("part1");
     let r = converge(&mut fake, &args);
-    assert_eq!(actions(&r), ["create_dm", "create_gpt", "add_partition", "map_partition", "mkfs", "mount", "set_extsize"]);
+    assert_eq!(
+        actions(&r),
+        [
+            "create_dm",
+            "create_gpt",
+            "add_partition",
+            "map_partition",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
     let t = table(&fake, "pmem-striped1");
     let dm = fake.state.dm("pmem-striped").expect("disk");
-    assert!(t[0].ends_with(&format!("linear {} 4096", dm.devno)), "{t:?}");
+    assert!(
+        t[0].ends_with(&format!("linear {} 4096", dm.devno)),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -188,44 +286,72 @@ fn existing_partitions_are_kept_and_overlaps_refused() {
     let first = json!({"partitions": [{"name": "a", "disk": "/dev/pmem0", "size": "64M"}]});
     converge(&mut fake, &first);
     // a second declaration run that does not mention "a" keeps it and adds "b" after it
-    let second = json!({"partitions": [{"name": "b", "disk": "/dev/pmem0", "start": "66M", "size": "32M"}]});
+    let second =
+        json!({"partitions": [{"name": "b", "disk": "/dev/pmem0", "start": "66M", "size": "32M"}]});
     let r = converge(&mut fake, &second);
     assert_eq!(actions(&r), ["add_partition"]);
     assert!(r.plan[0].target.contains("partition 2"), "{:?}", r.plan[0]);
     let t = &fake.state.partition_tables[0];
     assert_eq!(t.partitions.len(), 2);
-    let overlap = json!({"partitions": [{"name": "c", "disk": "/dev/pmem0", "start": "4M", "size": "8M"}]});
+    let overlap =
+        json!({"partitions": [{"name": "c", "disk": "/dev/pmem0", "start": "4M", "size": "8M"}]});
     let r = run(&mut fake, &overlap);
-    assert!(r.failed && r.msg.contains("overlap partition 1 (\"a\""), "{}", r.msg);
+    assert!(
+        r.failed && r.msg.contains("overlap partition 1 (\"a\""),
+        "{}",
+        r.msg
+    );
 }
 
 #[test]
 fn namespace_mode_change_refused_while_held_then_done() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
     // a dm device over pm1 that these arguments do not declare
-    let foreign = json!({"devices": [{"name": "foreign", "target": "linear", "members": ["/dev/pmem1"]}]});
+    let foreign =
+        json!({"devices": [{"name": "foreign", "target": "linear", "members": ["/dev/pmem1"]}]});
     converge(&mut fake, &foreign);
     let to_devdax = json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}], "allow_data_loss": true});
     let r = run(&mut fake, &to_devdax);
     assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("is held by dm device foreign (dm-0), which these arguments do not declare"), "{}", r.msg);
+    assert!(
+        r.msg
+            .contains("is held by dm device foreign (dm-0), which these arguments do not declare"),
+        "{}",
+        r.msg
+    );
     assert!(fake.state.dm("foreign").is_some());
     // without the holder: fsdax -> devdax (nothing on it: no data at risk) and back (needs allow)
     let mut sys = fake.clone();
-    let removed = pmem_stack::plan::Op::DmRemove { name: "foreign".into() };
+    let removed = pmem_stack::plan::Op::DmRemove {
+        name: "foreign".into(),
+    };
     sys.execute(&removed).expect("remove");
-    let r = converge(&mut sys, &json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}]}));
+    let r = converge(
+        &mut sys,
+        &json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}]}),
+    );
     assert_eq!(actions(&r), ["reconfigure_namespace"]);
-    assert!(sys.state.namespace_named("pm1").and_then(|n| n.chardev.clone()).is_some());
+    assert!(sys
+        .state
+        .namespace_named("pm1")
+        .and_then(|n| n.chardev.clone())
+        .is_some());
     let back = json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "fsdax"}]});
     let r = run(&mut sys, &back);
-    assert!(r.failed && r.msg.contains("devdax namespace pm1") && r.msg.contains("allow_data_loss"), "{}", r.msg);
+    assert!(
+        r.failed && r.msg.contains("devdax namespace pm1") && r.msg.contains("allow_data_loss"),
+        "{}",
+        r.msg
+    );
     let mut back = back;
     back["allow_data_loss"] = json!(true);
     let r = converge(&mut sys, &back);
     assert!(r.plan[0].destructive);
     // the other namespace was never touched
-    assert_eq!(fake.state.namespace_named("pm0"), sys.state.namespace_named("pm0"));
+    assert_eq!(
+        fake.state.namespace_named("pm0"),
+        sys.state.namespace_named("pm0")
+    );
 }
 
 #[test]
@@ -237,15 +363,32 @@ fn another_filesystem_is_refused_and_bad_geometry_only_warned() {
     let plain = json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4"}]});
     let r = run(&mut fake, &plain);
     assert!(!r.failed && !r.changed, "{}", r.msg);
-    assert!(r.warnings.iter().any(|w| w.contains("stride=16 blocks (want 512)") && w.contains("tune2fs -E stride=512 /dev/pmem0")), "{:?}", r.warnings);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("stride=16 blocks (want 512)")
+                && w.contains("tune2fs -E stride=512 /dev/pmem0")),
+        "{:?}",
+        r.warnings
+    );
     let xfs = json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs"}]});
     let r = run(&mut fake, &xfs);
-    assert!(r.failed && r.msg.contains("making xfs over the ext4 filesystem on /dev/pmem0"), "{}", r.msg);
+    assert!(
+        r.failed
+            && r.msg
+                .contains("making xfs over the ext4 filesystem on /dev/pmem0"),
+        "{}",
+        r.msg
+    );
     let mut xfs = xfs;
     xfs["allow_data_loss"] = json!(true);
     let r = converge(&mut fake, &xfs);
     assert_eq!(actions(&r), ["mkfs"]);
-    assert!(r.plan[0].detail.contains("mkfs.xfs -q -f"), "{}", r.plan[0].detail);
+    assert!(
+        r.plan[0].detail.contains("mkfs.xfs -q -f"),
+        "{}",
+        r.plan[0].detail
+    );
 }
 
 #[test]
@@ -253,7 +396,11 @@ fn dax_mount_on_a_device_without_dax_is_refused_before_anything_runs() {
     let mut fake = FakeSystem::fresh_dimms(1, DIMM); // raw label-less: queue/dax = 0
     let args = json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs"}], "mounts": [{"path": "/mnt/x", "device": "/dev/pmem0"}]});
     let r = run(&mut fake, &args);
-    assert!(r.failed && r.msg.contains("/dev/pmem0 reports queue/dax=0"), "{}", r.msg);
+    assert!(
+        r.failed && r.msg.contains("/dev/pmem0 reports queue/dax=0"),
+        "{}",
+        r.msg
+    );
     assert_eq!(fake.mutations(), 0);
 }
 
@@ -285,7 +432,10 @@ fn growing_a_linear_device_keeps_its_data() {
     assert_eq!(actions(&r), ["reload_dm"]);
     assert!(!r.plan[0].destructive && r.plan[0].detail.contains("data kept"));
     let dm = fake.state.dm("lin").expect("dm");
-    assert!(fake.state.filesystem(dm.devno).is_some(), "the filesystem survived");
+    assert!(
+        fake.state.filesystem(dm.devno).is_some(),
+        "the filesystem survived"
+    );
 }
 
 #[test]
@@ -296,7 +446,10 @@ fn state_absent_tears_down_in_reverse_and_keeps_namespaces_unless_allowed() {
     absent["state"] = json!("absent");
     let r = converge(&mut fake, &absent);
     assert_eq!(actions(&r), ["umount", "remove_dm"]);
-    assert!(r.warnings.iter().any(|w| w.contains("namespace pm0") && w.contains("left in place")));
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.contains("namespace pm0") && w.contains("left in place")));
     assert!(fake.state.dm("pmem-striped").is_none() && fake.state.mount_at("/mnt/pmem").is_none());
     absent["allow_data_loss"] = json!(true);
     let r = converge(&mut fake, &absent);
@@ -307,7 +460,10 @@ fn state_absent_tears_down_in_reverse_and_keeps_namespaces_unless_allowed() {
 #[test]
 fn objects_not_declared_are_never_touched() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    converge(&mut fake, &json!({"devices": [{"name": "other", "target": "linear", "members": ["/dev/pmem1"]}]}));
+    converge(
+        &mut fake,
+        &json!({"devices": [{"name": "other", "target": "linear", "members": ["/dev/pmem1"]}]}),
+    );
     let other = fake.state.dm("other").cloned();
     let args = json!({
         "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
@@ -327,7 +483,11 @@ fn offline_plan_against_a_snapshot_equals_the_live_plan() {
     let text = serde_json::to_string(&facts).expect("json");
     let snapshot = pmem_stack::read_snapshot(&text).expect("snapshot reads back");
     assert_eq!(snapshot, fake.state);
-    let offline = pmem_stack::run(&striped_xfs().to_string(), &mut pmem_stack::system::Snapshot(snapshot), true);
+    let offline = pmem_stack::run(
+        &striped_xfs().to_string(),
+        &mut pmem_stack::system::Snapshot(snapshot),
+        true,
+    );
     assert!(offline.check_mode && offline.changed && !offline.failed);
     let live = run(&mut fake, &striped_xfs());
     assert_eq!(offline.plan, live.plan);

@@ -190,7 +190,13 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         spec.fstype, fs.fstype, bd.path
                     ),
                 ) {
-                    mkfs(cx, &spec, true, true, format!("replaces {}", lost.join(", ")));
+                    mkfs(
+                        cx,
+                        &spec,
+                        true,
+                        true,
+                        format!("replaces {}", lost.join(", ")),
+                    );
                 }
             }
         }

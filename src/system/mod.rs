@@ -4,6 +4,7 @@
 //! everything above is pure and shared.
 
 pub mod fake;
+pub mod real;
 
 use crate::actual::Actual;
 use crate::plan::Op;

@@ -37,9 +37,16 @@ pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
     let n0 = fake.mutations();
     let r = run(fake, args);
     assert!(!r.failed, "run failed: {} {:?}", r.msg, r.failed_step);
-    assert_eq!(r.plan, c.plan, "check mode's plan differs from the real run's");
+    assert_eq!(
+        r.plan, c.plan,
+        "check mode's plan differs from the real run's"
+    );
     assert_eq!(r.done, r.plan, "not every planned step was done");
-    assert_eq!(fake.mutations() - n0, r.done.len(), "one operation per step");
+    assert_eq!(
+        fake.mutations() - n0,
+        r.done.len(),
+        "one operation per step"
+    );
     assert_eq!(r.changed, !r.done.is_empty());
     let n1 = fake.mutations();
     let again = run(fake, args);
@@ -53,12 +60,18 @@ pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
 
 /// The live table of a dm device in the fake.
 pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
-    fake.state.dm(name).map(|d| d.table.clone()).unwrap_or_default()
+    fake.state
+        .dm(name)
+        .map(|d| d.table.clone())
+        .unwrap_or_default()
 }
 
 /// Block device (devno, size in sectors) of a namespace by name.
 pub fn ns_block(fake: &FakeSystem, name: &str) -> (String, u64) {
     let ns = fake.state.namespace_named(name).expect("namespace exists");
-    let bd = fake.state.block_named(ns.blockdev.as_deref().expect("has a block device")).expect("block device");
+    let bd = fake
+        .state
+        .block_named(ns.blockdev.as_deref().expect("has a block device"))
+        .expect("block device");
     (bd.devno.to_string(), bd.size.0)
 }

@@ -1,0 +1,72 @@
+//! External programs: the one table of what we run and why, and the argv runner.
+//! Never a shell: argv vectors only; output captured and returned on failure.
+
+use crate::system::{Output, SystemError};
+use std::process::{Command, Stdio};
+
+/// Every external program pmem_stack may run, and why (nothing runs on a no-op).
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("ndctl", "create/reconfigure/destroy namespaces (label and pfn/dax info-block writes have no stable ioctl API)"),
+    ("mkfs.ext4", "make ext4 with the DAX geometry"),
+    ("mkfs.xfs", "make xfs with the DAX geometry"),
+    ("udevadm", "wait for udev to create /dev nodes after a device appears or goes (udevadm settle)"),
+];
+
+/// Whether `prog` is in [`PROGRAMS`].
+pub fn known(prog: &str) -> bool {
+    PROGRAMS.iter().any(|(p, _)| *p == prog)
+}
+
+/// Run argv; stdin is /dev/null; fail with argv, status, stdout and stderr.
+pub fn run(argv: &[String]) -> Result<Output, SystemError> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(SystemError::Os {
+            what: "run".into(),
+            error: "empty argv".into(),
+        });
+    };
+    if !known(prog) {
+        return Err(SystemError::Os {
+            what: format!("run {prog}"),
+            error: "not in the table of external programs".into(),
+        });
+    }
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| SystemError::Command {
+            argv: argv.to_vec(),
+            rc: None,
+            stdout: String::new(),
+            stderr: format!("cannot run {prog}: {e}"),
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        Ok(Output {
+            argv: Some(argv.to_vec()),
+            stdout,
+            stderr,
+        })
+    } else {
+        Err(SystemError::Command {
+            argv: argv.to_vec(),
+            rc: out.status.code(),
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// `udevadm settle` (bounded); a missing udevadm or a timeout is not fatal here: the
+/// next probe sees what exists and the resolver names what is missing.
+pub fn udev_settle() {
+    let _ = Command::new("udevadm")
+        .args(["settle", "--timeout=30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}

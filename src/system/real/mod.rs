@@ -1,0 +1,108 @@
+//! The real system: probing reads sysfs, superblocks, mountinfo and dm ioctls directly
+//! (no process is spawned to look); operations run ndctl and mkfs by argv (never a
+//! shell), and do dm, GPT, mount and extsize through ioctls and system calls.
+//!
+//! Files, by what they own:
+//! - `nd.rs`: regions and namespaces from `/sys/bus/nd/devices` (pure over a sysfs root)
+//! - `block.rs`: block devices from `/sys/class/block` (size, dev, queue/dax, holders, partitions)
+//! - `fs.rs`: filesystem signatures and geometry from ext4/xfs superblocks
+//! - `mounts.rs`: mountinfo (procfs crate), root extsize (FS_IOC_FSGETXATTR); mount/umount/extsize ops
+//! - `dm.rs`: dm devices and tables through the devicemapper crate; create/reload/remove
+//! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
+//! - `exec.rs`: the table of external programs and the argv runner
+
+pub mod block;
+pub mod dm;
+pub mod exec;
+pub mod fs;
+pub mod gpt;
+pub mod mounts;
+pub mod nd;
+
+use super::{Output, System, SystemError};
+use crate::actual::Actual;
+use crate::plan::Op;
+use std::path::PathBuf;
+
+/// The machine we run on.
+pub struct RealSystem {
+    /// Where sysfs is mounted (`/sys`).
+    pub sys: PathBuf,
+    /// Where device nodes live (`/dev`).
+    pub dev: PathBuf,
+}
+
+impl Default for RealSystem {
+    fn default() -> Self {
+        RealSystem {
+            sys: PathBuf::from("/sys"),
+            dev: PathBuf::from("/dev"),
+        }
+    }
+}
+
+impl System for RealSystem {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        let mut a = Actual::default();
+        let (regions, namespaces) = nd::probe(&self.sys)?;
+        a.regions = regions;
+        a.namespaces = namespaces;
+        a.dm_devices = dm::probe()?;
+        a.block_devices = block::probe(&self.sys, &self.dev, &a.dm_devices)?;
+        a.partition_tables = gpt::probe(&a.block_devices)?;
+        a.filesystems = fs::probe(&a.block_devices)?;
+        a.mounts = mounts::probe()?;
+        Ok(a)
+    }
+
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        let out = match op {
+            Op::Namespace { .. } | Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
+                let argv = op.argv().unwrap_or_default();
+                exec::run(&argv)?
+            }
+            Op::DmCreate { name, table } => dm::create(name, table)?,
+            Op::DmReload { name, table } => dm::reload(name, table)?,
+            Op::DmRemove { name } => dm::remove(name)?,
+            Op::GptCreate { disk } => gpt::create(disk)?,
+            Op::GptAdd {
+                disk,
+                number,
+                name,
+                start,
+                size,
+                dm_disk,
+            } => gpt::add(disk, *number, name, *start, *size, *dm_disk)?,
+            Op::GptDelete {
+                disk,
+                number,
+                dm_disk,
+            } => gpt::delete(disk, *number, *dm_disk)?,
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                options,
+            } => mounts::mount(source, target, fstype, options)?,
+            Op::Remount { target, options } => mounts::remount(target, options)?,
+            Op::Umount { target } => mounts::umount(target)?,
+            Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
+        };
+        // Device nodes (/dev/mapper/NAME, /dev/pmemNpM, by-id links) are made by udev:
+        // wait for it after anything that adds or removes devices.
+        if matches!(
+            op,
+            Op::Namespace { .. }
+                | Op::DestroyNamespace { .. }
+                | Op::DmCreate { .. }
+                | Op::DmReload { .. }
+                | Op::DmRemove { .. }
+                | Op::GptCreate { .. }
+                | Op::GptAdd { .. }
+                | Op::GptDelete { .. }
+        ) {
+            exec::udev_settle();
+        }
+        Ok(out)
+    }
+}
