@@ -32,7 +32,12 @@ use system::{System, SystemError};
 pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult {
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
-        Err((raw, _, errors)) => return ModuleResult::new(raw).input_errors(&errors),
+        Err(mut f) => {
+            if let Some(Err(more)) = f.args.as_ref().map(validate) {
+                f.errors.extend(more);
+            }
+            return ModuleResult::new(f.raw_options).input_errors(&f.errors);
+        }
     };
     let result = ModuleResult::new(parsed.raw_options.clone());
     let desired = match validate(&parsed.args) {

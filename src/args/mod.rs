@@ -424,8 +424,17 @@ pub struct Input {
     pub internal: Internal,
 }
 
-/// What a failed parse still knows: the options as received, the internal keys, the errors.
-pub type ParseFailure = (Map<String, Value>, Internal, Vec<InputError>);
+/// What a failed parse still knows.
+#[derive(Debug, Clone)]
+pub struct ParseFailure {
+    /// The options as received (for `invocation`).
+    pub raw_options: Map<String, Value>,
+    /// The errors.
+    pub errors: Vec<InputError>,
+    /// The typed options, when every option that is known parsed (only unknown
+    /// options were wrong): semantic validation can still report its findings.
+    pub args: Option<ModuleArgs>,
+}
 
 /// Read the options and internal keys from the input JSON text.
 ///
@@ -440,27 +449,27 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             } else {
                 format!("the module arguments are not valid JSON: {e}")
             };
-            return Err((
-                Map::new(),
-                Internal::default(),
-                vec![InputError::new("", msg)],
-            ));
+            return Err(ParseFailure {
+                raw_options: Map::new(),
+                errors: vec![InputError::new("", msg)],
+                args: None,
+            });
         }
     };
     let mut obj = match value {
         Value::Object(o) => o,
         other => {
-            return Err((
-                Map::new(),
-                Internal::default(),
-                vec![InputError::new(
+            return Err(ParseFailure {
+                raw_options: Map::new(),
+                errors: vec![InputError::new(
                     "",
                     format!(
                         "the module arguments must be a JSON object, not {}",
                         json_kind(&other)
                     ),
                 )],
-            ))
+                args: None,
+            })
         }
     };
     // The Python-module shape: {"ANSIBLE_MODULE_ARGS": {...}}.
@@ -493,6 +502,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             options.insert(k, v);
         }
     }
+    let mut unknown_only = errors.is_empty();
     let unknown: Vec<&str> = options
         .keys()
         .map(String::as_str)
@@ -508,6 +518,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             ),
         ));
     }
+    let errors_before_options = errors.len();
     let mut args = ModuleArgs::default();
     for (k, v) in &options {
         match k.as_str() {
@@ -524,6 +535,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             _ => {}
         }
     }
+    unknown_only &= errors.len() == errors_before_options;
     if errors.is_empty() {
         Ok(Input {
             args,
@@ -531,7 +543,11 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             internal,
         })
     } else {
-        Err((options, internal, errors))
+        Err(ParseFailure {
+            raw_options: options,
+            errors,
+            args: unknown_only.then_some(args),
+        })
     }
 }
 
@@ -640,7 +656,7 @@ mod tests {
     fn errs(text: &str) -> Vec<String> {
         match parse_input(text) {
             Ok(_) => vec![],
-            Err((_, _, e)) => e.iter().map(ToString::to_string).collect(),
+            Err(f) => f.errors.iter().map(ToString::to_string).collect(),
         }
     }
 

@@ -1,0 +1,143 @@
+//! Bad input: each case fails with `failed: true`, a message naming the JSON path, and
+//! nothing done on the (fake) machine.
+
+mod common;
+
+use common::DIMM;
+use pmem_stack::system::fake::FakeSystem;
+use serde_json::json;
+
+/// (arguments, expected fragments of msg). Every fragment must appear.
+fn cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
+    let ns =
+        |name: &str, region: u32, mode: &str| json!({"name": name, "region": region, "mode": mode});
+    vec![
+        (json!({"colour": "blue"}), vec!["Unsupported parameters for (pmem_stack) module: colour."]),
+        (json!({"state": "gone"}), vec!["state: unknown variant `gone`, expected `present` or `absent`"]),
+        (json!({"allow_data_loss": "perhaps"}), vec!["allow_data_loss: \"perhaps\" is not a boolean"]),
+        (json!({"namespaces": {"name": "x"}}), vec!["namespaces: expected a list, got an object"]),
+        (json!({"namespaces": ["pm0"]}), vec!["namespaces[0]: expected an object, got a string"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "colour": 1}]}), vec!["namespaces[0].colour: unknown field `colour`, expected one of `name`"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "pmem"}]}), vec!["namespaces[0].mode: unknown variant `pmem`"]),
+        (json!({"namespaces": [{"name": "a", "region": "r0", "mode": "fsdax"}]}), vec!["namespaces[0].region: \"r0\" is not a region"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": "1.5G"}]}), vec!["namespaces[0].size: \"1.5G\" has an unknown unit"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": -5}]}), vec!["namespaces[0].size: -5 is not a size"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "align": "64K"}]}), vec!["namespaces[0].align: 64K is not a supported alignment"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": "3M"}]}), vec!["namespaces[0].size: 3M is not a multiple of the alignment 2M"]),
+        (json!({"namespaces": [{"name": "a", "region": 0, "mode": "sector", "map": "mem"}]}), vec!["namespaces[0].map: map applies to fsdax and devdax namespaces, not sector"]),
+        (json!({"namespaces": [ns("a", 0, "fsdax"), ns("b", 0, "fsdax")]}), vec!["namespaces[1].size: namespaces[0] already takes the rest of region0"]),
+        (json!({"namespaces": [ns("a", 0, "fsdax"), ns("a", 1, "fsdax")]}), vec!["namespaces[1].name: duplicate name \"a\" (already used at namespaces[0].name)"]),
+        (json!({"namespaces": [ns("", 0, "fsdax")]}), vec!["namespaces[0].name: the namespace name must not be empty"]),
+        (json!({"devices": [{"name": "bad/name", "target": "linear", "members": ["/dev/pmem0"]}]}), vec!["devices[0].name: \"bad/name\" is not a valid dm device name"]),
+        (json!({"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0"]}]}), vec!["devices[0].members: a striped device needs at least 2 members, got 1"]),
+        (json!({"devices": [{"name": "s", "target": "raid5", "members": []}]}), vec!["devices[0].target: unknown variant `raid5`, expected `linear` or `striped`"]),
+        (json!({"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0", "/dev/pmem1"], "chunk": "3K"}]}), vec!["devices[0].chunk: 3K is not a multiple of 4 KiB; DAX needs page-sized chunks"]),
+        (json!({"devices": [{"name": "s", "target": "linear", "members": ["/dev/pmem0"], "chunk": "2M"}]}), vec!["devices[0].chunk: chunk applies to striped devices only"]),
+        (json!({"devices": [{"name": "s", "target": "linear", "members": ["nowhere"]}]}), vec!["devices[0].members[0]: \"nowhere\" is neither a name declared in these arguments nor an absolute /dev path"]),
+        (json!({"devices": [{"name": "s", "target": "linear", "members": ["/etc/passwd"]}]}), vec!["devices[0].members[0]: \"/etc/passwd\" is not a device path under /dev"]),
+        (json!({"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0", "/dev/pmem0"]}]}), vec!["devices[0].members[1]: \"/dev/pmem0\" is listed twice"]),
+        (json!({"devices": [
+            {"name": "a", "target": "linear", "members": ["b"]},
+            {"name": "b", "target": "linear", "members": ["a"]}]}), vec!["reference cycle: a -> b -> a"]),
+        (json!({"devices": [{"name": "d", "target": "linear", "members": ["p"]}],
+                "partitions": [{"name": "p", "disk": "d"}]}), vec!["devices[0].members: reference cycle: d -> p -> d"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "start": "1000"}]}), vec!["partitions[0].start: 1000 is not a multiple of 4 KiB; the kernel refuses DAX on an unaligned partition"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "start": "4K"}]}), vec!["partitions[0].start: 4K overlaps the GPT header"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "size": "10000"}]}), vec!["partitions[0].size: 10000 is not a multiple of 4 KiB"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "number": 0}]}), vec!["partitions[0].number: 0 is not a GPT partition number (1-128)"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "number": 1}, {"name": "q", "disk": "/dev/pmem0", "number": 1}]}), vec!["partitions[1].number: partition 1 of \"/dev/pmem0\" is already declared at partitions[0]"]),
+        (json!({"partitions": [{"name": "a-very-long-partition-name-over-36-chars", "disk": "/dev/pmem0"}]}), vec!["partitions[0].name", "longer than 36 bytes"]),
+        (json!({"namespaces": [ns("p", 0, "fsdax")], "partitions": [{"name": "q", "disk": "p"}], "devices": [{"name": "d", "target": "linear", "members": ["q"]}],
+                "filesystems": [{"device": "q", "type": "ext4"}, {"device": "q", "type": "xfs"}]}), vec!["filesystems[1].device: partition q already has a filesystem declared at filesystems[0]"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "btrfs"}]}), vec!["filesystems[0].type: unknown variant `btrfs`, expected `ext4` or `xfs`"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs", "label": "much-too-long-label"}]}), vec!["filesystems[0].label: \"much-too-long-label\" is longer than 12 bytes, the xfs label limit"]),
+        (json!({"namespaces": [ns("dd", 0, "devdax")], "filesystems": [{"device": "dd", "type": "xfs"}]}), vec!["filesystems[0].device: namespace \"dd\" is devdax, which has a character device and no block device"]),
+        (json!({"mounts": [{"path": "mnt/x", "device": "/dev/pmem0"}]}), vec!["mounts[0].path: \"mnt/x\" is not an absolute path"]),
+        (json!({"mounts": [{"path": "/mnt/../etc", "device": "/dev/pmem0"}]}), vec!["mounts[0].path: \"/mnt/../etc\" is not an absolute path"]),
+        (json!({"mounts": [{"path": "/mnt/x", "device": "/dev/pmem0"}, {"path": "/mnt//x/", "device": "/dev/pmem1"}]}), vec!["mounts[1].path: /mnt/x is already a mount point at mounts[0]"]),
+        (json!({"mounts": [{"path": "/mnt/x", "device": "/dev/pmem0", "dax": "sometimes"}]}), vec!["mounts[0].dax: unknown variant `sometimes`, expected one of `always`, `inode`, `never`"]),
+        (json!({"mounts": [{"path": "/mnt/x", "device": "/dev/pmem0", "options": ["dax"]}]}), vec!["mounts[0].options[0]: \"dax\": set DAX with the dax field"]),
+        (json!({"mounts": [{"path": "/mnt/x", "device": "/dev/pmem0", "options": ["noatime,nodev"]}]}), vec!["mounts[0].options[0]: \"noatime,nodev\": give one option per list item"]),
+        (json!({"namespaces": [ns("s", 0, "sector")], "mounts": [{"path": "/mnt/x", "device": "s"}]}),
+            vec!["mounts[0].device: dax=always needs a DAX-capable device, but namespace \"s\" is in sector mode"]),
+        (json!({"namespaces": [ns("r", 0, "raw"), ns("f", 1, "fsdax")], "devices": [{"name": "st", "target": "striped", "members": ["f", "r"]}],
+                "mounts": [{"path": "/mnt/x", "device": "st", "dax": "inode"}]}),
+            vec!["mounts[0].device: dax=inode needs a DAX-capable device, but dm device \"st\" has a member that is not: namespace \"r\" is in raw mode"]),
+        (json!({"boot": {"persist": "maybe"}}), vec!["boot.persist: \"maybe\" is not a boolean"]),
+        (json!({"boot": {"persist": true, "when": "now"}}), vec!["boot.when: unknown field `when`"]),
+    ]
+}
+
+#[test]
+fn every_bad_input_fails_with_its_path_and_changes_nothing() {
+    let all = cases();
+    assert!(all.len() >= 20);
+    for (args, fragments) in all {
+        let mut fake = FakeSystem::with_fsdax(2, DIMM);
+        let before = fake.state.clone();
+        let r = pmem_stack::run(&args.to_string(), &mut fake, false);
+        assert!(r.failed, "{args} should fail");
+        assert!(!r.changed);
+        for f in &fragments {
+            assert!(
+                r.msg.contains(f),
+                "{args}\n  wanted: {f}\n  got:    {}",
+                r.msg
+            );
+        }
+        assert!(!r.errors.is_empty(), "structured errors for {args}");
+        assert_eq!(fake.mutations(), 0, "{args}");
+        assert_eq!(fake.probes, 0, "validation happens before probing: {args}");
+        assert_eq!(fake.state, before);
+    }
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let args = json!({
+        "namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": "3M"}],
+        "devices": [{"name": "s", "target": "striped", "members": ["a"], "chunk": "3K"}],
+        "mounts": [{"path": "relative", "device": "nowhere"}],
+        "state": "gone"
+    });
+    let mut fake = FakeSystem::with_fsdax(1, DIMM);
+    let r = pmem_stack::run(&args.to_string(), &mut fake, false);
+    let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["state"],
+        "type errors first, then (with valid types) semantic ones"
+    );
+    let mut args = args;
+    args["state"] = json!("present");
+    let r = pmem_stack::run(&args.to_string(), &mut fake, false);
+    let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "namespaces[0].size",
+            "devices[0].members",
+            "devices[0].chunk",
+            "mounts[0].path",
+            "mounts[0].device"
+        ],
+        "{}",
+        r.msg
+    );
+    assert!(r.msg.starts_with("5 problems in the arguments: "));
+}
+
+#[test]
+fn a_chunk_that_is_not_2m_is_a_warning_not_an_error() {
+    let args = json!({"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0", "/dev/pmem1"], "chunk": "1M"}]});
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let r = pmem_stack::run(&args.to_string(), &mut fake, false);
+    assert!(!r.failed, "{}", r.msg);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("devices[0].chunk: 1M is not a multiple of 2 MiB")),
+        "{:?}",
+        r.warnings
+    );
+}

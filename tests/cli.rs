@@ -1,0 +1,244 @@
+//! The binary's contract: argument channels (argv[1] file, stdin), flat and wrapped
+//! shapes, one JSON object on stdout, exit codes, the committed schemas, offline plans.
+
+mod common;
+
+use common::DIMM;
+use pmem_stack::system::fake::FakeSystem;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pmem_stack"))
+}
+
+fn tmp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pmem-stack-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write temp file");
+    p
+}
+
+fn with_stdin(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// Stdout must be exactly one JSON object.
+fn one_object(out: &Output) -> Value {
+    let text = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    let first = stream.next().expect("one value").expect("valid JSON");
+    assert!(
+        stream.next().is_none(),
+        "more than one JSON value on stdout: {text}"
+    );
+    assert!(first.is_object());
+    first
+}
+
+fn snapshot() -> PathBuf {
+    let fake = FakeSystem::fresh_dimms(2, DIMM);
+    tmp(
+        "snapshot.json",
+        &serde_json::to_string(&fake.state).expect("json"),
+    )
+}
+
+fn recipe() -> Value {
+    json!({
+        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}, {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+        "devices": [{"name": "s", "target": "striped", "members": ["pm0", "pm1"]}],
+        "filesystems": [{"device": "s", "type": "xfs"}],
+        "mounts": [{"path": "/mnt/s", "device": "s"}]
+    })
+}
+
+#[test]
+fn schemas_in_the_repo_are_the_generated_ones() {
+    for (flag, file) in [
+        ("--schema", "schemas/pmem_stack.args.schema.json"),
+        ("--result-schema", "schemas/pmem_stack.result.schema.json"),
+    ] {
+        let out = bin().arg(flag).output().expect("run");
+        assert!(out.status.success());
+        let generated: Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
+        let committed: Value = serde_json::from_str(
+            &std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file))
+                .expect("committed schema"),
+        )
+        .expect("committed schema is JSON");
+        assert_eq!(
+            generated, committed,
+            "{file} is stale: regenerate with `pmem_stack {flag} > {file}`"
+        );
+    }
+}
+
+#[test]
+fn file_and_stdin_flat_and_wrapped_give_the_same_plan() {
+    let snap = snapshot();
+    let mut flat = recipe();
+    flat["_ansible_check_mode"] = json!(false);
+    flat["_ansible_module_name"] = json!("pmem_stack");
+    flat["_ansible_tmpdir"] = json!("/tmp/x");
+    let wrapped = json!({"ANSIBLE_MODULE_ARGS": flat.clone()});
+    let mut results = Vec::new();
+    for (i, input) in [flat, wrapped].iter().enumerate() {
+        let f = tmp(&format!("args{i}"), &input.to_string());
+        let by_file = bin()
+            .arg("--actual")
+            .arg(&snap)
+            .arg(&f)
+            .output()
+            .expect("run");
+        let mut cmd = bin();
+        cmd.arg("--actual").arg(&snap);
+        let by_stdin = with_stdin(cmd, &input.to_string());
+        for out in [by_file, by_stdin] {
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let v = one_object(&out);
+            assert_eq!(v["failed"], json!(false));
+            assert_eq!(v["changed"], json!(true));
+            assert_eq!(v["check_mode"], json!(true), "--actual is always a dry run");
+            assert!(v["invocation"]["module_args"]
+                .get("_ansible_tmpdir")
+                .is_none());
+            results.push(v["plan"].clone());
+        }
+    }
+    assert_eq!(results.len(), 4);
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    let actions: Vec<&str> = results[0]
+        .as_array()
+        .expect("plan")
+        .iter()
+        .map(|s| s["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "reconfigure_namespace",
+            "reconfigure_namespace",
+            "create_dm",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+}
+
+#[test]
+fn failures_exit_1_with_one_json_object() {
+    let snap = snapshot();
+    let mut cmd = bin();
+    cmd.arg("--actual").arg(&snap);
+    let out = with_stdin(
+        cmd,
+        r#"{"devices":[{"name":"s","target":"striped","members":["/dev/pmem0"]}],"what":1}"#,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = one_object(&out);
+    assert_eq!(v["failed"], json!(true));
+    assert_eq!(v["changed"], json!(false));
+    let msg = v["msg"].as_str().expect("msg");
+    assert!(
+        msg.contains("Unsupported parameters for (pmem_stack) module: what"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("devices[0].members: a striped device needs at least 2 members"),
+        "{msg}"
+    );
+
+    for args in [vec!["--bogus"], vec!["a", "b"], vec!["/nonexistent/args"]] {
+        let out = bin().args(&args).output().expect("run");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(one_object(&out)["failed"], json!(true));
+    }
+    let mut cmd = bin();
+    cmd.arg("--actual").arg(&snap);
+    let out = with_stdin(cmd, "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_object(&out)["msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no module arguments"));
+    let bad_snap = tmp("bad-snapshot.json", r#"{"namespaces": [{"dev": 5}]}"#);
+    let out = bin().arg("--actual").arg(&bad_snap).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_object(&out)["msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("does not describe a system at namespaces[0]"));
+}
+
+#[test]
+fn facts_print_one_object() {
+    let out = bin().arg("--facts").output().expect("run");
+    let v = one_object(&out);
+    let failed = v["failed"].as_bool().expect("failed is set");
+    assert_eq!(out.status.code(), Some(i32::from(failed)));
+    if !failed {
+        assert!(v["ansible_facts"]["pmem_stack"].is_object());
+    }
+}
+
+#[test]
+fn a_refusal_names_the_option_and_changes_nothing_offline() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let r = pmem_stack::run(&recipe().to_string(), &mut fake, false);
+    assert!(!r.failed, "{}", r.msg);
+    let snap = tmp(
+        "converged.json",
+        &serde_json::to_string(&fake.state).expect("json"),
+    );
+    let mut args = recipe();
+    args["devices"][0]["chunk"] = json!("4M");
+    let f = tmp("chunk.json", &args.to_string());
+    let out = bin()
+        .arg("--actual")
+        .arg(&snap)
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let v = one_object(&out);
+    assert!(v["msg"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Set allow_data_loss: true"));
+    assert!(!v["refusals"].as_array().expect("refusals").is_empty());
+    args["_ansible_diff"] = json!(true);
+    let f = tmp("same.json", &recipe().to_string());
+    let out = bin()
+        .arg("--actual")
+        .arg(&snap)
+        .arg(&f)
+        .output()
+        .expect("run");
+    let v = one_object(&out);
+    assert_eq!(
+        (v["changed"].clone(), v["msg"].clone()),
+        (json!(false), json!("No changes."))
+    );
+}
