@@ -1,0 +1,124 @@
+//! The VM suite: each test boots Debian's kernel in QEMU (TCG) with emulated NVDIMMs
+//! (tests/vm/run-guest.sh) and runs one guest script from tests/vm/guest/ against the
+//! built binary, as root with udev. A script groups many checks into one boot and ends
+//! with `SUMMARY: N passed, M failed`; the test fails unless it exits 0.
+//!
+//! Without the VM tools the tests fail, unless `PMEM_STACK_SKIP_VM=1` is set outside CI,
+//! in which case they say loudly that they skipped. In CI (`CI` set) they always run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One VM at a time: TCG on 2 cores is slow enough with one.
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Why the VM cannot run here, if it cannot.
+fn missing_tools() -> Option<String> {
+    let have = |p: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .any(|d| d.join(p).is_file())
+    };
+    for tool in [
+        "qemu-system-x86_64",
+        "cpio",
+        "ndctl",
+        "dmsetup",
+        "strace",
+        "python3",
+    ] {
+        if !have(tool) {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("busybox-static is not installed".into());
+    }
+    let kernel = std::fs::read_dir("/boot").ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("vmlinuz-"))
+                    .map(String::from)
+            })
+            .find(|v| {
+                Path::new("/lib/modules")
+                    .join(v)
+                    .join("modules.dep")
+                    .exists()
+            })
+    });
+    if kernel.is_none() {
+        return Some("no Debian kernel with modules in /boot (linux-image-amd64)".into());
+    }
+    None
+}
+
+/// Run `script` in a fresh VM with `dimms` NVDIMMs of `mib` MiB each.
+fn guest(script: &str, dimms: u32, mib: u32) {
+    if let Some(why) = missing_tools() {
+        let in_ci = std::env::var_os("CI").is_some();
+        if !in_ci && std::env::var("PMEM_STACK_SKIP_VM").as_deref() == Ok("1") {
+            eprintln!(
+                "\n!!!!!!!! SKIPPED VM TEST {script}: {why} (PMEM_STACK_SKIP_VM=1) !!!!!!!!\n"
+            );
+            return;
+        }
+        panic!("the VM suite cannot run: {why}. Run scripts/install-deps.sh (or set PMEM_STACK_SKIP_VM=1 outside CI to skip loudly)");
+    }
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = env!("CARGO_BIN_EXE_pmem_stack");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo().join("tests/vm/run-guest.sh"))
+        .args([
+            "-n",
+            &dimms.to_string(),
+            "-s",
+            &mib.to_string(),
+            "-m",
+            "768M",
+            "-t",
+            "1200",
+            "--",
+        ])
+        .args(["env", &format!("PMEM_STACK_BIN={bin}"), "bash"])
+        .arg(repo().join("tests/vm/guest").join(script))
+        .current_dir(repo())
+        .output()
+        .expect("run tests/vm/run-guest.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("SUMMARY:"))
+        .unwrap_or("no SUMMARY line");
+    eprintln!(
+        "{script}: {summary} ({:.0} s in the VM)",
+        started.elapsed().as_secs_f64()
+    );
+    for l in stdout.lines().filter(|l| l.starts_with("CHECK ")) {
+        eprintln!("  {l}");
+    }
+    assert!(
+        out.status.success(),
+        "{script} failed (status {:?}).\n--- output ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status.code()
+    );
+    assert!(
+        summary.ends_with(" 0 failed"),
+        "{script}: {summary}\n{stdout}"
+    );
+}
+
+#[test]
+fn vm_namespaces_and_device_mapper() {
+    guest("namespaces-dm.sh", 2, 512);
+}

@@ -1,0 +1,52 @@
+# Sourced by the guest scripts (they run INSIDE the VM as root, with udev running).
+# Gives: check/ok/bad counters, `module NAME JSON` (runs pmem_stack, keeps its result),
+# `jv FILE PATH` (JSON value), `spawns FILE` (processes a run started, from strace),
+# and `summary` (prints "N passed, M failed" and sets the exit status).
+set -u
+BIN=${PMEM_STACK_BIN:?set PMEM_STACK_BIN to the pmem_stack binary}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+W=${W:-/tmp/pmem-stack-vm}
+rm -rf "$W"; mkdir -p "$W"
+PASS=0; FAIL=0
+ok()  { echo "CHECK PASS: $*"; PASS=$((PASS+1)); }
+bad() { echo "CHECK FAIL: $*"; FAIL=$((FAIL+1)); }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+jv() { python3 "$HERE/j.py" "$@"; }
+actions() { python3 "$HERE/j.py" actions "$1"; }
+section() { echo; echo "=== $*"; }
+
+# module NAME JSON: run the module with JSON in an args file (as Ansible does), under
+# strace to record every process it starts; result in $W/NAME.json, rc in $W/NAME.rc.
+module() {
+  local name=$1 json=$2
+  printf '%s' "$json" > "$W/$name.args"
+  strace -f -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
+  local rc=$?
+  echo "$rc" > "$W/$name.rc"
+  echo "  [$name] rc=$rc changed=$(jv "$W/$name.json" changed) plan=$(actions "$W/$name.json")"
+  echo "  [$name] msg: $(jv "$W/$name.json" msg)"
+  return 0
+}
+# module_stdin NAME JSON: same arguments through stdin (Salt/Puppet wrappers)
+module_stdin() {
+  local name=$1 json=$2
+  printf '%s' "$json" | "$BIN" > "$W/$name.json" 2> "$W/$name.err"
+  echo $? > "$W/$name.rc"
+}
+rc_of() { cat "$W/$1.rc"; }
+# programs a run started, other than the module itself (one per line)
+spawns() { grep -o 'execve("[^"]*"' "$W/$1.trace" | sed 's/execve("//; s/"$//' | grep -v -x -F "$BIN" || true; }
+facts() { "$BIN" --facts > "$W/$1.json"; }
+# the live table of a dm device, one line
+dmtable() { dmsetup table "$1" 2>/dev/null | tr '\n' '|' | sed 's/|$//'; }
+# block device (pmemN) of the namespace named $1
+ns_blk() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print([n.get('blockdev','') for n in d if n.get('name')=='$1'][0])"; }
+devno() { cat "/sys/block/$1/dev"; }
+size_of() { cat "/sys/block/$1/size"; }
+summary() {
+  echo
+  echo "SUMMARY: $PASS passed, $FAIL failed"
+  [ "$FAIL" -eq 0 ]
+}
+for m in nfit nd_pmem nd_btt dax_pmem dm-mod dm-linear dm-striped ext4 xfs; do modprobe -q "$m" 2>/dev/null || true; done
+udevadm settle 2>/dev/null || true
