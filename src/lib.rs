@@ -33,7 +33,7 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
         Err(mut f) => {
-            if let Some(Err(more)) = f.args.as_ref().map(validate) {
+            if let Some(Err(more)) = f.args.as_deref().map(validate) {
                 f.errors.extend(more);
             }
             return ModuleResult::new(f.raw_options).input_errors(&f.errors);
@@ -141,7 +141,23 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
             continue;
         }
         match after.mount_at(&m.path) {
-            Some(mt) if mt.dax == Some(m.dax) => {}
+            Some(mt) if mt.dax == Some(m.dax) => {
+                // mountinfo says so; a file must say so too (dax=inode is per file)
+                if m.dax != DaxMode::Always || !done.iter().any(|s| matches!(&s.action, plan::Action::Mount { path, .. } if *path == m.path)) {
+                    continue;
+                }
+                match system.dax_check(&m.path) {
+                    Ok(c) if c.statx_dax => {}
+                    Ok(c) => {
+                        return result.fail(format!(
+                            "{} is mounted with dax=always but a file on it has no STATX_ATTR_DAX: DAX is not in effect{}",
+                            m.path,
+                            if c.kernel_log.is_empty() { String::new() } else { format!(" (kernel: {})", c.kernel_log.join(" | ")) }
+                        ))
+                    }
+                    Err(e) => return result.fail(format!("checking DAX on {}: {e}", m.path)),
+                }
+            }
             Some(mt) => {
                 return result.fail(format!(
                     "{} is mounted but DAX is not in effect: the kernel reports dax={} (wanted {}); the device cannot do DAX",

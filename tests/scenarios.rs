@@ -503,3 +503,23 @@ fn ext4_dax_change_is_umount_and_mount() {
     assert_eq!(actions(&r), ["umount", "mount"]);
     assert!(r.plan[0].detail.contains("cannot change dax on remount"));
 }
+
+#[test]
+fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.files_without_dax = true;
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg.contains("a file on it has no STATX_ATTR_DAX"),
+        "{}",
+        r.msg
+    );
+    assert!(
+        r.msg
+            .contains("kernel: /dev/mapper/pmem-striped: DAX unsupported by block device"),
+        "{}",
+        r.msg
+    );
+    assert!(r.changed, "the steps done are reported");
+}

@@ -433,7 +433,7 @@ pub struct ParseFailure {
     pub errors: Vec<InputError>,
     /// The typed options, when every option that is known parsed (only unknown
     /// options were wrong): semantic validation can still report its findings.
-    pub args: Option<ModuleArgs>,
+    pub args: Option<Box<ModuleArgs>>,
 }
 
 /// Read the options and internal keys from the input JSON text.
@@ -546,7 +546,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
         Err(ParseFailure {
             raw_options: options,
             errors,
-            args: unknown_only.then_some(args),
+            args: unknown_only.then(|| Box::new(args)),
         })
     }
 }

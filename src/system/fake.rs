@@ -4,7 +4,7 @@
 //! *below* the planner, so tests exercise the real decisions. It can fail on purpose at
 //! a chosen operation.
 
-use super::{Output, System, SystemError};
+use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::dm::{table_length, table_text, TableLine};
 use crate::actual::{
     Actual, BlockDevice, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace, PartitionOf,
@@ -30,6 +30,8 @@ pub struct FakeSystem {
     pub fail_at: Option<usize>,
     /// Number of probes made.
     pub probes: usize,
+    /// Simulate an old kernel that shows dax=always in mountinfo while files get no DAX.
+    pub files_without_dax: bool,
 }
 
 impl FakeSystem {
@@ -781,5 +783,24 @@ impl System for FakeSystem {
         let out = self.apply(op)?;
         self.executed.push(op.clone());
         Ok(out)
+    }
+
+    fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
+        let m = self
+            .state
+            .mount_at(mount_point)
+            .ok_or_else(|| Self::fail("dax check", format!("{mount_point}: not mounted")))?;
+        let statx_dax = m.dax == Some(DaxMode::Always) && !self.files_without_dax;
+        Ok(DaxCheck {
+            statx_dax,
+            kernel_log: if statx_dax {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "{}: DAX unsupported by block device. Turning off DAX.",
+                    m.source
+                )]
+            },
+        })
     }
 }

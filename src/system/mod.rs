@@ -79,12 +79,24 @@ impl fmt::Display for SystemError {
     }
 }
 
+/// What a DAX check on a mounted filesystem found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DaxCheck {
+    /// A new file in it has STATX_ATTR_DAX.
+    pub statx_dax: bool,
+    /// Kernel log lines about DAX (read when the check fails), newest last.
+    pub kernel_log: Vec<String>,
+}
+
 /// The machine, as the pipeline sees it.
 pub trait System {
     /// Read the whole actual state.
     fn probe(&mut self) -> Result<Actual, SystemError>;
     /// Carry out one operation.
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;
+    /// After mounting: make a file on the filesystem at `mount_point`, read its statx
+    /// attributes, remove it; on no DAX, collect the kernel's reason.
+    fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;
 }
 
 /// A system for `--actual SNAPSHOT`: probing returns the snapshot, executing is refused
@@ -100,6 +112,11 @@ impl System for Snapshot {
             msg: format!("a captured snapshot cannot execute {op:?}"),
         })
     }
+    fn dax_check(&mut self, _: &str) -> Result<DaxCheck, SystemError> {
+        Err(SystemError::Unavailable {
+            msg: "a captured snapshot has no filesystem to check".into(),
+        })
+    }
 }
 
 /// Placeholder for machines without a real backend in this build.
@@ -113,5 +130,8 @@ impl System for NoBackend {
     }
     fn execute(&mut self, _: &Op) -> Result<Output, SystemError> {
         self.probe().map(|_| Output::default())
+    }
+    fn dax_check(&mut self, _: &str) -> Result<DaxCheck, SystemError> {
+        self.probe().map(|_| DaxCheck::default())
     }
 }

@@ -9,9 +9,11 @@
 //! - `mounts.rs`: mountinfo (procfs crate), root extsize (FS_IOC_FSGETXATTR); mount/umount/extsize ops
 //! - `dm.rs`: dm devices and tables through the devicemapper crate; create/reload/remove
 //! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
+//! - `dax.rs`: the DAX check after mounting (statx on a new file, kernel log)
 //! - `exec.rs`: the table of external programs and the argv runner
 
 pub mod block;
+pub mod dax;
 pub mod dm;
 pub mod exec;
 pub mod fs;
@@ -19,7 +21,7 @@ pub mod gpt;
 pub mod mounts;
 pub mod nd;
 
-use super::{Output, System, SystemError};
+use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::Actual;
 use crate::plan::Op;
 use std::path::PathBuf;
@@ -104,5 +106,9 @@ impl System for RealSystem {
             exec::udev_settle();
         }
         Ok(out)
+    }
+
+    fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
+        dax::check(mount_point)
     }
 }
