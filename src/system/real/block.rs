@@ -1,9 +1,285 @@
-//! Block devices from sysfs (to be written).
-use crate::actual::{BlockDevice, DmDevice};
+//! Block devices, read from sysfs (`/sys/class/block`) and the udev links under `/dev`.
+//!
+//! Hand-written (a handful of sysfs reads): the crates that list block devices either
+//! spawn `lsblk`/`blkid` or go through libudev/libblkid (C libraries), and we need
+//! exactly the kernel's view: `dev` (major:minor), `size` (512-byte sectors whatever the
+//! logical block size), `queue/dax`, `holders/`, and for partitions `partition`, `start`
+//! and the parent disk (the directory a partition's directory sits in).
+//!
+//! A partition has no `queue/`: it can do DAX when its disk can and its start and size
+//! are whole pages (the kernel's `fs_dax_get_by_bdev` refuses "unaligned partition for
+//! dax" otherwise).
+//!
+//! Paths: `/dev/NAME`; for dm devices `/dev/mapper/<dm name>`, with `/dev/dm-N` as an
+//! alias. Other aliases are the udev links in `/dev/disk/by-{id,uuid,label,partuuid,
+//! partlabel}` that point at the device node: udev always links to `../../NAME` (the
+//! kernel name), so a link belongs to the device whose kernel name ends its target.
+
+use super::nd::{attr, attr_parsed, list_dir, malformed, natural_key, required_u64};
+use crate::actual::{BlockDevice, Devno, DmDevice, PartitionOf};
 use crate::system::SystemError;
+use crate::units::Sectors;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Block devices under `sys`/class/block.
-pub fn probe(_sys: &Path, _dev: &Path, _dms: &[DmDevice]) -> Result<Vec<BlockDevice>, SystemError> {
-    Ok(Vec::new())
+/// Sectors in a 4 KiB page: partition start and size must be multiples for DAX.
+const PAGE_SECTORS: u64 = 8;
+
+/// The `/dev/disk` link directories whose entries become aliases.
+const LINK_DIRS: [&str; 5] = [
+    "by-id",
+    "by-uuid",
+    "by-label",
+    "by-partuuid",
+    "by-partlabel",
+];
+
+/// Block devices under `sys`/class/block, with paths under `dev` (normally `/dev`).
+/// Unused loop, ram and zram devices (size 0) are left out. `dms` gives dm names when
+/// sysfs has no `dm/name`.
+pub fn probe(sys: &Path, dev: &Path, dms: &[DmDevice]) -> Result<Vec<BlockDevice>, SystemError> {
+    let class = sys.join("class/block");
+    let links = udev_links(dev)?;
+    let mut out = Vec::new();
+    for name in list_dir(&class)? {
+        if let Some(b) = device(&class.join(&name), &name, dev, dms, &links)? {
+            out.push(b);
+        }
+    }
+    out.sort_by_key(|b| (b.devno, natural_key(&b.name)));
+    Ok(out)
+}
+
+fn device(
+    dir: &Path,
+    name: &str,
+    dev: &Path,
+    dms: &[DmDevice],
+    links: &BTreeMap<String, Vec<String>>,
+) -> Result<Option<BlockDevice>, SystemError> {
+    if !dir.exists() {
+        return Ok(None); // removed while we looked
+    }
+    let size = required_u64(dir, "size")?;
+    if size == 0
+        && ["loop", "ram", "zram"].iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    {
+        return Ok(None);
+    }
+    let dev_text = attr(dir, "dev").unwrap_or_default();
+    let devno: Devno = dev_text
+        .parse()
+        .map_err(|_| malformed(&dir.join("dev"), &dev_text, "major:minor"))?;
+
+    let (partition, dax) = match attr_parsed::<u32>(dir, "partition")? {
+        Some(number) => {
+            let start = required_u64(dir, "start")?;
+            // the disk is the directory the partition's directory sits in
+            let real = std::fs::canonicalize(dir).map_err(|e| SystemError::Probe {
+                msg: format!("{}: {e}", dir.display()),
+            })?;
+            let disk_dir = real.parent().ok_or_else(|| SystemError::Probe {
+                msg: format!("{}: partition without a parent disk", real.display()),
+            })?;
+            let disk = disk_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dax = queue_dax(disk_dir)
+                && start.is_multiple_of(PAGE_SECTORS)
+                && size.is_multiple_of(PAGE_SECTORS);
+            let p = PartitionOf {
+                disk,
+                number,
+                start: Sectors(start),
+            };
+            (Some(p), dax)
+        }
+        None => (None, queue_dax(dir)),
+    };
+
+    let mut holders = list_dir(&dir.join("holders"))?;
+    holders.sort_by_key(|h| natural_key(h));
+
+    let kernel_path = dev.join(name).to_string_lossy().into_owned();
+    let dm_name = attr(dir, "dm/name").filter(|n| !n.is_empty()).or_else(|| {
+        dms.iter()
+            .find(|d| d.devno == devno)
+            .map(|d| d.name.clone())
+    });
+    let mut aliases = Vec::new();
+    let path = match dm_name {
+        Some(n) => {
+            aliases.push(kernel_path);
+            dev.join("mapper").join(n).to_string_lossy().into_owned()
+        }
+        None => kernel_path,
+    };
+    aliases.extend(links.get(name).into_iter().flatten().cloned());
+
+    Ok(Some(BlockDevice {
+        name: name.to_string(),
+        devno,
+        path,
+        aliases,
+        size: Sectors(size),
+        dax,
+        holders,
+        partition,
+    }))
+}
+
+/// `queue/dax` is 1.
+fn queue_dax(dir: &Path) -> bool {
+    attr(dir, "queue/dax").as_deref() == Some("1")
+}
+
+/// Kernel name -> the udev links that lead to it (sorted), from `dev`/disk/by-*.
+fn udev_links(dev: &Path) -> Result<BTreeMap<String, Vec<String>>, SystemError> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for sub in LINK_DIRS {
+        let dir = dev.join("disk").join(sub);
+        let mut names = list_dir(&dir)?;
+        names.sort();
+        for n in names {
+            let link = dir.join(&n);
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue; // not a link
+            };
+            if let Some(kname) = target.file_name() {
+                map.entry(kname.to_string_lossy().into_owned())
+                    .or_default()
+                    .push(link.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn tree(state: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sysfs-trees")
+            .join(state)
+    }
+
+    fn named<'a>(v: &'a [BlockDevice], name: &str) -> &'a BlockDevice {
+        v.iter()
+            .find(|b| b.name == name)
+            .expect("device in fixture")
+    }
+
+    #[test]
+    fn fresh_label_less_disks() {
+        let t = tree("fresh");
+        let v = probe(&t.join("sys"), &t.join("dev"), &[]).expect("probe");
+        let names: Vec<&str> = v.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["pmem0", "pmem1"]); // by devno
+        let b = named(&v, "pmem0");
+        assert_eq!(
+            b.devno,
+            Devno {
+                major: 259,
+                minor: 0
+            }
+        );
+        assert_eq!(b.size, Sectors(2 * 1024 * 1024));
+        assert_eq!(b.path, t.join("dev/pmem0").to_string_lossy());
+        // raw label-less namespaces are not DAX-capable
+        assert!(!b.dax);
+        assert!(b.holders.is_empty() && b.partition.is_none());
+    }
+
+    /// tests/fixtures/sysfs-trees "stack": dm-0 = `s`, striped over pmem0 and pmem1;
+    /// a GPT on pmem1.1 with pmem1.1p1 at sector 4096; pmem0.2s (sector), pmem1.2 (raw).
+    #[test]
+    fn stack_devices() {
+        let t = tree("stack");
+        let dev = t.join("dev");
+        let d = |rel: &str| dev.join(rel).to_string_lossy().into_owned();
+        let v = probe(&t.join("sys"), &dev, &[]).expect("probe");
+        let got: Vec<(&str, String, u64, bool)> = v
+            .iter()
+            .map(|b| (b.name.as_str(), b.devno.to_string(), b.size.0, b.dax))
+            .collect();
+        let want = [
+            ("dm-0", "254:0", 2_056_192, true),
+            ("pmem0", "259:0", 1_044_480, true),
+            ("pmem0.2s", "259:1", 259_776, false),
+            ("pmem1", "259:2", 1_028_096, true),
+            ("pmem1.1", "259:3", 512_000, true),
+            ("pmem1.2", "259:4", 262_144, false),
+            ("pmem1.1p1", "259:5", 409_600, true),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(n, d, s, x)| (*n, d.to_string(), *s, *x))
+            .collect();
+        assert_eq!(got, want);
+
+        let dm = named(&v, "dm-0");
+        assert_eq!(dm.path, d("mapper/s"));
+        assert_eq!(
+            dm.aliases,
+            [
+                d("dm-0"),
+                d("disk/by-id/dm-name-s"),
+                d("disk/by-uuid/c01f8f18-896c-435f-bcbf-044fecb1ef3f"),
+                d("disk/by-label/stripefs"),
+            ]
+        );
+        assert_eq!(named(&v, "pmem0").holders, ["dm-0"]);
+        assert_eq!(named(&v, "pmem1").holders, ["dm-0"]);
+        assert_eq!(
+            named(&v, "pmem0").aliases,
+            [d("disk/by-id/pmem-3d0aa4d4-8de0-49d9-bfbc-f24e4af31ac7")]
+        );
+
+        let p = named(&v, "pmem1.1p1");
+        assert_eq!(p.path, d("pmem1.1p1"));
+        assert_eq!(
+            p.partition,
+            Some(PartitionOf {
+                disk: "pmem1.1".into(),
+                number: 1,
+                start: Sectors(4096),
+            })
+        );
+        assert!(p.aliases.contains(&d("disk/by-partlabel/pmemdata")));
+        assert!(named(&v, "pmem1.1").partition.is_none());
+    }
+
+    #[test]
+    fn dm_name_from_the_dm_list_when_sysfs_has_none() {
+        let t = tree("stack");
+        // a dm device the kernel names only by number: the dm list's name wins
+        let dms = [DmDevice {
+            name: "other".into(),
+            devno: Devno {
+                major: 259,
+                minor: 4,
+            },
+            uuid: None,
+            table: Vec::new(),
+            suspended: false,
+            open_count: 0,
+        }];
+        let v = probe(&t.join("sys"), Path::new("/dev"), &dms).expect("probe");
+        let b = named(&v, "pmem1.2");
+        assert_eq!(b.path, "/dev/mapper/other");
+        assert_eq!(b.aliases, ["/dev/pmem1.2"]);
+    }
+
+    #[test]
+    fn no_sysfs_is_empty() {
+        let none = tree("does-not-exist");
+        assert!(probe(&none, &none, &[]).expect("probe").is_empty());
+    }
 }
