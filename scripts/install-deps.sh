@@ -25,3 +25,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "install-deps: all packages present"
 fi
+
+# Ansible for the recipe tests (ansible-core from PyPI, in a venv; no Galaxy). Debian's
+# python3 so the VM guest, which sees this machine's root read-only, can run it too.
+VENV=${PMEM_STACK_ANSIBLE_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/ansible-venv}
+ANSIBLE_CORE=2.19.14
+if ! "$VENV/bin/python" -c "import ansible.release as r; assert r.__version__ == '$ANSIBLE_CORE'" 2>/dev/null; then
+  echo "install-deps: ansible-core $ANSIBLE_CORE into $VENV"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE"
+fi

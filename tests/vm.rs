@@ -73,7 +73,12 @@ fn guest(script: &str, dimms: u32, mib: u32) {
         panic!("the VM suite cannot run: {why}. Run scripts/install-deps.sh (or set PMEM_STACK_SKIP_VM=1 outside CI to skip loudly)");
     }
     let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let bin = env!("CARGO_BIN_EXE_pmem_stack");
+    // a private copy: a rebuild while the VM runs must not swap the binary under it
+    let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-{script}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = dir.join("pmem_stack");
+    std::fs::copy(env!("CARGO_BIN_EXE_pmem_stack"), &bin).expect("copy the binary");
+    let bin = bin.display().to_string();
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(repo().join("tests/vm/run-guest.sh"))
@@ -93,6 +98,7 @@ fn guest(script: &str, dimms: u32, mib: u32) {
         .current_dir(repo())
         .output()
         .expect("run tests/vm/run-guest.sh");
+    let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let summary = stdout

@@ -104,14 +104,25 @@ pub(crate) fn plan(cx: &mut Ctx) {
                             continue;
                         }
                     }
-                    if let Some(size) = spec.size {
-                        reserved.insert(spec.region.clone(), size);
+                    // ndctl cannot sub-divide a label-less namespace ("Legacy / label-less
+                    // namespaces do not support sub-dividing a region"): it converts whole.
+                    if spec.size.is_some_and(|s| s != ns.size) {
+                        cx.refusals.push(format!(
+                            "namespace {}: {} holds only the label-less namespace {} of fresh DIMMs, which can only be converted whole ({}); drop size, or initialise labels first (ndctl disable-region {r}; ndctl init-labels -f <its nmems>; ndctl enable-region {r})",
+                            spec.name, spec.region, ns.dev, ns.size, r = spec.region
+                        ));
+                        continue;
                     }
+                    reserved.insert(spec.region.clone(), ns.size);
+                    let whole = NamespaceSpec {
+                        size: None,
+                        ..spec.clone()
+                    };
                     cx.step(
-                        reconfigure_action(&spec, &ns.dev),
+                        reconfigure_action(&whole, &ns.dev),
                         format!(
                             "{} (label-less raw namespace of fresh DIMMs; named {} from now on)",
-                            ndctl_words(&spec, Some(&ns.dev)),
+                            ndctl_words(&whole, Some(&ns.dev)),
                             spec.name
                         ),
                         !lost.is_empty(),

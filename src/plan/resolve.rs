@@ -125,11 +125,14 @@ pub enum Op {
         /// Options.
         options: Vec<String>,
     },
-    /// umount(2).
+    /// umount(2); lazy (MNT_DETACH) only when data loss is allowed.
     Umount {
         /// Mount point.
         target: String,
+        /// Detach even while files are open.
+        lazy: bool,
     },
+
     /// FS_IOC_FSSETXATTR on the root directory (extsize + EXTSZINHERIT).
     SetExtsize {
         /// Mount point.
@@ -401,12 +404,24 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
                 options: opts,
             }
         }
-        Action::Remount { path, options } => Op::Remount {
-            target: path.clone(),
-            options: options.clone(),
-        },
+        Action::Remount { path, options } => {
+            // MS_REMOUNT resets what it is not given: pass the whole set, dax included
+            // (unchanged, which the kernel accepts on remount)
+            let mut full: Vec<String> = d
+                .mounts
+                .iter()
+                .find(|m| m.path == *path)
+                .map(|m| vec![format!("dax={}", m.dax.as_str())])
+                .unwrap_or_default();
+            full.extend(options.iter().cloned());
+            Op::Remount {
+                target: path.clone(),
+                options: full,
+            }
+        }
         Action::Umount { path } => Op::Umount {
             target: path.clone(),
+            lazy: d.allow_data_loss,
         },
         Action::SetExtsize { path, size } => Op::SetExtsize {
             target: path.clone(),

@@ -647,7 +647,7 @@ impl FakeSystem {
                     }
                 }
             }
-            Op::Umount { target } => {
+            Op::Umount { target, .. } => {
                 let i = self
                     .state
                     .mounts

@@ -87,7 +87,7 @@ impl System for RealSystem {
                 options,
             } => mounts::mount(source, target, fstype, options)?,
             Op::Remount { target, options } => mounts::remount(target, options)?,
-            Op::Umount { target } => mounts::umount(target)?,
+            Op::Umount { target, lazy } => mounts::umount(target, *lazy)?,
             Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
         };
         // Device nodes (/dev/mapper/NAME, /dev/pmemNpM, by-id links) are made by udev:

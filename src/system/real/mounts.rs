@@ -222,11 +222,20 @@ pub fn remount(target: &str, options: &[String]) -> Result<Output, SystemError> 
     Ok(Output::default())
 }
 
-/// umount(2) `target` (not lazy, not forced: a busy mount fails).
-pub fn umount(target: &str) -> Result<Output, SystemError> {
-    nix::mount::umount(target).map_err(|e| SystemError::Os {
+/// umount(2) `target`; `lazy` detaches it (MNT_DETACH) even while files are open.
+pub fn umount(target: &str, lazy: bool) -> Result<Output, SystemError> {
+    let flags = if lazy {
+        nix::mount::MntFlags::MNT_DETACH
+    } else {
+        nix::mount::MntFlags::empty()
+    };
+    nix::mount::umount2(target, flags).map_err(|e| SystemError::Os {
         what: format!("umount {target}"),
-        error: e.to_string(),
+        error: if e == nix::errno::Errno::EBUSY {
+            format!("{e}: files are open on it; refused (set allow_data_loss: true to detach it lazily: the old mount lives on until they are closed)")
+        } else {
+            e.to_string()
+        },
     })?;
     Ok(Output::default())
 }
@@ -529,9 +538,9 @@ mod tests {
         eprintln!("target is a file: {e}");
         std::fs::remove_file(format!("{mnt}/file")).expect("rm");
 
-        umount(&mnt).expect("umount");
+        umount(&mnt, false).expect("umount");
         assert!(live().is_none());
-        let e = umount(&mnt).expect_err("not mounted");
+        let e = umount(&mnt, false).expect_err("not mounted");
         eprintln!("umount again: {e}");
     }
 

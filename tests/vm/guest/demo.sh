@@ -30,6 +30,6 @@ check "mountinfo shows dax=always" grep -q ' /mnt/pmem .*dax=always' /proc/self/
 head -c 8M /dev/urandom > /mnt/pmem/file && sync
 A=$(xfs_io -c 'statx -r' /mnt/pmem/file | sed -n 's/^stat.attributes = //p')
 echo "  statx attributes of /mnt/pmem/file: $A (STATX_ATTR_DAX = 0x200000)"
-check "a file on it has STATX_ATTR_DAX" [ -n "$A" ] && [ $(( A & 0x200000 )) -ne 0 ]
+checkc "a file on it has STATX_ATTR_DAX" '[ -n "$A" ] && [ $(( A & 0x200000 )) -ne 0 ]'
 echo "  extsize on /mnt/pmem: $(xfs_io -c extsize /mnt/pmem)"
 summary

@@ -11,6 +11,8 @@ PASS=0; FAIL=0
 ok()  { echo "CHECK PASS: $*"; PASS=$((PASS+1)); }
 bad() { echo "CHECK FAIL: $*"; FAIL=$((FAIL+1)); }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+# checkc DESC 'CONDITION': a compound condition (&&, |, redirections) as one string
+checkc() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 jv() { python3 "$HERE/j.py" "$@"; }
 actions() { python3 "$HERE/j.py" actions "$1"; }
 section() { echo; echo "=== $*"; }

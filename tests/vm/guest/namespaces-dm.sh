@@ -37,7 +37,7 @@ echo "  dmsetup table: $(dmtable pmem-striped)"
 echo "  expected:      $WANT"
 check "striped: dmsetup table is 2 x floor(min/4096) x 4096, chunk 4096, pm0 then pm1" [ "$(dmtable pmem-striped)" = "$WANT" ]
 check "striped: /dev/mapper/pmem-striped exists" [ -b /dev/mapper/pmem-striped ]
-check "striped: namespaces named and fsdax" [ "$(ndctl list -N | grep -c '"mode":"fsdax"')" = 2 ]
+checkc "striped: namespaces named and fsdax" '[ "$(ndctl list -N | grep -c '\''"mode":"fsdax"'\'')" = 2 ]'
 DM=$(basename "$(readlink -f /dev/mapper/pmem-striped)")
 check "striped: the dm device can do DAX (queue/dax=1)" [ "$(cat /sys/block/$DM/queue/dax)" = 1 ]
 
@@ -70,13 +70,13 @@ check "chunk change allowed: rc 0" [ "$(rc_of chunk2)" = 0 ]
 check "chunk change allowed: umount, reload" [ "$(actions "$W/chunk2.json")" = "umount,reload_dm" ]
 check "--facts + --actual gives the live run's plan" [ "$(jv "$W/offline.json" plan)" = "$(jv "$W/chunk2.json" plan)" ]
 check "--actual is a dry run" [ "$(jv "$W/offline.json" check_mode)" = true ]
-check "chunk change allowed: chunk 8192 in the table" [ "$(dmtable pmem-striped | awk '{print $3, $5}')" = "striped 8192" ]
+checkc "chunk change allowed: chunk 8192 in the table" '[ "$(dmtable pmem-striped | awk '\''{print $3, $5}'\'')" = "striped 8192" ]'
 module chunk3 "$ALLOW"
 check "chunk change: then converged" [ "$(jv "$W/chunk3.json" changed)" = false ]
 
 section "teardown of the striped device"
 module absent1 "${STRIPED%\}},\"state\":\"absent\"}"
-check "absent: rc 0, removes the dm device" [ "$(rc_of absent1)" = 0 ] && [ ! -e /dev/mapper/pmem-striped ]
+checkc "absent: rc 0, removes the dm device" '[ "$(rc_of absent1)" = 0 ] && [ ! -e /dev/mapper/pmem-striped ]'
 check "absent: namespaces kept (warning)" grep -q 'left in place' "$W/absent1.json"
 
 section "linear over two namespaces"
@@ -84,26 +84,26 @@ LINEAR="{\"namespaces\":$NS,\"devices\":[{\"name\":\"pmem-linear\",\"target\":\"
 module linear1 "$LINEAR"
 WANT="0 $S0 linear $(devno "$P0") 0|$S0 $S1 linear $(devno "$P1") 0"
 echo "  dmsetup table: $(dmtable pmem-linear)"
-check "linear: rc 0, create_dm only" [ "$(rc_of linear1)" = 0 ] && [ "$(actions "$W/linear1.json")" = create_dm ]
+checkc "linear: rc 0, create_dm only" '[ "$(rc_of linear1)" = 0 ] && [ "$(actions "$W/linear1.json")" = create_dm ]'
 check "linear: length = sum of members" [ "$(dmtable pmem-linear)" = "$WANT" ]
 module linear2 "$LINEAR"
-check "linear: second run unchanged, no process" [ "$(jv "$W/linear2.json" changed)" = false ] && [ -z "$(spawns linear2)" ]
+checkc "linear: second run unchanged, no process" '[ "$(jv "$W/linear2.json" changed)" = false ] && [ -z "$(spawns linear2)" ]'
 
 section "namespace mode: refused while a dm device holds it, then fsdax -> devdax -> fsdax"
 DEVDAX='{"namespaces":[{"name":"pm1","region":"region1","mode":"devdax"}],"allow_data_loss":true}'
 module mode1 "$DEVDAX"
 check "devdax while held by pmem-linear: refused" [ "$(rc_of mode1)" = 1 ]
 check "the refusal names the holder" grep -q 'held by dm device pmem-linear' "$W/mode1.json"
-check "namespace unchanged" [ "$(ndctl list -N | grep -c '"mode":"fsdax"')" = 2 ]
+checkc "namespace unchanged" '[ "$(ndctl list -N | grep -c '\''"mode":"fsdax"'\'')" = 2 ]'
 module linear3 "${LINEAR%\}},\"state\":\"absent\"}"
 module mode2 "$DEVDAX"
-check "devdax: rc 0, reconfigured" [ "$(rc_of mode2)" = 0 ] && [ "$(actions "$W/mode2.json")" = reconfigure_namespace ]
-check "devdax: ndctl shows devdax for pm1" ndctl list -N -n pm1 | grep -q '"mode":"devdax"'
-check "devdax: a /dev/dax character device" ls /dev/dax* >/dev/null
+checkc "devdax: rc 0, reconfigured" '[ "$(rc_of mode2)" = 0 ] && [ "$(actions "$W/mode2.json")" = reconfigure_namespace ]'
+checkc "devdax: ndctl shows devdax for pm1" 'ndctl list -N -n pm1 | grep -q '\''"mode":"devdax"'\'''
+checkc "devdax: a /dev/dax character device" 'ls /dev/dax* >/dev/null'
 module mode3 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}]}'
-check "devdax -> fsdax without allow_data_loss: refused" [ "$(rc_of mode3)" = 1 ] && grep -q 'devdax namespace pm1' "$W/mode3.json"
+checkc "devdax -> fsdax without allow_data_loss: refused" '[ "$(rc_of mode3)" = 1 ] && grep -q '\''devdax namespace pm1'\'' "$W/mode3.json"'
 module mode4 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}],"allow_data_loss":true}'
-check "devdax -> fsdax with allow_data_loss: done" [ "$(rc_of mode4)" = 0 ] && ndctl list -N -n pm1 | grep -q '"mode":"fsdax"'
+checkc "devdax -> fsdax with allow_data_loss: done" '[ "$(rc_of mode4)" = 0 ] && ndctl list -N -n pm1 | grep -q '\''"mode":"fsdax"'\'''
 module mode5 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}]}'
 check "then unchanged" [ "$(jv "$W/mode5.json" changed)" = false ]
 
@@ -113,9 +113,9 @@ S0=$(size_of "$P0"); S1=$(size_of "$P1"); MIN=$(( S0 < S1 ? S0 : S1 ))
 dmsetup create striped-pmem --table "0 $(( 2 * (MIN / 4096) * 4096 )) striped 2 4096 /dev/$P0 0 /dev/$P1 0"
 udevadm settle
 module hand1 "{\"namespaces\":$NS,\"devices\":[{\"name\":\"striped-pmem\",\"target\":\"striped\",\"members\":[\"pm0\",\"pm1\"]}]}"
-check "hand-made (named namespaces): changed false" [ "$(rc_of hand1)" = 0 ] && [ "$(jv "$W/hand1.json" changed)" = false ]
+checkc "hand-made (named namespaces): changed false" '[ "$(rc_of hand1)" = 0 ] && [ "$(jv "$W/hand1.json" changed)" = false ]'
 module hand2 "{\"devices\":[{\"name\":\"striped-pmem\",\"target\":\"striped\",\"members\":[\"/dev/$P0\",\"/dev/$P1\"],\"chunk\":2097152}]}"
-check "hand-made (members by path): changed false" [ "$(rc_of hand2)" = 0 ] && [ "$(jv "$W/hand2.json" changed)" = false ]
+checkc "hand-made (members by path): changed false" '[ "$(rc_of hand2)" = 0 ] && [ "$(jv "$W/hand2.json" changed)" = false ]'
 dmsetup remove striped-pmem
 # fully by hand from label-less DIMMs, as the manual procedure does (no names)
 ndctl disable-region all >/dev/null && ndctl init-labels -f all >/dev/null && ndctl enable-region all >/dev/null
@@ -126,7 +126,7 @@ SA=$(blockdev --getsz $A); SB=$(blockdev --getsz $B); MIN=$(( SA < SB ? SA : SB 
 dmsetup create striped-pmem --table "0 $(( 2 * (MIN / 4096) * 4096 )) striped 2 4096 $A 0 $B 0"
 udevadm settle
 module hand3 "{\"devices\":[{\"name\":\"striped-pmem\",\"target\":\"striped\",\"members\":[\"$A\",\"$B\"]}]}"
-check "manual procedure stack: changed false" [ "$(rc_of hand3)" = 0 ] && [ "$(jv "$W/hand3.json" changed)" = false ]
+checkc "manual procedure stack: changed false" '[ "$(rc_of hand3)" = 0 ] && [ "$(jv "$W/hand3.json" changed)" = false ]'
 check "manual procedure stack: no process started" [ -z "$(spawns hand3)" ]
 
 summary
