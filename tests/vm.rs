@@ -128,3 +128,8 @@ fn guest(script: &str, dimms: u32, mib: u32) {
 fn vm_namespaces_and_device_mapper() {
     guest("namespaces-dm.sh", 2, 512);
 }
+
+#[test]
+fn vm_recipes_through_ansible() {
+    guest("recipes.sh", 2, 1024);
+}
