@@ -17,6 +17,7 @@
 
 pub mod actual;
 pub mod args;
+pub mod boot;
 pub mod plan;
 pub mod report;
 pub mod system;
@@ -88,6 +89,7 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     }
 
     let mut done = Vec::new();
+    let mut skipped = Vec::new();
     let mut actual = before.clone();
     for (i, step) in planned.steps.iter().enumerate() {
         if i > 0 {
@@ -107,7 +109,16 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 what: format!("resolving {} {}", step.action.name(), step.action.target()),
                 error,
             })
-            .and_then(|op| system.execute(&op));
+            .and_then(|r| match r {
+                plan::Resolved::Run(op) => system.execute(&op).map(|_| true),
+                plan::Resolved::Skip(why) => {
+                    skipped.push(report::SkippedItem {
+                        step: step.item(),
+                        why,
+                    });
+                    Ok(false)
+                }
+            });
         if let Err(e) = outcome {
             let n = planned.steps.len();
             return result
@@ -122,9 +133,12 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                     if done.len() == 1 { " was" } else { "s were" }
                 ));
         }
-        done.push(step.clone());
+        if outcome == Ok(true) {
+            done.push(step.clone());
+        }
     }
-    let result = result.steps(&planned.steps, &done, false);
+    let mut result = result.steps(&planned.steps, &done, false);
+    result.skipped = skipped;
     let after = match system.probe() {
         Ok(a) => a,
         Err(e) => return result.fail(format!("{e} (after all steps ran)")),

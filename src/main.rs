@@ -10,6 +10,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: pmem_stack [ARGS_FILE]          run the module (arguments from the file, or stdin)
        pmem_stack --actual SNAPSHOT [ARGS_FILE]   plan against captured facts (dry run)
+       pmem_stack --boot [STATE_FILE]      replay the saved state at boot (never destroys data)
        pmem_stack --facts                  print the actual state
        pmem_stack --schema                 print the JSON Schema of the arguments
        pmem_stack --result-schema          print the JSON Schema of the result";
@@ -45,6 +46,41 @@ fn dispatch(argv: &[String]) -> (String, Option<ModuleResult>) {
             let r = ModuleResult::new(Default::default());
             let mut r = r;
             r.msg = format!("pmem_stack {}", env!("CARGO_PKG_VERSION"));
+            (r.to_json(), Some(r))
+        }
+        ["--boot", rest @ ..] if rest.len() <= 1 => {
+            let path = rest
+                .first()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| pmem_stack::boot::STATE_FILE.to_string());
+            let root = std::env::var("PMEM_STACK_ROOT").unwrap_or_default();
+            let file = format!("{}{path}", root.trim_end_matches('/'));
+            let saved = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => return failed(format!("cannot read the saved state {file}: {e}")),
+            };
+            let input = match pmem_stack::boot::replay_args(&saved) {
+                Ok(t) => t,
+                Err(e) => return failed(format!("{file}: {e}")),
+            };
+            let r = pmem_stack::run(&input, &mut backend(), false);
+            // one line for the journal, besides the JSON on stdout
+            eprintln!(
+                "pmem_stack --boot: {}{}",
+                r.msg,
+                if r.done.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        r.done
+                            .iter()
+                            .map(|s| format!("{} {}", s.action, s.target))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
             (r.to_json(), Some(r))
         }
         ["--facts"] => {

@@ -50,6 +50,15 @@ pub struct FailedStep {
     pub stderr: String,
 }
 
+/// A conditional step that was not needed when it came to run.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
+pub struct SkippedItem {
+    /// The step.
+    pub step: PlanItem,
+    /// Why nothing was done.
+    pub why: String,
+}
+
 /// One entry of `diff` (Ansible's shape).
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
 pub struct DiffItem {
@@ -80,6 +89,9 @@ pub struct ModuleResult {
     pub plan: Vec<PlanItem>,
     /// Steps actually done (empty in check mode).
     pub done: Vec<PlanItem>,
+    /// Conditional steps that turned out not to be needed (with why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedItem>,
     /// Check mode (or an offline plan): nothing was executed.
     pub check_mode: bool,
     /// Before/after per changed object (with `_ansible_diff` / `--diff`).
@@ -112,6 +124,7 @@ impl ModuleResult {
             msg: String::new(),
             plan: Vec::new(),
             done: Vec::new(),
+            skipped: Vec::new(),
             check_mode: false,
             diff: None,
             warnings: Vec::new(),
@@ -302,13 +315,54 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             .unwrap_or_default();
         out.push((format!("mount {}", m.path), text));
     }
+    if d.persist || d.state == crate::args::State::Absent {
+        for w in crate::boot::wanted(d, a) {
+            let text = a
+                .file(&w.path)
+                .map(|f| file_text(&f.content))
+                .unwrap_or_default();
+            out.push((format!("file {}", w.path), text));
+        }
+    }
     out
+}
+
+fn file_text(c: &crate::actual::FileContent) -> String {
+    match c {
+        crate::actual::FileContent::Text { text } => text.clone(),
+        crate::actual::FileContent::Link { target } => format!("-> {target}\n"),
+        crate::actual::FileContent::Binary { matches_self } => {
+            if *matches_self {
+                "(this pmem_stack binary)\n".into()
+            } else {
+                "(another binary)\n".into()
+            }
+        }
+    }
 }
 
 /// Text of each declared object as the arguments want it (check mode's after side):
 /// same shape as [`render_actual`]; values only known once lower layers exist are
 /// taken from `a` when they exist there, else described.
 pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
+    if d.state == crate::args::State::Absent {
+        // what stays: namespaces unless data loss is allowed; everything else goes
+        let keep = d.namespaces.len();
+        return render_actual(d, a)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (h, t))| {
+                (
+                    h,
+                    if i < keep && !d.allow_data_loss {
+                        t
+                    } else {
+                        String::new()
+                    },
+                )
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for ns in &d.namespaces {
         let size = ns
@@ -411,6 +465,19 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         }
         out.push((format!("mount {}", m.path), t));
     }
+    if d.persist || d.state == crate::args::State::Absent {
+        for w in crate::boot::wanted(d, a) {
+            let text = if d.state == crate::args::State::Absent {
+                String::new()
+            } else {
+                w.content
+                    .as_ref()
+                    .map(file_text)
+                    .unwrap_or_else(|| "(derived once the device exists)\n".into())
+            };
+            out.push((format!("file {}", w.path), text));
+        }
+    }
     out
 }
 
@@ -425,7 +492,7 @@ pub fn diff(before: &[(String, String)], after: &[(String, String)]) -> Vec<Diff
         .zip(after)
         .filter(|((_, b), (_, a))| b != a)
         .map(|((h, b), (_, a))| {
-            let prepared = h.starts_with("dm table ").then(|| {
+            let prepared = (h.starts_with("dm table ") || h.starts_with("file ")).then(|| {
                 similar::TextDiff::from_lines(b.as_str(), a.as_str())
                     .unified_diff()
                     .header(&format!("{h} (before)"), &format!("{h} (after)"))

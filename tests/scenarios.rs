@@ -523,3 +523,27 @@ fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
     );
     assert!(r.changed, "the steps done are reported");
 }
+
+#[test]
+fn a_label_less_namespace_converts_whole_or_not_at_all() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    let part =
+        json!({"namespaces": [{"name": "half", "region": 0, "mode": "fsdax", "size": "128M"}]});
+    let r = run(&mut fake, &part);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg
+            .contains("can only be converted whole (256M); drop size"),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake.mutations(), 0);
+    let whole =
+        json!({"namespaces": [{"name": "whole", "region": 0, "mode": "fsdax", "size": "256M"}]});
+    let r = converge(&mut fake, &whole);
+    assert!(
+        !r.plan[0].detail.contains(" -s "),
+        "no -s for a whole conversion: {}",
+        r.plan[0].detail
+    );
+}

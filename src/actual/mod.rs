@@ -198,6 +198,10 @@ pub struct Filesystem {
     /// xfs reflink feature.
     #[serde(default)]
     pub reflink: Option<bool>,
+    /// Bytes it spans (from the superblock). Larger than its device: it is the
+    /// filesystem of a device built over this one (a dm device's first member).
+    #[serde(default)]
+    pub size: Option<Bytes>,
 }
 
 /// A mount (from mountinfo).
@@ -230,6 +234,39 @@ pub struct Extsize {
     pub inherit: bool,
 }
 
+/// What a managed file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FileContent {
+    /// A text file.
+    Text {
+        /// Its text.
+        text: String,
+    },
+    /// A symbolic link.
+    Link {
+        /// Where it points.
+        target: String,
+    },
+    /// A binary: only whether it is this very program.
+    Binary {
+        /// Same bytes as the running executable.
+        matches_self: bool,
+    },
+}
+
+/// A file the module manages (boot persistence), as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// Path on the machine.
+    pub path: String,
+    /// Content.
+    pub content: FileContent,
+    /// Permission bits (regular files).
+    #[serde(default)]
+    pub mode: Option<u32>,
+}
+
 /// The whole snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Actual {
@@ -254,6 +291,9 @@ pub struct Actual {
     /// Mounts.
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// Files of boot persistence that exist (state, units, links, the installed binary).
+    #[serde(default)]
+    pub files: Vec<FileState>,
 }
 
 impl Actual {
@@ -313,6 +353,10 @@ impl Actual {
         self.block_devices
             .iter()
             .filter(move |b| b.partition.as_ref().is_some_and(|p| p.disk == disk))
+    }
+    /// A managed file by path.
+    pub fn file(&self, path: &str) -> Option<&FileState> {
+        self.files.iter().find(|f| f.path == path)
     }
     /// Namespace whose block device is `blockdev`.
     pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {

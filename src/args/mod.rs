@@ -234,7 +234,7 @@ impl JsonSchema for RegionArg {
 }
 
 /// A namespace to have: identified by `name` (ndctl's alt_name).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceArg {
     /// The namespace's name (ndctl `--name`, sysfs `alt_name`): its identity. At most 63 bytes.
@@ -255,7 +255,7 @@ pub struct NamespaceArg {
 }
 
 /// A device-mapper device to have, named `/dev/mapper/<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceArg {
     /// The dm name.
@@ -270,7 +270,7 @@ pub struct DeviceArg {
 }
 
 /// A GPT partition to have.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionArg {
     /// The GPT partition name (at most 36 characters); other entries refer to it by this name.
@@ -289,7 +289,7 @@ pub struct PartitionArg {
 }
 
 /// A filesystem to have on a device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemArg {
     /// The device: a namespace, device or partition name from these arguments, or an absolute /dev path.
@@ -306,7 +306,7 @@ pub struct FilesystemArg {
 }
 
 /// A mount to have.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MountArg {
     /// Absolute mount point; created if missing.
@@ -322,7 +322,7 @@ pub struct MountArg {
 }
 
 /// Boot persistence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BootArg {
     /// Rebuild the stack at boot from the saved desired state (dm tables have no on-disk metadata).
@@ -331,7 +331,7 @@ pub struct BootArg {
 }
 
 /// The module's options (the user-facing part of the arguments).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "pmem_stack module arguments")]
 pub struct ModuleArgs {

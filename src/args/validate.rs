@@ -132,6 +132,9 @@ pub struct Desired {
     /// Non-fatal advice found while validating.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The options as parsed (what boot persistence saves).
+    #[serde(skip)]
+    pub args: ModuleArgs,
 }
 
 impl Desired {
@@ -178,6 +181,7 @@ pub fn validate(args: &ModuleArgs) -> Result<Desired, Vec<InputError>> {
         mounts: Vec::new(),
         persist: args.boot.persist.0,
         warnings: Vec::new(),
+        args: args.clone(),
     };
     v.cycles(&d);
     d.filesystems = v.filesystems(args, &d);

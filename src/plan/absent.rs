@@ -4,6 +4,7 @@
 //! |---|---|---|---|---|
 //! | mount | mounted from the declared device | - | - | umount |
 //! | mount | something else mounted there | - | - | nothing (warning) |
+//! | boot files (state, units, links, binary) | yes | - | - | remove, then daemon-reload |
 //! | dm device / partition mapping | yes | yes (foreign holder, foreign mount) | - | refuse, naming the holder |
 //! | dm device / partition mapping | yes | no | - | remove |
 //! | partition | yes | - | - | delete the GPT entry (the data stays on the disk) |
@@ -31,6 +32,8 @@ pub(crate) fn plan(cx: &mut Ctx) {
             ));
         }
     }
+    // then the boot files (saved state, units), so a reboot does not bring it back
+    super::boot::plan_absent(cx);
     let mut order = cx.stack_order();
     order.reverse();
     for r in order {

@@ -68,6 +68,42 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     let existing =
         cx.a.dm(name)
             .filter(|_| cx.current(&DevRef::Device(name.to_string())).is_some());
+    // A member that already carries something (a filesystem, a partition table, a mount,
+    // another dm device) would have it overwritten through the new mapping, except a
+    // filesystem larger than the member: that is this device's own, seen through its
+    // first member while the device is down (after a reboot), and it comes back.
+    let live_members: Vec<crate::actual::Devno> = existing
+        .and_then(|dm| parse_table(&dm.table).ok())
+        .map(|t| t.iter().flat_map(|l| l.members()).collect())
+        .unwrap_or_default();
+    let mut old_content = false;
+    for m in &spec.members {
+        if cx.is_unknown(m) {
+            old_content = true;
+            continue;
+        }
+        let Some(bd) = cx.current(m) else { continue };
+        if live_members.contains(&bd.devno) {
+            continue;
+        }
+        let spanning =
+            cx.a.filesystem(bd.devno)
+                .is_some_and(|f| f.size.is_some_and(|s| s > bd.size.bytes()));
+        let lost = cx.lost_with(bd);
+        if spanning && lost.len() == 1 {
+            old_content = true;
+            continue;
+        }
+        if !cx.destroy(
+            bd,
+            &format!("using {} as a member of dm device {name}", bd.path),
+        ) {
+            return;
+        }
+        // an existing member nothing was found on may still hold data of this device
+        // (given up data, by contrast, is garbage: the device is new)
+        old_content |= lost.is_empty();
+    }
     let Some(dm) = existing else {
         cx.step(
             Action::CreateDm {
@@ -80,6 +116,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             false,
         );
         cx.mark_fresh(DevRef::Device(name.to_string()));
+        if old_content {
+            cx.unknown.insert(DevRef::Device(name.to_string()));
+        }
         return;
     };
     let live = parse_table(&dm.table);

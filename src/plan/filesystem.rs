@@ -100,6 +100,20 @@ pub fn geometry_problems(fstype: FsType, stripes: u32, fs: &Filesystem) -> Vec<S
 pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.filesystems.iter().enumerate() {
         let spec = spec.clone();
+        if cx.is_unknown(&spec.device) {
+            // Made over content that existed before (a dm device rebuilt over its members):
+            // what it holds is seen only once it exists. Decided when the step runs.
+            mkfs_step(
+                cx,
+                &spec,
+                false,
+                false,
+                true,
+                "only if the device is blank when it appears: it is built over existing data"
+                    .into(),
+            );
+            continue;
+        }
         if cx.is_fresh(&spec.device) {
             // The device is new or its content was judged (and given up) by a lower layer:
             // stale signatures on it (a superblock surviving a reload) are not data.
@@ -204,6 +218,17 @@ pub(crate) fn plan(cx: &mut Ctx) {
 }
 
 fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, destructive: bool, why: String) {
+    mkfs_step(cx, spec, force, destructive, false, why);
+}
+
+fn mkfs_step(
+    cx: &mut Ctx,
+    spec: &FilesystemSpec,
+    force: bool,
+    destructive: bool,
+    if_blank: bool,
+    why: String,
+) {
     let path = cx
         .current(&spec.device)
         .map(|b| b.path.clone())
@@ -224,6 +249,7 @@ fn mkfs(cx: &mut Ctx, spec: &FilesystemSpec, force: bool, destructive: bool, why
             extra: spec.mkfs_options.clone(),
             stripes: spec.stripes,
             force,
+            if_blank,
         },
         format!("{} ({why})", argv.join(" ")),
         destructive,
@@ -249,6 +275,7 @@ mod tests {
             stripe_unit: Some(su),
             stripe_width: Some(sw),
             reflink,
+            size: None,
         }
     }
 

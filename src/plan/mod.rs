@@ -20,6 +20,7 @@
 //! step k only gets its device number and size when step k has run.
 
 mod absent;
+mod boot;
 mod dm;
 mod filesystem;
 mod mount;
@@ -29,7 +30,7 @@ pub mod resolve;
 
 pub use filesystem::{geometry_problems, mkfs_argv, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE};
 pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
-pub use resolve::{resolve, Op};
+pub use resolve::{resolve, Op, Resolved};
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
@@ -112,6 +113,9 @@ pub enum Action {
     CreateGpt {
         /// The disk.
         disk: DevRef,
+        /// The disk's content was unknown when planned (it is made over data that
+        /// existed before): skipped if it has a GPT by then, refused if anything else.
+        if_blank: bool,
     },
     /// Add a GPT entry and tell the kernel.
     AddPartition {
@@ -125,6 +129,8 @@ pub enum Action {
         start: Sectors,
         /// Size (None: the rest, rounded down to 2 MiB).
         size: Option<Sectors>,
+        /// The table was unknown when planned: skipped if the same entry is there by then.
+        if_missing: bool,
     },
     /// Delete a GPT entry and tell the kernel.
     DeletePartition {
@@ -156,6 +162,9 @@ pub enum Action {
         stripes: u32,
         /// Overwrite an existing signature (only when the plan allowed data loss).
         force: bool,
+        /// The device's content was unknown when planned (made over data that existed
+        /// before): skipped if it holds this filesystem by then, refused if anything else.
+        if_blank: bool,
     },
     /// Mount.
     Mount {
@@ -189,6 +198,22 @@ pub enum Action {
         /// Size.
         size: Bytes,
     },
+    /// Write a boot persistence file (atomically).
+    WriteFile {
+        /// Path on the machine.
+        path: String,
+        /// What it is (its content is rendered when the step runs).
+        kind: crate::boot::FileKind,
+        /// Permissions.
+        mode: u32,
+    },
+    /// Remove a boot persistence file.
+    RemoveFile {
+        /// Path on the machine.
+        path: String,
+    },
+    /// `systemctl daemon-reload`.
+    DaemonReload,
 }
 
 impl Action {
@@ -210,6 +235,9 @@ impl Action {
             Action::Remount { .. } => "remount",
             Action::Umount { .. } => "umount",
             Action::SetExtsize { .. } => "set_extsize",
+            Action::WriteFile { .. } => "write_file",
+            Action::RemoveFile { .. } => "remove_file",
+            Action::DaemonReload => "daemon_reload",
         }
     }
 
@@ -224,7 +252,7 @@ impl Action {
             | Action::RemoveDm { name } => {
                 format!("/dev/mapper/{name}")
             }
-            Action::CreateGpt { disk } => disk.to_string(),
+            Action::CreateGpt { disk, .. } => disk.to_string(),
             Action::AddPartition {
                 disk, number, name, ..
             } => format!("{disk} partition {number} ({name})"),
@@ -234,7 +262,10 @@ impl Action {
             Action::Mount { path, .. }
             | Action::Remount { path, .. }
             | Action::Umount { path }
-            | Action::SetExtsize { path, .. } => path.clone(),
+            | Action::SetExtsize { path, .. }
+            | Action::WriteFile { path, .. }
+            | Action::RemoveFile { path } => path.clone(),
+            Action::DaemonReload => "systemd".into(),
         }
     }
 }
@@ -316,9 +347,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
             filesystem::plan(&mut cx);
             mount::plan(&mut cx);
             if desired.persist {
-                cx.warnings.push(
-                    "boot.persist: boot persistence is not written by this version; rebuild the stack after a reboot by running the module again".into(),
-                );
+                boot::plan(&mut cx);
             }
         }
         State::Absent => absent::plan(&mut cx),
@@ -348,6 +377,10 @@ pub(crate) struct Ctx<'a> {
     pub numbers: BTreeMap<DevRef, BTreeSet<u32>>,
     /// Devices that get a new filesystem in this plan.
     pub new_fs: BTreeSet<DevRef>,
+    /// Devices this plan creates over content that existed before (a dm device rebuilt
+    /// over its members, a partition mapped again): what they hold is known only once
+    /// they exist, so the steps on them are conditional.
+    pub unknown: BTreeSet<DevRef>,
 }
 
 impl<'a> Ctx<'a> {
@@ -366,6 +399,7 @@ impl<'a> Ctx<'a> {
             gpt_new: BTreeSet::new(),
             numbers: BTreeMap::new(),
             new_fs: BTreeSet::new(),
+            unknown: BTreeSet::new(),
         }
     }
 
@@ -402,6 +436,11 @@ impl<'a> Ctx<'a> {
     /// The object gets new content in this plan (created, reconfigured, re-made).
     pub fn is_fresh(&self, r: &DevRef) -> bool {
         self.fresh.contains(r)
+    }
+
+    /// Whether a device this plan creates shows content that existed before.
+    pub fn is_unknown(&self, r: &DevRef) -> bool {
+        self.unknown.contains(r)
     }
 
     /// The device as it is now and will still be when the build steps run

@@ -85,6 +85,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             cx.step(
                 Action::CreateGpt {
                     disk: spec.disk.clone(),
+                    if_blank: cx.is_unknown(&spec.disk),
                 },
                 format!(
                     "new GPT (protective MBR) on {}",
@@ -117,7 +118,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     let mapped = cx.a.dm(&mapping_name(dm, e.number)).is_some()
                         && cx.current(&DevRef::Partition(spec.name.clone())).is_some();
                     if !mapped {
+                        // the entry existed: the mapping shows its old content
                         map(cx, &spec, e.number, dm);
+                        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
                     }
                 }
                 return;
@@ -258,6 +261,7 @@ fn add(
         .entry(spec.disk.clone())
         .or_default()
         .insert(number);
+    let unknown_disk = cx.is_unknown(&spec.disk);
     let size_words = match (spec.size, last_usable) {
         (Some(s), _) => super::sectors_h(s),
         (None, Some(l)) => format!(
@@ -273,12 +277,18 @@ fn add(
             name: spec.name.clone(),
             start: spec.start,
             size: spec.size,
+            if_missing: unknown_disk,
         },
         format!(
-            "GPT entry {number} {:?} at sector {} ({}), size {size_words}",
+            "GPT entry {number} {:?} at sector {} ({}), size {size_words}{}",
             spec.name,
             spec.start,
-            spec.start.bytes()
+            spec.start.bytes(),
+            if unknown_disk {
+                " (unless the disk, built over existing data, already has it)"
+            } else {
+                ""
+            }
         ),
         false,
     );
@@ -286,6 +296,9 @@ fn add(
         map(cx, spec, number, dm);
     }
     cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+    if unknown_disk {
+        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+    }
 }
 
 fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
@@ -295,6 +308,7 @@ fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
         format!("dm-linear /dev/mapper/{m} over partition {number} of {dm} (the kernel does not partition dm devices)"),
         false,
     );
+    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
 }
 
 #[cfg(test)]

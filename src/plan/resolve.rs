@@ -133,6 +133,22 @@ pub enum Op {
         lazy: bool,
     },
 
+    /// Write a file atomically (temp file, fsync, rename), or a symlink.
+    WriteFile {
+        /// Path on the machine.
+        path: String,
+        /// Content.
+        content: crate::actual::FileContent,
+        /// Permissions.
+        mode: u32,
+    },
+    /// Remove a file or symlink.
+    RemoveFile {
+        /// Path on the machine.
+        path: String,
+    },
+    /// `systemctl daemon-reload`, when systemd runs.
+    DaemonReload,
     /// FS_IOC_FSSETXATTR on the root directory (extsize + EXTSZINHERIT).
     SetExtsize {
         /// Mount point.
@@ -173,6 +189,7 @@ impl Op {
                     .to_vec(),
             ),
             Op::Mkfs { argv, .. } => Some(argv.clone()),
+            Op::DaemonReload => Some(vec!["systemctl".into(), "daemon-reload".into()]),
             _ => None,
         }
     }
@@ -228,8 +245,105 @@ pub fn build_table(
     }
 }
 
+/// What a step comes to when it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Do this.
+    Run(Op),
+    /// Nothing to do after all (a conditional step whose condition is not met), and why.
+    Skip(String),
+}
+
 /// Resolve a planned action against the state probed just before it runs.
-pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
+pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, String> {
+    // conditional steps: decided on what the device holds now
+    match action {
+        Action::Mkfs {
+            device,
+            fstype,
+            if_blank: true,
+            ..
+        } => {
+            let b = block_device(d, a, device).ok_or_else(|| format!("{device} does not exist"))?;
+            if let Some(fs) = a.filesystem(b.devno) {
+                if fs.fstype == fstype.as_str() {
+                    return Ok(Resolved::Skip(format!(
+                        "{} already holds {} (built over existing data)",
+                        b.path, fs.fstype
+                    )));
+                }
+                return Err(format!(
+                    "{} turned out to hold {} once it appeared; not making {fstype} over it (set allow_data_loss: true and run again to replace it)",
+                    b.path, fs.fstype
+                ));
+            }
+            if a.gpt(b.devno).is_some() {
+                return Err(format!("{} turned out to hold a partition table once it appeared; not making {fstype} over it", b.path));
+            }
+        }
+        Action::CreateGpt {
+            disk,
+            if_blank: true,
+        } => {
+            let b = block_device(d, a, disk).ok_or_else(|| format!("{disk} does not exist"))?;
+            if a.gpt(b.devno).is_some() {
+                return Ok(Resolved::Skip(format!(
+                    "{} already has a GPT (built over existing data)",
+                    b.path
+                )));
+            }
+            if let Some(fs) = a.filesystem(b.devno) {
+                return Err(format!(
+                    "{} turned out to hold {} once it appeared; not writing a GPT over it",
+                    b.path, fs.fstype
+                ));
+            }
+        }
+        Action::AddPartition {
+            disk,
+            name,
+            start,
+            size,
+            if_missing: true,
+            ..
+        } => {
+            let b = block_device(d, a, disk).ok_or_else(|| format!("{disk} does not exist"))?;
+            if let Some(e) = a
+                .gpt(b.devno)
+                .and_then(|t| t.partitions.iter().find(|p| p.name == *name))
+            {
+                let t = a.gpt(b.devno).map(|t| t.last_usable).unwrap_or_default();
+                let want = size.unwrap_or_else(|| rest_of_disk(t, *start));
+                if e.start == *start && e.size == want {
+                    return Ok(Resolved::Skip(format!(
+                        "{} already has partition {name}",
+                        b.path
+                    )));
+                }
+                return Err(format!(
+                    "{} already has a partition {name} with other geometry (start {} size {})",
+                    b.path, e.start, e.size
+                ));
+            }
+        }
+        Action::SetExtsize { path, size } => {
+            if a.mount_at(path).and_then(|m| m.root_extsize)
+                == Some(crate::actual::Extsize {
+                    size: *size,
+                    inherit: true,
+                })
+            {
+                return Ok(Resolved::Skip(format!(
+                    "{path} already has an inherited {size} extent size hint"
+                )));
+            }
+        }
+        _ => {}
+    }
+    resolve_op(action, d, a).map(Resolved::Run)
+}
+
+fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
     let dev = |r: &DevRef| -> Result<DevId, String> {
         block_device(d, a, r)
             .map(|b| DevId {
@@ -315,13 +429,14 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             }
         }
         Action::RemoveDm { name } => Op::DmRemove { name: name.clone() },
-        Action::CreateGpt { disk } => Op::GptCreate { disk: dev(disk)? },
+        Action::CreateGpt { disk, .. } => Op::GptCreate { disk: dev(disk)? },
         Action::AddPartition {
             disk,
             number,
             name,
             start,
             size,
+            ..
         } => {
             let disk_id = dev(disk)?;
             let size = match size {
@@ -376,6 +491,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             extra,
             stripes,
             force,
+            ..
         } => {
             let id = dev(device)?;
             Op::Mkfs {
@@ -423,6 +539,14 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             target: path.clone(),
             lazy: d.allow_data_loss,
         },
+        Action::WriteFile { path, kind, mode } => Op::WriteFile {
+            path: path.clone(),
+            content: crate::boot::content_of(kind, d, a)
+                .ok_or_else(|| format!("{path}: the device it names does not exist yet"))?,
+            mode: *mode,
+        },
+        Action::RemoveFile { path } => Op::RemoveFile { path: path.clone() },
+        Action::DaemonReload => Op::DaemonReload,
         Action::SetExtsize { path, size } => Op::SetExtsize {
             target: path.clone(),
             size: *size,

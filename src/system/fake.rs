@@ -32,6 +32,11 @@ pub struct FakeSystem {
     pub probes: usize,
     /// Simulate an old kernel that shows dax=always in mountinfo while files get no DAX.
     pub files_without_dax: bool,
+    /// Filesystems on dm devices, by the table in member identity (namespace devices):
+    /// the data lives on the members, so it comes back when the same table is loaded.
+    pub dm_content: std::collections::BTreeMap<String, Filesystem>,
+    /// xfs root extent size hints, by filesystem uuid (they live on disk).
+    pub extsize_by_fs: std::collections::BTreeMap<String, Extsize>,
 }
 
 impl FakeSystem {
@@ -96,6 +101,123 @@ impl FakeSystem {
             }
         }
         s
+    }
+
+    /// A reboot: dm devices and mounts are gone (tables live only in the kernel), the
+    /// `/dev/pmemN` names and numbers of the namespaces swap around; data stays on the
+    /// namespaces (a dm device's filesystem returns when the same table is loaded).
+    pub fn reboot(&mut self) {
+        for dm in self.state.dm_devices.clone() {
+            if let (Some(key), Some(fs)) = (
+                self.identity(&dm.table),
+                self.state.filesystem(dm.devno).cloned(),
+            ) {
+                // with the device down, its superblock is seen on its first member
+                let first = crate::actual::dm::parse_table(&dm.table)
+                    .ok()
+                    .and_then(|t| t.first().and_then(|l| l.members().first().copied()));
+                if let Some(first) = first {
+                    self.state.filesystems.push(Filesystem {
+                        device: first,
+                        ..fs.clone()
+                    });
+                }
+                self.dm_content.insert(key, fs);
+            }
+            self.state.filesystems.retain(|f| f.device != dm.devno);
+            self.state.block_devices.retain(|b| b.devno != dm.devno);
+        }
+        self.state.dm_devices.clear();
+        self.state.mounts.clear();
+        for b in &mut self.state.block_devices {
+            b.holders.clear();
+        }
+        // reverse the pmem numbering: names and numbers travel together
+        let mut pmem: Vec<usize> = (0..self.state.block_devices.len())
+            .filter(|i| {
+                self.state.block_devices[*i].partition.is_none()
+                    && self.state.block_devices[*i].name.starts_with("pmem")
+            })
+            .collect();
+        pmem.sort_by_key(|i| self.state.block_devices[*i].name.clone());
+        let names: Vec<(String, Devno)> = pmem
+            .iter()
+            .map(|i| {
+                (
+                    self.state.block_devices[*i].name.clone(),
+                    self.state.block_devices[*i].devno,
+                )
+            })
+            .collect();
+        let old_devnos: Vec<Devno> = names.iter().map(|(_, d)| *d).collect();
+        for (k, i) in pmem.iter().enumerate() {
+            let (name, devno) = names[names.len() - 1 - k].clone();
+            let old_name = self.state.block_devices[*i].name.clone();
+            for n in &mut self.state.namespaces {
+                if n.blockdev.as_deref() == Some(old_name.as_str()) {
+                    n.blockdev = Some(format!("{name}.new"));
+                }
+            }
+            let b = &mut self.state.block_devices[*i];
+            b.name = format!("{name}.new");
+            b.path = format!("/dev/{name}");
+            for f in &mut self.state.filesystems {
+                if f.device == old_devnos[k] {
+                    f.device = Devno {
+                        major: 0,
+                        minor: devno.minor + 100_000,
+                    };
+                }
+            }
+            for t in &mut self.state.partition_tables {
+                if t.disk == old_devnos[k] {
+                    t.disk = Devno {
+                        major: 0,
+                        minor: devno.minor + 100_000,
+                    };
+                }
+            }
+            b.devno = devno;
+        }
+        for b in &mut self.state.block_devices {
+            b.name = b.name.trim_end_matches(".new").to_string();
+        }
+        for n in &mut self.state.namespaces {
+            n.blockdev = n
+                .blockdev
+                .as_ref()
+                .map(|b| b.trim_end_matches(".new").to_string());
+        }
+        for f in &mut self.state.filesystems {
+            if f.device.major == 0 {
+                f.device = Devno {
+                    major: PMEM_MAJOR,
+                    minor: f.device.minor - 100_000,
+                };
+            }
+        }
+        for t in &mut self.state.partition_tables {
+            if t.disk.major == 0 {
+                t.disk = Devno {
+                    major: PMEM_MAJOR,
+                    minor: t.disk.minor - 100_000,
+                };
+            }
+        }
+    }
+
+    /// A table with members named by their namespace device (stable across reboots).
+    fn identity(&self, table: &[String]) -> Option<String> {
+        let lines = crate::actual::dm::parse_table(table).ok()?;
+        let mut key = table_text(&lines).join("|");
+        for l in &lines {
+            for m in l.members() {
+                let bd = self.state.block(m)?;
+                let ns = self.state.namespace_of_block(&bd.name)?;
+                key = key.replace(&m.to_string(), &ns.dev);
+            }
+        }
+        Some(key)
     }
 
     /// Count of mutating operations executed.
@@ -361,6 +483,20 @@ impl FakeSystem {
                     suspended: false,
                     open_count: 0,
                 });
+                // members held by a dm device are not probed for filesystems
+                let members: Vec<Devno> = table.iter().flat_map(|l| l.members()).collect();
+                self.state
+                    .filesystems
+                    .retain(|f| !members.contains(&f.device));
+                if let Some(fs) = self
+                    .identity(&table_text(table))
+                    .and_then(|k| self.dm_content.get(&k).cloned())
+                {
+                    self.state.filesystems.push(Filesystem {
+                        device: devno,
+                        ..fs
+                    });
+                }
             }
             Op::DmReload { name, table } => {
                 self.check_table(table)?;
@@ -560,6 +696,7 @@ impl FakeSystem {
                     stripe_unit: Some(su),
                     stripe_width: Some(sw),
                     reflink: (fstype.as_str() == "xfs").then_some(reflink),
+                    size: Some(bd.size.bytes()),
                 });
                 return Ok(Output {
                     argv: Some(argv.clone()),
@@ -627,9 +764,14 @@ impl FakeSystem {
                     fstype: fstype.clone(),
                     options: opts,
                     dax,
-                    root_extsize: (fstype == "xfs").then_some(Extsize {
-                        size: Bytes(0),
-                        inherit: false,
+                    root_extsize: (fstype == "xfs").then(|| {
+                        fs.uuid
+                            .as_ref()
+                            .and_then(|u| self.extsize_by_fs.get(u).copied())
+                            .unwrap_or(Extsize {
+                                size: Bytes(0),
+                                inherit: false,
+                            })
                     }),
                 });
             }
@@ -656,6 +798,23 @@ impl FakeSystem {
                     .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
                 self.state.mounts.remove(i);
             }
+            Op::WriteFile {
+                path,
+                content,
+                mode,
+            } => {
+                let f = crate::actual::FileState {
+                    path: path.clone(),
+                    content: content.clone(),
+                    mode: Some(*mode),
+                };
+                match self.state.files.iter_mut().find(|x| x.path == *path) {
+                    Some(slot) => *slot = f,
+                    None => self.state.files.push(f),
+                }
+            }
+            Op::RemoveFile { path } => self.state.files.retain(|f| f.path != *path),
+            Op::DaemonReload => {}
             Op::SetExtsize { target, size } => {
                 let m = self
                     .state
@@ -666,10 +825,15 @@ impl FakeSystem {
                     .ok_or_else(|| {
                         Self::fail("FS_IOC_FSSETXATTR", format!("{target}: not mounted"))
                     })?;
-                m.root_extsize = Some(Extsize {
+                let e = Extsize {
                     size: *size,
                     inherit: true,
-                });
+                };
+                m.root_extsize = Some(e);
+                let devno = m.devno;
+                if let Some(u) = self.state.filesystem(devno).and_then(|f| f.uuid.clone()) {
+                    self.extsize_by_fs.insert(u, e);
+                }
             }
         }
         Ok(out)

@@ -9,6 +9,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ndctl", "create/reconfigure/destroy namespaces (label and pfn/dax info-block writes have no stable ioctl API)"),
     ("mkfs.ext4", "make ext4 with the DAX geometry"),
     ("mkfs.xfs", "make xfs with the DAX geometry"),
+    ("systemctl", "daemon-reload after boot units were written or removed (only when systemd runs)"),
     ("udevadm", "wait for udev to create /dev nodes after a device appears or goes (udevadm settle)"),
 ];
 

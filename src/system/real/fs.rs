@@ -147,6 +147,7 @@ pub fn parse_superblock(buf: &[u8], device: Devno) -> Option<Filesystem> {
         stripe_unit: sig.stripe_unit,
         stripe_width: sig.stripe_width,
         reflink: sig.reflink,
+        size: sig.size.map(Bytes),
     })
 }
 
@@ -160,6 +161,8 @@ struct Sig {
     stripe_unit: Option<u32>,
     stripe_width: Option<u32>,
     reflink: Option<bool>,
+    /// Bytes the filesystem spans (blocks x block size).
+    size: Option<u64>,
 }
 
 impl Sig {
@@ -209,6 +212,13 @@ fn ext(buf: &[u8]) -> Option<Sig> {
         "ext2"
     };
     let log = le32(sb, 0x18)?;
+    const EXT4_INCOMPAT_64BIT: u32 = 0x80;
+    let hi = if incompat & EXT4_INCOMPAT_64BIT != 0 {
+        u64::from(le32(sb, 0x150)?)
+    } else {
+        0
+    };
+    let blocks = (hi << 32) | u64::from(le32(sb, 0x04)?);
     Some(Sig {
         fstype,
         uuid: uuid(sb.get(0x68..0x78)?),
@@ -217,6 +227,7 @@ fn ext(buf: &[u8]) -> Option<Sig> {
         stripe_unit: Some(u32::from(le16(sb, 0x164)?)),
         stripe_width: Some(le32(sb, 0x170)?),
         reflink: None,
+        size: (log <= 6).then(|| blocks.saturating_mul(1024u64 << log)),
     })
 }
 
@@ -242,6 +253,7 @@ fn xfs(buf: &[u8]) -> Option<Sig> {
         stripe_unit: Some(be32(buf, 0xB8)?),
         stripe_width: Some(be32(buf, 0xBC)?),
         reflink: Some(ro_compat & XFS_SB_FEAT_RO_COMPAT_REFLINK != 0),
+        size: be64(buf, 0x08).map(|dblocks| dblocks.saturating_mul(u64::from(block_size))),
     })
 }
 
@@ -307,6 +319,9 @@ fn le32(b: &[u8], off: usize) -> Option<u32> {
 fn be16(b: &[u8], off: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(off..off + 2)?.try_into().ok()?))
 }
+fn be64(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(off..off + 8)?.try_into().ok()?))
+}
 fn be32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
@@ -367,6 +382,7 @@ mod tests {
         assert_eq!(fs.stripe_unit, Some(512));
         assert_eq!(fs.stripe_width, Some(1024));
         assert_eq!(fs.reflink, None);
+        assert_eq!(fs.size, Some(Bytes(128_000 * 4096)), "Block count: 128000");
     }
 
     #[test]
@@ -382,6 +398,7 @@ mod tests {
         assert_eq!(fs.block_size, Some(Bytes(4096)));
         assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(512), Some(1024)));
         assert_eq!(fs.reflink, Some(false));
+        assert_eq!(fs.size, Some(Bytes(126_976 * 4096)), "dblocks = 126976");
     }
 
     #[test]
@@ -395,6 +412,7 @@ mod tests {
         assert_eq!(fs.label, None);
         assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(0), Some(0)));
         assert_eq!(fs.reflink, Some(true));
+        assert_eq!(fs.size, Some(Bytes(64_000 * 4096)), "dblocks = 64000");
     }
 
     #[test]

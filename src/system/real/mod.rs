@@ -10,12 +10,14 @@
 //! - `dm.rs`: dm devices and tables through the devicemapper crate; create/reload/remove
 //! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
 //! - `dax.rs`: the DAX check after mounting (statx on a new file, kernel log)
+//! - `files.rs`: boot persistence files (atomic writes, links, the installed binary)
 //! - `exec.rs`: the table of external programs and the argv runner
 
 pub mod block;
 pub mod dax;
 pub mod dm;
 pub mod exec;
+pub mod files;
 pub mod fs;
 pub mod gpt;
 pub mod mounts;
@@ -32,6 +34,8 @@ pub struct RealSystem {
     pub sys: PathBuf,
     /// Where device nodes live (`/dev`).
     pub dev: PathBuf,
+    /// Root for the boot persistence files (`PMEM_STACK_ROOT`, default `/`).
+    pub root: PathBuf,
 }
 
 impl Default for RealSystem {
@@ -39,6 +43,9 @@ impl Default for RealSystem {
         RealSystem {
             sys: PathBuf::from("/sys"),
             dev: PathBuf::from("/dev"),
+            root: std::env::var_os("PMEM_STACK_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/")),
         }
     }
 }
@@ -54,6 +61,7 @@ impl System for RealSystem {
         a.partition_tables = gpt::probe(&a.block_devices)?;
         a.filesystems = fs::probe(&a.block_devices)?;
         a.mounts = mounts::probe()?;
+        a.files = files::probe(&self.root)?;
         Ok(a)
     }
 
@@ -88,6 +96,13 @@ impl System for RealSystem {
             } => mounts::mount(source, target, fstype, options)?,
             Op::Remount { target, options } => mounts::remount(target, options)?,
             Op::Umount { target, lazy } => mounts::umount(target, *lazy)?,
+            Op::WriteFile {
+                path,
+                content,
+                mode,
+            } => files::write(&self.root, path, content, *mode)?,
+            Op::RemoveFile { path } => files::remove(&self.root, path)?,
+            Op::DaemonReload => files::daemon_reload(&self.root)?,
             Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
         };
         // Device nodes (/dev/mapper/NAME, /dev/pmemNpM, by-id links) are made by udev:

@@ -1,0 +1,269 @@
+//! Boot persistence files on the machine: probing the few paths we manage, atomic
+//! writes (temp file, fsync, rename, fsync of the directory) with root-only modes,
+//! symlinks, removal, installing this binary, and `systemctl daemon-reload`.
+//! All paths are the machine's, under `root` (`PMEM_STACK_ROOT`, default `/`).
+
+use super::exec;
+use crate::actual::{FileContent, FileState};
+use crate::boot::{BINARY, MARKER, SERVICE, STATE_FILE, UNIT_DIR};
+use crate::system::{Output, SystemError};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+fn at(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn os(what: String, e: std::io::Error) -> SystemError {
+    SystemError::Os {
+        what,
+        error: e.to_string(),
+    }
+}
+
+/// The managed files that exist.
+pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
+    let mut paths = vec![
+        BINARY.to_string(),
+        STATE_FILE.to_string(),
+        format!("{UNIT_DIR}/{SERVICE}"),
+        format!("{UNIT_DIR}/local-fs-pre.target.wants/{SERVICE}"),
+    ];
+    if let Ok(dir) = std::fs::read_dir(at(root, UNIT_DIR)) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".mount") {
+                paths.push(format!("{UNIT_DIR}/{name}"));
+                paths.push(format!("{UNIT_DIR}/local-fs.target.wants/{name}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let full = at(root, &p);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue;
+        };
+        let content = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full)
+                .map_err(|e| os(format!("readlink {}", full.display()), e))?;
+            FileContent::Link {
+                target: target.to_string_lossy().into_owned(),
+            }
+        } else if p == BINARY {
+            FileContent::Binary {
+                matches_self: same_as_self(&full, meta.len()),
+            }
+        } else {
+            let bytes = std::fs::read(&full).map_err(|e| SystemError::Probe {
+                msg: format!("{}: {e}", full.display()),
+            })?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if p.ends_with(".mount") && !text.starts_with(MARKER) {
+                continue; // a unit that is not ours
+            }
+            FileContent::Text { text }
+        };
+        let mode = (!meta.file_type().is_symlink()).then(|| meta.permissions().mode() & 0o7777);
+        out.push(FileState {
+            path: p,
+            content,
+            mode,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `path` holds the same bytes as the running executable.
+fn same_as_self(path: &Path, len: u64) -> bool {
+    let Ok(me) = std::fs::read("/proc/self/exe") else {
+        return false;
+    };
+    if me.len() as u64 != len {
+        return false;
+    }
+    std::fs::read(path).is_ok_and(|other| other == me)
+}
+
+/// Write `content` at `path` atomically with `mode`.
+pub fn write(
+    root: &Path,
+    path: &str,
+    content: &FileContent,
+    mode: u32,
+) -> Result<Output, SystemError> {
+    let full = at(root, path);
+    let dir = full.parent().ok_or_else(|| {
+        os(
+            format!("write {path}"),
+            std::io::ErrorKind::InvalidInput.into(),
+        )
+    })?;
+    make_dirs(dir, path)?;
+    let name = full
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.pmem-stack.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    match content {
+        FileContent::Link { target } => {
+            std::os::unix::fs::symlink(target, &tmp)
+                .map_err(|e| os(format!("symlink {}", tmp.display()), e))?;
+        }
+        FileContent::Text { text } => write_new(&tmp, text.as_bytes(), mode)?,
+        FileContent::Binary { .. } => {
+            let me =
+                std::fs::read("/proc/self/exe").map_err(|e| os("read /proc/self/exe".into(), e))?;
+            write_new(&tmp, &me, mode)?;
+        }
+    }
+    std::fs::rename(&tmp, &full).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        os(format!("rename {} to {}", tmp.display(), full.display()), e)
+    })?;
+    sync_dir(dir);
+    Ok(Output::default())
+}
+
+/// Create a new file (no symlink followed, exclusive), write, fsync.
+fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), SystemError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp)
+        .map_err(|e| os(format!("create {}", tmp.display()), e))?;
+    // the umask may have narrowed the mode; set it exactly
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| os(format!("chmod {}", tmp.display()), e))?;
+    f.write_all(bytes)
+        .map_err(|e| os(format!("write {}", tmp.display()), e))?;
+    f.sync_all()
+        .map_err(|e| os(format!("fsync {}", tmp.display()), e))
+}
+
+/// Create missing directories; the state directory is root-only.
+fn make_dirs(dir: &Path, path: &str) -> Result<(), SystemError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mode = if path == STATE_FILE { 0o700 } else { 0o755 };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| os(format!("mkdir {}", dir.display()), e))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Remove `path` (a missing file is fine).
+pub fn remove(root: &Path, path: &str) -> Result<Output, SystemError> {
+    let full = at(root, path);
+    match std::fs::remove_file(&full) {
+        Ok(()) => {
+            if let Some(dir) = full.parent() {
+                sync_dir(dir);
+            }
+            Ok(Output::default())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Output::default()),
+        Err(e) => Err(os(format!("remove {}", full.display()), e)),
+    }
+}
+
+/// `systemctl daemon-reload` when systemd manages this root; otherwise nothing to reload.
+pub fn daemon_reload(root: &Path) -> Result<Output, SystemError> {
+    if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
+        exec::run(&["systemctl".to_string(), "daemon-reload".to_string()])
+    } else {
+        Ok(Output {
+            stdout: "systemd is not running here: nothing to reload".into(),
+            ..Output::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_with_the_mode_and_probes_back() {
+        let root = std::env::temp_dir().join(format!("pmem-stack-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let text = FileContent::Text {
+            text: "{}\n".into(),
+        };
+        write(&root, STATE_FILE, &text, 0o600).expect("write state");
+        let unit = format!("{UNIT_DIR}/mnt-x.mount");
+        write(
+            &root,
+            &unit,
+            &FileContent::Text {
+                text: format!("{MARKER}\n[Mount]\n"),
+            },
+            0o644,
+        )
+        .expect("unit");
+        write(
+            &root,
+            &format!("{UNIT_DIR}/mnt-y.mount"),
+            &FileContent::Text {
+                text: "[Mount]\n".into(),
+            },
+            0o644,
+        )
+        .expect("foreign unit");
+        let link = format!("{UNIT_DIR}/local-fs.target.wants/mnt-x.mount");
+        write(
+            &root,
+            &link,
+            &FileContent::Link {
+                target: unit.clone(),
+            },
+            0o777,
+        )
+        .expect("link");
+        let found = probe(&root).expect("probe");
+        let state = found
+            .iter()
+            .find(|f| f.path == STATE_FILE)
+            .expect("state found");
+        assert_eq!((state.content.clone(), state.mode), (text, Some(0o600)));
+        let dir_mode = std::fs::metadata(root.join("etc/pmem-stack"))
+            .expect("dir")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700, "the state directory is root-only");
+        assert!(found.iter().any(|f| f.path == unit));
+        assert!(
+            !found.iter().any(|f| f.path.ends_with("mnt-y.mount")),
+            "a unit that is not ours is not managed"
+        );
+        assert_eq!(
+            found
+                .iter()
+                .find(|f| f.path == link)
+                .map(|f| f.content.clone()),
+            Some(FileContent::Link { target: unit })
+        );
+        remove(&root, &link).expect("remove");
+        remove(&root, &link).expect("removing twice is fine");
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("etc/pmem-stack"))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
