@@ -62,6 +62,11 @@ fn missing_tools() -> Option<String> {
 
 /// Run `script` in a fresh VM with `dimms` NVDIMMs of `mib` MiB each.
 fn guest(script: &str, dimms: u32, mib: u32) {
+    guest_with(script, dimms, mib, &[], &[]);
+}
+
+/// Same, with extra run-guest.sh options and guest environment (`NAME=value`).
+fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) {
     if let Some(why) = missing_tools() {
         let in_ci = std::env::var_os("CI").is_some();
         if !in_ci && std::env::var("PMEM_STACK_SKIP_VM").as_deref() == Ok("1") {
@@ -91,9 +96,11 @@ fn guest(script: &str, dimms: u32, mib: u32) {
             "768M",
             "-t",
             "1200",
-            "--",
         ])
-        .args(["env", &format!("PMEM_STACK_BIN={bin}"), "bash"])
+        .args(rig)
+        .args(["--", "env", &format!("PMEM_STACK_BIN={bin}")])
+        .args(env)
+        .arg("bash")
         .arg(repo().join("tests/vm/guest").join(script))
         .current_dir(repo())
         .output()
@@ -132,4 +139,32 @@ fn vm_namespaces_and_device_mapper() {
 #[test]
 fn vm_recipes_through_ansible() {
     guest("recipes.sh", 2, 1024);
+}
+
+#[test]
+fn vm_reboot_with_swapped_dimms_and_teardown() {
+    // NVDIMM backing files and the persistence root survive between the two boots
+    let keep = std::env::temp_dir().join(format!("pmem-stack-reboot-{}", std::process::id()));
+    let root = keep.join("root");
+    std::fs::create_dir_all(&root).expect("keep dir");
+    let k = keep.display().to_string();
+    let env = [
+        format!("PMEM_STACK_ROOT={}", root.display()),
+        format!("KEEP={k}"),
+    ];
+    let first = std::panic::catch_unwind(|| {
+        guest_with("reboot-1.sh", 2, 1024, &["-k", &k, "-w", &k], &env)
+    });
+    let second = first.is_ok().then(|| {
+        std::panic::catch_unwind(|| {
+            guest_with("reboot-2.sh", 2, 1024, &["-k", &k, "-w", &k, "-r"], &env)
+        })
+    });
+    let _ = std::fs::remove_dir_all(&keep);
+    if let Err(e) = first {
+        std::panic::resume_unwind(e);
+    }
+    if let Some(Err(e)) = second {
+        std::panic::resume_unwind(e);
+    }
 }

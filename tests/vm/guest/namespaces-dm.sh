@@ -98,12 +98,12 @@ checkc "namespace unchanged" '[ "$(ndctl list -N | grep -c '\''"mode":"fsdax"'\'
 module linear3 "${LINEAR%\}},\"state\":\"absent\"}"
 module mode2 "$DEVDAX"
 checkc "devdax: rc 0, reconfigured" '[ "$(rc_of mode2)" = 0 ] && [ "$(actions "$W/mode2.json")" = reconfigure_namespace ]'
-checkc "devdax: ndctl shows devdax for pm1" 'ndctl list -N -n pm1 | grep -q '\''"mode":"devdax"'\'''
+check "devdax: ndctl shows devdax for pm1" [ "$(ns_mode pm1)" = devdax ]
 checkc "devdax: a /dev/dax character device" 'ls /dev/dax* >/dev/null'
 module mode3 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}]}'
 checkc "devdax -> fsdax without allow_data_loss: refused" '[ "$(rc_of mode3)" = 1 ] && grep -q '\''devdax namespace pm1'\'' "$W/mode3.json"'
 module mode4 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}],"allow_data_loss":true}'
-checkc "devdax -> fsdax with allow_data_loss: done" '[ "$(rc_of mode4)" = 0 ] && ndctl list -N -n pm1 | grep -q '\''"mode":"fsdax"'\'''
+checkc "devdax -> fsdax with allow_data_loss: done" '[ "$(rc_of mode4)" = 0 ] && [ "$(ns_mode pm1)" = fsdax ]'
 module mode5 '{"namespaces":[{"name":"pm1","region":"region1","mode":"fsdax"}]}'
 check "then unchanged" [ "$(jv "$W/mode5.json" changed)" = false ]
 

@@ -1,0 +1,54 @@
+#!/bin/bash
+# VM suite 3, second boot (runs INSIDE the guest) with the DIMMs attached in the opposite
+# order, so /dev/pmem0 and /dev/pmem1 swap: run what the boot unit runs, then check the
+# dm device is rebuilt by namespace name in the right member order, mounted with DAX,
+# the data intact, and a following module run unchanged. Then teardown: refused while a
+# foreign dm device holds the stack (naming it), done after, and idempotent.
+source "$(dirname "$0")/lib.sh"
+: "${PMEM_STACK_ROOT:?}" "${KEEP:?}"
+R=$PMEM_STACK_ROOT
+ARGS=$(cat "$KEEP/args.json")
+section "after the reboot"
+cat "$KEEP/boot1.txt"
+echo "now: pm0=$(ns_blk pm0) pm1=$(ns_blk pm1)"
+checkc "the DIMMs swapped: pm0 is not on the same /dev/pmemN" '! grep -q "^pm0=$(ns_blk pm0) " "$KEEP/boot1.txt"'
+check "no dm device before the replay" [ ! -e /dev/mapper/pmem-striped ]
+EXEC=$(sed -n 's/^ExecStart=//p' "$R/etc/systemd/system/pmem-stack.service")
+echo "  unit's ExecStart: $EXEC"
+read -r -a CMD <<< "$EXEC"
+CMD[0]="$R${CMD[0]}"   # the installed binary, under the kept root
+strace -f -qq -e trace=execve -e signal=none -o "$W/boot.trace" "${CMD[@]}" > "$W/boot.json" 2> "$W/boot.err"
+echo $? > "$W/boot.rc"
+echo "  journal line: $(cat "$W/boot.err")"
+check "replay: rc 0" [ "$(cat "$W/boot.rc")" = 0 ]
+echo "  done: $(jv "$W/boot.json" done | python3 -c 'import json,sys; print([s["action"] for s in json.load(sys.stdin)])')"
+echo "  skipped: $(jv "$W/boot.json" skipped | python3 -c 'import json,sys; print([(s["step"]["action"], s["why"]) for s in json.load(sys.stdin) or []])')"
+checkc "replay: nothing destructive planned" '! grep -q "\"destructive\":true" "$W/boot.json"'
+checkc "replay: no mkfs run" '! grep -o "execve(\"[^\"]*\"" "$W/boot.trace" | grep -q mkfs'
+P0=$(ns_blk pm0); P1=$(ns_blk pm1); S0=$(size_of "$P0"); S1=$(size_of "$P1"); MIN=$(( S0 < S1 ? S0 : S1 ))
+WANT="0 $(( 2 * (MIN / 4096) * 4096 )) striped 2 4096 $(devno "$P0") 0 $(devno "$P1") 0"
+echo "  table: $(dmtable pmem-striped)"; echo "  want:  $WANT"
+check "replay: table rebuilt with pm0 first, pm1 second (by name)" [ "$(dmtable pmem-striped)" = "$WANT" ]
+checkc "replay: mounted with dax=always" 'grep -q " /mnt/pmem .*dax=always" /proc/self/mountinfo'
+A=$(xfs_io -c 'statx -r' /mnt/pmem/data | sed -n 's/^stat.attributes = //p')
+checkc "replay: the data file has STATX_ATTR_DAX" '[ -n "$A" ] && [ $(( A & 0x200000 )) -ne 0 ]'
+checkc "replay: data intact (sha256)" '(cd /mnt/pmem && sha256sum -c --quiet "$KEEP/data.sha256")'
+module after1 "$ARGS"
+checkc "a following module run: changed false" '[ "$(rc_of after1)" = 0 ] && [ "$(jv "$W/after1.json" changed)" = false ]'
+section "teardown"
+DM=$(basename "$(readlink -f /dev/mapper/pmem-striped)")
+dmsetup create foreign --table "0 8192 linear /dev/mapper/pmem-striped 0" && udevadm settle
+ABSENT="${ARGS%\}},\"state\":\"absent\"}"
+module absent1 "$ABSENT"
+checkc "absent refused while held by a foreign dm device, naming it" '[ "$(rc_of absent1)" = 1 ] && grep -q "held by foreign" "$W/absent1.json"'
+check "nothing torn down by the refusal" [ -f "$R/etc/pmem-stack/state.json" ]
+dmsetup remove foreign && udevadm settle
+module absent2 "$ABSENT"
+check "absent: rc 0" [ "$(rc_of absent2)" = 0 ]
+echo "  plan: $(actions "$W/absent2.json")"
+checkc "absent: unmounted, dm removed" '! grep -q " /mnt/pmem " /proc/self/mountinfo && [ ! -e /dev/mapper/pmem-striped ]'
+checkc "absent: state, units, links and binary removed" '[ ! -e "$R/etc/pmem-stack/state.json" ] && [ ! -e "$R/etc/systemd/system/pmem-stack.service" ] && [ ! -e "$R/etc/systemd/system/mnt-pmem.mount" ] && [ ! -L "$R/etc/systemd/system/local-fs.target.wants/mnt-pmem.mount" ] && [ ! -e "$R/usr/local/sbin/pmem_stack" ]'
+checkc "absent: namespaces left (no allow_data_loss), with a warning" '[ "$(ns_mode pm0)" = fsdax ] && grep -q "left in place" "$W/absent2.json"'
+module absent3 "$ABSENT"
+checkc "a second absent run: changed false" '[ "$(rc_of absent3)" = 0 ] && [ "$(jv "$W/absent3.json" changed)" = false ]'
+summary
