@@ -47,6 +47,9 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     };
     let check = parsed.internal.check_mode || offline;
     let want_diff = parsed.internal.diff;
+    if let Err(e) = system.lock() {
+        return result.fail(e.to_string());
+    }
     let before = match system.probe() {
         Ok(a) => a,
         Err(e) => return result.fail(e.to_string()),
@@ -135,6 +138,7 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
         }
         if outcome == Ok(true) {
             done.push(step.clone());
+            crash_point(done.len());
         }
     }
     let mut result = result.steps(&planned.steps, &done, false);
@@ -201,6 +205,18 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 .join(", ")
         )),
         Err(r) => result.fail(format!("after the run: {r}")),
+    }
+}
+
+/// Test hook for the crash-at-every-step VM test: with `PMEM_STACK_TEST_CRASH_AFTER=k`
+/// the process kills itself with SIGKILL right after its k-th mutating step, as a power
+/// cut or the OOM killer would. Without the variable it does nothing.
+fn crash_point(steps_done: usize) {
+    if std::env::var("PMEM_STACK_TEST_CRASH_AFTER").ok().and_then(|v| v.parse::<usize>().ok()) == Some(steps_done) {
+        // SAFETY: sending a signal to ourselves.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
     }
 }
 

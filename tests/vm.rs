@@ -168,3 +168,8 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn vm_crash_at_every_step_and_faults() {
+    guest("faults.sh", 3, 1024);
+}

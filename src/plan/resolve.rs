@@ -326,17 +326,16 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
                 ));
             }
         }
-        Action::SetExtsize { path, size } => {
+        Action::SetExtsize { path, size }
             if a.mount_at(path).and_then(|m| m.root_extsize)
                 == Some(crate::actual::Extsize {
                     size: *size,
                     inherit: true,
-                })
-            {
-                return Ok(Resolved::Skip(format!(
-                    "{path} already has an inherited {size} extent size hint"
-                )));
-            }
+                }) =>
+        {
+            return Ok(Resolved::Skip(format!(
+                "{path} already has an inherited {size} extent size hint"
+            )));
         }
         _ => {}
     }

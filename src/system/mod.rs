@@ -94,6 +94,10 @@ pub trait System {
     fn probe(&mut self) -> Result<Actual, SystemError>;
     /// Carry out one operation.
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;
+    /// Take the machine for this run (two runs never interleave). Default: nothing to take.
+    fn lock(&mut self) -> Result<(), SystemError> {
+        Ok(())
+    }
     /// After mounting: make a file on the filesystem at `mount_point`, read its statx
     /// attributes, remove it; on no DAX, collect the kernel's reason.
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;

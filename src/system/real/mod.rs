@@ -11,6 +11,7 @@
 //! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
 //! - `dax.rs`: the DAX check after mounting (statx on a new file, kernel log)
 //! - `files.rs`: boot persistence files (atomic writes, links, the installed binary)
+//! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
 //! - `exec.rs`: the table of external programs and the argv runner
 
 pub mod block;
@@ -20,6 +21,7 @@ pub mod exec;
 pub mod files;
 pub mod fs;
 pub mod gpt;
+pub mod lock;
 pub mod mounts;
 pub mod nd;
 
@@ -36,6 +38,8 @@ pub struct RealSystem {
     pub dev: PathBuf,
     /// Root for the boot persistence files (`PMEM_STACK_ROOT`, default `/`).
     pub root: PathBuf,
+    /// The run lock, once taken.
+    lock: Option<std::fs::File>,
 }
 
 impl Default for RealSystem {
@@ -43,6 +47,7 @@ impl Default for RealSystem {
         RealSystem {
             sys: PathBuf::from("/sys"),
             dev: PathBuf::from("/dev"),
+            lock: None,
             root: std::env::var_os("PMEM_STACK_ROOT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/")),
@@ -125,5 +130,12 @@ impl System for RealSystem {
 
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
         dax::check(mount_point)
+    }
+
+    fn lock(&mut self) -> Result<(), SystemError> {
+        if self.lock.is_none() {
+            self.lock = Some(lock::acquire()?);
+        }
+        Ok(())
     }
 }

@@ -295,14 +295,50 @@ fn check_device(dev: &DevId) -> Result<(), String> {
     Ok(())
 }
 
-/// Make `target` a directory if it does not exist; refuse if it exists as anything else.
+/// Make `target` a directory if it does not exist, one component at a time and without
+/// following symlinks: every existing component must be a real directory owned by root
+/// (a symlink planted by another user, or a directory another user owns, could redirect
+/// the mount); new components are made 0755.
 fn ensure_dir(target: &str) -> Result<(), String> {
-    match std::fs::metadata(target) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!("{target} exists and is not a directory")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(target)
-            .map_err(|e| format!("creating mount point {target}: {e}")),
-        Err(e) => Err(format!("{target}: {e}")),
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let mut path = std::path::PathBuf::from("/");
+    for part in std::path::Path::new(target).components().skip(1) {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symbolic link; refusing to create the mount point {target} through it", path.display()))
+            }
+            Ok(m) if !m.is_dir() => return Err(format!("{} exists and is not a directory", path.display())),
+            Ok(m) if m.uid() != 0 => {
+                return Err(format!("{} is owned by uid {}, not root; refusing to mount through it", path.display(), m.uid()))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&path)
+                .map_err(|e| format!("creating mount point {}: {e}", path.display()))?,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod ensure_dir_tests {
+    use super::ensure_dir;
+
+    #[test]
+    fn makes_missing_directories_and_refuses_symlinks() {
+        let base = std::env::temp_dir().join(format!("pmem-stack-mnt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let deep = base.join("a/b");
+        ensure_dir(&deep.display().to_string()).expect("made");
+        assert!(deep.is_dir());
+        std::os::unix::fs::symlink("/etc", base.join("trap")).expect("symlink");
+        let e = ensure_dir(&base.join("trap/x").display().to_string()).expect_err("refused");
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert!(!std::path::Path::new("/etc/x").exists());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
 
