@@ -89,6 +89,7 @@ pub fn mount_unit_name(path: &str) -> String {
 pub fn state_text(args: &ModuleArgs) -> String {
     let mut saved = args.clone();
     saved.allow_data_loss = crate::args::AnsibleBool(false);
+    saved.verify_pmd = crate::args::AnsibleBool(false);
     let mut text = serde_json::to_string_pretty(&saved).unwrap_or_else(|_| "{}".into());
     text.push('\n');
     text

@@ -17,6 +17,7 @@
 
 pub mod actual;
 pub mod args;
+pub mod audit;
 pub mod boot;
 pub mod plan;
 pub mod report;
@@ -69,7 +70,15 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
         if want_diff {
             result.diff = Some(Vec::new());
         }
-        return result.steps(&[], &[], check);
+        let result = result.steps(&[], &[], check);
+        return finish(
+            result,
+            system,
+            &desired,
+            &before,
+            check,
+            parsed.args.verify_pmd.0,
+        );
     }
     if check {
         if want_diff {
@@ -88,7 +97,8 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 "check mode"
             }
         );
-        return result.steps(&planned.steps, &[], true);
+        let result = result.steps(&planned.steps, &[], true);
+        return finish(result, system, &desired, &before, true, false);
     }
 
     let mut done = Vec::new();
@@ -194,7 +204,14 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 done.len(),
                 if done.len() == 1 { "" } else { "s" }
             );
-            result
+            finish(
+                result,
+                system,
+                &desired,
+                &after,
+                false,
+                parsed.args.verify_pmd.0,
+            )
         }
         Ok(p) => result.fail(format!(
             "the stack did not converge; still to do: {}",
@@ -208,11 +225,92 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     }
 }
 
+/// Add the DAX audit of the declared mounts and, when asked (and not a dry run), the PMD
+/// fault counts; all faults falling back to 4 KiB pages fails the run.
+fn finish(
+    mut result: ModuleResult,
+    system: &mut dyn System,
+    desired: &args::validate::Desired,
+    actual: &actual::Actual,
+    dry_run: bool,
+    verify_pmd: bool,
+) -> ModuleResult {
+    if desired.state == args::State::Absent {
+        return result;
+    }
+    let paths: Vec<String> = desired
+        .mounts
+        .iter()
+        .filter(|m| m.dax != DaxMode::Never)
+        .map(|m| m.path.clone())
+        .collect();
+    let a = audit::audit(actual, Some(&paths));
+    result.warnings.extend(a.warnings.iter().cloned());
+    result.dax_audit = Some(a);
+    if !verify_pmd {
+        return result;
+    }
+    if dry_run {
+        result
+            .warnings
+            .push("verify_pmd: not run in check mode (it writes a temporary file)".into());
+        return result;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    let mut fell_back = Vec::new();
+    for p in &paths {
+        match system.pmd_check(p) {
+            Ok(c) => {
+                if c.nopage == 0 && c.fallback > 0 {
+                    fell_back.push(format!(
+                        "{p}: {} faults, all fell back to 4 KiB pages",
+                        c.fallback
+                    ));
+                } else if c.nopage == 0 {
+                    result
+                        .warnings
+                        .push(format!("verify_pmd {p}: no 2 MiB fault events were seen"));
+                }
+                counts.insert(p.clone(), c);
+            }
+            Err(e) => return result.fail(format!("verify_pmd on {p}: {e}")),
+        }
+    }
+    result.pmd_faults = Some(counts);
+    if !fell_back.is_empty() {
+        let why: Vec<&String> = result
+            .dax_audit
+            .iter()
+            .flat_map(|a| a.warnings.iter())
+            .collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the audit says: {})",
+                why.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        return result.fail(format!(
+            "no 2 MiB DAX faults: {}{why}",
+            fell_back.join("; ")
+        ));
+    }
+    result
+}
+
 /// Test hook for the crash-at-every-step VM test: with `PMEM_STACK_TEST_CRASH_AFTER=k`
 /// the process kills itself with SIGKILL right after its k-th mutating step, as a power
 /// cut or the OOM killer would. Without the variable it does nothing.
 fn crash_point(steps_done: usize) {
-    if std::env::var("PMEM_STACK_TEST_CRASH_AFTER").ok().and_then(|v| v.parse::<usize>().ok()) == Some(steps_done) {
+    if std::env::var("PMEM_STACK_TEST_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(steps_done)
+    {
         // SAFETY: sending a signal to ourselves.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
@@ -233,6 +331,7 @@ pub fn facts(system: &mut dyn System) -> ModuleResult {
                 a.dm_devices.len(),
                 a.mounts.len()
             );
+            r.dax_audit = Some(audit::audit(&a, None));
             r.ansible_facts = Some(serde_json::json!({ "pmem_stack": a }));
             r
         }

@@ -108,6 +108,12 @@ pub struct ModuleResult {
     /// The failed step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<FailedStep>,
+    /// The 2 MiB DAX audit of the declared mounts (of all DAX mounts with `--facts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dax_audit: Option<crate::audit::DaxAudit>,
+    /// With `verify_pmd`: 2 MiB fault counts per mount point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pmd_faults: Option<std::collections::BTreeMap<String, crate::system::PmdFaults>>,
     /// Facts (`--facts`): `{"pmem_stack": <snapshot>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ansible_facts: Option<Value>,
@@ -131,6 +137,8 @@ impl ModuleResult {
             errors: Vec::new(),
             refusals: Vec::new(),
             failed_step: None,
+            dax_audit: None,
+            pmd_faults: None,
             ansible_facts: None,
             invocation: Invocation { module_args },
         }

@@ -254,18 +254,32 @@ fn two_runs_never_interleave() {
     write!(f, "4242").expect("holder pid");
     let run = |wait: &str| {
         let mut cmd = bin();
-        cmd.env("PMEM_STACK_LOCK", &lock).env("PMEM_STACK_LOCK_WAIT", wait);
+        cmd.env("PMEM_STACK_LOCK", &lock)
+            .env("PMEM_STACK_LOCK_WAIT", wait);
         with_stdin(cmd, r#"{"_ansible_check_mode": true}"#)
     };
     let started = std::time::Instant::now();
     let out = run("1");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "it waited");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "it waited"
+    );
     assert_eq!(out.status.code(), Some(1));
-    let msg = one_object(&out)["msg"].as_str().unwrap_or_default().to_string();
-    assert!(msg.contains("another pmem_stack run (pid 4242) is still working"), "{msg}");
+    let msg = one_object(&out)["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("another pmem_stack run (pid 4242) is still working"),
+        "{msg}"
+    );
     drop(f);
     let out = run("1");
     let v = one_object(&out);
-    assert_ne!(v["msg"].as_str().unwrap_or_default(), msg, "the lock is free again");
+    assert_ne!(
+        v["msg"].as_str().unwrap_or_default(),
+        msg,
+        "the lock is free again"
+    );
     let _ = std::fs::remove_file(&lock);
 }

@@ -248,3 +248,22 @@ fn a_foreign_holder_blocks_teardown_and_is_named() {
         "nothing torn down"
     );
 }
+
+#[test]
+fn a_namespace_found_by_name_in_another_region_is_kept() {
+    // moving DIMMs renumbers regions: the name is the identity, the region only says
+    // where to create a namespace that does not exist
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let args = json!({"namespaces": [{"name": "pm0", "region": "region1", "mode": "fsdax"},
+                                     {"name": "pm1", "region": "region0", "mode": "fsdax"}]});
+    let r = converge(&mut fake, &args);
+    assert!(r.plan.is_empty(), "{:?}", r.plan);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w
+                .starts_with("namespace pm0 is in region0, declared in region1: kept where it is")),
+        "{:?}",
+        r.warnings
+    );
+}

@@ -547,3 +547,43 @@ fn a_label_less_namespace_converts_whole_or_not_at_all() {
         r.plan[0].detail
     );
 }
+
+#[test]
+fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let mut args = striped_xfs();
+    args["verify_pmd"] = json!(true);
+    let r = converge(&mut fake, &args);
+    let audit = r.dax_audit.as_ref().expect("audit in every result");
+    assert!(audit.mounts[0].pmd_ok, "{:#?}", audit.mounts[0].layers);
+    let again = run(&mut fake, &args);
+    let faults = again.pmd_faults.as_ref().expect("counts on request");
+    assert_eq!(
+        (faults["/mnt/pmem"].nopage, faults["/mnt/pmem"].fallback),
+        (8, 0)
+    );
+    // a 1 MiB chunk: warned at the dm layer, and every fault falls back
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    args["devices"][0]["chunk"] = json!("1M");
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg
+            .contains("no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back"),
+        "{}",
+        r.msg
+    );
+    assert!(
+        r.msg
+            .contains("dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)"),
+        "{}",
+        r.msg
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("dax_audit /mnt/pmem: dm")),
+        "{:?}",
+        r.warnings
+    );
+}

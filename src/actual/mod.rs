@@ -234,6 +234,20 @@ pub struct Extsize {
     pub inherit: bool,
 }
 
+/// Facts about the machine that matter for 2 MiB DAX pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// Page size.
+    pub page_size: Bytes,
+    /// CPU flag `pse` (2 MiB pages).
+    pub pse: bool,
+    /// CPU flag `pdpe1gb` (1 GiB pages).
+    pub pdpe1gb: bool,
+    /// /sys/kernel/mm/transparent_hugepage/enabled (the selected value).
+    #[serde(default)]
+    pub thp: Option<String>,
+}
+
 /// What a managed file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -294,6 +308,9 @@ pub struct Actual {
     /// Files of boot persistence that exist (state, units, links, the installed binary).
     #[serde(default)]
     pub files: Vec<FileState>,
+    /// Page size and CPU flags.
+    #[serde(default)]
+    pub platform: Option<Platform>,
 }
 
 impl Actual {

@@ -359,10 +359,14 @@ pub struct ModuleArgs {
     /// Allow steps that destroy data (reconfigure a namespace, re-make a filesystem, reload a table in use).
     #[serde(default)]
     pub allow_data_loss: AnsibleBool,
+    /// After converging, fault a file in on each DAX mount and count 2 MiB (PMD) faults
+    /// from tracefs; fail when all of them fell back to 4 KiB pages.
+    #[serde(default)]
+    pub verify_pmd: AnsibleBool,
 }
 
 /// The top-level option names, as Ansible lists them in its "Unsupported parameters" message.
-pub const OPTION_NAMES: [&str; 8] = [
+pub const OPTION_NAMES: [&str; 9] = [
     "allow_data_loss",
     "boot",
     "devices",
@@ -371,6 +375,7 @@ pub const OPTION_NAMES: [&str; 8] = [
     "namespaces",
     "partitions",
     "state",
+    "verify_pmd",
 ];
 
 /// Ansible's internal keys that change what we do.
@@ -532,6 +537,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             "allow_data_loss" => {
                 args.allow_data_loss = parse_one(k, v, &mut errors).unwrap_or_default()
             }
+            "verify_pmd" => args.verify_pmd = parse_one(k, v, &mut errors).unwrap_or_default(),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@
 //! | no, label-less raw ns in region | - | yes (fs, GPT, holders, mounts) | yes / no | reconfigure + teardown / refuse |
 //! | no | - | - | - | create in region (refused if the region lacks space) |
 //! | yes | yes | - | - | nothing |
-//! | yes, other region | no | - | yes / no | destroy + create / refuse if content at risk |
+//! | yes, other region | - | - | - | kept where it is, with a warning: regions are numbered by the platform in enumeration order and change when DIMMs move, so `region` only says where to create it |
 //! | yes | no | no, and not devdax | - | reconfigure |
 //! | yes | no | yes, or devdax (contents unknowable) | yes / no | reconfigure + teardown / refuse |
 //!
@@ -29,6 +29,12 @@ pub(crate) fn plan(cx: &mut Ctx) {
         match cx.a.namespace_named(&spec.name) {
             Some(ns) => {
                 claimed.insert(ns.dev.clone());
+                if ns.region != spec.region {
+                    cx.warnings.push(format!(
+                        "namespace {} is in {}, declared in {}: kept where it is (regions are numbered in platform enumeration order, which changes when DIMMs move; the name is its identity)",
+                        spec.name, ns.region, spec.region
+                    ));
+                }
                 let diffs = differences(&spec, ns);
                 if diffs.is_empty() {
                     continue;
@@ -58,30 +64,19 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     continue;
                 }
                 let destructive = devdax || !lost.is_empty();
-                if ns.region != spec.region {
-                    cx.step(
-                        Action::DestroyNamespace {
-                            dev: ns.dev.clone(),
-                            name: spec.name.clone(),
-                        },
-                        format!(
-                            "ndctl destroy-namespace -f {} (it is in {}, wanted in {})",
-                            ns.dev, ns.region, spec.region
-                        ),
-                        true,
-                    );
-                    create(cx, &spec, &mut reserved);
-                } else {
-                    cx.step(
-                        reconfigure_action(&spec, &ns.dev),
-                        format!(
-                            "{} ({})",
-                            ndctl_words(&spec, Some(&ns.dev)),
-                            diffs.join(", ")
-                        ),
-                        destructive,
-                    );
-                }
+                let here = NamespaceSpec {
+                    region: ns.region.clone(),
+                    ..spec.clone()
+                };
+                cx.step(
+                    reconfigure_action(&here, &ns.dev),
+                    format!(
+                        "{} ({})",
+                        ndctl_words(&here, Some(&ns.dev)),
+                        diffs.join(", ")
+                    ),
+                    destructive,
+                );
                 cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
             None => {
@@ -201,9 +196,6 @@ fn dax_like(mode: NamespaceMode) -> bool {
 /// What differs between the wanted and the found namespace, for people.
 fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<String> {
     let mut d = Vec::new();
-    if ns.region != spec.region {
-        d.push(format!("region {} -> {}", ns.region, spec.region));
-    }
     if ns.mode != spec.mode {
         d.push(format!("mode {} -> {}", ns.mode, spec.mode));
     }

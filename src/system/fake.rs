@@ -43,6 +43,12 @@ impl FakeSystem {
     /// A machine with `n` fresh (label-less) DIMMs of `size` each, one region each.
     pub fn fresh_dimms(n: u32, size: Bytes) -> Self {
         let mut s = FakeSystem::default();
+        s.state.platform = Some(crate::actual::Platform {
+            page_size: Bytes(4096),
+            pse: true,
+            pdpe1gb: true,
+            thp: Some("madvise".into()),
+        });
         for i in 0..n {
             s.state.regions.push(Region {
                 name: format!("region{i}"),
@@ -947,6 +953,22 @@ impl System for FakeSystem {
         let out = self.apply(op)?;
         self.executed.push(op.clone());
         Ok(out)
+    }
+
+    /// The fake kernel maps 2 MiB pages exactly where the audit finds every layer aligned.
+    fn pmd_check(&mut self, mount_point: &str) -> Result<super::PmdFaults, SystemError> {
+        let a = crate::audit::audit(&self.state, Some(&[mount_point.to_string()]));
+        let s = a
+            .mounts
+            .first()
+            .ok_or_else(|| Self::fail("pmd check", format!("{mount_point}: not mounted")))?;
+        let faults = 8;
+        Ok(super::PmdFaults {
+            nopage: if s.pmd_ok { faults } else { 0 },
+            fallback: if s.pmd_ok { 0 } else { faults },
+            other: 0,
+            bytes: 16 << 20,
+        })
     }
 
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {

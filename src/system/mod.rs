@@ -88,12 +88,32 @@ pub struct DaxCheck {
     pub kernel_log: Vec<String>,
 }
 
+/// What the PMD fault check counted on one mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PmdFaults {
+    /// `fs_dax/dax_pmd_fault_done` events that ended in NOPAGE (a 2 MiB page mapped).
+    pub nopage: u64,
+    /// Events that ended in FALLBACK (fell back to 4 KiB pages).
+    pub fallback: u64,
+    /// Other results (e.g. NOPAGE|... combinations the kernel reports).
+    pub other: u64,
+    /// Bytes faulted in through the shared mapping.
+    pub bytes: u64,
+}
+
 /// The machine, as the pipeline sees it.
 pub trait System {
     /// Read the whole actual state.
     fn probe(&mut self) -> Result<Actual, SystemError>;
     /// Carry out one operation.
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;
+    /// Fault a temporary file on the DAX filesystem at `mount_point` in through a shared
+    /// mapping and count the `fs_dax/dax_pmd_fault_done` trace events; clean up after.
+    fn pmd_check(&mut self, mount_point: &str) -> Result<PmdFaults, SystemError> {
+        Err(SystemError::Unavailable {
+            msg: format!("no PMD fault check on this system ({mount_point})"),
+        })
+    }
     /// Take the machine for this run (two runs never interleave). Default: nothing to take.
     fn lock(&mut self) -> Result<(), SystemError> {
         Ok(())

@@ -20,9 +20,10 @@
 #   -s SIZE       usable pmem size per NVDIMM, MiB, multiple of 16 (default 1024)
 #   -L            no label area (label-less DIMMs: raw namespaces only, no init-labels)
 #   -k DIR        keep NVDIMM backing files in DIR (reused if present: persistence tests)
-#   -r            give the NVDIMM backing files in REVERSE order (slot 1 = nvdimmN.img ...),
-#                 so a reboot with -k and -r sees the same DIMMs in swapped slots: what was
-#                 region0/pmem0 becomes region1/pmem1 (tests identify-by-uuid/name)
+#   -r            enumerate the NVDIMMs in REVERSE order: a reboot with -k and -r sees the
+#                 same DIMMs (each file keeps its slot, serial number and address, so its
+#                 labels stay valid) listed the other way round, so what was region0/pmem0
+#                 becomes region1/pmem1 (tests identify-by-name, never by /dev/pmemN)
 #   -w DIR        share host DIR read-write into the guest at the same path (repeatable)
 #   -o DIR        output dir (default: new mktemp dir); gets console.log, output.log, rc
 #   -t SECS       timeout for the whole VM run (default 900)
@@ -175,16 +176,17 @@ if [ "$NDIMM" -gt 0 ]; then
   # every DIMM starts 16 MiB-aligned (the kernel's default region align is 16 MiB).
   BE_MIB=$PMEM_MIB; LBL=""
   if [ $LABELS = 1 ]; then BE_MIB=$((PMEM_MIB + 2)); LBL=",label-size=128K"; fi
-  # -r: the command line stays the same position by position (ids, slots, addresses; QEMU
-  # orders the NFIT by a hash of the device ids, so swapping only the order of the options
-  # changes nothing the kernel numbers by); only the backing files are given in reverse,
-  # i.e. the same DIMMs sit in swapped slots and region0/pmem0 <-> region1/pmem1 swap.
+  # -r: each backing file keeps its slot, hence its NFIT serial number (QEMU derives it
+  # from the slot) and address, so the labels on it stay valid, as a real module keeps its
+  # serial. QEMU lists NVDIMMs in the NFIT by a hash of the device ids, not by position,
+  # and the kernel numbers regions (and so /dev/pmemN) in NFIT order: giving the ids in
+  # reverse flips the enumeration, region0/pmem0 <-> region1/pmem1.
   for pos in $(seq 1 "$NDIMM"); do
-    i=$pos; [ "$REVERSE" = 1 ] && i=$((NDIMM + 1 - pos))
-    f=$NVDIR/nvdimm$i.img
+    id=$pos; [ "$REVERSE" = 1 ] && id=$((NDIMM + 1 - pos))
+    f=$NVDIR/nvdimm$pos.img
     if [ -z "$KEEPDIR" ] || [ ! -f "$f" ]; then rm -f "$f"; truncate -s ${BE_MIB}M "$f"; fi
     QEMU_NV+=(-object memory-backend-file,id=nvmem$pos,share=on,mem-path=$f,size=${BE_MIB}M,align=2M
-              -device nvdimm,id=nvdimm$pos,memdev=nvmem$pos$LBL)
+              -device nvdimm,id=nvdimm$id,slot=$((pos - 1)),memdev=nvmem$pos$LBL)
     MAXMEM_MIB=$((MAXMEM_MIB + BE_MIB))
   done
 fi

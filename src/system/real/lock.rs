@@ -17,7 +17,10 @@ pub fn path() -> String {
 /// Take the lock; the returned file keeps it.
 pub fn acquire() -> Result<File, SystemError> {
     let p = path();
-    let wait = std::env::var("PMEM_STACK_LOCK_WAIT").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(120);
+    let wait = std::env::var("PMEM_STACK_LOCK_WAIT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(120);
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -26,7 +29,10 @@ pub fn acquire() -> Result<File, SystemError> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&p)
-        .map_err(|e| SystemError::Os { what: format!("open the lock {p}"), error: e.to_string() })?;
+        .map_err(|e| SystemError::Os {
+            what: format!("open the lock {p}"),
+            error: e.to_string(),
+        })?;
     let start = Instant::now();
     loop {
         // SAFETY: flock on an open descriptor we own.
@@ -36,7 +42,10 @@ pub fn acquire() -> Result<File, SystemError> {
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(SystemError::Os { what: format!("flock {p}"), error: err.to_string() });
+            return Err(SystemError::Os {
+                what: format!("flock {p}"),
+                error: err.to_string(),
+            });
         }
         if start.elapsed() >= Duration::from_secs(wait) {
             let mut holder = String::new();

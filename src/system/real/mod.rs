@@ -12,6 +12,7 @@
 //! - `dax.rs`: the DAX check after mounting (statx on a new file, kernel log)
 //! - `files.rs`: boot persistence files (atomic writes, links, the installed binary)
 //! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
+//! - `pmd.rs`: the PMD fault check (tracefs fs_dax events over a shared mapping)
 //! - `exec.rs`: the table of external programs and the argv runner
 
 pub mod block;
@@ -24,6 +25,8 @@ pub mod gpt;
 pub mod lock;
 pub mod mounts;
 pub mod nd;
+pub mod platform;
+pub mod pmd;
 
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::Actual;
@@ -67,6 +70,7 @@ impl System for RealSystem {
         a.filesystems = fs::probe(&a.block_devices)?;
         a.mounts = mounts::probe()?;
         a.files = files::probe(&self.root)?;
+        a.platform = Some(platform::probe());
         Ok(a)
     }
 
@@ -130,6 +134,10 @@ impl System for RealSystem {
 
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
         dax::check(mount_point)
+    }
+
+    fn pmd_check(&mut self, mount_point: &str) -> Result<super::PmdFaults, SystemError> {
+        pmd::check(mount_point)
     }
 
     fn lock(&mut self) -> Result<(), SystemError> {

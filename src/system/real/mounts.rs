@@ -306,11 +306,20 @@ fn ensure_dir(target: &str) -> Result<(), String> {
         path.push(part);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("{} is a symbolic link; refusing to create the mount point {target} through it", path.display()))
+                return Err(format!(
+                    "{} is a symbolic link; refusing to create the mount point {target} through it",
+                    path.display()
+                ))
             }
-            Ok(m) if !m.is_dir() => return Err(format!("{} exists and is not a directory", path.display())),
+            Ok(m) if !m.is_dir() => {
+                return Err(format!("{} exists and is not a directory", path.display()))
+            }
             Ok(m) if m.uid() != 0 => {
-                return Err(format!("{} is owned by uid {}, not root; refusing to mount through it", path.display(), m.uid()))
+                return Err(format!(
+                    "{} is owned by uid {}, not root; refusing to mount through it",
+                    path.display(),
+                    m.uid()
+                ))
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()

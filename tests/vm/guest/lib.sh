@@ -42,7 +42,7 @@ facts() { "$BIN" --facts > "$W/$1.json"; }
 # the live table of a dm device, one line
 dmtable() { dmsetup table "$1" 2>/dev/null | tr '\n' '|' | sed 's/|$//'; }
 # block device (pmemN) of the namespace named $1
-ns_blk() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print([n.get('blockdev','') for n in d if n.get('name')=='$1'][0])"; }
+ns_blk() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print(([n.get('blockdev','') for n in d if n.get('name')=='$1'] or [''])[0])"; }
 # mode (fsdax/devdax/...) of the namespace named $1, from ndctl's JSON
 ns_mode() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print([n.get('mode','') for n in d if n.get('name')=='$1'][0])"; }
 devno() { cat "/sys/block/$1/dev"; }

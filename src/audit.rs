@@ -1,0 +1,468 @@
+//! The 2 MiB DAX audit: for each DAX mount, walk the stack down (mount, filesystem,
+//! partition, dm targets, namespace) and say, per layer, what was found and whether it
+//! lets DAX map 2 MiB pages (PMDs). One misaligned layer silently costs every PMD fault;
+//! this names the layer and the fix. Pure over the snapshot.
+//!
+//! Rules (sectors of 512 B; 4096 sectors = 2 MiB):
+//! - platform: 4 KiB pages, the CPU's `pse` flag (2 MiB pages; `pdpe1gb` for 1 GiB);
+//! - mount: `dax=always` (or `inode`, per file);
+//! - filesystem: 4 KiB blocks; stripe unit 2 MiB (ext4 stride / xfs sunit 512 blocks);
+//!   xfs: an inherited 2 MiB extent size hint on the root;
+//! - partition: start a multiple of 2 MiB (of 4 KiB at least, or no DAX at all);
+//! - dm: linear segments starting and mapping at multiples of 2 MiB; striped chunk and
+//!   member offsets multiples of 2 MiB; other targets: no DAX;
+//! - namespace: fsdax, physical start (sysfs `resource`) and `align` multiples of 2 MiB;
+//!   members of one device on one NUMA node.
+
+use crate::actual::dm::{parse_table, Target};
+use crate::actual::{Actual, BlockDevice, Devno, Mount};
+use crate::args::{DaxMode, NamespaceMode};
+use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// 2 MiB in sectors.
+const PMD_SECTORS: Sectors = Sectors(4096);
+
+/// One layer's finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LayerAudit {
+    /// mount, filesystem, partition, dm, namespace, platform.
+    pub layer: String,
+    /// The object (path, device, namespace).
+    pub object: String,
+    /// What was found.
+    pub found: String,
+    /// It allows 2 MiB faults.
+    pub pmd_ok: bool,
+    /// What to change, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// The audit of one mount's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StackAudit {
+    /// Mount point.
+    pub mount: String,
+    /// Every layer allows 2 MiB faults.
+    pub pmd_ok: bool,
+    /// Layers, top down.
+    pub layers: Vec<LayerAudit>,
+    /// NUMA nodes of the namespaces under it.
+    pub numa_nodes: Vec<i32>,
+}
+
+/// The whole audit (result key `dax_audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub struct DaxAudit {
+    /// Page size, CPU flags, transparent huge pages.
+    pub platform: Vec<LayerAudit>,
+    /// One entry per DAX mount audited.
+    pub mounts: Vec<StackAudit>,
+    /// Misalignments, naming the layer and the fix.
+    pub warnings: Vec<String>,
+    /// DAX requested where the stack cannot do DAX at all.
+    pub errors: Vec<String>,
+}
+
+fn layer(
+    layer: &str,
+    object: &str,
+    found: String,
+    pmd_ok: bool,
+    fix: Option<String>,
+) -> LayerAudit {
+    LayerAudit {
+        layer: layer.into(),
+        object: object.into(),
+        found,
+        pmd_ok,
+        fix,
+    }
+}
+
+/// Audit the mounts at `paths` (all mounts with `dax=` other than never when `None`).
+pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
+    let mut out = DaxAudit::default();
+    if let Some(p) = &a.platform {
+        let ps_ok = p.page_size == PAGE;
+        out.platform.push(layer(
+            "platform",
+            "page size",
+            p.page_size.to_string(),
+            ps_ok,
+            (!ps_ok).then(|| "DAX needs 4 KiB pages".into()),
+        ));
+        out.platform.push(layer(
+            "platform",
+            "cpu pse",
+            if p.pse {
+                "2 MiB pages supported".into()
+            } else {
+                "no pse flag".into()
+            },
+            p.pse,
+            (!p.pse).then(|| "a CPU with 2 MiB pages (pse) is needed for PMD faults".into()),
+        ));
+        out.platform.push(layer(
+            "platform",
+            "cpu pdpe1gb",
+            if p.pdpe1gb {
+                "1 GiB pages supported".into()
+            } else {
+                "no 1 GiB pages".into()
+            },
+            true,
+            None,
+        ));
+        if let Some(t) = &p.thp {
+            out.platform.push(layer(
+                "platform",
+                "transparent_hugepage",
+                t.clone(),
+                true,
+                None,
+            ));
+        }
+    }
+    let platform_ok = out.platform.iter().all(|l| l.pmd_ok);
+    let mounts: Vec<&Mount> = match paths {
+        Some(ps) => ps.iter().filter_map(|p| a.mount_at(p)).collect(),
+        None => a
+            .mounts
+            .iter()
+            .filter(|m| matches!(m.dax, Some(DaxMode::Always | DaxMode::Inode)))
+            .collect(),
+    };
+    for m in mounts {
+        let s = stack(a, m);
+        for l in s.layers.iter().filter(|l| !l.pmd_ok) {
+            let fix = l
+                .fix
+                .as_deref()
+                .map(|f| format!("; fix: {f}"))
+                .unwrap_or_default();
+            let msg = format!(
+                "dax_audit {}: {} {}: {}{fix}",
+                m.target, l.layer, l.object, l.found
+            );
+            if l.found.contains("no DAX") {
+                out.errors.push(msg);
+            } else {
+                out.warnings.push(msg);
+            }
+        }
+        if s.numa_nodes.len() > 1 {
+            out.warnings.push(format!(
+                "dax_audit {}: the namespaces under it are on NUMA nodes {:?}: accesses cross nodes; keep a striped or linear device on one node",
+                m.target, s.numa_nodes
+            ));
+        }
+        let mut s = s;
+        s.pmd_ok &= platform_ok;
+        out.mounts.push(s);
+    }
+    out
+}
+
+fn stack(a: &Actual, m: &Mount) -> StackAudit {
+    let mut layers = Vec::new();
+    let dax = m.dax.unwrap_or(DaxMode::Never);
+    layers.push(layer(
+        "mount",
+        &m.target,
+        format!("dax={}", dax.as_str()),
+        dax != DaxMode::Never,
+        (dax == DaxMode::Never).then(|| "mount with dax=always".into()),
+    ));
+    if let Some(fs) = a.filesystem(m.devno) {
+        let bs = fs.block_size.unwrap_or_default();
+        let su = fs.stripe_unit.unwrap_or(0);
+        let su_bytes = Bytes(u64::from(su).saturating_mul(bs.0));
+        let mut found = format!(
+            "{} block size {bs}, stripe unit {su} blocks ({su_bytes})",
+            fs.fstype
+        );
+        let mut ok = bs == PAGE && su_bytes.0 != 0 && su_bytes.is_multiple_of(HUGE_PAGE);
+        let mut fix = (!ok).then(|| match fs.fstype.as_str() {
+            "xfs" => {
+                "mkfs.xfs -d su=2m,sw=<stripes> (or mount -o sunit=4096,swidth=...)".to_string()
+            }
+            _ => "mkfs.ext4 -b 4096 -E stride=512 (or tune2fs -E stride=512)".to_string(),
+        });
+        if bs != PAGE {
+            found.push_str(": no DAX with blocks other than 4 KiB");
+        }
+        if fs.fstype == "xfs" {
+            match m.root_extsize {
+                Some(e) if e.size.0 != 0 && e.size.is_multiple_of(HUGE_PAGE) && e.inherit => {
+                    found.push_str(&format!(", root extsize {} inherited", e.size));
+                }
+                other => {
+                    found.push_str(&format!(
+                        ", root extsize {}",
+                        other
+                            .map(|e| e.size.to_string())
+                            .unwrap_or_else(|| "unknown".into())
+                    ));
+                    ok = false;
+                    fix = Some(format!(
+                        "{}xfs_io -c 'extsize 2m' {}",
+                        fix.map(|f| format!("{f}; ")).unwrap_or_default(),
+                        m.target
+                    ));
+                }
+            }
+        }
+        layers.push(layer("filesystem", &m.source, found, ok, fix));
+    }
+    let mut nodes = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    device(a, m.devno, &mut layers, &mut nodes, &mut seen, 0);
+    let pmd_ok = layers.iter().all(|l| l.pmd_ok);
+    StackAudit {
+        mount: m.target.clone(),
+        pmd_ok,
+        layers,
+        numa_nodes: nodes.into_iter().collect(),
+    }
+}
+
+fn device(
+    a: &Actual,
+    devno: Devno,
+    layers: &mut Vec<LayerAudit>,
+    nodes: &mut BTreeSet<i32>,
+    seen: &mut BTreeSet<Devno>,
+    depth: usize,
+) {
+    if depth > 16 || !seen.insert(devno) {
+        return;
+    }
+    let Some(bd) = a.block(devno) else {
+        layers.push(layer(
+            "device",
+            &devno.to_string(),
+            "not found".into(),
+            false,
+            None,
+        ));
+        return;
+    };
+    if let Some(p) = &bd.partition {
+        partition(a, bd, p.start, layers, nodes, seen, depth);
+    } else if let Some(dm) = a.dm_by_devno(devno) {
+        let name = format!("/dev/mapper/{}", dm.name);
+        match parse_table(&dm.table) {
+            Err(e) => layers.push(layer("dm", &name, e, false, None)),
+            Ok(lines) => {
+                for l in &lines {
+                    let (found, ok, fix) = match &l.target {
+                        Target::Linear { dev, offset } => {
+                            let ok = l.start.is_multiple_of(PMD_SECTORS)
+                                && offset.is_multiple_of(PMD_SECTORS);
+                            (
+                                format!("linear sectors {}+{} -> {dev} at {offset}", l.start, l.length),
+                                ok || l.start.0 == 0 && offset.0 == 0,
+                                (!ok).then(|| "start every segment and member offset at a multiple of 4096 sectors (2 MiB)".to_string()),
+                            )
+                        }
+                        Target::Striped { chunk, stripes } => {
+                            let offs_ok =
+                                stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
+                            let ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
+                            (
+                                format!("striped {} x chunk {} sectors ({})", stripes.len(), chunk, chunk.bytes()),
+                                ok,
+                                (!ok).then(|| "chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string()),
+                            )
+                        }
+                        Target::Other { kind, .. } => (
+                            format!("{kind} target: no DAX"),
+                            false,
+                            Some("use linear or striped".to_string()),
+                        ),
+                    };
+                    layers.push(layer("dm", &name, found, ok, fix));
+                }
+                for m in lines.iter().flat_map(|l| l.members()) {
+                    device(a, m, layers, nodes, seen, depth + 1);
+                }
+            }
+        }
+    } else if let Some(ns) = a.namespace_of_block(&bd.name) {
+        let name = ns.name.clone().unwrap_or_else(|| ns.dev.clone());
+        if let Some(n) = ns.numa_node {
+            nodes.insert(n);
+        }
+        let start_ok = ns
+            .resource
+            .is_none_or(|r| Bytes(r).is_multiple_of(HUGE_PAGE));
+        let align_ok = ns
+            .align
+            .is_some_and(|al| al.0 != 0 && al.is_multiple_of(HUGE_PAGE));
+        let fsdax = ns.mode == NamespaceMode::Fsdax;
+        let found = format!(
+            "{} namespace {} ({}), physical start {}, align {}, map {}",
+            ns.mode,
+            name,
+            bd.path,
+            ns.resource
+                .map(|r| format!("{r:#x}"))
+                .unwrap_or_else(|| "unknown".into()),
+            ns.align
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "none".into()),
+            ns.map.map(|m| m.as_str()).unwrap_or("-"),
+        );
+        let ok = start_ok && align_ok && fsdax;
+        let fix = if !fsdax {
+            Some("mode: fsdax (only fsdax block devices do DAX)".to_string())
+        } else if !align_ok {
+            Some("align: 2M".to_string())
+        } else if !start_ok {
+            Some(
+                "the region's physical start is not 2 MiB aligned: a firmware/region layout matter"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        layers.push(layer(
+            "namespace",
+            &name,
+            if fsdax {
+                found
+            } else {
+                format!("{found}: no DAX")
+            },
+            ok,
+            fix,
+        ));
+    } else {
+        layers.push(layer(
+            "device",
+            &bd.path,
+            format!("{}: not a pmem namespace, dm device or partition", bd.path),
+            bd.dax,
+            None,
+        ));
+    }
+}
+
+fn partition(
+    a: &Actual,
+    bd: &BlockDevice,
+    start: Sectors,
+    layers: &mut Vec<LayerAudit>,
+    nodes: &mut BTreeSet<i32>,
+    seen: &mut BTreeSet<Devno>,
+    depth: usize,
+) {
+    let ok = start.is_multiple_of(PMD_SECTORS);
+    let page_ok = start.is_multiple_of(PAGE.sectors()) && bd.size.is_multiple_of(PAGE.sectors());
+    let found = format!(
+        "{} starts at sector {start} ({}), size {} sectors{}",
+        bd.path,
+        start.bytes(),
+        bd.size,
+        if page_ok {
+            ""
+        } else {
+            ": not 4 KiB aligned, no DAX"
+        }
+    );
+    layers.push(layer(
+        "partition",
+        &bd.path,
+        found,
+        ok && page_ok,
+        (!ok).then(|| "start: 2M (sector 4096) or another multiple of 2 MiB".into()),
+    ));
+    if let Some(disk) = bd.partition.as_ref().and_then(|p| a.block_named(&p.disk)) {
+        device(a, disk.devno, layers, nodes, seen, depth + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::fake::FakeSystem;
+    use crate::system::System;
+
+    fn run(fake: &mut FakeSystem, args: serde_json::Value) {
+        let r = crate::run(&args.to_string(), fake, false);
+        assert!(!r.failed, "{}", r.msg);
+    }
+
+    #[test]
+    fn an_aligned_stack_passes_and_a_1m_partition_is_named() {
+        let mut fake = FakeSystem::with_fsdax(2, Bytes(256 << 20));
+        run(
+            &mut fake,
+            serde_json::json!({
+                "partitions": [{"name": "p", "disk": "/dev/pmem0", "start": "2M", "size": "64M"},
+                               {"name": "q", "disk": "/dev/pmem0", "start": "67M", "size": "64M"}],
+                "filesystems": [{"device": "p", "type": "xfs"}, {"device": "q", "type": "ext4"}],
+                "mounts": [{"path": "/mnt/p", "device": "p"}, {"path": "/mnt/q", "device": "q"}]
+            }),
+        );
+        let a = fake.probe().expect("probe");
+        let audit = audit(&a, None);
+        assert_eq!(audit.mounts.len(), 2);
+        let p = &audit.mounts[0];
+        assert!(p.pmd_ok, "{:#?}", p.layers);
+        assert_eq!(
+            p.layers
+                .iter()
+                .map(|l| l.layer.as_str())
+                .collect::<Vec<_>>(),
+            ["mount", "filesystem", "partition", "namespace"]
+        );
+        let q = &audit.mounts[1];
+        assert!(!q.pmd_ok);
+        let bad: Vec<&LayerAudit> = q.layers.iter().filter(|l| !l.pmd_ok).collect();
+        assert_eq!(bad.len(), 1, "{bad:#?}");
+        assert_eq!(bad[0].layer, "partition");
+        assert!(
+            audit
+                .warnings
+                .iter()
+                .any(|w| w.contains("/mnt/q: partition") && w.contains("fix: start: 2M")),
+            "{:?}",
+            audit.warnings
+        );
+    }
+
+    #[test]
+    fn a_1m_chunk_is_named_at_the_dm_layer() {
+        let mut fake = FakeSystem::with_fsdax(2, Bytes(256 << 20));
+        run(
+            &mut fake,
+            serde_json::json!({
+                "devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0", "/dev/pmem1"], "chunk": "1M"}],
+                "filesystems": [{"device": "s", "type": "ext4", "mkfs_options": ["-E", "stride=256"]}],
+                "mounts": [{"path": "/mnt/s", "device": "s"}]
+            }),
+        );
+        let a = fake.probe().expect("probe");
+        let audit = audit(&a, Some(&["/mnt/s".to_string()]));
+        let bad: Vec<&str> = audit.mounts[0]
+            .layers
+            .iter()
+            .filter(|l| !l.pmd_ok)
+            .map(|l| l.layer.as_str())
+            .collect();
+        assert_eq!(bad, ["filesystem", "dm"]);
+        assert!(
+            audit
+                .warnings
+                .iter()
+                .any(|w| w.contains("dm /dev/mapper/s: striped 2 x chunk 2048 sectors (1M)")),
+            "{:?}",
+            audit.warnings
+        );
+    }
+}
