@@ -28,7 +28,9 @@ mod namespace;
 mod partition;
 pub mod resolve;
 
-pub use filesystem::{geometry_problems, mkfs_argv, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE};
+pub use filesystem::{
+    geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
+};
 pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
 pub use resolve::{resolve, Op, Resolved};
 

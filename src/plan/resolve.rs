@@ -261,24 +261,49 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         Action::Mkfs {
             device,
             fstype,
+            label,
+            extra,
+            stripes,
             if_blank: true,
             ..
         } => {
             let b = block_device(d, a, device).ok_or_else(|| format!("{device} does not exist"))?;
             if let Some(fs) = a.filesystem(b.devno) {
-                if fs.fstype == fstype.as_str() {
+                // what this mkfs would make: only that very filesystem counts as found
+                let argv = mkfs_argv(*fstype, &b.path, label.as_deref(), extra, *stripes, false);
+                let (su, sw, reflink) = super::filesystem::mkfs_geometry(&argv);
+                let same = fs.fstype == fstype.as_str()
+                    && fs.stripe_unit == Some(su)
+                    && (fs.stripe_width == Some(sw) || sw == 0 && fs.stripe_width == Some(su))
+                    && (fs.fstype != "xfs" || fs.reflink == Some(reflink))
+                    && fs.size.is_none_or(|s| s <= b.size.bytes());
+                if same {
                     return Ok(Resolved::Skip(format!(
-                        "{} already holds {} (built over existing data)",
+                        "{} already holds {} with this geometry (built over existing data)",
                         b.path, fs.fstype
                     )));
                 }
-                return Err(format!(
-                    "{} turned out to hold {} once it appeared; not making {fstype} over it (set allow_data_loss: true and run again to replace it)",
-                    b.path, fs.fstype
-                ));
+                if !d.allow_data_loss {
+                    return Err(format!(
+                        "{} turned out to hold {} (other geometry or size) once it appeared; not making {fstype} over it (set allow_data_loss: true and run again to replace it)",
+                        b.path, fs.fstype
+                    ));
+                }
+                let argv = mkfs_argv(*fstype, &b.path, label.as_deref(), extra, *stripes, true);
+                return Ok(Resolved::Run(Op::Mkfs {
+                    device: DevId {
+                        path: b.path.clone(),
+                        devno: b.devno,
+                    },
+                    fstype: *fstype,
+                    argv,
+                }));
             }
             if a.gpt(b.devno).is_some() {
-                return Err(format!("{} turned out to hold a partition table once it appeared; not making {fstype} over it", b.path));
+                return Err(format!(
+                    "{} turned out to hold a partition table once it appeared; not making {fstype} over it",
+                    b.path
+                ));
             }
         }
         Action::CreateGpt {

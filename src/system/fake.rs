@@ -687,7 +687,7 @@ impl FakeSystem {
                     });
                 }
                 self.wipe(bd.devno);
-                let (su, sw, reflink) = mkfs_geometry(argv);
+                let (su, sw, reflink) = crate::plan::mkfs_geometry(argv);
                 let label = argv
                     .iter()
                     .position(|a| a == "-L")
@@ -889,49 +889,6 @@ impl FakeSystem {
             }
         }
     }
-}
-
-/// Stripe unit/width in 4 KiB blocks and reflink from an mkfs argv (what the
-/// superblock would then say).
-fn mkfs_geometry(argv: &[String]) -> (u32, u32, bool) {
-    let mut su = 0;
-    let mut sw = 0;
-    let mut reflink = true;
-    let mut sw_count = 1;
-    let mut xfs_su = false;
-    for w in argv.windows(2) {
-        match w[0].as_str() {
-            "-E" => {
-                for kv in w[1].split(',') {
-                    match kv.split_once('=') {
-                        Some(("stride", v)) => su = v.parse().unwrap_or(0),
-                        Some(("stripe_width" | "stripe-width", v)) => sw = v.parse().unwrap_or(0),
-                        _ => {}
-                    }
-                }
-            }
-            "-d" => {
-                for kv in w[1].split(',') {
-                    match kv.split_once('=') {
-                        Some(("su", v)) => {
-                            xfs_su = true;
-                            su = crate::units::parse_size(v)
-                                .map(|b| (b.0 / 4096) as u32)
-                                .unwrap_or(0);
-                        }
-                        Some(("sw", v)) => sw_count = v.parse().unwrap_or(1),
-                        _ => {}
-                    }
-                }
-            }
-            "-m" if w[1].split(',').any(|kv| kv == "reflink=0") => reflink = false,
-            _ => {}
-        }
-    }
-    if xfs_su {
-        sw = su * sw_count;
-    }
-    (su, sw, reflink)
 }
 
 impl System for FakeSystem {

@@ -1,0 +1,45 @@
+#!/bin/bash
+# VM suite 5 (runs INSIDE the guest): the 2 MiB DAX path. An aligned striped-xfs stack
+# with verify_pmd reports its faults as NOPAGE (2 MiB pages) and an audit with every layer
+# aligned; a partition at 1 MiB and a striped device with a 1 MiB chunk are each named by
+# the audit at the right layer, and their faults fall back (FALLBACK), failing the run.
+source "$(dirname "$0")/lib.sh"
+NS='[{"name":"pm0","region":"region0","mode":"fsdax"},{"name":"pm1","region":"region1","mode":"fsdax"}]'
+layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print("   %-10s %-5s %s %s" % (l["layer"], "ok" if l["pmd_ok"] else "NO", l["found"], ("  fix: " + l["fix"]) if l.get("fix") else "")) for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"]]' "$1"; }
+faults() { jv "$1" "pmd_faults" ; }
+bad_layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(",".join(l["layer"] for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"] if not l["pmd_ok"]))' "$1"; }
+
+section "platform"
+grep -m1 -o -w -E 'pse|pdpe1gb' /proc/cpuinfo | sort -u | tr '\n' ' '; echo; cat /sys/kernel/mm/transparent_hugepage/enabled
+
+section "aligned: striped (chunk 2M) xfs, verify_pmd"
+ALIGNED="{\"namespaces\":$NS,\"devices\":[{\"name\":\"s2m\",\"target\":\"striped\",\"members\":[\"pm0\",\"pm1\"],\"chunk\":\"2M\"}],\"filesystems\":[{\"device\":\"s2m\",\"type\":\"xfs\"}],\"mounts\":[{\"path\":\"/mnt/a\",\"device\":\"s2m\"}],\"verify_pmd\":true}"
+module aligned "$ALIGNED"
+layers "$W/aligned.json"; echo "  pmd_faults: $(faults "$W/aligned.json")"
+check "aligned: rc 0" [ "$(rc_of aligned)" = 0 ]
+check "aligned: every layer allows 2 MiB faults" [ -z "$(bad_layers "$W/aligned.json")" ]
+checkc "aligned: NOPAGE faults counted, none fell back" '[ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.nopage")" -gt 0 ] && [ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.fallback")" = 0 ]'
+checkc "aligned: the check left no file and tracing off" '! ls -A /mnt/a | grep -q pmem-stack && [ "$(cat /sys/kernel/tracing/events/fs_dax/dax_pmd_fault_done/enable 2>/dev/null || cat /sys/kernel/debug/tracing/events/fs_dax/dax_pmd_fault_done/enable)" = 0 ]'
+facts facts
+checkc "--facts carries the audit too" 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"dax_audit\"][\"mounts\"][0][\"mount\"] == \"/mnt/a\"" "$W/facts.json"'
+module aligned_down "${ALIGNED%\}},\"state\":\"absent\"}"
+
+section "misaligned chunk: striped with a 1 MiB chunk"
+CHUNK="{\"namespaces\":$NS,\"devices\":[{\"name\":\"s1m\",\"target\":\"striped\",\"members\":[\"pm0\",\"pm1\"],\"chunk\":\"1M\"}],\"filesystems\":[{\"device\":\"s1m\",\"type\":\"xfs\",\"mkfs_options\":[\"-d\",\"su=1m,sw=2\"]}],\"mounts\":[{\"path\":\"/mnt/c\",\"device\":\"s1m\"}],\"verify_pmd\":true,\"allow_data_loss\":true}"
+module chunk "$CHUNK"
+layers "$W/chunk.json"; echo "  pmd_faults: $(faults "$W/chunk.json")"
+echo "  msg: $(jv "$W/chunk.json" msg)"
+checkc "1M chunk: the audit names the dm layer" '[[ ",$(bad_layers "$W/chunk.json")," == *,dm,* ]]'
+checkc "1M chunk: faults fell back, none mapped 2 MiB" '[ "$(jv "$W/chunk.json" "pmd_faults./mnt/c.nopage")" = 0 ] && [ "$(jv "$W/chunk.json" "pmd_faults./mnt/c.fallback")" -gt 0 ]'
+checkc "1M chunk: the run fails saying all faults fell back" '[ "$(rc_of chunk)" = 1 ] && grep -q "no 2 MiB DAX faults" "$W/chunk.json"'
+module chunk_down "${CHUNK%\}},\"state\":\"absent\"}"
+
+section "misaligned partition: ext4 on a partition at 1 MiB"
+PART="{\"namespaces\":$NS,\"partitions\":[{\"name\":\"p1m\",\"disk\":\"pm0\",\"start\":\"1M\",\"size\":\"512M\"}],\"filesystems\":[{\"device\":\"p1m\",\"type\":\"ext4\"}],\"mounts\":[{\"path\":\"/mnt/p\",\"device\":\"p1m\"}],\"verify_pmd\":true,\"allow_data_loss\":true}"
+module part "$PART"
+layers "$W/part.json"; echo "  pmd_faults: $(faults "$W/part.json")"
+echo "  msg: $(jv "$W/part.json" msg)"
+checkc "1M partition: the audit names the partition layer" '[[ ",$(bad_layers "$W/part.json")," == *,partition,* ]]'
+checkc "1M partition: the warning names the fix" 'grep -q "fix: start: 2M" "$W/part.json"'
+checkc "1M partition: faults fell back" '[ "$(jv "$W/part.json" "pmd_faults./mnt/p.nopage")" = 0 ] && [ "$(jv "$W/part.json" "pmd_faults./mnt/p.fallback")" -gt 0 ]'
+summary
