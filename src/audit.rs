@@ -272,11 +272,28 @@ fn device(
                         Target::Striped { chunk, stripes } => {
                             let offs_ok =
                                 stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
-                            let ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
+                            let geometry_ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
+                            let chunk_kb = chunk.bytes().0 / 1024;
+                            let msk = bd.max_sectors_kb;
+                            let io_ok = msk.is_none_or(|k| u64::from(k) >= chunk_kb);
+                            let fix = if !geometry_ok {
+                                Some("chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string())
+                            } else if !io_ok {
+                                Some(format!("raise /sys/block/{}/queue/max_sectors_kb to {chunk_kb} (pmem_stack does)", bd.name))
+                            } else {
+                                None
+                            };
                             (
-                                format!("striped {} x chunk {} sectors ({})", stripes.len(), chunk, chunk.bytes()),
-                                ok,
-                                (!ok).then(|| "chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string()),
+                                format!(
+                                    "striped {} x chunk {} sectors ({}), max_sectors_kb {}",
+                                    stripes.len(),
+                                    chunk,
+                                    chunk.bytes(),
+                                    msk.map(|k| k.to_string())
+                                        .unwrap_or_else(|| "unknown".into())
+                                ),
+                                geometry_ok && io_ok,
+                                fix,
                             )
                         }
                         Target::Other { kind, .. } => (

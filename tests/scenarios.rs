@@ -587,3 +587,29 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
         r.warnings
     );
 }
+
+#[test]
+fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_tuned() {
+    // 6.1 gives a dm device pmem's 1280 KiB; dm-striped then maps no 2 MiB page
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+    let bd = fake
+        .state
+        .block_devices
+        .iter_mut()
+        .find(|b| b.devno == devno)
+        .expect("bd");
+    assert_eq!(bd.max_sectors_kb, Some(2048), "created with the chunk");
+    bd.max_sectors_kb = Some(1280);
+    let c = check(&mut fake, &striped_xfs());
+    assert!(
+        c.warnings.iter().any(|w| w.contains("max_sectors_kb 1280")
+            && w.contains("raise /sys/block/dm-0/queue/max_sectors_kb to 2048")),
+        "{:?}",
+        c.warnings
+    );
+    let r = converge(&mut fake, &striped_xfs());
+    assert_eq!(actions(&r), ["tune_dm"]);
+    assert!(r.dax_audit.expect("audit").mounts[0].pmd_ok);
+}

@@ -106,6 +106,14 @@ pub enum Action {
         /// Chunk (striped).
         chunk: Sectors,
     },
+    /// Raise `queue/max_sectors_kb` of a striped dm device to its chunk: below it, DAX
+    /// maps no 2 MiB page through the device.
+    TuneDm {
+        /// Name.
+        name: String,
+        /// KiB.
+        max_sectors_kb: u32,
+    },
     /// Remove a dm device.
     RemoveDm {
         /// Name.
@@ -228,6 +236,7 @@ impl Action {
             Action::CreateDm { .. } => "create_dm",
             Action::ReloadDm { .. } => "reload_dm",
             Action::RemoveDm { .. } => "remove_dm",
+            Action::TuneDm { .. } => "tune_dm",
             Action::CreateGpt { .. } => "create_gpt",
             Action::AddPartition { .. } => "add_partition",
             Action::DeletePartition { .. } => "delete_partition",
@@ -249,7 +258,8 @@ impl Action {
             Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
             Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
             Action::DestroyNamespace { dev, name } => format!("namespace {name} ({dev})"),
-            Action::CreateDm { name, .. }
+            Action::TuneDm { name, .. }
+            | Action::CreateDm { name, .. }
             | Action::ReloadDm { name, .. }
             | Action::RemoveDm { name } => {
                 format!("/dev/mapper/{name}")
@@ -753,6 +763,20 @@ pub(crate) fn describe(d: &Desired, a: &Actual, r: &DevRef) -> String {
         Some(bd) => format!("{r} ({})", bd.path),
         None => r.to_string(),
     }
+}
+
+/// The chunk of the striped lines of a table, in KiB (0 when none is striped).
+pub fn striped_chunk_kb(table: &[crate::actual::dm::TableLine]) -> u32 {
+    table
+        .iter()
+        .filter_map(|l| match &l.target {
+            crate::actual::dm::Target::Striped { chunk, .. } => {
+                u32::try_from(chunk.bytes().0 / 1024).ok()
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Sizes in plan details.

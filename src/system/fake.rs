@@ -18,6 +18,8 @@ use crate::units::{Bytes, Sectors};
 /// Major numbers as the kernel hands them out to pmem and dm.
 const PMEM_MAJOR: u32 = 259;
 const DM_MAJOR: u32 = 253;
+/// What the kernel sets for a pmem block device (and a dm device inherits).
+const PMEM_MAX_SECTORS_KB: u32 = 1280;
 
 /// The fake machine.
 #[derive(Debug, Clone, Default)]
@@ -84,6 +86,7 @@ impl FakeSystem {
                 dax: false,
                 holders: vec![],
                 partition: None,
+                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
             });
         }
         s
@@ -401,6 +404,7 @@ impl FakeSystem {
                         dax: *mode == NamespaceMode::Fsdax,
                         holders: vec![],
                         partition: None,
+                        max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
                     });
                 }
                 let region_name = self
@@ -480,6 +484,10 @@ impl FakeSystem {
                     dax: self.table_dax(table),
                     holders: vec![],
                     partition: None,
+                    // as the real create does: raised to the stripe chunk
+                    max_sectors_kb: Some(
+                        PMEM_MAX_SECTORS_KB.max(crate::plan::striped_chunk_kb(table)),
+                    ),
                 });
                 self.state.dm_devices.push(crate::actual::DmDevice {
                     name: name.clone(),
@@ -531,6 +539,10 @@ impl FakeSystem {
                     .find(|b| b.devno == dm.devno)
                 {
                     b.size = table_length(table);
+                    // as the real reload does: raised to the stripe chunk
+                    b.max_sectors_kb = b
+                        .max_sectors_kb
+                        .map(|k| k.max(crate::plan::striped_chunk_kb(table)));
                     b.dax = dax;
                 }
             }
@@ -618,6 +630,7 @@ impl FakeSystem {
                             number: *number,
                             start: *start,
                         }),
+                        max_sectors_kb: bd.max_sectors_kb,
                     });
                 }
             }
@@ -803,6 +816,17 @@ impl FakeSystem {
                     .rposition(|m| m.target == *target)
                     .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
                 self.state.mounts.remove(i);
+            }
+            Op::SetMaxSectors { devno, kb } => {
+                let b = self
+                    .state
+                    .block_devices
+                    .iter_mut()
+                    .find(|b| b.devno == *devno)
+                    .ok_or_else(|| {
+                        Self::fail("max_sectors_kb", format!("{devno}: no such device"))
+                    })?;
+                b.max_sectors_kb = Some(*kb);
             }
             Op::WriteFile {
                 path,

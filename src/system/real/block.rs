@@ -129,6 +129,7 @@ fn device(
         dax,
         holders,
         partition,
+        max_sectors_kb: attr(dir, "queue/max_sectors_kb").and_then(|v| v.trim().parse().ok()),
     }))
 }
 

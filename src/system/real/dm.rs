@@ -238,6 +238,13 @@ pub fn create(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
     resume(&dm, &id).map_err(|e| undo(format!("DM_DEV_SUSPEND (resume) {name}"), &e, ""))?;
 
     let dev = info.device();
+    raise_max_sectors(
+        Devno {
+            major: dev.major,
+            minor: dev.minor,
+        },
+        table,
+    )?;
     Ok(Output {
         argv: None,
         stdout: format!(
@@ -304,6 +311,9 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
             error: format!("{} ({KERNEL_LOG_HINT}); {back}", describe(&e)),
         });
     }
+    if let Some(devno) = probe()?.iter().find(|d| d.name == name).map(|d| d.devno) {
+        raise_max_sectors(devno, table)?;
+    }
     Ok(Output {
         argv: None,
         stdout: format!(
@@ -342,6 +352,43 @@ pub fn remove(name: &str) -> Result<Output, SystemError> {
         argv: None,
         stdout: format!("removed dm device {name}\n"),
         stderr: String::new(),
+    })
+}
+
+/// dm-striped maps DAX only up to the device's largest I/O (`queue/max_sectors_kb`, 1280
+/// KiB inherited from pmem on 6.1): below the chunk every fault falls back to 4 KiB
+/// pages. Raise it to the chunk, within what the device allows.
+fn raise_max_sectors(devno: Devno, table: &[TableLine]) -> Result<(), SystemError> {
+    let want = crate::plan::striped_chunk_kb(table);
+    if want == 0 {
+        return Ok(());
+    }
+    let q = format!("/sys/dev/block/{devno}/queue");
+    let now: u32 = std::fs::read_to_string(format!("{q}/max_sectors_kb"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if now >= want {
+        return Ok(());
+    }
+    set_max_sectors(devno, want).map(|_| ())
+}
+
+/// Write `queue/max_sectors_kb` of `devno` (capped by `max_hw_sectors_kb`).
+pub fn set_max_sectors(devno: Devno, kb: u32) -> Result<Output, SystemError> {
+    let q = format!("/sys/dev/block/{devno}/queue");
+    let hw: u32 = std::fs::read_to_string(format!("{q}/max_hw_sectors_kb"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(kb);
+    let kb = kb.min(hw);
+    std::fs::write(format!("{q}/max_sectors_kb"), kb.to_string()).map_err(|e| SystemError::Os {
+        what: format!("write {q}/max_sectors_kb = {kb}"),
+        error: e.to_string(),
+    })?;
+    Ok(Output {
+        stdout: format!("{q}/max_sectors_kb = {kb}\n"),
+        ..Output::default()
     })
 }
 
