@@ -148,9 +148,13 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
     let root = keep.join("root");
     std::fs::create_dir_all(&root).expect("keep dir");
     let k = keep.display().to_string();
+    // one binary for both boots: what the first boot installed is what the second runs
+    let bin = keep.join("pmem_stack");
+    std::fs::copy(env!("CARGO_BIN_EXE_pmem_stack"), &bin).expect("copy the binary");
     let env = [
         format!("PMEM_STACK_ROOT={}", root.display()),
         format!("KEEP={k}"),
+        format!("PMEM_STACK_BIN={}", bin.display()),
     ];
     let first = std::panic::catch_unwind(|| {
         guest_with("reboot-1.sh", 2, 1024, &["-k", &k, "-w", &k], &env)

@@ -36,12 +36,12 @@ checkc "replay: data intact (sha256)" '(cd /mnt/pmem && sha256sum -c --quiet "$K
 module after1 "$ARGS"
 checkc "a following module run: changed false" '[ "$(rc_of after1)" = 0 ] && [ "$(jv "$W/after1.json" changed)" = false ]'
 section "teardown"
-DM=$(basename "$(readlink -f /dev/mapper/pmem-striped)")
-dmsetup create foreign --table "0 8192 linear /dev/mapper/pmem-striped 0" && udevadm settle
+# a dm device these arguments do not declare, over pm0's pmem device
+dmsetup create foreign --table "0 8192 linear /dev/$(ns_blk pm0) 0" && udevadm settle
 ABSENT="${ARGS%\}},\"state\":\"absent\"}"
-module absent1 "$ABSENT"
-checkc "absent refused while held by a foreign dm device, naming it" '[ "$(rc_of absent1)" = 1 ] && grep -q "held by foreign" "$W/absent1.json"'
-check "nothing torn down by the refusal" [ -f "$R/etc/pmem-stack/state.json" ]
+module absent1 "${ABSENT%\}},\"allow_data_loss\":true}"
+checkc "absent + allow_data_loss refused while a foreign dm device holds pm0, naming it" '[ "$(rc_of absent1)" = 1 ] && grep -q "held by foreign" "$W/absent1.json"'
+checkc "nothing torn down by the refusal" '[ -f "$R/etc/pmem-stack/state.json" ] && [ -e /dev/mapper/pmem-striped ] && grep -q " /mnt/pmem " /proc/self/mountinfo'
 dmsetup remove foreign && udevadm settle
 module absent2 "$ABSENT"
 check "absent: rc 0" [ "$(rc_of absent2)" = 0 ]
