@@ -15,7 +15,7 @@
 use crate::actual::{Actual, FileContent};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::ModuleArgs;
-use crate::plan::{block_device, mapping_name};
+use crate::plan::{block_device, fstype_of, gpt_entry, mapping_name};
 
 /// The saved desired state.
 pub const STATE_FILE: &str = "/etc/pmem-stack/state.json";
@@ -144,12 +144,7 @@ pub fn stable_path(d: &Desired, a: &Actual, r: &DevRef) -> Option<String> {
         DevRef::Path(p) => Some(p.clone()),
         DevRef::Partition(n) => {
             let spec = d.partition(n)?;
-            let disk = block_device(d, a, &spec.disk)?;
-            let entry = a
-                .gpt(disk.devno)?
-                .partitions
-                .iter()
-                .find(|p| p.name == *n)?;
+            let (_, entry) = gpt_entry(d, a, n)?;
             match &spec.disk {
                 DevRef::Device(dm) => {
                     Some(format!("/dev/mapper/{}", mapping_name(dm, entry.number)))
@@ -172,16 +167,7 @@ pub fn stable_path(d: &Desired, a: &Actual, r: &DevRef) -> Option<String> {
 pub fn mount_unit_text(d: &Desired, a: &Actual, mount: &str) -> Option<String> {
     let m = d.mounts.iter().find(|m| m.path == mount)?;
     let what = stable_path(d, a, &m.device)?;
-    let fstype = d
-        .filesystems
-        .iter()
-        .find(|f| f.device == m.device)
-        .map(|f| f.fstype.as_str().to_string())
-        .or_else(|| {
-            block_device(d, a, &m.device)
-                .and_then(|b| a.filesystem(b.devno))
-                .map(|f| f.fstype.clone())
-        })?;
+    let fstype = fstype_of(d, a, &m.device)?;
     let mut opts = vec![format!("dax={}", m.dax.as_str())];
     opts.extend(m.options.iter().cloned());
     Some(format!(

@@ -450,17 +450,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         let source = block_device(d, a, &m.device)
             .map(|b| b.path.clone())
             .unwrap_or_else(|| m.device.to_string());
-        let fstype = d
-            .filesystems
-            .iter()
-            .find(|f| f.device == m.device)
-            .map(|f| f.fstype.as_str().to_string())
-            .or_else(|| {
-                block_device(d, a, &m.device)
-                    .and_then(|b| a.filesystem(b.devno))
-                    .map(|f| f.fstype.clone())
-            })
-            .unwrap_or_default();
+        let fstype = crate::plan::fstype_of(d, a, &m.device).unwrap_or_default();
         let mut t = format!(
             "source: {source}\nfstype: {fstype}\ndax: {}\n",
             m.dax.as_str()

@@ -713,6 +713,44 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The filesystem type a mount of `r` uses: the declared one, else the one found on it.
+pub fn fstype_of(d: &Desired, a: &Actual, r: &DevRef) -> Option<String> {
+    d.filesystems
+        .iter()
+        .find(|f| f.device == *r)
+        .map(|f| f.fstype.as_str().to_string())
+        .or_else(|| {
+            block_device(d, a, r)
+                .and_then(|b| a.filesystem(b.devno))
+                .map(|f| f.fstype.clone())
+        })
+}
+
+/// The disk and GPT entry of the declared partition `name`, as found in `a`.
+pub fn gpt_entry<'a>(
+    d: &Desired,
+    a: &'a Actual,
+    name: &str,
+) -> Option<(&'a BlockDevice, &'a crate::actual::GptPartition)> {
+    gpt_entry_depth(d, a, name, 0)
+}
+
+fn gpt_entry_depth<'a>(
+    d: &Desired,
+    a: &'a Actual,
+    name: &str,
+    depth: usize,
+) -> Option<(&'a BlockDevice, &'a crate::actual::GptPartition)> {
+    let spec = d.partition(name)?;
+    let disk = block_device_depth(d, a, &spec.disk, depth + 1)?;
+    let entry = a
+        .gpt(disk.devno)?
+        .partitions
+        .iter()
+        .find(|p| p.name == name)?;
+    Some((disk, entry))
+}
+
 /// The block device a reference points to in `a` (pure; used by the planner, the
 /// apply-time resolver and the fake system alike).
 pub fn block_device<'a>(d: &Desired, a: &'a Actual, r: &DevRef) -> Option<&'a BlockDevice> {
@@ -736,12 +774,7 @@ fn block_device_depth<'a>(
         DevRef::Device(n) => a.block(a.dm(n)?.devno),
         DevRef::Partition(n) => {
             let spec = d.partition(n)?;
-            let disk = block_device_depth(d, a, &spec.disk, depth + 1)?;
-            let entry = a
-                .gpt(disk.devno)?
-                .partitions
-                .iter()
-                .find(|p| p.name == *n)?;
+            let (disk, entry) = gpt_entry_depth(d, a, n, depth)?;
             match &spec.disk {
                 DevRef::Device(dm_name) => {
                     a.block(a.dm(&partition::mapping_name(dm_name, entry.number))?.devno)
