@@ -25,7 +25,7 @@ module() {
   strace -f -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
   local rc=$?
   echo "$rc" > "$W/$name.rc"
-  echo "  [$name] rc=$rc changed=$(jv "$W/$name.json" changed) plan=$(actions "$W/$name.json")"
+  echo "  [$name] rc=$rc changed=$(jv "$W/$name.json" changed) plan=$(python3 -c 'import json,sys; print(", ".join("%s %s" % (s["action"], s["target"]) for s in json.load(open(sys.argv[1])).get("plan", [])))' "$W/$name.json" 2>/dev/null)"
   echo "  [$name] msg: $(jv "$W/$name.json" msg)"
   return 0
 }
