@@ -23,7 +23,10 @@ use crate::units::{Bytes, HUGE_PAGE, PAGE};
 /// Stripe unit in 4 KiB blocks for 2 MiB: 512.
 pub const STRIPE_UNIT_BLOCKS: u32 = (HUGE_PAGE.0 / PAGE.0) as u32;
 
-/// mkfs argv with the DAX geometry, then the user's extras, then the device.
+/// mkfs argv with the DAX geometry, then the user's extras, then the device. A default
+/// the extras restate (an `-E` with `stride`, a `-b`, a `-d` with `su`/`sunit`, an `-m`
+/// with `reflink`) is left out, so the user's value wins instead of mkfs refusing the
+/// option twice.
 pub fn mkfs_argv(
     fstype: FsType,
     device: &str,
@@ -33,6 +36,16 @@ pub fn mkfs_argv(
     force: bool,
 ) -> Vec<String> {
     let stripes = stripes.max(1);
+    // does the user give `flag` with a value containing one of `keys`?
+    let given = |flag: &str, keys: &[&str]| {
+        extra.windows(2).any(|w| {
+            w[0] == flag
+                && (keys.is_empty()
+                    || w[1]
+                        .split(',')
+                        .any(|kv| keys.iter().any(|k| kv.starts_with(k))))
+        })
+    };
     let mut v: Vec<String> = Vec::new();
     match fstype {
         FsType::Ext4 => {
@@ -40,23 +53,28 @@ pub fn mkfs_argv(
             if force {
                 v.push("-F".into());
             }
-            let mut ext = format!("stride={STRIPE_UNIT_BLOCKS}");
-            if stripes > 1 {
-                ext.push_str(&format!(",stripe_width={}", STRIPE_UNIT_BLOCKS * stripes));
+            if !given("-b", &[]) {
+                v.extend(["-b".to_string(), "4096".to_string()]);
             }
-            v.extend(["-b".to_string(), "4096".to_string(), "-E".to_string(), ext]);
+            if !given("-E", &["stride=", "stripe_width=", "stripe-width="]) {
+                let mut ext = format!("stride={STRIPE_UNIT_BLOCKS}");
+                if stripes > 1 {
+                    ext.push_str(&format!(",stripe_width={}", STRIPE_UNIT_BLOCKS * stripes));
+                }
+                v.extend(["-E".to_string(), ext]);
+            }
         }
         FsType::Xfs => {
             v.extend(["mkfs.xfs", "-q"].map(String::from));
             if force {
                 v.push("-f".into());
             }
-            v.extend([
-                "-m".to_string(),
-                "reflink=0".to_string(),
-                "-d".to_string(),
-                format!("su=2m,sw={stripes}"),
-            ]);
+            if !given("-m", &["reflink="]) {
+                v.extend(["-m".to_string(), "reflink=0".to_string()]);
+            }
+            if !given("-d", &["su=", "sunit=", "sw=", "swidth="]) {
+                v.extend(["-d".to_string(), format!("su=2m,sw={stripes}")]);
+            }
         }
     }
     if let Some(l) = label {
@@ -344,6 +362,30 @@ mod tests {
             mkfs_argv(FsType::Xfs, "/dev/mapper/s", None, &[], 2, false).join(" "),
             "mkfs.xfs -q -m reflink=0 -d su=2m,sw=2 /dev/mapper/s"
         );
+    }
+
+    #[test]
+    fn the_users_geometry_replaces_the_default() {
+        let extra = ["-d".to_string(), "su=1m,sw=2".to_string()];
+        assert_eq!(
+            mkfs_argv(FsType::Xfs, "/dev/x", None, &extra, 2, false).join(" "),
+            "mkfs.xfs -q -m reflink=0 -d su=1m,sw=2 /dev/x"
+        );
+        let extra = [
+            "-E".to_string(),
+            "stride=256".to_string(),
+            "-b".to_string(),
+            "4096".to_string(),
+        ];
+        assert_eq!(
+            mkfs_argv(FsType::Ext4, "/dev/x", None, &extra, 1, false).join(" "),
+            "mkfs.ext4 -q -E stride=256 -b 4096 /dev/x"
+        );
+        // an -E without geometry keeps ours
+        let extra = ["-E".to_string(), "lazy_itable_init=0".to_string()];
+        assert!(mkfs_argv(FsType::Ext4, "/dev/x", None, &extra, 1, false)
+            .join(" ")
+            .contains("-E stride=512 -E lazy_itable_init=0"));
     }
 
     #[test]
