@@ -85,9 +85,20 @@ pub fn mkfs_argv(
     v
 }
 
-/// What keeps an existing filesystem from using 2 MiB DAX pages (empty: nothing).
-pub fn geometry_problems(fstype: FsType, stripes: u32, fs: &Filesystem) -> Vec<String> {
-    let stripes = stripes.max(1);
+/// Stripe unit, width (4 KiB blocks) and reflink that the declared mkfs makes: the DAX
+/// defaults, or what the user's `mkfs_options` say instead.
+pub fn expected_geometry(fstype: FsType, extra: &[String], stripes: u32) -> (u32, u32, bool) {
+    mkfs_geometry(&mkfs_argv(fstype, "", None, extra, stripes, false))
+}
+
+/// How an existing filesystem differs from what the declared mkfs would make (empty:
+/// it is that filesystem). Block size is always 4 KiB: DAX needs it.
+pub fn geometry_problems(
+    fstype: FsType,
+    expected: (u32, u32, bool),
+    fs: &Filesystem,
+) -> Vec<String> {
+    let (want_su, want_sw, want_reflink) = expected;
     let mut p = Vec::new();
     if let Some(bs) = fs.block_size {
         if bs != PAGE {
@@ -96,21 +107,24 @@ pub fn geometry_problems(fstype: FsType, stripes: u32, fs: &Filesystem) -> Vec<S
     }
     let su = fs.stripe_unit.unwrap_or(0);
     let sw = fs.stripe_width.unwrap_or(0);
-    let want_sw = STRIPE_UNIT_BLOCKS * stripes;
     let (su_name, sw_name) = match fstype {
         FsType::Ext4 => ("stride", "stripe_width"),
         FsType::Xfs => ("sunit", "swidth"),
     };
-    if su != STRIPE_UNIT_BLOCKS {
-        p.push(format!("{su_name}={su} blocks (want {STRIPE_UNIT_BLOCKS})"));
+    if su != want_su {
+        p.push(format!("{su_name}={su} blocks (want {want_su})"));
     }
-    // ext4 made with only a stride records no stripe width; that is right for one stripe
-    let sw_ok = sw == want_sw || (stripes == 1 && fstype == FsType::Ext4 && sw == 0);
+    // ext4 made with only a stride records no stripe width, or the stride
+    let sw_ok = sw == want_sw || (want_sw == 0 && (sw == 0 || sw == su));
     if !sw_ok {
         p.push(format!("{sw_name}={sw} blocks (want {want_sw})"));
     }
-    if fstype == FsType::Xfs && fs.reflink == Some(true) {
-        p.push("reflink=1 (DAX needs reflink=0)".into());
+    if fstype == FsType::Xfs && fs.reflink.is_some_and(|r| r != want_reflink) {
+        p.push(format!(
+            "reflink={} (want {})",
+            u8::from(!want_reflink),
+            u8::from(want_reflink)
+        ));
     }
     p
 }
@@ -164,7 +178,8 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 }
             }
             Some(fs) if fs.fstype == spec.fstype.as_str() => {
-                let problems = geometry_problems(spec.fstype, spec.stripes, fs);
+                let expected = expected_geometry(spec.fstype, &spec.mkfs_options, spec.stripes);
+                let problems = geometry_problems(spec.fstype, expected, fs);
                 if let (Some(want), have) = (&spec.label, &fs.label) {
                     if have.as_deref() != Some(want.as_str()) {
                         cx.warnings.push(format!(
@@ -390,11 +405,17 @@ mod tests {
 
     #[test]
     fn geometry() {
-        assert!(geometry_problems(FsType::Xfs, 2, &fs("xfs", 512, 1024, Some(false))).is_empty());
-        assert!(geometry_problems(FsType::Ext4, 1, &fs("ext4", 512, 0, None)).is_empty());
-        let p = geometry_problems(FsType::Xfs, 2, &fs("xfs", 0, 0, Some(true)));
+        let xfs2 = expected_geometry(FsType::Xfs, &[], 2);
+        let ext1 = expected_geometry(FsType::Ext4, &[], 1);
+        let ext2 = expected_geometry(FsType::Ext4, &[], 2);
+        assert_eq!(xfs2, (512, 1024, false));
+        assert!(
+            geometry_problems(FsType::Xfs, xfs2, &fs("xfs", 512, 1024, Some(false))).is_empty()
+        );
+        assert!(geometry_problems(FsType::Ext4, ext1, &fs("ext4", 512, 0, None)).is_empty());
+        let p = geometry_problems(FsType::Xfs, xfs2, &fs("xfs", 0, 0, Some(true)));
         assert_eq!(p.len(), 3, "{p:?}");
-        let p = geometry_problems(FsType::Ext4, 2, &fs("ext4", 512, 512, None));
+        let p = geometry_problems(FsType::Ext4, ext2, &fs("ext4", 512, 512, None));
         assert_eq!(p, vec!["stripe_width=512 blocks (want 1024)".to_string()]);
     }
 }

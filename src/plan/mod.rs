@@ -29,7 +29,7 @@ mod partition;
 pub mod resolve;
 
 pub use filesystem::{
-    geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
+    expected_geometry, geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
 pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
 pub use resolve::{resolve, Op, Resolved};

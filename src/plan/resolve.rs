@@ -277,12 +277,9 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             let b = block_device(d, a, device).ok_or_else(|| format!("{device} does not exist"))?;
             if let Some(fs) = a.filesystem(b.devno) {
                 // what this mkfs would make: only that very filesystem counts as found
-                let argv = mkfs_argv(*fstype, &b.path, label.as_deref(), extra, *stripes, false);
-                let (su, sw, reflink) = super::filesystem::mkfs_geometry(&argv);
+                let expected = super::filesystem::expected_geometry(*fstype, extra, *stripes);
                 let same = fs.fstype == fstype.as_str()
-                    && fs.stripe_unit == Some(su)
-                    && (fs.stripe_width == Some(sw) || sw == 0 && fs.stripe_width == Some(su))
-                    && (fs.fstype != "xfs" || fs.reflink == Some(reflink))
+                    && super::filesystem::geometry_problems(*fstype, expected, fs).is_empty()
                     && fs.size.is_none_or(|s| s <= b.size.bytes());
                 if same {
                     return Ok(Resolved::Skip(format!(
