@@ -108,6 +108,10 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // the whole guest output is kept, pass or fail: the evidence behind the checks
+    let logs = repo().join("target/vm-logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let _ = std::fs::write(logs.join(format!("{script}.log")), stdout.as_bytes());
     let summary = stdout
         .lines()
         .rev()
