@@ -9,6 +9,7 @@ print(json.dumps({
   "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
   "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
   "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "dax": "always"}],
+  "verify_pmd": True,
 }))
 PY
 )
@@ -32,4 +33,7 @@ A=$(xfs_io -c 'statx -r' /mnt/pmem/file | sed -n 's/^stat.attributes = //p')
 echo "  statx attributes of /mnt/pmem/file: $A (STATX_ATTR_DAX = 0x200000)"
 checkc "a file on it has STATX_ATTR_DAX" '[ -n "$A" ] && [ $(( A & 0x200000 )) -ne 0 ]'
 echo "  extsize on /mnt/pmem: $(xfs_io -c extsize /mnt/pmem)"
+echo "  2 MiB (PMD) faults counted by the module (verify_pmd): $(jv "$W/run2.json" pmd_faults)"
+checkc "the module counted 2 MiB faults, none fell back" '[ "$(jv "$W/run2.json" "pmd_faults./mnt/pmem.nopage")" -gt 0 ] && [ "$(jv "$W/run2.json" "pmd_faults./mnt/pmem.fallback")" = 0 ]'
+echo "  dax_audit:"; python3 -c 'import json,sys; [print("   %-10s %-3s %s" % (l["layer"], "ok" if l["pmd_ok"] else "NO", l["found"])) for m in json.load(open(sys.argv[1]))["dax_audit"]["mounts"] for l in m["layers"]]' "$W/run2.json"
 summary
