@@ -145,12 +145,14 @@ impl FromStr for TableLine {
                 }
             }
             "striped" => {
-                let n = num(rest.first().copied(), "stripe count")? as usize;
+                let n = num(rest.first().copied(), "stripe count")?;
                 let chunk = Sectors(num(rest.get(1).copied(), "chunk")?);
-                if rest.len() != 2 + 2 * n || n == 0 {
+                // checked: a count near u64::MAX must be an error, not an overflow
+                let pairs = rest.len().saturating_sub(2) / 2;
+                if n == 0 || u64::try_from(pairs).ok() != Some(n) || rest.len() != 2 + 2 * pairs {
                     return Err(bad("striped takes <n> <chunk> and n <dev> <offset> pairs"));
                 }
-                let mut stripes = Vec::with_capacity(n);
+                let mut stripes = Vec::with_capacity(pairs);
                 for pair in rest[2..].chunks(2) {
                     stripes.push((
                         pair[0].parse().map_err(|e: String| bad(&e))?,
@@ -261,6 +263,8 @@ mod tests {
             "0 8 striped 3 8 1:1 0 1:2 0",
             "0 8 striped 0 8",
             "0 8 striped x 8",
+            "0 8 striped 9223372036854775808 8 1:1 0",
+            "0 8 striped 18446744073709551615 8",
         ] {
             assert!(l.parse::<TableLine>().is_err(), "{l:?}");
         }

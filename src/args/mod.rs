@@ -583,14 +583,25 @@ fn parse_one<T: for<'de> Deserialize<'de>>(
     match serde_path_to_error::deserialize::<_, T>(v) {
         Ok(t) => Some(t),
         Err(e) => {
-            let inner = e.path().to_string();
-            let full = if inner == "." || inner.is_empty() {
-                path.to_string()
-            } else if inner.starts_with('[') {
-                format!("{path}{inner}")
-            } else {
-                format!("{path}.{inner}")
-            };
+            let mut full = path.to_string();
+            for seg in e.path().iter() {
+                use serde_path_to_error::Segment;
+                match seg {
+                    Segment::Seq { index } => full.push_str(&format!("[{index}]")),
+                    // plain keys as `.key`; anything else quoted, so a key like "[0]"
+                    // cannot pass for an index
+                    Segment::Map { key } | Segment::Enum { variant: key } => {
+                        if !key.is_empty()
+                            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            full.push_str(&format!(".{key}"));
+                        } else {
+                            full.push_str(&format!("[{key:?}]"));
+                        }
+                    }
+                    Segment::Unknown => {}
+                }
+            }
             errors.push(InputError::new(
                 full,
                 tidy_serde_message(&e.into_inner().to_string()),
