@@ -178,11 +178,6 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
 }
 
 #[test]
-fn vm_crash_at_every_step_and_faults() {
-    guest("faults.sh", 3, 1024);
-}
-
-#[test]
 fn vm_dax_audit_and_pmd_faults() {
     guest("dax-audit.sh", 2, 1024);
 }

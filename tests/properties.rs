@@ -1,0 +1,1476 @@
+//! Property-based tests of the whole pipeline (args -> validate -> probe -> plan ->
+//! apply) on the fake system, and of the planner against arbitrary snapshots.
+//!
+//! The argument strategy generates *valid-ish* desired states over a machine of 1-4
+//! fake DIMMs (256M..1G, multiples of 16 MiB; fresh label-less DIMMs or DIMMs already
+//! in one fsdax namespace each): namespaces `pm<i>`, dm devices over them, partitions,
+//! filesystems, mounts, `allow_data_loss`, `state`. Invalid combinations are generated
+//! on purpose (regions that do not exist, sizes that do not fit, devdax under a DAX
+//! mount, ...): the module must then fail cleanly.
+//!
+//! Case counts are per property (see `cases()`); `PMEM_STACK_PROP_CASES=N` overrides
+//! them all (e.g. `PMEM_STACK_PROP_CASES=20000 cargo test --release --test properties`).
+
+use pmem_stack::actual::dm::Devno;
+use pmem_stack::actual::{Actual, GptPartition, Mount};
+use pmem_stack::args::validate::{validate, Desired, DevRef};
+use pmem_stack::plan::PlanItem;
+use pmem_stack::report::ModuleResult;
+use pmem_stack::system::fake::FakeSystem;
+use pmem_stack::system::Snapshot;
+use pmem_stack::units::{Bytes, Sectors};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+const MIB: u64 = 1 << 20;
+
+/// Cases per property: the default, or `PMEM_STACK_PROP_CASES`.
+fn cases(default: u32) -> Config {
+    let cases = std::env::var("PMEM_STACK_PROP_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default);
+    Config {
+        cases,
+        // no proptest-regressions/ files: this test owns no such file
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The machine and the arguments
+// ---------------------------------------------------------------------------------------
+
+/// A fake machine: `dimms` DIMMs of `size_16m` x 16 MiB, fresh or already fsdax.
+#[derive(Clone, Copy, Debug)]
+struct Machine {
+    dimms: u32,
+    size_16m: u64,
+    fsdax: bool,
+}
+
+impl Machine {
+    fn build(self) -> FakeSystem {
+        let size = Bytes(self.size_16m * 16 * MIB);
+        if self.fsdax {
+            FakeSystem::with_fsdax(self.dimms, size)
+        } else {
+            FakeSystem::fresh_dimms(self.dimms, size)
+        }
+    }
+}
+
+fn machine() -> impl Strategy<Value = Machine> {
+    (1u32..=4, 16u64..=64, any::<bool>()).prop_map(|(dimms, size_16m, fsdax)| Machine {
+        dimms,
+        size_16m,
+        fsdax,
+    })
+}
+
+#[derive(Clone, Debug)]
+struct NsChoice {
+    /// `None`: the namespace's own index (region i for pm<i>).
+    region: Option<u32>,
+    mode: &'static str,
+    size_16m: Option<u64>,
+    align: Option<&'static str>,
+    map: Option<&'static str>,
+}
+
+#[derive(Clone, Debug)]
+struct DevChoice {
+    striped: bool,
+    /// Indexes into (namespaces ++ earlier devices); >= 14 means a /dev/pmemN path.
+    members: Vec<u8>,
+    chunk: Option<&'static str>,
+    /// Leave a striped device with fewer than 2 members (invalid).
+    short: bool,
+}
+
+#[derive(Clone, Debug)]
+struct PartChoice {
+    /// Index into (namespaces ++ devices); >= 14 means a /dev/pmemN path.
+    disk: u8,
+    start_2m: Option<u64>,
+    size_16m: Option<u64>,
+    number: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+struct FsChoice {
+    /// Index into (namespaces ++ devices ++ partitions).
+    device: u8,
+    xfs: bool,
+    label: bool,
+}
+
+#[derive(Clone, Debug)]
+struct MountChoice {
+    /// Mostly an index into the devices with a filesystem.
+    device: u8,
+    any_device: bool,
+    dax: &'static str,
+    noatime: bool,
+}
+
+#[derive(Clone, Debug)]
+struct ArgChoice {
+    ns: Vec<NsChoice>,
+    devs: Vec<DevChoice>,
+    parts: Vec<PartChoice>,
+    fss: Vec<FsChoice>,
+    mounts: Vec<MountChoice>,
+    allow_data_loss: bool,
+    absent: bool,
+    persist: bool,
+}
+
+fn ns_choice() -> impl Strategy<Value = NsChoice> {
+    (
+        prop_oneof![8 => Just(None), 2 => (0u32..5).prop_map(Some)],
+        prop_oneof![
+            12 => Just("fsdax"),
+            1 => Just("devdax"),
+            1 => Just("sector"),
+            1 => Just("raw")
+        ],
+        proptest::option::weighted(0.1, 1u64..=64),
+        proptest::option::weighted(0.1, prop_oneof![Just("2M"), Just("4K"), Just("1G")]),
+        proptest::option::weighted(0.1, prop_oneof![Just("dev"), Just("mem")]),
+    )
+        .prop_map(|(region, mode, size_16m, align, map)| NsChoice {
+            region,
+            mode,
+            size_16m,
+            align,
+            map,
+        })
+}
+
+fn dev_choice() -> impl Strategy<Value = DevChoice> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(0u8..16, 1..=3),
+        proptest::option::weighted(
+            0.5,
+            prop_oneof![Just("2M"), Just("4M"), Just("1M"), Just("8K")],
+        ),
+        proptest::bool::weighted(0.05),
+    )
+        .prop_map(|(striped, members, chunk, short)| DevChoice {
+            striped,
+            members,
+            chunk,
+            short,
+        })
+}
+
+fn part_choice() -> impl Strategy<Value = PartChoice> {
+    (
+        0u8..16,
+        proptest::option::weighted(0.4, 1u64..=8),
+        proptest::option::weighted(0.5, 1u64..=16),
+        proptest::option::weighted(0.15, 1u32..=4),
+    )
+        .prop_map(|(disk, start_2m, size_16m, number)| PartChoice {
+            disk,
+            start_2m,
+            size_16m,
+            number,
+        })
+}
+
+fn fs_choice() -> impl Strategy<Value = FsChoice> {
+    (0u8..16, any::<bool>(), proptest::bool::weighted(0.3))
+        .prop_map(|(device, xfs, label)| FsChoice { device, xfs, label })
+}
+
+fn mount_choice() -> impl Strategy<Value = MountChoice> {
+    (
+        0u8..16,
+        proptest::bool::weighted(0.05),
+        prop_oneof![6 => Just("always"), 3 => Just("never"), 1 => Just("inode")],
+        proptest::bool::weighted(0.3),
+    )
+        .prop_map(|(device, any_device, dax, noatime)| MountChoice {
+            device,
+            any_device,
+            dax,
+            noatime,
+        })
+}
+
+fn arg_choice(dimms: u32) -> impl Strategy<Value = ArgChoice> {
+    (
+        proptest::collection::vec(ns_choice(), 0..=(dimms as usize)),
+        proptest::collection::vec(dev_choice(), 0..=2),
+        proptest::collection::vec(part_choice(), 0..=2),
+        proptest::collection::vec(fs_choice(), 0..=2),
+        proptest::collection::vec(mount_choice(), 0..=2),
+        any::<bool>(),
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(ns, devs, parts, fss, mounts, allow_data_loss, absent, persist)| ArgChoice {
+                ns,
+                devs,
+                parts,
+                fss,
+                mounts,
+                allow_data_loss,
+                absent,
+                persist,
+            },
+        )
+}
+
+fn pick(pool: &[String], idx: u8, dimms: u32) -> String {
+    if idx >= 14 || pool.is_empty() {
+        format!("/dev/pmem{}", u32::from(idx) % dimms)
+    } else {
+        pool[usize::from(idx) % pool.len()].clone()
+    }
+}
+
+/// The module arguments of a choice, as JSON.
+fn args_json(c: &ArgChoice, dimms: u32) -> Value {
+    let mut ns_names = Vec::new();
+    let namespaces: Vec<Value> =
+        c.ns.iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let name = format!("pm{i}");
+                ns_names.push(name.clone());
+                let mut v = json!({
+                    "name": name,
+                    "region": format!("region{}", n.region.unwrap_or(i as u32)),
+                    "mode": n.mode,
+                });
+                if let Some(s) = n.size_16m {
+                    v["size"] = json!(format!("{}M", s * 16));
+                }
+                if let Some(a) = n.align {
+                    v["align"] = json!(a);
+                }
+                if let Some(m) = n.map {
+                    v["map"] = json!(m);
+                }
+                v
+            })
+            .collect();
+    let mut pool = ns_names.clone();
+    let mut devices = Vec::new();
+    for (j, d) in c.devs.iter().enumerate() {
+        let mut members: Vec<String> = Vec::new();
+        for m in &d.members {
+            let m = pick(&pool, *m, dimms);
+            if !members.contains(&m) {
+                members.push(m);
+            }
+        }
+        // a striped device needs two members: complete it (rarely left short on purpose)
+        let mut k = 0;
+        while d.striped && members.len() < 2 && !d.short && k < 8 {
+            let m = pick(&pool, d.members[0].wrapping_add(k + 1) % 16, dimms);
+            if !members.contains(&m) {
+                members.push(m);
+            }
+            k += 1;
+        }
+        let name = format!("dv{j}");
+        let mut v = json!({
+            "name": name,
+            "target": if d.striped { "striped" } else { "linear" },
+            "members": members,
+        });
+        if let (true, Some(chunk)) = (d.striped, d.chunk) {
+            v["chunk"] = json!(chunk);
+        }
+        devices.push(v);
+        pool.push(name);
+    }
+    let mut partitions = Vec::new();
+    let mut part_names = Vec::new();
+    for (j, p) in c.parts.iter().enumerate() {
+        let name = format!("pt{j}");
+        let mut v = json!({"name": name, "disk": pick(&pool, p.disk, dimms)});
+        if let Some(s) = p.start_2m {
+            v["start"] = json!(format!("{}M", 2 * s));
+        }
+        if let Some(s) = p.size_16m {
+            v["size"] = json!(format!("{}M", 16 * s));
+        }
+        if let Some(n) = p.number {
+            v["number"] = json!(n);
+        }
+        partitions.push(v);
+        part_names.push(name);
+    }
+    pool.extend(part_names);
+    let mut filesystems = Vec::new();
+    let mut fs_devices: Vec<String> = Vec::new();
+    for (j, f) in c.fss.iter().enumerate() {
+        let device = pick(&pool, f.device, dimms);
+        if fs_devices.contains(&device) {
+            continue;
+        }
+        let mut v = json!({"device": device, "type": if f.xfs { "xfs" } else { "ext4" }});
+        if f.label {
+            v["label"] = json!(format!("lbl{j}"));
+        }
+        filesystems.push(v);
+        fs_devices.push(device);
+    }
+    let mut mounts = Vec::new();
+    for (j, m) in c.mounts.iter().enumerate() {
+        let device = if m.any_device {
+            pick(&pool, m.device, dimms)
+        } else if fs_devices.is_empty() {
+            continue;
+        } else {
+            fs_devices[usize::from(m.device) % fs_devices.len()].clone()
+        };
+        let mut v = json!({"path": format!("/mnt/x{j}"), "device": device, "dax": m.dax});
+        if m.noatime {
+            v["options"] = json!(["noatime"]);
+        }
+        mounts.push(v);
+    }
+    let mut v = json!({});
+    for (k, list) in [
+        ("namespaces", namespaces),
+        ("devices", devices),
+        ("partitions", partitions),
+        ("filesystems", filesystems),
+        ("mounts", mounts),
+    ] {
+        if !list.is_empty() {
+            v[k] = Value::Array(list);
+        }
+    }
+    if c.allow_data_loss {
+        v["allow_data_loss"] = json!(true);
+    }
+    if c.absent {
+        v["state"] = json!("absent");
+    }
+    if c.persist {
+        v["boot"] = json!({"persist": true});
+    }
+    v
+}
+
+/// A machine and arguments for it; printed as JSON when a property fails.
+#[derive(Clone)]
+struct Case {
+    machine: Machine,
+    args: Value,
+    /// A second set of arguments for the same machine.
+    later: Value,
+    /// Fault injection: fail the k-th operation.
+    fail_at: usize,
+    /// Ask for diffs.
+    diff: bool,
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Case {{ machine: {:?}, fail_at: {}, diff: {},\n  args:  {},\n  later: {} }}",
+            self.machine, self.fail_at, self.diff, self.args, self.later
+        )
+    }
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    machine().prop_flat_map(|m| {
+        (
+            Just(m),
+            arg_choice(m.dimms),
+            arg_choice(m.dimms),
+            1usize..=10,
+            any::<bool>(),
+        )
+            .prop_map(|(machine, a, b, fail_at, diff)| Case {
+                machine,
+                args: args_json(&a, machine.dimms),
+                later: args_json(&b, machine.dimms),
+                fail_at,
+                diff,
+            })
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn run(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
+    pmem_stack::run(&args.to_string(), fake, false)
+}
+
+fn with_internal(args: &Value, check: bool, diff: bool) -> Value {
+    let mut a = args.clone();
+    a["_ansible_check_mode"] = json!(check);
+    a["_ansible_diff"] = json!(diff);
+    a
+}
+
+fn desired(args: &Value) -> Option<Desired> {
+    let input = pmem_stack::args::parse_input(&args.to_string()).ok()?;
+    validate(&input.args).ok()
+}
+
+/// Every failure says why.
+fn sane(r: &ModuleResult) -> Result<(), TestCaseError> {
+    prop_assert!(!r.msg.is_empty(), "empty msg: {r:?}");
+    if r.failed {
+        prop_assert!(
+            r.msg != "No changes.",
+            "a failure that says no changes: {r:?}"
+        );
+    }
+    prop_assert_eq!(
+        r.changed,
+        if r.check_mode {
+            !r.plan.is_empty()
+        } else {
+            !r.done.is_empty()
+        }
+    );
+    Ok(())
+}
+
+/// `done` and `skipped` together are the plan, in order.
+fn accounted(r: &ModuleResult) -> Result<(), TestCaseError> {
+    let skipped: Vec<&PlanItem> = r.skipped.iter().map(|s| &s.step).collect();
+    let (mut d, mut s) = (0, 0);
+    for p in &r.plan {
+        if r.done.get(d) == Some(p) {
+            d += 1;
+        } else if skipped.get(s) == Some(&p) {
+            s += 1;
+        } else {
+            prop_assert!(false, "planned step {p:?} neither done nor skipped: {r:?}");
+        }
+    }
+    prop_assert_eq!(d, r.done.len(), "done has steps not in the plan: {:?}", r);
+    prop_assert_eq!(
+        s,
+        skipped.len(),
+        "skipped has steps not in the plan: {:?}",
+        r
+    );
+    Ok(())
+}
+
+/// Filesystems (uuid -> type) on the devices `d` declares, as found in `a`.
+fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
+    let refs = d
+        .namespaces
+        .iter()
+        .map(|n| DevRef::Namespace(n.name.clone()))
+        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
+        .chain(
+            d.partitions
+                .iter()
+                .map(|x| DevRef::Partition(x.name.clone())),
+        )
+        .chain(
+            d.filesystems
+                .iter()
+                .map(|f| f.device.clone())
+                .filter(|r| matches!(r, DevRef::Path(_))),
+        );
+    let mut out = BTreeMap::new();
+    for r in refs {
+        if let Some(fs) =
+            pmem_stack::plan::block_device(d, a, &r).and_then(|bd| a.filesystem(bd.devno))
+        {
+            if let Some(u) = &fs.uuid {
+                out.insert(u.clone(), fs.fstype.clone());
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Properties over the fake system
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(cases(6000))]
+
+    /// (a) No panic on any generated arguments x machine, in check mode and for real, and
+    /// every result says what happened. (b) Check mode never mutates, and the real run
+    /// then carries out exactly the check-mode plan. (c) After a successful run the plan
+    /// is empty: a second run changes and executes nothing. (d) A failed run with nothing
+    /// done left the machine as it was.
+    #[test]
+    fn check_then_run_then_idempotent(c in case()) {
+        check_then_run_then_idempotent_body(c)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(5000))]
+
+    /// (e) With a fault injected at operation k, a rerun without faults converges (a
+    /// third run changes nothing), unless the fault left something the arguments refuse
+    /// to touch, which must then be a refusal, not a failed step or a panic.
+    #[test]
+    #[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+    fn a_fault_anywhere_then_rerun_converges(c in case()) {
+        fault_then_rerun_body(c)?;
+    }
+
+    /// (f) Data safety: once a filesystem exists on a declared device, a later run with
+    /// other arguments and allow_data_loss=false never removes or replaces it (same uuid
+    /// and type before and after), whether that run succeeds, fails or is refused.
+    #[test]
+    fn no_filesystem_is_lost_without_allow_data_loss(c in case()) {
+        data_safety_body(c)?;
+    }
+}
+
+fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
+    let mut fake = c.machine.build();
+    let before = fake.state.clone();
+    let n0 = fake.mutations();
+
+    // (b) check mode
+    let chk = run(&mut fake, &with_internal(&c.args, true, c.diff));
+    sane(&chk)?;
+    prop_assert!(chk.check_mode || chk.failed);
+    prop_assert!(chk.done.is_empty());
+    prop_assert_eq!(&fake.state, &before, "check mode changed the machine");
+    prop_assert_eq!(fake.mutations(), n0, "check mode executed something");
+
+    // the real run
+    let r = run(&mut fake, &with_internal(&c.args, false, c.diff));
+    sane(&r)?;
+    prop_assert!(!r.check_mode);
+    if chk.failed {
+        prop_assert!(
+            r.failed,
+            "check mode failed ({}) but the run did not: {:?}",
+            chk.msg,
+            r
+        );
+        prop_assert_eq!(&r.msg, &chk.msg);
+    } else {
+        prop_assert_eq!(
+            &r.plan,
+            &chk.plan,
+            "check mode's plan differs from the run's"
+        );
+    }
+    prop_assert_eq!(
+        fake.mutations() - n0,
+        r.done.len(),
+        "one operation per step done"
+    );
+    if r.failed {
+        // (d)
+        if r.done.is_empty() {
+            prop_assert_eq!(
+                &fake.state,
+                &before,
+                "a failed run with nothing done changed the machine: {}",
+                r.msg
+            );
+        }
+        if r.failed_step.is_none() && r.plan.is_empty() {
+            prop_assert!(r.errors.len() + r.refusals.len() > 0 || !r.msg.is_empty());
+        }
+        return Ok(());
+    }
+    accounted(&r)?;
+
+    // (c) idempotence
+    let d = desired(&c.args).expect("a successful run had valid arguments");
+    let p = pmem_stack::plan::plan(&d, &fake.state);
+    prop_assert!(
+        matches!(&p, Ok(p) if p.steps.is_empty()),
+        "planning again after a successful run: {:?}",
+        p.map(|p| p
+            .steps
+            .iter()
+            .map(|s| format!("{} {}", s.action.name(), s.action.target()))
+            .collect::<Vec<_>>())
+    );
+    let n1 = fake.mutations();
+    let again = run(&mut fake, &c.args);
+    sane(&again)?;
+    prop_assert!(!again.failed, "second run failed: {}", again.msg);
+    prop_assert!(
+        !again.changed && again.plan.is_empty(),
+        "second run: {:?}",
+        again
+    );
+    prop_assert_eq!(fake.mutations(), n1, "second run executed something");
+    Ok(())
+}
+
+fn fault_then_rerun_body(c: Case) -> Result<(), TestCaseError> {
+    let mut baseline = c.machine.build();
+    let b = run(&mut baseline, &c.args);
+    let ops = baseline.mutations();
+
+    let mut fake = c.machine.build();
+    fake.fail_at = Some(c.fail_at);
+    let before = fake.state.clone();
+    let r1 = run(&mut fake, &c.args);
+    sane(&r1)?;
+    if b.failed && ops == 0 {
+        // nothing runs in this case; the faulty run is the same as the baseline
+        prop_assert!(r1.failed);
+        prop_assert_eq!(&fake.state, &before);
+        return Ok(());
+    }
+    if !b.failed && c.fail_at <= ops {
+        prop_assert!(
+            r1.failed,
+            "the fault at {} of {} operations was not reported",
+            c.fail_at,
+            ops
+        );
+        let f = r1
+            .failed_step
+            .as_ref()
+            .expect("the failed step is reported");
+        prop_assert!(f.stderr.contains("injected fault"), "{:?}", f);
+        prop_assert_eq!(r1.done.len(), c.fail_at - 1);
+    }
+    fake.fail_at = None;
+    let r2 = run(&mut fake, &c.args);
+    sane(&r2)?;
+    if b.failed {
+        return Ok(()); // the arguments do not converge even without faults
+    }
+    if r2.failed {
+        prop_assert!(
+            !r2.refusals.is_empty() && r2.failed_step.is_none() && r2.done.is_empty(),
+            "rerun after a fault at operation {} failed without a refusal: {}\nfirst: {}",
+            c.fail_at,
+            r2.msg,
+            r1.msg
+        );
+        return Ok(());
+    }
+    let n = fake.mutations();
+    let r3 = run(&mut fake, &c.args);
+    prop_assert!(
+        !r3.failed && !r3.changed && r3.plan.is_empty(),
+        "third run: {:?}",
+        r3
+    );
+    prop_assert_eq!(fake.mutations(), n);
+    Ok(())
+}
+
+fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
+    let mut fake = c.machine.build();
+    let r = run(&mut fake, &c.args);
+    if r.failed {
+        return Ok(());
+    }
+    let d = desired(&c.args).expect("valid");
+    let kept = declared_filesystems(&d, &fake.state);
+    let mut later = c.later.clone();
+    if let Some(o) = later.as_object_mut() {
+        o.remove("allow_data_loss");
+        o.remove("state"); // absent tears down dm devices by design (the data stays on the members)
+    }
+    let r2 = run(&mut fake, &later);
+    sane(&r2)?;
+    let after: BTreeMap<String, String> = fake
+        .state
+        .filesystems
+        .iter()
+        .filter_map(|f| f.uuid.clone().map(|u| (u, f.fstype.clone())))
+        .collect();
+    for (uuid, fstype) in &kept {
+        prop_assert_eq!(
+            after.get(uuid),
+            Some(fstype),
+            "filesystem {} ({}) lost by a run without allow_data_loss ({}; plan {:?})",
+            uuid,
+            fstype,
+            r2.msg,
+            r2.plan
+                .iter()
+                .map(|p| format!("{} {}", p.action, p.target))
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Arbitrary snapshots
+// ---------------------------------------------------------------------------------------
+
+fn devno() -> impl Strategy<Value = Devno> {
+    (
+        prop_oneof![4 => Just(259u32), 3 => Just(253u32), 1 => Just(8u32), 1 => any::<u32>()],
+        prop_oneof![8 => 0u32..6, 1 => any::<u32>()],
+    )
+        .prop_map(|(major, minor)| Devno { major, minor })
+}
+
+fn big() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => (0u64..=4096).prop_map(|k| k * 4096),
+        2 => 0u64..100_000,
+        1 => Just(0u64),
+        1 => Just(u64::MAX),
+        1 => Just(u64::MAX / 2 + 1),
+        1 => any::<u64>(),
+    ]
+}
+
+fn block_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("pmem0"),
+        Just("pmem1"),
+        Just("pmem2"),
+        Just("pmem0p1"),
+        Just("pmem1p2"),
+        Just("dm-0"),
+        Just("dm-1"),
+        Just("sda"),
+        Just(""),
+    ]
+    .prop_map(String::from)
+}
+
+fn dm_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("dv0"),
+        Just("dv1"),
+        Just("dv0p1"),
+        Just("dv0p2"),
+        Just("foreign"),
+        Just(""),
+    ]
+    .prop_map(String::from)
+}
+
+fn dev_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/dev/pmem0"),
+        Just("/dev/pmem1"),
+        Just("/dev/pmem0p1"),
+        Just("/dev/mapper/dv0"),
+        Just("/dev/mapper/dv1"),
+        Just("/dev/dm-0"),
+        Just("/dev/sda"),
+        Just(""),
+    ]
+    .prop_map(String::from)
+}
+
+/// dm table lines: well-formed linear/striped lines with random numbers, other targets,
+/// and garbage.
+fn table_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (big(), big(), devno(), big()).prop_map(|(s, l, d, o)| format!("{s} {l} linear {d} {o}")),
+        3 => (big(), big(), big(), proptest::collection::vec((devno(), big()), 1..4)).prop_map(
+            |(s, l, c, m)| {
+                let mut t = format!("{s} {l} striped {} {c}", m.len());
+                for (d, o) in m {
+                    t.push_str(&format!(" {d} {o}"));
+                }
+                t
+            }
+        ),
+        1 => Just("0 8 crypt aes-xts-plain64 :64:logon:x 0 259:0 4096".to_string()),
+        1 => Just("0 8 striped 9223372036854775808 8".to_string()),
+        1 => Just("0 8 striped x".to_string()),
+        1 => "[ -~]{0,30}",
+    ]
+}
+
+// Snapshot parts are built as JSON and read with serde, so that fields added to the
+// snapshot types later (with serde defaults) do not break these tests.
+
+fn opt<T: Strategy>(s: T) -> impl Strategy<Value = Value>
+where
+    T::Value: Into<Value>,
+{
+    proptest::option::of(s).prop_map(|o| o.map_or(Value::Null, Into::into))
+}
+
+fn devno_json() -> impl Strategy<Value = Value> {
+    devno().prop_map(|d| json!(d.to_string()))
+}
+
+fn region() -> impl Strategy<Value = Value> {
+    (
+        0u32..4,
+        big(),
+        big(),
+        opt(prop_oneof![Just(0u64), Just(16 * MIB), big()]),
+        opt(0u32..3),
+        any::<bool>(),
+    )
+        .prop_map(|(i, size, avail, align, ways, labels)| {
+            json!({"name": format!("region{i}"), "size": size, "available_size": avail,
+                   "align": align, "numa_node": 0, "interleave_ways": ways, "labels": labels})
+        })
+}
+
+fn namespace() -> impl Strategy<Value = Value> {
+    (
+        (0u32..4, 0u32..3, 0u32..5),
+        opt(prop_oneof![
+            Just("pm0"),
+            Just("pm1"),
+            Just("pm2"),
+            Just("x")
+        ]),
+        prop_oneof![Just("fsdax"), Just("devdax"), Just("sector"), Just("raw")],
+        big(),
+        opt(Just("00000000-0000-4000-8000-000000000001")),
+        opt(prop_oneof![Just(0u64), Just(2 * MIB), big()]),
+        opt(prop_oneof![Just("dev"), Just("mem")]),
+        opt(block_name()),
+        opt(Just("dax0.0")),
+    )
+        .prop_map(
+            |((r, k, rr), name, mode, size, uuid, align, map, blockdev, chardev)| {
+                json!({"dev": format!("namespace{r}.{k}"), "region": format!("region{rr}"),
+                       "name": name, "mode": mode, "size": size, "uuid": uuid, "align": align,
+                       "map": map, "blockdev": blockdev, "chardev": chardev})
+            },
+        )
+}
+
+fn block_device() -> impl Strategy<Value = Value> {
+    (
+        block_name(),
+        devno_json(),
+        dev_path(),
+        proptest::collection::vec(dev_path(), 0..2),
+        big(),
+        any::<bool>(),
+        proptest::collection::vec(block_name(), 0..3),
+        proptest::option::weighted(0.3, (block_name(), 0u32..5, big())),
+        opt(prop_oneof![Just(0u32), Just(128), Just(2048), any::<u32>()]),
+    )
+        .prop_map(
+            |(name, devno, path, aliases, size, dax, mut holders, partition, max_kb)| {
+                // at most 2 distinct holders: the planner's holder walks have a depth cap
+                // but no visited set, so holder cycles with more branches take
+                // exponential time (reported separately, not what this property is about)
+                holders.dedup();
+                json!({"name": name, "devno": devno, "path": path, "aliases": aliases,
+                       "size": size, "dax": dax, "holders": holders,
+                       "partition": partition.map(|(disk, number, start)|
+                           json!({"disk": disk, "number": number, "start": start})),
+                       "max_sectors_kb": max_kb})
+            },
+        )
+}
+
+fn dm_device() -> impl Strategy<Value = Value> {
+    (
+        dm_name(),
+        devno_json(),
+        proptest::collection::vec(table_line(), 0..3),
+        any::<bool>(),
+        0u32..3,
+    )
+        .prop_map(|(name, devno, table, suspended, open_count)| {
+            json!({"name": name, "devno": devno, "table": table, "suspended": suspended,
+                   "open_count": open_count})
+        })
+}
+
+fn partition_table() -> impl Strategy<Value = Value> {
+    (
+        devno_json(),
+        big(),
+        big(),
+        proptest::collection::vec(
+            (
+                0u32..5,
+                prop_oneof![Just("pt0"), Just("pt1"), Just("x"), Just("")],
+                big(),
+                big(),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(disk, first, last, parts)| {
+            let parts: Vec<Value> = parts
+                .into_iter()
+                .map(|(number, name, start, size)| {
+                    json!({"number": number, "name": name, "start": start, "size": size})
+                })
+                .collect();
+            json!({"disk": disk, "first_usable": first, "last_usable": last, "partitions": parts})
+        })
+}
+
+fn filesystem() -> impl Strategy<Value = Value> {
+    (
+        devno_json(),
+        prop_oneof![Just("ext4"), Just("xfs"), Just("swap"), Just("")],
+        opt(prop_oneof![Just("fs-1"), Just("fs-2")]),
+        opt(prop_oneof![Just("lbl0"), Just("pmemfs")]),
+        opt(prop_oneof![Just(0u64), Just(4096u64), big()]),
+        opt(any::<u32>()),
+        opt(any::<u32>()),
+        opt(any::<bool>()),
+        opt(big()),
+    )
+        .prop_map(|(device, fstype, uuid, label, bs, su, sw, reflink, size)| {
+            json!({"device": device, "fstype": fstype, "uuid": uuid, "label": label,
+                   "block_size": bs, "stripe_unit": su, "stripe_width": sw,
+                   "reflink": reflink, "size": size})
+        })
+}
+
+fn mount() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just("/mnt/x0"), Just("/mnt/x1"), Just("/"), Just("")],
+        devno_json(),
+        dev_path(),
+        prop_oneof![Just("ext4"), Just("xfs"), Just("tmpfs")],
+        proptest::collection::vec(
+            prop_oneof![Just("rw"), Just("dax=always"), Just("noatime"), Just("")],
+            0..3,
+        ),
+        opt(prop_oneof![Just("always"), Just("inode"), Just("never")]),
+        proptest::option::of((big(), any::<bool>())),
+    )
+        .prop_map(|(target, devno, source, fstype, options, dax, ext)| {
+            json!({"target": target, "devno": devno, "source": source, "fstype": fstype,
+                   "options": options, "dax": dax,
+                   "root_extsize": ext.map(|(size, inherit)| json!({"size": size, "inherit": inherit}))})
+        })
+}
+
+fn file_state() -> impl Strategy<Value = Value> {
+    use pmem_stack::boot::{BINARY, MARKER, SERVICE, STATE_FILE, UNIT_DIR};
+    (
+        prop_oneof![
+            Just(STATE_FILE.to_string()),
+            Just(BINARY.to_string()),
+            Just(format!("{UNIT_DIR}/{SERVICE}")),
+            Just(format!("{UNIT_DIR}/mnt-x0.mount")),
+            Just(format!("{UNIT_DIR}/local-fs.target.wants/mnt-x0.mount")),
+        ],
+        prop_oneof![
+            Just(json!({"kind": "text", "text": format!("{MARKER}\n[Mount]\n")})),
+            Just(json!({"kind": "text", "text": "{\"namespaces\": 3}"})),
+            Just(json!({"kind": "link", "target": "/nowhere"})),
+            any::<bool>().prop_map(|m| json!({"kind": "binary", "matches_self": m})),
+        ],
+        opt(prop_oneof![Just(0o644u32), Just(0o755), any::<u32>()]),
+    )
+        .prop_map(|(path, content, mode)| json!({"path": path, "content": content, "mode": mode}))
+}
+
+fn platform() -> impl Strategy<Value = Value> {
+    opt((
+        prop_oneof![Just(4096u64), Just(65536u64), Just(0u64)],
+        any::<bool>(),
+        any::<bool>(),
+        opt(prop_oneof![Just("madvise"), Just("never"), Just("")]),
+    )
+        .prop_map(|(page_size, pse, pdpe1gb, thp)| {
+            json!({"page_size": page_size, "pse": pse, "pdpe1gb": pdpe1gb, "thp": thp})
+        }))
+}
+
+fn random_actual() -> impl Strategy<Value = Actual> {
+    (
+        proptest::collection::vec(region(), 0..4),
+        proptest::collection::vec(namespace(), 0..5),
+        proptest::collection::vec(block_device(), 0..7),
+        proptest::collection::vec(dm_device(), 0..3),
+        proptest::collection::vec(partition_table(), 0..3),
+        proptest::collection::vec(filesystem(), 0..4),
+        proptest::collection::vec(mount(), 0..3),
+        proptest::collection::vec(file_state(), 0..3),
+        platform(),
+    )
+        .prop_map(
+            |(regions, namespaces, blocks, dms, tables, filesystems, mounts, files, platform)| {
+                let v = json!({
+                    "regions": regions, "namespaces": namespaces, "block_devices": blocks,
+                    "dm_devices": dms, "partition_tables": tables, "filesystems": filesystems,
+                    "mounts": mounts, "files": files, "platform": platform,
+                });
+                serde_json::from_value::<Actual>(v)
+                    .expect("the generated snapshot fits the snapshot schema")
+            },
+        )
+}
+
+/// Damage done to a realistic (fake-made) snapshot.
+#[derive(Clone, Debug)]
+enum Damage {
+    Renumber(u8, Devno),
+    DanglingHolder(u8, String),
+    DropBlock(u8),
+    Resize(u8, u64),
+    Table(u8, String),
+    OverlappingPartition(u8, u32, u64, u64),
+    MoveFilesystem(u8, Devno),
+    DropNamespaceBlock(u8),
+    Mount(Value),
+    SwapNamespaceNames(u8, u8),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        (any::<u8>(), devno()).prop_map(|(i, d)| Damage::Renumber(i, d)),
+        (any::<u8>(), block_name()).prop_map(|(i, h)| Damage::DanglingHolder(i, h)),
+        any::<u8>().prop_map(Damage::DropBlock),
+        (any::<u8>(), big()).prop_map(|(i, s)| Damage::Resize(i, s)),
+        (any::<u8>(), table_line()).prop_map(|(i, t)| Damage::Table(i, t)),
+        (any::<u8>(), 1u32..4, 0u64..600_000, 0u64..600_000)
+            .prop_map(|(i, n, s, l)| Damage::OverlappingPartition(i, n, s, l)),
+        (any::<u8>(), devno()).prop_map(|(i, d)| Damage::MoveFilesystem(i, d)),
+        any::<u8>().prop_map(Damage::DropNamespaceBlock),
+        mount().prop_map(Damage::Mount),
+        (any::<u8>(), any::<u8>()).prop_map(|(i, j)| Damage::SwapNamespaceNames(i, j)),
+    ]
+}
+
+fn nth<T>(v: &mut [T], i: u8) -> Option<&mut T> {
+    let n = v.len();
+    if n == 0 {
+        None
+    } else {
+        v.get_mut(usize::from(i) % n)
+    }
+}
+
+fn apply_damage(a: &mut Actual, d: &Damage) {
+    match d {
+        Damage::Renumber(i, devno) => {
+            if let Some(b) = nth(&mut a.block_devices, *i) {
+                b.devno = *devno;
+            }
+        }
+        Damage::DanglingHolder(i, h) => {
+            if let Some(b) = nth(&mut a.block_devices, *i) {
+                // see block_device(): no more than 2 distinct holders
+                if b.holders.len() < 2 && !b.holders.contains(h) {
+                    b.holders.push(h.clone());
+                }
+            }
+        }
+        Damage::DropBlock(i) => {
+            if !a.block_devices.is_empty() {
+                let n = a.block_devices.len();
+                a.block_devices.remove(usize::from(*i) % n);
+            }
+        }
+        Damage::Resize(i, s) => {
+            if let Some(b) = nth(&mut a.block_devices, *i) {
+                b.size = Sectors(*s);
+            }
+        }
+        Damage::Table(i, t) => {
+            if let Some(dm) = nth(&mut a.dm_devices, *i) {
+                dm.table.push(t.clone());
+            }
+        }
+        Damage::OverlappingPartition(i, n, st, l) => {
+            if let Some(t) = nth(&mut a.partition_tables, *i) {
+                let entry = json!({"number": n, "name": format!("pt{n}"), "start": st, "size": l});
+                if let Ok(e) = serde_json::from_value::<GptPartition>(entry) {
+                    t.partitions.push(e);
+                }
+            }
+        }
+        Damage::MoveFilesystem(i, devno) => {
+            if let Some(f) = nth(&mut a.filesystems, *i) {
+                f.device = *devno;
+            }
+        }
+        Damage::DropNamespaceBlock(i) => {
+            if let Some(n) = nth(&mut a.namespaces, *i) {
+                n.blockdev = None;
+            }
+        }
+        Damage::Mount(m) => {
+            if let Ok(m) = serde_json::from_value::<Mount>(m.clone()) {
+                a.mounts.push(m);
+            }
+        }
+        Damage::SwapNamespaceNames(i, j) => {
+            let n = a.namespaces.len();
+            if n > 0 {
+                let (i, j) = (usize::from(*i) % n, usize::from(*j) % n);
+                let ni = a.namespaces[i].name.clone();
+                a.namespaces[i].name = a.namespaces[j].name.clone();
+                a.namespaces[j].name = ni;
+            }
+        }
+    }
+}
+
+/// Arguments that validate (or not) planned against a snapshot: no panic anywhere.
+fn plan_against(actual: &Actual, args: &Value) -> Result<(), TestCaseError> {
+    if let Some(d) = desired(args) {
+        let _ = pmem_stack::plan::plan(&d, actual);
+    }
+    for diff in [false, true] {
+        let r = pmem_stack::run(
+            &with_internal(args, false, diff).to_string(),
+            &mut Snapshot(actual.clone()),
+            true,
+        );
+        sane(&r)?;
+        prop_assert!(
+            r.done.is_empty() && (r.check_mode || r.failed),
+            "an offline run executed: {r:?}"
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct SnapCase {
+    actual: Actual,
+    args: Value,
+}
+
+impl fmt::Debug for SnapCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SnapCase {{\n  actual: {},\n  args: {} }}",
+            serde_json::to_string(&self.actual).unwrap_or_default(),
+            self.args
+        )
+    }
+}
+
+#[derive(Clone)]
+struct DamageCase {
+    case: Case,
+    damage: Vec<Damage>,
+}
+
+impl fmt::Debug for DamageCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DamageCase {{ {:?},\n  damage: {:?} }}",
+            self.case, self.damage
+        )
+    }
+}
+
+fn snap_case() -> impl Strategy<Value = SnapCase> {
+    (
+        random_actual(),
+        (1u32..=3).prop_flat_map(|n| arg_choice(n).prop_map(move |a| args_json(&a, n))),
+    )
+        .prop_map(|(actual, args)| SnapCase { actual, args })
+}
+
+fn random_snapshot_body(c: SnapCase) -> Result<(), TestCaseError> {
+    let text = serde_json::to_string(&c.actual).expect("serialises");
+    let back = pmem_stack::read_snapshot(&text);
+    prop_assert_eq!(back.as_ref(), Ok(&c.actual));
+    plan_against(&c.actual, &c.args)
+}
+
+fn damage_case() -> impl Strategy<Value = DamageCase> {
+    (case(), proptest::collection::vec(damage(), 1..4))
+        .prop_map(|(case, damage)| DamageCase { case, damage })
+}
+
+fn damaged_snapshot_body(c: DamageCase) -> Result<(), TestCaseError> {
+    let mut fake = c.case.machine.build();
+    let _ = run(&mut fake, &c.case.args);
+    let mut actual = fake.state.clone();
+    for d in &c.damage {
+        apply_damage(&mut actual, d);
+    }
+    plan_against(&actual, &c.case.later)?;
+    plan_against(&actual, &c.case.args)
+}
+
+proptest! {
+    #![proptest_config(cases(4000))]
+
+    /// Arbitrary serde-valid snapshots (random devnos, dangling holders, unknown and
+    /// malformed dm tables, overlapping partitions, huge sizes) x arguments: planning
+    /// and an offline run never panic; the snapshot round-trips through JSON.
+    #[test]
+    #[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+    fn random_snapshots_never_panic(c in snap_case()) {
+        random_snapshot_body(c)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+
+    /// Realistic snapshots (what a random run left on the fake) damaged at random, x the
+    /// later arguments: planning and an offline run never panic.
+    #[test]
+    #[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+    fn damaged_fake_snapshots_never_panic(c in damage_case()) {
+        damaged_snapshot_body(c)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Minimal cases found by the properties, pinned
+// ---------------------------------------------------------------------------------------
+
+/// `tests/fixtures/malformed/snapshot-*.json` (`{"actual": .., "args": ..}`): planning
+/// and an offline run against each snapshot fail cleanly or plan; no panic.
+#[test]
+#[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+fn malformed_snapshot_fixtures_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/malformed")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("fixture");
+        let v: Value = serde_json::from_str(&text).expect("fixture JSON");
+        let actual = pmem_stack::read_snapshot(&v["actual"].to_string())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let args = v["args"].clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            plan_against(&actual, &args)
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bad.push(format!("{}: {e}", f.display())),
+            Err(p) => bad.push(format!(
+                "{}: panicked: {}",
+                f.display(),
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Found by (e): two declared dm devices over the same member, interrupted after the
+/// first was created. The rerun (allow_data_loss) removes the first, declared and
+/// correct, device as "stacked on the member" of the second, never rebuilds it, and
+/// fails "the stack did not converge"; only a third run converges.
+#[test]
+#[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+fn two_devices_over_one_member_rerun_after_an_interruption_converges() {
+    let args = json!({"devices": [
+        {"name": "dv0", "target": "linear", "members": ["/dev/pmem0"]},
+        {"name": "dv1", "target": "linear", "members": ["/dev/pmem0"]}
+    ], "allow_data_loss": true});
+    let mut fake = FakeSystem::with_fsdax(1, Bytes(656 << 20));
+    fake.fail_at = Some(2);
+    let r = run(&mut fake, &args);
+    assert!(r.failed && r.done.len() == 1, "{}", r.msg);
+    fake.fail_at = None;
+    let r = run(&mut fake, &args);
+    assert!(!r.failed, "the rerun: {}", r.msg);
+    let r = run(&mut fake, &args);
+    assert!(!r.failed && !r.changed, "the third run: {}", r.msg);
+}
+
+/// Found by the survey: a valid stack with boot persistence and a mount on a GPT
+/// partition of a namespace never converges on the fake: its partition entries have no
+/// partition GUID, so the mount unit's `What=/dev/disk/by-partuuid/..` is never known
+/// ("the device it names does not exist yet"), run after run.
+#[test]
+#[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
+fn persisted_mount_on_a_partition_converges() {
+    let args = json!({
+        "partitions": [{"name": "pt0", "disk": "/dev/pmem0"}],
+        "filesystems": [{"device": "pt0", "type": "ext4"}],
+        "mounts": [{"path": "/mnt/x0", "device": "pt0"}],
+        "boot": {"persist": true}
+    });
+    let mut fake = FakeSystem::with_fsdax(1, Bytes(384 << 20));
+    let r = run(&mut fake, &args);
+    assert!(!r.failed, "{}", r.msg);
+    let r = run(&mut fake, &args);
+    assert!(!r.failed && !r.changed, "the second run: {}", r.msg);
+}
+
+// ---------------------------------------------------------------------------------------
+// Survey: every distinct failure, each shrunk on its own
+// ---------------------------------------------------------------------------------------
+
+/// A property stops at its first failure; to see all the distinct problems at once run
+/// `PMEM_STACK_SURVEY=5000 cargo test --test properties survey -- --ignored --nocapture`:
+/// failures are grouped by panic site (or assertion message) and each group's first
+/// input is shrunk while it fails the same way.
+mod survey {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::fmt::Debug;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    thread_local! {
+        static SITE: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Run `f`; on failure, the failure's key (panic site + message, or assertion text
+    /// without digits) and the full message.
+    fn outcome<T>(
+        f: impl FnOnce() -> Result<(), TestCaseError>,
+        _: &T,
+    ) -> Option<(String, String)> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                let key: String = msg
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .take(150)
+                    .collect();
+                Some((format!("assertion: {key}"), msg))
+            }
+            Err(_) => {
+                let site = SITE.with(|s| s.borrow_mut().take()).unwrap_or_default();
+                Some((format!("panic: {site}"), site))
+            }
+        }
+    }
+
+    pub fn run<S, F>(name: &str, strategy: S, cases: u32, body: F)
+    where
+        S: Strategy,
+        S::Value: Debug + Clone,
+        F: Fn(S::Value) -> Result<(), TestCaseError>,
+    {
+        if std::env::var("PMEM_STACK_SURVEY_ONLY").is_ok_and(|only| !name.contains(&only)) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let loc = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            SITE.with(|s| *s.borrow_mut() = Some(format!("{loc}: {msg}")));
+        }));
+        let mut runner = TestRunner::default();
+        let mut found: BTreeMap<String, (usize, S::Tree, String)> = BTreeMap::new();
+        for _ in 0..cases {
+            let Ok(tree) = strategy.new_tree(&mut runner) else {
+                continue;
+            };
+            let v = tree.current();
+            if let Some((key, msg)) = outcome(|| body(v.clone()), &v) {
+                let e = found.entry(key).or_insert((0, tree, msg));
+                e.0 += 1;
+            }
+        }
+        println!(
+            "[{name}] {cases} cases in {:.1}s, {} distinct failures",
+            started.elapsed().as_secs_f64(),
+            found.len()
+        );
+        for (key, (count, mut tree, _)) in found {
+            // shrink while it fails with the same key
+            let mut last = tree.current();
+            let mut last_msg = String::new();
+            if tree.simplify() {
+                loop {
+                    let v = tree.current();
+                    let same = outcome(|| body(v.clone()), &v);
+                    match same {
+                        Some((k, m)) if k == key => {
+                            last = v;
+                            last_msg = m;
+                            if !tree.simplify() {
+                                break;
+                            }
+                        }
+                        _ => {
+                            if !tree.complicate() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if last_msg.is_empty() {
+                last_msg = outcome(|| body(last.clone()), &last)
+                    .map(|(_, m)| m)
+                    .unwrap_or_default();
+            }
+            println!("[{name}] {count} x {key}\n  message: {last_msg}\n  minimal: {last:?}\n");
+        }
+        std::panic::set_hook(prev);
+    }
+}
+
+#[test]
+#[ignore = "a survey of all distinct failures: set PMEM_STACK_SURVEY=<cases>"]
+fn survey() {
+    let n: u32 = std::env::var("PMEM_STACK_SURVEY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    // Not a property of the brief, so not a #[test]: on a clean machine, arguments that
+    // cannot converge should be refused before anything is done. Listed for the report.
+    survey::run(
+        "informational: a clean-machine run fails after acting",
+        case(),
+        n,
+        |c| {
+            let mut fake = c.machine.build();
+            let r = run(&mut fake, &c.args);
+            prop_assert!(!r.failed || r.done.is_empty(), "{}", r.msg);
+            Ok(())
+        },
+    );
+    survey::run(
+        "check_then_run",
+        case(),
+        n,
+        check_then_run_then_idempotent_body,
+    );
+    survey::run("fault", case(), n, fault_then_rerun_body);
+    survey::run("data_safety", case(), n, data_safety_body);
+    survey::run("random_snapshot", snap_case(), n, random_snapshot_body);
+    survey::run("damaged_snapshot", damage_case(), n, damaged_snapshot_body);
+}
