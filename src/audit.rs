@@ -279,7 +279,7 @@ fn device(
                             let fix = if !geometry_ok {
                                 Some("chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string())
                             } else if !io_ok {
-                                Some(format!("raise /sys/block/{}/queue/max_sectors_kb to {chunk_kb} (pmem_stack does)", bd.name))
+                                Some(format!("echo {chunk_kb} > /sys/block/{}/queue/max_sectors_kb (pmem_stack sets it on striped devices it creates or reloads)", bd.name))
                             } else {
                                 None
                             };

@@ -589,8 +589,10 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
 }
 
 #[test]
-fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_tuned() {
-    // 6.1 gives a dm device pmem's 1280 KiB; dm-striped then maps no 2 MiB page
+fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_named_by_the_audit() {
+    // 6.1 gives a dm device pmem's 1280 KiB; dm-striped then maps no 2 MiB page. Devices
+    // the module creates get the chunk; one found below it (built by hand) is left as it
+    // is (recognised as converged) and the audit names the fix.
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
     let devno = fake.state.dm("pmem-striped").expect("dm").devno;
@@ -602,14 +604,13 @@ fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_tuned() {
         .expect("bd");
     assert_eq!(bd.max_sectors_kb, Some(2048), "created with the chunk");
     bd.max_sectors_kb = Some(1280);
-    let c = check(&mut fake, &striped_xfs());
+    let r = run(&mut fake, &striped_xfs());
+    assert!(!r.changed && r.plan.is_empty(), "{:?}", r.plan);
     assert!(
-        c.warnings.iter().any(|w| w.contains("max_sectors_kb 1280")
-            && w.contains("raise /sys/block/dm-0/queue/max_sectors_kb to 2048")),
+        r.warnings.iter().any(|w| w.contains("max_sectors_kb 1280")
+            && w.contains("echo 2048 > /sys/block/dm-0/queue/max_sectors_kb")),
         "{:?}",
-        c.warnings
+        r.warnings
     );
-    let r = converge(&mut fake, &striped_xfs());
-    assert_eq!(actions(&r), ["tune_dm"]);
-    assert!(r.dax_audit.expect("audit").mounts[0].pmd_ok);
+    assert!(!r.dax_audit.expect("audit").mounts[0].pmd_ok);
 }

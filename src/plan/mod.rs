@@ -106,14 +106,6 @@ pub enum Action {
         /// Chunk (striped).
         chunk: Sectors,
     },
-    /// Raise `queue/max_sectors_kb` of a striped dm device to its chunk: below it, DAX
-    /// maps no 2 MiB page through the device.
-    TuneDm {
-        /// Name.
-        name: String,
-        /// KiB.
-        max_sectors_kb: u32,
-    },
     /// Remove a dm device.
     RemoveDm {
         /// Name.
@@ -236,7 +228,6 @@ impl Action {
             Action::CreateDm { .. } => "create_dm",
             Action::ReloadDm { .. } => "reload_dm",
             Action::RemoveDm { .. } => "remove_dm",
-            Action::TuneDm { .. } => "tune_dm",
             Action::CreateGpt { .. } => "create_gpt",
             Action::AddPartition { .. } => "add_partition",
             Action::DeletePartition { .. } => "delete_partition",
@@ -258,8 +249,7 @@ impl Action {
             Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
             Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
             Action::DestroyNamespace { dev, name } => format!("namespace {name} ({dev})"),
-            Action::TuneDm { name, .. }
-            | Action::CreateDm { name, .. }
+            Action::CreateDm { name, .. }
             | Action::ReloadDm { name, .. }
             | Action::RemoveDm { name } => {
                 format!("/dev/mapper/{name}")

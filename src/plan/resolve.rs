@@ -133,13 +133,6 @@ pub enum Op {
         lazy: bool,
     },
 
-    /// Write `queue/max_sectors_kb` of a device.
-    SetMaxSectors {
-        /// The device.
-        devno: Devno,
-        /// KiB.
-        kb: u32,
-    },
     /// Write a file atomically (temp file, fsync, rename), or a symlink.
     WriteFile {
         /// Path on the machine.
@@ -574,16 +567,6 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             mode: *mode,
         },
         Action::RemoveFile { path } => Op::RemoveFile { path: path.clone() },
-        Action::TuneDm {
-            name,
-            max_sectors_kb,
-        } => Op::SetMaxSectors {
-            devno: a
-                .dm(name)
-                .map(|d| d.devno)
-                .ok_or_else(|| format!("dm device {name} does not exist"))?,
-            kb: *max_sectors_kb,
-        },
         Action::DaemonReload => Op::DaemonReload,
         Action::SetExtsize { path, size } => Op::SetExtsize {
             target: path.clone(),

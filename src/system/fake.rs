@@ -817,17 +817,6 @@ impl FakeSystem {
                     .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
                 self.state.mounts.remove(i);
             }
-            Op::SetMaxSectors { devno, kb } => {
-                let b = self
-                    .state
-                    .block_devices
-                    .iter_mut()
-                    .find(|b| b.devno == *devno)
-                    .ok_or_else(|| {
-                        Self::fail("max_sectors_kb", format!("{devno}: no such device"))
-                    })?;
-                b.max_sectors_kb = Some(*kb);
-            }
             Op::WriteFile {
                 path,
                 content,

@@ -375,7 +375,7 @@ fn raise_max_sectors(devno: Devno, table: &[TableLine]) -> Result<(), SystemErro
 }
 
 /// Write `queue/max_sectors_kb` of `devno` (capped by `max_hw_sectors_kb`).
-pub fn set_max_sectors(devno: Devno, kb: u32) -> Result<Output, SystemError> {
+fn set_max_sectors(devno: Devno, kb: u32) -> Result<Output, SystemError> {
     let q = format!("/sys/dev/block/{devno}/queue");
     let hw: u32 = std::fs::read_to_string(format!("{q}/max_hw_sectors_kb"))
         .ok()

@@ -105,7 +105,6 @@ impl System for RealSystem {
             } => mounts::mount(source, target, fstype, options)?,
             Op::Remount { target, options } => mounts::remount(target, options)?,
             Op::Umount { target, lazy } => mounts::umount(target, *lazy)?,
-            Op::SetMaxSectors { devno, kb } => dm::set_max_sectors(*devno, *kb)?,
             Op::WriteFile {
                 path,
                 content,
