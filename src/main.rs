@@ -4,7 +4,7 @@
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::real::RealSystem;
 use pmem_stack::system::{Snapshot, System};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 const USAGE: &str =
@@ -18,7 +18,10 @@ const USAGE: &str =
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (text, result) = dispatch(&argv);
-    println!("{text}");
+    // a reader that went away (`| head`) is not a reason to panic
+    if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+        return ExitCode::from(1);
+    }
     match result {
         Some(r) if r.failed => ExitCode::from(1),
         _ => ExitCode::SUCCESS,

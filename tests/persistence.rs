@@ -267,3 +267,40 @@ fn a_namespace_found_by_name_in_another_region_is_kept() {
         r.warnings
     );
 }
+
+#[test]
+fn a_run_stopped_at_any_step_of_the_persisted_stack_is_repaired_including_the_reload() {
+    // the steps after the last unit write: only the daemon-reload, whose need is
+    // remembered by a marker in /run (a stop there used to leave it undone forever)
+    let n = {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        check(&mut fake, &persisted()).plan.len()
+    };
+    assert!(n > 7, "the persisted stack has {n} steps");
+    for k in 1..=n {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        fake.fail_at = Some(k);
+        let r = run(&mut fake, &persisted());
+        assert!(r.failed && r.done.len() == k - 1, "step {k}: {}", r.msg);
+        let pending = fake.state.file(pmem_stack::boot::RELOAD_PENDING).is_some();
+        let units_written = r
+            .done
+            .iter()
+            .any(|s| serde_json::to_string(s).is_ok_and(|j| j.contains(UNIT_DIR)));
+        assert_eq!(pending, units_written, "step {k}: the reload marker");
+        fake.fail_at = None;
+        let plan = check(&mut fake, &persisted());
+        assert_eq!(plan.plan.len(), n - (k - 1), "step {k}: the steps left");
+        if k == n {
+            assert_eq!(actions(&plan), ["daemon_reload"]);
+        }
+        let again = run(&mut fake, &persisted());
+        assert!(!again.failed && again.changed, "step {k}: {}", again.msg);
+        assert!(
+            fake.state.file(pmem_stack::boot::RELOAD_PENDING).is_none(),
+            "step {k}: the marker is cleared by the reload"
+        );
+        let third = run(&mut fake, &persisted());
+        assert!(!third.changed && third.plan.is_empty(), "step {k}");
+    }
+}

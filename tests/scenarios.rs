@@ -614,3 +614,31 @@ fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_named_by_the_audit() {
     );
     assert!(!r.dax_audit.expect("audit").mounts[0].pmd_ok);
 }
+
+#[test]
+fn one_device_named_two_ways_in_two_roles_is_refused_before_anything_runs() {
+    // validation cannot see that pm0 is /dev/pmem0; the planner compares device numbers
+    let mut fake = FakeSystem::with_fsdax(1, DIMM);
+    let blk = fake
+        .state
+        .namespace_named("pm0")
+        .and_then(|n| n.blockdev.clone())
+        .expect("pm0 has a block device");
+    let args = json!({
+        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+        "devices": [{"name": "lin", "target": "linear", "members": ["pm0"]}],
+        "filesystems": [{"device": format!("/dev/{blk}"), "type": "ext4"}]
+    });
+    let before = fake.state.clone();
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg.contains(&format!(
+            "filesystems[0].device: /dev/{blk} is a member of dm device \"lin\" (devices[0]); a filesystem on it would overwrite that"
+        )),
+        "{}",
+        r.msg
+    );
+    assert!(r.done.is_empty() && fake.executed.is_empty());
+    assert_eq!(fake.state, before, "nothing changed");
+}

@@ -181,3 +181,9 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
 fn vm_dax_audit_and_pmd_faults() {
     guest("dax-audit.sh", 2, 1024);
 }
+
+#[test]
+fn vm_crash_at_every_step_faults_and_data_safety() {
+    // 3 DIMMs: two for the recipes, one for the foreign namespace and dm device
+    guest("faults.sh", 3, 1024);
+}

@@ -189,7 +189,8 @@ pub fn table_text(lines: &[TableLine]) -> Vec<String> {
 }
 
 /// Linear: members concatenated in order, each over its whole size.
-pub fn linear_table(members: &[(Devno, Sectors)]) -> Vec<TableLine> {
+/// `None` when the total overflows (only a corrupt snapshot has such sizes).
+pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
     let mut start = Sectors(0);
     members
         .iter()
@@ -202,14 +203,15 @@ pub fn linear_table(members: &[(Devno, Sectors)]) -> Vec<TableLine> {
                     offset: Sectors(0),
                 },
             };
-            start = Sectors(start.0 + size.0);
-            line
+            start = Sectors(start.0.checked_add(size.0)?);
+            Some(line)
         })
         .collect()
 }
 
 /// Striped: one line of `stripes x floor(min member / chunk) x chunk` sectors.
-/// `None` when a member is smaller than one chunk (nothing to map).
+/// `None` when a member is smaller than one chunk (nothing to map), or the length
+/// overflows.
 pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec<TableLine>> {
     let min = members.iter().map(|(_, s)| *s).min()?;
     let per = min.align_down(chunk);
@@ -218,7 +220,7 @@ pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec
     }
     Some(vec![TableLine {
         start: Sectors(0),
-        length: Sectors(per.0 * members.len() as u64),
+        length: Sectors(per.0.checked_mul(members.len() as u64)?),
         target: Target::Striped {
             chunk,
             stripes: members.iter().map(|(d, _)| (*d, Sectors(0))).collect(),
@@ -228,7 +230,7 @@ pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec
 
 /// Total length of a table.
 pub fn table_length(lines: &[TableLine]) -> Sectors {
-    Sectors(lines.iter().map(|l| l.length.0).sum())
+    Sectors(lines.iter().fold(0u64, |n, l| n.saturating_add(l.length.0)))
 }
 
 #[cfg(test)]
@@ -293,7 +295,21 @@ mod tests {
 
     #[test]
     fn linear_concatenates() {
-        let t = linear_table(&[(dn("259:0"), Sectors(100)), (dn("259:1"), Sectors(50))]);
+        let t =
+            linear_table(&[(dn("259:0"), Sectors(100)), (dn("259:1"), Sectors(50))]).expect("fits");
+        let fits = linear_table(&[
+            (dn("259:0"), Sectors(u64::MAX - 1)),
+            (dn("259:1"), Sectors(1)),
+        ]);
+        assert_eq!(
+            fits.map(|t| t.len()),
+            Some(2),
+            "a total of u64::MAX sectors fits"
+        );
+        assert!(
+            linear_table(&[(dn("259:0"), Sectors(u64::MAX)), (dn("259:1"), Sectors(1))]).is_none(),
+            "a total beyond u64::MAX is no table"
+        );
         assert_eq!(
             table_text(&t),
             vec!["0 100 linear 259:0 0", "100 50 linear 259:1 0"]

@@ -187,6 +187,10 @@ pub fn validate(args: &ModuleArgs) -> Result<Desired, Vec<InputError>> {
     d.filesystems = v.filesystems(args, &d);
     d.mounts = v.mounts(args, &d);
     if v.errors.is_empty() {
+        // indices of the specs match the arguments' only when every reference resolved
+        v.roles(&d);
+    }
+    if v.errors.is_empty() {
         d.warnings = v.warnings;
         Ok(d)
     } else {
@@ -514,6 +518,34 @@ impl Validator {
         out
     }
 
+    /// Each declared block device has one user (see `role_conflicts`); a devdax
+    /// namespace has no block device to be a member or a disk.
+    fn roles(&mut self, d: &Desired) {
+        for (i, dev) in d.devices.iter().enumerate() {
+            for (j, m) in dev.members.iter().enumerate() {
+                if let Some(why) = no_block_device(d, m) {
+                    self.err(
+                        format!("devices[{i}].members[{j}]"),
+                        format!("{why}; a dm member must be a block device"),
+                    );
+                }
+            }
+        }
+        for (i, part) in d.partitions.iter().enumerate() {
+            if let Some(why) = no_block_device(d, &part.disk) {
+                self.err(
+                    format!("partitions[{i}].disk"),
+                    format!("{why}; a partition table needs a block device"),
+                );
+            }
+        }
+        if self.errors.is_empty() {
+            for (path, msg) in role_conflicts(d, |r| Some(r.clone())) {
+                self.err(path, msg);
+            }
+        }
+    }
+
     /// A reference cycle (a device over a partition of itself, or devices over each other).
     fn cycles(&mut self, d: &Desired) {
         let edges = |name: &str| -> Vec<String> {
@@ -687,6 +719,64 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Device => "dm device",
         Kind::Partition => "partition",
     }
+}
+
+/// Each block device has one user: a dm device (as a member), a partition table (as
+/// its disk; the partitions on one disk share it) or a filesystem. Two users would write
+/// over each other's data. `key` says which references are the same device: equal
+/// references for validation; the same device number for the planner, which also finds
+/// one device named two ways (`pm0` and `/dev/pmem0`). Returns (JSON path, message).
+pub fn role_conflicts<K: Ord>(
+    d: &Desired,
+    key: impl Fn(&DevRef) -> Option<K>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // device -> (its user, whether that user is a partition table)
+    let mut user: BTreeMap<K, (String, bool)> = BTreeMap::new();
+    for (i, dev) in d.devices.iter().enumerate() {
+        for (j, m) in dev.members.iter().enumerate() {
+            let Some(k) = key(m) else { continue };
+            if let Some((first, _)) = user.get(&k) {
+                out.push((
+                    format!("devices[{i}].members[{j}]"),
+                    format!("{m} is already {first}; a block device can be in one dm device only"),
+                ));
+            } else {
+                let me = format!("a member of dm device {:?} (devices[{i}])", dev.name);
+                user.insert(k, (me, false));
+            }
+        }
+    }
+    for (i, part) in d.partitions.iter().enumerate() {
+        let Some(k) = key(&part.disk) else { continue };
+        match user.get(&k) {
+            Some((_, true)) => {} // another partition of the same table
+            Some((first, false)) => out.push((
+                format!("partitions[{i}].disk"),
+                format!(
+                    "{} is {first}; it cannot also hold a partition table",
+                    part.disk
+                ),
+            )),
+            None => {
+                let me = format!("the disk of partition {:?} (partitions[{i}])", part.name);
+                user.insert(k, (me, true));
+            }
+        }
+    }
+    for (i, fs) in d.filesystems.iter().enumerate() {
+        let Some(k) = key(&fs.device) else { continue };
+        if let Some((first, _)) = user.get(&k) {
+            out.push((
+                format!("filesystems[{i}].device"),
+                format!(
+                    "{} is {first}; a filesystem on it would overwrite that",
+                    fs.device
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// The declared name a reference points to, if any.

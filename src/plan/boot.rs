@@ -10,6 +10,8 @@
 //! | - | absent | yes | - | remove it |
 //!
 //! Any unit written or removed is followed by `systemctl daemon-reload` (when systemd runs).
+//! The system marks the reload pending (`boot::RELOAD_PENDING`) before it touches a unit
+//! and clears the mark once the reload has run, so a run killed in between is repaired.
 
 use super::{Action, Ctx};
 use crate::actual::FileContent;
@@ -75,7 +77,13 @@ pub(crate) fn plan(cx: &mut Ctx) {
         );
         units_changed = true;
     }
-    if units_changed {
+    reload_if_needed(cx, units_changed);
+}
+
+/// Plan `systemctl daemon-reload` when this run writes or removes units, or when an
+/// earlier run did and stopped before reloading (its marker is still there).
+pub(crate) fn reload_if_needed(cx: &mut Ctx, units_changed: bool) {
+    if units_changed || cx.a.file(boot::RELOAD_PENDING).is_some() {
         reload(cx);
     }
 }
@@ -107,9 +115,7 @@ pub(crate) fn plan_absent(cx: &mut Ctx) {
             );
         }
     }
-    if units_changed {
-        reload(cx);
-    }
+    reload_if_needed(cx, units_changed);
 }
 
 fn reload(cx: &mut Ctx) {

@@ -338,6 +338,13 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
     let mut cx = Ctx::new(desired, actual);
     match desired.state {
         State::Present => {
+            // validation compared the references; here the devices they name
+            let conflicts = crate::args::validate::role_conflicts(desired, |r| {
+                block_device(desired, actual, r).map(|b| b.devno)
+            });
+            for (path, msg) in conflicts {
+                cx.refusals.push(format!("{path}: {msg}"));
+            }
             namespace::plan(&mut cx);
             for r in cx.stack_order() {
                 match &r {
@@ -350,6 +357,8 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
             mount::plan(&mut cx);
             if desired.persist {
                 boot::plan(&mut cx);
+            } else {
+                boot::reload_if_needed(&mut cx, false);
             }
         }
         State::Absent => absent::plan(&mut cx),
@@ -479,12 +488,14 @@ impl<'a> Ctx<'a> {
     /// (filesystems, partition tables, mounts, dm devices over it), for messages.
     pub fn lost_with(&self, bd: &BlockDevice) -> Vec<String> {
         let mut lost = Vec::new();
-        self.lost_inner(bd, &mut lost, 0);
+        self.lost_inner(bd, &mut lost, &mut BTreeSet::new());
         lost
     }
 
-    fn lost_inner(&self, bd: &BlockDevice, lost: &mut Vec<String>, depth: usize) {
-        if depth > 16 || self.wiped.contains(&bd.devno) {
+    // `seen`: each device once (a corrupt snapshot may have holder cycles, and a device
+    // reached twice says nothing new)
+    fn lost_inner(&self, bd: &BlockDevice, lost: &mut Vec<String>, seen: &mut BTreeSet<Devno>) {
+        if !seen.insert(bd.devno) || self.wiped.contains(&bd.devno) {
             return;
         }
         if let Some(fs) = self.a.filesystem(bd.devno) {
@@ -512,7 +523,7 @@ impl<'a> Ctx<'a> {
             }
         }
         for p in self.a.partitions_of(&bd.name) {
-            self.lost_inner(p, lost, depth + 1);
+            self.lost_inner(p, lost, seen);
         }
         for h in &bd.holders {
             if let Some(hb) = self.a.block_named(h) {
@@ -524,16 +535,16 @@ impl<'a> Ctx<'a> {
                 if !self.removed_dm.contains(&name) {
                     lost.push(format!("dm device {name} over {}", bd.path));
                 }
-                self.lost_inner(hb, lost, depth + 1);
+                self.lost_inner(hb, lost, seen);
             }
         }
     }
 
     /// Users of `bd` that are not ours to touch (dm holders not declared and not a
     /// mapping of a declared partition), as messages.
-    fn foreign_holders(&self, bd: &BlockDevice, depth: usize) -> Vec<String> {
+    fn foreign_holders(&self, bd: &BlockDevice, seen: &mut BTreeSet<Devno>) -> Vec<String> {
         let mut out = Vec::new();
-        if depth > 16 {
+        if !seen.insert(bd.devno) {
             return out;
         }
         for h in &bd.holders {
@@ -549,13 +560,13 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             if self.is_declared_dm(&name) {
-                out.extend(self.foreign_holders(hb, depth + 1));
+                out.extend(self.foreign_holders(hb, seen));
             } else {
                 out.push(format!("{} is held by dm device {name} ({h}), which these arguments do not declare; remove it first", bd.path));
             }
         }
         for p in self.a.partitions_of(&bd.name) {
-            out.extend(self.foreign_holders(p, depth + 1));
+            out.extend(self.foreign_holders(p, seen));
         }
         out
     }
@@ -574,7 +585,7 @@ impl<'a> Ctx<'a> {
     /// allowed; then everything stacked on it is torn down first. Otherwise records the
     /// refusal and returns false.
     pub fn destroy(&mut self, bd: &BlockDevice, why: &str) -> bool {
-        let foreign = self.foreign_holders(bd, 0);
+        let foreign = self.foreign_holders(bd, &mut BTreeSet::new());
         if !foreign.is_empty() {
             self.refusals
                 .extend(foreign.into_iter().map(|f| format!("refusing {why}: {f}")));
@@ -588,14 +599,14 @@ impl<'a> Ctx<'a> {
             ));
             return false;
         }
-        self.tear_down(bd, 0);
+        self.tear_down(bd, &mut BTreeSet::new());
         self.wiped.insert(bd.devno);
         true
     }
 
     /// Umount and remove everything stacked on `bd`, top-down, into the teardown list.
-    fn tear_down(&mut self, bd: &BlockDevice, depth: usize) {
-        if depth > 16 {
+    fn tear_down(&mut self, bd: &BlockDevice, seen: &mut BTreeSet<Devno>) {
+        if !seen.insert(bd.devno) {
             return;
         }
         for h in bd.holders.clone() {
@@ -608,7 +619,7 @@ impl<'a> Ctx<'a> {
             if self.removed_dm.contains(&dm.name) {
                 continue;
             }
-            self.tear_down(hb, depth + 1);
+            self.tear_down(hb, seen);
             self.removed_dm.insert(dm.name.clone());
             self.teardown.push(Step {
                 action: Action::RemoveDm {
@@ -623,7 +634,7 @@ impl<'a> Ctx<'a> {
         }
         let parts: Vec<&BlockDevice> = self.a.partitions_of(&bd.name).collect();
         for p in parts {
-            self.tear_down(p, depth + 1);
+            self.tear_down(p, seen);
         }
         let targets: Vec<String> = self
             .a

@@ -46,7 +46,7 @@ pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
 
 /// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
 pub fn rest_of_disk(last_usable: Sectors, start: Sectors) -> Sectors {
-    Sectors((last_usable.0 + 1).saturating_sub(start.0)).align_down(HUGE_PAGE.sectors())
+    Sectors(last_usable.0.saturating_add(1).saturating_sub(start.0)).align_down(HUGE_PAGE.sectors())
 }
 
 pub(crate) fn plan(cx: &mut Ctx, name: &str) {
@@ -198,9 +198,13 @@ fn fits(
     size: Sectors,
     replacing: Option<u32>,
 ) -> bool {
-    let end = spec.start.0 + size.0; // exclusive
+    let end = spec.start.0.saturating_add(size.0); // exclusive
     let mut ok = true;
-    if size.0 == 0 || end.saturating_sub(1) > gpt.last_usable.0 || spec.start < gpt.first_usable {
+    if size.0 == 0
+        || end.saturating_sub(1) > gpt.last_usable.0
+        || spec.start < gpt.first_usable
+        || end == u64::MAX
+    {
         cx.refusals.push(format!(
             "partition {}: start {} size {} does not fit the disk (usable sectors {}-{})",
             spec.name, spec.start, size, gpt.first_usable, gpt.last_usable
@@ -219,7 +223,8 @@ fn fits(
             ));
             ok = false;
         }
-        if spec.start.0 < p.start.0 + p.size.0 && p.start.0 < end {
+        let p_end = p.start.0.saturating_add(p.size.0);
+        if spec.start.0 < p_end && p.start.0 < end {
             cx.refusals.push(format!(
                 "partition {}: sectors {}-{} overlap partition {} ({:?}, sectors {}-{})",
                 spec.name,
@@ -228,7 +233,7 @@ fn fits(
                 p.number,
                 p.name,
                 p.start,
-                p.start.0 + p.size.0 - 1
+                p_end.saturating_sub(1)
             ));
             ok = false;
         }

@@ -240,7 +240,7 @@ pub fn build_table(
         return None;
     }
     match target {
-        DmTarget::Linear => Some(linear_table(members)),
+        DmTarget::Linear => linear_table(members),
         DmTarget::Striped => striped_table(members, chunk),
     }
 }

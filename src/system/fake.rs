@@ -138,6 +138,8 @@ impl FakeSystem {
         }
         self.state.dm_devices.clear();
         self.state.mounts.clear();
+        // /run is empty after a boot
+        self.state.files.retain(|f| !f.path.starts_with("/run/"));
         for b in &mut self.state.block_devices {
             b.holders.clear();
         }
@@ -606,13 +608,21 @@ impl FakeSystem {
                 {
                     return Err(Self::fail("add partition", "slot taken or out of range"));
                 }
+                // a unique partition GUID, as the real side writes (made up from the
+                // disk and the number: the fake is deterministic)
+                let uuid = format!(
+                    "{:08x}-{:04x}-4000-8000-{:012x}",
+                    disk.devno.major,
+                    disk.devno.minor & 0xffff,
+                    number
+                );
                 t.partitions.push(GptPartition {
                     number: *number,
                     name: name.clone(),
                     start: *start,
                     size: *size,
-                    type_guid: None,
-                    uuid: None,
+                    type_guid: Some("0fc63daf-8483-4772-8e79-3d69d8477de4".into()), // Linux filesystem data
+                    uuid: Some(uuid.clone()),
                 });
                 if !dm_disk {
                     let pname = partition_block_name(&bd.name, *number);
@@ -621,7 +631,7 @@ impl FakeSystem {
                         name: pname.clone(),
                         devno,
                         path: format!("/dev/{pname}"),
-                        aliases: vec![],
+                        aliases: vec![format!("/dev/disk/by-partuuid/{uuid}")],
                         size: *size,
                         dax: bd.dax && start.0 % 8 == 0 && size.0 % 8 == 0,
                         holders: vec![],
@@ -822,6 +832,7 @@ impl FakeSystem {
                 content,
                 mode,
             } => {
+                self.before_unit_change(path);
                 let f = crate::actual::FileState {
                     path: path.clone(),
                     content: content.clone(),
@@ -832,8 +843,14 @@ impl FakeSystem {
                     None => self.state.files.push(f),
                 }
             }
-            Op::RemoveFile { path } => self.state.files.retain(|f| f.path != *path),
-            Op::DaemonReload => {}
+            Op::RemoveFile { path } => {
+                self.before_unit_change(path);
+                self.state.files.retain(|f| f.path != *path)
+            }
+            Op::DaemonReload => self
+                .state
+                .files
+                .retain(|f| f.path != crate::boot::RELOAD_PENDING),
             Op::SetExtsize { target, size } => {
                 let m = self
                     .state
@@ -856,6 +873,20 @@ impl FakeSystem {
             }
         }
         Ok(out)
+    }
+
+    /// As the real system: a unit change marks the daemon-reload pending.
+    fn before_unit_change(&mut self, path: &str) {
+        let pending = crate::boot::RELOAD_PENDING;
+        if crate::boot::is_unit_path(path) && self.state.file(pending).is_none() {
+            self.state.files.push(crate::actual::FileState {
+                path: pending.into(),
+                content: crate::actual::FileContent::Text {
+                    text: format!("{path}\n"),
+                },
+                mode: Some(0o600),
+            });
+        }
     }
 
     fn check_table(&self, table: &[TableLine]) -> Result<(), SystemError> {

@@ -160,6 +160,53 @@ fn udev_links(dev: &Path) -> Result<BTreeMap<String, Vec<String>>, SystemError> 
     Ok(map)
 }
 
+/// What `zero_ends` clears at the start of a namespace: its GPT, the superblocks of a
+/// filesystem on it or on a partition starting in it, and the first chunks of a dm device
+/// it was the first member of.
+pub const ZERO_HEAD: u64 = 16 << 20;
+/// What `zero_ends` clears at its end: the backup GPT.
+pub const ZERO_TAIL: u64 = 1 << 20;
+
+/// Zero the first `ZERO_HEAD` and the last `ZERO_TAIL` bytes of the block device at
+/// `path`, opened exclusively (it fails if anything holds or mounts it), and fsync.
+///
+/// ndctl does not clear a namespace it creates: one made where a destroyed one was shows
+/// the old GPT, filesystem or dm member content, which the next run would take for data
+/// to keep. Nothing else needs clearing: the planner treats a namespace it creates as
+/// empty, and this makes it so.
+pub fn zero_ends(path: &Path) -> Result<String, SystemError> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let os = |what: &str, e: std::io::Error| SystemError::Os {
+        what: format!("{what} {}", path.display()),
+        error: e.to_string(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| os("open (exclusive)", e))?;
+    let size = f.seek(SeekFrom::End(0)).map_err(|e| os("size of", e))?;
+    let head = ZERO_HEAD.min(size);
+    let tail_start = size.saturating_sub(ZERO_TAIL).max(head);
+    let zeros = vec![0u8; 1 << 20];
+    for (start, end) in [(0, head), (tail_start, size)] {
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(zeros.len() as u64) as usize;
+            f.write_all_at(&zeros[..n], at).map_err(|e| os("zero", e))?;
+            at += n as u64;
+        }
+    }
+    f.sync_all().map_err(|e| os("fsync", e))?;
+    Ok(format!(
+        "zeroed {} bytes at the start and {} at the end of {}",
+        head,
+        size - tail_start,
+        path.display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 
 use super::exec;
 use crate::actual::{FileContent, FileState};
-use crate::boot::{BINARY, MARKER, SERVICE, STATE_FILE, UNIT_DIR};
+use crate::boot::{is_unit_path, BINARY, MARKER, RELOAD_PENDING, SERVICE, STATE_FILE, UNIT_DIR};
 use crate::system::{Output, SystemError};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -29,6 +29,7 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
         STATE_FILE.to_string(),
         format!("{UNIT_DIR}/{SERVICE}"),
         format!("{UNIT_DIR}/local-fs-pre.target.wants/{SERVICE}"),
+        RELOAD_PENDING.to_string(),
     ];
     if let Ok(dir) = std::fs::read_dir(at(root, UNIT_DIR)) {
         for e in dir.flatten() {
@@ -53,7 +54,7 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
             }
         } else if p == BINARY {
             FileContent::Binary {
-                matches_self: same_as_self(&full, meta.len()),
+                matches_self: same_as_self(&full, &meta),
             }
         } else {
             let bytes = std::fs::read(&full).map_err(|e| SystemError::Probe {
@@ -75,15 +76,53 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
     Ok(out)
 }
 
-/// Whether `path` holds the same bytes as the running executable.
-fn same_as_self(path: &Path, len: u64) -> bool {
-    let Ok(me) = std::fs::read("/proc/self/exe") else {
+/// Whether `path` holds the same bytes as the running executable. Quick answers first
+/// (a no-op run should not read two binaries): the very same file (the boot replay runs
+/// the installed copy); another size; the same size and modification time, which the
+/// install copies from the running file (as rsync's quick check). Otherwise (a copy made
+/// elsewhere, as Ansible makes one per run) the bytes are compared.
+fn same_as_self(path: &Path, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self/exe") else {
         return false;
     };
-    if me.len() as u64 != len {
+    if me.dev() == meta.dev() && me.ino() == meta.ino() {
+        return true;
+    }
+    if me.len() != meta.len() {
         return false;
     }
-    std::fs::read(path).is_ok_and(|other| other == me)
+    if (me.mtime(), me.mtime_nsec()) == (meta.mtime(), meta.mtime_nsec()) {
+        return true;
+    }
+    same_bytes(Path::new("/proc/self/exe"), path).unwrap_or(false)
+}
+
+/// Compare two files in blocks (no whole-file buffers).
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = read_full(&mut fa, &mut ba)?;
+        let m = read_full(&mut fb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Write `content` at `path` atomically with `mode`.
@@ -117,6 +156,15 @@ pub fn write(
             let me =
                 std::fs::read("/proc/self/exe").map_err(|e| os("read /proc/self/exe".into(), e))?;
             write_new(&tmp, &me, mode)?;
+            // the running file's modification time: the probe's quick check
+            let mtime = std::fs::metadata("/proc/self/exe")
+                .and_then(|m| m.modified())
+                .map_err(|e| os("stat /proc/self/exe".into(), e))?;
+            std::fs::File::options()
+                .write(true)
+                .open(&tmp)
+                .and_then(|f| f.set_modified(mtime))
+                .map_err(|e| os(format!("set the time of {}", tmp.display()), e))?;
         }
     }
     std::fs::rename(&tmp, &full).map_err(|e| {
@@ -179,21 +227,80 @@ pub fn remove(root: &Path, path: &str) -> Result<Output, SystemError> {
     }
 }
 
-/// `systemctl daemon-reload` when systemd manages this root; otherwise nothing to reload.
+/// Before a unit at `path` is written or removed: mark the daemon-reload pending.
+pub fn before_unit_change(root: &Path, path: &str) -> Result<(), SystemError> {
+    if is_unit_path(path) && !at(root, RELOAD_PENDING).exists() {
+        let text = FileContent::Text {
+            text: format!("{path}\n"),
+        };
+        write(root, RELOAD_PENDING, &text, 0o600)?;
+    }
+    Ok(())
+}
+
+/// `systemctl daemon-reload` when systemd manages this root (otherwise nothing to
+/// reload); then the pending mark is cleared.
 pub fn daemon_reload(root: &Path) -> Result<Output, SystemError> {
-    if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
-        exec::run(&["systemctl".to_string(), "daemon-reload".to_string()])
+    let out = if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
+        exec::run(&["systemctl".to_string(), "daemon-reload".to_string()])?
     } else {
-        Ok(Output {
+        Output {
             stdout: "systemd is not running here: nothing to reload".into(),
             ..Output::default()
-        })
-    }
+        }
+    };
+    remove(root, RELOAD_PENDING)?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_installed_binary_is_recognised_quickly_or_by_its_bytes() {
+        let root = std::env::temp_dir().join(format!("pmem-stack-bin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let matches = |root: &Path| {
+            probe(root)
+                .expect("probe")
+                .into_iter()
+                .find(|f| f.path == BINARY)
+                .map(|f| f.content)
+        };
+        let bin = FileContent::Binary { matches_self: true };
+        write(&root, BINARY, &bin, 0o755).expect("install");
+        let full = at(&root, BINARY);
+        let me = std::fs::metadata("/proc/self/exe").expect("self");
+        let it = std::fs::metadata(&full).expect("installed");
+        assert_eq!(
+            it.modified().ok(),
+            me.modified().ok(),
+            "the install copies the time"
+        );
+        assert_eq!(matches(&root), Some(bin.clone()));
+        // a copy made elsewhere (another time): compared by its bytes
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&full)
+            .expect("open");
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .expect("touch");
+        drop(f);
+        assert_eq!(matches(&root), Some(bin));
+        // same size, one byte different
+        let mut bytes = std::fs::read(&full).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&full, &bytes).expect("write");
+        assert_eq!(
+            matches(&root),
+            Some(FileContent::Binary {
+                matches_self: false
+            })
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn writes_atomically_with_the_mode_and_probes_back() {

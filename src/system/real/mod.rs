@@ -76,7 +76,18 @@ impl System for RealSystem {
 
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
         let out = match op {
-            Op::Namespace { .. } | Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
+            Op::Namespace { .. } => {
+                let argv = op.argv().unwrap_or_default();
+                let mut out = exec::run(&argv)?;
+                // ndctl prints the namespace it made; clear what an older one left there
+                if let Some(blockdev) = created_blockdev(&out.stdout) {
+                    exec::udev_settle();
+                    let note = block::zero_ends(&self.dev.join(&blockdev))?;
+                    out.stdout.push_str(&format!("\n{note}\n"));
+                }
+                out
+            }
+            Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
                 let argv = op.argv().unwrap_or_default();
                 exec::run(&argv)?
             }
@@ -109,8 +120,14 @@ impl System for RealSystem {
                 path,
                 content,
                 mode,
-            } => files::write(&self.root, path, content, *mode)?,
-            Op::RemoveFile { path } => files::remove(&self.root, path)?,
+            } => {
+                files::before_unit_change(&self.root, path)?;
+                files::write(&self.root, path, content, *mode)?
+            }
+            Op::RemoveFile { path } => {
+                files::before_unit_change(&self.root, path)?;
+                files::remove(&self.root, path)?
+            }
             Op::DaemonReload => files::daemon_reload(&self.root)?,
             Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
         };
@@ -145,5 +162,50 @@ impl System for RealSystem {
             self.lock = Some(lock::acquire()?);
         }
         Ok(())
+    }
+}
+
+/// The block device of the namespace `ndctl create-namespace` printed (none for devdax).
+fn created_blockdev(stdout: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(stdout).ok()?;
+    let name = v.get("blockdev")?.as_str()?;
+    // a kernel name, never a path
+    (!name.is_empty() && !name.contains('/') && name != "..").then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_device_ndctl_made() {
+        let out = r#"{"dev":"namespace0.0","mode":"fsdax","map":"dev","size":"1006.00 MiB (1054.87 MB)","uuid":"5c1f","sector_size":512,"align":2097152,"blockdev":"pmem0","name":"pm0"}"#;
+        assert_eq!(created_blockdev(out).as_deref(), Some("pmem0"));
+        let devdax = r#"{"dev":"namespace0.0","mode":"devdax","daxregion":{"id":0}}"#;
+        assert_eq!(created_blockdev(devdax), None);
+        assert_eq!(created_blockdev(r#"{"blockdev":"../sda"}"#), None);
+        assert_eq!(created_blockdev("not json"), None);
+    }
+
+    #[test]
+    fn zero_ends_clears_the_head_and_the_tail_only() {
+        let path = std::env::temp_dir().join(format!("pmem-stack-zero-{}", std::process::id()));
+        let size = block::ZERO_HEAD + 3 * block::ZERO_TAIL;
+        std::fs::write(&path, vec![0xa5u8; size as usize]).expect("file");
+        let note = block::zero_ends(&path).expect("zero");
+        let bytes = std::fs::read(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        let head = block::ZERO_HEAD as usize;
+        let tail = (size - block::ZERO_TAIL) as usize;
+        assert!(bytes[..head].iter().all(|b| *b == 0), "head");
+        assert!(bytes[tail..].iter().all(|b| *b == 0), "tail");
+        assert!(
+            bytes[head..tail].iter().all(|b| *b == 0xa5),
+            "the middle is kept"
+        );
+        assert!(
+            note.contains("zeroed 16777216 bytes at the start and 1048576"),
+            "{note}"
+        );
     }
 }
