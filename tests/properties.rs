@@ -527,7 +527,6 @@ proptest! {
     /// third run changes nothing), unless the fault left something the arguments refuse
     /// to touch, which must then be a refusal, not a failed step or a panic.
     #[test]
-    #[ignore = "finds open bugs (see CHANGELOG Known issues): run with --ignored"]
     fn a_fault_anywhere_then_rerun_converges(c in case()) {
         fault_then_rerun_body(c)?;
     }

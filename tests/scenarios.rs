@@ -641,4 +641,16 @@ fn one_device_named_two_ways_in_two_roles_is_refused_before_anything_runs() {
     );
     assert!(r.done.is_empty() && fake.executed.is_empty());
     assert_eq!(fake.state, before, "nothing changed");
+    // two filesystems on it, by name and by path (found by the fault property)
+    let args = json!({
+        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+        "filesystems": [{"device": format!("/dev/{blk}"), "type": "xfs"}, {"device": "pm0", "type": "xfs"}]
+    });
+    let r = run(&mut fake, &args);
+    assert!(
+        r.failed && r.msg.contains("filesystems[1].device: namespace pm0 is the device of the filesystem at filesystems[0]"),
+        "{}",
+        r.msg
+    );
+    assert!(fake.executed.is_empty() && fake.state == before);
 }

@@ -774,6 +774,9 @@ pub fn role_conflicts<K: Ord>(
                     fs.device
                 ),
             ));
+        } else {
+            let me = format!("the device of the filesystem at filesystems[{i}]");
+            user.insert(k, (me, false));
         }
     }
     out
