@@ -1,11 +1,13 @@
 //! `pmem_stack`: read the arguments (argv[1] file, as Ansible runs binary modules, or
 //! stdin), run the pipeline, print one JSON object, exit 0 unless failed.
 
-use pmem_stack::report::ModuleResult;
+use pmem_stack::report::{ModuleResult, Timing};
+use pmem_stack::system::real::exec;
 use pmem_stack::system::real::RealSystem;
 use pmem_stack::system::{Snapshot, System};
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::time::Instant;
 
 const USAGE: &str =
     "usage: pmem_stack [ARGS_FILE]          run the module (arguments from the file, or stdin)
@@ -16,8 +18,9 @@ const USAGE: &str =
        pmem_stack --result-schema          print the JSON Schema of the result";
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (text, result) = dispatch(&argv);
+    let (text, result) = dispatch(&argv, started);
     // a reader that went away (`| head`) is not a reason to panic
     if writeln!(std::io::stdout().lock(), "{text}").is_err() {
         return ExitCode::from(1);
@@ -39,7 +42,7 @@ fn failed(msg: String) -> (String, Option<ModuleResult>) {
 }
 
 /// Returns the text to print and the result (None for schemas).
-fn dispatch(argv: &[String]) -> (String, Option<ModuleResult>) {
+fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>) {
     let words: Vec<&str> = argv.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["--schema"] => (pretty(&pmem_stack::args::args_schema()), None),
@@ -66,7 +69,8 @@ fn dispatch(argv: &[String]) -> (String, Option<ModuleResult>) {
                 Ok(t) => t,
                 Err(e) => return failed(format!("{file}: {e}")),
             };
-            let r = pmem_stack::run(&input, &mut backend(), false);
+            let mut r = pmem_stack::run(&input, &mut backend(), false);
+            r.timing = Some(timing(started));
             // one line for the journal, besides the JSON on stdout
             eprintln!(
                 "pmem_stack --boot: {}{}",
@@ -114,7 +118,8 @@ fn dispatch(argv: &[String]) -> (String, Option<ModuleResult>) {
                 Ok(t) => t,
                 Err(e) => return failed(e),
             };
-            let r = pmem_stack::run(&input, &mut backend(), false);
+            let mut r = pmem_stack::run(&input, &mut backend(), false);
+            r.timing = Some(timing(started));
             (r.to_json(), Some(r))
         }
         _ => failed(format!("too many arguments\n{USAGE}")),
@@ -132,6 +137,16 @@ fn read_args(path: Option<&str>) -> Result<String, String> {
                 .map_err(|e| format!("cannot read the arguments from stdin: {e}"))?;
             Ok(s)
         }
+    }
+}
+
+/// The wall time since `started` and the external programs run.
+fn timing(started: Instant) -> Timing {
+    let external = exec::external_runs();
+    Timing {
+        wall_ms: started.elapsed().as_secs_f64() * 1e3,
+        external_ms: external.iter().map(|r| r.ms).sum(),
+        external,
     }
 }
 

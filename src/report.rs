@@ -75,6 +75,26 @@ pub struct DiffItem {
     pub prepared: Option<String>,
 }
 
+/// Where a live run's time went.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
+pub struct Timing {
+    /// From the start of the process to the result, in milliseconds.
+    pub wall_ms: f64,
+    /// Spent waiting for external programs (ndctl, mkfs, `udevadm settle`, systemctl).
+    pub external_ms: f64,
+    /// Each external program run, in order.
+    pub external: Vec<ExternalRun>,
+}
+
+/// One external program run and how long it took.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct ExternalRun {
+    /// The program (argv[0]) and its first argument.
+    pub command: String,
+    /// Milliseconds.
+    pub ms: f64,
+}
+
 /// The module's result.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(title = "pmem_stack result")]
@@ -117,6 +137,10 @@ pub struct ModuleResult {
     /// Facts (`--facts`): `{"pmem_stack": <snapshot>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ansible_facts: Option<Value>,
+    /// Where the time went (live runs): the wall time and the part spent in external
+    /// programs; on a no-op run there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     /// The options as received.
     pub invocation: Invocation,
 }
@@ -140,6 +164,7 @@ impl ModuleResult {
             dax_audit: None,
             pmd_faults: None,
             ansible_facts: None,
+            timing: None,
             invocation: Invocation { module_args },
         }
     }

@@ -1,8 +1,27 @@
 //! External programs: the one table of what we run and why, and the argv runner.
 //! Never a shell: argv vectors only; output captured and returned on failure.
 
+use crate::report::ExternalRun;
 use crate::system::{Output, SystemError};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Every program run by this process and how long it took (for the result's `timing`).
+static RUNS: Mutex<Vec<ExternalRun>> = Mutex::new(Vec::new());
+
+fn record(argv: &[&str], started: Instant) {
+    let command = argv.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Ok(mut runs) = RUNS.lock() {
+        runs.push(ExternalRun { command, ms });
+    }
+}
+
+/// The programs run so far, in order.
+pub fn external_runs() -> Vec<ExternalRun> {
+    RUNS.lock().map(|r| r.clone()).unwrap_or_default()
+}
 
 /// Every external program pmem_stack may run, and why (nothing runs on a no-op).
 pub const PROGRAMS: &[(&str, &str)] = &[
@@ -32,17 +51,22 @@ pub fn run(argv: &[String]) -> Result<Output, SystemError> {
             error: "not in the table of external programs".into(),
         });
     }
+    let started = Instant::now();
     let out = Command::new(prog)
         .args(args)
         .stdin(Stdio::null())
         .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| SystemError::Command {
-            argv: argv.to_vec(),
-            rc: None,
-            stdout: String::new(),
-            stderr: format!("cannot run {prog}: {e}"),
-        })?;
+        .output();
+    record(
+        &[prog.as_str(), args.first().map_or("", String::as_str)],
+        started,
+    );
+    let out = out.map_err(|e| SystemError::Command {
+        argv: argv.to_vec(),
+        rc: None,
+        stdout: String::new(),
+        stderr: format!("cannot run {prog}: {e}"),
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
@@ -64,10 +88,12 @@ pub fn run(argv: &[String]) -> Result<Output, SystemError> {
 /// `udevadm settle` (bounded); a missing udevadm or a timeout is not fatal here: the
 /// next probe sees what exists and the resolver names what is missing.
 pub fn udev_settle() {
+    let started = Instant::now();
     let _ = Command::new("udevadm")
         .args(["settle", "--timeout=30"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    record(&["udevadm", "settle"], started);
 }

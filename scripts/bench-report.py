@@ -1,0 +1,58 @@
+"""Print the benchmark results (target/bench/{main,scale}.json) as the README's tables."""
+import json
+import os
+import sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "target/bench"
+
+
+def load(name):
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+m = load("main.json")
+if m:
+    print("\n### No-op on a converged striped-xfs stack (medians)\n")
+    print("| what | runs | median | p10-p90 | peak RSS |")
+    print("|---|---|---|---|---|")
+
+    def row(name, s, rss=None):
+        r = f"{rss / 1024:.1f} MiB" if rss else "-"
+        print(f"| {name} | {s['n']} | {s['median_ms']:.1f} ms | {s['p10_ms']:.1f}-{s['p90_ms']:.1f} ms | {r} |")
+
+    row("`pmem_stack` no-op", m["pmem_stack_noop"], m["pmem_stack_noop"]["peak_rss_kib"])
+    row("`pmem_stack` check mode", m["pmem_stack_check"], m["pmem_stack_check"]["peak_rss_kib"])
+    row("replay of just the reads a no-op makes", m["read_replay"], m["read_replay"]["peak_rss_kib"])
+    for name, s in m["python_modules"].items():
+        row(f"{name} (Python module, run directly)", s, s["peak_rss_kib"])
+    print(f"| the three Python modules together | | {m['python_chain_median_ms']:.1f} ms | | |")
+    for name, s in m["playbook"].items():
+        row(f"ansible-playbook, {name.replace('_', ' ')}", s)
+    print("\nRatios:")
+    for k, v in m["ratios"].items():
+        print(f"- {k}: {v}")
+    print(f"\nReplayed operations: {m['replay_ops']}")
+    print(f"Processes started by a no-op / check run: {m['spawns']}")
+    c = m["converge"]
+    print(f"\nConverge from fresh DIMMs: {c['steps_done']} steps in {c['wall_ms'] / 1000:.2f} s; "
+          f"external tools {c['external_ms'] / 1000:.2f} s; pmem_stack itself "
+          f"{c['outside_external_tools_ms'] / 1000:.2f} s ({100 * c['outside_external_tools_share']:.1f}%)")
+    print(f"External tools: {c['external_by_command_ms']}")
+
+s = load("scale.json")
+if s:
+    print("\n### Scale: no-op cost by the number of objects\n")
+    print("| stacks | namespaces | block devices | dm devices | filesystems | mounts | objects | no-op median | peak RSS | converge (pmem_stack's own share) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in s["rows"]:
+        o = r["objects"]
+        c = r["converge"]
+        share = c["outside_external_tools_share"]
+        share = f"{100 * share:.1f}%" if share is not None else "-"
+        print(f"| {r['stacks']} | {o['namespaces']} | {o['block_devices']} | {o['dm_devices']} | {o['filesystems']} | "
+              f"{o['mounts']} | {sum(o.values())} | {r['noop']['median_ms']:.1f} ms | {r['noop_peak_rss_kib'] / 1024:.1f} MiB | "
+              f"{c['wall_ms'] / 1000:.1f} s ({share}) |")
+    f, g = s["noop_ms_fit"], s["rss_kib_fit"]
+    print(f"\nLinear fit, no-op time: {f['intercept_ms']} ms + {f['ms_per_object']} ms/object (R² {f['r2']}); "
+          f"peak RSS: {g['intercept_kib'] / 1024:.2f} MiB + {g['kib_per_object']} KiB/object (R² {g['r2']})")

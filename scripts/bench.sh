@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The benchmark (issue 8), one command: bash scripts/bench.sh
+# Builds the release binary and the replay baseline, installs the `ansible` package (for
+# community.general.filesystem and ansible.posix.mount) next to ansible-core in the test
+# venv, then boots the VM rig twice:
+#   main:  2 NVDIMMs x 1 GiB, the striped-xfs stack: converge (share of time outside
+#          external tools), no-op and --check medians, the replay of just the reads a
+#          no-op makes, Ansible's Python modules run directly, and ansible-playbook
+#   scale: 8 NVDIMMs x 512 MiB, 1..16 striped ext4 stacks (32 namespaces, 16 dm devices
+#          at the end): no-op time and peak memory per size, with a linear fit
+# Results: target/bench/{main,scale}.json and the guest logs next to them.
+# Environment: BENCH_N (no-op runs per measurement, default 101 main / 31 scale),
+# BENCH_N_PY (Python module runs, 11), BENCH_N_PLAYBOOK (playbook runs, 5),
+# BENCH_ONLY=main|scale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+VENV=${PMEM_STACK_ANSIBLE_VENV:-$PWD/target/ansible-venv}
+ANSIBLE=12.3.0   # ships community.general and ansible.posix; needs ansible-core 2.19
+if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('ansible') == '$ANSIBLE'" 2>/dev/null; then
+  echo "bench: the ansible $ANSIBLE package into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible==$ANSIBLE"
+fi
+cargo build --release --locked --quiet --bin pmem_stack --example read_replay
+OUT=$PWD/target/bench
+mkdir -p "$OUT"
+ENVS=(env PMEM_STACK_BIN="$PWD/target/release/pmem_stack" REPLAY="$PWD/target/release/examples/read_replay" VENV="$VENV")
+for k in BENCH_N BENCH_N_PY BENCH_N_PLAYBOOK; do [ -n "${!k:-}" ] && ENVS+=("$k=${!k}"); done
+echo "bench: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r) host; guest: QEMU TCG, Debian's kernel"
+if [ "${BENCH_ONLY:-main}" = main ] || [ -z "${BENCH_ONLY:-}" ]; then
+  bash tests/vm/run-guest.sh -n 2 -s 1024 -m 1G -t 3000 -w "$OUT" -- \
+    "${ENVS[@]}" bash tests/vm/guest/bench.sh main "$OUT/main.json" | tee "$OUT/main.log"
+fi
+if [ "${BENCH_ONLY:-scale}" = scale ] || [ -z "${BENCH_ONLY:-}" ]; then
+  bash tests/vm/run-guest.sh -n 8 -s 512 -m 1G -t 3000 -w "$OUT" -- \
+    "${ENVS[@]}" bash tests/vm/guest/bench.sh scale "$OUT/scale.json" | tee "$OUT/scale.log"
+fi
+python3 scripts/bench-report.py "$OUT"

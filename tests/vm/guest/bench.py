@@ -1,0 +1,357 @@
+"""The benchmark (runs INSIDE the guest; scripts/bench.sh boots it). Not a test: it
+measures and prints; its only failures are a run that fails or a no-op that changes.
+
+  bench.py main  OUT.json   2 DIMMs: striped-xfs converged from fresh DIMMs, then the no-op
+                            costs: pmem_stack (and --check), the replay of just the reads it
+                            makes, Ansible's Python modules run directly, and ansible-playbook
+                            with each
+  bench.py scale OUT.json   8 DIMMs: 1, 2, 4, 8, 16 striped ext4 stacks (2 namespaces, a dm
+                            device, a filesystem and a mount each; 32 namespaces and 16 dm
+                            devices at the end): no-op time and peak memory at each size
+
+Environment: PMEM_STACK_BIN (release pmem_stack), REPLAY (read_replay), VENV (ansible venv).
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+BIN = os.environ["PMEM_STACK_BIN"]
+REPLAY = os.environ.get("REPLAY", "")
+VENV = os.environ.get("VENV", "")
+W = "/tmp/pmem-bench"
+os.makedirs(W, exist_ok=True)
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def write_args(name, args):
+    path = f"{W}/{name}.args"
+    with open(path, "w") as f:
+        json.dump(args, f)
+    return path
+
+
+def module(name, args):
+    """One run of pmem_stack; returns its result (and fails the benchmark on failure)."""
+    path = write_args(name, args)
+    t0 = time.perf_counter()
+    p = subprocess.run([BIN, path], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    try:
+        r = json.loads(p.stdout)
+    except ValueError:
+        sys.exit(f"{name}: no JSON result (rc {p.returncode}): {p.stderr[-2000:]}")
+    if r.get("failed"):
+        sys.exit(f"{name}: failed: {r.get('msg')}")
+    r["_outside_wall_s"] = wall
+    return r
+
+
+def timed(argv, n, env=None):
+    """Run argv n times; seconds per run (and the peak RSS in KiB over the runs)."""
+    times, peak = [], 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        _, status, ru = os.wait4(p.pid, 0)
+        times.append(time.perf_counter() - t0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            sys.exit(f"{argv}: exit status {p.returncode}")
+        peak = max(peak, ru.ru_maxrss)
+    return times, peak
+
+
+def stats(times):
+    s = sorted(times)
+    return {
+        "n": len(s),
+        "median_ms": round(statistics.median(s) * 1e3, 2),
+        "p10_ms": round(s[len(s) // 10] * 1e3, 2),
+        "p90_ms": round(s[(len(s) * 9) // 10 - (1 if len(s) % 10 == 0 else 0)] * 1e3, 2),
+    }
+
+
+def spawned(argv):
+    """Programs a run starts (execve by any process but the first), from strace."""
+    trace = f"{W}/spawn.trace"
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", trace] + argv,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progs = re.findall(r'execve\("([^"]*)"', open(trace).read())
+    return progs[1:]
+
+
+# ---- the replay script: what a no-op run reads ------------------------------------------
+SYSCALL = re.compile(r'^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)(?:<([^>]*)>)?')
+FD = re.compile(r'^(-?\d+)<([^>]*)>')
+
+
+def replay_script(args_path, out):
+    """Record a no-op run with strace and write the replay script for read_replay."""
+    trace = f"{W}/reads.trace"
+    subprocess.run(["strace", "-f", "-qq", "-y", "-s", "0", "-X", "raw", "-e", "signal=none",
+                    "-e", "trace=openat,open,read,pread64,getdents64,ioctl,close,readlink,readlinkat,statx,newfstatat",
+                    "-o", trace, BIN, args_path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines, started, dm_done, skipped = [], False, False, {}
+    for raw in open(trace):
+        m = SYSCALL.match(raw.strip())
+        if not m:
+            continue
+        call, params, ret, retpath = m.groups()
+        if call in ("openat", "open"):
+            path = re.search(r'"([^"]*)"', params)
+            path = path.group(1) if path else ""
+            if path == args_path:
+                started = True  # main() has begun: the loader's and std's opens are before it
+            if not started:
+                continue
+            if ret.startswith("-"):
+                ret = "failed"  # a lookup that finds nothing is part of the reading too
+            fl = params.split(", ")[2 if call == "openat" else 1].strip()
+            if path == "/dev/mapper/control":
+                if not dm_done:
+                    lines.append("dm")
+                    dm_done = True
+                continue
+            lines.append(f"open\t{ret}\t{fl}\t{path}")
+            continue
+        if not started:
+            continue
+        fd = FD.match(params)
+        if call in ("read", "pread64", "getdents64", "ioctl", "close") and fd:
+            ident, path = fd.groups()
+            if path == "/dev/mapper/control" or path.startswith("pipe:") or path.startswith("socket:"):
+                continue
+            parts = [p.strip() for p in params.split(",")]
+            if call == "read":
+                lines.append(f"read\t{ident}\t{parts[-1]}")
+            elif call == "pread64":
+                lines.append(f"pread\t{ident}\t{parts[-2]}\t{parts[-1]}")
+            elif call == "getdents64":
+                lines.append(f"getdents\t{ident}\t{parts[-1]}")
+            elif call == "ioctl":
+                lines.append(f"ioctl\t{ident}\t{parts[1]}")
+            else:
+                lines.append(f"close\t{ident}")
+        elif call in ("readlink", "readlinkat", "statx", "newfstatat"):
+            path = re.search(r'"([^"]*)"', params)
+            if path and path.group(1):
+                lines.append(("readlink" if "readlink" in call else "stat") + "\t" + path.group(1))
+        else:
+            skipped[call] = skipped.get(call, 0) + 1
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    counts = {}
+    for l in lines:
+        counts[l.split("\t")[0]] = counts.get(l.split("\t")[0], 0) + 1
+    return counts
+
+
+# ---- main: the no-op comparison -----------------------------------------------------------
+STRIPED = {
+    "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
+                   {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+    "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
+    "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
+    "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "dax": "always", "options": ["noatime"]}],
+}
+
+
+def python_module(path, args):
+    """argv running an Ansible Python module directly (no AnsiballZ wrapper, no playbook)."""
+    a = write_args(os.path.basename(os.path.dirname(os.path.dirname(path))) + "-" + os.path.basename(path),
+                   {"ANSIBLE_MODULE_ARGS": args})
+    return [f"{VENV}/bin/python", path, a]
+
+
+def converge_report(r):
+    t = r.get("timing") or {}
+    wall, ext = t.get("wall_ms", 0.0), t.get("external_ms", 0.0)
+    by = {}
+    for e in t.get("external", []):
+        by[e["command"]] = round(by.get(e["command"], 0.0) + e["ms"], 1)
+    return {
+        "steps_done": len(r.get("done", [])),
+        "wall_ms": round(wall, 1),
+        "external_ms": round(ext, 1),
+        "outside_external_tools_ms": round(wall - ext, 1),
+        "outside_external_tools_share": round((wall - ext) / wall, 4) if wall else None,
+        "external_by_command_ms": by,
+    }
+
+
+def main(out):
+    res = {}
+    log("== converge the striped-xfs stack from fresh DIMMs")
+    r = module("converge", STRIPED)
+    res["converge"] = converge_report(r)
+    log(json.dumps(res["converge"], indent=1))
+    r2 = module("again", STRIPED)
+    if r2["changed"]:
+        sys.exit("the second run changed something")
+    noop = write_args("noop", STRIPED)
+    check = write_args("check", dict(STRIPED, _ansible_check_mode=True))
+    res["spawns"] = {"noop": spawned([BIN, noop]), "check": spawned([BIN, check])}
+    log("processes started by a no-op / a check-mode run:", res["spawns"])
+    if res["spawns"]["noop"] or res["spawns"]["check"]:
+        sys.exit("a no-op run started a process")
+
+    n = int(os.environ.get("BENCH_N", "101"))
+    log(f"== pmem_stack no-op, {n} runs each")
+    t, rss = timed([BIN, noop], n)
+    res["pmem_stack_noop"] = dict(stats(t), peak_rss_kib=rss)
+    t, rss = timed([BIN, check], n)
+    res["pmem_stack_check"] = dict(stats(t), peak_rss_kib=rss)
+    log(" no-op", res["pmem_stack_noop"], "\n check", res["pmem_stack_check"])
+
+    log("== baseline: just the reads a no-op makes (strace replay)")
+    script = f"{W}/noop.replay"
+    res["replay_ops"] = replay_script(noop, script)
+    t, rss = timed([REPLAY, script], n)
+    res["read_replay"] = dict(stats(t), peak_rss_kib=rss)
+    log(" ops", res["replay_ops"], "\n replay", res["read_replay"])
+
+    log("== Ansible's Python modules, run directly (the lower bound of what Ansible runs)")
+    site = subprocess.run([f"{VENV}/bin/python", "-c", "import ansible_collections, os; print(os.path.dirname(ansible_collections.__file__))"],
+                          capture_output=True, text=True).stdout.strip()
+    core = subprocess.run([f"{VENV}/bin/python", "-c", "import ansible.modules, os; print(os.path.dirname(ansible.modules.__file__))"],
+                          capture_output=True, text=True).stdout.strip()
+    fs_mod = f"{site}/community/general/plugins/modules/filesystem.py"
+    mount_mod = f"{site}/ansible/posix/plugins/modules/mount.py"
+    cmd_mod = f"{core}/command.py"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(site))
+    chain = {
+        "community.general.filesystem": python_module(fs_mod, {"fstype": "xfs", "dev": "/dev/mapper/pmem-striped"}),
+        "ansible.posix.mount": python_module(mount_mod, {"path": "/mnt/pmem", "src": "/dev/mapper/pmem-striped",
+                                                         "fstype": "xfs", "opts": "noatime,dax=always", "state": "mounted"}),
+        "ansible.builtin.command (dmsetup table)": python_module(cmd_mod, {"argv": ["dmsetup", "table", "pmem-striped"]}),
+    }
+    # the mount module adds the fstab line on its first run; after that it is a no-op
+    for name, argv in chain.items():
+        p = subprocess.run(argv, capture_output=True, text=True, env=env)
+        log(f" first run of {name}: rc {p.returncode} {p.stdout.strip()[:160]}")
+        if p.returncode != 0:
+            sys.exit(f"{name} failed: {p.stdout[-1000:]} {p.stderr[-1000:]}")
+    np_ = int(os.environ.get("BENCH_N_PY", "11"))
+    res["python_modules"] = {}
+    for name, argv in chain.items():
+        t, rss = timed(argv, np_, env=env)
+        res["python_modules"][name] = dict(stats(t), peak_rss_kib=rss)
+        log(f" {name}", res["python_modules"][name])
+    chain_ms = sum(v["median_ms"] for v in res["python_modules"].values())
+    res["python_chain_median_ms"] = round(chain_ms, 1)
+
+    log("== through ansible-playbook (connection local)")
+    lib = f"{W}/library"
+    os.makedirs(lib, exist_ok=True)
+    subprocess.run(["cp", BIN, f"{lib}/pmem_stack"], check=True)
+    pb_env = dict(os.environ, ANSIBLE_LIBRARY=lib, ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+                  ANSIBLE_PYTHON_INTERPRETER=f"{VENV}/bin/python")
+    ours = [{"hosts": "all", "gather_facts": False, "tasks": [{"name": "pmem", "pmem_stack": STRIPED}]}]
+    theirs = [{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "fs", "community.general.filesystem": {"fstype": "xfs", "dev": "/dev/mapper/pmem-striped"}},
+        {"name": "mount", "ansible.posix.mount": {"path": "/mnt/pmem", "src": "/dev/mapper/pmem-striped",
+                                                  "fstype": "xfs", "opts": "noatime,dax=always", "state": "mounted"}},
+        {"name": "table", "ansible.builtin.command": {"argv": ["dmsetup", "table", "pmem-striped"]}, "changed_when": False},
+    ]}]
+    nb = int(os.environ.get("BENCH_N_PLAYBOOK", "5"))
+    res["playbook"] = {}
+    for name, play in (("pmem_stack", ours), ("python_modules", theirs)):
+        path = f"{W}/{name}.yml"
+        with open(path, "w") as f:
+            json.dump(play, f)  # JSON is YAML
+        argv = [f"{VENV}/bin/ansible-playbook", "-i", "localhost,", "-c", "local", path]
+        p = subprocess.run(argv, capture_output=True, text=True, env=pb_env)
+        recap = [l for l in p.stdout.splitlines() if "ok=" in l]
+        log(f" {name}: rc {p.returncode} {recap}")
+        if p.returncode != 0 or not recap or "changed=0" not in recap[-1]:
+            sys.exit(f"playbook {name} is not a no-op: {p.stdout[-3000:]}")
+        t, _ = timed(argv, nb, env=pb_env)
+        res["playbook"][name] = stats(t)
+        log(f" {name}", res["playbook"][name])
+
+    noop_ms = res["pmem_stack_noop"]["median_ms"]
+    res["ratios"] = {
+        "python_chain / pmem_stack_noop": round(chain_ms / noop_ms, 1),
+        "python_chain / pmem_stack_check": round(chain_ms / res["pmem_stack_check"]["median_ms"], 1),
+        "pmem_stack_noop / read_replay": round(noop_ms / res["read_replay"]["median_ms"], 2),
+        "playbook(python modules) / playbook(pmem_stack)":
+            round(res["playbook"]["python_modules"]["median_ms"] / res["playbook"]["pmem_stack"]["median_ms"], 2),
+    }
+    log("== ratios", json.dumps(res["ratios"], indent=1))
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+# ---- scale: 8 DIMMs, up to 32 namespaces and 16 dm devices ------------------------------------
+def scale_args(k):
+    ns, dev, fs, mnt = [], [], [], []
+    for i in range(k):
+        a, b = 2 * i, 2 * i + 1
+        for j in (a, b):
+            ns.append({"name": f"n{j}", "region": f"region{j % 8}", "mode": "fsdax", "size": "120M"})
+        dev.append({"name": f"s{i}", "target": "striped", "members": [f"n{a}", f"n{b}"], "chunk": "2M"})
+        fs.append({"device": f"s{i}", "type": "ext4"})
+        mnt.append({"path": f"/mnt/s{i}", "device": f"s{i}", "dax": "always"})
+    return {"namespaces": ns, "devices": dev, "filesystems": fs, "mounts": mnt}
+
+
+def count_objects():
+    f = json.loads(subprocess.run([BIN, "--facts"], capture_output=True, text=True).stdout)
+    a = f["ansible_facts"]["pmem_stack"]
+    return {k: len(a.get(k, [])) for k in ("namespaces", "block_devices", "dm_devices", "filesystems", "mounts")}
+
+
+def fit(xs, ys):
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    a = my - b * mx
+    ss = sum((y - my) ** 2 for y in ys)
+    r2 = 1 - sum((y - (a + b * x)) ** 2 for x, y in zip(xs, ys)) / ss if ss else 1.0
+    return round(a, 3), round(b, 3), round(r2, 4)
+
+
+def scale(out):
+    # label areas initialised: a region holds several namespaces
+    subprocess.run(["bash", "-c", "ndctl disable-region all >/dev/null && ndctl init-labels -f all >/dev/null"
+                    " && ndctl enable-region all >/dev/null"], check=True)
+    n = int(os.environ.get("BENCH_N", "31"))
+    rows = []
+    for k in (1, 2, 4, 8, 16):
+        args = scale_args(k)
+        r = module(f"scale{k}", args)
+        conv = converge_report(r)
+        again = module(f"scale{k}-again", args)
+        if again["changed"]:
+            sys.exit(f"k={k}: the second run changed something")
+        path = write_args(f"scale{k}-noop", args)
+        sp = spawned([BIN, path])
+        if sp:
+            sys.exit(f"k={k}: a no-op started {sp}")
+        t, rss = timed([BIN, path], n)
+        objs = count_objects()
+        row = {"stacks": k, "objects": objs, "declared": 5 * k, "converge": conv,
+               "noop": stats(t), "noop_peak_rss_kib": rss}
+        rows.append(row)
+        log(json.dumps(row))
+    xs = [sum(r["objects"].values()) for r in rows]
+    a, b, r2 = fit(xs, [r["noop"]["median_ms"] for r in rows])
+    ma, mb, mr2 = fit(xs, [r["noop_peak_rss_kib"] for r in rows])
+    res = {"rows": rows,
+           "noop_ms_fit": {"intercept_ms": a, "ms_per_object": b, "r2": r2},
+           "rss_kib_fit": {"intercept_kib": ma, "kib_per_object": mb, "r2": mr2}}
+    log(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    {"main": main, "scale": scale}[sys.argv[1]](sys.argv[2])
