@@ -23,9 +23,9 @@ if m:
 
     row("`pmem_stack` no-op", m["pmem_stack_noop"], m["pmem_stack_noop"]["peak_rss_kib"])
     row("`pmem_stack` check mode", m["pmem_stack_check"], m["pmem_stack_check"]["peak_rss_kib"])
-    row("replay of just the reads a no-op makes", m["read_replay"], m["read_replay"]["peak_rss_kib"])
+    row("replay of just the reads a no-op makes", m["read_replay"])
     for name, s in m["python_modules"].items():
-        row(f"{name} (Python module, run directly)", s, s["peak_rss_kib"])
+        row(f"{name} (Python module, run directly)", s, s["peak_rss_kib"])  # an upper bound: see bench.py
     print(f"| the three Python modules together | | {m['python_chain_median_ms']:.1f} ms | | |")
     for name, s in m["playbook"].items():
         row(f"ansible-playbook, {name.replace('_', ' ')}", s)

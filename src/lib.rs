@@ -104,8 +104,13 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     let mut actual = before.clone();
+    // whether the state may have changed since `actual` was probed: a step that ran and
+    // touches devices, namespaces or mounts (boot files change nothing a step resolves
+    // against, and a skipped step changed nothing)
+    let mut stale = false;
     for (i, step) in planned.steps.iter().enumerate() {
-        if i > 0 {
+        if stale {
+            stale = false;
             actual = match system.probe() {
                 Ok(a) => a,
                 Err(e) => {
@@ -147,6 +152,12 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 ));
         }
         if outcome == Ok(true) {
+            stale = !matches!(
+                step.action,
+                plan::Action::WriteFile { .. }
+                    | plan::Action::RemoveFile { .. }
+                    | plan::Action::DaemonReload
+            );
             done.push(step.clone());
             crash_point(done.len());
         }

@@ -147,7 +147,16 @@ fn timing(started: Instant) -> Timing {
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         external_ms: external.iter().map(|r| r.ms).sum(),
         external,
+        peak_rss_kib: peak_rss_kib(),
     }
+}
+
+/// `VmHWM` of this process: the peak of this program alone (getrusage's maxrss would
+/// include the parent's memory copied by fork before the exec).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn backend() -> impl System {

@@ -84,6 +84,9 @@ pub struct Timing {
     pub external_ms: f64,
     /// Each external program run, in order.
     pub external: Vec<ExternalRun>,
+    /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// One external program run and how long it took.

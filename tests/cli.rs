@@ -283,3 +283,32 @@ fn two_runs_never_interleave() {
     );
     let _ = std::fs::remove_file(&lock);
 }
+
+#[test]
+fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
+    // on this machine (no NVDIMMs): nothing declared, nothing to do, nothing run
+    let lock = std::env::temp_dir().join(format!("pmem-stack-cli-t{}.lock", std::process::id()));
+    let mut cmd = bin();
+    cmd.env("PMEM_STACK_LOCK", &lock);
+    let out = with_stdin(cmd, r#"{"_ansible_check_mode": true}"#);
+    let _ = std::fs::remove_file(&lock);
+    let v = one_object(&out);
+    assert_eq!(v["changed"], json!(false), "{v}");
+    let t = &v["timing"];
+    let wall = t["wall_ms"].as_f64().expect("timing.wall_ms");
+    assert!(wall > 0.0, "{t}");
+    assert_eq!(t["external_ms"], json!(0.0), "{t}");
+    assert_eq!(t["external"], json!([]), "no program was run: {t}");
+    let rss = t["peak_rss_kib"].as_u64().expect("timing.peak_rss_kib");
+    assert!(rss > 100 && rss < 1 << 20, "{t}");
+    // an offline plan is not a run: no timing
+    let snap = snapshot();
+    let args = tmp("timing-args.json", &recipe().to_string());
+    let out = bin()
+        .arg("--actual")
+        .arg(&snap)
+        .arg(&args)
+        .output()
+        .expect("run");
+    assert!(one_object(&out).get("timing").is_none());
+}
