@@ -143,7 +143,10 @@ fn read_args(path: Option<&str>) -> Result<String, String> {
 /// The wall time since `started` and the external programs run.
 fn timing(started: Instant) -> Timing {
     let external = exec::external_runs();
+    let (probes, probe_ms) = exec::probes();
     Timing {
+        probes,
+        probe_ms,
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         external_ms: external.iter().map(|r| r.ms).sum(),
         external,

@@ -84,6 +84,11 @@ pub struct Timing {
     pub external_ms: f64,
     /// Each external program run, in order.
     pub external: Vec<ExternalRun>,
+    /// Probes of the machine made (one before the plan, one before each step that follows
+    /// a change, one after the run).
+    pub probes: u32,
+    /// Milliseconds spent probing.
+    pub probe_ms: f64,
     /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_kib: Option<u64>,

@@ -58,8 +58,8 @@ impl Default for RealSystem {
     }
 }
 
-impl System for RealSystem {
-    fn probe(&mut self) -> Result<Actual, SystemError> {
+impl RealSystem {
+    fn probe_all(&mut self) -> Result<Actual, SystemError> {
         let mut a = Actual::default();
         let (regions, namespaces) = nd::probe(&self.sys)?;
         a.regions = regions;
@@ -72,6 +72,15 @@ impl System for RealSystem {
         a.files = files::probe(&self.root)?;
         a.platform = Some(platform::probe());
         Ok(a)
+    }
+}
+
+impl System for RealSystem {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        let started = std::time::Instant::now();
+        let a = self.probe_all();
+        exec::record_probe(started);
+        a
     }
 
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {

@@ -172,11 +172,12 @@ STRIPED = {
 }
 
 
-def python_module(path, args):
-    """argv running an Ansible Python module directly (no AnsiballZ wrapper, no playbook)."""
-    a = write_args(os.path.basename(os.path.dirname(os.path.dirname(path))) + "-" + os.path.basename(path),
-                   {"ANSIBLE_MODULE_ARGS": args})
-    return [f"{VENV}/bin/python", path, a]
+def python_module(name, args):
+    """argv running an Ansible Python module directly, as `python -m` (no AnsiballZ
+    wrapper, no playbook; `-m` keeps the module's directory off sys.path, where
+    community.general's own `pkgutil` module would shadow the standard one)."""
+    a = write_args(name, {"ANSIBLE_MODULE_ARGS": args})
+    return [f"{VENV}/bin/python", "-m", name, a]
 
 
 def converge_report(r):
@@ -227,19 +228,17 @@ def main(out):
     log(" ops", res["replay_ops"], "\n replay", res["read_replay"])
 
     log("== Ansible's Python modules, run directly (the lower bound of what Ansible runs)")
-    site = subprocess.run([f"{VENV}/bin/python", "-c", "import ansible_collections; print(list(ansible_collections.__path__)[0])"],
-                          capture_output=True, text=True).stdout.strip()
-    core = subprocess.run([f"{VENV}/bin/python", "-c", "import ansible.modules, os; print(os.path.dirname(ansible.modules.__file__))"],
-                          capture_output=True, text=True).stdout.strip()
-    fs_mod = f"{site}/community/general/plugins/modules/filesystem.py"
-    mount_mod = f"{site}/ansible/posix/plugins/modules/mount.py"
-    cmd_mod = f"{core}/command.py"
     env = dict(os.environ)
     chain = {
-        "community.general.filesystem": python_module(fs_mod, {"fstype": "xfs", "dev": "/dev/mapper/pmem-striped"}),
-        "ansible.posix.mount": python_module(mount_mod, {"path": "/mnt/pmem", "src": "/dev/mapper/pmem-striped",
-                                                         "fstype": "xfs", "opts": "noatime,dax=always", "state": "mounted"}),
-        "ansible.builtin.command (dmsetup table)": python_module(cmd_mod, {"argv": ["dmsetup", "table", "pmem-striped"]}),
+        "community.general.filesystem": python_module(
+            "ansible_collections.community.general.plugins.modules.filesystem",
+            {"fstype": "xfs", "dev": "/dev/mapper/pmem-striped"}),
+        "ansible.posix.mount": python_module(
+            "ansible_collections.ansible.posix.plugins.modules.mount",
+            {"path": "/mnt/pmem", "src": "/dev/mapper/pmem-striped", "fstype": "xfs",
+             "opts": "noatime,dax=always", "state": "mounted"}),
+        "ansible.builtin.command (dmsetup table)": python_module(
+            "ansible.modules.command", {"argv": ["dmsetup", "table", "pmem-striped"]}),
     }
     # the mount module adds the fstab line on its first run; after that it is a no-op
     for name, argv in chain.items():
