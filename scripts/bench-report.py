@@ -24,6 +24,8 @@ if m:
     row("`pmem_stack` no-op", m["pmem_stack_noop"], m["pmem_stack_noop"]["peak_rss_kib"])
     row("`pmem_stack` check mode", m["pmem_stack_check"], m["pmem_stack_check"]["peak_rss_kib"])
     row("replay of just the reads a no-op makes", m["read_replay"])
+    for k in [k for k in m if k.startswith("floor: ")]:
+        row(f"{k} (process start and exit)", m[k])
     for name, s in m["python_modules"].items():
         row(f"{name} (Python module, run directly)", s, s["peak_rss_kib"])  # an upper bound: see bench.py
     print(f"| the three Python modules together | | {m['python_chain_median_ms']:.1f} ms | | |")
@@ -37,7 +39,8 @@ if m:
     c = m["converge"]
     print(f"\nConverge from fresh DIMMs: {c['steps_done']} steps in {c['wall_ms'] / 1000:.2f} s; "
           f"external tools {c['external_ms'] / 1000:.2f} s; pmem_stack itself "
-          f"{c['outside_external_tools_ms'] / 1000:.2f} s ({100 * c['outside_external_tools_share']:.1f}%)")
+          f"{c['outside_external_tools_ms'] / 1000:.2f} s ({100 * c['outside_external_tools_share']:.1f}%)"
+          + (f", of which {c['probes']} probes {c['probe_ms'] / 1000:.2f} s" if c.get("probes") else ""))
     print(f"External tools: {c['external_by_command_ms']}")
 
 s = load("scale.json")

@@ -59,7 +59,7 @@ def timed(argv, n, env=None):
     also counts this Python's memory copied by fork before the exec (a floor of ~12 MiB:
     an upper bound, only quoted for the Python modules)."""
     times, peak = [], 0
-    ours = argv[0] == BIN
+    ours = argv[0] == BIN and argv[1:] != ["--version"]
     for _ in range(n):
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ours else subprocess.DEVNULL,
@@ -192,6 +192,8 @@ def converge_report(r):
         "external_ms": round(ext, 1),
         "outside_external_tools_ms": round(wall - ext, 1),
         "outside_external_tools_share": round((wall - ext) / wall, 4) if wall else None,
+        "probes": t.get("probes"),
+        "probe_ms": round(t.get("probe_ms", 0.0), 1),
         "external_by_command_ms": by,
     }
 
@@ -213,19 +215,33 @@ def main(out):
         sys.exit("a no-op run started a process")
 
     n = int(os.environ.get("BENCH_N", "101"))
-    log(f"== pmem_stack no-op, {n} runs each")
-    t, rss = timed([BIN, noop], n)
-    res["pmem_stack_noop"] = dict(stats(t), peak_rss_kib=rss)
-    t, rss = timed([BIN, check], n)
-    res["pmem_stack_check"] = dict(stats(t), peak_rss_kib=rss)
-    log(" no-op", res["pmem_stack_noop"], "\n check", res["pmem_stack_check"])
-
-    log("== baseline: just the reads a no-op makes (strace replay)")
     script = f"{W}/noop.replay"
     res["replay_ops"] = replay_script(noop, script)
-    t, rss = timed([REPLAY, script], n)
-    res["read_replay"] = stats(t)
-    log(" ops", res["replay_ops"], "\n replay", res["read_replay"])
+    log(" replay script (just the reads a no-op makes, from strace):", res["replay_ops"])
+    with open(f"{W}/empty.replay", "w"):
+        pass
+    # round robin, so that drift (background kernel work after the converge) hits all alike
+    runs = {
+        "pmem_stack_noop": [BIN, noop],
+        "pmem_stack_check": [BIN, check],
+        "read_replay": [REPLAY, script],
+        "floor: pmem_stack --version": [BIN, "--version"],
+        "floor: read_replay of nothing": [REPLAY, f"{W}/empty.replay"],
+        "floor: /bin/true": ["/bin/true"],
+    }
+    log(f"== no-op costs, {n} rounds over {len(runs)} commands")
+    times = {k: [] for k in runs}
+    peaks = {k: 0 for k in runs}
+    for _ in range(n):
+        for k, argv in runs.items():
+            t, rss = timed(argv, 1)
+            times[k] += t
+            peaks[k] = max(peaks[k], rss)
+    for k in runs:
+        res[k] = stats(times[k])
+        if k.startswith("pmem_stack"):
+            res[k]["peak_rss_kib"] = peaks[k]
+        log(f" {k}", res[k])
 
     log("== Ansible's Python modules, run directly (the lower bound of what Ansible runs)")
     env = dict(os.environ)
