@@ -654,3 +654,24 @@ fn one_device_named_two_ways_in_two_roles_is_refused_before_anything_runs() {
     );
     assert!(fake.executed.is_empty() && fake.state == before);
 }
+
+#[test]
+fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
+    // found on the real kernel: 8 DIMMs with label areas have a 16 MiB region alignment
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    // labels initialised: the region is empty and can hold several namespaces
+    fake.state.namespaces.clear();
+    fake.state.block_devices.clear();
+    let r0 = &mut fake.state.regions[0];
+    r0.available_size = r0.size;
+    let args = json!({"namespaces": [{"name": "n0", "region": "region0", "mode": "fsdax", "size": "120M"}]});
+    let r = run(&mut fake, &args);
+    assert!(r.failed && fake.executed.is_empty(), "{}", r.msg);
+    assert!(
+        r.msg
+            .contains("namespace n0: size 120M is not a multiple of 16M, the alignment of region0"),
+        "{}",
+        r.msg
+    );
+    assert!(r.msg.contains("use 112M or 128M"), "{}", r.msg);
+}

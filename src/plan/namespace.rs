@@ -163,6 +163,24 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         ));
         return;
     }
+    // the kernel refuses a size that is not a multiple of the region's alignment times
+    // its interleave ways ("align setting is 0x1000000 size 0x7800000 is misaligned")
+    if let (Some(size), Some(align)) = (spec.size, region.align) {
+        let unit = align
+            .0
+            .saturating_mul(u64::from(region.interleave_ways.unwrap_or(1).max(1)));
+        if unit > 0 && size.0 % unit != 0 {
+            cx.refusals.push(format!(
+                "namespace {}: size {size} is not a multiple of {}, the alignment of {} (its align x interleave ways); use {} or {}",
+                spec.name,
+                Bytes(unit),
+                spec.region,
+                Bytes(size.0 / unit * unit),
+                Bytes((size.0 / unit + 1).saturating_mul(unit)),
+            ));
+            return;
+        }
+    }
     reserved.insert(spec.region.clone(), Bytes(used.0 + need.0));
     cx.step(
         Action::CreateNamespace {

@@ -319,7 +319,7 @@ def scale_args(k):
     for i in range(k):
         a, b = 2 * i, 2 * i + 1
         for j in (a, b):
-            ns.append({"name": f"n{j}", "region": f"region{j % 8}", "mode": "fsdax", "size": "120M"})
+            ns.append({"name": f"n{j}", "region": f"region{j % 8}", "mode": "fsdax", "size": "112M"})
         dev.append({"name": f"s{i}", "target": "striped", "members": [f"n{a}", f"n{b}"], "chunk": "2M"})
         fs.append({"device": f"s{i}", "type": "ext4"})
         mnt.append({"path": f"/mnt/s{i}", "device": f"s{i}", "dax": "always"})
