@@ -143,7 +143,7 @@ fn read_args(path: Option<&str>) -> Result<String, String> {
 /// The wall time since `started` and the external programs run.
 fn timing(started: Instant) -> Timing {
     let external = exec::external_runs();
-    let (probes, probe_ms) = exec::probes();
+    let (probes, probe_ms) = pmem_stack::system::real::probes();
     Timing {
         probes,
         probe_ms,

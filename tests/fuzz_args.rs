@@ -961,9 +961,8 @@ proptest! {
     }
 }
 
-fn malformed_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed")
-}
+#[path = "common/malformed.rs"]
+mod malformed;
 
 /// Run `f` on each item; a panic or failure is recorded, not fatal, so that one test
 /// lists every bad fixture.
@@ -992,7 +991,7 @@ fn each_cleanly<T: std::fmt::Debug>(
 /// `tests/fixtures/malformed/dm-table-lines.txt`: each line is an error, not a panic.
 #[test]
 fn malformed_dm_table_lines_are_errors() {
-    let text = std::fs::read_to_string(malformed_dir().join("dm-table-lines.txt"))
+    let text = std::fs::read_to_string(malformed::dir().join("dm-table-lines.txt"))
         .expect("tests/fixtures/malformed/dm-table-lines.txt");
     let lines: Vec<String> = text
         .lines()
@@ -1011,17 +1010,7 @@ fn malformed_dm_table_lines_are_errors() {
 /// `tests/fixtures/malformed/args-*.json`: failures explain themselves with real paths.
 #[test]
 fn malformed_argument_fixtures_fail_cleanly() {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(malformed_dir())
-        .expect("tests/fixtures/malformed")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("args-") && n.ends_with(".json"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
+    let files = malformed::json_files("args-");
     let bad = each_cleanly(files, |p| {
         let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
         (0..machines().len())

@@ -1239,18 +1239,7 @@ proptest! {
 /// and an offline run against each snapshot fail cleanly or plan; no panic.
 #[test]
 fn malformed_snapshot_fixtures_never_panic() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malformed");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/fixtures/malformed")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".json"))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
+    let files = malformed::json_files("snapshot-");
     let mut bad = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("fixture");
@@ -1331,6 +1320,9 @@ fn persisted_mount_on_a_partition_converges() {
 /// input is shrunk while it fails the same way.
 #[path = "common/survey.rs"]
 mod survey;
+
+#[path = "common/malformed.rs"]
+mod malformed;
 
 #[test]
 #[ignore = "a survey of all distinct failures: set PMEM_STACK_SURVEY=<cases>"]

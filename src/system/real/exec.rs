@@ -18,22 +18,6 @@ fn record(argv: &[&str], started: Instant) {
     }
 }
 
-/// Probes made by this process: (count, milliseconds).
-static PROBES: Mutex<(u32, f64)> = Mutex::new((0, 0.0));
-
-/// Count a probe that began at `started`.
-pub fn record_probe(started: Instant) {
-    if let Ok(mut p) = PROBES.lock() {
-        p.0 += 1;
-        p.1 += started.elapsed().as_secs_f64() * 1e3;
-    }
-}
-
-/// Probes so far: (count, milliseconds).
-pub fn probes() -> (u32, f64) {
-    PROBES.lock().map(|p| *p).unwrap_or_default()
-}
-
 /// The programs run so far, in order.
 pub fn external_runs() -> Vec<ExternalRun> {
     RUNS.lock().map(|r| r.clone()).unwrap_or_default()

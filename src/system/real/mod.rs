@@ -58,6 +58,14 @@ impl Default for RealSystem {
     }
 }
 
+/// Probes made by this process: (count, milliseconds), for the result's `timing`.
+static PROBES: std::sync::Mutex<(u32, f64)> = std::sync::Mutex::new((0, 0.0));
+
+/// Probes so far: (count, milliseconds).
+pub fn probes() -> (u32, f64) {
+    PROBES.lock().map(|p| *p).unwrap_or_default()
+}
+
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
         let mut a = Actual::default();
@@ -79,7 +87,10 @@ impl System for RealSystem {
     fn probe(&mut self) -> Result<Actual, SystemError> {
         let started = std::time::Instant::now();
         let a = self.probe_all();
-        exec::record_probe(started);
+        if let Ok(mut p) = PROBES.lock() {
+            p.0 += 1;
+            p.1 += started.elapsed().as_secs_f64() * 1e3;
+        }
         a
     }
 

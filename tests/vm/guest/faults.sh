@@ -48,25 +48,20 @@ DESTROY='"state":"absent","allow_data_loss":true'
 
 # run NAME JSON [VAR=value...]: the module (no strace: it slows every syscall under TCG)
 # with extra environment; result in $W/NAME.json, rc in $W/NAME.rc
-run() {
+run() { local name=$1 json=$2; shift 2; invoke "$name" "$json" env "$@" "$BIN"; }
+# traced NAME JSON: the same under strace (execve only, seccomp-filtered), so `spawns NAME` works
+traced() {
+  invoke "$1" "$2" strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$W/$1.trace" "$BIN"
+}
+# invoke NAME JSON COMMAND...: COMMAND ARGS-FILE, then print what the result says
+invoke() {
   local name=$1 json=$2; shift 2
   printf '%s' "$json" > "$W/$name.args"
   local t0=$SECONDS
-  env "$@" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
+  "$@" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
   echo $? > "$W/$name.rc"
   st "$name"
   echo "  [$name] rc=$(rc_of "$name") changed=$CH plan=$NP done=$ND skipped=$NS ($ACTS) $((SECONDS - t0)) s"
-  [ "$FA" = true ] && echo "  [$name] msg: $(jv "$W/$name.json" msg)"
-  return 0
-}
-# traced NAME JSON: the same under strace (execve only, seccomp-filtered), so `spawns NAME` works
-traced() {
-  local name=$1 json=$2
-  printf '%s' "$json" > "$W/$name.args"
-  strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
-  echo $? > "$W/$name.rc"
-  st "$name"
-  echo "  [$name] rc=$(rc_of "$name") changed=$CH plan=$NP done=$ND skipped=$NS ($ACTS)"
   [ "$FA" = true ] && echo "  [$name] msg: $(jv "$W/$name.json" msg)"
   return 0
 }
@@ -80,19 +75,9 @@ crash() {
 # One python for every JSON question (a python start costs ~0.5 s under TCG): a
 # coprocess answering one line per request ("\n" in answers is escaped).
 QPY='
-import json, re, subprocess, sys
-def get(doc, path):
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        if part.startswith("["):
-            i = int(part[1:-1])
-            doc = doc[i] if isinstance(doc, list) and i < len(doc) else None
-        else:
-            doc = doc.get(part) if isinstance(doc, dict) else None
-        if doc is None:
-            return None
-    return doc
-def show(v):
-    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+import json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from j import get, show
 def load(f):
     try:
         return json.load(open(f))
@@ -131,7 +116,7 @@ for line in sys.stdin:
     sys.stdout.write(out.replace("\n", "\\n") + "\n")
     sys.stdout.flush()
 '
-coproc QJ { exec python3 -u -c "$QPY"; }
+coproc QJ { exec python3 -u -c "$QPY" "$HERE"; }
 trap 'kill "$QJ_PID" 2>/dev/null' EXIT
 q() { local IFS=$'\t' r=""; printf '%s\n' "$*" >&"${QJ[1]}"; IFS= read -r r <&"${QJ[0]}"; printf '%s\n' "$r"; }
 # the lib's helpers of the same names, through the coprocess

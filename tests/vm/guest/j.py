@@ -13,7 +13,8 @@ import sys
 def get(doc, path):
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         if part.startswith("["):
-            doc = doc[int(part[1:-1])]
+            i = int(part[1:-1])
+            doc = doc[i] if isinstance(doc, list) and i < len(doc) else None
         else:
             doc = doc.get(part) if isinstance(doc, dict) else None
         if doc is None:
@@ -39,4 +40,5 @@ def main():
         print(show(v))
 
 
-main()
+if __name__ == "__main__":
+    main()
