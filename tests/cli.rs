@@ -18,7 +18,11 @@ fn tmp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pmem-stack-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let p = dir.join(name);
-    std::fs::write(&p, text).expect("write temp file");
+    // tests run in parallel and some write the same file: write aside, then rename, so
+    // that a reader never sees it half written
+    let part = dir.join(format!("{name}.{:?}", std::thread::current().id()));
+    std::fs::write(&part, text).expect("write temp file");
+    std::fs::rename(&part, &p).expect("rename temp file");
     p
 }
 
