@@ -23,6 +23,12 @@ if m:
 
     row("`pmem_stack` no-op", m["pmem_stack_noop"], m["pmem_stack_noop"]["peak_rss_kib"])
     row("`pmem_stack` check mode", m["pmem_stack_check"], m["pmem_stack_check"]["peak_rss_kib"])
+    if "pmem_stack_noop_fresh_copy" in m:
+        row("`pmem_stack` no-op, a fresh copy of the binary each run", m["pmem_stack_noop_fresh_copy"],
+            m["pmem_stack_noop_fresh_copy"]["peak_rss_kib"])
+    if "pmem_stack_noop_pie" in m:
+        row("`pmem_stack` no-op, built as a dynamically linked PIE", m["pmem_stack_noop_pie"],
+            m["pmem_stack_noop_pie"]["peak_rss_kib"])
     row("replay of just the reads a no-op makes", m["read_replay"])
     for k in [k for k in m if k.startswith("floor: ")]:
         row(f"{k} (process start and exit)", m[k])

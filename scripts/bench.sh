@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark (issue 8), one command: bash scripts/bench.sh
-# Builds the release binary and the replay baseline, installs the `ansible` package (for
-# community.general.filesystem and ansible.posix.mount) next to ansible-core in the test
-# venv, then boots the VM rig twice:
+# Builds the binary to deploy (`cargo dist`), the replay baseline and a PIE build to
+# compare, installs the `ansible` package (for community.general.filesystem and
+# ansible.posix.mount) next to ansible-core in the test venv, then boots the VM rig twice:
 #   main:  2 NVDIMMs x 1 GiB, the striped-xfs stack: converge (share of time outside
 #          external tools), no-op and --check medians, the replay of just the reads a
 #          no-op makes, Ansible's Python modules run directly, and ansible-playbook
@@ -21,10 +21,15 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('an
   echo "bench: the ansible $ANSIBLE package into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "ansible==$ANSIBLE"
 fi
-cargo build --release --locked --quiet --bin pmem_stack --example read_replay
+# the binary operators deploy (static, fixed address: .cargo/config.toml), the replay built
+# the same way, and for comparison the same code as a dynamically linked PIE
+cargo dist --locked --quiet --bin pmem_stack --example read_replay
+cargo build --release --locked --quiet --bin pmem_stack
 OUT=$PWD/target/bench
 mkdir -p "$OUT"
-ENVS=(env PMEM_STACK_BIN="$PWD/target/release/pmem_stack" REPLAY="$PWD/target/release/examples/read_replay" VENV="$VENV")
+DIST=$PWD/target/x86_64-unknown-linux-gnu/release
+ENVS=(env PMEM_STACK_BIN="$DIST/pmem_stack" PMEM_STACK_BIN_PIE="$PWD/target/release/pmem_stack"
+      REPLAY="$DIST/examples/read_replay" VENV="$VENV")
 for k in BENCH_N BENCH_N_PY BENCH_N_PLAYBOOK; do [ -n "${!k:-}" ] && ENVS+=("$k=${!k}"); done
 echo "bench: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r) host; guest: QEMU TCG, Debian's kernel"
 if [ "${BENCH_ONLY:-main}" = main ] || [ -z "${BENCH_ONLY:-}" ]; then

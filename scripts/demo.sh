@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v qemu-system-x86_64 >/dev/null || bash scripts/install-deps.sh
-cargo build --release --locked --quiet
+cargo dist --locked --quiet --bin pmem_stack
 exec bash tests/vm/run-guest.sh -n 2 -s 1024 -m 768M -t 900 -- \
-  env PMEM_STACK_BIN="$PWD/target/release/pmem_stack" bash tests/vm/guest/demo.sh
+  env PMEM_STACK_BIN="$PWD/target/x86_64-unknown-linux-gnu/release/pmem_stack" bash tests/vm/guest/demo.sh

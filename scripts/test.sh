@@ -9,5 +9,8 @@ bash scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo build --locked
-cargo test --locked -- --test-threads=2
+# the VM suites run the binary operators deploy: static, built by `cargo dist`
+cargo dist --locked --bin pmem_stack
+PMEM_STACK_TEST_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem_stack \
+  cargo test --locked -- --test-threads=2
 echo "scripts/test.sh: all tests passed in $(( $(date +%s) - start )) s"

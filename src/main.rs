@@ -143,12 +143,15 @@ fn read_args(path: Option<&str>) -> Result<String, String> {
 /// The wall time since `started` and the external programs run.
 fn timing(started: Instant) -> Timing {
     let external = exec::external_runs();
-    let (probes, probe_ms) = pmem_stack::system::real::probes();
+    let (probes, probe_ms, probe_parts_ms) = pmem_stack::system::real::probes();
     Timing {
         probes,
         probe_ms,
+        probe_parts_ms,
+        operations: pmem_stack::system::real::operations(),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        external_ms: external.iter().map(|r| r.ms).sum(),
+        // fold from +0.0: an empty f64 sum() is -0.0
+        external_ms: external.iter().fold(0.0, |a, r| a + r.ms),
         external,
         peak_rss_kib: peak_rss_kib(),
     }

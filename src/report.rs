@@ -89,9 +89,26 @@ pub struct Timing {
     pub probes: u32,
     /// Milliseconds spent probing.
     pub probe_ms: f64,
+    /// `probe_ms` by what was read (namespaces, dm, block, gpt, filesystems, mounts,
+    /// files, platform), summed over the probes.
+    pub probe_parts_ms: std::collections::BTreeMap<String, f64>,
+    /// Each operation run, in order, with its time and the part of it spent in external
+    /// programs (the rest is this program and the kernel: ioctls, mount, writes).
+    pub operations: Vec<OperationTime>,
     /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_kib: Option<u64>,
+}
+
+/// One operation run (a step that was not skipped) and how long it took.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct OperationTime {
+    /// The operation (`namespace`, `mkfs`, `dm_create`, `mount`, ...).
+    pub op: String,
+    /// Milliseconds, all of it.
+    pub ms: f64,
+    /// Milliseconds of it in external programs.
+    pub external_ms: f64,
 }
 
 /// One external program run and how long it took.

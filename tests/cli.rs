@@ -301,8 +301,33 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
     let t = &v["timing"];
     let wall = t["wall_ms"].as_f64().expect("timing.wall_ms");
     assert!(wall > 0.0, "{t}");
-    assert_eq!(t["external_ms"], json!(0.0), "{t}");
+    assert_eq!(t["external_ms"].to_string(), "0.0", "not -0.0: {t}");
     assert_eq!(t["external"], json!([]), "no program was run: {t}");
+    assert_eq!(t["operations"], json!([]), "no operation was run: {t}");
+    assert_eq!(t["probes"], json!(1), "{t}");
+    // the probe's parts, each timed, add up to at most the whole probe (this host may
+    // stop the probe early: a sandbox can refuse to let root read its disks)
+    let parts = t["probe_parts_ms"]
+        .as_object()
+        .expect("timing.probe_parts_ms");
+    let known = [
+        "block",
+        "dm",
+        "files",
+        "filesystems",
+        "gpt",
+        "mounts",
+        "namespaces",
+        "platform",
+    ];
+    assert!(
+        parts.contains_key("namespaces") && parts.contains_key("dm"),
+        "{t}"
+    );
+    assert!(parts.keys().all(|k| known.contains(&k.as_str())), "{t}");
+    let sum: f64 = parts.values().filter_map(|v| v.as_f64()).sum();
+    let probe_ms = t["probe_ms"].as_f64().expect("timing.probe_ms");
+    assert!(sum > 0.0 && sum <= probe_ms + 0.01, "{t}");
     let rss = t["peak_rss_kib"].as_u64().expect("timing.peak_rss_kib");
     assert!(rss > 100 && rss < 1 << 20, "{t}");
     // an offline plan is not a run: no timing

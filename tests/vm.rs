@@ -18,6 +18,14 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary the guests run: `PMEM_STACK_TEST_BIN` (scripts/test.sh sets it to the
+/// `cargo dist` build, the one operators deploy), else this test build's own.
+fn module_bin() -> PathBuf {
+    std::env::var_os("PMEM_STACK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pmem_stack")))
+}
+
 /// Why the VM cannot run here, if it cannot.
 fn missing_tools() -> Option<String> {
     let have = |p: &str| {
@@ -82,7 +90,7 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
     let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-{script}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bin = dir.join("pmem_stack");
-    std::fs::copy(env!("CARGO_BIN_EXE_pmem_stack"), &bin).expect("copy the binary");
+    std::fs::copy(module_bin(), &bin).expect("copy the binary");
     let bin = bin.display().to_string();
     let started = Instant::now();
     let out = Command::new("bash")
@@ -154,7 +162,7 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
     let k = keep.display().to_string();
     // one binary for both boots: what the first boot installed is what the second runs
     let bin = keep.join("pmem_stack");
-    std::fs::copy(env!("CARGO_BIN_EXE_pmem_stack"), &bin).expect("copy the binary");
+    std::fs::copy(module_bin(), &bin).expect("copy the binary");
     let env = [
         format!("PMEM_STACK_ROOT={}", root.display()),
         format!("KEEP={k}"),

@@ -18,6 +18,13 @@ fn record(argv: &[&str], started: Instant) {
     }
 }
 
+/// Milliseconds spent in external programs so far.
+pub fn external_ms() -> f64 {
+    RUNS.lock()
+        .map(|r| r.iter().fold(0.0, |a, x| a + x.ms))
+        .unwrap_or_default()
+}
+
 /// The programs run so far, in order.
 pub fn external_runs() -> Vec<ExternalRun> {
     RUNS.lock().map(|r| r.clone()).unwrap_or_default()

@@ -31,6 +31,8 @@ pub mod pmd;
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::Actual;
 use crate::plan::Op;
+use crate::report::OperationTime;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The machine we run on.
@@ -60,41 +62,55 @@ impl Default for RealSystem {
 
 /// Probes made by this process: (count, milliseconds), for the result's `timing`.
 static PROBES: std::sync::Mutex<(u32, f64)> = std::sync::Mutex::new((0, 0.0));
+/// Milliseconds by part of the probe, summed over the probes.
+static PROBE_PARTS: std::sync::Mutex<BTreeMap<String, f64>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
-/// Probes so far: (count, milliseconds).
-pub fn probes() -> (u32, f64) {
-    PROBES.lock().map(|p| *p).unwrap_or_default()
+/// Operations run by this process, with their times.
+static OPERATIONS: std::sync::Mutex<Vec<OperationTime>> = std::sync::Mutex::new(Vec::new());
+
+/// The operations run so far, in order.
+pub fn operations() -> Vec<OperationTime> {
+    OPERATIONS.lock().map(|o| o.clone()).unwrap_or_default()
+}
+
+/// Probes so far: (count, milliseconds, milliseconds by part).
+pub fn probes() -> (u32, f64, BTreeMap<String, f64>) {
+    let (n, ms) = PROBES.lock().map(|p| *p).unwrap_or_default();
+    let parts = PROBE_PARTS.lock().map(|p| p.clone()).unwrap_or_default();
+    (n, ms, parts)
+}
+
+/// Run one part of the probe, adding its time to `PROBE_PARTS[name]`.
+fn part<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = f();
+    if let Ok(mut p) = PROBE_PARTS.lock() {
+        *p.entry(name.to_string()).or_default() += started.elapsed().as_secs_f64() * 1e3;
+    }
+    out
 }
 
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
         let mut a = Actual::default();
-        let (regions, namespaces) = nd::probe(&self.sys)?;
+        let (regions, namespaces) = part("namespaces", || nd::probe(&self.sys))?;
         a.regions = regions;
         a.namespaces = namespaces;
-        a.dm_devices = dm::probe()?;
-        a.block_devices = block::probe(&self.sys, &self.dev, &a.dm_devices)?;
-        a.partition_tables = gpt::probe(&a.block_devices)?;
-        a.filesystems = fs::probe(&a.block_devices)?;
-        a.mounts = mounts::probe()?;
-        a.files = files::probe(&self.root)?;
-        a.platform = Some(platform::probe());
+        a.dm_devices = part("dm", dm::probe)?;
+        a.block_devices = part("block", || {
+            block::probe(&self.sys, &self.dev, &a.dm_devices)
+        })?;
+        a.partition_tables = part("gpt", || gpt::probe(&a.block_devices))?;
+        a.filesystems = part("filesystems", || fs::probe(&a.block_devices))?;
+        a.mounts = part("mounts", mounts::probe)?;
+        a.files = part("files", || files::probe(&self.root))?;
+        a.platform = Some(part("platform", platform::probe));
         Ok(a)
     }
-}
 
-impl System for RealSystem {
-    fn probe(&mut self) -> Result<Actual, SystemError> {
-        let started = std::time::Instant::now();
-        let a = self.probe_all();
-        if let Ok(mut p) = PROBES.lock() {
-            p.0 += 1;
-            p.1 += started.elapsed().as_secs_f64() * 1e3;
-        }
-        a
-    }
-
-    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+    /// Run `op` (execute() times it).
+    fn execute_timed(&mut self, op: &Op) -> Result<Output, SystemError> {
         let out = match op {
             Op::Namespace { .. } => {
                 let argv = op.argv().unwrap_or_default();
@@ -168,7 +184,35 @@ impl System for RealSystem {
         }
         Ok(out)
     }
+}
 
+impl System for RealSystem {
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        let started = std::time::Instant::now();
+        let a = self.probe_all();
+        if let Ok(mut p) = PROBES.lock() {
+            p.0 += 1;
+            p.1 += started.elapsed().as_secs_f64() * 1e3;
+        }
+        a
+    }
+
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        let started = std::time::Instant::now();
+        let external_before = exec::external_ms();
+        let out = self.execute_timed(op);
+        if let Ok(mut ops) = OPERATIONS.lock() {
+            ops.push(OperationTime {
+                op: serde_json::to_value(op)
+                    .ok()
+                    .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
+                    .unwrap_or_default(),
+                ms: started.elapsed().as_secs_f64() * 1e3,
+                external_ms: exec::external_ms() - external_before,
+            });
+        }
+        out
+    }
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
         dax::check(mount_point)
     }

@@ -9,7 +9,9 @@ measures and prints; its only failures are a run that fails or a no-op that chan
                             device, a filesystem and a mount each; 32 namespaces and 16 dm
                             devices at the end): no-op time and peak memory at each size
 
-Environment: PMEM_STACK_BIN (release pmem_stack), REPLAY (read_replay), VENV (ansible venv).
+Environment: PMEM_STACK_BIN (pmem_stack as `cargo dist` builds it: static, fixed address),
+PMEM_STACK_BIN_PIE (optional: the same code built as a dynamically linked PIE, for the
+comparison), REPLAY (read_replay, built like PMEM_STACK_BIN), VENV (ansible venv).
 """
 import json
 import os
@@ -20,6 +22,7 @@ import sys
 import time
 
 BIN = os.environ["PMEM_STACK_BIN"]
+BIN_PIE = os.environ.get("PMEM_STACK_BIN_PIE", "")
 REPLAY = os.environ.get("REPLAY", "")
 VENV = os.environ.get("VENV", "")
 W = "/tmp/pmem-bench"
@@ -57,10 +60,13 @@ def timed(argv, n, env=None):
     """Run argv n times: seconds per run, and the peak RSS in KiB over the runs: for
     pmem_stack its own `timing.peak_rss_kib` (VmHWM), otherwise getrusage's maxrss, which
     also counts this Python's memory copied by fork before the exec (a floor of ~12 MiB:
-    an upper bound, only quoted for the Python modules)."""
+    an upper bound, only quoted for the Python modules). argv may be a function that
+    returns it (called before the clock starts)."""
     times, peak = [], 0
-    ours = argv[0] == BIN and argv[1:] != ["--version"]
+    make = argv if callable(argv) else (lambda: argv)
     for _ in range(n):
+        argv = make()
+        ours = os.path.basename(argv[0]).startswith("pmem_stack") and argv[1:] != ["--version"]
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ours else subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env=env)
@@ -220,15 +226,32 @@ def main(out):
     log(" replay script (just the reads a no-op makes, from strace):", res["replay_ops"])
     with open(f"{W}/empty.replay", "w"):
         pass
+    fresh = {"i": 0}
+
+    def fresh_copy():
+        """A new copy of the binary for each run, as Ansible copies a module to the host
+        for every task: no page of it is cached, and QEMU has translated none of its code."""
+        fresh["i"] += 1
+        path = f"{W}/fresh/{fresh['i']}/pmem_stack"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subprocess.run(["cp", BIN, path], check=True)
+        return [path, noop]
+
     # round robin, so that drift (background kernel work after the converge) hits all alike
     runs = {
         "pmem_stack_noop": [BIN, noop],
         "pmem_stack_check": [BIN, check],
+        "pmem_stack_noop_fresh_copy": fresh_copy,
         "read_replay": [REPLAY, script],
         "floor: pmem_stack --version": [BIN, "--version"],
         "floor: read_replay of nothing": [REPLAY, f"{W}/empty.replay"],
         "floor: /bin/true": ["/bin/true"],
     }
+    if BIN_PIE:
+        pie = f"{W}/pie/pmem_stack"
+        os.makedirs(os.path.dirname(pie), exist_ok=True)
+        subprocess.run(["cp", BIN_PIE, pie], check=True)
+        runs["pmem_stack_noop_pie"] = [pie, noop]
     log(f"== no-op costs, {n} rounds over {len(runs)} commands")
     times = {k: [] for k in runs}
     peaks = {k: 0 for k in runs}
@@ -242,6 +265,7 @@ def main(out):
         if k.startswith("pmem_stack"):
             res[k]["peak_rss_kib"] = peaks[k]
         log(f" {k}", res[k])
+    subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
 
     log("== Ansible's Python modules, run directly (the lower bound of what Ansible runs)")
     env = dict(os.environ)
@@ -304,10 +328,13 @@ def main(out):
     res["ratios"] = {
         "python_chain / pmem_stack_noop": round(chain_ms / noop_ms, 1),
         "python_chain / pmem_stack_check": round(chain_ms / res["pmem_stack_check"]["median_ms"], 1),
+        "python_chain / pmem_stack_noop_fresh_copy": round(chain_ms / res["pmem_stack_noop_fresh_copy"]["median_ms"], 1),
         "pmem_stack_noop / read_replay": round(noop_ms / res["read_replay"]["median_ms"], 2),
         "playbook(python modules) / playbook(pmem_stack)":
             round(res["playbook"]["python_modules"]["median_ms"] / res["playbook"]["pmem_stack"]["median_ms"], 2),
     }
+    if BIN_PIE:
+        res["ratios"]["python_chain / pmem_stack_noop_pie"] = round(chain_ms / res["pmem_stack_noop_pie"]["median_ms"], 1)
     log("== ratios", json.dumps(res["ratios"], indent=1))
     with open(out, "w") as f:
         json.dump(res, f, indent=1)

@@ -29,6 +29,17 @@ check "striped: rc 0" [ "$(rc_of striped1)" = 0 ]
 check "striped: changed" [ "$(jv "$W/striped1.json" changed)" = true ]
 check "striped: the run did what check mode planned" [ "$(jv "$W/striped1.json" plan)" = "$(jv "$W/check1.json" plan)" ]
 echo "  processes started: $(spawns striped1 | tr '\n' ' ')"
+TIMING_OK=$(python3 - "$W/striped1.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); t = r["timing"]; ops = t["operations"]
+print("  operations:", [(o["op"], round(o["ms"]), round(o["external_ms"])) for o in ops], file=sys.stderr)
+ok = (len(ops) == len(r["done"]) and all(0 <= o["external_ms"] <= o["ms"] for o in ops)
+      and abs(sum(o["external_ms"] for o in ops) - t["external_ms"]) < 0.01
+      and sum(o["ms"] for o in ops) <= t["wall_ms"] and {"namespace", "dm_create"} <= {o["op"] for o in ops})
+print("yes" if ok else "no")
+PY
+)
+check "striped: timing.operations has one entry per step done, external time within each, summing to external_ms" [ "$TIMING_OK" = yes ]
 P0=$(ns_blk pm0); P1=$(ns_blk pm1)
 echo "  pm0=$P0 pm1=$P1"
 S0=$(size_of "$P0"); S1=$(size_of "$P1"); MIN=$(( S0 < S1 ? S0 : S1 ))
