@@ -48,6 +48,10 @@ if m:
           f"{c['outside_external_tools_ms'] / 1000:.2f} s ({100 * c['outside_external_tools_share']:.1f}%)"
           + (f", of which {c['probes']} probes {c['probe_ms'] / 1000:.2f} s" if c.get("probes") else ""))
     print(f"External tools: {c['external_by_command_ms']}")
+    if c.get("own_by_operation_ms"):
+        own = c["own_by_operation_ms"]
+        print(f"Outside external tools, by operation: {own} (sum {sum(own.values()):.0f} ms); "
+              f"probes {c['probe_ms']:.0f} ms; the rest {c['outside_external_tools_ms'] - sum(own.values()) - c['probe_ms']:.0f} ms")
 
 s = load("scale.json")
 if s:

@@ -201,7 +201,16 @@ def converge_report(r):
         "probes": t.get("probes"),
         "probe_ms": round(t.get("probe_ms", 0.0), 1),
         "external_by_command_ms": by,
+        # each operation's time less its external programs: this program and the kernel
+        "own_by_operation_ms": own_by_op(t.get("operations", [])),
     }
+
+
+def own_by_op(ops):
+    by = {}
+    for o in ops:
+        by[o["op"]] = round(by.get(o["op"], 0.0) + o["ms"] - o["external_ms"], 1)
+    return by
 
 
 def main(out):
