@@ -109,8 +109,8 @@ impl RealSystem {
         Ok(a)
     }
 
-    /// Run `op` (execute() times it).
-    fn execute_timed(&mut self, op: &Op) -> Result<Output, SystemError> {
+    /// Run `op` (`execute` wraps it to time it).
+    fn run_op(&mut self, op: &Op) -> Result<Output, SystemError> {
         let out = match op {
             Op::Namespace { .. } => {
                 let argv = op.argv().unwrap_or_default();
@@ -200,7 +200,7 @@ impl System for RealSystem {
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
         let started = std::time::Instant::now();
         let external_before = exec::external_ms();
-        let out = self.execute_timed(op);
+        let out = self.run_op(op);
         if let Ok(mut ops) = OPERATIONS.lock() {
             ops.push(OperationTime {
                 op: serde_json::to_value(op)
@@ -213,6 +213,7 @@ impl System for RealSystem {
         }
         out
     }
+
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
         dax::check(mount_point)
     }
