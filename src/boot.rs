@@ -12,7 +12,7 @@
 //! Paths here are the machine's paths; the real system prefixes them with
 //! `PMEM_STACK_ROOT` when set (tests keep them in a directory that survives a reboot).
 
-use crate::actual::{Actual, FileContent};
+use crate::actual::{Actual, FileContent, FileState};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::ModuleArgs;
 use crate::plan::{block_device, fstype_of, gpt_entry, mapping_name};
@@ -29,6 +29,18 @@ pub const SERVICE: &str = "pmem-stack.service";
 /// a run stopped between the two leaves it, and the next run plans the reload. It is in
 /// /run, which a reboot clears, as a reboot makes systemd read every unit anyway.
 pub const RELOAD_PENDING: &str = "/run/pmem-stack/daemon-reload-pending";
+
+/// The `RELOAD_PENDING` marker written before the unit at `unit` changes (it names the
+/// first unit changed, for whoever finds it).
+pub fn reload_pending_marker(unit: &str) -> FileState {
+    FileState {
+        path: RELOAD_PENDING.to_string(),
+        content: FileContent::Text {
+            text: format!("{unit}\n"),
+        },
+        mode: Some(0o600),
+    }
+}
 
 /// Whether writing or removing `path` makes a `daemon-reload` necessary.
 pub fn is_unit_path(path: &str) -> bool {

@@ -150,8 +150,7 @@ fn timing(started: Instant) -> Timing {
         probe_parts_ms,
         operations: pmem_stack::system::real::operations(),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        // fold from +0.0: an empty f64 sum() is -0.0
-        external_ms: external.iter().fold(0.0, |a, r| a + r.ms),
+        external_ms: exec::external_ms(),
         external,
         peak_rss_kib: peak_rss_kib(),
     }

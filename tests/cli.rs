@@ -7,7 +7,7 @@ use common::DIMM;
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
@@ -43,6 +43,16 @@ fn with_stdin(mut cmd: Command, input: &str) -> Output {
 }
 
 /// Stdout must be exactly one JSON object.
+/// `pmem_stack --actual SNAPSHOT ARGS`: an offline plan.
+fn offline(snapshot: &Path, args: &Path) -> Output {
+    bin()
+        .arg("--actual")
+        .arg(snapshot)
+        .arg(args)
+        .output()
+        .expect("run")
+}
+
 fn one_object(out: &Output) -> Value {
     let text = String::from_utf8(out.stdout.clone()).expect("utf-8");
     let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
@@ -104,12 +114,7 @@ fn file_and_stdin_flat_and_wrapped_give_the_same_plan() {
     let mut results = Vec::new();
     for (i, input) in [flat, wrapped].iter().enumerate() {
         let f = tmp(&format!("args{i}"), &input.to_string());
-        let by_file = bin()
-            .arg("--actual")
-            .arg(&snap)
-            .arg(&f)
-            .output()
-            .expect("run");
+        let by_file = offline(&snap, &f);
         let mut cmd = bin();
         cmd.arg("--actual").arg(&snap);
         let by_stdin = with_stdin(cmd, &input.to_string());
@@ -219,12 +224,7 @@ fn a_refusal_names_the_option_and_changes_nothing_offline() {
     let mut args = recipe();
     args["devices"][0]["chunk"] = json!("4M");
     let f = tmp("chunk.json", &args.to_string());
-    let out = bin()
-        .arg("--actual")
-        .arg(&snap)
-        .arg(&f)
-        .output()
-        .expect("run");
+    let out = offline(&snap, &f);
     assert_eq!(out.status.code(), Some(1));
     let v = one_object(&out);
     assert!(v["msg"]
@@ -234,12 +234,7 @@ fn a_refusal_names_the_option_and_changes_nothing_offline() {
     assert!(!v["refusals"].as_array().expect("refusals").is_empty());
     args["_ansible_diff"] = json!(true);
     let f = tmp("same.json", &recipe().to_string());
-    let out = bin()
-        .arg("--actual")
-        .arg(&snap)
-        .arg(&f)
-        .output()
-        .expect("run");
+    let out = offline(&snap, &f);
     let v = one_object(&out);
     assert_eq!(
         (v["changed"].clone(), v["msg"].clone()),
@@ -333,11 +328,6 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
     // an offline plan is not a run: no timing
     let snap = snapshot();
     let args = tmp("timing-args.json", &recipe().to_string());
-    let out = bin()
-        .arg("--actual")
-        .arg(&snap)
-        .arg(&args)
-        .output()
-        .expect("run");
+    let out = offline(&snap, &args);
     assert!(one_object(&out).get("timing").is_none());
 }

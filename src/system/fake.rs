@@ -879,13 +879,9 @@ impl FakeSystem {
     fn before_unit_change(&mut self, path: &str) {
         let pending = crate::boot::RELOAD_PENDING;
         if crate::boot::is_unit_path(path) && self.state.file(pending).is_none() {
-            self.state.files.push(crate::actual::FileState {
-                path: pending.into(),
-                content: crate::actual::FileContent::Text {
-                    text: format!("{path}\n"),
-                },
-                mode: Some(0o600),
-            });
+            self.state
+                .files
+                .push(crate::boot::reload_pending_marker(path));
         }
     }
 

@@ -18,7 +18,8 @@ fn record(argv: &[&str], started: Instant) {
     }
 }
 
-/// Milliseconds spent in external programs so far.
+/// Milliseconds spent in external programs so far (folded from +0.0: an empty f64
+/// `sum()` is -0.0).
 pub fn external_ms() -> f64 {
     RUNS.lock()
         .map(|r| r.iter().fold(0.0, |a, x| a + x.ms))

@@ -5,7 +5,10 @@
 
 use super::exec;
 use crate::actual::{FileContent, FileState};
-use crate::boot::{is_unit_path, BINARY, MARKER, RELOAD_PENDING, SERVICE, STATE_FILE, UNIT_DIR};
+use crate::boot::{
+    is_unit_path, reload_pending_marker, BINARY, MARKER, RELOAD_PENDING, SERVICE, STATE_FILE,
+    UNIT_DIR,
+};
 use crate::system::{Output, SystemError};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -230,10 +233,8 @@ pub fn remove(root: &Path, path: &str) -> Result<Output, SystemError> {
 /// Before a unit at `path` is written or removed: mark the daemon-reload pending.
 pub fn before_unit_change(root: &Path, path: &str) -> Result<(), SystemError> {
     if is_unit_path(path) && !at(root, RELOAD_PENDING).exists() {
-        let text = FileContent::Text {
-            text: format!("{path}\n"),
-        };
-        write(root, RELOAD_PENDING, &text, 0o600)?;
+        let m = reload_pending_marker(path);
+        write(root, &m.path, &m.content, m.mode.unwrap_or(0o600))?;
     }
     Ok(())
 }
