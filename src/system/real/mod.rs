@@ -14,6 +14,7 @@
 //! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
 //! - `pmd.rs`: the PMD fault check (tracefs fs_dax events over a shared mapping)
 //! - `exec.rs`: the table of external programs and the argv runner
+//! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 
 pub mod block;
 pub mod dax;
@@ -23,6 +24,7 @@ pub mod files;
 pub mod fs;
 pub mod gpt;
 pub mod lock;
+pub mod lookup;
 pub mod mounts;
 pub mod nd;
 pub mod platform;
