@@ -6,8 +6,10 @@
 //! mountinfo print, never by `/dev/pmemN` names (they can change between boots).
 
 pub mod dm;
+pub mod kernel;
 
 pub use dm::Devno;
+pub use kernel::DaxSyntax;
 
 use crate::args::{DaxMode, MapMode, NamespaceMode};
 use crate::units::{Bytes, Sectors};
@@ -250,6 +252,11 @@ pub struct Platform {
     /// /sys/kernel/mm/transparent_hugepage/enabled (the selected value).
     #[serde(default)]
     pub thp: Option<String>,
+    /// The running kernel's release (`uname -r`, e.g. `6.1.0-27-amd64`): it decides how
+    /// the DAX mount option is spelled (see [`kernel`]). `None` in snapshots captured
+    /// before it was recorded, which keep the `dax=` form.
+    #[serde(default)]
+    pub kernel: Option<String>,
 }
 
 /// What a managed file holds.
@@ -378,6 +385,15 @@ impl Actual {
     /// A managed file by path.
     pub fn file(&self, path: &str) -> Option<&FileState> {
         self.files.iter().find(|f| f.path == path)
+    }
+    /// The running kernel's release, if recorded.
+    pub fn kernel(&self) -> Option<&str> {
+        self.platform.as_ref()?.kernel.as_deref()
+    }
+    /// How the running kernel spells the DAX mount option (the `dax=` form of 5.8 and
+    /// later when the kernel is not known).
+    pub fn dax_syntax(&self) -> DaxSyntax {
+        DaxSyntax::of(self.kernel())
     }
     /// Namespace whose block device is `blockdev`.
     pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {

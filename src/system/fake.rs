@@ -50,6 +50,7 @@ impl FakeSystem {
             pse: true,
             pdpe1gb: true,
             thp: Some("madvise".into()),
+            kernel: None,
         });
         for i in 0..n {
             s.state.regions.push(Region {
