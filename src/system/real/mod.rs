@@ -105,9 +105,11 @@ impl RealSystem {
         })?;
         a.partition_tables = part("gpt", || gpt::probe(&a.block_devices))?;
         a.filesystems = part("filesystems", || fs::probe(&a.block_devices))?;
-        a.mounts = part("mounts", mounts::probe)?;
-        a.files = part("files", || files::probe(&self.root))?;
+        // the kernel release (in the platform facts) tells how mountinfo shows dax
         a.platform = Some(part("platform", platform::probe));
+        let syntax = a.dax_syntax();
+        a.mounts = part("mounts", || mounts::probe(syntax))?;
+        a.files = part("files", || files::probe(&self.root))?;
         Ok(a)
     }
 

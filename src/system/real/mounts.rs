@@ -6,7 +6,7 @@
 //! The fsxattr ioctls are declared here with nix's ioctl macros: neither libc nor nix
 //! exports `struct fsxattr`, and it is a fixed 28-byte kernel ABI (`linux/fs.h`).
 
-use crate::actual::{Devno, Extsize, Mount};
+use crate::actual::{DaxSyntax, Devno, Extsize, Mount};
 use crate::args::DaxMode;
 use crate::plan::resolve::DevId;
 use crate::system::{Output, SystemError};
@@ -25,12 +25,12 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 pub const FS_XFLAG_EXTSZINHERIT: u32 = 0x0000_1000;
 
 /// Block-device mounts from `/proc/self/mountinfo`, with the root extent size hint of
-/// each xfs mount.
-pub fn probe() -> Result<Vec<Mount>, SystemError> {
+/// each xfs mount; `dax` read as the running kernel shows it (`syntax`).
+pub fn probe(syntax: DaxSyntax) -> Result<Vec<Mount>, SystemError> {
     let text = std::fs::read_to_string(MOUNTINFO).map_err(|e| SystemError::Probe {
         msg: format!("{MOUNTINFO}: {e}"),
     })?;
-    let mut mounts = parse_mountinfo(&text, MOUNTINFO)?;
+    let mut mounts = parse_mountinfo(&text, MOUNTINFO, syntax)?;
     for m in &mut mounts {
         if m.fstype == "xfs" {
             m.root_extsize = get_xattr(&m.target).ok().map(|x| Extsize {
@@ -45,8 +45,14 @@ pub fn probe() -> Result<Vec<Mount>, SystemError> {
 /// Parse mountinfo text (`origin` names it in errors). Only mounts of block devices
 /// (major != 0) are kept: proc, sysfs, tmpfs, overlay, 9p and the like have major 0.
 /// Options are the per-mount ones then the superblock ones, each group sorted (procfs
-/// keeps them in maps), without repeats; `root_extsize` is left `None`.
-pub fn parse_mountinfo(text: &str, origin: &str) -> Result<Vec<Mount>, SystemError> {
+/// keeps them in maps), without repeats; `root_extsize` is left `None`. `dax` is what
+/// the kernel of `syntax` means by the options shown ([`DaxSyntax::shown`]: a bare
+/// `dax` is always; no dax option is never before 5.8, not shown after).
+pub fn parse_mountinfo(
+    text: &str,
+    origin: &str,
+    syntax: DaxSyntax,
+) -> Result<Vec<Mount>, SystemError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -85,21 +91,25 @@ pub fn parse_mountinfo(text: &str, origin: &str) -> Result<Vec<Mount>, SystemErr
             source: unescape(mi.mount_source.as_deref().unwrap_or_default()),
             fstype: mi.fs_type.clone(),
             options,
-            dax: dax_mode(&mi.super_options).or_else(|| dax_mode(&mi.mount_options)),
+            dax: dax_mode(syntax, &mi.super_options, &mi.mount_options),
             root_extsize: None,
         });
     }
     Ok(out)
 }
 
-/// `dax=always|inode|never`; a bare `dax` (ext4 and xfs before 5.8) is `always`.
-fn dax_mode(opts: &HashMap<String, Option<String>>) -> Option<DaxMode> {
-    match opts.get("dax")?.as_deref() {
-        None | Some("always") => Some(DaxMode::Always),
-        Some("inode") => Some(DaxMode::Inode),
-        Some("never") => Some(DaxMode::Never),
-        Some(_) => None,
-    }
+/// The DAX mode from the `dax` option of the superblock options, else of the per-mount
+/// ones: `dax=always|inode|never` (5.8 and later) or a bare `dax` (before 5.8, always).
+fn dax_mode(
+    syntax: DaxSyntax,
+    super_options: &HashMap<String, Option<String>>,
+    mount_options: &HashMap<String, Option<String>>,
+) -> Option<DaxMode> {
+    let value = super_options
+        .get("dax")
+        .or_else(|| mount_options.get("dax"))
+        .map(Option::as_deref);
+    syntax.shown(value)
 }
 
 /// mountinfo escapes space, tab, newline and backslash in paths as `\ooo` (octal).
@@ -420,7 +430,12 @@ mod tests {
 
     #[test]
     fn dax_mounts() {
-        let m = parse_mountinfo(&fixture("mountinfo-dax.txt"), "mountinfo-dax.txt").expect("parse");
+        let m = parse_mountinfo(
+            &fixture("mountinfo-dax.txt"),
+            "mountinfo-dax.txt",
+            DaxSyntax::Modes,
+        )
+        .expect("parse");
         // 9p, proc, sysfs, tmpfs, overlay... (major 0) are left out
         assert_eq!(m.len(), 2);
         let e = &m[0];
@@ -455,7 +470,8 @@ mod tests {
 
     #[test]
     fn striped_and_nodax_mounts() {
-        let m = parse_mountinfo(&fixture("mountinfo-dax-striped.txt"), "x").expect("parse");
+        let m = parse_mountinfo(&fixture("mountinfo-dax-striped.txt"), "x", DaxSyntax::Modes)
+            .expect("parse");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].source, "/dev/mapper/pmstripe");
         assert_eq!(
@@ -466,7 +482,8 @@ mod tests {
             }
         );
         assert!(m[0].options.iter().any(|o| o == "sunit=4096"));
-        let m = parse_mountinfo(&fixture("mountinfo-nodax.txt"), "x").expect("parse");
+        let m =
+            parse_mountinfo(&fixture("mountinfo-nodax.txt"), "x", DaxSyntax::Modes).expect("parse");
         let n = m.iter().find(|m| m.target == "/mnt/n").expect("/mnt/n");
         assert_eq!(n.dax, Some(DaxMode::Never));
     }
@@ -474,13 +491,66 @@ mod tests {
     #[test]
     fn escapes_bare_dax_and_errors() {
         let line = "70 25 8:1 / /mnt/a\\040b rw - ext4 /dev/sda1 rw,dax\n";
-        let m = parse_mountinfo(line, "t").expect("parse");
+        let m = parse_mountinfo(line, "t", DaxSyntax::Modes).expect("parse");
         assert_eq!(m[0].target, "/mnt/a b");
         assert_eq!(m[0].dax, Some(DaxMode::Always));
-        let e = parse_mountinfo("70 25 8:1 / /mnt\n", "mi").expect_err("short line");
+        let e =
+            parse_mountinfo("70 25 8:1 / /mnt\n", "mi", DaxSyntax::Modes).expect_err("short line");
         assert!(matches!(e, SystemError::Probe { ref msg } if msg.contains("mi line 1")));
-        let e = parse_mountinfo("70 25 x / /m rw - ext4 /dev/a rw\n", "mi").expect_err("devno");
+        let e = parse_mountinfo("70 25 x / /m rw - ext4 /dev/a rw\n", "mi", DaxSyntax::Modes)
+            .expect_err("devno");
         assert!(matches!(e, SystemError::Probe { .. }));
+    }
+
+    /// The same mounts read on both kinds of kernel: 6.1 shows `dax=always` (captured in
+    /// the VM), 5.4 a bare `dax` and nothing when DAX is off (written from that kernel's
+    /// show_options; see the fixture's README).
+    #[test]
+    fn dax_in_mountinfo_before_and_after_5_8() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/kernel-5.4/mountinfo-dax.txt");
+        let text = std::fs::read_to_string(p).expect("fixture");
+        let old =
+            parse_mountinfo(&text, "5.4", DaxSyntax::of(Some("5.4.0-150-generic"))).expect("parse");
+        let dax = |m: &[Mount], t: &str| m.iter().find(|m| m.target == t).map(|m| m.dax);
+        assert_eq!(old.len(), 5, "/, /mnt/e, /mnt/x, /mnt/n, /mnt/y");
+        assert_eq!(
+            dax(&old, "/mnt/e"),
+            Some(Some(DaxMode::Always)),
+            "ext4 -o dax"
+        );
+        assert_eq!(
+            dax(&old, "/mnt/x"),
+            Some(Some(DaxMode::Always)),
+            "xfs -o dax"
+        );
+        assert_eq!(
+            dax(&old, "/mnt/n"),
+            Some(Some(DaxMode::Never)),
+            "ext4 without dax"
+        );
+        assert_eq!(
+            dax(&old, "/mnt/y"),
+            Some(Some(DaxMode::Never)),
+            "xfs without dax"
+        );
+        let e = old.iter().find(|m| m.target == "/mnt/e").expect("/mnt/e");
+        assert_eq!(e.options, ["relatime", "rw", "dax", "stripe=512"]);
+        // the 6.1 capture of the same ext4 and xfs mounts
+        let new = parse_mountinfo(
+            &fixture("mountinfo-dax.txt"),
+            "6.1",
+            DaxSyntax::of(Some("6.1.0-56-amd64")),
+        )
+        .expect("parse");
+        assert_eq!(dax(&new, "/mnt/e"), Some(Some(DaxMode::Always)));
+        assert_eq!(dax(&new, "/mnt/x"), Some(Some(DaxMode::Always)));
+        // 5.8 and later: no dax option is the default, not shown (taken as never, as before)
+        let plain = "70 25 259:4 / /mnt/n rw,relatime - ext4 /dev/pmem2 rw\n";
+        let m = parse_mountinfo(plain, "6.x", DaxSyntax::Modes).expect("parse");
+        assert_eq!(m[0].dax, None);
+        let m = parse_mountinfo(plain, "5.4", DaxSyntax::Flag).expect("parse");
+        assert_eq!(m[0].dax, Some(DaxMode::Never));
     }
 
     #[test]
@@ -531,10 +601,12 @@ mod tests {
         };
         let opts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let live = || {
-            probe()
-                .expect("probe")
-                .into_iter()
-                .find(|m| m.target == mnt)
+            probe(DaxSyntax::of(
+                crate::system::real::platform::release().as_deref(),
+            ))
+            .expect("probe")
+            .into_iter()
+            .find(|m| m.target == mnt)
         };
 
         // a stale device number is refused before mount(2)
