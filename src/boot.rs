@@ -191,8 +191,15 @@ pub fn mount_unit_text(d: &Desired, a: &Actual, mount: &str) -> Option<String> {
     let m = d.mounts.iter().find(|m| m.path == mount)?;
     let what = stable_path(d, a, &m.device)?;
     let fstype = fstype_of(d, a, &m.device)?;
-    let mut opts = vec![format!("dax={}", m.dax.as_str())];
-    opts.extend(m.options.iter().cloned());
+    // the DAX option as this kernel spells it (a bare `dax`, or none for never, before
+    // 5.8); `inode` there is refused by the planner
+    a.dax_syntax().option(m.dax).ok()?;
+    let opts = crate::plan::mount_options(a.dax_syntax(), m.dax, &m.options);
+    let opts = if opts.is_empty() {
+        vec!["defaults".to_string()]
+    } else {
+        opts
+    };
     Some(format!(
         "{MARKER}
 [Unit]

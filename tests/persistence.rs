@@ -304,3 +304,38 @@ fn a_run_stopped_at_any_step_of_the_persisted_stack_is_repaired_including_the_re
         assert!(!third.changed && third.plan.is_empty(), "step {k}");
     }
 }
+
+#[test]
+fn mount_units_spell_dax_for_the_running_kernel() {
+    for (release, dax, options) in [
+        (Some("5.4.0-150-generic"), "always", "Options=dax,noatime\n"),
+        (Some("5.4.0-150-generic"), "never", "Options=noatime\n"),
+        (
+            Some("6.1.0-27-amd64"),
+            "always",
+            "Options=dax=always,noatime\n",
+        ),
+        (None, "never", "Options=dax=never,noatime\n"),
+    ] {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        if let Some(p) = fake.state.platform.as_mut() {
+            p.kernel = release.map(String::from);
+        }
+        let mut args = persisted();
+        args["mounts"][0]["dax"] = json!(dax);
+        converge(&mut fake, &args);
+        let unit = text(&fake, &format!("{UNIT_DIR}/mnt-pmem.mount"));
+        assert!(unit.contains(options), "{release:?} {dax}: {unit}");
+    }
+    // no option at all: `defaults`
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    if let Some(p) = fake.state.platform.as_mut() {
+        p.kernel = Some("5.4.0-150-generic".into());
+    }
+    let mut args = persisted();
+    args["mounts"][0]["dax"] = json!("never");
+    args["mounts"][0]["options"] = json!([]);
+    converge(&mut fake, &args);
+    let unit = text(&fake, &format!("{UNIT_DIR}/mnt-pmem.mount"));
+    assert!(unit.contains("Options=defaults\n"), "{unit}");
+}

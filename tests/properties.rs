@@ -45,31 +45,48 @@ fn cases(default: u32) -> Config {
 // The machine and the arguments
 // ---------------------------------------------------------------------------------------
 
-/// A fake machine: `dimms` DIMMs of `size_16m` x 16 MiB, fresh or already fsdax.
+/// A fake machine: `dimms` DIMMs of `size_16m` x 16 MiB, fresh or already fsdax, with a
+/// kernel release (`None`: not recorded; a pre-5.8 one knows only a bare `dax`).
 #[derive(Clone, Copy, Debug)]
 struct Machine {
     dimms: u32,
     size_16m: u64,
     fsdax: bool,
+    kernel: Option<&'static str>,
 }
 
 impl Machine {
     fn build(self) -> FakeSystem {
         let size = Bytes(self.size_16m * 16 * MIB);
-        if self.fsdax {
+        let mut fake = if self.fsdax {
             FakeSystem::with_fsdax(self.dimms, size)
         } else {
             FakeSystem::fresh_dimms(self.dimms, size)
+        };
+        if let Some(p) = fake.state.platform.as_mut() {
+            p.kernel = self.kernel.map(String::from);
         }
+        fake
     }
 }
 
 fn machine() -> impl Strategy<Value = Machine> {
-    (1u32..=4, 16u64..=64, any::<bool>()).prop_map(|(dimms, size_16m, fsdax)| Machine {
-        dimms,
-        size_16m,
-        fsdax,
-    })
+    (
+        1u32..=4,
+        16u64..=64,
+        any::<bool>(),
+        prop_oneof![
+            6 => Just(None),
+            2 => Just(Some("5.4.0-150-generic")),
+            2 => Just(Some("6.1.0-27-amd64")),
+        ],
+    )
+        .prop_map(|(dimms, size_16m, fsdax, kernel)| Machine {
+            dimms,
+            size_16m,
+            fsdax,
+            kernel,
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -987,9 +1004,16 @@ fn platform() -> impl Strategy<Value = Value> {
         any::<bool>(),
         any::<bool>(),
         opt(prop_oneof![Just("madvise"), Just("never"), Just("")]),
+        opt(prop_oneof![
+            Just("5.4.0-150-generic"),
+            Just("6.1.0-27-amd64"),
+            Just("5.8"),
+            Just(""),
+            Just("x.y")
+        ]),
     )
-        .prop_map(|(page_size, pse, pdpe1gb, thp)| {
-            json!({"page_size": page_size, "pse": pse, "pdpe1gb": pdpe1gb, "thp": thp})
+        .prop_map(|(page_size, pse, pdpe1gb, thp, kernel)| {
+            json!({"page_size": page_size, "pse": pse, "pdpe1gb": pdpe1gb, "thp": thp, "kernel": kernel})
         }))
 }
 

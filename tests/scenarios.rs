@@ -675,3 +675,122 @@ fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
     );
     assert!(r.msg.contains("use 112M or 128M"), "{}", r.msg);
 }
+
+/// A fake machine whose kernel is `release` (the fake refuses `dax=MODE` before 5.8 and
+/// shows a bare `dax` in its mountinfo, as such a kernel does).
+fn on_kernel(release: Option<&str>) -> FakeSystem {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    if let Some(p) = fake.state.platform.as_mut() {
+        p.kernel = release.map(String::from);
+    }
+    fake
+}
+
+/// The options of every mount(2) and remount the fake executed.
+fn mount_options(fake: &FakeSystem) -> Vec<Vec<String>> {
+    fake.executed
+        .iter()
+        .filter_map(|op| match op {
+            pmem_stack::plan::Op::Mount { options, .. }
+            | pmem_stack::plan::Op::Remount { options, .. } => Some(options.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_kernel_before_5_8_mounts_with_a_bare_dax() {
+    use pmem_stack::args::DaxMode;
+    // ext4, dax: always (the default)
+    let mut fake = on_kernel(Some("5.4.0-150-generic"));
+    let r = converge(&mut fake, &linear_ext4());
+    assert!(
+        r.plan.iter().any(|s| s
+            .detail
+            .starts_with("mount -t ext4 -o dax dm device pmem-linear /mnt/pmem")),
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(mount_options(&fake), [["dax"]]);
+    let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
+    assert_eq!(m.dax, Some(DaxMode::Always));
+    assert!(m.options.iter().any(|o| o == "dax"), "{:?}", m.options);
+    // xfs with other options: `dax` first, the extent size hint still set
+    let mut fake = on_kernel(Some("4.18.0-553.el8_10.x86_64"));
+    let r = converge(&mut fake, &striped_xfs());
+    assert_eq!(mount_options(&fake), [["dax", "noatime"]]);
+    assert!(actions(&r).iter().any(|a| a == "set_extsize"));
+    // remount for a new option keeps the bare dax
+    let mut args = striped_xfs();
+    args["mounts"][0]["options"] = json!(["noatime", "nodev"]);
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r), ["remount"]);
+    assert_eq!(
+        mount_options(&fake).last().map(Vec::as_slice),
+        Some(&["dax".to_string(), "noatime".into(), "nodev".into()][..])
+    );
+}
+
+#[test]
+fn a_kernel_before_5_8_mounts_never_without_a_dax_option() {
+    use pmem_stack::args::DaxMode;
+    let mut fake = on_kernel(Some("5.4.0-150-generic"));
+    let mut args = linear_ext4();
+    args["mounts"][0]["dax"] = json!("never");
+    let r = converge(&mut fake, &args);
+    assert!(
+        r.plan.iter().any(|s| s
+            .detail
+            .starts_with("mount -t ext4 dm device pmem-linear /mnt/pmem (")),
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(mount_options(&fake), [Vec::<String>::new()]);
+    let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
+    assert_eq!(m.dax, Some(DaxMode::Never));
+    // never -> always: umount and mount with dax, then a no-op
+    let r = converge(&mut fake, &linear_ext4());
+    assert_eq!(actions(&r), ["umount", "mount"]);
+    assert_eq!(
+        mount_options(&fake).last().map(Vec::as_slice),
+        Some(&["dax".to_string()][..])
+    );
+}
+
+#[test]
+fn dax_inode_is_refused_on_a_kernel_before_5_8() {
+    let mut fake = on_kernel(Some("5.4.0-150-generic"));
+    let mut args = linear_ext4();
+    args["mounts"][0]["dax"] = json!("inode");
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg
+            .contains("mounts[0].dax: inode does not exist on this kernel (5.4.0-150-generic)")
+            && r.msg.contains("Linux 5.8"),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake.mutations(), 0, "refused before anything runs");
+    // the same on 5.8 and later works
+    let mut fake = on_kernel(Some("5.8.0"));
+    converge(&mut fake, &args);
+    assert_eq!(mount_options(&fake), [["dax=inode"]]);
+}
+
+#[test]
+fn a_snapshot_without_a_kernel_keeps_the_dax_mode_form() {
+    for release in [None, Some("6.1.0-27-amd64"), Some("not a version")] {
+        let mut fake = on_kernel(release);
+        converge(&mut fake, &linear_ext4());
+        assert_eq!(mount_options(&fake), [["dax=always"]], "{release:?}");
+    }
+    // a snapshot from before the kernel was recorded reads back (no `kernel` key)
+    let fake = on_kernel(None);
+    let mut facts = serde_json::to_value(&fake.state).expect("json");
+    let platform = facts["platform"].as_object_mut().expect("platform");
+    platform.remove("kernel");
+    let snapshot = pmem_stack::read_snapshot(&facts.to_string()).expect("old snapshot reads");
+    assert_eq!(snapshot.kernel(), None);
+    assert_eq!(snapshot, fake.state);
+}

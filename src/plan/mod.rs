@@ -31,6 +31,7 @@ pub mod resolve;
 pub use filesystem::{
     expected_geometry, geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
+pub use mount::mount_options;
 pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
 pub use resolve::{resolve, Op, Resolved};
 

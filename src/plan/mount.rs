@@ -10,16 +10,26 @@
 //!
 //! With `dax` other than `never` the device must be DAX-capable: a device found with
 //! `queue/dax` = 0 is refused before anything is done.
+//!
+//! The DAX option is spelled for the running kernel ([`DaxSyntax`], from the kernel
+//! release in the probed platform facts): `dax=always|inode|never` from Linux 5.8, a bare
+//! `dax` (always) or no option (never) before it, where `dax: inode` is refused (the
+//! mode does not exist there). A snapshot without a kernel release keeps the 5.8 form.
 
 use super::filesystem::XFS_EXTSIZE;
 use super::{block_device, Action, Ctx};
-use crate::actual::Extsize;
+use crate::actual::{DaxSyntax, Extsize};
 use crate::args::validate::{DevRef, MountSpec};
 use crate::args::{DaxMode, FsType};
 
 pub(crate) fn plan(cx: &mut Ctx) {
+    let syntax = cx.a.dax_syntax();
     for (i, spec) in cx.d.mounts.iter().enumerate() {
         let spec = spec.clone();
+        if let Some(why) = no_such_mode(syntax, spec.dax, cx.a.kernel()) {
+            cx.refusals.push(format!("mounts[{i}].dax: {why}"));
+            continue;
+        }
         let declared_fs =
             cx.d.filesystems
                 .iter()
@@ -112,9 +122,38 @@ pub(crate) fn plan(cx: &mut Ctx) {
     }
 }
 
+/// Why the running kernel cannot mount with `dax`, if it cannot (`inode` before 5.8).
+pub(crate) fn no_such_mode(
+    syntax: DaxSyntax,
+    dax: DaxMode,
+    kernel: Option<&str>,
+) -> Option<String> {
+    syntax.option(dax).err().map(|_| {
+        format!(
+            "{} does not exist on this kernel ({}): dax=always|inode|never came with Linux {}; before it a filesystem is mounted with DAX on every file (dax: always, mounted -o dax) or on none (dax: never)",
+            dax.as_str(),
+            kernel.unwrap_or("unknown release"),
+            crate::actual::kernel::DAX_MODES_SINCE
+        )
+    })
+}
+
+/// The options to mount with: the DAX option as the running kernel spells it (none for
+/// `never` before 5.8), then the declared ones. `inode` before 5.8 has no form and is
+/// refused by the planner first ([`no_such_mode`]); here it gets no option.
+pub fn mount_options(syntax: DaxSyntax, dax: DaxMode, options: &[String]) -> Vec<String> {
+    let mut opts: Vec<String> = syntax.option(dax).ok().flatten().into_iter().collect();
+    opts.extend(options.iter().cloned());
+    opts
+}
+
 fn mount(cx: &mut Ctx, spec: &MountSpec, fstype: &str, why: &str) {
-    let mut opts = vec![format!("dax={}", spec.dax.as_str())];
-    opts.extend(spec.options.iter().cloned());
+    let opts = mount_options(cx.a.dax_syntax(), spec.dax, &spec.options);
+    let dash_o = if opts.is_empty() {
+        String::new()
+    } else {
+        format!("-o {} ", opts.join(","))
+    };
     let source = cx
         .current(&spec.device)
         .map(|b| b.path.clone())
@@ -128,8 +167,7 @@ fn mount(cx: &mut Ctx, spec: &MountSpec, fstype: &str, why: &str) {
             options: spec.options.clone(),
         },
         format!(
-            "mount -t {fstype} -o {} {source} {} ({why}; the mount point is created if missing)",
-            opts.join(","),
+            "mount -t {fstype} {dash_o}{source} {} ({why}; the mount point is created if missing)",
             spec.path
         ),
         false,
@@ -184,5 +222,52 @@ fn not_dax_now(cx: &Ctx, r: &DevRef, depth: usize) -> Option<String> {
             .filter(|b| !b.dax)
             .map(|_| format!("{p} reports queue/dax=0")),
         DevRef::Namespace(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_in_both_forms() {
+        let extra = v(&["noatime"]);
+        let old = DaxSyntax::of(Some("5.4.0-150-generic"));
+        let new = DaxSyntax::of(Some("6.1.0-27-amd64"));
+        assert_eq!(
+            mount_options(old, DaxMode::Always, &extra),
+            v(&["dax", "noatime"])
+        );
+        assert_eq!(mount_options(old, DaxMode::Never, &extra), v(&["noatime"]));
+        assert_eq!(mount_options(old, DaxMode::Never, &[]), v(&[]));
+        assert_eq!(
+            mount_options(new, DaxMode::Always, &extra),
+            v(&["dax=always", "noatime"])
+        );
+        assert_eq!(mount_options(new, DaxMode::Inode, &[]), v(&["dax=inode"]));
+        assert_eq!(mount_options(new, DaxMode::Never, &[]), v(&["dax=never"]));
+        // a snapshot without a kernel release: the 5.8 form, as before
+        assert_eq!(
+            mount_options(DaxSyntax::of(None), DaxMode::Always, &[]),
+            v(&["dax=always"])
+        );
+    }
+
+    #[test]
+    fn inode_is_refused_before_5_8_naming_the_kernel() {
+        let old = DaxSyntax::of(Some("5.4.0-150-generic"));
+        let why = no_such_mode(old, DaxMode::Inode, Some("5.4.0-150-generic")).expect("refused");
+        assert!(why.starts_with("inode does not exist on this kernel (5.4.0-150-generic): dax=always|inode|never came with Linux 5.8"), "{why}");
+        assert_eq!(no_such_mode(old, DaxMode::Always, Some("5.4.0")), None);
+        assert_eq!(no_such_mode(old, DaxMode::Never, Some("5.4.0")), None);
+        assert_eq!(
+            no_such_mode(DaxSyntax::Modes, DaxMode::Inode, Some("5.8.0")),
+            None
+        );
+        assert_eq!(no_such_mode(DaxSyntax::Modes, DaxMode::Inode, None), None);
     }
 }

@@ -528,12 +528,18 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             dax,
             options,
         } => {
-            let mut opts = vec![format!("dax={}", dax.as_str())];
-            if *dax == DaxMode::Never && fstype == "xfs" {
-                // xfs before 5.x knew no dax=never; it is the default anyway
-                opts.clear();
+            // the DAX option as the running kernel spells it (`dax=MODE` from 5.8, a bare
+            // `dax` or nothing before)
+            let syntax = a.dax_syntax();
+            if let Some(why) = super::mount::no_such_mode(syntax, *dax, a.kernel()) {
+                return Err(format!("{path}: {why}"));
             }
-            opts.extend(options.iter().cloned());
+            let opts = if *dax == DaxMode::Never && fstype == "xfs" {
+                // xfs before 5.8 knew no dax=never; it is the default anyway
+                options.clone()
+            } else {
+                super::mount::mount_options(syntax, *dax, options)
+            };
             Op::Mount {
                 source: dev(device)?,
                 target: path.clone(),
@@ -543,14 +549,11 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
         }
         Action::Remount { path, options } => {
             // MS_REMOUNT resets what it is not given: pass the whole set, dax included
-            // (unchanged, which the kernel accepts on remount)
-            let mut full: Vec<String> = d
-                .mounts
-                .iter()
-                .find(|m| m.path == *path)
-                .map(|m| vec![format!("dax={}", m.dax.as_str())])
-                .unwrap_or_default();
-            full.extend(options.iter().cloned());
+            // (unchanged, which the kernel accepts on remount), in the kernel's spelling
+            let full = match d.mounts.iter().find(|m| m.path == *path) {
+                Some(m) => super::mount::mount_options(a.dax_syntax(), m.dax, options),
+                None => options.clone(),
+            };
             Op::Remount {
                 target: path.clone(),
                 options: full,

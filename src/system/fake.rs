@@ -7,8 +7,8 @@
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::dm::{table_length, table_text, TableLine};
 use crate::actual::{
-    Actual, BlockDevice, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace, PartitionOf,
-    PartitionTable, Region,
+    Actual, BlockDevice, DaxSyntax, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace,
+    PartitionOf, PartitionTable, Region,
 };
 use crate::args::{DaxMode, MapMode, NamespaceMode};
 use crate::plan::partition_block_name;
@@ -278,6 +278,21 @@ impl FakeSystem {
             self.state
                 .block_devices
                 .retain(|b| b.partition.as_ref().is_none_or(|p| p.disk != name));
+        }
+    }
+
+    /// A kernel before 5.8 refuses `dax=MODE` ("Unrecognized mount option").
+    fn dax_options_known(
+        syntax: DaxSyntax,
+        options: &[String],
+        what: &str,
+    ) -> Result<(), SystemError> {
+        match options.iter().find(|o| o.starts_with("dax=")) {
+            Some(o) if syntax == DaxSyntax::Flag => Err(Self::fail(
+                what,
+                format!("Unrecognized mount option \"{o}\" or missing value"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -762,14 +777,17 @@ impl FakeSystem {
                         format!("{target} is already a mount point"),
                     ));
                 }
-                let wanted = options
-                    .iter()
-                    .find_map(|o| o.strip_prefix("dax="))
-                    .map(|d| match d {
+                // the kernel of `state.platform.kernel`: before 5.8 only a bare `dax`
+                let syntax = self.state.dax_syntax();
+                Self::dax_options_known(syntax, options, "mount")?;
+                let wanted = options.iter().find_map(|o| match o.as_str() {
+                    "dax" => Some(DaxMode::Always),
+                    o => o.strip_prefix("dax=").map(|d| match d {
                         "always" => DaxMode::Always,
                         "inode" => DaxMode::Inode,
                         _ => DaxMode::Never,
-                    });
+                    }),
+                });
                 let dax = match wanted {
                     Some(DaxMode::Always | DaxMode::Inode) if !bd.dax => {
                         if fstype == "ext4" {
@@ -783,10 +801,21 @@ impl FakeSystem {
                     other => other.or(Some(DaxMode::Never)),
                 };
                 let mut opts: Vec<String> = vec!["rw".into()];
-                opts.extend(options.iter().filter(|o| !o.starts_with("dax=")).cloned());
-                if let Some(d) = dax {
-                    opts.push(format!("dax={}", d.as_str()));
-                }
+                opts.extend(
+                    options
+                        .iter()
+                        .filter(|o| *o != "dax" && !o.starts_with("dax="))
+                        .cloned(),
+                );
+                // as mountinfo shows it: `dax=MODE` from 5.8, `dax` or nothing before
+                let shown = match (syntax, dax) {
+                    (DaxSyntax::Modes, Some(d)) => Some(format!("dax={}", d.as_str())),
+                    (DaxSyntax::Flag, Some(DaxMode::Always | DaxMode::Inode)) => {
+                        Some("dax".to_string())
+                    }
+                    _ => None,
+                };
+                opts.extend(shown);
                 self.state.mounts.push(Mount {
                     target: target.clone(),
                     devno: bd.devno,
@@ -806,6 +835,7 @@ impl FakeSystem {
                 });
             }
             Op::Remount { target, options } => {
+                Self::dax_options_known(self.state.dax_syntax(), options, "remount")?;
                 let m = self
                     .state
                     .mounts
