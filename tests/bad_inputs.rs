@@ -119,6 +119,21 @@ fn cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
                 "filesystems": [{"device": "dd", "type": "ext4", "mkfs_options": {"-b": 4096}}]}),
             vec!["namespaces[0].size: \"1.5G\" has an unknown unit", "filesystems[0].mkfs_options: wrong type: map, expected a sequence",
                  "filesystems[0].device: namespace \"dd\" is devdax"]),
+        // force flags in mkfs_options: forcing comes only from allow_data_loss
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs", "mkfs_options": ["-K", "-f"]}]}),
+            vec!["filesystems[0].mkfs_options[1]: \"-f\" makes mkfs.xfs force (-f); forcing comes only from allow_data_loss"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-F"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"-F\" makes mkfs.ext4 force (-F); forcing comes only from allow_data_loss"]),
+        (json!({"allow_data_loss": true, "filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-E", "stride=16", "-FF"]}]}),
+            vec!["filesystems[0].mkfs_options[2]: \"-FF\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-m", "0", "-qF"]}]}),
+            vec!["filesystems[0].mkfs_options[2]: \"-qF\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs", "mkfs_options": ["-Kf"]}, {"device": "/dev/pmem1", "type": "xfs", "mkfs_options": ["--force"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"-Kf\" makes mkfs.xfs force (-f)", "filesystems[1].mkfs_options[0]: \"--force\" makes mkfs.xfs force (-f)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["--force"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"--force\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext5", "mkfs_options": ["-F"]}]}),
+            vec!["filesystems[0].type: unknown variant `ext5`", "filesystems[0].mkfs_options[0]: \"-F\" makes mkfs.ext4 force (-F)"]),
     ]
 }
 
@@ -226,7 +241,7 @@ fn type_errors_hide_no_other_error() {
     assert_eq!(
         error_paths(&json!({
             "devices": [{"chunk": "3K", "members": ["/dev/pmem0", 1, "/dev/pmem0"], "target": "striped", "colour": 0}],
-            "filesystems": [{"type": "xfs", "device": "/dev/pmem0", "mkfs_options": ["-K", null]}]
+            "filesystems": [{"type": "xfs", "device": "/dev/pmem0", "mkfs_options": ["-f", null]}]
         })),
         [
             "devices[0].members[1]",
@@ -235,6 +250,7 @@ fn type_errors_hide_no_other_error() {
             "filesystems[0].mkfs_options[1]",
             "devices[0].members[2]",
             "devices[0].chunk",
+            "filesystems[0].mkfs_options[0]",
         ]
     );
 }
@@ -254,4 +270,27 @@ fn a_name_that_did_not_read_makes_no_dangling_reference() {
         "devices": [{"name": "d", "target": "striped", "members": ["pm0"]}]
     }));
     assert_eq!(paths, ["devices[0].members[0]", "devices[0].members"]);
+}
+
+#[test]
+fn force_flags_are_refused_and_other_mkfs_words_are_not() {
+    // values of options are not flags: a label "-F", mke2fs's fragment size -f
+    let ok = json!({"filesystems": [
+        {"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-L", "-F", "-f", "4096", "-O", "^has_journal"]},
+        {"device": "/dev/pmem1", "type": "xfs", "mkfs_options": ["-K", "-m", "crc=1", "-d", "-f"]}
+    ]});
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let r = pmem_stack::run(&ok.to_string(), &mut fake, true);
+    assert!(r.errors.is_empty(), "{}", r.msg);
+    // allow_data_loss does not make a force flag acceptable
+    let args = json!({"allow_data_loss": true, "filesystems": [
+        {"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-q", "-jF", "-F"]}
+    ]});
+    assert_eq!(
+        error_paths(&args),
+        [
+            "filesystems[0].mkfs_options[1]",
+            "filesystems[0].mkfs_options[2]"
+        ]
+    );
 }

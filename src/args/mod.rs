@@ -11,6 +11,7 @@
 //! errors are reported together.
 
 pub mod draft;
+pub mod mkfs;
 pub mod validate;
 
 use crate::units::SizeArg;
@@ -304,7 +305,9 @@ pub struct FilesystemArg {
     /// Filesystem label (ext4: at most 16 bytes, xfs: at most 12).
     #[serde(default)]
     pub label: Option<String>,
-    /// Extra mkfs arguments, one argv word each, appended after the DAX geometry.
+    /// Extra mkfs arguments, one argv word each, appended after the DAX geometry. Force
+    /// flags (mkfs.ext4 `-F`, mkfs.xfs `-f`, `--force`, also inside a cluster such as
+    /// `-qF`) are refused: forcing comes only from `allow_data_loss`.
     #[serde(default)]
     pub mkfs_options: Vec<String>,
 }

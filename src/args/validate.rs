@@ -8,6 +8,7 @@
 //! over a devdax/sector/raw namespace or over a stack containing one).
 
 use super::draft::{all_read, read_items, Draft, Field, Items};
+use super::mkfs::force_flags;
 use super::{DaxMode, DmTarget, FsType, InputError, MapMode, ModuleArgs, NamespaceMode, State};
 use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
 use serde::Serialize;
@@ -665,9 +666,16 @@ impl Validator {
                     );
                 }
             }
-            for (j, w) in fs.mkfs_options.iter().flatten().enumerate() {
-                if w.as_deref() == Some("") {
-                    self.err(format!("{p}.mkfs_options[{j}]"), "an empty argument");
+            if let Some(words) = &fs.mkfs_options {
+                let words: Vec<Option<&str>> = words.iter().map(Option::as_deref).collect();
+                let mut forcing = force_flags(fs.fstype, &words).into_iter().peekable();
+                for (j, w) in words.iter().enumerate() {
+                    let force = forcing.next_if(|(at, _)| *at == j).map(|(_, msg)| msg);
+                    if *w == Some("") {
+                        self.err(format!("{p}.mkfs_options[{j}]"), "an empty argument");
+                    } else if let Some(msg) = force {
+                        self.err(format!("{p}.mkfs_options[{j}]"), msg);
+                    }
                 }
             }
             if let (Some(device), Some(fstype), Some(words)) = (device, fs.fstype, &fs.mkfs_options)
