@@ -4,8 +4,13 @@
 //! all problems at once. Rules: names (syntax, length, duplicates across namespaces,
 //! devices and partitions, which share one name space because members refer to them),
 //! references (dangling, cycles, wrong kind), sizes and alignment (chunk and partition
-//! geometry page-aligned for DAX; 2 MiB recommended), and DAX feasibility (a DAX mount
-//! over a devdax/sector/raw namespace or over a stack containing one).
+//! geometry page-aligned for DAX; 2 MiB recommended), DAX feasibility (a DAX mount
+//! over a devdax/sector/raw namespace or over a stack containing one), and no force
+//! flag in `mkfs_options` ([`super::mkfs`]).
+//!
+//! The rules read a [`Draft`]: typed arguments become one with nothing missing, and
+//! arguments that did not read whole are checked as far as they did read
+//! ([`check_draft`]), so that type errors and semantic errors come in one run.
 
 use super::draft::{all_read, read_items, Draft, Field, Items};
 use super::mkfs::force_flags;
