@@ -35,8 +35,9 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
         Err(mut f) => {
-            if let Some(Err(more)) = f.args.as_deref().map(validate) {
-                f.errors.extend(more);
+            // type errors first, then the semantic ones found in what did read
+            if let Some(draft) = &f.draft {
+                f.errors.extend(args::validate::check_draft(draft));
             }
             return ModuleResult::new(f.raw_options).input_errors(&f.errors);
         }

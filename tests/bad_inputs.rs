@@ -73,6 +73,67 @@ fn cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
             vec!["mounts[0].device: dax=inode needs a DAX-capable device, but dm device \"st\" has a member that is not: namespace \"r\" is in raw mode"]),
         (json!({"boot": {"persist": "maybe"}}), vec!["boot.persist: \"maybe\" is not a boolean"]),
         (json!({"boot": {"persist": true, "when": "now"}}), vec!["boot.when: unknown field `when`"]),
+        // every input error at once: type errors (unknown enum value, wrong JSON type, bad
+        // size) together with each other and with the semantic errors of what did read
+        (json!({"namespaces": [{"name": "a", "region": "region0", "mode": "bogus", "size": "12Q"}]}),
+            vec!["namespaces[0].mode: unknown variant `bogus`", "namespaces[0].size: \"12Q\" has an unknown unit"]),
+        (json!({"namespaces": [{"mode": "fsdax"}]}), vec!["namespaces[0]: missing field `name`", "namespaces[0]: missing field `region`"]),
+        (json!({"namespaces": [{"name": "a", "region": "r0", "mode": "sector", "map": "mem"}, ns("b", 0, "fsdax"), ns("c", 0, "fsdax")]}),
+            vec!["namespaces[0].region: \"r0\" is not a region", "namespaces[0].map: map applies to fsdax and devdax namespaces, not sector",
+                 "namespaces[2].size: namespaces[1] already takes the rest of region0"]),
+        (json!({"namespaces": ["pm0", {"name": "a", "region": 0, "mode": "fsdax", "align": "64K"}]}),
+            vec!["namespaces[0]: expected an object, got a string", "namespaces[1].align: 64K is not a supported alignment"]),
+        (json!({"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0"], "chunk": "2.5M"},
+                            {"name": "t", "target": "mirror", "members": ["nowhere", 7]}]}),
+            vec!["devices[0].chunk: \"2.5M\" has an unknown unit", "devices[0].members: a striped device needs at least 2 members, got 1",
+                 "devices[1].target: unknown variant `mirror`", "devices[1].members[0]: \"nowhere\" is neither a name declared",
+                 "devices[1].members[1]: wrong type: integer `7`, expected a string"]),
+        (json!({"partitions": [{"name": "p", "disk": "/dev/pmem0", "number": "one", "start": "4K"},
+                               {"name": "q", "disk": "/dev/pmem0", "size": "10000", "colour": "red"}]}),
+            vec!["partitions[0].number: wrong type: string \"one\"", "partitions[0].start: 4K overlaps the GPT header",
+                 "partitions[1].size: 10000 is not a multiple of 4 KiB", "partitions[1].colour: unknown field `colour`"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "btrfs", "label": 12},
+                                {"device": "nowhere", "type": "xfs", "label": "much-too-long-label", "mkfs_options": [7, ""]}]}),
+            vec!["filesystems[0].type: unknown variant `btrfs`", "filesystems[0].label: wrong type: integer `12`, expected a string",
+                 "filesystems[1].device: \"nowhere\" is neither a name declared", "filesystems[1].label: \"much-too-long-label\" is longer than 12 bytes",
+                 "filesystems[1].mkfs_options[0]: wrong type: integer `7`, expected a string", "filesystems[1].mkfs_options[1]: an empty argument"]),
+        (json!({"mounts": [{"path": "relative", "device": "/dev/pmem0", "dax": "sometimes"},
+                           {"path": "/mnt/y", "device": 42, "options": "noatime"},
+                           {"path": "/mnt/z", "device": "/dev/pmem1", "options": ["noatime,nodev", false]}]}),
+            vec!["mounts[0].path: \"relative\" is not an absolute path", "mounts[0].dax: unknown variant `sometimes`",
+                 "mounts[1].device: wrong type: integer `42`, expected a string", "mounts[1].options: wrong type: string \"noatime\", expected a sequence",
+                 "mounts[2].options[0]: \"noatime,nodev\": give one option per list item", "mounts[2].options[1]: wrong type: boolean `false`, expected a string"]),
+        (json!({"boot": {"persist": "maybe"}, "allow_data_loss": "maybe", "verify_pmd": 2,
+                "namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": "3M"}]}),
+            vec!["boot.persist: \"maybe\" is not a boolean", "allow_data_loss: \"maybe\" is not a boolean", "verify_pmd: 2 is not a boolean",
+                 "namespaces[0].size: 3M is not a multiple of the alignment 2M"]),
+        (json!({"boot": "yes", "mounts": [{"path": "/", "device": "/dev/pmem0"}]}),
+            vec!["boot: expected an object, got a string", "mounts[0].path: refusing to manage a mount on /"]),
+        (json!({"colour": "blue", "state": "gone", "devices": [{"name": "s", "target": "linear", "members": ["/dev/pmem0"], "chunk": "2M"}]}),
+            vec!["Unsupported parameters for (pmem_stack) module: colour.", "state: unknown variant `gone`", "devices[0].chunk: chunk applies to striped devices only"]),
+        (json!({"_ansible_check_mode": "perhaps", "devices": {"name": "d"},
+                "mounts": [{"path": "/mnt/x", "device": "/dev/pmem0", "options": ["dax"]}]}),
+            vec!["_ansible_check_mode: \"perhaps\" is not a boolean", "devices: expected a list, got an object",
+                 "mounts[0].options[0]: \"dax\": set DAX with the dax field"]),
+        (json!({"namespaces": [{"name": "dd", "region": 0, "mode": "devdax", "size": "1.5G"}],
+                "filesystems": [{"device": "dd", "type": "ext4", "mkfs_options": {"-b": 4096}}]}),
+            vec!["namespaces[0].size: \"1.5G\" has an unknown unit", "filesystems[0].mkfs_options: wrong type: map, expected a sequence",
+                 "filesystems[0].device: namespace \"dd\" is devdax"]),
+        // force flags in mkfs_options: forcing comes only from allow_data_loss
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs", "mkfs_options": ["-K", "-f"]}]}),
+            vec!["filesystems[0].mkfs_options[1]: \"-f\" makes mkfs.xfs force (-f); forcing comes only from allow_data_loss"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-F"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"-F\" makes mkfs.ext4 force (-F); forcing comes only from allow_data_loss"]),
+        (json!({"allow_data_loss": true, "filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-E", "stride=16", "-FF"]}]}),
+            vec!["filesystems[0].mkfs_options[2]: \"-FF\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-m", "0", "-qF"]}]}),
+            vec!["filesystems[0].mkfs_options[2]: \"-qF\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs", "mkfs_options": ["-Kf"]}, {"device": "/dev/pmem1", "type": "xfs", "mkfs_options": ["--force"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"-Kf\" makes mkfs.xfs force (-f)", "filesystems[1].mkfs_options[0]: \"--force\" makes mkfs.xfs force (-f)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["--force"]}]}),
+            vec!["filesystems[0].mkfs_options[0]: \"--force\" makes mkfs.ext4 force (-F)"]),
+        (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext5", "mkfs_options": ["-F"]}]}),
+            vec!["filesystems[0].type: unknown variant `ext5`", "filesystems[0].mkfs_options[0]: \"-F\" makes mkfs.ext4 force (-F)"]),
     ]
 }
 
@@ -113,8 +174,16 @@ fn all_problems_are_reported_together() {
     let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["state"],
-        "type errors first, then (with valid types) semantic ones"
+        [
+            "state",
+            "namespaces[0].size",
+            "devices[0].members",
+            "devices[0].chunk",
+            "mounts[0].path",
+            "mounts[0].device"
+        ],
+        "type errors first, then the semantic ones, in one run: {}",
+        r.msg
     );
     let mut args = args;
     args["state"] = json!("present");
@@ -147,5 +216,81 @@ fn a_chunk_that_is_not_2m_is_a_warning_not_an_error() {
             .any(|w| w.starts_with("devices[0].chunk: 1M is not a multiple of 2 MiB")),
         "{:?}",
         r.warnings
+    );
+}
+
+/// The paths of the errors a run reports for `args`.
+fn error_paths(args: &serde_json::Value) -> Vec<String> {
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let r = pmem_stack::run(&args.to_string(), &mut fake, false);
+    assert!(r.failed, "{args} should fail");
+    r.errors.iter().map(|e| e.path.clone()).collect()
+}
+
+#[test]
+fn type_errors_hide_no_other_error() {
+    // the example: both the mode and the size, and nothing else
+    assert_eq!(
+        error_paths(
+            &json!({"namespaces": [{"name": "a", "region": "region0", "mode": "bogus", "size": "12Q"}]})
+        ),
+        ["namespaces[0].mode", "namespaces[0].size"]
+    );
+    // within an item in the input's order, missing fields last; then the semantic errors
+    // of the fields that did read, the item's own among them
+    assert_eq!(
+        error_paths(&json!({
+            "devices": [{"chunk": "3K", "members": ["/dev/pmem0", 1, "/dev/pmem0"], "target": "striped", "colour": 0}],
+            "filesystems": [{"type": "xfs", "device": "/dev/pmem0", "mkfs_options": ["-f", null]}]
+        })),
+        [
+            "devices[0].members[1]",
+            "devices[0].colour",
+            "devices[0]",
+            "filesystems[0].mkfs_options[1]",
+            "devices[0].members[2]",
+            "devices[0].chunk",
+            "filesystems[0].mkfs_options[0]",
+        ]
+    );
+}
+
+#[test]
+fn a_name_that_did_not_read_makes_no_dangling_reference() {
+    // "pm0" may be the namespace whose name is unreadable: not reported as undeclared
+    let paths = error_paths(&json!({
+        "namespaces": [{"name": 5, "region": 0, "mode": "fsdax"}],
+        "devices": [{"name": "d", "target": "striped", "members": ["pm0"]}],
+        "mounts": [{"path": "/mnt/x", "device": "pm0"}]
+    }));
+    assert_eq!(paths, ["namespaces[0].name", "devices[0].members"]);
+    // once every name reads, it is
+    let paths = error_paths(&json!({
+        "namespaces": [{"name": "pm1", "region": 0, "mode": "fsdax"}],
+        "devices": [{"name": "d", "target": "striped", "members": ["pm0"]}]
+    }));
+    assert_eq!(paths, ["devices[0].members[0]", "devices[0].members"]);
+}
+
+#[test]
+fn force_flags_are_refused_and_other_mkfs_words_are_not() {
+    // values of options are not flags: a label "-F", mke2fs's fragment size -f
+    let ok = json!({"filesystems": [
+        {"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-L", "-F", "-f", "4096", "-O", "^has_journal"]},
+        {"device": "/dev/pmem1", "type": "xfs", "mkfs_options": ["-K", "-m", "crc=1", "-d", "-f"]}
+    ]});
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let r = pmem_stack::run(&ok.to_string(), &mut fake, true);
+    assert!(r.errors.is_empty(), "{}", r.msg);
+    // allow_data_loss does not make a force flag acceptable
+    let args = json!({"allow_data_loss": true, "filesystems": [
+        {"device": "/dev/pmem0", "type": "ext4", "mkfs_options": ["-q", "-jF", "-F"]}
+    ]});
+    assert_eq!(
+        error_paths(&args),
+        [
+            "filesystems[0].mkfs_options[1]",
+            "filesystems[0].mkfs_options[2]"
+        ]
     );
 }

@@ -30,7 +30,7 @@
 
 use pmem_stack::actual::dm::{parse_table, Devno, TableLine};
 use pmem_stack::actual::Actual;
-use pmem_stack::args::validate::validate;
+use pmem_stack::args::validate::{check_draft, validate};
 use pmem_stack::args::{parse_input, InputError};
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
@@ -303,8 +303,9 @@ fn check_text(text: &str, machine: usize) -> Result<(), TestCaseError> {
         }
         Err(f) => {
             check_errors(&f.errors, root.as_ref(), text)?;
-            if let Some(args) = f.args {
-                if let Err(errors) = validate(&args) {
+            if let Some(draft) = f.draft {
+                let errors = check_draft(&draft);
+                if !errors.is_empty() {
                     check_errors(&errors, root.as_ref(), text)?;
                 }
             }

@@ -4,13 +4,18 @@
 //! `parse_input` accepts the flat object Ansible writes into a binary module's args file
 //! and the `{"ANSIBLE_MODULE_ARGS": {...}}` shape Python modules get; it splits off the
 //! internal `_ansible_*` keys, refuses unknown options with Ansible's own wording, and
-//! deserialises each top-level option and each list item separately so that every bad
-//! item is reported (with its JSON path), not just the first. Semantic checks live in
-//! [`validate`], which turns [`ModuleArgs`] into the typed [`validate::Desired`].
+//! reads each option, list item, field and list word on its own ([`draft`]) so that every
+//! bad value is reported (with its JSON path), not just the first. Semantic checks live
+//! in [`validate`], which turns [`ModuleArgs`] into the typed [`validate::Desired`] and
+//! also checks a [`Draft`] that did not read whole, so that type errors and semantic
+//! errors are reported together.
 
+pub mod draft;
+pub mod mkfs;
 pub mod validate;
 
 use crate::units::SizeArg;
+use draft::{json_kind, Draft};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -300,7 +305,9 @@ pub struct FilesystemArg {
     /// Filesystem label (ext4: at most 16 bytes, xfs: at most 12).
     #[serde(default)]
     pub label: Option<String>,
-    /// Extra mkfs arguments, one argv word each, appended after the DAX geometry.
+    /// Extra mkfs arguments, one argv word each, appended after the DAX geometry. Force
+    /// flags (mkfs.ext4 `-F`, mkfs.xfs `-f`, `--force`, also inside a cluster such as
+    /// `-qF`) are refused: forcing comes only from `allow_data_loss`.
     #[serde(default)]
     pub mkfs_options: Vec<String>,
 }
@@ -434,16 +441,17 @@ pub struct Input {
 pub struct ParseFailure {
     /// The options as received (for `invocation`).
     pub raw_options: Map<String, Value>,
-    /// The errors.
+    /// The errors: the input's shape, unknown options and every value that did not read.
     pub errors: Vec<InputError>,
-    /// The typed options, when every option that is known parsed (only unknown
-    /// options were wrong): semantic validation can still report its findings.
-    pub args: Option<Box<ModuleArgs>>,
+    /// What did read, when the input was an object: semantic validation
+    /// ([`validate::check_draft`]) reports its findings on it too.
+    pub draft: Option<Box<Draft>>,
 }
 
 /// Read the options and internal keys from the input JSON text.
 ///
-/// Errors are collected: unknown options, and each bad option or list item with its path.
+/// Errors are collected: unknown options, and every option, list item, field and list
+/// word that does not read, each with its path (see [`draft`]).
 pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -457,7 +465,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             return Err(ParseFailure {
                 raw_options: Map::new(),
                 errors: vec![InputError::new("", msg)],
-                args: None,
+                draft: None,
             });
         }
     };
@@ -473,7 +481,7 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
                         json_kind(&other)
                     ),
                 )],
-                args: None,
+                draft: None,
             })
         }
     };
@@ -507,7 +515,6 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             options.insert(k, v);
         }
     }
-    let mut unknown_only = errors.is_empty();
     let unknown: Vec<&str> = options
         .keys()
         .map(String::as_str)
@@ -523,136 +530,26 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             ),
         ));
     }
-    let errors_before_options = errors.len();
-    let mut args = ModuleArgs::default();
-    for (k, v) in &options {
-        match k.as_str() {
-            "namespaces" => args.namespaces = parse_list(k, v, &mut errors),
-            "devices" => args.devices = parse_list(k, v, &mut errors),
-            "partitions" => args.partitions = parse_list(k, v, &mut errors),
-            "filesystems" => args.filesystems = parse_list(k, v, &mut errors),
-            "mounts" => args.mounts = parse_list(k, v, &mut errors),
-            "boot" => args.boot = parse_one(k, v, &mut errors).unwrap_or_default(),
-            "state" => args.state = parse_one(k, v, &mut errors).unwrap_or_default(),
-            "allow_data_loss" => {
-                args.allow_data_loss = parse_one(k, v, &mut errors).unwrap_or_default()
-            }
-            "verify_pmd" => args.verify_pmd = parse_one(k, v, &mut errors).unwrap_or_default(),
-            _ => {}
-        }
-    }
-    unknown_only &= errors.len() == errors_before_options;
+    let draft = Draft::read(&options, &mut errors);
     if errors.is_empty() {
-        Ok(Input {
-            args,
-            raw_options: options,
-            internal,
-        })
-    } else {
-        Err(ParseFailure {
-            raw_options: options,
-            errors,
-            args: unknown_only.then(|| Box::new(args)),
-        })
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Deserialize one value, reporting the innermost failing path under `path`.
-fn parse_one<T: for<'de> Deserialize<'de>>(
-    path: &str,
-    v: &Value,
-    errors: &mut Vec<InputError>,
-) -> Option<T> {
-    // `null` means "not given", as Ansible passes omitted options.
-    let v = if v.is_null() {
-        &Value::Object(Map::new())
-    } else {
-        v
-    };
-    match serde_path_to_error::deserialize::<_, T>(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let mut full = path.to_string();
-            for seg in e.path().iter() {
-                use serde_path_to_error::Segment;
-                match seg {
-                    Segment::Seq { index } => full.push_str(&format!("[{index}]")),
-                    // plain keys as `.key`; anything else quoted, so a key like "[0]"
-                    // cannot pass for an index
-                    Segment::Map { key } | Segment::Enum { variant: key } => {
-                        if !key.is_empty()
-                            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        {
-                            full.push_str(&format!(".{key}"));
-                        } else {
-                            full.push_str(&format!("[{key:?}]"));
-                        }
-                    }
-                    Segment::Unknown => {}
-                }
-            }
-            errors.push(InputError::new(
-                full,
-                tidy_serde_message(&e.into_inner().to_string()),
-            ));
-            None
+        if let Some(args) = draft.clone().into_args() {
+            return Ok(Input {
+                args,
+                raw_options: options,
+                internal,
+            });
         }
+        // every hole in a draft comes with its error; this is a bug, but say so calmly
+        errors.push(InputError::new(
+            "",
+            "the arguments did not read completely, though no value was reported as wrong",
+        ));
     }
-}
-
-/// Deserialize a list item by item, so each bad item is reported.
-fn parse_list<T: for<'de> Deserialize<'de>>(
-    path: &str,
-    v: &Value,
-    errors: &mut Vec<InputError>,
-) -> Vec<T> {
-    match v {
-        Value::Null => Vec::new(),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| {
-                if item.is_object() {
-                    parse_one(&format!("{path}[{i}]"), item, errors)
-                } else {
-                    errors.push(InputError::new(
-                        format!("{path}[{i}]"),
-                        format!("expected an object, got {}", json_kind(item)),
-                    ));
-                    None
-                }
-            })
-            .collect(),
-        other => {
-            errors.push(InputError::new(
-                path,
-                format!("expected a list, got {}", json_kind(other)),
-            ));
-            Vec::new()
-        }
-    }
-}
-
-/// serde's messages mention Rust types; keep the useful part.
-fn tidy_serde_message(msg: &str) -> String {
-    // "unknown field `x`, expected one of `a`, `b`" and "unknown variant ..." are fine as is;
-    // strip serde_json's " at line 1 column 2" tails, which mean nothing for a Value.
-    let msg = match msg.find(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    msg.replace("invalid type: ", "wrong type: ")
+    Err(ParseFailure {
+        raw_options: options,
+        errors,
+        draft: Some(Box::new(draft)),
+    })
 }
 
 /// The JSON Schema of the arguments (what `--schema` prints and `schemas/` holds).

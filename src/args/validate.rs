@@ -4,9 +4,16 @@
 //! all problems at once. Rules: names (syntax, length, duplicates across namespaces,
 //! devices and partitions, which share one name space because members refer to them),
 //! references (dangling, cycles, wrong kind), sizes and alignment (chunk and partition
-//! geometry page-aligned for DAX; 2 MiB recommended), and DAX feasibility (a DAX mount
-//! over a devdax/sector/raw namespace or over a stack containing one).
+//! geometry page-aligned for DAX; 2 MiB recommended), DAX feasibility (a DAX mount
+//! over a devdax/sector/raw namespace or over a stack containing one), and no force
+//! flag in `mkfs_options` ([`super::mkfs`]).
+//!
+//! The rules read a [`Draft`]: typed arguments become one with nothing missing, and
+//! arguments that did not read whole are checked as far as they did read
+//! ([`check_draft`]), so that type errors and semantic errors come in one run.
 
+use super::draft::{all_read, read_items, Draft, Field, Items};
+use super::mkfs::force_flags;
 use super::{DaxMode, DmTarget, FsType, InputError, MapMode, ModuleArgs, NamespaceMode, State};
 use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
 use serde::Serialize;
@@ -166,36 +173,25 @@ const GPT_NAME_MAX: usize = 36;
 
 /// Validate parsed arguments. All problems are returned together.
 pub fn validate(args: &ModuleArgs) -> Result<Desired, Vec<InputError>> {
-    let mut v = Validator::default();
-    v.names(args);
-    let namespaces = v.namespaces(args);
-    let devices = v.devices(args);
-    let partitions = v.partitions(args);
-    let mut d = Desired {
-        state: args.state,
-        allow_data_loss: args.allow_data_loss.0,
-        namespaces,
-        devices,
-        partitions,
-        filesystems: Vec::new(),
-        mounts: Vec::new(),
-        persist: args.boot.persist.0,
-        warnings: Vec::new(),
-        args: args.clone(),
-    };
-    v.cycles(&d);
-    d.filesystems = v.filesystems(args, &d);
-    d.mounts = v.mounts(args, &d);
-    if v.errors.is_empty() {
-        // indices of the specs match the arguments' only when every reference resolved
-        v.roles(&d);
+    let (mut d, errors, warnings) = Validator::check(&Draft::from(args));
+    if !errors.is_empty() {
+        return Err(errors);
     }
-    if v.errors.is_empty() {
-        d.warnings = v.warnings;
-        Ok(d)
-    } else {
-        Err(v.errors)
-    }
+    d.state = args.state;
+    d.allow_data_loss = args.allow_data_loss.0;
+    d.persist = args.boot.persist.0;
+    d.warnings = warnings;
+    d.args = args.clone();
+    Ok(d)
+}
+
+/// The semantic problems of arguments that did not read whole (the type errors are
+/// already reported by [`super::parse_input`]), so that both come in one run. Every rule
+/// runs on what did read; a rule that needs an unreadable value is skipped, and a
+/// reference that matches no declared name passes while some declaration's name did not
+/// read (it may be that one).
+pub fn check_draft(draft: &Draft) -> Vec<InputError> {
+    Validator::check(draft).1
 }
 
 #[derive(Default)]
@@ -204,6 +200,10 @@ struct Validator {
     warnings: Vec<String>,
     /// Declared name -> (kind, JSON path of its declaration).
     names: BTreeMap<String, (Kind, String)>,
+    /// Whether every declaration's name read: only then is an unknown name dangling.
+    names_complete: bool,
+    /// The index in `devices` of each device spec made (items that did not read make none).
+    device_at: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +214,37 @@ enum Kind {
 }
 
 impl Validator {
+    /// All the rules, in order; returns the specs made (complete only when no error was
+    /// found and the draft read whole), the errors and the warnings.
+    fn check(draft: &Draft) -> (Desired, Vec<InputError>, Vec<String>) {
+        let mut v = Validator::default();
+        v.names(draft);
+        let namespaces = v.namespaces(draft);
+        let devices = v.devices(draft);
+        let partitions = v.partitions(draft);
+        let mut d = Desired {
+            state: State::default(),
+            allow_data_loss: false,
+            namespaces,
+            devices,
+            partitions,
+            filesystems: Vec::new(),
+            mounts: Vec::new(),
+            persist: false,
+            warnings: Vec::new(),
+            args: ModuleArgs::default(),
+        };
+        v.cycles(&d);
+        d.filesystems = v.filesystems(draft, &d);
+        d.mounts = v.mounts(draft, &d);
+        // `roles` names items by their index among the specs: the arguments' index only
+        // when every item made its spec, with every member
+        if v.errors.is_empty() && specs_match_items(draft, &d) {
+            v.roles(&d);
+        }
+        (d, v.errors, v.warnings)
+    }
+
     fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.errors.push(InputError::new(path, msg));
     }
@@ -240,25 +271,32 @@ impl Validator {
     }
 
     /// Collect declared names; duplicates are errors wherever they are declared.
-    fn names(&mut self, args: &ModuleArgs) {
-        let decls = args
-            .namespaces
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (Kind::Namespace, format!("namespaces[{i}].name"), &n.name))
-            .chain(
-                args.devices
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (Kind::Device, format!("devices[{i}].name"), &n.name)),
+    fn names(&mut self, draft: &Draft) {
+        let mut decls: Vec<(Kind, String, Option<&String>)> = Vec::new();
+        decls.extend(read_items(&draft.namespaces).map(|(i, n)| {
+            (
+                Kind::Namespace,
+                format!("namespaces[{i}].name"),
+                n.name.as_ref(),
             )
-            .chain(
-                args.partitions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (Kind::Partition, format!("partitions[{i}].name"), &n.name)),
-            );
-        for (kind, path, name) in decls.collect::<Vec<_>>() {
+        }));
+        decls.extend(
+            read_items(&draft.devices)
+                .map(|(i, n)| (Kind::Device, format!("devices[{i}].name"), n.name.as_ref())),
+        );
+        decls.extend(read_items(&draft.partitions).map(|(i, n)| {
+            (
+                Kind::Partition,
+                format!("partitions[{i}].name"),
+                n.name.as_ref(),
+            )
+        }));
+        self.names_complete = all_read(&draft.namespaces)
+            && all_read(&draft.devices)
+            && all_read(&draft.partitions)
+            && decls.iter().all(|(_, _, name)| name.is_some());
+        for (kind, path, name) in decls {
+            let Some(name) = name else { continue };
             let (max, what) = match kind {
                 Kind::Namespace => (NAMESPACE_NAME_MAX, "namespace"),
                 Kind::Device => (DM_NAME_MAX, "dm device"),
@@ -287,6 +325,7 @@ impl Validator {
             return Some(DevRef::Path(text.to_string()));
         }
         match self.names.get(text) {
+            None if !self.names_complete => None, // perhaps a name that did not read
             None => {
                 self.err(
                     path,
@@ -308,60 +347,67 @@ impl Validator {
         }
     }
 
-    fn namespaces(&mut self, args: &ModuleArgs) -> Vec<NamespaceSpec> {
+    fn namespaces(&mut self, draft: &Draft) -> Vec<NamespaceSpec> {
         let mut unsized_per_region: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut out = Vec::new();
-        for (i, n) in args.namespaces.iter().enumerate() {
+        for (i, n) in read_items(&draft.namespaces) {
             let p = format!("namespaces[{i}]");
-            let align = n.align.as_ref().map(|a| a.bytes).unwrap_or(HUGE_PAGE);
-            if ![Bytes(4096), HUGE_PAGE, Bytes(1 << 30)].contains(&align) {
-                self.err(
-                    format!("{p}.align"),
-                    format!(
-                        "{} is not a supported alignment (4K, 2M or 1G)",
-                        n.align.as_ref().map(|a| a.text.as_str()).unwrap_or("")
-                    ),
-                );
-            }
-            let dax_like = matches!(n.mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
-            if !dax_like && n.map.is_some() {
-                self.err(
-                    format!("{p}.map"),
-                    format!("map applies to fsdax and devdax namespaces, not {}", n.mode),
-                );
-            }
-            if !dax_like && n.align.is_some() {
-                self.err(
-                    format!("{p}.align"),
-                    format!(
-                        "align applies to fsdax and devdax namespaces, not {}",
-                        n.mode
-                    ),
-                );
-            }
-            if let Some(size) = &n.size {
-                if size.bytes.0 == 0 {
-                    self.err(format!("{p}.size"), "the size must not be 0");
-                } else if !size.bytes.is_multiple_of(align) {
+            // `None`: unknown (the align did not read)
+            let align = n.align.known(HUGE_PAGE, |a| a.bytes);
+            if let Some(a) = n.align.given() {
+                if ![Bytes(4096), HUGE_PAGE, Bytes(1 << 30)].contains(&a.bytes) {
                     self.err(
-                        format!("{p}.size"),
-                        format!("{} is not a multiple of the alignment {align}", size.text),
+                        format!("{p}.align"),
+                        format!("{} is not a supported alignment (4K, 2M or 1G)", a.text),
                     );
                 }
-            } else {
-                unsized_per_region
-                    .entry(n.region.0.clone())
-                    .or_default()
-                    .push(i);
             }
-            out.push(NamespaceSpec {
-                name: n.name.clone(),
-                region: n.region.0.clone(),
-                mode: n.mode,
-                size: n.size.as_ref().map(|s| s.bytes),
-                align,
-                map: n.map.unwrap_or(MapMode::Dev),
-            });
+            if let Some(mode) = n.mode {
+                let dax_like = matches!(mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
+                if !dax_like && n.map.is_written() {
+                    self.err(
+                        format!("{p}.map"),
+                        format!("map applies to fsdax and devdax namespaces, not {mode}"),
+                    );
+                }
+                if !dax_like && n.align.is_written() {
+                    self.err(
+                        format!("{p}.align"),
+                        format!("align applies to fsdax and devdax namespaces, not {mode}"),
+                    );
+                }
+            }
+            match &n.size {
+                Field::Given(size) => {
+                    if size.bytes.0 == 0 {
+                        self.err(format!("{p}.size"), "the size must not be 0");
+                    } else if let Some(align) = align.filter(|a| !size.bytes.is_multiple_of(*a)) {
+                        self.err(
+                            format!("{p}.size"),
+                            format!("{} is not a multiple of the alignment {align}", size.text),
+                        );
+                    }
+                }
+                Field::Absent => {
+                    if let Some(region) = &n.region {
+                        unsized_per_region
+                            .entry(region.0.clone())
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                Field::Bad => {}
+            }
+            if let (Some(name), Some(region), Some(mode)) = (&n.name, &n.region, n.mode) {
+                out.push(NamespaceSpec {
+                    name: name.clone(),
+                    region: region.0.clone(),
+                    mode,
+                    size: n.size.given().map(|s| s.bytes),
+                    align: align.unwrap_or(HUGE_PAGE),
+                    map: n.map.given().copied().unwrap_or(MapMode::Dev),
+                });
+            }
         }
         for (region, idx) in unsized_per_region {
             if idx.len() > 1 {
@@ -376,53 +422,55 @@ impl Validator {
         out
     }
 
-    fn devices(&mut self, args: &ModuleArgs) -> Vec<DeviceSpec> {
+    fn devices(&mut self, draft: &Draft) -> Vec<DeviceSpec> {
         let mut out = Vec::new();
-        for (i, d) in args.devices.iter().enumerate() {
+        for (i, d) in read_items(&draft.devices) {
             let p = format!("devices[{i}]");
-            let members: Vec<DevRef> = d
-                .members
-                .iter()
-                .enumerate()
-                .filter_map(|(j, m)| {
-                    self.reference(
+            let mut members = Vec::new();
+            if let Some(list) = &d.members {
+                for (j, m) in list.iter().enumerate() {
+                    let Some(m) = m else { continue };
+                    if let Some(r) = self.reference(
                         &format!("{p}.members[{j}]"),
                         m,
                         &[Kind::Namespace, Kind::Partition, Kind::Device],
-                    )
-                })
-                .collect();
-            let mut seen = BTreeSet::new();
-            for (j, m) in d.members.iter().enumerate() {
-                if !seen.insert(m) {
-                    self.err(
-                        format!("{p}.members[{j}]"),
-                        format!("{m:?} is listed twice"),
-                    );
+                    ) {
+                        members.push(r);
+                    }
+                }
+                let mut seen = BTreeSet::new();
+                for (j, m) in list.iter().enumerate() {
+                    let Some(m) = m else { continue };
+                    if !seen.insert(m) {
+                        self.err(
+                            format!("{p}.members[{j}]"),
+                            format!("{m:?} is listed twice"),
+                        );
+                    }
+                }
+                match d.target {
+                    Some(DmTarget::Striped) if list.len() < 2 => self.err(
+                        format!("{p}.members"),
+                        format!(
+                            "a striped device needs at least 2 members, got {}",
+                            list.len()
+                        ),
+                    ),
+                    Some(DmTarget::Linear) if list.is_empty() => self.err(
+                        format!("{p}.members"),
+                        "a linear device needs at least 1 member",
+                    ),
+                    _ => {}
                 }
             }
-            match d.target {
-                DmTarget::Striped if d.members.len() < 2 => self.err(
-                    format!("{p}.members"),
-                    format!(
-                        "a striped device needs at least 2 members, got {}",
-                        d.members.len()
-                    ),
-                ),
-                DmTarget::Linear if d.members.is_empty() => self.err(
-                    format!("{p}.members"),
-                    "a linear device needs at least 1 member",
-                ),
-                _ => {}
-            }
-            let chunk = d.chunk.as_ref().map(|c| c.bytes).unwrap_or(DEFAULT_CHUNK);
-            if let Some(c) = &d.chunk {
-                if d.target == DmTarget::Linear {
-                    self.err(
-                        format!("{p}.chunk"),
-                        "chunk applies to striped devices only",
-                    );
-                } else if c.bytes.0 == 0 || !c.bytes.is_multiple_of(PAGE) {
+            let chunk = d.chunk.given().map(|c| c.bytes).unwrap_or(DEFAULT_CHUNK);
+            if d.chunk.is_written() && d.target == Some(DmTarget::Linear) {
+                self.err(
+                    format!("{p}.chunk"),
+                    "chunk applies to striped devices only",
+                );
+            } else if let Some(c) = d.chunk.given() {
+                if c.bytes.0 == 0 || !c.bytes.is_multiple_of(PAGE) {
                     self.err(
                         format!("{p}.chunk"),
                         format!(
@@ -437,44 +485,46 @@ impl Validator {
                     ));
                 }
             }
-            out.push(DeviceSpec {
-                name: d.name.clone(),
-                target: d.target,
-                members,
-                chunk: chunk.sectors(),
-            });
+            if let (Some(name), Some(target), Some(_)) = (&d.name, d.target, &d.members) {
+                self.device_at.push(i);
+                out.push(DeviceSpec {
+                    name: name.clone(),
+                    target,
+                    members,
+                    chunk: chunk.sectors(),
+                });
+            }
         }
         out
     }
 
-    fn partitions(&mut self, args: &ModuleArgs) -> Vec<PartitionSpec> {
+    fn partitions(&mut self, draft: &Draft) -> Vec<PartitionSpec> {
         let mut out = Vec::new();
         let mut numbers: BTreeMap<(String, u32), usize> = BTreeMap::new();
-        for (i, part) in args.partitions.iter().enumerate() {
+        for (i, part) in read_items(&draft.partitions) {
             let p = format!("partitions[{i}]");
-            let disk = self.reference(
-                &format!("{p}.disk"),
-                &part.disk,
-                &[Kind::Namespace, Kind::Device],
-            );
-            if let Some(n) = part.number {
+            let disk = part.disk.as_ref().and_then(|text| {
+                self.reference(&format!("{p}.disk"), text, &[Kind::Namespace, Kind::Device])
+            });
+            if let Some(&n) = part.number.given() {
                 if !(1..=128).contains(&n) {
                     self.err(
                         format!("{p}.number"),
                         format!("{n} is not a GPT partition number (1-128)"),
                     );
-                } else if let Some(first) = numbers.insert((part.disk.clone(), n), i) {
-                    self.err(
-                        format!("{p}.number"),
-                        format!(
-                            "partition {n} of {:?} is already declared at partitions[{first}]",
-                            part.disk
-                        ),
-                    );
+                } else if let Some(text) = &part.disk {
+                    if let Some(first) = numbers.insert((text.clone(), n), i) {
+                        self.err(
+                            format!("{p}.number"),
+                            format!(
+                                "partition {n} of {text:?} is already declared at partitions[{first}]"
+                            ),
+                        );
+                    }
                 }
             }
-            let start = part.start.as_ref().map(|s| s.bytes).unwrap_or(HUGE_PAGE);
-            if let Some(s) = &part.start {
+            let start = part.start.given().map(|s| s.bytes).unwrap_or(HUGE_PAGE);
+            if let Some(s) = part.start.given() {
                 if !s.bytes.is_multiple_of(PAGE) {
                     self.err(
                         format!("{p}.start"),
@@ -492,7 +542,7 @@ impl Validator {
                     ));
                 }
             }
-            if let Some(s) = &part.size {
+            if let Some(s) = part.size.given() {
                 if s.bytes.0 == 0 {
                     self.err(format!("{p}.size"), "the size must not be 0");
                 } else if !s.bytes.is_multiple_of(PAGE) {
@@ -505,13 +555,13 @@ impl Validator {
                         .push(format!("{p}.size: {} is not a multiple of 2 MiB", s.text));
                 }
             }
-            if let Some(disk) = disk {
+            if let (Some(name), Some(disk)) = (&part.name, disk) {
                 out.push(PartitionSpec {
-                    name: part.name.clone(),
+                    name: name.clone(),
                     disk,
-                    number: part.number,
+                    number: part.number.given().copied(),
                     start: start.sectors(),
-                    size: part.size.as_ref().map(|s| s.bytes.sectors()),
+                    size: part.size.given().map(|s| s.bytes.sectors()),
                 });
             }
         }
@@ -558,7 +608,7 @@ impl Validator {
             }
         };
         let mut reported = BTreeSet::new();
-        for (i, dev) in d.devices.iter().enumerate() {
+        for (dev, &i) in d.devices.iter().zip(&self.device_at.clone()) {
             // depth-first search from each device; a path back to itself is a cycle
             let mut stack = vec![(dev.name.clone(), vec![dev.name.clone()])];
             let mut visited = BTreeSet::new();
@@ -584,87 +634,99 @@ impl Validator {
         }
     }
 
-    fn filesystems(
-        &mut self,
-        args: &ModuleArgs,
-        d: &Desired,
-    ) -> Vec<crate::args::validate::FilesystemSpec> {
+    fn filesystems(&mut self, draft: &Draft, d: &Desired) -> Vec<FilesystemSpec> {
         let mut out = Vec::new();
         let mut seen: BTreeMap<DevRef, usize> = BTreeMap::new();
-        for (i, fs) in args.filesystems.iter().enumerate() {
+        for (i, fs) in read_items(&draft.filesystems) {
             let p = format!("filesystems[{i}]");
-            let Some(device) = self.reference(
-                &format!("{p}.device"),
-                &fs.device,
-                &[Kind::Namespace, Kind::Device, Kind::Partition],
-            ) else {
-                continue;
-            };
-            if let Some(why) = no_block_device(d, &device) {
-                self.err(format!("{p}.device"), why);
+            let device = fs.device.as_ref().and_then(|text| {
+                self.reference(
+                    &format!("{p}.device"),
+                    text,
+                    &[Kind::Namespace, Kind::Device, Kind::Partition],
+                )
+            });
+            if let Some(device) = &device {
+                if let Some(why) = no_block_device(d, device) {
+                    self.err(format!("{p}.device"), why);
+                }
+                if let Some(first) = seen.insert(device.clone(), i) {
+                    self.err(
+                        format!("{p}.device"),
+                        format!(
+                            "{device} already has a filesystem declared at filesystems[{first}]"
+                        ),
+                    );
+                }
             }
-            if let Some(first) = seen.insert(device.clone(), i) {
-                self.err(
-                    format!("{p}.device"),
-                    format!("{device} already has a filesystem declared at filesystems[{first}]"),
-                );
-            }
-            if let Some(label) = &fs.label {
-                let max = match fs.fstype {
+            if let (Some(label), Some(fstype)) = (fs.label.given(), fs.fstype) {
+                let max = match fstype {
                     FsType::Ext4 => 16,
                     FsType::Xfs => 12,
                 };
                 if label.len() > max {
                     self.err(
                         format!("{p}.label"),
-                        format!(
-                            "{label:?} is longer than {max} bytes, the {} label limit",
-                            fs.fstype
-                        ),
+                        format!("{label:?} is longer than {max} bytes, the {fstype} label limit"),
                     );
                 }
             }
-            for (j, o) in fs.mkfs_options.iter().enumerate() {
-                if o.is_empty() {
-                    self.err(format!("{p}.mkfs_options[{j}]"), "an empty argument");
+            if let Some(words) = &fs.mkfs_options {
+                let words: Vec<Option<&str>> = words.iter().map(Option::as_deref).collect();
+                let mut forcing = force_flags(fs.fstype, &words).into_iter().peekable();
+                for (j, w) in words.iter().enumerate() {
+                    let force = forcing.next_if(|(at, _)| *at == j).map(|(_, msg)| msg);
+                    if *w == Some("") {
+                        self.err(format!("{p}.mkfs_options[{j}]"), "an empty argument");
+                    } else if let Some(msg) = force {
+                        self.err(format!("{p}.mkfs_options[{j}]"), msg);
+                    }
                 }
             }
-            out.push(FilesystemSpec {
-                stripes: stripes_under(d, &device),
-                device,
-                fstype: fs.fstype,
-                label: fs.label.clone(),
-                mkfs_options: fs.mkfs_options.clone(),
-            });
+            if let (Some(device), Some(fstype), Some(words)) = (device, fs.fstype, &fs.mkfs_options)
+            {
+                out.push(FilesystemSpec {
+                    stripes: stripes_under(d, &device),
+                    device,
+                    fstype,
+                    label: fs.label.given().cloned(),
+                    mkfs_options: words.iter().flatten().cloned().collect(),
+                });
+            }
         }
         out
     }
 
-    fn mounts(&mut self, args: &ModuleArgs, d: &Desired) -> Vec<MountSpec> {
+    fn mounts(&mut self, draft: &Draft, d: &Desired) -> Vec<MountSpec> {
         let mut out = Vec::new();
         let mut paths: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, m) in args.mounts.iter().enumerate() {
+        for (i, m) in read_items(&draft.mounts) {
             let p = format!("mounts[{i}]");
-            let path = normalize_mount_path(&m.path);
-            match &path {
-                None => self.err(
-                    format!("{p}.path"),
-                    format!("{:?} is not an absolute path (a mount point must start with /, with no . or .. parts)", m.path),
-                ),
-                Some(norm) if norm == "/" => {
-                    self.err(format!("{p}.path"), "refusing to manage a mount on /")
-                }
-                Some(norm) => {
-                    if let Some(first) = paths.insert(norm.clone(), i) {
-                        self.err(
-                            format!("{p}.path"),
-                            format!("{norm} is already a mount point at mounts[{first}]"),
-                        );
+            let path = m.path.as_ref().and_then(|raw| {
+                let norm = normalize_mount_path(raw);
+                match &norm {
+                    None => self.err(
+                        format!("{p}.path"),
+                        format!("{raw:?} is not an absolute path (a mount point must start with /, with no . or .. parts)"),
+                    ),
+                    Some(norm) if norm == "/" => {
+                        self.err(format!("{p}.path"), "refusing to manage a mount on /")
+                    }
+                    Some(norm) => {
+                        if let Some(first) = paths.insert(norm.clone(), i) {
+                            self.err(
+                                format!("{p}.path"),
+                                format!("{norm} is already a mount point at mounts[{first}]"),
+                            );
+                        }
                     }
                 }
-            }
-            let dax = m.dax.unwrap_or_default();
-            for (j, o) in m.options.iter().enumerate() {
+                norm
+            });
+            // `None`: unknown (the dax field did not read)
+            let dax = m.dax.known(DaxMode::default(), |d| *d);
+            for (j, o) in m.options.iter().flatten().enumerate() {
+                let Some(o) = o else { continue };
                 let key = o.split('=').next().unwrap_or("").trim();
                 if key == "dax" || key == "nodax" {
                     self.err(
@@ -683,15 +745,17 @@ impl Validator {
                     );
                 }
             }
-            let device = self.reference(
-                &format!("{p}.device"),
-                &m.device,
-                &[Kind::Namespace, Kind::Device, Kind::Partition],
-            );
+            let device = m.device.as_ref().and_then(|text| {
+                self.reference(
+                    &format!("{p}.device"),
+                    text,
+                    &[Kind::Namespace, Kind::Device, Kind::Partition],
+                )
+            });
             if let Some(device) = &device {
                 if let Some(why) = no_block_device(d, device) {
                     self.err(format!("{p}.device"), why);
-                } else if dax != DaxMode::Never {
+                } else if let Some(dax) = dax.filter(|x| *x != DaxMode::Never) {
                     if let Some(why) = not_dax_capable(d, device) {
                         self.err(
                             format!("{p}.device"),
@@ -700,17 +764,34 @@ impl Validator {
                     }
                 }
             }
-            if let (Some(path), Some(device)) = (path, device) {
+            if let (Some(path), Some(device), Some(dax), Some(options)) =
+                (path, device, dax, &m.options)
+            {
                 out.push(MountSpec {
                     path,
                     device,
                     dax,
-                    options: m.options.clone(),
+                    options: options.iter().flatten().cloned().collect(),
                 });
             }
         }
         out
     }
+}
+
+/// Whether each device, partition and filesystem spec stands at its item's index in the
+/// arguments, with every member: specs are made in order, an item that did not read or
+/// did not resolve makes none, so equal counts mean equal indices.
+fn specs_match_items(draft: &Draft, d: &Desired) -> bool {
+    fn count<T>(list: &Items<T>) -> usize {
+        list.as_ref().map_or(0, Vec::len)
+    }
+    count(&draft.devices) == d.devices.len()
+        && read_items(&draft.devices)
+            .zip(&d.devices)
+            .all(|((_, item), spec)| count(&item.members) == spec.members.len())
+        && count(&draft.partitions) == d.partitions.len()
+        && count(&draft.filesystems) == d.filesystems.len()
 }
 
 fn kind_word(k: Kind) -> &'static str {
