@@ -555,6 +555,15 @@ proptest! {
     fn no_filesystem_is_lost_without_allow_data_loss(c in case()) {
         data_safety_body(c)?;
     }
+
+    /// (g) Raw data safety: raw data (no signature) written to every declared dm device
+    /// after a first run is where it was after a later run with other arguments and
+    /// allow_data_loss=false (the fake's own sector map of dm-linear/dm-stripe says so),
+    /// and the device is still there.
+    #[test]
+    fn no_raw_data_moves_without_allow_data_loss(c in case()) {
+        raw_data_safety_body(c)?;
+    }
 }
 
 fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
@@ -726,6 +735,57 @@ fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
                 .iter()
                 .map(|p| format!("{} {}", p.action, p.target))
                 .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
+    let mut fake = c.machine.build();
+    let r = run(&mut fake, &c.args);
+    if r.failed {
+        return Ok(());
+    }
+    // the declared dm devices (partition mappings are the partition layer's: a GPT entry
+    // renumbered at the same place is mapped again under another name)
+    let names: Vec<String> = desired(&c.args)
+        .map(|d| {
+            d.devices
+                .iter()
+                .map(|x| x.name.clone())
+                .collect::<Vec<String>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| fake.state.dm(n).is_some())
+        .collect();
+    for n in &names {
+        let size = fake
+            .state
+            .dm(n)
+            .and_then(|d| fake.state.block(d.devno))
+            .map(|b| b.size.0)
+            .unwrap_or(0);
+        prop_assert!(fake.write_raw(n, size.min(16 << 11)), "writing {}", n);
+    }
+    let mut later = c.later.clone();
+    if let Some(o) = later.as_object_mut() {
+        o.remove("allow_data_loss");
+        o.remove("state");
+    }
+    let r2 = run(&mut fake, &later);
+    sane(&r2)?;
+    for n in &names {
+        prop_assert!(
+            fake.raw_intact(n),
+            "raw data on dm device {} moved by a run without allow_data_loss ({}; plan {:?}; table now {:?})",
+            n,
+            r2.msg,
+            r2.plan
+                .iter()
+                .map(|p| format!("{} {}", p.action, p.target))
+                .collect::<Vec<_>>(),
+            fake.state.dm(n).map(|d| d.table.clone())
         );
     }
     Ok(())

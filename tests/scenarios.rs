@@ -794,3 +794,233 @@ fn a_snapshot_without_a_kernel_keeps_the_dax_mode_form() {
     assert_eq!(snapshot.kernel(), None);
     assert_eq!(snapshot, fake.state);
 }
+
+/// Three fsdax namespaces pm0..pm2 and a device over `members`, nothing on it.
+fn raw_dm(target: &str, members: &[&str], chunk: Option<&str>) -> Value {
+    let mut dev = json!({"name": "raw", "target": target, "members": members});
+    if let Some(c) = chunk {
+        dev["chunk"] = json!(c);
+    }
+    json!({
+        "namespaces": [
+            {"name": "pm0", "region": "region0", "mode": "fsdax"},
+            {"name": "pm1", "region": "region1", "mode": "fsdax"},
+            {"name": "pm2", "region": "region2", "mode": "fsdax"}
+        ],
+        "devices": [dev]
+    })
+}
+
+/// 8 MiB of raw application data (no signature) from the start of the device.
+const RAW_SECTORS: u64 = 8 << 11;
+
+#[test]
+fn raw_data_on_a_striped_device_is_never_moved_without_allow_data_loss() {
+    let mut base = FakeSystem::with_fsdax(3, DIMM);
+    converge(&mut base, &raw_dm("striped", &["pm0", "pm1"], Some("2M")));
+    assert!(base.write_raw("raw", RAW_SECTORS));
+    let dm = base.state.dm("raw").expect("dm").devno;
+    assert!(
+        base.state.filesystem(dm).is_none() && base.state.gpt(dm).is_none(),
+        "nothing recognisable on it"
+    );
+    let cases = [
+        (
+            "chunk 2M -> 1M",
+            raw_dm("striped", &["pm0", "pm1"], Some("1M")),
+            "chunk 2M -> 1M",
+        ),
+        (
+            "members reordered",
+            raw_dm("striped", &["pm1", "pm0"], Some("2M")),
+            "members reordered (/dev/pmem0, /dev/pmem1 -> /dev/pmem1, /dev/pmem0)",
+        ),
+        (
+            "stripe count",
+            raw_dm("striped", &["pm0", "pm1", "pm2"], Some("2M")),
+            "stripes 2 -> 3",
+        ),
+        (
+            "member set",
+            raw_dm("striped", &["pm0", "pm2"], Some("2M")),
+            "member set changed (/dev/pmem0, /dev/pmem1 -> /dev/pmem0, /dev/pmem2)",
+        ),
+        (
+            "striped -> linear",
+            raw_dm("linear", &["pm0", "pm1"], None),
+            "striped -> linear",
+        ),
+    ];
+    for (what, args, reason) in cases {
+        let mut fake = base.clone();
+        let before = fake.state.clone();
+        let n = fake.mutations();
+        for r in [check(&mut fake, &args), run(&mut fake, &args)] {
+            assert!(r.failed && !r.changed, "{what}: {}", r.msg);
+            assert!(
+                r.plan.is_empty() && r.done.is_empty(),
+                "{what}: {:?}",
+                r.plan
+            );
+            assert!(
+                r.msg.contains("refusing reloading dm device raw")
+                    && r.msg.contains("the change moves data already on it (")
+                    && r.msg.contains(reason)
+                    && r.msg.contains("raw data alike, recognised or not")
+                    && r.msg.contains("Set allow_data_loss: true"),
+                "{what}: {}",
+                r.msg
+            );
+        }
+        assert_eq!(fake.mutations(), n, "{what}: nothing executed");
+        assert_eq!(fake.state, before, "{what}: nothing changed");
+        assert!(fake.raw_intact("raw"), "{what}: the data is where it was");
+
+        let mut allowed = args.clone();
+        allowed["allow_data_loss"] = json!(true);
+        let r = converge(&mut fake, &allowed);
+        assert_eq!(actions(&r), ["reload_dm"], "{what}");
+        assert!(r.plan[0].destructive, "{what}: {:?}", r.plan[0]);
+        assert!(
+            r.plan[0].detail.contains(reason) && r.plan[0].detail.contains("allow_data_loss"),
+            "{what}: {}",
+            r.plan[0].detail
+        );
+        assert!(
+            !fake.raw_intact("raw"),
+            "{what}: the fake's own sector map agrees the data moved"
+        );
+    }
+}
+
+#[test]
+fn a_linear_device_grows_by_appending_without_allow_data_loss_and_keeps_raw_data() {
+    let mut fake = FakeSystem::with_fsdax(3, DIMM);
+    converge(&mut fake, &raw_dm("linear", &["pm0"], None));
+    assert!(fake.write_raw("raw", RAW_SECTORS));
+    let r = converge(&mut fake, &raw_dm("linear", &["pm0", "pm1"], None));
+    assert_eq!(actions(&r), ["reload_dm"]);
+    assert!(!r.plan[0].destructive, "{:?}", r.plan[0]);
+    assert!(r.plan[0].detail.contains("grows the device; data kept"));
+    assert!(fake.raw_intact("raw"));
+    // one more, and the same members named by path: the same table, nothing to do
+    converge(&mut fake, &raw_dm("linear", &["pm0", "pm1", "pm2"], None));
+    let same = json!({"devices": [{"name": "raw", "target": "linear", "members": ["/dev/pmem0", "pm1", "/dev/pmem2"]}],
+                      "namespaces": [{"name": "pm1", "region": "region1", "mode": "fsdax"}]});
+    let r = run(&mut fake, &same);
+    assert!(
+        !r.failed && !r.changed && r.plan.is_empty(),
+        "{} {:?}",
+        r.msg,
+        r.plan
+    );
+    assert!(fake.raw_intact("raw"));
+    // reordering, dropping the last member (a shrink) or one in the middle: refused
+    for (args, reason) in [
+        (
+            raw_dm("linear", &["pm1", "pm0", "pm2"], None),
+            "members reordered",
+        ),
+        (
+            raw_dm("linear", &["pm0", "pm1"], None),
+            "cutting off the data past sector",
+        ),
+        (
+            raw_dm("linear", &["pm0", "pm2"], None),
+            "member set changed",
+        ),
+    ] {
+        let n = fake.mutations();
+        let r = run(&mut fake, &args);
+        assert!(
+            r.failed && r.msg.contains(reason) && r.msg.contains("allow_data_loss"),
+            "{reason}: {}",
+            r.msg
+        );
+        assert_eq!(fake.mutations(), n, "{reason}: nothing executed");
+        assert!(fake.raw_intact("raw"));
+    }
+}
+
+#[test]
+fn appending_a_namespace_this_run_makes_keeps_the_linear_data() {
+    // pm1 does not exist when planning: the reload compares the members before it
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let one = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+                     "devices": [{"name": "raw", "target": "linear", "members": ["pm0"]}]});
+    converge(&mut fake, &one);
+    assert!(fake.write_raw("raw", RAW_SECTORS));
+    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
+                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+                     "devices": [{"name": "raw", "target": "linear", "members": ["pm0", "pm1"]}]});
+    let r = converge(&mut fake, &two);
+    assert_eq!(actions(&r), ["reconfigure_namespace", "reload_dm"]);
+    assert!(r.plan.iter().all(|s| !s.destructive), "{:?}", r.plan);
+    assert!(fake.raw_intact("raw"));
+    // striped over a namespace this run makes: refused (every row spans every member)
+    let mut fake = FakeSystem::fresh_dimms(3, DIMM);
+    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
+                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+                     "devices": [{"name": "raw", "target": "striped", "members": ["pm0", "pm1"]}]});
+    converge(&mut fake, &two);
+    let mut three = two.clone();
+    three["namespaces"]
+        .as_array_mut()
+        .expect("list")
+        .push(json!({"name": "pm2", "region": "region2", "mode": "fsdax"}));
+    three["devices"][0]["members"] = json!(["pm0", "pm1", "pm2"]);
+    let r = run(&mut fake, &three);
+    assert!(
+        r.failed
+            && r.msg.contains("stripes 2 -> 3")
+            && r.msg.contains("namespace pm2 (made by this run)"),
+        "{}",
+        r.msg
+    );
+}
+
+#[test]
+fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
+    // the plan saw a reload that keeps the data; by the time the step runs a member has
+    // another size (remade by someone else): the table built then moves data
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let two = json!({"devices": [{"name": "raw", "target": "linear", "members": ["/dev/pmem0", "/dev/pmem1"]}]});
+    converge(
+        &mut fake,
+        &json!({"devices": [{"name": "raw", "target": "linear", "members": ["/dev/pmem0"]}]}),
+    );
+    let desired = pmem_stack::args::validate::validate(
+        &pmem_stack::args::parse_input(&two.to_string())
+            .map_err(|e| e.errors)
+            .expect("parses")
+            .args,
+    )
+    .expect("valid");
+    let plan = pmem_stack::plan::plan(&desired, &fake.state).expect("plan");
+    assert!(!plan.steps[0].destructive, "{:?}", plan.steps);
+    let ok = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &fake.state);
+    assert!(
+        matches!(ok, Ok(pmem_stack::plan::Resolved::Run(_))),
+        "{ok:?}"
+    );
+    // pmem0 shrinks by 2 MiB before the step: the appended member would start earlier
+    // and the end of the live device would be cut off
+    let mut later = fake.state.clone();
+    let p0 = later
+        .block_devices
+        .iter_mut()
+        .find(|b| b.name == "pmem0")
+        .expect("pmem0");
+    p0.size = pmem_stack::units::Sectors(p0.size.0 - 4096);
+    let err = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &later)
+        .expect_err("refused at apply time");
+    assert!(
+        err.contains("refusing to reload dm device raw")
+            && err.contains("the change moves data already on it")
+            && err.contains("Set allow_data_loss: true"),
+        "{err}"
+    );
+    let mut allowed = desired.clone();
+    allowed.allow_data_loss = true;
+    assert!(pmem_stack::plan::resolve(&plan.steps[0].action, &allowed, &later).is_ok());
+}

@@ -6,7 +6,7 @@
 use super::filesystem::mkfs_argv;
 use super::partition::rest_of_disk;
 use super::{block_device, Action};
-use crate::actual::dm::{linear_table, striped_table, TableLine, Target};
+use crate::actual::dm::{linear_table, parse_table, striped_table, table_text, TableLine, Target};
 use crate::actual::{Actual, Devno};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode};
@@ -364,6 +364,50 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
     resolve_op(action, d, a).map(Resolved::Run)
 }
 
+/// The guard on a reload without `allow_data_loss`: the planner only plans one that keeps
+/// the data, but the table is built from the members as they are when the step runs; if
+/// that table would move the data already on the device (a member was remade or resized
+/// since), refuse rather than scramble it.
+fn reload_keeps_data(
+    a: &Actual,
+    name: &str,
+    target: DmTarget,
+    chunk: Sectors,
+    table: &[TableLine],
+) -> Result<(), String> {
+    let Some(dm) = a.dm(name) else {
+        // nothing there to move (the load itself will say the device is missing)
+        return Ok(());
+    };
+    let wanted = super::dm::Wanted {
+        target,
+        chunk,
+        members: table
+            .iter()
+            .flat_map(|l| l.members())
+            .map(super::dm::Member::Dev)
+            .collect(),
+        mapped: table.to_vec(),
+        complete: true,
+    };
+    let effect = match parse_table(&dm.table) {
+        Ok(live) => super::dm::reload_effect(&live, &wanted, &|m| super::dm::member_name(a, m)),
+        Err(e) => super::dm::Reload::Moves {
+            reasons: vec![format!("its live table cannot be read: {e}")],
+            cuts_only: false,
+        },
+    };
+    match effect {
+        super::dm::Reload::Keeps => Ok(()),
+        super::dm::Reload::Moves { reasons, cuts_only } => Err(format!(
+            "refusing to reload dm device {name} (now {}; built now from its members: {}): {}; the plan expected a reload that keeps the data, but the members changed before this step. Set allow_data_loss: true to allow it",
+            dm.table.join(" / "),
+            table_text(table).join(" / "),
+            super::dm::moves_phrase(&reasons, cuts_only)
+        )),
+    }
+}
+
 fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
     let dev = |r: &DevRef| -> Result<DevId, String> {
         block_device(d, a, r)
@@ -443,6 +487,9 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
                     table,
                 }
             } else {
+                if !d.allow_data_loss {
+                    reload_keeps_data(a, name, *target, *chunk, &table)?;
+                }
                 Op::DmReload {
                     name: name.clone(),
                     table,

@@ -39,6 +39,11 @@ pub struct FakeSystem {
     pub dm_content: std::collections::BTreeMap<String, Filesystem>,
     /// xfs root extent size hints, by filesystem uuid (they live on disk).
     pub extsize_by_fs: std::collections::BTreeMap<String, Extsize>,
+    /// Raw data an application wrote straight to a dm device (no signature: nothing a
+    /// probe recognises), by device name: for each sector written, the member and the
+    /// sector on it where the data went. Only where data lives is modelled (a reload
+    /// that maps a sector elsewhere scrambles it); see [`FakeSystem::write_raw`].
+    pub raw_data: std::collections::BTreeMap<String, Vec<(u64, Devno, u64)>>,
 }
 
 impl FakeSystem {
@@ -230,6 +235,46 @@ impl FakeSystem {
             }
         }
         Some(key)
+    }
+
+    /// An application writes `sectors` sectors of raw data from the start of dm device
+    /// `name` (no filesystem, no partition table: nothing the probe recognises).
+    /// Returns false when the device does not exist or does not map that much.
+    pub fn write_raw(&mut self, name: &str, sectors: u64) -> bool {
+        let Some(table) = self
+            .state
+            .dm(name)
+            .and_then(|d| crate::actual::dm::parse_table(&d.table).ok())
+        else {
+            return false;
+        };
+        let placed: Option<Vec<(u64, Devno, u64)>> = (0..sectors)
+            .map(|s| member_sector(&table, s).map(|(d, o)| (s, d, o)))
+            .collect();
+        match placed {
+            Some(p) => {
+                self.raw_data.insert(name.to_string(), p);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the raw data written to `name` reads back: every sector still maps to
+    /// the member sector it was written to (as dm-linear and dm-stripe map sectors).
+    pub fn raw_intact(&self, name: &str) -> bool {
+        let Some(table) = self
+            .state
+            .dm(name)
+            .and_then(|d| crate::actual::dm::parse_table(&d.table).ok())
+        else {
+            return false;
+        };
+        self.raw_data.get(name).is_some_and(|written| {
+            written
+                .iter()
+                .all(|(s, d, o)| member_sector(&table, *s) == Some((*d, *o)))
+        })
     }
 
     /// Count of mutating operations executed.
@@ -1016,5 +1061,25 @@ impl System for FakeSystem {
                 )]
             },
         })
+    }
+}
+
+/// Where sector `s` of a dm device lives: (member, sector on it), the way the kernel's
+/// dm-linear and dm-stripe map it (a model of the kernel, independent of the planner's
+/// rule about which reloads keep data, so the tests check one against the other).
+fn member_sector(table: &[TableLine], s: u64) -> Option<(Devno, u64)> {
+    let l = table
+        .iter()
+        .find(|l| l.start.0 <= s && s - l.start.0 < l.length.0)?;
+    let rel = s - l.start.0;
+    match &l.target {
+        crate::actual::dm::Target::Linear { dev, offset } => Some((*dev, offset.0 + rel)),
+        crate::actual::dm::Target::Striped { chunk, stripes } => {
+            let c = rel.checked_div(chunk.0)?;
+            let n = u64::try_from(stripes.len()).ok()?;
+            let (dev, offset) = stripes.get(usize::try_from(c.checked_rem(n)?).ok()?)?;
+            Some((*dev, offset.0 + (c / n) * chunk.0 + rel % chunk.0))
+        }
+        crate::actual::dm::Target::Other { .. } => None,
     }
 }

@@ -22,6 +22,11 @@
 # 5. Crash recovery over the content of a destroyed namespace (ndctl does not clear a
 #    namespace it re-creates at the same place): the partition recipe crashed right after
 #    its namespace, over the striped xfs of section 4; the re-run must converge.
+# 6. Raw data (random, no signature, checksummed) written straight to a striped and a
+#    linear dm device: chunk 2M -> 1M and reordered members are refused without
+#    allow_data_loss (message, table, checksum); a linear device grown by appending a
+#    namespace made in the same run is not (first member's data intact); with
+#    allow_data_loss the chunk change runs, destructive, and the data did move.
 # Prints the number of crash points tried, faults injected and data-safety rules checked.
 source "$(dirname "$0")/lib.sh"
 # the same program without its debug info, in RAM: with boot persistence every probe
@@ -350,6 +355,67 @@ run st.clean "$PART"
 checkc "(for contrast: the same without a crash converges)" '[ "$(rc_of st.clean)" = 0 ]'
 run st.destroy3 "$(with "$PART" "$DESTROY")"
 check "partition stack destroyed" [ "$(ns_names)" = "foreign " ]
+
+section "data safety: raw data (no signature) on dm devices: table changes that move it"
+# an application writing the block device itself: nothing recognisable on it, so only the
+# table tells whether a reload moves the data. The regions have labels by now (the
+# sections above made and destroyed namespaces in them), so namespaces can be sized.
+RNS='{"name":"pm0","region":"region0","mode":"fsdax","size":"256M"},{"name":"pm1","region":"region1","mode":"fsdax","size":"256M"},{"name":"pm2","region":"region0","mode":"fsdax","size":"256M"}'
+RLIN='{"name":"raw-linear","target":"linear","members":["pm2"]}'
+# raw_args CHUNK MEMBERS [EXTRA-NAMESPACES] [LINEAR-DEVICE]
+raw_args() {
+  printf '{"namespaces":[%s%s],"devices":[{"name":"raw-striped","target":"striped","members":%s,"chunk":"%s"},%s]}' \
+    "$RNS" "${3:+,$3}" "$2" "$1" "${4:-$RLIN}"
+}
+RAW=$(raw_args 2M '["pm0","pm1"]')
+run rw.make "$RAW"
+checkc "raw: a striped device over pm0, pm1 (chunk 2M) and a linear one over pm2 made (rc 0)" '[ "$(rc_of rw.make)" = 0 ] && [ -b /dev/mapper/raw-striped ] && [ -b /dev/mapper/raw-linear ]'
+head -c 8M /dev/urandom > "$W/raw.bin"
+RAWSUM=$(sha256sum < "$W/raw.bin")
+for d in raw-striped raw-linear; do
+  dd if="$W/raw.bin" of=/dev/mapper/$d bs=1M oflag=direct conv=fsync status=none
+done
+raw_sum() { dd if="/dev/mapper/$1" bs=1M count=8 iflag=direct status=none | sha256sum; }
+RTABLE=$(dmtable raw-striped)
+echo "  raw-striped: $RTABLE"
+checkc "raw: 8 MiB of random data written to both devices, read back (sha256), no signature blkid knows" \
+  '[ "$(raw_sum raw-striped)" = "$RAWSUM" ] && [ "$(raw_sum raw-linear)" = "$RAWSUM" ] && ! blkid -p /dev/mapper/raw-striped > /dev/null 2>&1'
+# refuse_raw NAME DESC JSON MSG-REGEX: refused, nothing done, table and data unchanged
+refuse_raw() {
+  local name=$1 desc=$2 json=$3 re=$4
+  run "$name" "$json"
+  RULES=$((RULES + 1))
+  checkc "raw $desc: refused (rc 1), nothing done" '[ "$(rc_of "$name")" = 1 ] && [ "$FA" = true ] && [ "$ND" = 0 ] && [ "$NP" = 0 ] && [ "$CH" = false ]'
+  checkc "raw $desc: the message says the change moves data, names the device and allow_data_loss (/$re/)" 'grep -q -- "$re" <<< "$(msg_of "$name")"'
+  checkc "raw $desc: table unchanged, data intact (sha256)" '[ "$(dmtable raw-striped)" = "$RTABLE" ] && [ "$(raw_sum raw-striped)" = "$RAWSUM" ]'
+}
+MOVES="refusing reloading dm device raw-striped with another table.*the change moves data already on it"
+refuse_raw rw.chunk "chunk 2M -> 1M" "$(raw_args 1M '["pm0","pm1"]')" "$MOVES (chunk 2M -> 1M).*Set allow_data_loss: true"
+refuse_raw rw.order "members reordered" "$(raw_args 2M '["pm1","pm0"]')" "$MOVES (members reordered (/dev/pmem.*Set allow_data_loss: true"
+refuse_raw rw.both "chunk 1M and members reordered" "$(raw_args 1M '["pm1","pm0"]')" "$MOVES (chunk 2M -> 1M; members reordered (.*Set allow_data_loss: true"
+refuse_raw rw.check "chunk 1M in check mode" "$(with "$(raw_args 1M '["pm0","pm1"]')" "$CHECKMODE")" "$MOVES (chunk 2M -> 1M)"
+
+LTABLE=$(dmtable raw-linear)
+LSIZE=$(blockdev --getsz /dev/mapper/raw-linear)
+GROW=$(raw_args 2M '["pm0","pm1"]' '{"name":"pm3","region":"region1","mode":"fsdax","size":"256M"}' '{"name":"raw-linear","target":"linear","members":["pm2","pm3"]}')
+run rw.grow "$GROW"
+echo "  raw-linear: $LTABLE -> $(dmtable raw-linear)"
+checkc "raw linear + a namespace appended (made by the same run), without allow_data_loss: done (rc 0), reload_dm not destructive" \
+  '[ "$(rc_of rw.grow)" = 0 ] && [ "$CH" = true ] && [ "$(acts rw.grow done)" = create_namespace,reload_dm ] && [ "$(jv "$W/rw.grow.json" "plan[1].destructive")" = false ]'
+checkc "raw linear grown: the old table is the first line of the new one, the device is larger" \
+  '[ "$(dmtable raw-linear | cut -d"|" -f1)" = "$LTABLE" ] && [ "$(blockdev --getsz /dev/mapper/raw-linear)" -gt "$LSIZE" ]'
+checkc "raw linear grown: the first member's data intact (sha256); the striped device untouched" \
+  '[ "$(raw_sum raw-linear)" = "$RAWSUM" ] && [ "$(dmtable raw-striped)" = "$RTABLE" ] && [ "$(raw_sum raw-striped)" = "$RAWSUM" ]'
+run rw.grow2 "$GROW"
+check "raw linear grown: a re-run is unchanged" [ "$CH" = false ]
+
+run rw.allowed "$(with "$(raw_args 1M '["pm0","pm1"]' '{"name":"pm3","region":"region1","mode":"fsdax","size":"256M"}' '{"name":"raw-linear","target":"linear","members":["pm2","pm3"]}')" '"allow_data_loss":true')"
+checkc "raw chunk 1M with allow_data_loss: reload_dm done, planned destructive" \
+  '[ "$(rc_of rw.allowed)" = 0 ] && [ "$(acts rw.allowed done)" = reload_dm ] && [ "$(jv "$W/rw.allowed.json" "plan[0].destructive")" = true ]'
+checkc "raw chunk 1M with allow_data_loss: the table has chunk 2048 sectors, and the data did move (sha256 differs)" \
+  'dmtable raw-striped | grep -q " striped 2 2048 " && [ "$(raw_sum raw-striped)" != "$RAWSUM" ]'
+run rw.destroy "$(with "$GROW" "$DESTROY")"
+checkc "raw devices and their namespaces destroyed (rc 0)" '[ "$(rc_of rw.destroy)" = 0 ] && [ "$(ns_names)" = "foreign " ] && [ -z "$(stray_dm)" ]'
 
 section "the end"
 check_foreign "at the end"
