@@ -229,6 +229,7 @@ impl System for RealSystem {
                     .ok()
                     .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
                     .unwrap_or_default(),
+                start_ms: exec::since_start_ms(started),
                 ms: started.elapsed().as_secs_f64() * 1e3,
                 external_ms: exec::external_ms() - external_before,
             });
