@@ -143,11 +143,14 @@ def teardown(tag):
 
 
 def zero_labels():
-    """Back to fresh DIMMs: labels zeroed, and the DIMMs probed again (a DIMM whose label
-    area holds no index is label-less, as on the first boot; the data stays)."""
+    """Back to fresh DIMMs: labels zeroed and the NVDIMM drivers loaded again, so the
+    DIMMs are probed anew and, their label areas holding no index, are label-less as on
+    the first boot (re-enabling the DIMMs alone keeps them labelled); the data stays."""
     for argv in (["ndctl", "disable-region", "all"], ["ndctl", "zero-labels", "all"],
-                 ["ndctl", "disable-dimm", "all"], ["ndctl", "enable-dimm", "all"],
-                 ["ndctl", "enable-region", "all"], ["udevadm", "settle"]):
+                 ["modprobe", "-r", "dax_pmem", "nd_pmem", "nd_btt", "nfit"],
+                 ["modprobe", "-r", "libnvdimm"],
+                 ["modprobe", "nfit"], ["modprobe", "nd_pmem"], ["modprobe", "nd_btt"],
+                 ["modprobe", "dax_pmem"], ["udevadm", "settle"]):
         subprocess.run(argv, capture_output=True)
 
 
