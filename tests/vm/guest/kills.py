@@ -25,7 +25,7 @@ BIN = os.environ["PMEM_STACK_BIN"]
 W = os.environ.get("W", "/tmp/pmem-stack-vm")
 ROOT = os.path.join(W, "root")
 ENV = dict(os.environ, PMEM_STACK_ROOT=ROOT, PMEM_STACK_LOCK_WAIT="300")
-GRID = float(os.environ.get("KILL_GRID", "0.8"))
+GRID = float(os.environ.get("KILL_GRID", "0.5"))
 ARGS = {
     "namespaces": [
         {"name": "pm0", "region": "region0", "mode": "fsdax"},
@@ -224,11 +224,13 @@ def delays(ref):
         ds.add(round(t, 3))
         t += GRID
     for a, b, _ in ops + tools:
-        ds.add(round((a + b) / 2000, 3))
+        # the middle of every window, and its quarters when it is long enough to aim at
+        for f in (0.5,) if b - a < 300 else (0.25, 0.5, 0.75):
+            ds.add(round((a + f * (b - a)) / 1000, 3))
     ds.add(round(wall / 1000 + 0.3, 3))
     kept = []
     for d in sorted(ds):
-        if not kept or d - kept[-1] > 0.1:
+        if not kept or d - kept[-1] > 0.08:
             kept.append(d)
     return kept
 
