@@ -26,6 +26,7 @@ W = os.environ.get("W", "/tmp/pmem-stack-vm")
 ROOT = os.path.join(W, "root")
 ENV = dict(os.environ, PMEM_STACK_ROOT=ROOT, PMEM_STACK_LOCK_WAIT="300")
 GRID = float(os.environ.get("KILL_GRID", "0.5"))
+MAX_KILLS = int(os.environ.get("KILL_MAX", "30"))
 ARGS = {
     "namespaces": [
         {"name": "pm0", "region": "region0", "mode": "fsdax"},
@@ -217,21 +218,30 @@ def kill_case(tag, i, delay, ref, old_uuids):
 
 
 def delays(ref):
+    """From 0.05 s to past the end: a grid, the middle of every operation and program
+    of the reference run, and the quarters of the long ones; at most MAX_KILLS (the
+    timeline is the reference run's: under load it stretches, and so would the suite)."""
     ops, tools, wall = ref
-    ds = {0.05}
-    t = 0.05
-    while t < wall / 1000 + 0.3:
-        ds.add(round(t, 3))
-        t += GRID
+    end = wall / 1000 + 0.3
+    grid = max(GRID, end / 10)
+    long_window = max(300, wall / 8)
+    aimed = set()
     for a, b, _ in ops + tools:
         # the middle of every window, and its quarters when it is long enough to aim at
-        for f in (0.5,) if b - a < 300 else (0.25, 0.5, 0.75):
-            ds.add(round((a + f * (b - a)) / 1000, 3))
-    ds.add(round(wall / 1000 + 0.3, 3))
+        for f in (0.5,) if b - a < long_window else (0.25, 0.5, 0.75):
+            aimed.add(round((a + f * (b - a)) / 1000, 3))
+    ds = set(aimed) | {0.05, round(end, 3)}
+    t = 0.05
+    while t < end:
+        ds.add(round(t, 3))
+        t += grid
     kept = []
     for d in sorted(ds):
         if not kept or d - kept[-1] > 0.08:
             kept.append(d)
+    if len(kept) > MAX_KILLS:
+        step = len(kept) / MAX_KILLS
+        kept = [kept[int(i * step)] for i in range(MAX_KILLS)]
     return kept
 
 
