@@ -19,6 +19,7 @@ const USAGE: &str =
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
+    exec::mark_start();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (text, result) = dispatch(&argv, started);
     // a reader that went away (`| head`) is not a reason to panic

@@ -105,6 +105,8 @@ pub struct Timing {
 pub struct OperationTime {
     /// The operation (`namespace`, `mkfs`, `dm_create`, `mount`, ...).
     pub op: String,
+    /// When it started, in milliseconds since the process started.
+    pub start_ms: f64,
     /// Milliseconds, all of it.
     pub ms: f64,
     /// Milliseconds of it in external programs.
@@ -116,6 +118,8 @@ pub struct OperationTime {
 pub struct ExternalRun {
     /// The program (argv[0]) and its first argument.
     pub command: String,
+    /// When it started, in milliseconds since the process started.
+    pub start_ms: f64,
     /// Milliseconds.
     pub ms: f64,
 }

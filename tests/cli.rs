@@ -269,7 +269,7 @@ fn two_runs_never_interleave() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        msg.contains("another pmem_stack run (pid 4242) is still working"),
+        msg.contains("another pmem_stack run (pid 4242), or a program it started that is still running, is working"),
         "{msg}"
     );
     drop(f);

@@ -191,6 +191,11 @@ fn vm_dax_audit_and_pmd_faults() {
 }
 
 #[test]
+fn vm_killed_in_the_middle_of_any_step_converges() {
+    guest("kills.sh", 2, 512);
+}
+
+#[test]
 fn vm_crash_at_every_step_faults_and_data_safety() {
     // 3 DIMMs: two for the recipes, one for the foreign namespace and dm device
     guest("faults.sh", 3, 1024);

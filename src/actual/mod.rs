@@ -85,6 +85,15 @@ impl Namespace {
     pub fn is_label_less(&self) -> bool {
         self.uuid.is_none()
     }
+    /// Disabled: no driver holds it, so it has no block (or dax) device. What an
+    /// interrupted ndctl leaves (labels written, never enabled), or `ndctl
+    /// disable-namespace`; its content cannot be inspected.
+    pub fn is_disabled(&self) -> bool {
+        match self.mode {
+            NamespaceMode::Devdax => self.chardev.is_none(),
+            _ => self.blockdev.is_none(),
+        }
+    }
 }
 
 /// A block device (whole disk, partition or dm device).
@@ -322,6 +331,20 @@ pub struct Actual {
     /// Page size and CPU flags.
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// Namespaces this module made whose ends it had not yet cleared when its run was
+    /// stopped (a marker written before ndctl ran and removed after the clearing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncleared: Vec<Uncleared>,
+}
+
+/// A namespace made by this module whose ends are not known to be cleared: what it shows
+/// may be the content of an earlier namespace at the same place, never its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncleared {
+    /// The label uuid the module gave it (`ndctl create-namespace --uuid`).
+    pub uuid: String,
+    /// The name it was made for.
+    pub name: String,
 }
 
 impl Actual {
@@ -394,6 +417,12 @@ impl Actual {
     /// later when the kernel is not known).
     pub fn dax_syntax(&self) -> DaxSyntax {
         DaxSyntax::of(self.kernel())
+    }
+    /// Whether the namespace `ns` was made by this module and not yet cleared.
+    pub fn is_uncleared(&self, ns: &Namespace) -> bool {
+        ns.uuid
+            .as_deref()
+            .is_some_and(|u| self.uncleared.iter().any(|m| m.uuid == u))
     }
     /// Namespace whose block device is `blockdev`.
     pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {

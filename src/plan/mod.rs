@@ -78,6 +78,13 @@ pub enum Action {
         /// Map.
         map: MapMode,
     },
+    /// Clear the ends of a namespace an interrupted run made and did not clear.
+    ClearNamespace {
+        /// Its name.
+        name: String,
+        /// Kernel device.
+        dev: String,
+    },
     /// `ndctl destroy-namespace -f DEV`.
     DestroyNamespace {
         /// Kernel device.
@@ -226,6 +233,7 @@ impl Action {
             Action::CreateNamespace { .. } => "create_namespace",
             Action::ReconfigureNamespace { .. } => "reconfigure_namespace",
             Action::DestroyNamespace { .. } => "destroy_namespace",
+            Action::ClearNamespace { .. } => "clear_namespace",
             Action::CreateDm { .. } => "create_dm",
             Action::ReloadDm { .. } => "reload_dm",
             Action::RemoveDm { .. } => "remove_dm",
@@ -249,7 +257,9 @@ impl Action {
         match self {
             Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
             Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
-            Action::DestroyNamespace { dev, name } => format!("namespace {name} ({dev})"),
+            Action::DestroyNamespace { dev, name } | Action::ClearNamespace { name, dev } => {
+                format!("namespace {name} ({dev})")
+            }
             Action::CreateDm { name, .. }
             | Action::ReloadDm { name, .. }
             | Action::RemoveDm { name } => {

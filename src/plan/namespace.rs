@@ -14,6 +14,21 @@
 //!
 //! A foreign dm device holding the namespace refuses any reconfiguration, whatever
 //! `allow_data_loss` says.
+//!
+//! Killed runs. A namespace this module makes counts as the declared one only once its
+//! ends are cleared: the real system records the uuid it gives the namespace in a
+//! durable marker before ndctl runs and removes the marker after clearing
+//! (`Actual::uncleared`). So, for a namespace found by name:
+//!
+//! | ours and uncleared | matches | in use | step |
+//! |---|---|---|---|
+//! | yes | yes | no | clear its ends (`clear_namespace`); what it shows is not data |
+//! | yes | yes | yes | refuse: something uses a namespace whose content is stale |
+//! | yes | no (e.g. disabled: ndctl stopped before enabling it) | no | reconfigure, not destructive |
+//! | no | no, disabled | - | reconfigure only with `allow_data_loss` (content unknowable) |
+//!
+//! A nameless namespace carrying one of our uncleared uuids for a declared name is what
+//! ndctl stopped between its label writes left: it is reconfigured with the name.
 
 use super::{Action, Ctx};
 use crate::args::validate::{DevRef, NamespaceSpec};
@@ -35,8 +50,40 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         spec.name, ns.region, spec.region
                     ));
                 }
-                let diffs = differences(&spec, ns);
+                // made by an earlier run that was stopped before it cleared the ends:
+                // what the namespace shows is an older namespace's content, not data
+                let ours = cx.a.is_uncleared(ns);
+                let mut diffs = differences(&spec, ns);
+                if ns.is_disabled() {
+                    diffs.push("disabled (no device; an interrupted ndctl leaves this)".into());
+                }
+                let bd = ns.blockdev.as_deref().and_then(|b| cx.a.block_named(b));
                 if diffs.is_empty() {
+                    if ours {
+                        if let Some(bd) = bd {
+                            if stale_only(cx, bd) {
+                                cx.step(
+                                    Action::ClearNamespace {
+                                        name: spec.name.clone(),
+                                        dev: ns.dev.clone(),
+                                    },
+                                    format!(
+                                        "clear the ends of {} ({}): a run stopped after ndctl made it and before it was cleared, so what it shows is an earlier namespace's content",
+                                        spec.name, bd.path
+                                    ),
+                                    false,
+                                );
+                                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                            } else {
+                                cx.refusals.push(format!(
+                                    "namespace {} ({}) was made by a run stopped before it cleared it, yet it is in use ({}); it is not cleared while in use: stop what uses it, then run again",
+                                    spec.name,
+                                    bd.path,
+                                    cx.lost_with(bd).join(", ")
+                                ));
+                            }
+                        }
+                    }
                     continue;
                 }
                 let why = format!(
@@ -45,11 +92,14 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     ns.dev,
                     diffs.join(", ")
                 );
-                let bd = ns.blockdev.as_deref().and_then(|b| cx.a.block_named(b));
-                let devdax = ns.mode == NamespaceMode::Devdax;
-                let lost = bd.map(|b| cx.lost_with(b)).unwrap_or_default();
+                let devdax = ns.mode == NamespaceMode::Devdax && !ns.is_disabled();
+                let lost = match bd {
+                    Some(b) if !(ours && stale_only(cx, b)) => cx.lost_with(b),
+                    _ => Vec::new(),
+                };
                 let allowed = match bd {
-                    Some(bd) => cx.destroy(bd, &why),
+                    Some(b) if ours && stale_only(cx, b) => true,
+                    Some(b) => cx.destroy(b, &why),
                     None => true,
                 };
                 if !allowed {
@@ -63,7 +113,15 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     ));
                     continue;
                 }
-                let destructive = devdax || !lost.is_empty();
+                let disabled = ns.is_disabled() && !ours;
+                if disabled && !cx.d.allow_data_loss {
+                    cx.refusals.push(format!(
+                        "refusing {why}: namespace {} ({}) is disabled, so its contents cannot be inspected. Enable it (ndctl enable-namespace {}) or set allow_data_loss: true to allow it",
+                        spec.name, ns.dev, ns.dev
+                    ));
+                    continue;
+                }
+                let destructive = devdax || disabled || !lost.is_empty();
                 let here = NamespaceSpec {
                     region: ns.region.clone(),
                     ..spec.clone()
@@ -80,6 +138,34 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
             None => {
+                // a namespace an interrupted run of ours made for this name but that
+                // never got the name (ndctl stopped between its label writes): reuse it
+                let leftover = cx.a.namespaces.iter().find(|n| {
+                    !claimed.contains(&n.dev)
+                        && n.name.is_none()
+                        && n.uuid.as_deref().is_some_and(|u| {
+                            cx.a.uncleared
+                                .iter()
+                                .any(|m| m.uuid == u && m.name == spec.name)
+                        })
+                });
+                if let Some(ns) = leftover {
+                    claimed.insert(ns.dev.clone());
+                    let here = NamespaceSpec {
+                        region: ns.region.clone(),
+                        ..spec.clone()
+                    };
+                    cx.step(
+                        reconfigure_action(&here, &ns.dev),
+                        format!(
+                            "{} (left without its name by an interrupted run of this module)",
+                            ndctl_words(&here, Some(&ns.dev))
+                        ),
+                        false,
+                    );
+                    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                    continue;
+                }
                 let label_less = cx.a.namespaces.iter().find(|n| {
                     n.region == spec.region
                         && n.is_label_less()
@@ -194,6 +280,14 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         ndctl_words(spec, None),
         false,
     );
+}
+
+/// Whether nothing but content left from before is on `bd`: no mount, holder or
+/// partition in use (a run stopped before clearing made nothing on it).
+fn stale_only(cx: &Ctx, bd: &crate::actual::BlockDevice) -> bool {
+    bd.holders.is_empty()
+        && cx.a.mounts_of(bd.devno).next().is_none()
+        && cx.a.partitions_of(&bd.name).next().is_none()
 }
 
 fn reconfigure_action(spec: &NamespaceSpec, dev: &str) -> Action {

@@ -43,6 +43,13 @@ pub enum Op {
         /// Map.
         map: MapMode,
     },
+    /// Zero the ends of a namespace's block device and drop its uncleared marker.
+    ClearNamespace {
+        /// The namespace's name (its markers are dropped).
+        name: String,
+        /// Its block device.
+        device: DevId,
+    },
     /// `ndctl destroy-namespace -f`.
     DestroyNamespace {
         /// Kernel device.
@@ -460,6 +467,10 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
             map: *map,
         },
         Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
+        Action::ClearNamespace { name, .. } => Op::ClearNamespace {
+            name: name.clone(),
+            device: dev(&DevRef::Namespace(name.clone()))?,
+        },
         Action::CreateDm {
             name,
             target,

@@ -32,6 +32,13 @@ pub struct FakeSystem {
     pub fail_at: Option<usize>,
     /// Number of probes made.
     pub probes: usize,
+    /// Stop the operation with this 1-based index half-way, as a SIGKILL would: a
+    /// namespace is made (with its uncleared marker) but not cleared; other operations
+    /// are not done at all. The execute returns an error, as the next run would find.
+    pub kill_mid_op: Option<usize>,
+    /// Content an earlier namespace left on the media: every namespace made shows this
+    /// filesystem until its ends are cleared (ndctl does not clear them).
+    pub left_on_media: Option<Filesystem>,
     /// Simulate an old kernel that shows dax=always in mountinfo while files get no DAX.
     pub files_without_dax: bool,
     /// Filesystems on dm devices, by the table in member identity (namespace devices):
@@ -111,7 +118,7 @@ impl FakeSystem {
                 align: Bytes(2 << 20),
                 map: MapMode::Dev,
             };
-            if let Err(e) = s.apply(&op) {
+            if let Err(e) = s.apply(&op, false) {
                 unreachable!("a fresh fake machine converts: {e}");
             }
         }
@@ -365,7 +372,7 @@ impl FakeSystem {
         }
     }
 
-    fn apply(&mut self, op: &Op) -> Result<Output, SystemError> {
+    fn apply(&mut self, op: &Op, killed: bool) -> Result<Output, SystemError> {
         let out = Output {
             argv: op.argv(),
             ..Output::default()
@@ -496,10 +503,37 @@ impl FakeSystem {
                     resource: None,
                     numa_node: Some(0),
                 };
+                let uuid = ns.uuid.clone().unwrap_or_default();
+                let blk = ns.blockdev.clone();
                 match self.state.namespaces.iter_mut().find(|n| n.dev == dev) {
                     Some(slot) => *slot = ns,
                     None => self.state.namespaces.push(ns),
                 }
+                // as the real system: marker, ndctl, clearing, marker dropped
+                if let Some(devno) = blk
+                    .as_deref()
+                    .and_then(|b| self.state.block_named(b))
+                    .map(|b| b.devno)
+                {
+                    self.state.uncleared.push(crate::actual::Uncleared {
+                        uuid,
+                        name: name.clone(),
+                    });
+                    if let Some(fs) = &self.left_on_media {
+                        self.state.filesystems.push(Filesystem {
+                            device: devno,
+                            ..fs.clone()
+                        });
+                    }
+                    if !killed {
+                        self.wipe(devno);
+                        self.state.uncleared.retain(|m| m.name != *name);
+                    }
+                }
+            }
+            Op::ClearNamespace { name, device } => {
+                self.wipe(device.devno);
+                self.state.uncleared.retain(|m| m.name != *name);
             }
             Op::DestroyNamespace { dev } => {
                 let what = "ndctl destroy-namespace";
@@ -1023,8 +1057,21 @@ impl System for FakeSystem {
                 stderr: format!("injected fault at operation {n}"),
             });
         }
-        let out = self.apply(op)?;
+        let killed = self.kill_mid_op == Some(n);
+        if killed && !matches!(op, Op::Namespace { .. }) {
+            return Err(Self::fail(
+                "killed",
+                format!("operation {n} stopped before it did anything"),
+            ));
+        }
+        let out = self.apply(op, killed)?;
         self.executed.push(op.clone());
+        if killed {
+            return Err(Self::fail(
+                "killed",
+                format!("operation {n} stopped after ndctl, before the clearing"),
+            ));
+        }
         Ok(out)
     }
 

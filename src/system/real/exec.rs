@@ -12,11 +12,30 @@ use std::time::Instant;
 /// Every program run by this process and how long it took (for the result's `timing`).
 static RUNS: Mutex<Vec<ExternalRun>> = Mutex::new(Vec::new());
 
+/// When this process started (the first call of [`since_start_ms`] or [`mark_start`]).
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Note the process start (main calls it first thing).
+pub fn mark_start() {
+    START.get_or_init(Instant::now);
+}
+
+/// Milliseconds from the process start to `t`.
+pub fn since_start_ms(t: Instant) -> f64 {
+    t.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_secs_f64()
+        * 1e3
+}
+
 fn record(argv: &[&str], started: Instant) {
     let command = argv.iter().take(2).copied().collect::<Vec<_>>().join(" ");
     let ms = started.elapsed().as_secs_f64() * 1e3;
     if let Ok(mut runs) = RUNS.lock() {
-        runs.push(ExternalRun { command, ms });
+        runs.push(ExternalRun {
+            command,
+            start_ms: since_start_ms(started),
+            ms,
+        });
     }
 }
 

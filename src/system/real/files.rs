@@ -4,7 +4,7 @@
 //! All paths are the machine's, under `root` (`PMEM_STACK_ROOT`, default `/`).
 
 use super::exec;
-use crate::actual::{FileContent, FileState};
+use crate::actual::{FileContent, FileState, Uncleared};
 use crate::boot::{
     is_unit_path, reload_pending_marker, BINARY, MARKER, RELOAD_PENDING, SERVICE, STATE_FILE,
     UNIT_DIR,
@@ -23,6 +23,126 @@ fn os(what: String, e: std::io::Error) -> SystemError {
         what,
         error: e.to_string(),
     }
+}
+
+/// Markers of namespaces being made: `<uuid>` files holding the name. Written (and
+/// fsynced, with the directory) before `ndctl create-namespace --uuid <uuid>` runs, and
+/// removed once the new namespace's ends are cleared, so a run stopped anywhere in
+/// between (a kill, the OOM killer, a power cut) leaves the marker, and the next run
+/// knows that namespace's content is an earlier namespace's. On disk, not in /run: a
+/// power cut must not forget it. (Naming the namespace only after clearing would need a
+/// disable/rename/enable cycle of ndctl runs; the marker costs one small file.)
+pub const CLEARING_DIR: &str = "/var/lib/pmem-stack/clearing";
+
+/// The uncleared markers found under `root`.
+pub fn probe_uncleared(root: &Path) -> Result<Vec<Uncleared>, SystemError> {
+    let dir = at(root, CLEARING_DIR);
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let uuid = e.file_name().to_string_lossy().into_owned();
+        if !is_uuid(&uuid) {
+            continue; // not ours
+        }
+        // a marker cut short by a kill still names its uuid; its name may be missing
+        let name = std::fs::read_to_string(e.path())
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        out.push(Uncleared { uuid, name });
+    }
+    out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    Ok(out)
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// A new random (version 4) uuid, from the kernel's random pool.
+pub fn new_uuid() -> Result<String, SystemError> {
+    let mut b = [0u8; 16];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: getrandom into our own buffer, within its length.
+        let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        if n < 0 {
+            return Err(os("getrandom".into(), std::io::Error::last_os_error()));
+        }
+        got += n as usize;
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// Record, durably, that namespace `name` is about to be made with `uuid` and is not
+/// cleared yet. Written in place (no temp file): a marker cut short still names the
+/// uuid in its file name.
+pub fn mark_uncleared(root: &Path, uuid: &str, name: &str) -> Result<(), SystemError> {
+    let dir = at(root, CLEARING_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| os(format!("mkdir {}", dir.display()), e))?;
+    let path = dir.join(uuid);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| os(format!("create {}", path.display()), e))?;
+    f.write_all(format!("{name}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| os(format!("write {}", path.display()), e))?;
+    sync_dir(&dir);
+    // the parents too, the first time: the marker must outlive a power cut
+    if let Some(p) = dir.parent() {
+        sync_dir(p);
+    }
+    Ok(())
+}
+
+/// Drop the markers of namespace `name` (its ends are cleared now), and those of any
+/// earlier attempt at it.
+pub fn drop_uncleared(root: &Path, name: &str) -> Result<(), SystemError> {
+    let dir = at(root, CLEARING_DIR);
+    let mut removed = false;
+    for m in probe_uncleared(root)? {
+        if m.name == name || m.name.is_empty() {
+            let path = dir.join(&m.uuid);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(os(format!("remove {}", path.display()), e)),
+            }
+        }
+    }
+    if removed {
+        sync_dir(&dir);
+    }
+    Ok(())
 }
 
 /// The managed files that exist.

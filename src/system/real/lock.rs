@@ -1,6 +1,11 @@
 //! One run at a time: an exclusive flock(2) on `/run/pmem-stack.lock` (or
 //! `PMEM_STACK_LOCK`), held until the process exits. A second run waits for it, up to
 //! `PMEM_STACK_LOCK_WAIT` seconds (default 120), then fails naming the holder's pid.
+//!
+//! The programs a run starts (ndctl, mkfs, udevadm) inherit the locked descriptor: a
+//! flock belongs to the open file, so it is held until the last of them exits. A run
+//! killed while ndctl or mkfs works leaves that program running on its own; the next run
+//! waits for it to finish instead of racing it.
 
 use crate::system::SystemError;
 use std::fs::File;
@@ -53,12 +58,20 @@ pub fn acquire() -> Result<File, SystemError> {
             return Err(SystemError::Os {
                 what: format!("waiting {wait} s for the lock {p}"),
                 error: format!(
-                    "another pmem_stack run (pid {}) is still working on this machine; two runs never interleave",
+                    "another pmem_stack run (pid {}), or a program it started that is still running, is working on this machine; two runs never interleave",
                     holder.trim()
                 ),
             });
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: fcntl on a descriptor we own; clearing FD_CLOEXEC only.
+    let inherit = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFD, 0) };
+    if inherit != 0 {
+        return Err(SystemError::Os {
+            what: format!("let the programs started inherit the lock {p}"),
+            error: std::io::Error::last_os_error().to_string(),
+        });
     }
     let _ = f.set_len(0);
     let _ = f.rewind();

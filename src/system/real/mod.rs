@@ -35,7 +35,7 @@ use crate::actual::Actual;
 use crate::plan::Op;
 use crate::report::OperationTime;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The machine we run on.
 pub struct RealSystem {
@@ -110,14 +110,24 @@ impl RealSystem {
         let syntax = a.dax_syntax();
         a.mounts = part("mounts", || mounts::probe(syntax))?;
         a.files = part("files", || files::probe(&self.root))?;
+        a.uncleared = part("files", || files::probe_uncleared(&self.root))?;
         Ok(a)
     }
 
     /// Run `op` (`execute` wraps it to time it).
     fn run_op(&mut self, op: &Op) -> Result<Output, SystemError> {
         let out = match op {
-            Op::Namespace { .. } => {
-                let argv = op.argv().unwrap_or_default();
+            Op::Namespace { name, mode, .. } => {
+                // the namespace counts as made only once cleared: a durable marker with
+                // the uuid it gets is written first and dropped after the clearing
+                // (files::CLEARING_DIR says why); devdax has no block device to clear
+                let uuid = files::new_uuid()?;
+                let clears = *mode != crate::args::NamespaceMode::Devdax;
+                if clears {
+                    files::mark_uncleared(&self.root, &uuid, name)?;
+                }
+                let mut argv = op.argv().unwrap_or_default();
+                argv.push(format!("--uuid={uuid}"));
                 let mut out = exec::run(&argv)?;
                 // ndctl prints the namespace it made; clear what an older one left there
                 if let Some(blockdev) = created_blockdev(&out.stdout) {
@@ -125,7 +135,19 @@ impl RealSystem {
                     let note = block::zero_ends(&self.dev.join(&blockdev))?;
                     out.stdout.push_str(&format!("\n{note}\n"));
                 }
+                if clears {
+                    files::drop_uncleared(&self.root, name)?;
+                }
                 out
+            }
+            Op::ClearNamespace { name, device } => {
+                let note = block::zero_ends(Path::new(&device.path))?;
+                files::drop_uncleared(&self.root, name)?;
+                Output {
+                    argv: None,
+                    stdout: note,
+                    stderr: String::new(),
+                }
             }
             Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
                 let argv = op.argv().unwrap_or_default();
@@ -211,6 +233,7 @@ impl System for RealSystem {
                     .ok()
                     .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
                     .unwrap_or_default(),
+                start_ms: exec::since_start_ms(started),
                 ms: started.elapsed().as_secs_f64() * 1e3,
                 external_ms: exec::external_ms() - external_before,
             });

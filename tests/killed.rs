@@ -1,0 +1,177 @@
+//! Runs stopped in the middle of a step (a SIGKILL from Ansible's timeout, the OOM
+//! killer, Ctrl-C), on the fake system: no half-done step is taken for a done one, and
+//! the next run converges. The real kernel's side is tests/vm/guest/kills.sh.
+
+mod common;
+
+use common::*;
+use pmem_stack::actual::{Filesystem, Uncleared};
+use pmem_stack::args::NamespaceMode;
+use pmem_stack::system::fake::FakeSystem;
+use pmem_stack::units::Bytes;
+use serde_json::{json, Value};
+
+fn striped_xfs() -> Value {
+    json!({
+        "namespaces": [
+            {"name": "pm0", "region": "region0", "mode": "fsdax"},
+            {"name": "pm1", "region": "region1", "mode": "fsdax"}
+        ],
+        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
+        "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
+        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped"}]
+    })
+}
+
+/// The xfs a destroyed stack left on the media, which ndctl does not clear.
+fn old_xfs() -> Filesystem {
+    Filesystem {
+        device: pmem_stack::actual::Devno { major: 0, minor: 0 },
+        fstype: "xfs".into(),
+        uuid: Some("0ld00000-0000-4000-8000-000000000000".into()),
+        label: Some("old".into()),
+        block_size: Some(Bytes(4096)),
+        stripe_unit: Some(512),
+        stripe_width: Some(1024),
+        reflink: Some(false),
+        size: None,
+    }
+}
+
+#[test]
+fn a_namespace_killed_before_its_clearing_is_cleared_by_the_next_run() {
+    for k in 1..=2 {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        fake.left_on_media = Some(old_xfs());
+        fake.kill_mid_op = Some(k);
+        let r = run(&mut fake, &striped_xfs());
+        assert!(r.failed, "k={k}: the killed run fails: {}", r.msg);
+        let name = format!("pm{}", k - 1);
+        let ns = fake.state.namespace_named(&name).expect("ndctl made it");
+        assert!(
+            fake.state.is_uncleared(ns),
+            "k={k}: its marker is still there"
+        );
+        let (devno, _) = ns_block(&fake, &name);
+        assert!(
+            fake.state
+                .filesystems
+                .iter()
+                .any(|f| f.device.to_string() == devno && f.label.as_deref() == Some("old")),
+            "k={k}: the old xfs shows through the new namespace"
+        );
+        fake.kill_mid_op = None;
+        let r = converge(&mut fake, &striped_xfs());
+        let acts = actions(&r);
+        assert!(
+            acts.contains(&"clear_namespace".to_string()),
+            "k={k}: the re-run clears {name} first: {acts:?}"
+        );
+        assert!(
+            !r.plan.iter().any(|s| s.destructive),
+            "k={k}: stale content is not data: {:?}",
+            r.plan
+        );
+        assert!(fake.state.uncleared.is_empty(), "k={k}: markers dropped");
+        let dm = fake.state.dm("pmem-striped").expect("dm");
+        let fs = fake.state.filesystem(dm.devno).expect("fs");
+        assert_eq!(fs.label.as_deref(), Some("pmemfs"), "k={k}: a new xfs");
+        assert!(
+            !fake
+                .state
+                .filesystems
+                .iter()
+                .any(|f| f.label.as_deref() == Some("old")),
+            "k={k}: nothing of the old xfs is left"
+        );
+    }
+}
+
+/// A machine whose pm0 is disabled (labels written, never enabled: no block device).
+fn with_disabled_pm0(ours: bool) -> FakeSystem {
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let ns = fake
+        .state
+        .namespaces
+        .iter_mut()
+        .find(|n| n.name.as_deref() == Some("pm0"))
+        .expect("pm0");
+    let blk = ns.blockdev.take().expect("block device");
+    ns.mode = NamespaceMode::Raw;
+    ns.align = None;
+    ns.map = None;
+    let uuid = ns.uuid.clone().expect("uuid");
+    fake.state.block_devices.retain(|b| b.name != blk);
+    if ours {
+        fake.state.uncleared.push(Uncleared {
+            uuid,
+            name: "pm0".into(),
+        });
+    }
+    fake
+}
+
+#[test]
+fn a_disabled_namespace_left_by_a_killed_run_is_made_again() {
+    let mut fake = with_disabled_pm0(true);
+    let r = converge(&mut fake, &striped_xfs());
+    assert_eq!(actions(&r)[0], "reconfigure_namespace");
+    assert!(
+        r.plan[0].detail.contains("disabled"),
+        "{}",
+        r.plan[0].detail
+    );
+    assert!(!r.plan[0].destructive);
+    assert!(fake.state.uncleared.is_empty());
+}
+
+#[test]
+fn a_disabled_namespace_not_ours_is_reconfigured_only_with_allow_data_loss() {
+    let mut fake = with_disabled_pm0(false);
+    let before = fake.state.clone();
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed);
+    assert!(
+        r.msg.contains("is disabled") && r.msg.contains("allow_data_loss"),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake.state, before, "nothing changed");
+    let mut allowed = striped_xfs();
+    allowed["allow_data_loss"] = json!(true);
+    let r = converge(&mut fake, &allowed);
+    assert_eq!(actions(&r)[0], "reconfigure_namespace");
+    assert!(r.plan[0].destructive);
+}
+
+#[test]
+fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let ns = fake
+        .state
+        .namespaces
+        .iter_mut()
+        .find(|n| n.name.as_deref() == Some("pm0"))
+        .expect("pm0");
+    ns.name = None;
+    let uuid = ns.uuid.clone().expect("uuid");
+    let dev = ns.dev.clone();
+    // not ours: the nameless namespace is foreign, pm0 is created anew (and the region
+    // has no room left for it)
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed, "{}", r.msg);
+    assert!(r.msg.contains("region0 has 0 available"), "{}", r.msg);
+    // ours: reused in place, with its name
+    fake.state.uncleared.push(Uncleared {
+        uuid,
+        name: "pm0".into(),
+    });
+    let r = converge(&mut fake, &striped_xfs());
+    assert_eq!(actions(&r)[0], "reconfigure_namespace");
+    assert!(r.plan[0].target.contains(&dev), "{}", r.plan[0].target);
+    assert!(r.plan[0].detail.contains("left without its name"));
+    assert_eq!(
+        fake.state.namespace_named("pm0").map(|n| n.dev.clone()),
+        Some(dev)
+    );
+}

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""VM suite: SIGKILL in the middle of a step (runs INSIDE the guest, 2 DIMMs).
+
+A converge of the striped-xfs recipe with boot persistence is killed after a delay swept
+from 0.05 s to past its end, and the delays include the middle of every operation and
+every external program of a reference run (from the result's timing), so that every
+step, tool and wait is hit mid-way. Two starting points:
+  fresh:     label-less DIMMs (labels zeroed) still holding the previous stack's data;
+  leftovers: the namespaces of a converged stack destroyed (state: absent with
+             allow_data_loss), their old xfs still on the media.
+After each kill the module is run again and must converge: rc 0, then a run with
+changed false; no stray dm device; exactly the namespaces pm0 and pm1, none disabled
+or nameless; no uncleared marker or half-written file; the xfs mounted with dax=always
+is a new one (never a filesystem from before the teardown) and it mounts.
+Prints how many kills hit each step and each external program, and ends with SUMMARY.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+BIN = os.environ["PMEM_STACK_BIN"]
+W = os.environ.get("W", "/tmp/pmem-stack-vm")
+ROOT = os.path.join(W, "root")
+ENV = dict(os.environ, PMEM_STACK_ROOT=ROOT, PMEM_STACK_LOCK_WAIT="300")
+GRID = float(os.environ.get("KILL_GRID", "0.5"))
+MAX_KILLS = int(os.environ.get("KILL_MAX", "30"))
+ARGS = {
+    "namespaces": [
+        {"name": "pm0", "region": "region0", "mode": "fsdax"},
+        {"name": "pm1", "region": "region1", "mode": "fsdax"},
+    ],
+    "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
+    "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
+    "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "dax": "always"}],
+    "boot": {"persist": True},
+}
+DESTROY = dict(ARGS, state="absent", allow_data_loss=True)
+PASS = FAIL = 0
+
+
+def check(desc, ok, detail=""):
+    global PASS, FAIL
+    if ok:
+        PASS += 1
+        print("CHECK PASS: " + desc)
+    else:
+        FAIL += 1
+        print("CHECK FAIL: " + desc + (" -- " + detail if detail else ""))
+    sys.stdout.flush()
+
+
+def out(*argv):
+    return subprocess.run(argv, capture_output=True, text=True).stdout
+
+
+def write_args(name, args):
+    path = os.path.join(W, name + ".args")
+    with open(path, "w") as f:
+        json.dump(args, f)
+    return path
+
+
+def module(name, args):
+    """Run the module to the end; (rc, result or None)."""
+    p = subprocess.run([BIN, write_args(name, args)], capture_output=True, text=True, env=ENV)
+    try:
+        r = json.loads(p.stdout)
+    except ValueError:
+        r = None
+    return p.returncode, r
+
+
+def children(pid):
+    """Command names of the processes whose parent is `pid`."""
+    names = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == pid:
+            names.append(comm)
+    return names
+
+
+def namespaces():
+    text = out("ndctl", "list", "-N", "-i")
+    d = json.loads(text) if text.strip() else []
+    return d if isinstance(d, list) else [d]
+
+
+def dm_names():
+    return sorted(l.split()[0] for l in out("dmsetup", "ls").splitlines() if len(l.split()) == 2)
+
+
+def mounted_xfs():
+    """(uuid, dax option) of what is mounted at /mnt/pmem, or None."""
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        if f[4] == "/mnt/pmem":
+            dax = [o for o in (f[5] + "," + f[-1]).split(",") if o.startswith("dax")]
+            uuid = out("blkid", "-p", "-o", "value", "-s", "UUID", "/dev/mapper/pmem-striped").strip()
+            return uuid, ",".join(dax)
+    return None
+
+
+def half_written():
+    found = []
+    for d, _, files in os.walk(ROOT):
+        for f in files:
+            if ".pmem-stack." in f:
+                found.append(os.path.join(d, f))
+    clearing = os.path.join(ROOT, "var/lib/pmem-stack/clearing")
+    if os.path.isdir(clearing) and os.listdir(clearing):
+        found.append("uncleared markers: " + " ".join(os.listdir(clearing)))
+    state = os.path.join(ROOT, "etc/pmem-stack/state.json")
+    if os.path.exists(state):
+        try:
+            json.load(open(state))
+        except ValueError:
+            found.append("state.json is not whole JSON")
+    binary = os.path.join(ROOT, "usr/local/sbin/pmem_stack")
+    if os.path.exists(binary) and open(binary, "rb").read() != open(BIN, "rb").read():
+        found.append("the installed binary is not whole")
+    return found
+
+
+def teardown(tag):
+    rc, r = module(tag + ".destroy", DESTROY)
+    ok = rc == 0 and not dm_names() and not any(n.get("size", 0) for n in namespaces())
+    if not ok:
+        # leave the next case a clean start whatever happened, and say so
+        check("%s: torn down by absent + allow_data_loss" % tag, False, r and r.get("msg") or "rc %s" % rc)
+        subprocess.run(["umount", "-l", "/mnt/pmem"], capture_output=True)
+        subprocess.run(["dmsetup", "remove_all", "-f"], capture_output=True)
+        subprocess.run(["ndctl", "destroy-namespace", "all", "-f"], capture_output=True)
+
+
+def zero_labels():
+    """Back to fresh DIMMs: labels zeroed and the NVDIMM drivers loaded again, so the
+    DIMMs are probed anew and, their label areas holding no index, are label-less as on
+    the first boot (re-enabling the DIMMs alone keeps them labelled); the data stays."""
+    for argv in (["ndctl", "disable-region", "all"], ["ndctl", "zero-labels", "all"],
+                 ["modprobe", "-r", "dax_pmem", "nd_pmem", "nd_btt", "nfit"],
+                 ["modprobe", "-r", "libnvdimm"],
+                 ["modprobe", "nfit"], ["modprobe", "nd_pmem"], ["modprobe", "nd_btt"],
+                 ["modprobe", "dax_pmem"], ["udevadm", "settle"]):
+        subprocess.run(argv, capture_output=True)
+
+
+def label_less():
+    ns = [n for n in namespaces() if n.get("size", 0)]
+    return len(ns) == 2 and all(n.get("mode") == "raw" and "name" not in n for n in ns)
+
+
+def windows(result):
+    """(start, end, label) of each operation and each external program, in ms."""
+    t = result["timing"]
+    done = result["done"]
+    ops = [(o["start_ms"], o["start_ms"] + o["ms"], "step %s %s" % (done[i]["action"], done[i]["target"]) if i < len(done) else o["op"])
+           for i, o in enumerate(t["operations"])]
+    tools = [(x["start_ms"], x["start_ms"] + x["ms"], "tool " + x["command"]) for x in t["external"]]
+    return ops, tools, t["wall_ms"]
+
+
+def where(ms, wins):
+    for a, b, label in wins:
+        if a <= ms <= b:
+            return label
+    return None
+
+
+HITS = {}
+T0 = time.time()
+
+
+def kill_case(tag, i, delay, ref, old_uuids):
+    ops, tools, _ = ref
+    args = write_args("%s.kill%d" % (tag, i), ARGS)
+    p = subprocess.Popen([BIN, args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    time.sleep(delay)
+    kids = children(p.pid)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    ms = delay * 1000
+    step = where(ms, ops) or ("after the run" if ms > ops[-1][1] else "between steps (probe, plan)")
+    tool = where(ms, tools)
+    for k in [step] + ([tool] if tool else []):
+        HITS[(tag, k)] = HITS.get((tag, k), 0) + 1
+    print("--- %s kill %d at %.2f s: %s%s; running then: %s (%.0f s into the suite)" % (
+        tag, i, delay, step, (", " + tool) if tool else "", " ".join(kids) or "-", time.time() - T0))
+    rc, r = module("%s.re%d" % (tag, i), ARGS)
+    msg = (r or {}).get("msg", "")
+    check("%s %.2f s: the re-run converges (rc 0)" % (tag, delay), rc == 0, "rc %s: %s" % (rc, msg))
+    rc2, r2 = module("%s.again%d" % (tag, i), ARGS)
+    check("%s %.2f s: the next run is unchanged" % (tag, delay),
+          rc2 == 0 and r2 is not None and r2.get("changed") is False,
+          "rc %s changed %s: %s" % (rc2, (r2 or {}).get("changed"), [s["action"] for s in (r2 or {}).get("plan", [])]))
+    check("%s %.2f s: no stray dm device" % (tag, delay), dm_names() == ["pmem-striped"], str(dm_names()))
+    ns = [n for n in namespaces() if n.get("size", 0)]
+    bad = [n for n in ns if n.get("state") == "disabled" or n.get("name") not in ("pm0", "pm1")]
+    check("%s %.2f s: namespaces pm0 and pm1 only, none disabled or nameless" % (tag, delay),
+          sorted(n.get("name", "") for n in ns) == ["pm0", "pm1"] and not bad, json.dumps(ns))
+    hw = half_written()
+    check("%s %.2f s: no half-written file or uncleared marker" % (tag, delay), not hw, " ".join(hw))
+    m = mounted_xfs()
+    check("%s %.2f s: a new xfs (not one from before) mounted with dax=always" % (tag, delay),
+          m is not None and m[1] == "dax=always" and m[0] and m[0] not in old_uuids, "%s, old: %s" % (m, sorted(old_uuids)))
+    if m:
+        old_uuids.add(m[0])
+
+
+def delays(ref):
+    """From 0.05 s to past the end: a grid, the middle of every operation and program
+    of the reference run, and the quarters of the long ones; at most MAX_KILLS (the
+    timeline is the reference run's: under load it stretches, and so would the suite)."""
+    ops, tools, wall = ref
+    end = wall / 1000 + 0.3
+    grid = max(GRID, end / 10)
+    long_window = max(300, wall / 8)
+    aimed = set()
+    for a, b, _ in ops + tools:
+        # the middle of every window, and its quarters when it is long enough to aim at
+        for f in (0.5,) if b - a < long_window else (0.25, 0.5, 0.75):
+            aimed.add(round((a + f * (b - a)) / 1000, 3))
+    ds = set(aimed) | {0.05, round(end, 3)}
+    t = 0.05
+    while t < end:
+        ds.add(round(t, 3))
+        t += grid
+    kept = []
+    for d in sorted(ds):
+        if not kept or d - kept[-1] > 0.08:
+            kept.append(d)
+    if len(kept) > MAX_KILLS:
+        step = len(kept) / MAX_KILLS
+        kept = [kept[int(i * step)] for i in range(MAX_KILLS)]
+    return kept
+
+
+def main():
+    t0 = time.time()
+    os.makedirs(W, exist_ok=True)
+    for m in ("nfit", "nd_pmem", "dm-mod", "dm-striped", "xfs"):
+        subprocess.run(["modprobe", "-q", m])
+    subprocess.run(["udevadm", "settle"])
+    check("the DIMMs start label-less", label_less(), json.dumps(namespaces()))
+
+    # reference run from fresh DIMMs: its timeline places the kills
+    rc, ref_result = module("ref", ARGS)
+    check("reference converge from fresh DIMMs (rc 0)", rc == 0 and ref_result is not None, (ref_result or {}).get("msg", ""))
+    if rc != 0 or ref_result is None:
+        return summary(t0)
+    ref = windows(ref_result)
+    for a, b, label in ref[0]:
+        print("  op   %7.0f-%7.0f ms  %s" % (a, b, label))
+    for a, b, label in ref[1]:
+        print("  tool %7.0f-%7.0f ms  %s" % (a, b, label))
+    ds = delays(ref)
+    print("kill delays (s): " + " ".join("%.2f" % d for d in ds))
+    old = set()
+    m = mounted_xfs()
+    if m:
+        old.add(m[0])
+
+    for tag in ("fresh", "leftovers"):
+        print("\n=== kills over %s" % tag)
+        for i, d in enumerate(ds):
+            teardown("%s%d" % (tag, i))
+            if tag == "fresh":
+                zero_labels()
+                if not label_less():
+                    check("%s %d: back to label-less DIMMs" % (tag, i), False, json.dumps(namespaces()))
+            kill_case(tag, i, d, ref, old)
+
+    teardown("end")
+    print("\nkills that hit each step and program (by the reference run's timeline):")
+    for (tag, k), n in sorted(HITS.items()):
+        print("  %-9s %3d  %s" % (tag, n, k))
+    print("kills: %d (%d delays x 2 starting points)" % (2 * len(ds), len(ds)))
+    summary(t0)
+
+
+def summary(t0):
+    print("\nkills.py took %.0f s" % (time.time() - t0))
+    print("SUMMARY: %d passed, %d failed" % (PASS, FAIL))
+    sys.exit(0 if FAIL == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
