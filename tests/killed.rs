@@ -175,3 +175,65 @@ fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
         Some(dev)
     );
 }
+
+/// The stack converged, then left as a stopped run leaves its dm device: `state` says
+/// what the ioctls had done (`"created"`: no live table; `"suspended"`: table live,
+/// device suspended), with the filesystem unmounted.
+fn dm_left(state: &str) -> FakeSystem {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    fake.state.mounts.clear();
+    let dm = fake.state.dm("pmem-striped").expect("dm").clone();
+    let slot = fake
+        .state
+        .dm_devices
+        .iter_mut()
+        .find(|d| d.name == dm.name)
+        .expect("dm");
+    match state {
+        "created" => {
+            // no live table: nothing maps the members (the xfs on them is kept where
+            // the fake keeps a dm device's content, and shows again once loaded)
+            slot.table.clear();
+            for b in &mut fake.state.block_devices {
+                b.holders.clear();
+            }
+            if let Some(b) = fake
+                .state
+                .block_devices
+                .iter_mut()
+                .find(|b| b.devno == dm.devno)
+            {
+                b.size = pmem_stack::units::Sectors(0);
+            }
+        }
+        _ => slot.suspended = true,
+    }
+    fake
+}
+
+#[test]
+fn a_dm_device_left_without_a_live_table_is_loaded_and_its_data_kept() {
+    let mut fake = dm_left("created");
+    let r = converge(&mut fake, &striped_xfs());
+    let acts = actions(&r);
+    assert_eq!(acts[0], "reload_dm", "{acts:?}");
+    assert!(!r.plan.iter().any(|s| s.destructive), "{:?}", r.plan);
+    // the members still hold the xfs: the mkfs is conditional and skipped
+    assert!(
+        r.skipped.iter().any(|s| s.step.action == "mkfs"),
+        "{:?} / {:?}",
+        r.plan,
+        r.skipped
+    );
+}
+
+#[test]
+fn a_suspended_dm_device_of_the_stack_is_resumed() {
+    let mut fake = dm_left("suspended");
+    let r = converge(&mut fake, &striped_xfs());
+    let acts = actions(&r);
+    assert_eq!(acts[..2], ["reload_dm", "mount"], "{:?}", r.plan);
+    assert!(r.plan[0].detail.starts_with("resume pmem-striped"));
+    assert!(!fake.state.dm("pmem-striped").expect("dm").suspended);
+}

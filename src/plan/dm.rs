@@ -4,8 +4,8 @@
 //! | exists | live table vs wanted | allowed | step |
 //! |---|---|---|---|
 //! | no | - | - | create (table derived from members at apply time) |
-//! | yes | equal | - | nothing |
-//! | yes | keeps data: every live sector maps to the same member sector | - | reload, not destructive; users stay |
+//! | yes | equal | - | nothing (suspended: load the same table and resume) |
+//! | yes | keeps data: every live sector maps to the same member sector | - | reload, not destructive; users stay (no live table: the steps above are conditional) |
 //! | yes | moves data | no | refuse, whatever is on the device, recognised or not |
 //! | yes | moves data | yes | tear down users (mounts, dm devices over it) + reload, destructive |
 //!
@@ -151,6 +151,22 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             // A matching device is left as it is (a stack built by hand is recognised as
             // converged); if its queue/max_sectors_kb is below the chunk, the DAX audit
             // names the fix. Devices this module creates or reloads get it raised.
+            // Suspended (a run stopped between the suspend and the resume of a reload):
+            // loading the same table again ends with the resume.
+            if dm.suspended {
+                cx.step(
+                    Action::ReloadDm {
+                        name: name.to_string(),
+                        target: spec.target,
+                        members: spec.members.clone(),
+                        chunk: spec.chunk,
+                    },
+                    format!(
+                        "resume {name}: it is suspended, so all I/O to it waits (a reload stopped half-way leaves this); the same table is loaded and the device resumed"
+                    ),
+                    false,
+                );
+            }
             return;
         }
     }
@@ -191,6 +207,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     };
     match effect {
         Reload::Keeps => {
+            // No live table (a create stopped before its table went live): what the
+            // members hold shows only once it is loaded, so the steps on it are
+            // conditional, as on a device rebuilt over its members.
+            if live.as_ref().is_ok_and(|l| l.is_empty()) {
+                cx.unknown.insert(DevRef::Device(name.to_string()));
+            }
             let grows = expected.as_ref().is_none_or(|t| table_length(t) > bd.size);
             cx.step(
                 Action::ReloadDm {

@@ -628,6 +628,8 @@ impl FakeSystem {
                 let dax = self.table_dax(table);
                 if let Some(d) = self.state.dm_devices.iter_mut().find(|d| d.name == *name) {
                     d.table = table_text(table);
+                    // the reload ends with a resume
+                    d.suspended = false;
                 }
                 if let Some(b) = self
                     .state
