@@ -15,6 +15,7 @@
 use super::resolve::build_table;
 use super::{describe, Action, Ctx};
 use crate::actual::dm::{parse_table, table_text, Target};
+use crate::actual::Missing;
 use crate::args::validate::DevRef;
 use crate::args::DmTarget;
 
@@ -22,6 +23,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     let Some(spec) = cx.d.device(name).cloned() else {
         return;
     };
+    if cx.a.missing.contains(&Missing::DeviceMapper) {
+        cx.refusals.push(format!(
+            "dm device {name}: {}",
+            Missing::DeviceMapper.explain()
+        ));
+        return;
+    }
     let mut known = Vec::new();
     let mut all_known = true;
     for m in &spec.members {

@@ -17,7 +17,8 @@
 //! when [`create`] returns (when udev runs).
 //!
 //! A machine without device-mapper (no `/dev/mapper/control`, or the node exists but
-//! `dm-mod` is absent) simply has no dm devices: [`probe`] returns an empty list.
+//! `dm-mod` is absent) simply has no dm devices: [`probe`] returns `None`, and the
+//! snapshot says device-mapper is missing (`--facts` explains it in its `msg`).
 
 use crate::actual::dm::TableLine;
 use crate::actual::{Devno, DmDevice};
@@ -107,10 +108,12 @@ fn line_text(start: u64, length: u64, target: &str, params: &str) -> String {
     format!("{start} {length} {target} {params}")
 }
 
-/// All dm devices with their live tables, sorted by name.
-pub fn probe() -> Result<Vec<DmDevice>, SystemError> {
+/// All dm devices with their live tables, sorted by name; `None` when this kernel has
+/// no device-mapper. Only ioctls on the control node: no dm device is opened (a
+/// suspended one lists like any other).
+pub fn probe() -> Result<Option<Vec<DmDevice>>, SystemError> {
     let Some(dm) = open_for_probe()? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let list = dm
         .list_devices()
@@ -149,7 +152,7 @@ pub fn probe() -> Result<Vec<DmDevice>, SystemError> {
         });
     }
     devices.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(devices)
+    Ok(Some(devices))
 }
 
 /// A table as the `(start, length, target type, params)` tuples `DM_TABLE_LOAD` takes,
@@ -311,7 +314,12 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
             error: format!("{} ({KERNEL_LOG_HINT}); {back}", describe(&e)),
         });
     }
-    if let Some(devno) = probe()?.iter().find(|d| d.name == name).map(|d| d.devno) {
+    if let Some(devno) = probe()?
+        .unwrap_or_default()
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.devno)
+    {
         raise_max_sectors(devno, table)?;
     }
     Ok(Output {
