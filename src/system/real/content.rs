@@ -405,4 +405,61 @@ mod tests {
             "{bad:?}"
         );
     }
+
+    /// How each way an open can fail is reported (the fixture's sysfs says which devices
+    /// exist): a device gone (no node and no sysfs entry, or ENXIO), no node while sysfs
+    /// has it, EPERM through an alias, and no medium (nothing to read, not an error).
+    #[test]
+    fn open_failures_are_recorded_with_what_failed() {
+        let a = listing();
+        let mut b = a.block_named("pmem1.1p1").expect("pmem1.1p1").clone();
+        b.aliases = vec!["/dev/disk/by-partlabel/pmemdata".into()];
+        let sys = tree().join("sys");
+        let one = |b: &BlockDevice, errno: fn(&str) -> io::Error| {
+            let open = |p: &str| Err(errno(p));
+            let reach = Reach {
+                read: BTreeSet::from([b.devno]),
+                blocked: Default::default(),
+            };
+            read(std::slice::from_ref(b), &reach, &sys, &open)
+        };
+        let enoent = |_: &str| io::Error::from(ErrorKind::NotFound);
+        let c = one(&b, enoent);
+        assert_eq!(c.unreadable.len(), 1);
+        assert_eq!(
+            c.unreadable[0].error,
+            "it has no device node (is udev running?)"
+        );
+        let mut gone = b.clone();
+        gone.devno = crate::actual::Devno {
+            major: 259,
+            minor: 99,
+        };
+        assert_eq!(
+            one(&gone, enoent).unreadable[0].error,
+            "it went away during the probe"
+        );
+        let c = one(&b, |_| io::Error::from_raw_os_error(libc::ENXIO));
+        assert!(
+            c.unreadable[0].error.starts_with("opening it: ")
+                && c.unreadable[0]
+                    .error
+                    .ends_with("it went away during the probe"),
+            "{:?}",
+            c.unreadable
+        );
+        let c = one(&b, |p| {
+            if p.contains("by-partlabel") {
+                io::Error::from_raw_os_error(libc::EPERM)
+            } else {
+                io::Error::from(ErrorKind::NotFound)
+            }
+        });
+        assert_eq!(
+            c.unreadable[0].error,
+            "opening it (through /dev/disk/by-partlabel/pmemdata): Operation not permitted (os error 1)"
+        );
+        let c = one(&b, |_| io::Error::from_raw_os_error(libc::ENOMEDIUM));
+        assert_eq!(c, Contents::default());
+    }
 }
