@@ -976,3 +976,48 @@ fn ns_dev(fake: &FakeSystem, i: usize) -> (Devno, u64) {
         .expect("listed");
     (bd.devno, bd.size.0)
 }
+
+/// A device that cannot be read when a conditional step on it is about to run (it came
+/// up over existing data, and the read failed): the step fails naming it instead of
+/// taking unknown content for blank; once readable, a rerun finds the data and keeps it.
+#[test]
+fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
+    use pmem_stack::plan::Op;
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &linear_ext4());
+    let dm = fake.state.dm("pmem-linear").expect("dm").devno;
+    // the stack goes down (a reboot would do the same): the ext4 stays on the members
+    for op in [
+        Op::Umount {
+            target: "/mnt/pmem".into(),
+            lazy: false,
+        },
+        Op::DmRemove {
+            name: "pmem-linear".into(),
+        },
+    ] {
+        fake.execute(&op).expect("teardown");
+    }
+    // the device comes back with the same number, and reads of it fail
+    fake.read_errors.insert(dm, EIO.into());
+    let n = fake.executed.len();
+    let r = run(&mut fake, &linear_ext4());
+    assert!(r.failed, "{}", r.msg);
+    assert_eq!(actions(&r), ["create_dm", "mkfs", "mount"]);
+    assert!(
+        r.msg.starts_with("step 2 of 3 failed (mkfs dm device pmem-linear)")
+            && r.msg.contains(&format!(
+                "/dev/mapper/pmem-linear could not be read: reading the start of /dev/mapper/pmem-linear: {EIO}; what it holds is unknown"
+            )),
+        "{}",
+        r.msg
+    );
+    let mkfs = |f: &FakeSystem| f.executed[n..].iter().any(|o| matches!(o, Op::Mkfs { .. }));
+    assert!(!mkfs(&fake));
+    // readable again: the ext4 is found and kept
+    fake.read_errors.clear();
+    let r = run(&mut fake, &linear_ext4());
+    assert!(!r.failed, "{}", r.msg);
+    assert!(!mkfs(&fake), "{:?}", r.plan);
+    assert!(fake.state.mount_at("/mnt/pmem").is_some());
+}
