@@ -224,6 +224,12 @@ fn facts_print_one_object_and_succeed_without_pmem() {
         if missing.contains(&json!("device_mapper")) {
             assert!(msg.contains("modprobe dm_mod"), "{msg}");
         }
+        if missing.contains(&json!("device_mapper_access")) {
+            assert!(
+                msg.contains("/dev/mapper/control is not permitted"),
+                "{msg}"
+            );
+        }
     }
 }
 

@@ -1006,7 +1006,10 @@ fn random_actual() -> impl Strategy<Value = Actual> {
         platform(),
         (
             proptest::collection::vec(unreadable(), 0..3),
-            proptest::sample::subsequence(vec!["nvdimm", "device_mapper"], 0..=2),
+            proptest::sample::subsequence(
+                vec!["nvdimm", "device_mapper", "device_mapper_access"],
+                0..=3,
+            ),
         ),
     )
         .prop_map(

@@ -965,6 +965,18 @@ fn a_machine_without_pmem_or_device_mapper() {
         r.msg
     );
     assert_eq!(fake.mutations(), 0);
+    // device-mapper there but out of reach (a container's device cgroup denies its node)
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.state.missing = vec![Missing::DeviceMapperAccess];
+    let r = run(&mut fake, &striped_xfs());
+    assert!(
+        r.failed
+            && r.msg.contains("dm device pmem-striped: device-mapper cannot be used from here: opening /dev/mapper/control is not permitted"),
+        "{}",
+        r.msg
+    );
+    let ns_only = json!({"namespaces": striped_xfs()["namespaces"].clone()});
+    converge(&mut fake, &ns_only);
 }
 
 /// The devno and size of the block device of the `i`-th (label-less) namespace.

@@ -346,6 +346,9 @@ pub enum Missing {
     Nvdimm,
     /// No device-mapper: no `/dev/mapper/control`, or `dm_mod` is not loaded.
     DeviceMapper,
+    /// `/dev/mapper/control` exists but opening it is not permitted (a container's device
+    /// cgroup, or not root): dm devices cannot be listed or managed from here.
+    DeviceMapperAccess,
 }
 
 impl Missing {
@@ -357,6 +360,9 @@ impl Missing {
             }
             Missing::DeviceMapper => {
                 "no device-mapper: /dev/mapper/control is missing or dm_mod is not loaded (modprobe dm_mod)"
+            }
+            Missing::DeviceMapperAccess => {
+                "device-mapper cannot be used from here: opening /dev/mapper/control is not permitted (not root, or a container's device cgroup)"
             }
         }
     }

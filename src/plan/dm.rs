@@ -23,11 +23,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     let Some(spec) = cx.d.device(name).cloned() else {
         return;
     };
-    if cx.a.missing.contains(&Missing::DeviceMapper) {
-        cx.refusals.push(format!(
-            "dm device {name}: {}",
-            Missing::DeviceMapper.explain()
-        ));
+    if let Some(m) =
+        cx.a.missing
+            .iter()
+            .find(|m| matches!(m, Missing::DeviceMapper | Missing::DeviceMapperAccess))
+    {
+        cx.refusals
+            .push(format!("dm device {name}: {}", m.explain()));
         return;
     }
     let mut known = Vec::new();

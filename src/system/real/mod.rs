@@ -113,8 +113,8 @@ fn list(sys: &std::path::Path, dev: &std::path::Path) -> Result<Actual, SystemEr
     if a.regions.is_empty() && !nd::has_bus(sys) {
         a.missing.push(Missing::Nvdimm);
     }
-    a.dm_devices = part("dm", dm::probe)?.unwrap_or_else(|| {
-        a.missing.push(Missing::DeviceMapper);
+    a.dm_devices = part("dm", dm::probe)?.unwrap_or_else(|missing| {
+        a.missing.push(missing);
         Vec::new()
     });
     a.block_devices = part("block", || block::probe(sys, dev, &a.dm_devices))?;
