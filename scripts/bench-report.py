@@ -1,4 +1,4 @@
-"""Print the benchmark results (target/bench/{main,scale}.json) as the README's tables."""
+"""Print the benchmark results (target/bench/{main,scale,foreign}.json) as the README's tables."""
 import json
 import os
 import sys
@@ -52,6 +52,21 @@ if m:
         own = c["own_by_operation_ms"]
         print(f"Outside external tools, by operation: {own} (sum {sum(own.values()):.0f} ms); "
               f"probes {c['probe_ms']:.0f} ms; the rest {c['outside_external_tools_ms'] - sum(own.values()) - c['probe_ms']:.0f} ms")
+
+def foreign_rows(fd):
+    print(f"\n### No-op with {fd['devices']} unrelated block devices present (loop devices with content)\n")
+    print("| unrelated devices | block devices listed | runs | median | p10-p90 |")
+    print("|---|---|---|---|---|")
+    for k, label in (("without", "none"), ("with", str(fd["devices"]))):
+        st = fd[k]
+        print(f"| {label} | {fd['block_devices_listed'][k]} | {st['n']} | {st['median_ms']:.1f} ms | "
+              f"{st['p10_ms']:.1f}-{st['p90_ms']:.1f} ms |")
+    print(f"\nRatio of the medians, with / without: {fd['ratio_with_over_without']}")
+
+
+fd = (m or {}).get("foreign_devices") or (load("foreign.json") or {}).get("foreign_devices")
+if fd:
+    foreign_rows(fd)
 
 s = load("scale.json")
 if s:

@@ -27,7 +27,7 @@ pub mod units;
 use args::validate::validate;
 use args::DaxMode;
 use report::{diff, render_actual, render_desired, ModuleResult};
-use system::{System, SystemError};
+use system::{ProbeScope, System, SystemError};
 
 /// Run the module on `input` (the arguments' JSON text) against `system`.
 /// With `offline`, never execute (a captured snapshot: always a dry run).
@@ -49,6 +49,9 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     };
     let check = parsed.internal.check_mode || offline;
     let want_diff = parsed.internal.diff;
+    // read only what these arguments are about (and what holds it): a broken or
+    // forbidden disk elsewhere on the machine is none of this run's business
+    system.set_scope(ProbeScope::of(&desired));
     if let Err(e) = system.lock() {
         return result.fail(e.to_string());
     }
@@ -330,9 +333,12 @@ fn crash_point(steps_done: usize) {
     }
 }
 
-/// `--facts`: the snapshot as `ansible_facts.pmem_stack`.
+/// `--facts`: the snapshot as `ansible_facts.pmem_stack`, probed in the base scope (PMEM,
+/// every dm device, what holds them and their partitions). Devices in that scope that
+/// could not be read are warnings; missing kernel support is said in `msg`.
 pub fn facts(system: &mut dyn System) -> ModuleResult {
     let r = ModuleResult::new(Default::default());
+    system.set_scope(ProbeScope::base());
     match system.probe() {
         Ok(a) => {
             let mut r = r;
@@ -343,6 +349,15 @@ pub fn facts(system: &mut dyn System) -> ModuleResult {
                 a.dm_devices.len(),
                 a.mounts.len()
             );
+            for m in &a.missing {
+                r.msg.push_str("; ");
+                r.msg.push_str(m.explain());
+            }
+            r.warnings = a
+                .unreadable
+                .iter()
+                .map(|u| format!("could not read {}: {}", u.path, u.error))
+                .collect();
             r.dax_audit = Some(audit::audit(&a, None));
             r.ansible_facts = Some(serde_json::json!({ "pmem_stack": a }));
             r

@@ -89,8 +89,9 @@ pub struct Timing {
     pub probes: u32,
     /// Milliseconds spent probing.
     pub probe_ms: f64,
-    /// `probe_ms` by what was read (namespaces, dm, block, gpt, filesystems, mounts,
-    /// files, platform), summed over the probes.
+    /// `probe_ms` by what was read (namespaces, dm, block, mounts, contents: the GPTs and
+    /// signatures of the devices in scope, extsize, files, platform), summed over the
+    /// probes.
     pub probe_parts_ms: std::collections::BTreeMap<String, f64>,
     /// Each operation run, in order, with its time and the part of it spent in external
     /// programs (the rest is this program and the kernel: ioctls, mount, writes).

@@ -1088,18 +1088,42 @@ fn random_actual() -> impl Strategy<Value = Actual> {
         proptest::collection::vec(mount(), 0..3),
         proptest::collection::vec(file_state(), 0..3),
         platform(),
+        (
+            proptest::collection::vec(unreadable(), 0..3),
+            proptest::sample::subsequence(
+                vec!["nvdimm", "device_mapper", "device_mapper_access"],
+                0..=3,
+            ),
+        ),
     )
         .prop_map(
-            |(regions, namespaces, blocks, dms, tables, filesystems, mounts, files, platform)| {
+            |(
+                regions,
+                namespaces,
+                blocks,
+                dms,
+                tables,
+                filesystems,
+                mounts,
+                files,
+                platform,
+                (unreadable, missing),
+            )| {
                 let v = json!({
                     "regions": regions, "namespaces": namespaces, "block_devices": blocks,
                     "dm_devices": dms, "partition_tables": tables, "filesystems": filesystems,
                     "mounts": mounts, "files": files, "platform": platform,
+                    "unreadable": unreadable, "missing": missing,
                 });
                 serde_json::from_value::<Actual>(v)
                     .expect("the generated snapshot fits the snapshot schema")
             },
         )
+}
+
+fn unreadable() -> impl Strategy<Value = Value> {
+    (devno_json(), dev_path(), "[a-z :()0-9]{0,30}")
+        .prop_map(|(d, p, e)| json!({"device": d, "path": p, "error": e}))
 }
 
 /// Damage done to a realistic (fake-made) snapshot.
@@ -1115,6 +1139,7 @@ enum Damage {
     DropNamespaceBlock(u8),
     Mount(Value),
     SwapNamespaceNames(u8, u8),
+    Unreadable(u8),
 }
 
 fn damage() -> impl Strategy<Value = Damage> {
@@ -1130,6 +1155,7 @@ fn damage() -> impl Strategy<Value = Damage> {
         any::<u8>().prop_map(Damage::DropNamespaceBlock),
         mount().prop_map(Damage::Mount),
         (any::<u8>(), any::<u8>()).prop_map(|(i, j)| Damage::SwapNamespaceNames(i, j)),
+        any::<u8>().prop_map(Damage::Unreadable),
     ]
 }
 
@@ -1203,6 +1229,14 @@ fn apply_damage(a: &mut Actual, d: &Damage) {
                 let ni = a.namespaces[i].name.clone();
                 a.namespaces[i].name = a.namespaces[j].name.clone();
                 a.namespaces[j].name = ni;
+            }
+        }
+        Damage::Unreadable(i) => {
+            if let Some(b) = nth(&mut a.block_devices, *i) {
+                let u = json!({"device": b.devno, "path": b.path, "error": "Input/output error"});
+                if let Ok(u) = serde_json::from_value(u) {
+                    a.unreadable.push(u);
+                }
             }
         }
     }
@@ -1312,6 +1346,68 @@ proptest! {
     #[test]
         fn damaged_fake_snapshots_never_panic(c in damage_case()) {
         damaged_snapshot_body(c)?;
+    }
+}
+
+/// What a random run left, with one block device unreadable: a plan for the later
+/// arguments never goes ahead when a declared object's device is that one; and the
+/// refusal names its path.
+fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
+    let mut fake = c.machine.build();
+    let _ = run(&mut fake, &c.args);
+    let mut actual = fake.state.clone();
+    apply_damage(&mut actual, &Damage::Unreadable(i));
+    let Some(u) = actual.unreadable.last().cloned() else {
+        return Ok(());
+    };
+    let Some(d) = desired(&c.later) else {
+        return Ok(());
+    };
+    let declared = d
+        .namespaces
+        .iter()
+        .map(|x| DevRef::Namespace(x.name.clone()))
+        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
+        .chain(
+            d.partitions
+                .iter()
+                .map(|x| DevRef::Partition(x.name.clone())),
+        )
+        .chain(d.filesystems.iter().map(|x| x.device.clone()))
+        .chain(d.mounts.iter().map(|x| x.device.clone()))
+        .any(|r| {
+            pmem_stack::plan::block_device(&d, &actual, &r).is_some_and(|b| b.devno == u.device)
+        });
+    let planned = pmem_stack::plan::plan(&d, &actual);
+    if declared {
+        match planned {
+            Ok(p) => prop_assert!(false, "planned over unreadable {}: {:?}", u.path, p.steps),
+            Err(r) => prop_assert!(
+                r.reasons.iter().any(|x| x.contains(&u.path)),
+                "the refusal does not name {}: {r}",
+                u.path
+            ),
+        }
+    } else if let Ok(p) = planned {
+        // not needed: a warning naming it
+        prop_assert!(
+            p.warnings.iter().any(|w| w.contains(&u.path)),
+            "no warning about {}: {:?}",
+            u.path,
+            p.warnings
+        );
+    }
+    plan_against(&actual, &c.later)
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// An unreadable device under a declared object stops the plan, naming it; one the
+    /// plan does not need (and does not refuse for another reason) is a warning.
+    #[test]
+    fn a_plan_never_goes_ahead_over_an_unreadable_declared_device(c in case(), i in any::<u8>()) {
+        unreadable_body(c, i)?;
     }
 }
 

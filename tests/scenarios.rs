@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use pmem_stack::actual::{BlockDevice, Devno, DmDevice, Filesystem, Missing, Mount};
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::system::System;
+use pmem_stack::units::Sectors;
 use serde_json::{json, Value};
 
 fn striped_xfs() -> Value {
@@ -1023,4 +1025,356 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
     let mut allowed = desired.clone();
     allowed.allow_data_loss = true;
     assert!(pmem_stack::plan::resolve(&plan.steps[0].action, &allowed, &later).is_ok());
+}
+
+// ---- probe scope: devices that cannot be read ----------------------------------------
+
+const EIO: &str = "Input/output error (os error 5)";
+
+/// Add a dm device that no argument declares, over nothing (an `error` or `zero` table).
+fn foreign_dm(fake: &mut FakeSystem, name: &str, suspended: bool) -> Devno {
+    let minor = fake
+        .state
+        .block_devices
+        .iter()
+        .filter(|b| b.devno.major == 253)
+        .map(|b| b.devno.minor + 1)
+        .max()
+        .unwrap_or(0);
+    let devno = Devno { major: 253, minor };
+    fake.state.dm_devices.push(DmDevice {
+        name: name.into(),
+        devno,
+        uuid: None,
+        table: vec!["0 8192 error".into()],
+        suspended,
+        open_count: 0,
+    });
+    fake.state.block_devices.push(BlockDevice {
+        name: format!("dm-{minor}"),
+        devno,
+        path: format!("/dev/mapper/{name}"),
+        aliases: vec![format!("/dev/dm-{minor}")],
+        size: Sectors(8192),
+        dax: false,
+        holders: vec![],
+        partition: None,
+        max_sectors_kb: None,
+    });
+    devno
+}
+
+/// A disk that is not PMEM (what /dev/vda is to a cloud VM).
+fn foreign_disk(fake: &mut FakeSystem, name: &str) -> Devno {
+    let devno = Devno {
+        major: 254,
+        minor: 0,
+    };
+    fake.state.block_devices.push(BlockDevice {
+        name: name.into(),
+        devno,
+        path: format!("/dev/{name}"),
+        aliases: vec![],
+        size: Sectors(1 << 24),
+        dax: false,
+        holders: vec![],
+        partition: None,
+        max_sectors_kb: None,
+    });
+    fake.state.filesystems.push(Filesystem {
+        device: devno,
+        fstype: "ext4".into(),
+        uuid: None,
+        label: Some("root".into()),
+        block_size: None,
+        stripe_unit: None,
+        stripe_width: None,
+        reflink: None,
+        size: None,
+    });
+    devno
+}
+
+#[test]
+fn a_run_reads_no_foreign_disk_or_dm_device_and_facts_read_every_dm_device() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let vda = foreign_disk(&mut fake, "vda");
+    fake.read_errors
+        .insert(vda, "Operation not permitted (os error 1)".into());
+    let err = foreign_dm(&mut fake, "foreign-err", false);
+    fake.read_errors.insert(err, EIO.into());
+    foreign_dm(&mut fake, "foreign-susp", true);
+    let r = converge(&mut fake, &striped_xfs());
+    assert!(
+        r.warnings
+            .iter()
+            .all(|w| !w.contains("foreign") && !w.contains("vda")),
+        "{:?}",
+        r.warnings
+    );
+    // never read by a run: vda (not PMEM, no dm), the dm devices the arguments do not name
+    for p in [
+        "/dev/vda",
+        "/dev/mapper/foreign-err",
+        "/dev/mapper/foreign-susp",
+    ] {
+        assert!(!fake.reads.iter().any(|x| x == p), "{p} was read");
+    }
+    assert!(fake.reads.iter().any(|x| x == "/dev/mapper/pmem-striped"));
+    // `{}` reads only PMEM and what holds it: ok, unchanged
+    fake.reads.clear();
+    let r = run(&mut fake, &json!({}));
+    assert!(
+        !r.failed && !r.changed && r.warnings.is_empty(),
+        "{} {:?}",
+        r.msg,
+        r.warnings
+    );
+    assert!(
+        fake.reads
+            .iter()
+            .all(|p| p.starts_with("/dev/pmem") || p == "/dev/mapper/pmem-striped"),
+        "{:?}",
+        fake.reads
+    );
+    // --facts: every dm device; the broken ones are warnings, vda is not read
+    fake.reads.clear();
+    let f = pmem_stack::facts(&mut fake);
+    assert!(!f.failed, "{}", f.msg);
+    assert_eq!(f.warnings.len(), 2, "{:?}", f.warnings);
+    assert!(
+        f.warnings[0].starts_with("could not read /dev/mapper/foreign-err: ")
+            && f.warnings[0].contains(EIO)
+    );
+    assert!(
+        f.warnings[1].contains("dm device foreign-susp is suspended"),
+        "{:?}",
+        f.warnings
+    );
+    assert!(fake.reads.iter().any(|p| p == "/dev/mapper/foreign-err"));
+    assert!(!fake
+        .reads
+        .iter()
+        .any(|p| p == "/dev/mapper/foreign-susp" || p == "/dev/vda"));
+    let facts = f.ansible_facts.expect("facts");
+    let unreadable = &facts["pmem_stack"]["unreadable"];
+    assert_eq!(unreadable.as_array().map(Vec::len), Some(2), "{unreadable}");
+    assert!(facts["pmem_stack"]["filesystems"]
+        .as_array()
+        .is_some_and(|v| v.iter().all(|f| f["label"] != "root")));
+}
+
+/// An unreadable device in scope that the plan does not need: a warning, the run goes
+/// on. Here an undeclared namespace that fails to read (bad blocks on a DIMM) and a
+/// suspended dm device that no argument declares, over another undeclared namespace.
+#[test]
+fn an_unreadable_device_the_plan_does_not_need_is_a_warning() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (pmem2, _) = ns_dev(&fake, 2);
+    fake.read_errors.insert(pmem2, EIO.into());
+    let over =
+        json!({"devices": [{"name": "foreign", "target": "linear", "members": ["/dev/pmem3"]}]});
+    converge(&mut fake, &over);
+    let foreign = fake.state.dm("foreign").expect("foreign").devno;
+    fake.state
+        .dm_devices
+        .iter_mut()
+        .for_each(|d| d.suspended = d.devno == foreign);
+    fake.reads.clear();
+    let r = converge(&mut fake, &striped_xfs());
+    let w = r.warnings.join(" | ");
+    assert!(w.contains(&format!("could not read /dev/pmem2: reading the start of /dev/pmem2: {EIO}; it is not part of this stack")), "{w}");
+    assert!(
+        w.contains("could not read /dev/mapper/foreign: dm device foreign is suspended"),
+        "{w}"
+    );
+    assert!(!fake.reads.iter().any(|p| p == "/dev/mapper/foreign"));
+}
+
+/// A declared object whose device cannot be read: refused before anything runs, naming
+/// the device and the error (its content is unknown, not empty).
+#[test]
+fn an_unreadable_declared_device_is_refused_naming_it() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let dm = fake.state.dm("pmem-striped").expect("dm").devno;
+    fake.read_errors.insert(dm, EIO.into());
+    let n = fake.mutations();
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg.contains(&format!("dm device pmem-striped (/dev/mapper/pmem-striped) could not be read: reading the start of /dev/mapper/pmem-striped: {EIO}")),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake.mutations(), n, "nothing ran");
+    // check mode says the same
+    let c = check(&mut fake, &striped_xfs());
+    assert!(c.failed && c.msg == r.msg, "{}", c.msg);
+    // suspended (a reload killed half-way, say): never read, but a declared dm device is
+    // the run's own to resume (tests/killed.rs), so only the resume is done
+    fake.read_errors.clear();
+    fake.state
+        .dm_devices
+        .iter_mut()
+        .for_each(|d| d.suspended = d.devno == dm);
+    let r = run(&mut fake, &striped_xfs());
+    assert!(!r.failed, "{}", r.msg);
+    assert_eq!(actions(&r)[0], "reload_dm", "{:?}", r.plan);
+    assert!(r.plan[0].detail.starts_with("resume pmem-striped"));
+    // a declared mount point with something unreadable mounted on it
+    fake.state
+        .dm_devices
+        .iter_mut()
+        .for_each(|d| d.suspended = false);
+    let mut other = striped_xfs();
+    other["mounts"][0]["path"] = json!("/mnt/other");
+    let vda = foreign_disk(&mut fake, "vda");
+    fake.read_errors
+        .insert(vda, "Operation not permitted (os error 1)".into());
+    fake.state.mounts.push(Mount {
+        target: "/mnt/other".into(),
+        devno: vda,
+        source: "/dev/vda".into(),
+        fstype: "ext4".into(),
+        options: vec![],
+        dax: None,
+        root_extsize: None,
+    });
+    let r = run(&mut fake, &other);
+    assert!(
+        r.failed
+            && r.msg
+                .contains("/mnt/other: the device mounted there (/dev/vda) could not be read"),
+        "{}",
+        r.msg
+    );
+}
+
+/// What a step would destroy must be known: converting a label-less namespace whose
+/// block device cannot be read is refused even with allow_data_loss.
+#[test]
+fn destroying_over_an_unreadable_device_is_refused_even_with_allow_data_loss() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let (pmem0, _) = ns_dev(&fake, 0);
+    fake.read_errors.insert(pmem0, EIO.into());
+    let mut args = striped_xfs();
+    args["allow_data_loss"] = json!(true);
+    let n = fake.mutations();
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.refusals.iter().any(|x| x.starts_with("refusing converting label-less namespace namespace0.0")
+            && x.contains(&format!("what it would destroy is unknown: /dev/pmem0 could not be read (reading the start of /dev/pmem0: {EIO})"))),
+        "{:?}",
+        r.refusals
+    );
+    assert_eq!(fake.mutations(), n);
+    // readable again: converges
+    fake.read_errors.clear();
+    converge(&mut fake, &striped_xfs());
+}
+
+/// A machine without PMEM or without the drivers: facts explain, `{}` is a no-op,
+/// declaring a namespace names the missing region and the modules to load.
+#[test]
+fn a_machine_without_pmem_or_device_mapper() {
+    let mut fake = FakeSystem::default();
+    fake.state.missing = vec![Missing::Nvdimm, Missing::DeviceMapper];
+    foreign_disk(&mut fake, "vda");
+    let f = pmem_stack::facts(&mut fake);
+    assert!(!f.failed, "{}", f.msg);
+    assert!(
+        f.msg
+            .starts_with("0 region(s), 0 namespace(s), 0 dm device(s), 0 mount(s); no NVDIMM bus")
+            && f.msg.contains("modprobe nfit nd_pmem")
+            && f.msg.contains("modprobe dm_mod"),
+        "{}",
+        f.msg
+    );
+    let r = run(&mut fake, &json!({}));
+    assert!(
+        !r.failed && !r.changed && r.msg == "No changes.",
+        "{}",
+        r.msg
+    );
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed);
+    assert!(
+        r.msg.contains(
+            "namespace pm0: region0 does not exist on this machine (regions: none): no NVDIMM bus"
+        ) && r.msg.contains("modprobe nfit nd_pmem")
+            && r.msg.contains("dm device pmem-striped: no device-mapper")
+            && r.msg.contains("modprobe dm_mod"),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake.mutations(), 0);
+    // device-mapper there but out of reach (a container's device cgroup denies its node)
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.state.missing = vec![Missing::DeviceMapperAccess];
+    let r = run(&mut fake, &striped_xfs());
+    assert!(
+        r.failed
+            && r.msg.contains("dm device pmem-striped: device-mapper cannot be used from here: opening /dev/mapper/control is not permitted"),
+        "{}",
+        r.msg
+    );
+    let ns_only = json!({"namespaces": striped_xfs()["namespaces"].clone()});
+    converge(&mut fake, &ns_only);
+}
+
+/// The devno and size of the block device of the `i`-th (label-less) namespace.
+fn ns_dev(fake: &FakeSystem, i: usize) -> (Devno, u64) {
+    let ns = &fake.state.namespaces[i];
+    let bd = fake
+        .state
+        .block_named(ns.blockdev.as_deref().expect("block device"))
+        .expect("listed");
+    (bd.devno, bd.size.0)
+}
+
+/// A device that cannot be read when a conditional step on it is about to run (it came
+/// up over existing data, and the read failed): the step fails naming it instead of
+/// taking unknown content for blank; once readable, a rerun finds the data and keeps it.
+#[test]
+fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
+    use pmem_stack::plan::Op;
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &linear_ext4());
+    let dm = fake.state.dm("pmem-linear").expect("dm").devno;
+    // the stack goes down (a reboot would do the same): the ext4 stays on the members
+    for op in [
+        Op::Umount {
+            target: "/mnt/pmem".into(),
+            lazy: false,
+        },
+        Op::DmRemove {
+            name: "pmem-linear".into(),
+        },
+    ] {
+        fake.execute(&op).expect("teardown");
+    }
+    // the device comes back with the same number, and reads of it fail
+    fake.read_errors.insert(dm, EIO.into());
+    let n = fake.executed.len();
+    let r = run(&mut fake, &linear_ext4());
+    assert!(r.failed, "{}", r.msg);
+    assert_eq!(actions(&r), ["create_dm", "mkfs", "mount"]);
+    assert!(
+        r.msg.starts_with("step 2 of 3 failed (mkfs dm device pmem-linear)")
+            && r.msg.contains(&format!(
+                "/dev/mapper/pmem-linear could not be read: reading the start of /dev/mapper/pmem-linear: {EIO}; what it holds is unknown"
+            )),
+        "{}",
+        r.msg
+    );
+    let mkfs = |f: &FakeSystem| f.executed[n..].iter().any(|o| matches!(o, Op::Mkfs { .. }));
+    assert!(!mkfs(&fake));
+    // readable again: the ext4 is found and kept
+    fake.read_errors.clear();
+    let r = run(&mut fake, &linear_ext4());
+    assert!(!r.failed, "{}", r.msg);
+    assert!(!mkfs(&fake), "{:?}", r.plan);
+    assert!(fake.state.mount_at("/mnt/pmem").is_some());
 }

@@ -335,6 +335,15 @@ pub struct Actual {
     /// stopped (a marker written before ndctl ran and removed after the clearing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncleared: Vec<Uncleared>,
+    /// Block devices in the probe's scope whose content could not be read (an I/O
+    /// error, no permission, a suspended dm device or one stacked on it, a device gone
+    /// during the probe): what is on them is unknown, not empty. The planner refuses to
+    /// act on or under one of them and warns about the others.
+    #[serde(default)]
+    pub unreadable: Vec<Unreadable>,
+    /// Kernel support the probe found missing (each explains the empty lists it leaves).
+    #[serde(default)]
+    pub missing: Vec<Missing>,
 }
 
 /// A namespace made by this module whose ends are not known to be cleared: what it shows
@@ -345,6 +354,48 @@ pub struct Uncleared {
     pub uuid: String,
     /// The name it was made for.
     pub name: String,
+}
+
+/// A block device whose content (GPT, superblock) the probe could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// The device.
+    pub device: Devno,
+    /// Its path (the node that was, or would have been, opened).
+    pub path: String,
+    /// What failed, for people (`reading the GPT: Input/output error (os error 5)`).
+    pub error: String,
+}
+
+/// Kernel support that is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// No NVDIMM bus (`/sys/bus/nd/devices/ndbus*`): the NVDIMM drivers are not loaded,
+    /// the kernel has none, or the machine has no persistent memory.
+    Nvdimm,
+    /// No device-mapper: no `/dev/mapper/control`, or `dm_mod` is not loaded.
+    DeviceMapper,
+    /// `/dev/mapper/control` exists but opening it is not permitted (a container's device
+    /// cgroup, or not root): dm devices cannot be listed or managed from here.
+    DeviceMapperAccess,
+}
+
+impl Missing {
+    /// What is missing and how to load it, for people.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Missing::Nvdimm => {
+                "no NVDIMM bus (no /sys/bus/nd/devices/ndbus*): the NVDIMM drivers are not loaded (modprobe nfit nd_pmem) or this machine has no persistent memory"
+            }
+            Missing::DeviceMapper => {
+                "no device-mapper: /dev/mapper/control is missing or dm_mod is not loaded (modprobe dm_mod)"
+            }
+            Missing::DeviceMapperAccess => {
+                "device-mapper cannot be used from here: opening /dev/mapper/control is not permitted (not root, or a container's device cgroup)"
+            }
+        }
+    }
 }
 
 impl Actual {
@@ -423,6 +474,10 @@ impl Actual {
         ns.uuid
             .as_deref()
             .is_some_and(|u| self.uncleared.iter().any(|m| m.uuid == u))
+    }
+    /// Why the content of device `devno` is unknown, if the probe could not read it.
+    pub fn unreadable(&self, devno: Devno) -> Option<&Unreadable> {
+        self.unreadable.iter().find(|u| u.device == devno)
     }
     /// Namespace whose block device is `blockdev`.
     pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {

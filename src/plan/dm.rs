@@ -36,7 +36,7 @@
 use super::resolve::build_table;
 use super::{describe, Action, Ctx};
 use crate::actual::dm::{linear_table, parse_table, table_length, table_text, TableLine, Target};
-use crate::actual::Devno;
+use crate::actual::{Devno, Missing};
 use crate::args::validate::DevRef;
 use crate::args::DmTarget;
 use crate::units::Sectors;
@@ -45,6 +45,15 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     let Some(spec) = cx.d.device(name).cloned() else {
         return;
     };
+    if let Some(m) =
+        cx.a.missing
+            .iter()
+            .find(|m| matches!(m, Missing::DeviceMapper | Missing::DeviceMapperAccess))
+    {
+        cx.refusals
+            .push(format!("dm device {name}: {}", m.explain()));
+        return;
+    }
     // each member's (number, size) as it will be when the step runs; None: made by this run
     let mut sized: Vec<Option<(Devno, Sectors)>> = Vec::new();
     for m in &spec.members {
@@ -154,6 +163,11 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             // Suspended (a run stopped between the suspend and the resume of a reload):
             // loading the same table again ends with the resume.
             if dm.suspended {
+                // nothing on it could be read while suspended: decided when it is back
+                // (mounted, the mount says what it holds: see the filesystem layer)
+                if cx.a.mounts_of(dm.devno).next().is_none() {
+                    cx.unknown.insert(DevRef::Device(name.to_string()));
+                }
                 cx.step(
                     Action::ReloadDm {
                         name: name.to_string(),

@@ -129,6 +129,16 @@ pub fn geometry_problems(
     p
 }
 
+/// Whether `r` is a declared dm device, suspended, and mounted with `fstype`.
+fn suspended_but_mounted_with(cx: &Ctx, r: &DevRef, fstype: &str) -> bool {
+    let DevRef::Device(name) = r else {
+        return false;
+    };
+    cx.a.dm(name)
+        .filter(|dm| dm.suspended)
+        .is_some_and(|dm| cx.a.mounts_of(dm.devno).any(|m| m.fstype == fstype))
+}
+
 pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.filesystems.iter().enumerate() {
         let spec = spec.clone();
@@ -144,6 +154,12 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 "only if the device is blank when it appears: it is built over existing data"
                     .into(),
             );
+            continue;
+        }
+        if suspended_but_mounted_with(cx, &spec.device, spec.fstype.as_str()) {
+            // A declared dm device left suspended while mounted (a reload stopped between
+            // its suspend and its resume): the dm layer resumes it; its superblock could
+            // not be read, but the mount shows the filesystem is there.
             continue;
         }
         if cx.is_fresh(&spec.device) {

@@ -15,6 +15,14 @@
 //! (a foreign dm device holding a namespace) are never touched: such a step is refused
 //! whatever `allow_data_loss` says.
 //!
+//! The probe may have found devices whose content it could not read
+//! ([`Actual::unreadable`]: an I/O error, no permission, a suspended dm device or one
+//! stacked on it). What is on them is unknown, not empty, so the plan must not depend on
+//! them: a declared object on one (or, with `state: present`, a mount at a declared
+//! mount point from one) is refused, naming the device and the error; so is a step whose
+//! content-at-risk walk ([`Ctx::destroy`]) reaches one, whatever `allow_data_loss` says.
+//! Any other unreadable device is only a warning: it is not part of this stack.
+//!
 //! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
 //! [`Op`] against the state probed just before it runs, because a device created by
 //! step k only gets its device number and size when step k has run.
@@ -347,6 +355,7 @@ impl fmt::Display for Refusal {
 /// Plan the steps that take `actual` to `desired`.
 pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
     let mut cx = Ctx::new(desired, actual);
+    cx.refuse_unreadable_declared();
     match desired.state {
         State::Present => {
             // validation compared the references; here the devices they name
@@ -374,6 +383,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
         }
         State::Absent => absent::plan(&mut cx),
     }
+    cx.warn_unreadable_others();
     cx.finish()
 }
 
@@ -403,6 +413,8 @@ pub(crate) struct Ctx<'a> {
     /// over its members, a partition mapped again): what they hold is known only once
     /// they exist, so the steps on them are conditional.
     pub unknown: BTreeSet<DevRef>,
+    /// Unreadable devices this plan depends on (already refused, not warned about).
+    unreadable_needed: BTreeSet<Devno>,
 }
 
 impl<'a> Ctx<'a> {
@@ -422,6 +434,98 @@ impl<'a> Ctx<'a> {
             numbers: BTreeMap::new(),
             new_fs: BTreeSet::new(),
             unknown: BTreeSet::new(),
+            unreadable_needed: BTreeSet::new(),
+        }
+    }
+
+    /// Refuse every declared object whose device the probe could not read, and (present)
+    /// every declared mount point with something unreadable mounted on it.
+    fn refuse_unreadable_declared(&mut self) {
+        if self.a.unreadable.is_empty() {
+            return;
+        }
+        let d = self.d;
+        let refs: BTreeSet<&DevRef> = d
+            .devices
+            .iter()
+            .flat_map(|x| x.members.iter())
+            .chain(d.partitions.iter().map(|x| &x.disk))
+            .chain(d.filesystems.iter().map(|x| &x.device))
+            .chain(d.mounts.iter().map(|x| &x.device))
+            .collect();
+        let own: Vec<DevRef> = d
+            .namespaces
+            .iter()
+            .map(|x| DevRef::Namespace(x.name.clone()))
+            .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
+            .chain(
+                d.partitions
+                    .iter()
+                    .map(|x| DevRef::Partition(x.name.clone())),
+            )
+            .collect();
+        // A declared dm device that is itself suspended (what a run stopped between the
+        // suspend and the resume of a reload leaves) is not refused: the dm layer loads
+        // its table again and resumes it, and the steps over it are conditional.
+        let resumable: BTreeSet<Devno> = d
+            .devices
+            .iter()
+            .filter_map(|x| self.a.dm(&x.name))
+            .filter(|dm| dm.suspended)
+            .map(|dm| dm.devno)
+            .collect();
+        self.unreadable_needed.extend(resumable.iter().copied());
+        let mut seen = resumable.clone();
+        for r in own
+            .iter()
+            .chain(refs.into_iter().filter(|r| !own.contains(r)))
+        {
+            let Some(bd) = block_device(d, self.a, r) else {
+                continue;
+            };
+            let Some(u) = self.a.unreadable(bd.devno) else {
+                continue;
+            };
+            self.unreadable_needed.insert(bd.devno);
+            if seen.insert(bd.devno) {
+                self.refusals.push(format!(
+                    "{r} ({}) could not be read: {}. What it holds is unknown, so nothing is planned over it; fix or free the device and run again",
+                    u.path, u.error
+                ));
+            }
+        }
+        if d.state != State::Present {
+            return;
+        }
+        for m in &d.mounts {
+            let Some(mt) = self.a.mount_at(&m.path) else {
+                continue;
+            };
+            let Some(u) = self.a.unreadable(mt.devno) else {
+                continue;
+            };
+            self.unreadable_needed.insert(mt.devno);
+            if resumable.contains(&mt.devno) {
+                continue;
+            }
+            if seen.insert(mt.devno) {
+                self.refusals.push(format!(
+                    "{}: the device mounted there ({}) could not be read: {}; fix or unmount it and run again",
+                    m.path, u.path, u.error
+                ));
+            }
+        }
+    }
+
+    /// The unreadable devices this plan does not depend on, as warnings.
+    fn warn_unreadable_others(&mut self) {
+        for u in &self.a.unreadable {
+            if !self.unreadable_needed.contains(&u.device) {
+                self.warnings.push(format!(
+                    "could not read {}: {}; it is not part of this stack, so it was left alone",
+                    u.path, u.error
+                ));
+            }
         }
     }
 
@@ -551,6 +655,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The unreadable devices among `bd` and everything stacked on it (the devices
+    /// [`Ctx::lost_with`] looks at).
+    fn unreadable_in(
+        &self,
+        bd: &BlockDevice,
+        out: &mut Vec<&'a crate::actual::Unreadable>,
+        seen: &mut BTreeSet<Devno>,
+    ) {
+        if !seen.insert(bd.devno) || self.wiped.contains(&bd.devno) {
+            return;
+        }
+        out.extend(self.a.unreadable(bd.devno));
+        for p in self.a.partitions_of(&bd.name) {
+            self.unreadable_in(p, out, seen);
+        }
+        for h in &bd.holders {
+            if let Some(hb) = self.a.block_named(h) {
+                self.unreadable_in(hb, out, seen);
+            }
+        }
+    }
+
     /// Users of `bd` that are not ours to touch (dm holders not declared and not a
     /// mapping of a declared partition), as messages.
     fn foreign_holders(&self, bd: &BlockDevice, seen: &mut BTreeSet<Devno>) -> Vec<String> {
@@ -596,6 +722,18 @@ impl<'a> Ctx<'a> {
     /// allowed; then everything stacked on it is torn down first. Otherwise records the
     /// refusal and returns false.
     pub fn destroy(&mut self, bd: &BlockDevice, why: &str) -> bool {
+        let mut blind = Vec::new();
+        self.unreadable_in(bd, &mut blind, &mut BTreeSet::new());
+        if !blind.is_empty() {
+            for u in blind {
+                self.unreadable_needed.insert(u.device);
+                self.refusals.push(format!(
+                    "refusing {why}: what it would destroy is unknown: {} could not be read ({})",
+                    u.path, u.error
+                ));
+            }
+            return false;
+        }
         let foreign = self.foreign_holders(bd, &mut BTreeSet::new());
         if !foreign.is_empty() {
             self.refusals

@@ -31,6 +31,7 @@
 //! ndctl stopped between its label writes left: it is reconfigured with the name.
 
 use super::{Action, Ctx};
+use crate::actual::Missing;
 use crate::args::validate::{DevRef, NamespaceSpec};
 use crate::args::NamespaceMode;
 use crate::units::Bytes;
@@ -220,8 +221,16 @@ pub(crate) fn plan(cx: &mut Ctx) {
 fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, Bytes>) {
     let Some(region) = cx.a.region(&spec.region) else {
         let known: Vec<&str> = cx.a.regions.iter().map(|r| r.name.as_str()).collect();
+        // say why there is none: drivers not loaded, or no persistent memory
+        let why = if cx.a.missing.contains(&Missing::Nvdimm) {
+            format!(": {}", Missing::Nvdimm.explain())
+        } else if known.is_empty() {
+            ": this machine shows no NVDIMM region (if it has persistent memory, load the drivers: modprobe nfit nd_pmem)".to_string()
+        } else {
+            String::new()
+        };
         cx.refusals.push(format!(
-            "namespace {}: {} does not exist on this machine (regions: {})",
+            "namespace {}: {} does not exist on this machine (regions: {}){why}",
             spec.name,
             spec.region,
             if known.is_empty() {

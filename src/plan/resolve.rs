@@ -263,6 +263,25 @@ pub enum Resolved {
 
 /// Resolve a planned action against the state probed just before it runs.
 pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, String> {
+    // a step that depends on what a device holds never runs over one whose content the
+    // probe could not read (unknown is not blank)
+    let content_of = match action {
+        Action::Mkfs { device, .. } | Action::Mount { device, .. } => Some(device),
+        Action::CreateGpt { disk, .. }
+        | Action::AddPartition { disk, .. }
+        | Action::DeletePartition { disk, .. }
+        | Action::MapPartition { disk, .. } => Some(disk),
+        _ => None,
+    };
+    if let Some(u) = content_of
+        .and_then(|r| block_device(d, a, r))
+        .and_then(|b| a.unreadable(b.devno))
+    {
+        return Err(format!(
+            "{} could not be read: {}; what it holds is unknown",
+            u.path, u.error
+        ));
+    }
     // conditional steps: decided on what the device holds now
     match action {
         Action::Mkfs {

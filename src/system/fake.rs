@@ -2,13 +2,19 @@
 //! and the tools would (device numbers, holders, sizes after fsdax metadata, busy
 //! devices, mkfs geometry taken from the argv, XFS's silent DAX fall-back). It sits
 //! *below* the planner, so tests exercise the real decisions. It can fail on purpose at
-//! a chosen operation.
+//! a chosen operation, and devices can fail to read ([`FakeSystem::read_errors`]).
+//!
+//! A probe returns what the real one would: the scope the run set applies (see
+//! `system/scope.rs`), so the content of devices out of scope is not in the snapshot,
+//! and a device in scope that fails to read, is suspended or sits on a suspended one is
+//! in `unreadable` instead of its content.
 
+use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::dm::{table_length, table_text, TableLine};
 use crate::actual::{
     Actual, BlockDevice, DaxSyntax, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace,
-    PartitionOf, PartitionTable, Region,
+    PartitionOf, PartitionTable, Region, Unreadable,
 };
 use crate::args::{DaxMode, MapMode, NamespaceMode};
 use crate::plan::partition_block_name;
@@ -51,6 +57,12 @@ pub struct FakeSystem {
     /// sector on it where the data went. Only where data lives is modelled (a reload
     /// that maps a sector elsewhere scrambles it); see [`FakeSystem::write_raw`].
     pub raw_data: std::collections::BTreeMap<String, Vec<(u64, Devno, u64)>>,
+    /// Devices whose reads fail, with the error a read gets (`Input/output error`).
+    pub read_errors: std::collections::BTreeMap<Devno, String>,
+    /// The scope of the next probes (set by the run).
+    pub scope: ProbeScope,
+    /// Paths of the devices the probes read, in order (what the real probe would open).
+    pub reads: Vec<String>,
 }
 
 impl FakeSystem {
@@ -1044,9 +1056,45 @@ impl FakeSystem {
 }
 
 impl System for FakeSystem {
+    fn set_scope(&mut self, scope: ProbeScope) {
+        self.scope = scope;
+    }
+
+    /// The state as the real probe would return it: content only of the devices in
+    /// scope that read, the others in scope as unreadable.
     fn probe(&mut self) -> Result<Actual, SystemError> {
         self.probes += 1;
-        Ok(self.state.clone())
+        let mut a = self.state.clone();
+        let r = reach(&self.scope, &a);
+        let mut unreadable = Vec::new();
+        for b in &a.block_devices {
+            if let Some(why) = r.blocked.get(&b.devno) {
+                unreadable.push(Unreadable {
+                    device: b.devno,
+                    path: b.path.clone(),
+                    error: why.clone(),
+                });
+            } else if r.read.contains(&b.devno) {
+                self.reads.push(b.path.clone());
+                if let Some(e) = self.read_errors.get(&b.devno) {
+                    unreadable.push(Unreadable {
+                        device: b.devno,
+                        path: b.path.clone(),
+                        error: format!("reading the start of {}: {e}", b.path),
+                    });
+                }
+            }
+        }
+        let readable = |d: &Devno| r.read.contains(d) && !self.read_errors.contains_key(d);
+        a.filesystems.retain(|f| readable(&f.device));
+        a.partition_tables.retain(|t| readable(&t.disk));
+        for m in &mut a.mounts {
+            if !readable(&m.devno) {
+                m.root_extsize = None;
+            }
+        }
+        a.unreadable = unreadable;
+        Ok(a)
     }
 
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {

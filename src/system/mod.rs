@@ -5,9 +5,11 @@
 
 pub mod fake;
 pub mod real;
+pub mod scope;
 
 use crate::actual::Actual;
 use crate::plan::Op;
+pub use scope::ProbeScope;
 use serde::Serialize;
 use std::fmt;
 
@@ -103,7 +105,15 @@ pub struct PmdFaults {
 
 /// The machine, as the pipeline sees it.
 pub trait System {
-    /// Read the whole actual state.
+    /// Say which block devices later probes may open (see [`scope`]): the run sets it
+    /// from its arguments before the first probe. Until then (and for a system that reads
+    /// no device) the base scope applies. Default: nothing to narrow.
+    fn set_scope(&mut self, scope: ProbeScope) {
+        let _ = scope;
+    }
+    /// Read the actual state: everything listed, and the content of the devices in scope.
+    /// A device in scope that cannot be read is recorded in [`Actual::unreadable`], not
+    /// an error.
     fn probe(&mut self) -> Result<Actual, SystemError>;
     /// Carry out one operation.
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;

@@ -17,10 +17,13 @@
 //! when [`create`] returns (when udev runs).
 //!
 //! A machine without device-mapper (no `/dev/mapper/control`, or the node exists but
-//! `dm-mod` is absent) simply has no dm devices: [`probe`] returns an empty list.
+//! `dm-mod` is absent) simply has no dm devices: [`probe`] says so, and the snapshot says
+//! device-mapper is missing (`--facts` explains it in its `msg`). So does a control node
+//! we may not open (a container's device cgroup): the dm devices still show in sysfs (as
+//! block devices and holders), but they cannot be listed or managed from here.
 
 use crate::actual::dm::TableLine;
-use crate::actual::{Devno, DmDevice};
+use crate::actual::{Devno, DmDevice, Missing};
 use crate::system::{Output, SystemError};
 use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
 use std::io::ErrorKind;
@@ -69,23 +72,35 @@ fn is_gone(e: &DmError) -> bool {
     errno_name(e).as_deref() == Some("ENXIO")
 }
 
-/// Open the control node for probing; `None` when this kernel has no device-mapper.
-fn open_for_probe() -> Result<Option<DM>, SystemError> {
+/// Why dm devices cannot be listed here.
+enum NoDm {
+    /// This kernel has no device-mapper (no control node, or `dm_mod` not loaded).
+    NotLoaded,
+    /// The control node exists but opening it is not permitted (a container's device
+    /// cgroup, or not root).
+    Denied,
+}
+
+/// Open the control node for probing.
+fn open_for_probe() -> Result<Result<DM, NoDm>, SystemError> {
     if !Path::new(CONTROL).exists() {
-        return Ok(None);
+        return Ok(Err(NoDm::NotLoaded));
     }
     // Classify the open error ourselves: the crate only keeps its text.
     if let Err(e) = std::fs::File::open(CONTROL) {
-        let absent = e.kind() == ErrorKind::NotFound
-            || matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO));
-        if absent {
-            return Ok(None);
+        if e.kind() == ErrorKind::NotFound
+            || matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
+        {
+            return Ok(Err(NoDm::NotLoaded));
+        }
+        if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+            return Ok(Err(NoDm::Denied));
         }
         return Err(SystemError::Probe {
             msg: format!("opening {CONTROL}: {e}"),
         });
     }
-    DM::new().map(Some).map_err(|e| probe_err(CONTROL, &e))
+    DM::new().map(Ok).map_err(|e| probe_err(CONTROL, &e))
 }
 
 /// Open the control node to change something.
@@ -107,10 +122,14 @@ fn line_text(start: u64, length: u64, target: &str, params: &str) -> String {
     format!("{start} {length} {target} {params}")
 }
 
-/// All dm devices with their live tables, sorted by name.
-pub fn probe() -> Result<Vec<DmDevice>, SystemError> {
-    let Some(dm) = open_for_probe()? else {
-        return Ok(Vec::new());
+/// All dm devices with their live tables, sorted by name; `Err(missing)` when they
+/// cannot be listed here (no device-mapper, or no access to it). Only ioctls on the
+/// control node: no dm device is opened (a suspended one lists like any other).
+pub fn probe() -> Result<Result<Vec<DmDevice>, Missing>, SystemError> {
+    let dm = match open_for_probe()? {
+        Ok(dm) => dm,
+        Err(NoDm::NotLoaded) => return Ok(Err(Missing::DeviceMapper)),
+        Err(NoDm::Denied) => return Ok(Err(Missing::DeviceMapperAccess)),
     };
     let list = dm
         .list_devices()
@@ -149,7 +168,7 @@ pub fn probe() -> Result<Vec<DmDevice>, SystemError> {
         });
     }
     devices.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(devices)
+    Ok(Ok(devices))
 }
 
 /// A table as the `(start, length, target type, params)` tuples `DM_TABLE_LOAD` takes,
@@ -311,7 +330,12 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
             error: format!("{} ({KERNEL_LOG_HINT}); {back}", describe(&e)),
         });
     }
-    if let Some(devno) = probe()?.iter().find(|d| d.name == name).map(|d| d.devno) {
+    if let Some(devno) = probe()?
+        .unwrap_or_default()
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.devno)
+    {
         raise_max_sectors(devno, table)?;
     }
     Ok(Output {

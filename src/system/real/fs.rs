@@ -12,107 +12,34 @@
 //! them unknowingly (names as blkid prints them): btrfs, swap, crypto_LUKS, LVM2_member,
 //! linux_raid_member (md 1.1/1.2), f2fs, bcache, iso9660, vfat, exfat, ntfs.
 //!
-//! Devices are opened read-only (`O_RDONLY|O_CLOEXEC`, never `O_EXCL`, so a mounted or
-//! held device can be read), and only the first [`READ_LEN`] bytes are read.
+//! `content.rs` opens the devices (read-only, `O_RDONLY|O_CLOEXEC`, never `O_EXCL`, so a
+//! mounted or held device can be read; only those in the probe's scope) and
+//! [`read_head`] reads the first [`READ_LEN`] bytes.
 
-use crate::actual::{BlockDevice, Devno, Filesystem};
-use crate::system::SystemError;
+use crate::actual::{Devno, Filesystem};
 use crate::units::Bytes;
 use std::fs::File;
-use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 
 /// Bytes read from the start of each device: 64 KiB + 4 KiB covers every superblock we
 /// look for (btrfs sits at 64 KiB; swap's signature ends its first page, up to 64 KiB).
 pub const READ_LEN: usize = 0x11000;
 
-/// sysfs, for the state of dm devices (a suspended one would block our read).
-const SYS: &str = "/sys";
-
-/// Filesystems (and other signatures) on the given block devices.
-///
-/// Skipped: empty devices, removable ones (we never manage them, and reading an empty
-/// drive can stall), suspended dm devices (reads would hang until resumed), and devices
-/// held by another (a dm member: the bytes at its start belong to the device above, which
-/// is probed itself).
-pub fn probe(blocks: &[BlockDevice]) -> Result<Vec<Filesystem>, SystemError> {
-    let sys = Path::new(SYS);
-    let mut out = Vec::new();
-    for b in blocks {
-        if b.size.0 == 0 || !b.holders.is_empty() {
-            continue;
-        }
-        let sysdir = sys.join("dev/block").join(b.devno.to_string());
-        let disk_dir = match &b.partition {
-            Some(p) => sys.join("class/block").join(&p.disk),
-            None => sysdir.clone(),
-        };
-        if read_trim(&disk_dir.join("removable")).as_deref() == Some("1")
-            || read_trim(&sysdir.join("dm/suspended")).as_deref() == Some("1")
-        {
-            continue;
-        }
-        if let Some(buf) = read_head(b)? {
-            out.extend(parse_superblock(&buf, b.devno));
+/// The first [`READ_LEN`] bytes of an opened device (fewer if it is smaller).
+pub fn read_head(f: &File) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; READ_LEN];
+    let mut got = 0;
+    while got < READ_LEN {
+        match f.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
-    Ok(out)
-}
-
-fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// The first [`READ_LEN`] bytes of a device (fewer if it is smaller), through its path or
-/// the first alias that exists, after checking the node is the device we mean. `None`
-/// when the device has no medium.
-fn read_head(b: &BlockDevice) -> Result<Option<Vec<u8>>, SystemError> {
-    let mut last = None;
-    for path in std::iter::once(&b.path).chain(&b.aliases) {
-        match File::open(path) {
-            Ok(f) => return read_checked(f, path, b.devno).map(Some),
-            Err(e) if e.kind() == ErrorKind::NotFound => last = Some((path, e)),
-            // ENXIO / ENOMEDIUM: nothing to read (an empty drive)
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOMEDIUM)) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(io_err(path, e)),
-        }
-    }
-    Err(match last {
-        Some((path, e)) => io_err(path, e),
-        None => SystemError::Probe {
-            msg: format!("{}: no device node", b.name),
-        },
-    })
-}
-
-fn read_checked(f: File, path: &str, devno: Devno) -> Result<Vec<u8>, SystemError> {
-    let meta = f.metadata().map_err(|e| io_err(path, e))?;
-    let rdev = meta.rdev();
-    let found = Devno {
-        major: nix::sys::stat::major(rdev) as u32,
-        minor: nix::sys::stat::minor(rdev) as u32,
-    };
-    if !meta.file_type().is_block_device() || found != devno {
-        return Err(SystemError::Probe {
-            msg: format!("{path}: expected block device {devno}, found {found}"),
-        });
-    }
-    let mut buf = Vec::with_capacity(READ_LEN);
-    f.take(READ_LEN as u64)
-        .read_to_end(&mut buf)
-        .map_err(|e| io_err(path, e))?;
+    buf.truncate(got);
     Ok(buf)
-}
-
-fn io_err(path: &str, e: std::io::Error) -> SystemError {
-    SystemError::Probe {
-        msg: format!("reading the start of {path}: {e}"),
-    }
 }
 
 /// What the first bytes of a device hold, if we recognise it. `buf` is the start of the
@@ -354,6 +281,7 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const DEV: Devno = Devno {
         major: 254,

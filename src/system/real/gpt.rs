@@ -1,11 +1,11 @@
 //! GPT partition tables through the `gpt` crate, and the kernel told with `BLKPG`.
 //!
-//! - [`probe`] reads the GPT of every whole pmem disk (`/dev/pmem*`) and dm device
-//!   (`/dev/mapper/*`, not while suspended: a read would wait for the resume), read-only.
+//! - [`read_table`] reads the GPT of a whole disk the probe opened (`content.rs` decides
+//!   which: the disks in the probe's scope, never a suspended dm device), read-only.
 //!   A disk whose GPT the kernel would not accept either (no signature, bad CRCs, an
 //!   entry size other than 128, a header that does not fit the disk: e.g. the GPT of a
-//!   striped dm device seen through its first member) is absent from the result; reading
-//!   LBA 1 and the last LBA ourselves first keeps the crate away from non-GPT disks.
+//!   striped dm device seen through its first member) has none; reading LBA 1 and the
+//!   last LBA ourselves first keeps the crate away from non-GPT disks.
 //! - [`create`] writes a protective MBR, both headers and empty entry arrays.
 //! - [`add`] / [`delete`] change one entry, keeping every entry at its own slot (entry
 //!   `N` is slot `N-1`, which is how the kernel numbers partitions), then tell the kernel
@@ -29,7 +29,7 @@
 //! Sectors in [`PartitionTable`] are 512-byte units; disks with 512- or 4096-byte
 //! logical blocks are handled (LBAs are converted).
 
-use crate::actual::{BlockDevice, Devno, GptPartition, PartitionTable};
+use crate::actual::{Devno, GptPartition, PartitionTable};
 use crate::plan::resolve::DevId;
 use crate::system::{Output, SystemError};
 use crate::units::{Sectors, SECTOR_BYTES};
@@ -388,7 +388,7 @@ fn os(what: String, error: impl ToString) -> SystemError {
     }
 }
 
-fn devno_of(file: &File) -> io::Result<Option<Devno>> {
+pub(super) fn devno_of(file: &File) -> io::Result<Option<Devno>> {
     let st = nix::sys::stat::fstat(file)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
         return Ok(None);
@@ -669,73 +669,17 @@ fn done(stdout: String) -> Output {
 
 // ---- the interface ----------------------------------------------------------------
 
-/// Whether reading this dm device could hang (it is suspended), from sysfs.
-fn dm_suspended(devno: Devno) -> bool {
-    std::fs::read_to_string(sys_dir(devno).join("dm/suspended"))
-        .map(|s| s.trim() != "0")
-        .unwrap_or(true)
-}
-
-fn probe_one(b: &BlockDevice) -> Result<Option<PartitionTable>, SystemError> {
-    let err = |what: &str, e: &dyn std::fmt::Display| SystemError::Probe {
-        msg: format!("{what} {}: {e}", b.path),
-    };
-    let mut file = None;
-    for p in std::iter::once(&b.path).chain(b.aliases.iter()) {
-        match File::open(p) {
-            Ok(f) => {
-                file = Some(f);
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            // Gone, or no medium: nothing to read.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO) | Some(libc::ENODEV)) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(err("opening", &e)),
-        }
-    }
-    let Some(mut file) = file else {
-        return Err(err("opening", &"no device node (is udev running?)"));
-    };
-    match devno_of(&file) {
-        Ok(Some(d)) if d == b.devno => {}
-        Ok(_) => {
-            return Err(err(
-                "checking",
-                &format!("it is not block device {}", b.devno),
-            ))
-        }
-        Err(e) => return Err(err("fstat", &e)),
-    }
-    let bytes = logical_block_size(&file).map_err(|e| err("BLKSSZGET", &e))?;
+/// The GPT of the whole disk `devno` opened as `file` (read-only), if it has one the
+/// kernel would accept; `Ok(None)` also for a logical block size other than 512 or 4096.
+/// Errors are the disk's own (ioctl and read errors), for the caller to report.
+pub fn read_table(file: &mut File, devno: Devno) -> io::Result<Option<PartitionTable>> {
+    let bytes = logical_block_size(file)?;
     let Some(lb) = block_size(bytes) else {
         return Ok(None);
     };
-    let g = geometry(&mut file, lb).map_err(|e| err("sizing", &e))?;
-    let found = read(&mut file, g).map_err(|e| err("reading the GPT of", &e))?;
-    Ok(found.map(|disk| table_of(&disk, b.devno, g)))
-}
-
-/// The GPTs of the whole pmem disks and dm devices in `blocks` (read-only). Disks
-/// without a valid GPT, partitions, empty devices, suspended dm devices and other
-/// disks are left out.
-pub fn probe(blocks: &[BlockDevice]) -> Result<Vec<PartitionTable>, SystemError> {
-    let mut tables = Vec::new();
-    for b in blocks {
-        let pmem = b.path.starts_with("/dev/pmem");
-        let dm = b.path.starts_with("/dev/mapper/");
-        if b.partition.is_some() || b.size.0 == 0 || !(pmem || dm) {
-            continue;
-        }
-        if dm && dm_suspended(b.devno) {
-            continue;
-        }
-        if let Some(t) = probe_one(b)? {
-            tables.push(t);
-        }
-    }
-    Ok(tables)
+    let g = geometry(&mut *file, lb)?;
+    let found = read(&mut *file, g)?;
+    Ok(found.map(|disk| table_of(&disk, devno, g)))
 }
 
 /// Write a new, empty GPT (protective MBR, both headers, 128 empty entries) on `disk`.

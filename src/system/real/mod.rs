@@ -5,10 +5,16 @@
 //! Files, by what they own:
 //! - `nd.rs`: regions and namespaces from `/sys/bus/nd/devices` (pure over a sysfs root)
 //! - `block.rs`: block devices from `/sys/class/block` (size, dev, queue/dax, holders, partitions)
+//! - `content.rs`: what the devices in the probe's scope hold (one read-only open each;
+//!   the scope is `system/scope.rs`); a device that fails is recorded, not fatal
 //! - `fs.rs`: filesystem signatures and geometry from ext4/xfs superblocks
 //! - `mounts.rs`: mountinfo (procfs crate), root extsize (FS_IOC_FSGETXATTR); mount/umount/extsize ops
 //! - `dm.rs`: dm devices and tables through the devicemapper crate; create/reload/remove
 //! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
+//!
+//! A probe first lists (sysfs, dm ioctls, mountinfo: no block device is opened), then
+//! applies the scope the run set ([`System::set_scope`]) to the listing, then reads the
+//! devices in scope.
 //! - `dax.rs`: the DAX check after mounting (statx on a new file, kernel log)
 //! - `files.rs`: boot persistence files (atomic writes, links, the installed binary)
 //! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
@@ -17,6 +23,7 @@
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 
 pub mod block;
+pub mod content;
 pub mod dax;
 pub mod dm;
 pub mod exec;
@@ -30,8 +37,9 @@ pub mod nd;
 pub mod platform;
 pub mod pmd;
 
+use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
-use crate::actual::Actual;
+use crate::actual::{Actual, Missing};
 use crate::plan::Op;
 use crate::report::OperationTime;
 use std::collections::BTreeMap;
@@ -47,6 +55,8 @@ pub struct RealSystem {
     pub root: PathBuf,
     /// The run lock, once taken.
     lock: Option<std::fs::File>,
+    /// Which block devices a probe may open.
+    scope: ProbeScope,
 }
 
 impl Default for RealSystem {
@@ -55,6 +65,7 @@ impl Default for RealSystem {
             sys: PathBuf::from("/sys"),
             dev: PathBuf::from("/dev"),
             lock: None,
+            scope: ProbeScope::base(),
             root: std::env::var_os("PMEM_STACK_ROOT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/")),
@@ -93,22 +104,40 @@ fn part<T>(name: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Everything the probe learns without opening a block device: regions and namespaces
+/// (sysfs), dm devices (ioctls on the control node), block devices (sysfs) and mounts
+/// (mountinfo), and what kernel support is missing.
+fn list(sys: &std::path::Path, dev: &std::path::Path) -> Result<Actual, SystemError> {
+    let mut a = Actual::default();
+    let (regions, namespaces) = part("namespaces", || nd::probe(sys))?;
+    a.regions = regions;
+    a.namespaces = namespaces;
+    if a.regions.is_empty() && !nd::has_bus(sys) {
+        a.missing.push(Missing::Nvdimm);
+    }
+    a.dm_devices = part("dm", dm::probe)?.unwrap_or_else(|missing| {
+        a.missing.push(missing);
+        Vec::new()
+    });
+    a.block_devices = part("block", || block::probe(sys, dev, &a.dm_devices))?;
+    // the kernel release (in the platform facts) tells how mountinfo shows dax
+    a.platform = Some(part("platform", platform::probe));
+    let syntax = a.dax_syntax();
+    a.mounts = part("mounts", || mounts::probe(syntax))?;
+    Ok(a)
+}
+
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
-        let mut a = Actual::default();
-        let (regions, namespaces) = part("namespaces", || nd::probe(&self.sys))?;
-        a.regions = regions;
-        a.namespaces = namespaces;
-        a.dm_devices = part("dm", dm::probe)?;
-        a.block_devices = part("block", || {
-            block::probe(&self.sys, &self.dev, &a.dm_devices)
-        })?;
-        a.partition_tables = part("gpt", || gpt::probe(&a.block_devices))?;
-        a.filesystems = part("filesystems", || fs::probe(&a.block_devices))?;
-        // the kernel release (in the platform facts) tells how mountinfo shows dax
-        a.platform = Some(part("platform", platform::probe));
-        let syntax = a.dax_syntax();
-        a.mounts = part("mounts", || mounts::probe(syntax))?;
+        let mut a = list(&self.sys, &self.dev)?;
+        let reach = scope::reach(&self.scope, &a);
+        let contents = part("contents", || {
+            content::read(&a.block_devices, &reach, &self.sys, &content::open_device)
+        });
+        a.partition_tables = contents.partition_tables;
+        a.filesystems = contents.filesystems;
+        a.unreadable = contents.unreadable;
+        part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
         a.files = part("files", || files::probe(&self.root))?;
         a.uncleared = part("files", || files::probe_uncleared(&self.root))?;
         Ok(a)
@@ -213,6 +242,10 @@ impl RealSystem {
 }
 
 impl System for RealSystem {
+    fn set_scope(&mut self, scope: ProbeScope) {
+        self.scope = scope;
+    }
+
     fn probe(&mut self) -> Result<Actual, SystemError> {
         let started = std::time::Instant::now();
         let a = self.probe_all();

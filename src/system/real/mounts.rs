@@ -9,6 +9,7 @@
 use crate::actual::{DaxSyntax, Devno, Extsize, Mount};
 use crate::args::DaxMode;
 use crate::plan::resolve::DevId;
+use crate::system::scope::Reach;
 use crate::system::{Output, SystemError};
 use crate::units::Bytes;
 use nix::mount::MsFlags;
@@ -24,22 +25,27 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// `FS_XFLAG_EXTSZINHERIT`: new files and directories inherit the extent size hint.
 pub const FS_XFLAG_EXTSZINHERIT: u32 = 0x0000_1000;
 
-/// Block-device mounts from `/proc/self/mountinfo`, with the root extent size hint of
-/// each xfs mount; `dax` read as the running kernel shows it (`syntax`).
+/// Block-device mounts from `/proc/self/mountinfo`, `dax` read as the running kernel
+/// shows it (`syntax`); no extent size hints yet: see [`read_extsize`].
 pub fn probe(syntax: DaxSyntax) -> Result<Vec<Mount>, SystemError> {
     let text = std::fs::read_to_string(MOUNTINFO).map_err(|e| SystemError::Probe {
         msg: format!("{MOUNTINFO}: {e}"),
     })?;
-    let mut mounts = parse_mountinfo(&text, MOUNTINFO, syntax)?;
-    for m in &mut mounts {
-        if m.fstype == "xfs" {
+    parse_mountinfo(&text, MOUNTINFO, syntax)
+}
+
+/// The root extent size hint of each xfs mount of a device the probe may read (a foreign
+/// filesystem's root is left alone: on a device stacked on a suspended dm device even
+/// looking could wait).
+pub fn read_extsize(mounts: &mut [Mount], reach: &Reach) {
+    for m in mounts {
+        if m.fstype == "xfs" && reach.read.contains(&m.devno) {
             m.root_extsize = get_xattr(&m.target).ok().map(|x| Extsize {
                 size: Bytes(u64::from(x.fsx_extsize)),
                 inherit: x.fsx_xflags & FS_XFLAG_EXTSZINHERIT != 0,
             });
         }
     }
-    Ok(mounts)
 }
 
 /// Parse mountinfo text (`origin` names it in errors). Only mounts of block devices

@@ -45,6 +45,14 @@ pub fn probe(sys: &Path) -> Result<(Vec<Region>, Vec<Namespace>), SystemError> {
     Ok((regions, namespaces))
 }
 
+/// Whether an NVDIMM bus is registered (`sys`/bus/nd/devices/ndbusN): without one the
+/// NVDIMM drivers are not loaded or the machine has no persistent memory.
+pub fn has_bus(sys: &Path) -> bool {
+    list_dir(&sys.join("bus/nd/devices"))
+        .map(|names| names.iter().any(|n| n.starts_with("ndbus")))
+        .unwrap_or(false)
+}
+
 fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, SystemError> {
     if devtype(dir).as_deref() != Some("nd_pmem") {
         return Ok(None);

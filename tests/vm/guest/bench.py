@@ -8,6 +8,9 @@ measures and prints; its only failures are a run that fails or a no-op that chan
   bench.py scale OUT.json   8 DIMMs: 1, 2, 4, 8, 16 striped ext4 stacks (2 namespaces, a dm
                             device, a filesystem and a mount each; 32 namespaces and 16 dm
                             devices at the end): no-op time and peak memory at each size
+  bench.py foreign OUT.json 2 DIMMs: the striped-xfs no-op with 16 unrelated block devices
+                            present (loop devices with content) against the same no-op
+                            without them (also part of `main`)
 
 Environment: PMEM_STACK_BIN (pmem_stack as `cargo dist` builds it: static, fixed address),
 PMEM_STACK_BIN_PIE (optional: the same code built as a dynamically linked PIE, for the
@@ -276,6 +279,8 @@ def main(out):
         log(f" {k}", res[k])
     subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
 
+    res["foreign_devices"] = foreign_devices(n)
+
     log("== Ansible's Python modules, run directly (the lower bound of what Ansible runs)")
     env = dict(os.environ)
     chain = {
@@ -349,6 +354,93 @@ def main(out):
         json.dump(res, f, indent=1)
 
 
+# ---- foreign: the no-op with unrelated block devices present -----------------------------
+FOREIGN_DEVICES = 16
+
+
+def foreign_images(k):
+    """k 16 MiB image files with content, as a host's unrelated disks: ext4 on the even
+    ones, a GPT with one partition (and random bytes) on the odd ones."""
+    imgs = []
+    for i in range(k):
+        img = f"{W}/foreign{i}.img"
+        with open(img, "wb") as f:
+            f.write(os.urandom(16 << 20))
+        if i % 2:
+            subprocess.run(["sgdisk", "-n", "1:2048:+8M", "-c", f"1:other{i}", img], check=True,
+                           stdout=subprocess.DEVNULL)
+        else:
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-L", f"other{i}", img], check=True)
+        imgs.append(img)
+    return imgs
+
+
+def loops_up(imgs):
+    devs = [subprocess.run(["losetup", "-f", "--show", "-P", img], check=True, capture_output=True,
+                           text=True).stdout.strip() for img in imgs]
+    subprocess.run(["udevadm", "settle"], check=False)
+    return devs
+
+
+def loops_down(devs):
+    subprocess.run(["losetup", "-d"] + devs, check=True)
+    subprocess.run(["udevadm", "settle"], check=False)
+
+
+def listed_blocks():
+    f = json.loads(subprocess.run([BIN, "--facts"], capture_output=True, text=True).stdout)
+    return len(f["ansible_facts"]["pmem_stack"]["block_devices"])
+
+
+def foreign_devices(n):
+    """The striped-xfs no-op (converged already) without and with 16 loop devices with
+    content present, in four alternating blocks (without, with, without, with) so that
+    drift hits both alike. A run never opens them (the probe's scope): the cost is listing
+    them in sysfs."""
+    subprocess.run(["modprobe", "-q", "loop"], check=False)
+    noop = write_args("noop", STRIPED)
+    imgs = foreign_images(FOREIGN_DEVICES)
+    times = {"without": [], "with": []}
+    listed = {}
+    per = max(1, n // 2)
+    for block in ("without", "with", "without", "with"):
+        devs = loops_up(imgs) if block == "with" else []
+        listed[block] = listed_blocks()
+        r = module(f"noop-{block}", STRIPED)
+        loop_warnings = [w for w in r.get("warnings", []) if "/dev/loop" in w]
+        if r["changed"] or loop_warnings:
+            sys.exit(f"the no-op {block} the loop devices changed something or warned: {loop_warnings}")
+        for _ in range(per):
+            t, _ = timed([BIN, noop], 1)
+            times[block] += t
+        if devs:
+            loops_down(devs)
+    for img in imgs:
+        os.remove(img)
+    res = {
+        "devices": FOREIGN_DEVICES,
+        "block_devices_listed": listed,
+        "without": stats(times["without"]),
+        "with": stats(times["with"]),
+    }
+    res["ratio_with_over_without"] = round(res["with"]["median_ms"] / res["without"]["median_ms"], 3)
+    log(f"== no-op with {FOREIGN_DEVICES} unrelated block devices (loop devices with content) present")
+    log(f" block devices listed: {listed}")
+    log(f" without: median {res['without']['median_ms']} ms ({res['without']})")
+    log(f" with:    median {res['with']['median_ms']} ms ({res['with']})")
+    log(f" ratio with / without: {res['ratio_with_over_without']}")
+    return res
+
+
+def foreign(out):
+    r = module("converge", STRIPED)
+    if not r["changed"]:
+        sys.exit("the converge changed nothing: not from fresh DIMMs?")
+    res = {"foreign_devices": foreign_devices(int(os.environ.get("BENCH_N", "101")))}
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
 # ---- scale: 8 DIMMs, up to 32 namespaces and 16 dm devices ------------------------------------
 def scale_args(k):
     ns, dev, fs, mnt = [], [], [], []
@@ -414,4 +506,4 @@ def scale(out):
 
 
 if __name__ == "__main__":
-    {"main": main, "scale": scale}[sys.argv[1]](sys.argv[2])
+    {"main": main, "scale": scale, "foreign": foreign}[sys.argv[1]](sys.argv[2])
