@@ -176,7 +176,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
                     cx.step(
                         Action::RemoveDm { name: m.clone() },
-                        format!("dmsetup remove {m} (the partition moves)"),
+                        format!("dmsetup remove {m} (partition {} is made again)", spec.name),
                         true,
                     );
                     cx.note_removed_dm(&m);
@@ -187,7 +187,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     disk: spec.disk.clone(),
                     number: e.number,
                 },
-                format!("delete GPT entry {} ({})", e.number, e.name),
+                format!(
+                    "delete GPT entry {} ({}) to make it again: {} (allowed by allow_data_loss)",
+                    e.number,
+                    e.name,
+                    changes(e.number, e.start, e.size, number, spec.start, want_size).join(", ")
+                ),
                 true,
             );
             add(cx, &spec, number, dm_disk.as_deref(), Some(gpt.last_usable));
