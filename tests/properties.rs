@@ -557,13 +557,90 @@ proptest! {
     }
 
     /// (g) Raw data safety: raw data (no signature) written to every declared dm device
-    /// after a first run is where it was after a later run with other arguments and
-    /// allow_data_loss=false (the fake's own sector map of dm-linear/dm-stripe says so),
-    /// and the device is still there.
+    /// and every declared partition (of a pmem disk, or of a dm disk through its
+    /// kpartx-style mapping) after a first run is where it was after a later run with
+    /// other arguments and allow_data_loss=false (the fake's own sector map of
+    /// dm-linear/dm-stripe and partition starts says so, down to the namespaces), and the
+    /// device is still there under the same name. That run plans no destructive step.
     #[test]
     fn no_raw_data_moves_without_allow_data_loss(c in case()) {
         raw_data_safety_body(c)?;
     }
+}
+
+proptest! {
+    #![proptest_config(cases(5000))]
+
+    /// (h) Raw data safety through partition changes: (g) on cases made for it. The first
+    /// run makes raw partitions (no filesystems) on namespaces, `/dev/pmemN` or dm devices;
+    /// the later run, without allow_data_loss, declares the same stack with partitions
+    /// renumbered, moved, shrunk or grown (or kept). Raw data on every partition and dm
+    /// device reads back where it was, and no destructive step is planned.
+    #[test]
+    fn no_partition_change_moves_raw_data_without_allow_data_loss(c in part_change_case()) {
+        raw_data_safety_body(c)?;
+    }
+}
+
+/// A change of one declared partition: each field kept or given a new value.
+#[derive(Clone, Debug)]
+struct PartChange {
+    number: Option<Option<u32>>,
+    start_2m: Option<Option<u64>>,
+    size_16m: Option<Option<u64>>,
+}
+
+fn part_change() -> impl Strategy<Value = PartChange> {
+    (
+        proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u32..=4)),
+        proptest::option::weighted(0.3, proptest::option::weighted(0.8, 1u64..=8)),
+        proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u64..=16)),
+    )
+        .prop_map(|(number, start_2m, size_16m)| PartChange {
+            number,
+            start_2m,
+            size_16m,
+        })
+}
+
+fn part_change_case() -> impl Strategy<Value = Case> {
+    machine().prop_flat_map(|m| {
+        (
+            Just(m),
+            arg_choice(m.dimms),
+            proptest::collection::vec(part_change(), 2),
+            proptest::collection::vec(part_choice(), 1..=2),
+        )
+            .prop_map(|(machine, mut a, changes, parts)| {
+                a.absent = false;
+                a.persist = false;
+                a.fss.clear();
+                a.mounts.clear();
+                if a.parts.is_empty() {
+                    a.parts = parts;
+                }
+                let mut b = a.clone();
+                b.allow_data_loss = false;
+                for (p, ch) in b.parts.iter_mut().zip(&changes) {
+                    if let Some(n) = ch.number {
+                        p.number = n;
+                    }
+                    if let Some(s) = ch.start_2m {
+                        p.start_2m = s;
+                    }
+                    if let Some(s) = ch.size_16m {
+                        p.size_16m = s;
+                    }
+                }
+                Case {
+                    machine,
+                    args: args_json(&a, machine.dimms),
+                    later: args_json(&b, machine.dimms),
+                    fail_at: 1,
+                    diff: false,
+                }
+            })
+    })
 }
 
 fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
@@ -746,24 +823,38 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
     if r.failed {
         return Ok(());
     }
-    // the declared dm devices (partition mappings are the partition layer's: a GPT entry
-    // renumbered at the same place is mapped again under another name)
+    // the declared dm devices, and the declared partitions as the first run left them:
+    // a partition of a pmem disk by its kernel name (`pmem0p1`), one of a dm disk by its
+    // kpartx-style mapping's name (`dv0p1`); re-made under another number, at another
+    // start or shorter, it no longer reads back
     let names: Vec<String> = desired(&c.args)
         .map(|d| {
-            d.devices
+            let mut names: Vec<String> = d
+                .devices
                 .iter()
+                .filter(|x| fake.state.dm(&x.name).is_some())
                 .map(|x| x.name.clone())
-                .collect::<Vec<String>>()
+                .collect();
+            for p in &d.partitions {
+                let r = DevRef::Partition(p.name.clone());
+                if let Some(bd) = pmem_stack::plan::block_device(&d, &fake.state, &r) {
+                    names.push(
+                        fake.state
+                            .dm_by_devno(bd.devno)
+                            .map(|x| x.name.clone())
+                            .unwrap_or_else(|| bd.name.clone()),
+                    );
+                }
+            }
+            names
         })
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| fake.state.dm(n).is_some())
-        .collect();
+        .unwrap_or_default();
     for n in &names {
         let size = fake
             .state
             .dm(n)
             .and_then(|d| fake.state.block(d.devno))
+            .or_else(|| fake.state.block_named(n))
             .map(|b| b.size.0)
             .unwrap_or(0);
         prop_assert!(fake.write_raw(n, size.min(16 << 11)), "writing {}", n);
@@ -775,10 +866,19 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
     }
     let r2 = run(&mut fake, &later);
     sane(&r2)?;
+    prop_assert!(
+        r2.plan.iter().all(|p| !p.destructive),
+        "a destructive step planned without allow_data_loss ({}; plan {:?})",
+        r2.msg,
+        r2.plan
+            .iter()
+            .map(|p| format!("{} {} {}", p.action, p.target, p.destructive))
+            .collect::<Vec<_>>()
+    );
     for n in &names {
         prop_assert!(
             fake.raw_intact(n),
-            "raw data on dm device {} moved by a run without allow_data_loss ({}; plan {:?}; table now {:?})",
+            "raw data on {} moved by a run without allow_data_loss ({}; plan {:?}; table now {:?})",
             n,
             r2.msg,
             r2.plan

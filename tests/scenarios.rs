@@ -1378,3 +1378,175 @@ fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
     assert!(!mkfs(&fake), "{:?}", r.plan);
     assert!(fake.state.mount_at("/mnt/pmem").is_some());
 }
+
+/// A raw partition "data" (nothing on it) on pm0, or on a linear dm device "raw" over it.
+fn raw_part(on_dm: bool, part: Value) -> Value {
+    let mut part = part;
+    part["name"] = json!("data");
+    part["disk"] = json!(if on_dm { "raw" } else { "pm0" });
+    let mut v = json!({
+        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+        "partitions": [part]
+    });
+    if on_dm {
+        v["devices"] = json!([{"name": "raw", "target": "linear", "members": ["pm0"]}]);
+    }
+    v
+}
+
+#[test]
+fn raw_data_on_a_partition_is_never_moved_without_allow_data_loss() {
+    for on_dm in [false, true] {
+        // the partition's device: the kernel's pmem0p1, or the kpartx-style mapping raw1
+        let dev = if on_dm { "raw1" } else { "pmem0p1" };
+        let mut base = FakeSystem::with_fsdax(1, DIMM);
+        converge(
+            &mut base,
+            &raw_part(on_dm, json!({"start": "2M", "size": "64M"})),
+        );
+        // the whole partition written raw: nothing recognisable on it
+        assert!(base.write_raw(dev, 64 << 11), "{dev}");
+        let bd = base
+            .state
+            .dm(dev)
+            .map(|d| d.devno)
+            .or_else(|| base.state.block_named(dev).map(|b| b.devno))
+            .expect("the partition's device");
+        assert!(base.state.filesystem(bd).is_none() && base.state.gpt(bd).is_none());
+        let cases = [
+            ("number", json!({"start": "2M", "size": "64M", "number": 2}), "number 1 -> 2", true),
+            ("start", json!({"start": "4M", "size": "64M"}), "start 4096 -> 8192", true),
+            ("shrink", json!({"start": "2M", "size": "32M"}), "size 131072 -> 65536 sectors: shrinking cuts off its end", true),
+            // no in-place resize: growing re-makes the entry too (the data stays put)
+            ("grow", json!({"start": "2M", "size": "96M"}), "size 131072 -> 196608 sectors: growing is done by deleting the entry and adding it again", false),
+        ];
+        for (what, part, change, moves) in cases {
+            let what = format!("{what} (on_dm {on_dm})");
+            let args = raw_part(on_dm, part);
+            let mut fake = base.clone();
+            let before = fake.state.clone();
+            let n = fake.mutations();
+            for r in [check(&mut fake, &args), run(&mut fake, &args)] {
+                assert!(r.failed && !r.changed, "{what}: {}", r.msg);
+                assert!(
+                    r.plan.is_empty() && r.done.is_empty(),
+                    "{what}: {:?}",
+                    r.plan
+                );
+                assert!(
+                    r.msg.contains("refusing changing partition data on ")
+                        && r.msg.contains(change)
+                        && r.msg
+                            .contains("whatever is or is not recognised on it (raw data counts)")
+                        && r.msg.contains("Set allow_data_loss: true"),
+                    "{what}: {}",
+                    r.msg
+                );
+            }
+            assert_eq!(fake.mutations(), n, "{what}: nothing executed");
+            assert_eq!(fake.state, before, "{what}: nothing changed");
+            assert!(fake.raw_intact(dev), "{what}: the data is where it was");
+
+            let mut allowed = args.clone();
+            allowed["allow_data_loss"] = json!(true);
+            let r = converge(&mut fake, &allowed);
+            let want: &[&str] = if on_dm {
+                &[
+                    "remove_dm",
+                    "delete_partition",
+                    "add_partition",
+                    "map_partition",
+                ]
+            } else {
+                &["delete_partition", "add_partition"]
+            };
+            assert_eq!(actions(&r), want, "{what}");
+            for s in &r.plan {
+                assert_eq!(
+                    s.destructive,
+                    s.action == "remove_dm" || s.action == "delete_partition",
+                    "{what}: {s:?}"
+                );
+            }
+            let delete = r
+                .plan
+                .iter()
+                .find(|s| s.action == "delete_partition")
+                .expect("delete");
+            assert!(
+                delete.detail.contains(change) && delete.detail.contains("allow_data_loss"),
+                "{what}: {}",
+                delete.detail
+            );
+            if moves {
+                assert!(
+                    !fake.raw_intact(dev),
+                    "{what}: the fake's own sector map agrees the data moved"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_partition_kept_as_it_is_keeps_raw_data_and_is_mapped_again_in_place() {
+    // nothing changes: no step; a dm disk's mapping removed by hand is made again over
+    // the same entry, so the data reads back
+    let mut fake = FakeSystem::with_fsdax(1, DIMM);
+    let args = raw_part(true, json!({"start": "2M", "size": "64M"}));
+    converge(&mut fake, &args);
+    assert!(fake.write_raw("raw1", 64 << 11));
+    let r = run(&mut fake, &args);
+    assert!(!r.failed && !r.changed, "{}", r.msg);
+    fake.execute(&pmem_stack::plan::Op::DmRemove {
+        name: "raw1".into(),
+    })
+    .expect("dmsetup remove");
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r), ["map_partition"]);
+    assert!(!r.plan[0].destructive);
+    assert!(fake.raw_intact("raw1"));
+}
+
+#[test]
+fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_allow_data_loss() {
+    use pmem_stack::args::validate::DevRef;
+    use pmem_stack::plan::{resolve, Action};
+    let mut fake = FakeSystem::with_fsdax(1, DIMM);
+    let args = raw_part(false, json!({"start": "2M", "size": "64M"}));
+    converge(&mut fake, &args);
+    let desired = pmem_stack::args::validate::validate(
+        &pmem_stack::args::parse_input(&args.to_string())
+            .map_err(|e| e.errors)
+            .expect("parses")
+            .args,
+    )
+    .expect("valid");
+    let delete = Action::DeletePartition {
+        disk: DevRef::Namespace("pm0".into()),
+        number: 1,
+    };
+    let err = resolve(&delete, &desired, &fake.state).expect_err("refused");
+    assert!(
+        err.contains("refusing to delete partition 1 of")
+            && err.contains("Set allow_data_loss: true"),
+        "{err}"
+    );
+    let mut allowed = desired.clone();
+    allowed.allow_data_loss = true;
+    assert!(resolve(&delete, &allowed, &fake.state).is_ok());
+    // and a mapping is made only over an entry a declared partition names
+    let map = Action::MapPartition {
+        disk: DevRef::Namespace("pm0".into()),
+        number: 1,
+        dm_name: "pmem0p1".into(),
+    };
+    assert!(resolve(&map, &desired, &fake.state).is_ok());
+    let mut other = desired.clone();
+    other.partitions[0].name = "other".into();
+    let err = resolve(&map, &other, &fake.state).expect_err("not ours");
+    assert!(
+        err.contains("which these arguments do not declare"),
+        "{err}"
+    );
+}

@@ -6,8 +6,23 @@
 //! | no (disk new or bare) | - | - | no | - | create GPT, add |
 //! | no, disk holds a filesystem / is used | - | - | yes | yes / no | teardown, create GPT, add / refuse |
 //! | yes | no | - | - | - | add (refused if the number is taken or the range overlaps another entry or does not fit) |
-//! | yes | yes | yes | - | - | nothing (map it if on a dm disk and unmapped) |
-//! | yes | yes | no | yes / unknown | yes / no | teardown, delete, add / refuse |
+//! | yes | yes | yes | - | - | nothing (map it at its entry if on a dm disk and unmapped) |
+//! | yes | yes | no (number, start or size) | whatever is or is not recognised | no | refuse, naming the partition and the change |
+//! | yes | yes | no (number, start or size) | - | yes | teardown (users, its mapping), delete, add (and map), destructive |
+//!
+//! A change to an existing entry is made by deleting it and adding it again (and on a
+//! dm disk by removing its mapping and mapping it again), so any change moves or drops
+//! the data on the partition, recognised or not (an application may write the block
+//! device raw): another start reads it from elsewhere, a shrink cuts its end off, another
+//! number re-makes its device (`pmem0p1` becomes `pmem0p2`, the mapping `dv0p1` becomes
+//! `dv0p2`). It is refused without `allow_data_loss` with the partition, the change and
+//! the flag named, and planned as destructive with it. Growing at the end into free
+//! space would move nothing, but the layer has no in-place resize (`BLKPG_RESIZE_PARTITION`,
+//! a mapping reloaded longer): it too deletes and re-adds the entry and treats what is on
+//! it as new, so it is refused the same way. A new entry (an undeclared name) is never
+//! placed over another entry (refused here, and checked again when it is written);
+//! entries not declared are never changed or deleted. `state: absent` deletes declared
+//! entries (the data stays on the disk), see `absent.rs`.
 //!
 //! Size default: the rest of the disk from `start`, rounded down to 2 MiB (an unaligned
 //! end makes the kernel refuse DAX). The kernel never shows partitions of a dm device:
@@ -125,30 +140,34 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 }
                 return;
             }
+            let number = spec.number.unwrap_or(e.number);
             let why = format!(
-                "changing partition {} on {} (number {} start {} size {} -> number {} start {} size {})",
+                "changing partition {} on {} ({})",
                 spec.name,
                 super::describe(cx.d, cx.a, &spec.disk),
-                e.number,
-                e.start,
-                e.size,
-                spec.number.unwrap_or(e.number),
-                spec.start,
-                want_size
+                changes(e.number, e.start, e.size, number, spec.start, want_size).join(", ")
             );
+            // Any change re-makes the entry (and its mapping on a dm disk): the data on it
+            // moves or is cut, whatever is or is not recognised there (raw data counts).
+            if !cx.d.allow_data_loss {
+                let pbd = block_device(cx.d, cx.a, &DevRef::Partition(spec.name.clone()));
+                let lost = pbd.map(|b| cx.lost_with(b)).unwrap_or_default();
+                let also = if lost.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it would also destroy {}", lost.join(", "))
+                };
+                cx.refusals.push(format!(
+                    "refusing {why}: the entry would be deleted and made again, which moves or drops the data on the partition whatever is or is not recognised on it (raw data counts){also}. Set allow_data_loss: true to allow it"
+                ));
+                return;
+            }
             let pbd = block_device(cx.d, cx.a, &DevRef::Partition(spec.name.clone()));
-            match pbd {
-                Some(pbd) if !cx.destroy(pbd, &why) => return,
-                Some(_) => {}
-                None if !cx.d.allow_data_loss => {
-                    cx.refusals.push(format!(
-                        "refusing {why}: its content would be lost. Set allow_data_loss: true to allow it"
-                    ));
+            if let Some(pbd) = pbd {
+                if !cx.destroy(pbd, &why) {
                     return;
                 }
-                None => {}
             }
-            let number = spec.number.unwrap_or(e.number);
             if !fits(cx, &spec, gpt, number, want_size, Some(e.number)) {
                 return;
             }
@@ -157,7 +176,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
                     cx.step(
                         Action::RemoveDm { name: m.clone() },
-                        format!("dmsetup remove {m} (the partition moves)"),
+                        format!("dmsetup remove {m} (partition {} is made again)", spec.name),
                         true,
                     );
                     cx.note_removed_dm(&m);
@@ -168,7 +187,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     disk: spec.disk.clone(),
                     number: e.number,
                 },
-                format!("delete GPT entry {} ({})", e.number, e.name),
+                format!(
+                    "delete GPT entry {} ({}) to make it again: {} (allowed by allow_data_loss)",
+                    e.number,
+                    e.name,
+                    changes(e.number, e.start, e.size, number, spec.start, want_size).join(", ")
+                ),
                 true,
             );
             add(cx, &spec, number, dm_disk.as_deref(), Some(gpt.last_usable));
@@ -187,6 +211,39 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             add(cx, &spec, number, dm_disk.as_deref(), Some(gpt.last_usable));
         }
     }
+}
+
+/// What changes when entry `number`/`start`/`size` becomes `to_*`, and what that does to
+/// the data on it, for messages.
+fn changes(
+    number: u32,
+    start: Sectors,
+    size: Sectors,
+    to_number: u32,
+    to_start: Sectors,
+    to_size: Sectors,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if to_number != number {
+        out.push(format!(
+            "number {number} -> {to_number}: the entry and its device are made again under the new number"
+        ));
+    }
+    if to_start != start {
+        out.push(format!(
+            "start {start} -> {to_start}: its data would be read from another place"
+        ));
+    }
+    if to_size < size {
+        out.push(format!(
+            "size {size} -> {to_size} sectors: shrinking cuts off its end"
+        ));
+    } else if to_size > size {
+        out.push(format!(
+            "size {size} -> {to_size} sectors: growing is done by deleting the entry and adding it again, not in place"
+        ));
+    }
+    out
 }
 
 /// Check number and range against the entries we do not manage; refuse otherwise.

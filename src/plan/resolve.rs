@@ -2,6 +2,12 @@
 //! turns it into a concrete [`Op`] (device paths, numbers, full dm tables, argv)
 //! against the state probed just before the step runs. Pure, so the real system and the
 //! fake execute exactly the same operations.
+//!
+//! Guards for data that would move: a dm reload without `allow_data_loss` must keep every
+//! live sector where it is (`reload_keeps_data`); a GPT entry is deleted with
+//! `state: present` only with `allow_data_loss` (the planner re-makes an entry only
+//! then); a partition mapping is made only over an entry that a declared partition of
+//! that disk names.
 
 use super::filesystem::mkfs_argv;
 use super::partition::rest_of_disk;
@@ -9,7 +15,7 @@ use super::{block_device, Action};
 use crate::actual::dm::{linear_table, parse_table, striped_table, table_text, TableLine, Target};
 use crate::actual::{Actual, Devno};
 use crate::args::validate::{Desired, DevRef};
-use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode};
+use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
 use crate::units::{Bytes, Sectors};
 use serde::Serialize;
 
@@ -555,11 +561,20 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
                 size,
             }
         }
-        Action::DeletePartition { disk, number } => Op::GptDelete {
-            dm_disk: is_dm(disk),
-            disk: dev(disk)?,
-            number: *number,
-        },
+        Action::DeletePartition { disk, number } => {
+            // the planner deletes an entry only to re-make it with allow_data_loss, or
+            // for `state: absent`; anything else would drop the data on it
+            if d.state == State::Present && !d.allow_data_loss {
+                return Err(format!(
+                    "refusing to delete partition {number} of {disk} while the arguments declare it present: that moves or drops the data on it. Set allow_data_loss: true to allow it"
+                ));
+            }
+            Op::GptDelete {
+                dm_disk: is_dm(disk),
+                disk: dev(disk)?,
+                number: *number,
+            }
+        }
         Action::MapPartition {
             disk,
             number,
@@ -570,6 +585,18 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
                 .gpt(disk_id.devno)
                 .and_then(|t| t.partitions.iter().find(|p| p.number == *number))
                 .ok_or_else(|| format!("{disk} has no partition {number}"))?;
+            // the planner maps a declared partition's entry; if entry `number` is now
+            // another one, its data is not ours to expose under a declared name
+            if !d
+                .partitions
+                .iter()
+                .any(|p| p.disk == *disk && p.name == e.name)
+            {
+                return Err(format!(
+                    "{disk} partition {number} is {:?}, which these arguments do not declare on it; not mapping it as {dm_name}",
+                    e.name
+                ));
+            }
             Op::DmCreate {
                 name: dm_name.clone(),
                 table: vec![TableLine {

@@ -52,10 +52,11 @@ pub struct FakeSystem {
     pub dm_content: std::collections::BTreeMap<String, Filesystem>,
     /// xfs root extent size hints, by filesystem uuid (they live on disk).
     pub extsize_by_fs: std::collections::BTreeMap<String, Extsize>,
-    /// Raw data an application wrote straight to a dm device (no signature: nothing a
-    /// probe recognises), by device name: for each sector written, the member and the
-    /// sector on it where the data went. Only where data lives is modelled (a reload
-    /// that maps a sector elsewhere scrambles it); see [`FakeSystem::write_raw`].
+    /// Raw data an application wrote straight to a dm device or a partition (no
+    /// signature: nothing a probe recognises), by device name: for each sector written,
+    /// the bottom device (neither dm nor a partition: a namespace's) and the sector on it
+    /// where the data went. Only where data lives is modelled (a reload, or a partition
+    /// re-made, that maps a sector elsewhere scrambles it); see [`FakeSystem::write_raw`].
     pub raw_data: std::collections::BTreeMap<String, Vec<(u64, Devno, u64)>>,
     /// Devices whose reads fail, with the error a read gets (`Input/output error`).
     pub read_errors: std::collections::BTreeMap<Devno, String>,
@@ -256,19 +257,17 @@ impl FakeSystem {
         Some(key)
     }
 
-    /// An application writes `sectors` sectors of raw data from the start of dm device
-    /// `name` (no filesystem, no partition table: nothing the probe recognises).
-    /// Returns false when the device does not exist or does not map that much.
+    /// An application writes `sectors` sectors of raw data from the start of device
+    /// `name` (no filesystem, no partition table: nothing the probe recognises): a dm
+    /// device by its dm name (a declared device, or a kpartx-style partition mapping), else
+    /// a block device by its kernel name (`pmem0p1`). Returns false when the device does
+    /// not exist or does not map that much.
     pub fn write_raw(&mut self, name: &str, sectors: u64) -> bool {
-        let Some(table) = self
-            .state
-            .dm(name)
-            .and_then(|d| crate::actual::dm::parse_table(&d.table).ok())
-        else {
+        let Some(devno) = self.raw_devno(name) else {
             return false;
         };
         let placed: Option<Vec<(u64, Devno, u64)>> = (0..sectors)
-            .map(|s| member_sector(&table, s).map(|(d, o)| (s, d, o)))
+            .map(|s| bottom_sector(&self.state, devno, s, 0).map(|(d, o)| (s, d, o)))
             .collect();
         match placed {
             Some(p) => {
@@ -279,21 +278,26 @@ impl FakeSystem {
         }
     }
 
-    /// Whether the raw data written to `name` reads back: every sector still maps to
-    /// the member sector it was written to (as dm-linear and dm-stripe map sectors).
+    /// Whether the raw data written to `name` reads back: the device still exists under
+    /// that name and every sector still maps, through dm-linear/dm-stripe tables and
+    /// partition starts, to the sector of the bottom device it was written to.
     pub fn raw_intact(&self, name: &str) -> bool {
-        let Some(table) = self
-            .state
-            .dm(name)
-            .and_then(|d| crate::actual::dm::parse_table(&d.table).ok())
-        else {
+        let Some(devno) = self.raw_devno(name) else {
             return false;
         };
         self.raw_data.get(name).is_some_and(|written| {
             written
                 .iter()
-                .all(|(s, d, o)| member_sector(&table, *s) == Some((*d, *o)))
+                .all(|(s, d, o)| bottom_sector(&self.state, devno, *s, 0) == Some((*d, *o)))
         })
+    }
+
+    /// The device raw data is written to: a dm name first, then a kernel name.
+    fn raw_devno(&self, name: &str) -> Option<Devno> {
+        self.state
+            .dm(name)
+            .map(|d| d.devno)
+            .or_else(|| self.state.block_named(name).map(|b| b.devno))
     }
 
     /// Count of mutating operations executed.
@@ -716,6 +720,16 @@ impl FakeSystem {
                     || start.0 + size.0 > t.last_usable.0 + 1
                 {
                     return Err(Self::fail("add partition", "slot taken or out of range"));
+                }
+                // as the real side checks: a new entry never overlaps another one
+                if let Some(p) = t.partitions.iter().find(|p| {
+                    start.0 < p.start.0.saturating_add(p.size.0)
+                        && p.start.0 < start.0.saturating_add(size.0)
+                }) {
+                    return Err(Self::fail(
+                        "add partition",
+                        format!("it overlaps entry {} ({:?})", p.number, p.name),
+                    ));
                 }
                 // a unique partition GUID, as the real side writes (made up from the
                 // disk and the number: the fake is deterministic)
@@ -1159,6 +1173,30 @@ impl System for FakeSystem {
             },
         })
     }
+}
+
+/// Where sector `s` of device `devno` lives on the device at the bottom of its stack
+/// (neither dm nor a partition): through dm tables ([`member_sector`]) and partition
+/// starts, as the kernel maps them. `None` past the device's end or through a table
+/// that maps nothing there.
+fn bottom_sector(a: &Actual, devno: Devno, s: u64, depth: u8) -> Option<(Devno, u64)> {
+    if depth > 16 {
+        return None;
+    }
+    let bd = a.block(devno)?;
+    if s >= bd.size.0 {
+        return None;
+    }
+    if let Some(dm) = a.dm_by_devno(devno) {
+        let table = crate::actual::dm::parse_table(&dm.table).ok()?;
+        let (d, o) = member_sector(&table, s)?;
+        return bottom_sector(a, d, o, depth + 1);
+    }
+    if let Some(p) = &bd.partition {
+        let disk = a.block_named(&p.disk)?;
+        return bottom_sector(a, disk.devno, p.start.0.checked_add(s)?, depth + 1);
+    }
+    Some((devno, s))
 }
 
 /// Where sector `s` of a dm device lives: (member, sector on it), the way the kernel's
