@@ -230,6 +230,15 @@ def delays(ref):
         # the middle of every window, and its quarters when it is long enough to aim at
         for f in (0.5,) if b - a < long_window else (0.25, 0.5, 0.75):
             aimed.add(round((a + f * (b - a)) / 1000, 3))
+    # inside an operation, the stretches between its programs are this program's own
+    # work (clearing a namespace's ends, dm ioctls, waits): aim at those too
+    for a, b, _ in ops:
+        edges = sorted((max(a, ta), min(b, tb)) for ta, tb, _ in tools if ta < b and tb > a)
+        at = a
+        for ta, tb in edges + [(b, b)]:
+            if ta - at > 50:
+                aimed.add(round((at + ta) / 2000, 3))
+            at = max(at, tb)
     ds = set(aimed) | {0.05, round(end, 3)}
     t = 0.05
     while t < end:
