@@ -38,16 +38,85 @@ const LINK_DIRS: [&str; 5] = [
 /// Unused loop, ram and zram devices (size 0) are left out. `dms` gives dm names when
 /// sysfs has no `dm/name`.
 pub fn probe(sys: &Path, dev: &Path, dms: &[DmDevice]) -> Result<Vec<BlockDevice>, SystemError> {
+    probe_some(sys, dev, dms, None)
+}
+
+/// The same, but only the block devices this stack can involve: PMEM (`pmem*`), dm
+/// devices (`dm-*`), the devices numbered in `also` (paths named in the arguments, the
+/// sources of mounts at declared mount points), the partitions of those, and what holds
+/// any of them, transitively. Every other device on the machine costs one directory
+/// entry: its attributes are not read, so a host with many unrelated disks probes as
+/// fast as one without.
+pub fn probe_scoped(
+    sys: &Path,
+    dev: &Path,
+    dms: &[DmDevice],
+    also: &[Devno],
+) -> Result<Vec<BlockDevice>, SystemError> {
+    probe_some(sys, dev, dms, Some(also))
+}
+
+fn probe_some(
+    sys: &Path,
+    dev: &Path,
+    dms: &[DmDevice],
+    scoped: Option<&[Devno]>,
+) -> Result<Vec<BlockDevice>, SystemError> {
     let class = sys.join("class/block");
-    let links = udev_links(dev)?;
+    let names = list_dir(&class)?;
+    let wanted: Option<std::collections::BTreeSet<String>> =
+        scoped.map(|also| wanted_names(sys, &class, &names, also));
+    let links = udev_links(dev, wanted.as_ref())?;
     let mut out = Vec::new();
-    for name in list_dir(&class)? {
+    for name in names {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
+            continue;
+        }
         if let Some(b) = device(&class.join(&name), &name, dev, dms, &links)? {
             out.push(b);
         }
     }
     out.sort_by_key(|b| (b.devno, natural_key(&b.name)));
     Ok(out)
+}
+
+/// The kernel names [`probe_scoped`] reads (see there).
+fn wanted_names(
+    sys: &Path,
+    class: &Path,
+    names: &[String],
+    also: &[Devno],
+) -> std::collections::BTreeSet<String> {
+    let mut wanted: std::collections::BTreeSet<String> = names
+        .iter()
+        .filter(|n| n.starts_with("pmem") || n.starts_with("dm-"))
+        .cloned()
+        .collect();
+    // `/sys/dev/block/MAJ:MIN` links to the device's directory, named as the device
+    let mut extra: Vec<String> = also
+        .iter()
+        .filter_map(|d| std::fs::read_link(sys.join("dev/block").join(d.to_string())).ok())
+        .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| names.contains(n))
+        .collect();
+    // their partitions (subdirectories of a disk's directory that are block devices)
+    let parts: Vec<String> = extra
+        .iter()
+        .flat_map(|disk| list_dir(&class.join(disk)).unwrap_or_default())
+        .filter(|n| names.contains(n))
+        .collect();
+    extra.extend(parts);
+    wanted.extend(extra);
+    // and what holds any of them, transitively
+    let mut todo: Vec<String> = wanted.iter().cloned().collect();
+    while let Some(n) = todo.pop() {
+        for h in list_dir(&class.join(&n).join("holders")).unwrap_or_default() {
+            if names.contains(&h) && wanted.insert(h.clone()) {
+                todo.push(h);
+            }
+        }
+    }
+    wanted
 }
 
 fn device(
@@ -138,8 +207,12 @@ fn queue_dax(dir: &Path) -> bool {
     attr(dir, "queue/dax").as_deref() == Some("1")
 }
 
-/// Kernel name -> the udev links that lead to it (sorted), from `dev`/disk/by-*.
-fn udev_links(dev: &Path) -> Result<BTreeMap<String, Vec<String>>, SystemError> {
+/// Kernel name -> the udev links that lead to it (sorted), from `dev`/disk/by-*; with
+/// `only`, just the links of those devices.
+fn udev_links(
+    dev: &Path,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<BTreeMap<String, Vec<String>>, SystemError> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for sub in LINK_DIRS {
         let dir = dev.join("disk").join(sub);
@@ -151,7 +224,11 @@ fn udev_links(dev: &Path) -> Result<BTreeMap<String, Vec<String>>, SystemError> 
                 continue; // not a link
             };
             if let Some(kname) = target.file_name() {
-                map.entry(kname.to_string_lossy().into_owned())
+                let kname = kname.to_string_lossy();
+                if only.is_some_and(|o| !o.contains(kname.as_ref())) {
+                    continue;
+                }
+                map.entry(kname.into_owned())
                     .or_default()
                     .push(link.to_string_lossy().into_owned());
             }
@@ -323,6 +400,40 @@ mod tests {
         let b = named(&v, "pmem1.2");
         assert_eq!(b.path, "/dev/mapper/other");
         assert_eq!(b.aliases, ["/dev/pmem1.2"]);
+    }
+
+    /// tests/fixtures/sysfs-trees "foreign": the stack plus loop0, loop1 (with loop1p1)
+    /// and foreign dm devices. A run's listing reads no loop device's attributes unless
+    /// the run names it (then with its partitions).
+    #[test]
+    fn a_scoped_listing_leaves_unrelated_devices_out() {
+        let t = tree("foreign");
+        let (sys, dev) = (t.join("sys"), t.join("dev"));
+        let all = probe(&sys, &dev, &[]).expect("probe");
+        let names = |v: &[BlockDevice]| -> Vec<String> {
+            let mut n: Vec<String> = v.iter().map(|b| b.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert!(names(&all).iter().any(|n| n.starts_with("loop")));
+        let scoped = probe_scoped(&sys, &dev, &[], &[]).expect("probe");
+        let got = names(&scoped);
+        assert!(!got.iter().any(|n| n.starts_with("loop")), "{got:?}");
+        let expected: Vec<String> = names(&all)
+            .into_iter()
+            .filter(|n| n.starts_with("pmem") || n.starts_with("dm-"))
+            .collect();
+        assert_eq!(got, expected);
+        // the same devices, described the same
+        for b in &scoped {
+            assert_eq!(all.iter().find(|a| a.name == b.name), Some(b));
+        }
+        // a device the run names (its number, from a path or a mount) comes with its
+        // partitions
+        let loop1 = Devno { major: 7, minor: 1 };
+        let named = names(&probe_scoped(&sys, &dev, &[], &[loop1]).expect("probe"));
+        assert!(named.contains(&"loop1".to_string()) && named.contains(&"loop1p1".to_string()));
+        assert!(!named.contains(&"loop0".to_string()), "{named:?}");
     }
 
     #[test]

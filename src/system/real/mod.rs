@@ -107,7 +107,11 @@ fn part<T>(name: &str, f: impl FnOnce() -> T) -> T {
 /// Everything the probe learns without opening a block device: regions and namespaces
 /// (sysfs), dm devices (ioctls on the control node), block devices (sysfs) and mounts
 /// (mountinfo), and what kernel support is missing.
-fn list(sys: &std::path::Path, dev: &std::path::Path) -> Result<Actual, SystemError> {
+fn list(
+    sys: &std::path::Path,
+    dev: &std::path::Path,
+    scope: &ProbeScope,
+) -> Result<Actual, SystemError> {
     let mut a = Actual::default();
     let (regions, namespaces) = part("namespaces", || nd::probe(sys))?;
     a.regions = regions;
@@ -119,17 +123,46 @@ fn list(sys: &std::path::Path, dev: &std::path::Path) -> Result<Actual, SystemEr
         a.missing.push(missing);
         Vec::new()
     });
-    a.block_devices = part("block", || block::probe(sys, dev, &a.dm_devices))?;
     // the kernel release (in the platform facts) tells how mountinfo shows dax
     a.platform = Some(part("platform", platform::probe));
     let syntax = a.dax_syntax();
     a.mounts = part("mounts", || mounts::probe(syntax))?;
+    a.block_devices = part("block", || {
+        if scope.all_dm {
+            // `--facts`: every block device is listed (sysfs only; none is opened)
+            block::probe(sys, dev, &a.dm_devices)
+        } else {
+            block::probe_scoped(sys, dev, &a.dm_devices, &scope_devnos(scope, &a.mounts))
+        }
+    })?;
     Ok(a)
+}
+
+/// The device numbers a run names outside PMEM and dm: the `/dev` paths in its
+/// arguments (stat, which opens nothing) and the sources of the mounts at its declared
+/// mount points.
+fn scope_devnos(scope: &ProbeScope, mounts: &[crate::actual::Mount]) -> Vec<crate::actual::Devno> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let named = scope.paths.iter().filter_map(|p| {
+        let m = std::fs::metadata(p).ok()?;
+        m.file_type().is_block_device().then(|| {
+            let rdev = m.rdev();
+            crate::actual::Devno {
+                major: libc::major(rdev),
+                minor: libc::minor(rdev),
+            }
+        })
+    });
+    let mounted = mounts
+        .iter()
+        .filter(|m| scope.mount_points.contains(&m.target))
+        .map(|m| m.devno);
+    named.chain(mounted).collect()
 }
 
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
-        let mut a = list(&self.sys, &self.dev)?;
+        let mut a = list(&self.sys, &self.dev, &self.scope)?;
         let reach = scope::reach(&self.scope, &a);
         let contents = part("contents", || {
             content::read(&a.block_devices, &reach, &self.sys, &content::open_device)
