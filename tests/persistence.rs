@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use pmem_stack::actual::FileContent;
-use pmem_stack::boot::{replay_args, BINARY, STATE_FILE, UNIT_DIR};
+use pmem_stack::boot::{declared_objects, replay_args, state_path_for, BINARY, UNIT_DIR};
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::{json, Value};
 
@@ -21,6 +21,12 @@ fn persisted() -> Value {
         "boot": {"persist": "yes"},
         "allow_data_loss": true
     })
+}
+
+/// The saved state of the task with these arguments (it was the one
+/// /etc/pmem-stack/state.json; now one file per stack in /etc/pmem-stack/state.d).
+fn state_file(args: &Value) -> String {
+    state_path_for(&declared_objects(args))
 }
 
 fn text(fake: &FakeSystem, path: &str) -> String {
@@ -43,7 +49,8 @@ fn persistence_writes_state_units_and_links_once() {
             .chain(["daemon_reload".to_string()])
             .collect::<Vec<_>>()
     );
-    let state: Value = serde_json::from_str(&text(&fake, STATE_FILE)).expect("state is JSON");
+    let state: Value =
+        serde_json::from_str(&text(&fake, &state_file(&persisted()))).expect("state is JSON");
     assert_eq!(
         state["allow_data_loss"],
         json!(false),
@@ -55,7 +62,9 @@ fn persistence_writes_state_units_and_links_once() {
         "members by name, not /dev/pmemN"
     );
     assert_eq!(
-        fake.state.file(STATE_FILE).and_then(|f| f.mode),
+        fake.state
+            .file(&state_file(&persisted()))
+            .and_then(|f| f.mode),
         Some(0o600)
     );
     let unit = text(&fake, &format!("{UNIT_DIR}/mnt-pmem.mount"));
@@ -144,7 +153,7 @@ fn a_reboot_is_replayed_by_identity_without_data_loss() {
         "pmem names swapped"
     );
     assert!(fake.state.dm("pmem-striped").is_none());
-    let saved = text(&fake, STATE_FILE);
+    let saved = text(&fake, &state_file(&persisted()));
     let replay = replay_args(&saved).expect("replay args");
     let r = pmem_stack::run(&replay, &mut fake, false);
     assert!(!r.failed, "{}", r.msg);
@@ -189,7 +198,8 @@ fn the_replay_refuses_what_would_destroy_data() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &persisted());
     // someone changed the saved chunk: the replay must not reload a table under data
-    let mut saved: Value = serde_json::from_str(&text(&fake, STATE_FILE)).expect("json");
+    let mut saved: Value =
+        serde_json::from_str(&text(&fake, &state_file(&persisted()))).expect("json");
     saved["devices"][0]["chunk"] = json!("4M");
     saved["allow_data_loss"] = json!(true);
     let r = pmem_stack::run(
