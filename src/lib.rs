@@ -240,6 +240,50 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
     }
 }
 
+/// The boot replay: run every saved state `(path, text, or why it could not be read)`
+/// in the order given, each with data loss disallowed and the boot files left alone
+/// (`boot::replay_args`), against `system`. A state that fails does not keep the others
+/// down (they are independent stacks); the result joins them: changed or failed when
+/// any is, the plans, steps done and skipped one after the other, and `msg` one
+/// `<path>: <msg>` per state.
+pub fn replay(
+    states: &[(String, Result<String, String>)],
+    system: &mut dyn System,
+) -> ModuleResult {
+    let mut all = ModuleResult::new(Default::default());
+    if states.is_empty() {
+        all.msg = "no saved state: nothing to replay".into();
+        return all;
+    }
+    let mut msgs = Vec::new();
+    for (path, text) in states {
+        let r = match text
+            .as_ref()
+            .map_err(|e| format!("cannot read the saved state: {e}"))
+            .and_then(|t| boot::replay_args(t))
+        {
+            Ok(input) => run(&input, system, false),
+            Err(e) => ModuleResult::new(Default::default()).fail(e),
+        };
+        msgs.push(format!("{path}: {}", r.msg));
+        all.changed |= r.changed;
+        all.failed |= r.failed;
+        all.plan.extend(r.plan);
+        all.done.extend(r.done);
+        all.skipped.extend(r.skipped);
+        all.warnings
+            .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
+        all.refusals
+            .extend(r.refusals.into_iter().map(|w| format!("{path}: {w}")));
+        all.errors.extend(r.errors);
+        if all.failed_step.is_none() {
+            all.failed_step = r.failed_step;
+        }
+    }
+    all.msg = msgs.join("; ");
+    all
+}
+
 /// Add the DAX audit of the declared mounts and, when asked (and not a dry run), the PMD
 /// fault counts; all faults falling back to 4 KiB pages fails the run.
 fn finish(

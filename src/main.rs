@@ -12,7 +12,7 @@ use std::time::Instant;
 const USAGE: &str =
     "usage: pmem_stack [ARGS_FILE]          run the module (arguments from the file, or stdin)
        pmem_stack --actual SNAPSHOT [ARGS_FILE]   plan against captured facts (dry run)
-       pmem_stack --boot [STATE_FILE]      replay the saved state at boot (never destroys data)
+       pmem_stack --boot [STATE_FILE]      replay the saved states at boot (every one when none is named; never destroys data)
        pmem_stack --facts                  print the actual state
        pmem_stack --schema                 print the JSON Schema of the arguments
        pmem_stack --result-schema          print the JSON Schema of the result";
@@ -56,21 +56,37 @@ fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>)
             (r.to_json(), Some(r))
         }
         ["--boot", rest @ ..] if rest.len() <= 1 => {
-            let path = rest
-                .first()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| pmem_stack::boot::STATE_FILE.to_string());
             let root = std::env::var("PMEM_STACK_ROOT").unwrap_or_default();
-            let file = format!("{}{path}", root.trim_end_matches('/'));
-            let saved = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => return failed(format!("cannot read the saved state {file}: {e}")),
+            let root = root.trim_end_matches('/');
+            // one file when named; otherwise every saved state: the legacy file, then
+            // the state directory by name
+            let mut paths: Vec<String> = match rest.first() {
+                Some(p) => vec![p.to_string()],
+                None => {
+                    let dir = if root.is_empty() { "/" } else { root };
+                    let mut paths = match pmem_stack::system::real::files::state_files(
+                        std::path::Path::new(dir),
+                    ) {
+                        Ok(p) => p,
+                        Err(e) => return failed(format!("cannot list the saved states: {e}")),
+                    };
+                    let legacy = pmem_stack::boot::LEGACY_STATE_FILE;
+                    if std::fs::symlink_metadata(format!("{root}{legacy}")).is_ok() {
+                        paths.push(legacy.to_string());
+                    }
+                    paths
+                }
             };
-            let input = match pmem_stack::boot::replay_args(&saved) {
-                Ok(t) => t,
-                Err(e) => return failed(format!("{file}: {e}")),
-            };
-            let mut r = pmem_stack::run(&input, &mut backend(), false);
+            pmem_stack::boot::replay_order(&mut paths);
+            let states: Vec<(String, Result<String, String>)> = paths
+                .into_iter()
+                .map(|p| {
+                    let file = format!("{root}{p}");
+                    let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"));
+                    (p, text)
+                })
+                .collect();
+            let mut r = pmem_stack::replay(&states, &mut backend());
             r.timing = Some(timing(started));
             // one line for the journal, besides the JSON on stdout
             eprintln!(

@@ -379,15 +379,29 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("mount {}", m.path), text));
     }
     if d.persist || d.state == crate::args::State::Absent {
-        for w in crate::boot::wanted(d, a) {
+        for path in boot_paths(d, a) {
             let text = a
-                .file(&w.path)
+                .file(&path)
                 .map(|f| file_text(&f.content))
                 .unwrap_or_default();
-            out.push((format!("file {}", w.path), text));
+            out.push((format!("file {path}"), text));
         }
     }
     out
+}
+
+/// The boot files a diff shows: the wanted ones, then those this run removes.
+fn boot_paths(d: &Desired, a: &Actual) -> Vec<String> {
+    let mut paths: Vec<String> = crate::boot::wanted(d, a)
+        .into_iter()
+        .map(|w| w.path)
+        .collect();
+    for r in crate::boot::removals(d, a) {
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
+    paths
 }
 
 fn file_text(c: &crate::actual::FileContent) -> String {
@@ -519,16 +533,26 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("mount {}", m.path), t));
     }
     if d.persist || d.state == crate::args::State::Absent {
-        for w in crate::boot::wanted(d, a) {
-            let text = if d.state == crate::args::State::Absent {
+        let wanted = crate::boot::wanted(d, a);
+        let removed: Vec<String> = crate::boot::removals(d, a)
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        for path in boot_paths(d, a) {
+            let w = wanted.iter().find(|w| w.path == path);
+            let text = if removed.contains(&path) {
                 String::new()
+            } else if d.state == crate::args::State::Absent {
+                // kept (the shared service while other saved states remain)
+                a.file(&path)
+                    .map(|f| file_text(&f.content))
+                    .unwrap_or_default()
             } else {
-                w.content
-                    .as_ref()
+                w.and_then(|w| w.content.as_ref())
                     .map(file_text)
                     .unwrap_or_else(|| "(derived once the device exists)\n".into())
             };
-            out.push((format!("file {}", w.path), text));
+            out.push((format!("file {path}"), text));
         }
     }
     out

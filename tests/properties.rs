@@ -1145,10 +1145,11 @@ fn mount() -> impl Strategy<Value = Value> {
 }
 
 fn file_state() -> impl Strategy<Value = Value> {
-    use pmem_stack::boot::{BINARY, MARKER, SERVICE, STATE_FILE, UNIT_DIR};
+    use pmem_stack::boot::{BINARY, LEGACY_STATE_FILE, MARKER, SERVICE, STATE_DIR, UNIT_DIR};
     (
         prop_oneof![
-            Just(STATE_FILE.to_string()),
+            Just(LEGACY_STATE_FILE.to_string()),
+            Just(format!("{STATE_DIR}/pm0-0123456789abcdef.json")),
             Just(BINARY.to_string()),
             Just(format!("{UNIT_DIR}/{SERVICE}")),
             Just(format!("{UNIT_DIR}/mnt-x0.mount")),

@@ -6,8 +6,13 @@
 //! | false | present | - | - | nothing (files left as they are) |
 //! | true | present | no / yes | - / no | write it (atomically; content derived at apply time when the device is new) |
 //! | true | present | yes | yes | nothing |
-//! | true | present | ours, not wanted (a mount no longer declared) | - | remove it |
-//! | - | absent | yes | - | remove it |
+//! | true | present | ours, not wanted (a mount no longer declared by this task, or by no saved state) | - | remove it |
+//! | true | present | another task's (its saved state shares no object with this run; a unit of a mount it declares) | - | nothing |
+//! | true | present | a saved state sharing an object with this run (its earlier self) | - | remove it (after writing this run's) |
+//! | - | absent | this run's (its saved state, replaced ones, units of the mounts they declare) | - | remove it |
+//! | - | absent | the shared service, its link, the binary | - | remove them only when no other saved state remains |
+//!
+//! Which files are whose is decided in `boot::removals` (see `crate::boot`).
 //!
 //! Any unit written or removed is followed by `systemctl daemon-reload` (when systemd runs).
 //! The system marks the reload pending (`boot::RELOAD_PENDING`) before it touches a unit
@@ -49,34 +54,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
             false,
         );
     }
-    // our units that no longer match a declared mount
-    let stale: Vec<String> =
-        cx.a.files
-            .iter()
-            .filter(|f| {
-                is_ours(&f.content)
-                    && f.path.ends_with(".mount")
-                    && !wanted.iter().any(|w| w.path == f.path)
-            })
-            .map(|f| f.path.clone())
-            .collect();
-    for path in stale {
-        let unit = path.rsplit('/').next().unwrap_or_default().to_string();
-        let link = format!("{}/local-fs.target.wants/{unit}", boot::UNIT_DIR);
-        if cx.a.file(&link).is_some() {
-            cx.step(
-                Action::RemoveFile { path: link.clone() },
-                format!("remove {link} (mount no longer declared)"),
-                false,
-            );
-        }
-        cx.step(
-            Action::RemoveFile { path: path.clone() },
-            format!("remove {path} (mount no longer declared)"),
-            false,
-        );
-        units_changed = true;
-    }
+    // what is ours and no longer wanted (stale units, replaced saved states); never
+    // what another task's saved state declares
+    units_changed |= remove(cx, boot::removals(cx.d, cx.a));
     reload_if_needed(cx, units_changed);
 }
 
@@ -88,34 +68,27 @@ pub(crate) fn reload_if_needed(cx: &mut Ctx, units_changed: bool) {
     }
 }
 
-/// `state: absent`: remove every persistence file of the declared stack.
+/// `state: absent`: remove the persistence files of the declared stack (the shared
+/// service and binary only when no other task's saved state remains).
 pub(crate) fn plan_absent(cx: &mut Ctx) {
-    let mut paths: Vec<String> = Vec::new();
-    for m in &cx.d.mounts {
-        let unit = boot::mount_unit_name(&m.path);
-        paths.push(format!("{}/local-fs.target.wants/{unit}", boot::UNIT_DIR));
-        paths.push(format!("{}/{unit}", boot::UNIT_DIR));
-    }
-    paths.push(format!(
-        "{}/local-fs-pre.target.wants/{}",
-        boot::UNIT_DIR,
-        boot::SERVICE
-    ));
-    paths.push(format!("{}/{}", boot::UNIT_DIR, boot::SERVICE));
-    paths.push(boot::STATE_FILE.into());
-    paths.push(boot::BINARY.into());
-    let mut units_changed = false;
-    for p in paths {
-        if cx.a.file(&p).is_some() {
-            units_changed |= p.starts_with(boot::UNIT_DIR);
-            cx.step(
-                Action::RemoveFile { path: p.clone() },
-                format!("remove {p}"),
-                false,
-            );
-        }
-    }
+    let units_changed = remove(cx, boot::removals(cx.d, cx.a));
     reload_if_needed(cx, units_changed);
+}
+
+/// Plan the removals; whether a unit is among them.
+fn remove(cx: &mut Ctx, removals: Vec<boot::Removal>) -> bool {
+    let mut units_changed = false;
+    for r in removals {
+        units_changed |= boot::is_unit_path(&r.path);
+        cx.step(
+            Action::RemoveFile {
+                path: r.path.clone(),
+            },
+            format!("remove {} ({})", r.path, r.why),
+            false,
+        );
+    }
+    units_changed
 }
 
 fn reload(cx: &mut Ctx) {
@@ -124,10 +97,6 @@ fn reload(cx: &mut Ctx) {
         "systemctl daemon-reload (skipped when systemd is not running)",
         false,
     );
-}
-
-fn is_ours(c: &FileContent) -> bool {
-    matches!(c, FileContent::Text { text } if text.starts_with(boot::MARKER))
 }
 
 fn describe(k: &FileKind) -> &'static str {

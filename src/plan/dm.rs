@@ -104,7 +104,11 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     // A member that already carries something (a filesystem, a partition table, a mount,
     // another dm device) would have it overwritten through the new mapping, except a
     // filesystem larger than the member: that is this device's own, seen through its
-    // first member while the device is down (after a reboot), and it comes back.
+    // first member while the device is down (after a reboot), and it comes back. So
+    // does a filesystem on the first member of a linear device that fits in the
+    // device: that member is mapped from its sector 0, so the mapping shows the
+    // filesystem unchanged (a one-member device's own, seen on its member after a
+    // reboot; or one made on the member, which the device then carries).
     let live_members: Vec<crate::actual::Devno> = existing
         .and_then(|dm| parse_table(&dm.table).ok())
         .map(|t| t.iter().flat_map(|l| l.members()).collect())
@@ -122,8 +126,17 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         let spanning =
             cx.a.filesystem(bd.devno)
                 .is_some_and(|f| f.size.is_some_and(|s| s > bd.size.bytes()));
+        let through_linear = spec.target == DmTarget::Linear
+            && spec.members.first() == Some(m)
+            && cx.a.filesystem(bd.devno).is_some_and(|f| {
+                f.size.is_some_and(|s| {
+                    expected
+                        .as_ref()
+                        .is_some_and(|t| s <= table_length(t).bytes())
+                })
+            });
         let lost = cx.lost_with(bd);
-        if spanning && lost.len() == 1 {
+        if (spanning || through_linear) && lost.len() == 1 {
             old_content = true;
             continue;
         }

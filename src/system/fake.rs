@@ -138,6 +138,22 @@ impl FakeSystem {
         s
     }
 
+    /// The saved states, as the boot service finds them: `(path, text)` in replay order
+    /// (the legacy file, then `state.d` by name), for `crate::replay` after a
+    /// [`reboot`](Self::reboot). Files survive a reboot (all but /run).
+    pub fn saved_states(&self) -> Vec<(String, Result<String, String>)> {
+        crate::boot::saved_states(&self.state)
+            .into_iter()
+            .map(|s| {
+                let text = match self.state.file(&s.path).map(|f| &f.content) {
+                    Some(crate::actual::FileContent::Text { text }) => Ok(text.clone()),
+                    _ => Err(format!("{}: not a text file", s.path)),
+                };
+                (s.path, text)
+            })
+            .collect()
+    }
+
     /// A reboot: dm devices and mounts are gone (tables live only in the kernel), the
     /// `/dev/pmemN` names and numbers of the namespaces swap around; data stays on the
     /// namespaces (a dm device's filesystem returns when the same table is loaded).
@@ -215,6 +231,23 @@ impl FakeSystem {
                 }
             }
             b.devno = devno;
+        }
+        // partitions travel with their disk (the kernel reads the table again under the
+        // disk's new name); their own numbers and contents stay
+        let renamed: Vec<(String, String)> = pmem
+            .iter()
+            .enumerate()
+            .map(|(k, _)| (names[k].0.clone(), names[names.len() - 1 - k].0.clone()))
+            .collect();
+        for b in &mut self.state.block_devices {
+            let Some(p) = b.partition.as_mut() else {
+                continue;
+            };
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == p.disk) {
+                p.disk = new.clone();
+                b.name = partition_block_name(new, p.number);
+                b.path = format!("/dev/{}", b.name);
+            }
         }
         for b in &mut self.state.block_devices {
             b.name = b.name.trim_end_matches(".new").to_string();
@@ -610,6 +643,19 @@ impl FakeSystem {
                     suspended: false,
                     open_count: 0,
                 });
+                // a linear device maps its first member from sector 0: a filesystem there
+                // that fits in the device shows through it, as the kernel would show it
+                let through = table
+                    .first()
+                    .and_then(|l| match l.target {
+                        crate::actual::dm::Target::Linear { dev, offset }
+                            if l.start.0 == 0 && offset.0 == 0 =>
+                        {
+                            self.state.filesystem(dev).cloned()
+                        }
+                        _ => None,
+                    })
+                    .filter(|f| f.size.is_some_and(|s| s <= table_length(table).bytes()));
                 // members held by a dm device are not probed for filesystems
                 let members: Vec<Devno> = table.iter().flat_map(|l| l.members()).collect();
                 self.state
@@ -618,6 +664,7 @@ impl FakeSystem {
                 if let Some(fs) = self
                     .identity(&table_text(table))
                     .and_then(|k| self.dm_content.get(&k).cloned())
+                    .or(through)
                 {
                     self.state.filesystems.push(Filesystem {
                         device: devno,

@@ -6,8 +6,8 @@
 use super::exec;
 use crate::actual::{FileContent, FileState, Uncleared};
 use crate::boot::{
-    is_unit_path, reload_pending_marker, BINARY, MARKER, RELOAD_PENDING, SERVICE, STATE_FILE,
-    UNIT_DIR,
+    is_generated, is_state_path, is_unit_path, reload_pending_marker, BINARY, LEGACY_STATE_FILE,
+    RELOAD_PENDING, SERVICE, STATE_DIR, UNIT_DIR,
 };
 use crate::system::{Output, SystemError};
 use std::io::Write;
@@ -145,15 +145,18 @@ pub fn drop_uncleared(root: &Path, name: &str) -> Result<(), SystemError> {
     Ok(())
 }
 
-/// The managed files that exist.
+/// The managed files that exist: the binary, every saved state (the legacy file and
+/// each `STATE_DIR/*.json`), the service, our mount units and their links, the
+/// reload marker.
 pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
     let mut paths = vec![
         BINARY.to_string(),
-        STATE_FILE.to_string(),
+        LEGACY_STATE_FILE.to_string(),
         format!("{UNIT_DIR}/{SERVICE}"),
         format!("{UNIT_DIR}/local-fs-pre.target.wants/{SERVICE}"),
         RELOAD_PENDING.to_string(),
     ];
+    paths.extend(state_files(root)?);
     if let Ok(dir) = std::fs::read_dir(at(root, UNIT_DIR)) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -184,7 +187,7 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
                 msg: format!("{}: {e}", full.display()),
             })?;
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            if p.ends_with(".mount") && !text.starts_with(MARKER) {
+            if p.ends_with(".mount") && !is_generated(&text) {
                 continue; // a unit that is not ours
             }
             FileContent::Text { text }
@@ -196,6 +199,23 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
             mode,
         });
     }
+    Ok(out)
+}
+
+/// The saved states in `STATE_DIR` (not the legacy file), sorted by name.
+pub fn state_files(root: &Path) -> Result<Vec<String>, SystemError> {
+    let dir = at(root, STATE_DIR);
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
+    };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .map(|e| format!("{STATE_DIR}/{}", e.file_name().to_string_lossy()))
+        .filter(|p| is_state_path(p))
+        .collect();
+    out.sort();
     Ok(out)
 }
 
@@ -321,7 +341,7 @@ fn make_dirs(dir: &Path, path: &str) -> Result<(), SystemError> {
     if dir.is_dir() {
         return Ok(());
     }
-    let mode = if path == STATE_FILE { 0o700 } else { 0o755 };
+    let mode = if is_state_path(path) { 0o700 } else { 0o755 };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -430,13 +450,14 @@ mod tests {
         let text = FileContent::Text {
             text: "{}\n".into(),
         };
-        write(&root, STATE_FILE, &text, 0o600).expect("write state");
+        let state_file = format!("{STATE_DIR}/x-0123456789abcdef.json");
+        write(&root, &state_file, &text, 0o600).expect("write state");
         let unit = format!("{UNIT_DIR}/mnt-x.mount");
         write(
             &root,
             &unit,
             &FileContent::Text {
-                text: format!("{MARKER}\n[Mount]\n"),
+                text: format!("{}\n[Mount]\n", crate::boot::MARKER),
             },
             0o644,
         )
@@ -463,7 +484,7 @@ mod tests {
         let found = probe(&root).expect("probe");
         let state = found
             .iter()
-            .find(|f| f.path == STATE_FILE)
+            .find(|f| f.path == state_file)
             .expect("state found");
         assert_eq!((state.content.clone(), state.mode), (text, Some(0o600)));
         let dir_mode = std::fs::metadata(root.join("etc/pmem-stack"))
@@ -472,6 +493,12 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(dir_mode, 0o700, "the state directory is root-only");
+        let sub_mode = std::fs::metadata(root.join("etc/pmem-stack/state.d"))
+            .expect("dir")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(sub_mode, 0o700, "and so is state.d");
         assert!(found.iter().any(|f| f.path == unit));
         assert!(
             !found.iter().any(|f| f.path.ends_with("mnt-y.mount")),
@@ -486,12 +513,58 @@ mod tests {
         );
         remove(&root, &link).expect("remove");
         remove(&root, &link).expect("removing twice is fine");
-        let leftovers: Vec<_> = std::fs::read_dir(root.join("etc/pmem-stack"))
+        let leftovers: Vec<_> = std::fs::read_dir(root.join("etc/pmem-stack/state.d"))
             .expect("dir")
             .flatten()
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn every_saved_state_and_units_of_earlier_versions_are_found() {
+        let root = std::env::temp_dir().join(format!("pmem-stack-states-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let text = |t: &str| FileContent::Text { text: t.into() };
+        for p in [
+            LEGACY_STATE_FILE.to_string(),
+            format!("{STATE_DIR}/b-0000000000000002.json"),
+            format!("{STATE_DIR}/a-0000000000000001.json"),
+        ] {
+            write(&root, &p, &text("{}\n"), 0o600).expect("state");
+        }
+        // not saved states: a temp file of a write cut short, another extension
+        for p in [
+            format!("{STATE_DIR}/.a-0000000000000001.json.pmem-stack.7"),
+            format!("{STATE_DIR}/notes.txt"),
+        ] {
+            write(&root, &p, &text("x"), 0o600).expect("other file");
+        }
+        // a unit written by an earlier version (its marker named state.json)
+        let old = format!("{UNIT_DIR}/mnt-old.mount");
+        let old_marker = "# Generated by pmem_stack; do not edit (it is rewritten from /etc/pmem-stack/state.json).";
+        write(
+            &root,
+            &old,
+            &text(&format!("{old_marker}\n[Mount]\n")),
+            0o644,
+        )
+        .expect("unit");
+        let found: Vec<String> = probe(&root)
+            .expect("probe")
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                LEGACY_STATE_FILE.to_string(),
+                format!("{STATE_DIR}/a-0000000000000001.json"),
+                format!("{STATE_DIR}/b-0000000000000002.json"),
+                format!("{UNIT_DIR}/mnt-old.mount"),
+            ]
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 }
