@@ -149,9 +149,12 @@ stray_dm() {
 # temp files of atomic writes left behind, or a managed file that is not whole
 half_written() {
   find "$R" -name '.*.pmem-stack.*' 2>/dev/null | tr '\n' ' '
-  if [ -f "$R/etc/pmem-stack/state.json" ] && [ "$(q valid "$R/etc/pmem-stack/state.json")" != yes ]; then
-    printf 'state.json is not whole JSON '
-  fi
+  local st
+  for st in "$R"/etc/pmem-stack/state.d/*.json; do
+    if [ -f "$st" ] && [ "$(q valid "$st")" != yes ]; then
+      printf '%s is not whole JSON ' "${st#"$R"}"
+    fi
+  done
   if [ -f "$R/usr/local/sbin/pmem_stack" ] && ! cmp -s "$BIN" "$R/usr/local/sbin/pmem_stack"; then
     printf 'the installed binary is not whole '
   fi
@@ -316,7 +319,7 @@ checkc "dax: never while a file is open: the message names the busy mount and al
 checkc "dax: never while a file is open: data intact, still mounted with DAX" intact
 run ds.busyabs "$(with "$STRIPED" "$ABSENT")"
 FAULTS=$((FAULTS + 1))
-checkc "absent while a file is open: fails at the umount, nothing done, data intact" '[ "$(rc_of ds.busyabs)" = 1 ] && [ "$(jv "$W/ds.busyabs.json" failed_step.step.action)" = umount ] && [ "$ND" = 0 ] && grep -q allow_data_loss <<< "$(msg_of ds.busyabs)" && intact && [ -f "$R/etc/pmem-stack/state.json" ]'
+checkc "absent while a file is open: fails at the umount, nothing done, data intact" '[ "$(rc_of ds.busyabs)" = 1 ] && [ "$(jv "$W/ds.busyabs.json" failed_step.step.action)" = umount ] && [ "$ND" = 0 ] && grep -q allow_data_loss <<< "$(msg_of ds.busyabs)" && intact && ls "$R"/etc/pmem-stack/state.d/pmem-striped-*.json >/dev/null 2>&1'
 exec 3<&-
 run ds.never "$NEVER"
 checkc "dax: never once the file is closed: umount, mount (rc 0)" '[ "$(rc_of ds.never)" = 0 ] && grep -q "^umount,mount" <<< "$(acts ds.never done)"'

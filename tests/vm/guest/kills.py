@@ -120,12 +120,12 @@ def half_written():
     clearing = os.path.join(ROOT, "var/lib/pmem-stack/clearing")
     if os.path.isdir(clearing) and os.listdir(clearing):
         found.append("uncleared markers: " + " ".join(os.listdir(clearing)))
-    state = os.path.join(ROOT, "etc/pmem-stack/state.json")
-    if os.path.exists(state):
+    states = os.path.join(ROOT, "etc/pmem-stack/state.d")
+    for name in sorted(os.listdir(states)) if os.path.isdir(states) else []:
         try:
-            json.load(open(state))
+            json.load(open(os.path.join(states, name)))
         except ValueError:
-            found.append("state.json is not whole JSON")
+            found.append("state.d/%s is not whole JSON" % name)
     binary = os.path.join(ROOT, "usr/local/sbin/pmem_stack")
     if os.path.exists(binary) and open(binary, "rb").read() != open(BIN, "rb").read():
         found.append("the installed binary is not whole")
