@@ -124,6 +124,20 @@ pub fn mark_uncleared(root: &Path, uuid: &str, name: &str) -> Result<(), SystemE
     Ok(())
 }
 
+/// Drop the marker of `uuid` alone (ndctl failed without making that namespace).
+pub fn drop_marker(root: &Path, uuid: &str) -> Result<(), SystemError> {
+    let dir = at(root, CLEARING_DIR);
+    let path = dir.join(uuid);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            sync_dir(&dir);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(os(format!("remove {}", path.display()), e)),
+    }
+}
+
 /// Drop the markers of namespace `name` (its ends are cleared now), and those of any
 /// earlier attempt at it.
 pub fn drop_uncleared(root: &Path, name: &str) -> Result<(), SystemError> {

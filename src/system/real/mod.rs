@@ -190,7 +190,20 @@ impl RealSystem {
                 }
                 let mut argv = op.argv().unwrap_or_default();
                 argv.push(format!("--uuid={uuid}"));
-                let mut out = exec::run(&argv)?;
+                let mut out = match exec::run(&argv) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        // the marker stays only if ndctl got as far as a namespace with
+                        // that uuid (the next run then knows it for ours)
+                        let made = nd::probe(&self.sys).is_ok_and(|(_, nss)| {
+                            nss.iter().any(|n| n.uuid.as_deref() == Some(uuid.as_str()))
+                        });
+                        if clears && !made {
+                            files::drop_marker(&self.root, &uuid)?;
+                        }
+                        return Err(e);
+                    }
+                };
                 // ndctl prints the namespace it made; clear what an older one left there
                 if let Some(blockdev) = created_blockdev(&out.stdout) {
                     exec::udev_settle();
