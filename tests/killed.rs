@@ -9,19 +9,7 @@ use pmem_stack::actual::{Filesystem, Uncleared};
 use pmem_stack::args::NamespaceMode;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
-use serde_json::{json, Value};
-
-fn striped_xfs() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped"}]
-    })
-}
+use serde_json::json;
 
 /// The xfs a destroyed stack left on the media, which ndctl does not clear.
 fn old_xfs() -> Filesystem {

@@ -10,18 +10,6 @@ use pmem_stack::system::System;
 use pmem_stack::units::Sectors;
 use serde_json::{json, Value};
 
-fn striped_xfs() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "options": ["noatime"]}]
-    })
-}
-
 fn linear_ext4() -> Value {
     json!({
         "namespaces": [

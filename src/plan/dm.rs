@@ -168,6 +168,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         return;
     };
     let live = parse_table(&dm.table);
+    let reload = Action::ReloadDm {
+        name: name.to_string(),
+        target: spec.target,
+        members: spec.members.clone(),
+        chunk: spec.chunk,
+    };
     if let (Ok(live), Some(exp)) = (&live, &expected) {
         if live == exp {
             // A matching device is left as it is (a stack built by hand is recognised as
@@ -182,12 +188,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     cx.unknown.insert(DevRef::Device(name.to_string()));
                 }
                 cx.step(
-                    Action::ReloadDm {
-                        name: name.to_string(),
-                        target: spec.target,
-                        members: spec.members.clone(),
-                        chunk: spec.chunk,
-                    },
+                    reload,
                     format!(
                         "resume {name}: it is suspended, so all I/O to it waits (a reload stopped half-way leaves this); the same table is loaded and the device resumed"
                     ),
@@ -242,12 +243,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             }
             let grows = expected.as_ref().is_none_or(|t| table_length(t) > bd.size);
             cx.step(
-                Action::ReloadDm {
-                    name: name.to_string(),
-                    target: spec.target,
-                    members: spec.members.clone(),
-                    chunk: spec.chunk,
-                },
+                reload,
                 format!(
                     "suspend, load, resume {name}: {was} -> {table_words} ({}; data kept)",
                     if grows {
@@ -280,12 +276,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 return;
             }
             cx.step(
-                Action::ReloadDm {
-                    name: name.to_string(),
-                    target: spec.target,
-                    members: spec.members.clone(),
-                    chunk: spec.chunk,
-                },
+                reload,
                 format!(
                     "suspend, load, resume {name}: {was} -> {table_words} ({}; allowed by allow_data_loss)",
                     moves_phrase(&reasons, cuts_only)

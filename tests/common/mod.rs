@@ -81,3 +81,16 @@ pub fn ns_block(fake: &FakeSystem, name: &str) -> (String, u64) {
         .expect("block device");
     (bd.devno.to_string(), bd.size.0)
 }
+
+/// The striped-xfs recipe: two fsdax namespaces, a striped device, xfs, a DAX mount.
+pub fn striped_xfs() -> serde_json::Value {
+    serde_json::json!({
+        "namespaces": [
+            {"name": "pm0", "region": "region0", "mode": "fsdax"},
+            {"name": "pm1", "region": "region1", "mode": "fsdax"}
+        ],
+        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
+        "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
+        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "options": ["noatime"]}]
+    })
+}
