@@ -186,14 +186,8 @@ fn dm_left(state: &str) -> FakeSystem {
             for b in &mut fake.state.block_devices {
                 b.holders.clear();
             }
-            if let Some(b) = fake
-                .state
-                .block_devices
-                .iter_mut()
-                .find(|b| b.devno == dm.devno)
-            {
-                b.size = pmem_stack::units::Sectors(0);
-            }
+            // the kernel adds a dm device's disk only with its first table
+            fake.state.block_devices.retain(|b| b.devno != dm.devno);
         }
         _ => slot.suspended = true,
     }

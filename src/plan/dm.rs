@@ -98,9 +98,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             chunk_words(spec.target, spec.chunk)
         ),
     };
-    let existing =
-        cx.a.dm(name)
-            .filter(|_| cx.current(&DevRef::Device(name.to_string())).is_some());
+    // (a device without a table has no block device yet: the kernel adds its disk when
+    // the first table is loaded)
+    let existing = cx.a.dm(name).filter(|dm| {
+        !cx.is_removed_dm(name)
+            && (dm.table.is_empty() || cx.current(&DevRef::Device(name.to_string())).is_some())
+    });
     // A member that already carries something (a filesystem, a partition table, a mount,
     // another dm device) would have it overwritten through the new mapping, except a
     // filesystem larger than the member: that is this device's own, seen through its
@@ -167,6 +170,23 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         }
         return;
     };
+    if dm.table.is_empty() {
+        // Made, its table never loaded (a create stopped between DM_DEV_CREATE and the
+        // load): nothing maps through it, so nothing is lost; what the members hold
+        // shows once the table is live, so the steps over it are conditional.
+        cx.unknown.insert(DevRef::Device(name.to_string()));
+        cx.step(
+            Action::ReloadDm {
+                name: name.to_string(),
+                target: spec.target,
+                members: spec.members.clone(),
+                chunk: spec.chunk,
+            },
+            format!("load the table of {name}, which exists without one (a create stopped half-way leaves this): {table_words}"),
+            false,
+        );
+        return;
+    }
     let live = parse_table(&dm.table);
     let reload = Action::ReloadDm {
         name: name.to_string(),

@@ -678,6 +678,21 @@ impl FakeSystem {
                     Self::fail("DM_TABLE_LOAD", format!("{name}: no such device"))
                 })?;
                 let old = crate::actual::dm::parse_table(&dm.table).unwrap_or_default();
+                if self.state.block(dm.devno).is_none() {
+                    // as the kernel does: a dm device gets its disk with its first table
+                    let kname = format!("dm-{}", dm.devno.minor);
+                    self.state.block_devices.push(BlockDevice {
+                        name: kname.clone(),
+                        devno: dm.devno,
+                        path: format!("/dev/mapper/{name}"),
+                        aliases: vec![format!("/dev/{kname}")],
+                        size: crate::units::Sectors(0),
+                        dax: false,
+                        holders: vec![],
+                        partition: None,
+                        max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
+                    });
+                }
                 let kname = self
                     .state
                     .block(dm.devno)
