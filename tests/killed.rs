@@ -179,6 +179,19 @@ fn dm_left(state: &str) -> FakeSystem {
         .find(|d| d.name == dm.name)
         .expect("dm");
     match state {
+        "loaded" => {
+            // its table loaded, never resumed: the members are held, the disk has no
+            // size, no table is live
+            slot.table.clear();
+            if let Some(b) = fake
+                .state
+                .block_devices
+                .iter_mut()
+                .find(|b| b.devno == dm.devno)
+            {
+                b.size = pmem_stack::units::Sectors(0);
+            }
+        }
         "created" => {
             // no live table: nothing maps the members (the xfs on them is kept where
             // the fake keeps a dm device's content, and shows again once loaded)
@@ -196,7 +209,13 @@ fn dm_left(state: &str) -> FakeSystem {
 
 #[test]
 fn a_dm_device_left_without_a_live_table_is_loaded_and_its_data_kept() {
-    let mut fake = dm_left("created");
+    for state in ["created", "loaded"] {
+        a_dm_device_left(state);
+    }
+}
+
+fn a_dm_device_left(state: &str) {
+    let mut fake = dm_left(state);
     let r = converge(&mut fake, &striped_xfs());
     let acts = actions(&r);
     assert_eq!(acts[0], "reload_dm", "{acts:?}");

@@ -116,6 +116,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         .and_then(|dm| parse_table(&dm.table).ok())
         .map(|t| t.iter().flat_map(|l| l.members()).collect())
         .unwrap_or_default();
+    let own_disk: Option<String> = existing
+        .and_then(|dm| cx.a.block(dm.devno))
+        .map(|b| b.name.clone());
     let mut old_content = false;
     for m in &spec.members {
         if cx.is_unknown(m) {
@@ -123,7 +126,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             continue;
         }
         let Some(bd) = cx.current(m) else { continue };
-        if live_members.contains(&bd.devno) {
+        // held by this very device without a live table (a create stopped after loading
+        // its table, before resuming it: the loaded table claims the members)
+        let held_by_it = own_disk
+            .as_deref()
+            .is_some_and(|k| bd.holders.iter().any(|h| h == k));
+        if live_members.contains(&bd.devno) || held_by_it {
             continue;
         }
         let spanning =
