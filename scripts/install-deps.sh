@@ -26,6 +26,17 @@ else
   echo "install-deps: all packages present"
 fi
 
+# The second kernel the VM suites run on: Debian 12's 6.12 (bookworm-security names it by
+# its ABI, linux-image-6.12.N+deb12-amd64; the newest one there). The rig boots it
+# without an initramfs of its own, so none is generated (INITRD=No).
+if ! ls /lib/modules/6.12.*/modules.dep >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  K612=$(apt-cache pkgnames linux-image-6.12. | grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | sort -V | tail -1 || true)
+  if [ -z "$K612" ]; then $SUDO apt-get update -q; K612=$(apt-cache pkgnames linux-image-6.12. | grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | sort -V | tail -1); fi
+  echo "install-deps: installing $K612 (the 6.12 kernel for the VM suites)"
+  INITRD=No DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$K612"
+fi
+
 # Ansible for the recipe tests (ansible-core from PyPI, in a venv; no Galaxy). Debian's
 # python3 so the VM guest, which sees this machine's root read-only, can run it too.
 VENV=${PMEM_STACK_ANSIBLE_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/ansible-venv}

@@ -129,18 +129,56 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
         "{script}: {summary} ({:.0} s in the VM)",
         started.elapsed().as_secs_f64()
     );
+    // the failed checks first, each after the last heading before it (which kill, which
+    // recipe): a CI log shortened in the middle still shows what failed
+    let failed = failed_checks(&stdout);
+    if !failed.is_empty() {
+        eprintln!("{script}: FAILED CHECKS\n{failed}");
+    }
     for l in stdout.lines().filter(|l| l.starts_with("CHECK ")) {
         eprintln!("  {l}");
     }
     assert!(
         out.status.success(),
-        "{script} failed (status {:?}).\n--- output ---\n{stdout}\n--- stderr ---\n{stderr}",
+        "{script} failed (status {:?}).\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- stderr ---\n{stderr}\n--- failed checks (again) ---\n{failed}",
         out.status.code()
     );
     assert!(
         summary.ends_with(" 0 failed"),
-        "{script}: {summary}\n{stdout}"
+        "{script}: {summary}\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- failed checks (again) ---\n{failed}"
     );
+}
+
+/// Every `CHECK FAIL` line of a guest's output, each after the last heading before it
+/// (a line starting with `---` or `===`).
+fn failed_checks(stdout: &str) -> String {
+    let mut heading = "";
+    let mut shown = "";
+    let mut text = String::new();
+    for l in stdout.lines() {
+        if l.starts_with("---") || l.starts_with("===") {
+            heading = l;
+        } else if l.starts_with("CHECK FAIL") {
+            if heading != shown {
+                text.push_str(heading);
+                text.push('\n');
+                shown = heading;
+            }
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[test]
+fn vm_failed_checks_are_listed_after_their_heading() {
+    let out = "=== a\nCHECK PASS: x\n--- kill 1\nCHECK FAIL: y -- rc 1\nCHECK FAIL: z\n--- kill 2\nCHECK PASS: w\n";
+    assert_eq!(
+        failed_checks(out),
+        "--- kill 1\nCHECK FAIL: y -- rc 1\nCHECK FAIL: z\n"
+    );
+    assert_eq!(failed_checks("CHECK PASS: a\n"), "");
 }
 
 #[test]

@@ -7,9 +7,18 @@
 #
 # The guest sees the host's root filesystem READ-ONLY over virtio-9p (so every host
 # tool and /lib/modules/<guest kernel> is available; modprobe works). /etc /var /tmp
-# /root /home /mnt /media /srv /opt are copy-on-write overlays (writes stay in guest RAM,
-# are lost at exit), /run is a tmpfs, and host directories named with -w (and the
-# output dir) are shared READ-WRITE at the same path.
+# /root /home /mnt /media /srv /opt /usr/local are copy-on-write overlays (writes stay in
+# guest RAM, are lost at exit unless -P keeps them), /run is a tmpfs, and host directories
+# named with -w (and the output dir) are shared READ-WRITE at the same path.
+#
+# Two ways to boot: by default the command runs as PID 1 right after the root is ready
+# (a few seconds, udevd started by hand). With -S, systemd is PID 1 and boots the host's
+# units (those enabled on the host in /etc/systemd/system are left out, so the guest
+# boots what a minimal Debian boots, plus whatever the test enables); the command runs as
+# a service once multi-user.target is reached, and the guest powers off through systemd
+# when it ends. With -P DIR, what the guest wrote to the overlays (/etc /var /root /mnt
+# /usr/local, the upper layers) is saved in DIR when the command ends and restored at
+# the next boot with the same -P DIR: a root disk that survives a reboot.
 #
 # Usage:  run-guest.sh [options] -- COMMAND [ARGS...]
 #         run-guest.sh [options] -c 'shell command string'
@@ -33,6 +42,12 @@
 #   -A ACCEL      tcg (default; env PMEM_STACK_VM_ACCEL) or kvm
 #   -U            do not start systemd-udevd in the guest (then dmsetup makes no /dev/mapper
 #                 nodes unless DM_DISABLE_UDEV=1 or 'dmsetup mknodes'; no /dev/disk/by-*)
+#   -S            boot with systemd as PID 1 (see above); the command runs as the service
+#                 pmemvm-command.service after multi-user.target
+#   -P DIR        keep the overlays' writes in DIR across boots (see above)
+# Kernel by version: PMEM_STACK_VM_KERNEL=6.12 (or 6.1, or a path) picks the newest
+# /boot/vmlinuz-6.12.* or -6.12-* with modules; -K wins over it. Default: 6.1, Debian 12's
+# own kernel (linux-image-amd64), then the newest with modules.
 # Exit status: the guest command's exit status; 124 timeout; 125 infrastructure failure
 # (guest never reported a status). The command's stdout+stderr (merged) are echoed to our
 # stdout and kept in OUT/output.log; kernel console in OUT/console.log. The command runs as
@@ -48,12 +63,13 @@ set -euo pipefail
 
 CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
 CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
-KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0
-while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:Uh" opt; do
+KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:h" opt; do
   case $opt in
     c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
     L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
     o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
+    S) SYSTEMD=1;; P) mkdir -p "$OPTARG"; PERSIST=$(realpath "$OPTARG"); RWDIRS+=("$PERSIST");;
     h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
   esac
 done
@@ -65,12 +81,19 @@ if [ $((PMEM_MIB % 16)) -ne 0 ]; then echo "run-guest.sh: -s must be a multiple 
 die() { echo "run-guest.sh: $*" >&2; exit 125; }
 for b in qemu-system-x86_64 cpio; do command -v $b >/dev/null || die "missing $b"; done
 [ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
-if [ -z "$KERNEL" ]; then   # newest kernel in /boot whose modules are installed
-  for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -rV); do
-    [ -r "$k" ] && [ -s "/lib/modules/${k##*/vmlinuz-}/modules.dep" ] && { KERNEL=$k; break; }
+WANT=${PMEM_STACK_VM_KERNEL:-}
+case $WANT in /*) [ -n "$KERNEL" ] || KERNEL=$WANT; WANT="";; esac
+if [ -z "$KERNEL" ]; then   # the newest kernel in /boot of that version whose modules are installed
+  for pat in ${WANT:-6.1} ""; do
+    [ -n "$WANT" ] && [ -z "$pat" ] && break   # a version asked for: that one or none
+    for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -rV); do
+      v=${k##*/vmlinuz-}
+      case $v in "$pat".*|"$pat"-*|"$pat") ;; *) [ -n "$pat" ] && continue;; esac
+      [ -r "$k" ] && [ -s "/lib/modules/$v/modules.dep" ] && { KERNEL=$k; break 2; }
+    done
   done
 fi
-[ -r "$KERNEL" ] || die "no kernel with modules in /boot (apt-get install linux-image-amd64)"
+[ -r "$KERNEL" ] || die "no kernel ${WANT:+$WANT }with modules in /boot (apt-get install linux-image-amd64${WANT:+, or scripts/install-deps.sh for $WANT})"
 KVER=${KERNEL##*/vmlinuz-}
 [ -d /lib/modules/$KVER ] || die "no /lib/modules/$KVER"
 
@@ -112,18 +135,32 @@ fail() { echo "PMEMVM: $*"; echo "PMEMVM_RC=125"; sync; poweroff -f; sleep 5; ec
 i=0; until mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /newroot; do
   i=$((i+1)); [ $i -ge 50 ] && fail "cannot mount 9p root"; sleep 0.1; done
 R=/newroot
+SYSTEMD=0; PERSIST=0
+for w in $(cat /proc/cmdline); do case $w in pmemvm.systemd=1) SYSTEMD=1;; pmemvm.persist=1) PERSIST=1;; esac; done
 mount -t proc proc $R/proc; mount -t sysfs sysfs $R/sys; mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm; mount -t devpts devpts $R/dev/pts; mount -t tmpfs tmpfs $R/dev/shm
 ln -s /proc/self/fd $R/dev/fd; ln -s /proc/self/fd/0 $R/dev/stdin; ln -s /proc/self/fd/1 $R/dev/stdout; ln -s /proc/self/fd/2 $R/dev/stderr
-# writable copy-on-write views (overlayfs: host content visible, writes go to guest RAM)
-mkdir -p /ovl; mount -t tmpfs tmpfs /ovl
-for d in /etc /var /tmp /root /home /mnt /media /srv /opt; do
+mount -t tmpfs -o mode=0755 tmpfs $R/run
+# writable copy-on-write views (overlayfs: host content visible, writes go to guest RAM);
+# the upper layers live under /run/pmemvm/ovl, where the command's end can save them (-P)
+O=$R/run/pmemvm/ovl; mkdir -p $O; mount -t tmpfs tmpfs $O
+if [ $PERSIST = 1 ]; then   # -P: the upper layers the last boot saved
+  mkdir -p /persist
+  mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 persist /persist || fail "cannot mount the -P share"
+  for t in /persist/upper-*.tar; do
+    [ -f "$t" ] || continue
+    d=$(basename "$t" .tar); d=${d#upper-}; d=/$(echo "$d" | tr '+' '/')
+    mkdir -p $O$d/u; tar -xf "$t" -C $O$d/u || echo "PMEMVM: restoring $d failed"
+  done
+  umount /persist
+  echo "PMEMVM: restored the saved writes $(cut -d' ' -f1 /proc/uptime)s"
+fi
+for d in /etc /var /tmp /root /home /mnt /media /srv /opt /usr/local; do
   [ -d $R$d ] || continue
-  mkdir -p /ovl$d/u /ovl$d/w; chmod $(stat -c %a $R$d) /ovl$d/u
-  mount -t overlay -o lowerdir=$R$d,upperdir=/ovl$d/u,workdir=/ovl$d/w overlay $R$d 2>/dev/null || {
+  mkdir -p $O$d/u $O$d/w; chmod $(stat -c %a $R$d) $O$d/u
+  mount -t overlay -o lowerdir=$R$d,upperdir=$O$d/u,workdir=$O$d/w overlay $R$d 2>/dev/null || {
     echo "PMEMVM: overlay on $d failed, using empty tmpfs"; mount -t tmpfs tmpfs $R$d; }
 done
-mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t configfs configfs $R/sys/kernel/config 2>/dev/null
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 n=0; for d in $RWDIRS; do
@@ -131,6 +168,30 @@ n=0; for d in $RWDIRS; do
   mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 rw$n $R$d || fail "cannot mount rw share $d"
   n=$((n+1)); done
 echo "PMEMVM: root ready $(cut -d' ' -f1 /proc/uptime)s"
+if [ $SYSTEMD = 1 ]; then
+  # systemd as PID 1. The host's own enabled units (a database, timers, gettys) are left
+  # out: whited out in the /etc overlay, as a minimal Debian has none. What a test
+  # enables (in the guest, or kept by -P) is left alone: it is in the upper layer.
+  for w in $(ls -d $R/etc/systemd/system/*.wants 2>/dev/null); do
+    for u in $(ls $w); do [ -e $O/etc/u/systemd/system/${w##*/}/$u ] || [ -L $O/etc/u/systemd/system/${w##*/}/$u ] || rm -f $w/$u; done
+  done
+  : > $R/etc/fstab
+  mkdir -p $R/etc/systemd/system/multi-user.target.wants
+  cat > $R/etc/systemd/system/pmemvm-command.service <<UNIT
+[Unit]
+Description=pmem-stack VM test command ($OUTDIR/cmd.sh)
+After=multi-user.target
+
+[Service]
+Type=exec
+Environment=HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ExecStart=/bin/bash $OUTDIR/.inner.sh
+StandardOutput=journal+console
+UNIT
+  ln -sf /etc/systemd/system/pmemvm-command.service $R/etc/systemd/system/multi-user.target.wants/pmemvm-command.service
+  exec switch_root $R /lib/systemd/systemd --log-target=kmsg
+  fail "switch_root to systemd failed"
+fi
 # switch_root (not chroot): PID 1 shares its fs_struct with kernel threads, so the kernel's
 # own module requests (mount -t ext4 -> request_module -> /sbin/modprobe) then find the host's
 # modprobe and /lib/modules; and udevadm does not refuse to work "in chroot".
@@ -149,16 +210,30 @@ cat > "$OUT/.inner.sh" <<INNER
 #!/bin/bash
 # runs in the guest as PID 1 after switch_root into the host root (started by initramfs /init)
 cd "$PWD" 2>/dev/null || cd "$OUT"    # the caller's cwd if the guest can see it
-if [ "$UDEV" = 1 ]; then   # real udev: /dev/mapper nodes, /dev/disk/by-*, kpartx rules, module autoload
+if [ "$SYSTEMD" = 1 ]; then
+  udevadm settle -t 120 || true        # systemd started udevd
+elif [ "$UDEV" = 1 ]; then   # real udev: /dev/mapper nodes, /dev/disk/by-*, kpartx rules, module autoload
   { /lib/systemd/systemd-udevd --daemon --resolve-names=never &&
     udevadm trigger --type=subsystems --action=add && udevadm trigger --type=devices --action=add &&
     udevadm settle -t 120; } > /dev/null 2>&1 || echo "PMEMVM: udev start failed"
   echo "PMEMVM: udev ready \$(cut -d' ' -f1 /proc/uptime)s"
 fi
 bash "$OUT/cmd.sh" 2>&1 < /dev/null | tee "$OUT/output.log"; rc=\${PIPESTATUS[0]}
+if [ -n "$PERSIST" ]; then   # -P: save the overlays' upper layers for the next boot
+  for d in /etc /var /root /mnt /usr/local; do
+    u=/run/pmemvm/ovl\$d/u; [ -d "\$u" ] || continue
+    tar --xattrs -C "\$u" --exclude=./log/journal -cf "$PERSIST/upper-\$(echo \${d#/} | tr / +).tar.tmp" . &&
+      mv "$PERSIST/upper-\$(echo \${d#/} | tr / +).tar.tmp" "$PERSIST/upper-\$(echo \${d#/} | tr / +).tar" ||
+      echo "PMEMVM: saving \$d failed"
+  done
+fi
 echo \$rc > "$OUT/rc"; echo "PMEMVM_RC=\$rc"
 echo "PMEMVM: done \$(cut -d' ' -f1 /proc/uptime)s"
 sync
+if [ "$SYSTEMD" = 1 ]; then
+  systemctl --no-block poweroff    # an orderly shutdown; the host stops QEMU if it hangs
+  exit 0
+fi
 /bin/busybox poweroff -f    # this bash is PID 1: power off instead of exiting (exit = kernel panic)
 echo o > /proc/sysrq-trigger; sleep 10
 INNER
@@ -206,10 +281,17 @@ for d in $(printf '%s\n' "$OUT" "${RWDIRS[@]}" | awk '!seen[$0]++ {print length(
   n=$((n+1))
 done
 
+if [ -n "$PERSIST" ]; then
+  SHARES+=(-fsdev local,id=fspersist,path=$PERSIST,security_model=none,multidevs=remap
+           -device virtio-9p-pci,fsdev=fspersist,mount_tag=persist)
+fi
+
 ACCELOPT=(-accel tcg,thread=multi -cpu max)
 [ "$ACCEL" = kvm ] && ACCELOPT=(-accel kvm -cpu host)
 
 APPEND="console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init pmemvm.out=$OUT pmemvm.rw=$RWLIST"
+[ "$SYSTEMD" = 1 ] && APPEND="$APPEND pmemvm.systemd=1 systemd.show_status=0"
+[ -n "$PERSIST" ] && APPEND="$APPEND pmemvm.persist=1"
 
 set +e
 timeout -k 10 "$TMO" qemu-system-x86_64 -nodefaults -no-user-config -name pmemvm \
@@ -224,6 +306,12 @@ QPID=$!
 ( while kill -0 $QPID 2>/dev/null && [ ! -e "$OUT/output.log" ]; do sleep 0.5; done
   [ -e "$OUT/output.log" ] && exec tail -n +1 --pid=$QPID -f "$OUT/output.log" ) &
 TPID=$!
+if [ "$SYSTEMD" = 1 ]; then   # systemd's shutdown gets 60 s once the command has ended
+  ( while kill -0 $QPID 2>/dev/null && [ ! -s "$OUT/rc" ]; do sleep 1; done
+    for _ in $(seq 60); do kill -0 $QPID 2>/dev/null || exit 0; sleep 1; done
+    echo "run-guest.sh: the guest did not power off within 60 s of the command's end" >&2
+    kill $QPID 2>/dev/null ) &
+fi
 wait $QPID; QRC=$?
 wait $TPID 2>/dev/null
 set -e

@@ -301,6 +301,10 @@ pub fn write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A run killed between creating its temp file and the rename leaves the temp file
+    // (named with that run's pid) behind; the next write of the same file removes it.
+    // We hold the run lock, so no other run is writing here.
+    remove_stale_temps(dir, &name);
     let tmp = dir.join(format!(".{name}.pmem-stack.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     match content {
@@ -330,6 +334,25 @@ pub fn write(
     })?;
     sync_dir(dir);
     Ok(Output::default())
+}
+
+/// Remove the temp files `.<name>.pmem-stack.<pid>` that writes of `name` in `dir` cut
+/// short by a kill left behind.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.pmem-stack.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        if file
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Create a new file (no symlink followed, exclusive), write, fsync.
@@ -453,6 +476,41 @@ mod tests {
             Some(FileContent::Binary {
                 matches_self: false
             })
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_write_removes_the_temp_files_a_killed_write_of_the_same_file_left() {
+        let root = std::env::temp_dir().join(format!("pmem-stack-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("usr/local/sbin");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let stale = dir.join(".pmem_stack.pmem-stack.1070");
+        let other = dir.join(".other.pmem-stack.1070");
+        let not_temp = dir.join(".pmem_stack.pmem-stack.notes");
+        for p in [&stale, &other, &not_temp] {
+            std::fs::write(p, "half").expect("leftover");
+        }
+        write(
+            &root,
+            "/usr/local/sbin/pmem_stack",
+            &FileContent::Text { text: "x".into() },
+            0o755,
+        )
+        .expect("write");
+        assert!(!stale.exists(), "the killed write's temp file is gone");
+        assert!(
+            other.exists(),
+            "another file's temp file is not ours to remove"
+        );
+        assert!(
+            not_temp.exists(),
+            "only <name>.pmem-stack.<pid> is a temp file"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("pmem_stack")).expect("written"),
+            "x"
         );
         let _ = std::fs::remove_dir_all(&root);
     }
