@@ -119,14 +119,24 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
     // the whole guest output is kept, pass or fail: the evidence behind the checks
     let logs = repo().join("target/vm-logs");
     let _ = std::fs::create_dir_all(&logs);
-    let _ = std::fs::write(logs.join(format!("{script}.log")), stdout.as_bytes());
+    // one log per script and kernel (`-K 6.12` runs get `.6.12` in the name)
+    let kernel = rig
+        .iter()
+        .position(|a| *a == "-K")
+        .and_then(|i| rig.get(i + 1))
+        .map(|k| format!(".{k}"))
+        .unwrap_or_default();
+    let _ = std::fs::write(
+        logs.join(format!("{script}{kernel}.log")),
+        stdout.as_bytes(),
+    );
     let summary = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with("SUMMARY:"))
         .unwrap_or("no SUMMARY line");
     eprintln!(
-        "{script}: {summary} ({:.0} s in the VM)",
+        "{script}{kernel}: {summary} ({:.0} s in the VM)",
         started.elapsed().as_secs_f64()
     );
     // the failed checks first, each after the last heading before it (which kill, which
@@ -226,6 +236,58 @@ fn vm_reboot_with_swapped_dimms_and_teardown() {
 #[test]
 fn vm_dax_audit_and_pmd_faults() {
     guest("dax-audit.sh", 2, 1024);
+}
+
+/// The second kernel of the VM suites: Debian 12's 6.12 (scripts/install-deps.sh).
+const SECOND_KERNEL: &str = "6.12";
+
+#[test]
+fn vm_recipes_through_ansible_on_6_12() {
+    guest_with("recipes.sh", 2, 1024, &["-K", SECOND_KERNEL], &[]);
+}
+
+#[test]
+fn vm_dax_audit_and_pmd_faults_on_6_12() {
+    guest_with("dax-audit.sh", 2, 1024, &["-K", SECOND_KERNEL], &[]);
+}
+
+/// Real boots with systemd as PID 1 on `kernel`: boot 1 converges two persisted stacks
+/// and enables a consumer; boot 2 (DIMMs reversed) checks that systemd brought both up
+/// by itself, in order; boot 3 (the second DIMM removed) that the stack missing a member
+/// fails alone and the boot goes on. The guest's writes to its root (/etc, /usr/local,
+/// /var) and the NVDIMM files are kept between the boots.
+fn real_boots(kernel: &str) {
+    let keep = std::env::temp_dir().join(format!(
+        "pmem-stack-boots-{}-{kernel}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&keep);
+    std::fs::create_dir_all(&keep).expect("keep dir");
+    let k = keep.display().to_string();
+    let persist = keep.join("root").display().to_string();
+    let env = [format!("KEEP={k}")];
+    let boot = |script: &str, dimms: u32, extra: &[&str]| {
+        let mut rig = vec!["-S", "-P", &persist, "-k", &k, "-w", &k, "-K", kernel];
+        rig.extend_from_slice(extra);
+        std::panic::catch_unwind(|| guest_with(script, dimms, 1024, &rig, &env))
+    };
+    let result = boot("boot-1.sh", 2, &[])
+        .and_then(|_| boot("boot-2.sh", 2, &["-r"]))
+        .and_then(|_| boot("boot-3.sh", 1, &[]));
+    let _ = std::fs::remove_dir_all(&keep);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn vm_real_boots_with_systemd() {
+    real_boots("6.1");
+}
+
+#[test]
+fn vm_real_boots_with_systemd_on_6_12() {
+    real_boots(SECOND_KERNEL);
 }
 
 #[test]

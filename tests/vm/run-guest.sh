@@ -37,8 +37,9 @@
 #   -o DIR        output dir (default: new mktemp dir); gets console.log, output.log, rc
 #   -t SECS       timeout for the whole VM run (default 900)
 #   -p CPUS       guest vCPUs (default: host nproc, max 4)
-#   -K VMLINUZ    kernel (default: newest /boot/vmlinuz-* that has /lib/modules/<version>;
-#                 the host's running kernel usually has none and is skipped)
+#   -K VMLINUZ    kernel: a path, or a version such as 6.12 (the newest /boot/vmlinuz-6.12*
+#                 that has /lib/modules/<version>; the host's running kernel usually has
+#                 none and is skipped)
 #   -A ACCEL      tcg (default; env PMEM_STACK_VM_ACCEL) or kvm
 #   -U            do not start systemd-udevd in the guest (then dmsetup makes no /dev/mapper
 #                 nodes unless DM_DISABLE_UDEV=1 or 'dmsetup mknodes'; no /dev/disk/by-*)
@@ -82,6 +83,7 @@ die() { echo "run-guest.sh: $*" >&2; exit 125; }
 for b in qemu-system-x86_64 cpio; do command -v $b >/dev/null || die "missing $b"; done
 [ -x /bin/busybox ] || die "missing /bin/busybox (apt-get install busybox-static)"
 WANT=${PMEM_STACK_VM_KERNEL:-}
+case $KERNEL in ""|/*) ;; *) WANT=$KERNEL; KERNEL="";; esac   # -K 6.12: a version
 case $WANT in /*) [ -n "$KERNEL" ] || KERNEL=$WANT; WANT="";; esac
 if [ -z "$KERNEL" ]; then   # the newest kernel in /boot of that version whose modules are installed
   for pat in ${WANT:-6.1} ""; do
@@ -176,6 +178,9 @@ if [ $SYSTEMD = 1 ]; then
     for u in $(ls $w); do [ -e $O/etc/u/systemd/system/${w##*/}/$u ] || [ -L $O/etc/u/systemd/system/${w##*/}/$u ] || rm -f $w/$u; done
   done
   : > $R/etc/fstab
+  # /tmp holds the host's files the test runs (the lower layer): systemd-tmpfiles must
+  # not empty it at boot (tmp.conf's "D /tmp")
+  mkdir -p $R/etc/tmpfiles.d; ln -sf /dev/null $R/etc/tmpfiles.d/tmp.conf
   mkdir -p $R/etc/systemd/system/multi-user.target.wants
   cat > $R/etc/systemd/system/pmemvm-command.service <<UNIT
 [Unit]

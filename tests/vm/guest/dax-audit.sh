@@ -22,6 +22,27 @@ checkc "aligned: NOPAGE faults counted, none fell back" '[ "$(jv "$W/aligned.jso
 checkc "aligned: the check left no file and tracing off" '! ls -A /mnt/a | grep -q pmem-stack && [ "$(cat /sys/kernel/tracing/events/fs_dax/dax_pmd_fault_done/enable 2>/dev/null || cat /sys/kernel/debug/tracing/events/fs_dax/dax_pmd_fault_done/enable)" = 0 ]'
 facts facts
 checkc "--facts carries the audit too" 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"dax_audit\"][\"mounts\"][0][\"mount\"] == \"/mnt/a\"" "$W/facts.json"'
+section "the largest I/O of the striped device (queue/max_sectors_kb) on kernel $(uname -r)"
+DMQ=/sys/block/$(basename "$(readlink -f /dev/mapper/s2m)")/queue
+echo "  pmem0 max_sectors_kb $(cat /sys/block/pmem0/queue/max_sectors_kb), max_hw_sectors_kb $(cat /sys/block/pmem0/queue/max_hw_sectors_kb)"
+dmsetup create probe-s --table "0 8192 striped 2 4096 /dev/pmem0 0 /dev/pmem1 0" --readonly 2>/dev/null && udevadm settle
+echo "  a dm-striped device made by hand gets max_sectors_kb $(cat /sys/block/$(basename "$(readlink -f /dev/mapper/probe-s)")/queue/max_sectors_kb 2>/dev/null)"
+dmsetup remove probe-s 2>/dev/null
+echo "  s2m (made by the module) has max_sectors_kb $(cat $DMQ/max_sectors_kb)"
+check "s2m: max_sectors_kb at least the 2 MiB chunk" [ "$(cat $DMQ/max_sectors_kb)" -ge 2048 ]
+echo 1280 > $DMQ/max_sectors_kb
+module lowered "$ALIGNED"
+layers "$W/lowered.json"; echo "  with max_sectors_kb 1280: pmd_faults: $(faults "$W/lowered.json")"
+# whatever this kernel does with a largest I/O below the chunk, the audit must say so
+# rightly: the dm layer flagged exactly when the faults fall back
+if [[ ",$(bad_layers "$W/lowered.json")," == *,dm,* ]]; then
+  echo "  the audit flags the dm layer (max_sectors_kb below the chunk)"
+  checkc "max_sectors_kb 1280: the audit flags dm and the faults did fall back" '[ "$(jv "$W/lowered.json" "pmd_faults./mnt/a.nopage")" = 0 ] && [ "$(jv "$W/lowered.json" "pmd_faults./mnt/a.fallback")" -gt 0 ]'
+else
+  echo "  the audit finds every layer fine"
+  checkc "max_sectors_kb 1280: the audit finds dm fine and the faults were 2 MiB" '[ "$(jv "$W/lowered.json" "pmd_faults./mnt/a.nopage")" -gt 0 ] && [ "$(jv "$W/lowered.json" "pmd_faults./mnt/a.fallback")" = 0 ]'
+fi
+echo 2048 > $DMQ/max_sectors_kb
 module aligned_down "${ALIGNED%\}},\"state\":\"absent\"}"
 
 section "misaligned chunk: striped with a 1 MiB chunk"

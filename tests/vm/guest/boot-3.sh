@@ -1,0 +1,32 @@
+#!/bin/bash
+# Real boots, boot 3 of 3 (runs INSIDE the guest, systemd as PID 1) with the second DIMM
+# removed: stack A (striped over pm0 on the first DIMM and pm1 on the second) cannot be
+# rebuilt. The boot goes on: A's replay fails with the reason in the journal, /mnt/a and
+# its consumer are not started; stack B (pm2, on the first DIMM) comes up as before.
+# The module run for A afterwards says what is missing.
+source "$(dirname "$0")/boot-lib.sh"
+RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount)
+section "what systemd did at this boot"
+show "$RA" "$RB" mnt-a.mount mnt-b.mount pmem-consumer.service local-fs.target multi-user.target
+journal "the replay services" -u "$RA" -u "$RB"
+journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u pmem-consumer.service
+journalctl -b --no-pager -o cat | grep -i "dependency failed" | sed 's/^/  journal: /'
+echo "  systemctl is-system-running: $(systemctl is-system-running)"
+systemctl --failed --no-legend --plain | sed 's/^/  failed: /'
+checkc "the boot went on: multi-user.target reached" '[ "$(prop multi-user.target ActiveState)" = active ]'
+checkc "$RA: failed (exit code)" '[ "$(prop "$RA" ActiveState)/$(prop "$RA" Result)" = failed/exit-code ]'
+checkc "the journal says why: A's replay names the missing namespace pm1" 'journalctl -b -o cat -u "$RA" | grep "pmem_stack --boot:" | grep -q "pm1"'
+checkc "mnt-a.mount not started, /mnt/a not mounted" '[ "$(prop mnt-a.mount ActiveState)" != active ] && ! grep -q " /mnt/a " /proc/self/mountinfo'
+checkc "the consumer never started (its dependency failed)" '[ "$(prop pmem-consumer.service ExecMainStartTimestampMonotonic)" = 0 ] && [ "$(prop pmem-consumer.service ActiveState)" != active ] && [ ! -e /run/consumer.txt ]'
+checkc "the journal says the consumer's dependency failed" 'journalctl -b -o cat | grep -q "Dependency failed for pmem-consumer.service\|Dependency failed for A consumer of /mnt/a"'
+checkc "$RB: active (exited), success: the other stack is independent" '[ "$(prop "$RB" ActiveState)/$(prop "$RB" Result)" = active/success ]'
+checkc "mnt-b.mount active, /mnt/b mounted with dax=always" '[ "$(prop mnt-b.mount ActiveState)" = active ] && grep -q " /mnt/b .*dax=always" /proc/self/mountinfo'
+checkc "B's data intact" '(cd /mnt/b && sha256sum -c --quiet "$KEEP/data-b.sha256")'
+check "no dm device for A" [ ! -e /dev/mapper/pmem-striped ]
+section "the module afterwards"
+module a4 "$ARGS_A"
+echo "  A: rc $(rc_of a4): $(jv "$W/a4.json" msg)"
+checkc "A: fails, naming what is missing (region1 or pm1), nothing changed" '[ "$(rc_of a4)" = 1 ] && jv "$W/a4.json" msg | grep -q "region1\|pm1" && [ "$(jv "$W/a4.json" changed)" = false ]'
+module b4 "$ARGS_B"
+checkc "B: rc 0, changed false" '[ "$(rc_of b4)" = 0 ] && [ "$(jv "$W/b4.json" changed)" = false ]'
+summary

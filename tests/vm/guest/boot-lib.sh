@@ -1,0 +1,33 @@
+# Sourced by the real-boot suite (boot-1.sh, boot-2.sh, boot-3.sh): systemd is PID 1,
+# the files the module writes go to the guest's own /etc and /usr/local (kept across the
+# boots by the rig's -P), the test's own notes to $KEEP.
+source "$(dirname "$0")/lib.sh"
+: "${KEEP:?}"
+ARGS_A='{"namespaces":[{"name":"pm0","region":"region0","mode":"fsdax","size":"512M"},{"name":"pm1","region":"region1","mode":"fsdax","size":"512M"}],
+"devices":[{"name":"pmem-striped","target":"striped","members":["pm0","pm1"]}],
+"filesystems":[{"device":"pmem-striped","type":"xfs"}],
+"mounts":[{"path":"/mnt/a","device":"pmem-striped","dax":"always"}],"boot":{"persist":true}}'
+# the rest of region0: on the DIMM that stays when boot 3 removes the other one
+ARGS_B='{"namespaces":[{"name":"pm2","region":"region0","mode":"fsdax"}],
+"devices":[{"name":"pmem-lin","target":"linear","members":["pm2"]}],
+"filesystems":[{"device":"pmem-lin","type":"ext4"}],
+"mounts":[{"path":"/mnt/b","device":"pmem-lin","dax":"always","options":["noatime"]}],"boot":{"persist":true}}'
+UNITS=/etc/systemd/system
+# prop UNIT PROPERTY: one property as systemd reports it
+prop() { systemctl show -p "$2" --value "$1"; }
+# the replay service a mount unit requires (read from systemd)
+replay_of() { systemctl show -p Requires --value "$1" | tr ' ' '\n' | grep '^pmem-stack' | head -1; }
+# show UNIT...: what systemd says of each unit, for the log (and the closing note)
+show() {
+  for u in "$@"; do
+    echo "  systemctl show $u: $(systemctl show -p ActiveState,SubState,Result,ExecMainStatus,ActiveEnterTimestampMonotonic,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic "$u" | tr '\n' ' ')"
+  done
+}
+# journal LABEL ARGS...: the journal of this boot for some units, printed with a label
+journal() {
+  local label=$1; shift
+  echo "  journal ($label):"
+  journalctl -b --no-pager -o short-monotonic "$@" | sed 's/^/  | /'
+}
+check "systemd is PID 1" [ "$(cat /proc/1/comm)" = systemd ]
+echo "  kernel $(uname -r); systemd $(systemctl --version | head -1)"
