@@ -3,26 +3,35 @@
 //!
 //! Device-mapper tables live only in the kernel and `/dev/pmemN` numbers can change at
 //! boot, so with `boot: {persist: true}` the module saves the desired state, installs
-//! itself, and generates a oneshot service that replays the saved states before
-//! `local-fs-pre.target` (dm devices rebuilt from namespace names, never from
-//! `/dev/pmemN`), plus one `.mount` unit per declared mount, ordered after it and
-//! carrying the DAX options. The replay (`pmem_stack --boot`) never destroys data: it
-//! runs with `allow_data_loss` off whatever the saved arguments say.
+//! itself, and enables one instance of a oneshot template service per saved state,
+//! `pmem-stack@<stem>.service` for `STATE_DIR/<stem>.json`, which replays that state
+//! before `local-fs-pre.target` (dm devices rebuilt from namespace names, never from
+//! `/dev/pmemN`), plus one `.mount` unit per declared mount, carrying the DAX options and
+//! requiring (and ordered after) its own stack's instance: a stack that cannot be rebuilt
+//! (a DIMM removed) fails its own instance and its own mounts, and the other stacks come
+//! up. The replay (`pmem_stack --boot FILE`) never destroys data: it runs with
+//! `allow_data_loss` off whatever the saved arguments say.
 //!
 //! Several tasks may each persist their own stack. Each run owns the boot entries of
 //! the objects it declares and no others:
 //! - its saved state is `/etc/pmem-stack/state.d/<key>.json`, the key derived from the
 //!   names of the objects it declares (namespaces, dm devices, partitions, filesystem
-//!   devices, mount units): re-running the same task finds its own file;
+//!   devices, mount units): re-running the same task finds its own file; its replay
+//!   instance is named after the same key, so it has its own `.wants` link;
 //! - a saved state that declares any object this run declares is this run's earlier
 //!   self (its declaration grew, shrank or moved, which changes the key; or a host
 //!   converged by a version that kept one `/etc/pmem-stack/state.json`): it is replaced
-//!   by this run's state, and the mount units it declared are this run's to keep or
-//!   remove. A saved state sharing no object with this run is another task's: never
-//!   touched, nor are the units of the mounts it declares (a mount unit belongs to the
-//!   stack that declares its mount);
-//! - the replay service and the installed binary are shared: written by any persisted
+//!   by this run's state (its instance link goes with it), and the mount units it
+//!   declared are this run's to keep or remove. A saved state sharing no object with
+//!   this run is another task's: never touched, nor are its instance link and the units
+//!   of the mounts it declares (a mount unit belongs to the stack that declares its
+//!   mount);
+//! - the template service and the installed binary are shared: written by any persisted
 //!   run, removed by `state: absent` only when no saved state remains.
+//!
+//! Earlier versions had one shared service, `pmem-stack.service` (`pmem_stack --boot`
+//! replaying every saved state), enabled in `local-fs-pre.target.wants/`, and mount
+//! units requiring it. See [`legacy_service_needed`] for when a run removes it.
 //!
 //! Paths here are the machine's paths; the real system prefixes them with
 //! `PMEM_STACK_ROOT` when set (tests keep them in a directory that survives a reboot).
@@ -43,8 +52,15 @@ pub const LEGACY_STATE_FILE: &str = "/etc/pmem-stack/state.json";
 pub const BINARY: &str = "/usr/local/sbin/pmem_stack";
 /// systemd's directory for local units.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
-/// The replay service.
-pub const SERVICE: &str = "pmem-stack.service";
+/// The replay service template: its instance `pmem-stack@<stem>.service` replays
+/// `STATE_DIR/<stem>.json` (see [`replay_unit_for`]).
+pub const SERVICE_TEMPLATE: &str = "pmem-stack@.service";
+/// The one replay service of earlier versions (`pmem_stack --boot`, every saved state),
+/// which their mount units require: kept as long as something needs it (see
+/// [`legacy_service_needed`]), never written.
+pub const LEGACY_SERVICE: &str = "pmem-stack.service";
+/// The target whose `.wants/` enables the replay (the instances, and the legacy service).
+pub const REPLAY_TARGET: &str = "local-fs-pre.target";
 /// Exists from the first unit written or removed until `systemctl daemon-reload` has run:
 /// a run stopped between the two leaves it, and the next run plans the reload. It is in
 /// /run, which a reboot clears, as a reboot makes systemd read every unit anyway.
@@ -88,14 +104,15 @@ pub enum FileKind {
     State,
     /// The module's own binary.
     Binary,
-    /// The replay service unit.
+    /// The replay service template ([`SERVICE_TEMPLATE`]).
     Service,
     /// A mount unit for the mount at `mount`.
     MountUnit {
         /// Mount point.
         mount: String,
     },
-    /// A `*.wants/` symlink enabling `unit` for `target`.
+    /// A `*.wants/` symlink enabling `unit` for `target` (to the unit's file: the
+    /// template's for an instance, as `systemctl enable` links it).
     WantsLink {
         /// Target unit (local-fs-pre.target, local-fs.target).
         target: String,
@@ -200,13 +217,25 @@ pub fn objects_of(args: &ModuleArgs) -> BTreeSet<String> {
 }
 
 /// Where the stack declaring `objects` keeps its saved state:
-/// `STATE_DIR/<name>-<hash>.json`. `<name>` is for people (the first dm device's name,
-/// else the first namespace's, partition's or mount unit's, in sorted order; bytes
-/// outside `[A-Za-z0-9._-]` as `_`; at most 40); `<hash>` is the 64-bit FNV-1a hash of
-/// the sorted identities, one a line, in hex: stable across versions and machines, so a
+/// `STATE_DIR/<name>-<hash>.json`, the stem from [`state_stem_for`].
+pub fn state_path_for(objects: &BTreeSet<String>) -> String {
+    format!("{STATE_DIR}/{}.json", state_stem_for(objects))
+}
+
+/// The stem of the saved state of the stack declaring `objects`: `<name>-<hash>`.
+/// `<name>` is for people (the first dm device's name, else the first namespace's,
+/// partition's or mount unit's, in sorted order; characters outside `[A-Za-z0-9._-]` as
+/// `_`, a leading `.` as `_`; at most 40); `<hash>` is the 64-bit FNV-1a hash of the
+/// sorted identities, one a line, in hex: stable across versions and machines, so a
 /// task run again with the same declaration finds its own file, and one whose
 /// declaration changed writes a new one and replaces the old (which shares objects).
-pub fn state_path_for(objects: &BTreeSet<String>) -> String {
+///
+/// The stem is also the instance of its replay service (`pmem-stack@<stem>.service`,
+/// whose `%i` is the instance as written): it holds only characters valid in a unit
+/// instance (`[A-Za-z0-9._-]`, never empty, far below systemd's 255), so it needs no
+/// escaping, and `%i` names the file back (systemd-escape would have turned `-` into
+/// `\x2d`, which `%i` would keep).
+pub fn state_stem_for(objects: &BTreeSet<String>) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for id in objects {
         for b in id.bytes().chain(std::iter::once(b'\n')) {
@@ -229,12 +258,77 @@ pub fn state_path_for(objects: &BTreeSet<String>) -> String {
     if readable.starts_with('.') {
         readable.replace_range(0..1, "_");
     }
-    format!("{STATE_DIR}/{readable}-{hash:016x}.json")
+    format!("{readable}-{hash:016x}")
+}
+
+/// The replay service instance of the stack declaring `objects`:
+/// `pmem-stack@<stem>.service`.
+pub fn replay_unit_for(objects: &BTreeSet<String>) -> String {
+    instance_unit(&state_stem_for(objects))
+}
+
+/// `pmem-stack@<instance>.service`.
+fn instance_unit(instance: &str) -> String {
+    let (prefix, suffix) = SERVICE_TEMPLATE
+        .split_once('@')
+        .unwrap_or(("pmem-stack", ".service"));
+    format!("{prefix}@{instance}{suffix}")
+}
+
+/// The replay instance of the saved state at `path`, if it can have one: a file of
+/// `STATE_DIR` whose stem is a valid unit instance as written (every stem this module
+/// makes is; a file put there by hand may not be, and the legacy file has none: both
+/// are replayed by the legacy service alone).
+pub fn replay_unit_of_state(path: &str) -> Option<String> {
+    let stem = path
+        .strip_prefix(STATE_DIR)?
+        .strip_prefix('/')?
+        .strip_suffix(".json")?;
+    let valid = !stem.is_empty()
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let unit = instance_unit(stem);
+    // systemd's limit on a unit name
+    (valid && unit.len() <= 255 && is_state_path(path)).then_some(unit)
+}
+
+/// The saved state an instance `pmem-stack@<stem>.service` replays, if `unit` is one.
+pub fn state_of_replay_unit(unit: &str) -> Option<String> {
+    let (prefix, suffix) = SERVICE_TEMPLATE.split_once('@')?;
+    let stem = unit
+        .strip_prefix(prefix)?
+        .strip_prefix('@')?
+        .strip_suffix(suffix)?;
+    let path = format!("{STATE_DIR}/{stem}.json");
+    (replay_unit_of_state(&path).as_deref() == Some(unit)).then_some(path)
+}
+
+/// The file a unit is loaded from: the template's for an instance (`a@b.service` ->
+/// `a@.service`), else its own; what a `.wants` link points to.
+pub fn unit_file_of(unit: &str) -> String {
+    match unit.split_once('@') {
+        Some((prefix, rest)) => match rest.rfind('.') {
+            Some(dot) => format!("{UNIT_DIR}/{prefix}@{}", &rest[dot..]),
+            None => format!("{UNIT_DIR}/{unit}"),
+        },
+        None => format!("{UNIT_DIR}/{unit}"),
+    }
+}
+
+/// The path of the link enabling the replay instance `unit`.
+pub fn replay_link(unit: &str) -> String {
+    format!("{UNIT_DIR}/{REPLAY_TARGET}.wants/{unit}")
 }
 
 /// This run's saved state.
 pub fn state_path(args: &ModuleArgs) -> String {
     state_path_for(&objects_of(args))
+}
+
+/// This run's replay instance.
+pub fn replay_unit(args: &ModuleArgs) -> String {
+    replay_unit_for(&objects_of(args))
 }
 
 /// Whether `path` is a saved state: the legacy file or `STATE_DIR/<x>.json` (temp files
@@ -367,37 +461,60 @@ pub struct Removal {
 /// - `state: present` (with `persist`): the mount units (and their links) no longer
 ///   wanted that were declared by a replaced saved state of this task, or by no saved
 ///   state at all (left by a run stopped part-way; kept while a saved state is
-///   unreadable); then the replaced saved states. Units of mounts another task's saved
-///   state declares are never removed.
+///   unreadable); replay instance links whose saved state is gone; the replaced saved
+///   states, each after its instance link. Units of mounts another task's saved state
+///   declares, and the instance links of other tasks' saved states, are never removed.
 /// - `state: absent`: the units and links of the declared mounts and of the mounts the
-///   replaced saved states declared; the replay service, its link and the installed
-///   binary only when no other task's saved state remains (and then any unit of ours
-///   left, which could not come up without the service); this run's saved state and the
+///   replaced saved states declared; this run's instance link and the replaced states'
+///   (and any whose saved state is gone); the template and the installed binary only
+///   when no other task's saved state remains (and then any unit or instance link of
+///   ours left, which could not come up without them); this run's saved state and the
 ///   replaced ones.
+/// - both: the legacy shared service and its link, once nothing needs them
+///   ([`legacy_service_needed`]).
 pub fn removals(d: &Desired, a: &Actual) -> Vec<Removal> {
     let own = ownership(d, a);
-    let mut out: Vec<Removal> = Vec::new();
-    let mut push = |path: String, why: String| {
-        if a.file(&path).is_some() && !out.iter().any(|r| r.path == path) {
-            out.push(Removal { path, why });
-        }
+    let present = d.state == crate::args::State::Present;
+    let wanted_paths: Vec<String> = if present {
+        wanted(d, a).into_iter().map(|w| w.path).collect()
+    } else {
+        Vec::new()
     };
-    let unit_files: Vec<String> = a
+    let mut out = Removals {
+        a,
+        list: Vec::new(),
+    };
+    let unit_files: Vec<String> = our_mount_units(a)
+        .map(|(unit, _)| unit.to_string())
+        .collect();
+    // the replay instances enabled, with the saved state each replays; those whose state
+    // is gone (a file removed by hand) replay nothing and belong to no one
+    let instance_links: Vec<(String, Option<String>)> = a
         .files
         .iter()
         .filter_map(|f| {
-            let unit = f.path.strip_prefix(UNIT_DIR)?.strip_prefix('/')?;
-            let ours = matches!(&f.content, FileContent::Text { text } if is_generated(text));
-            (ours && unit.ends_with(".mount") && !unit.contains('/')).then(|| unit.to_string())
+            let unit = f
+                .path
+                .strip_prefix(UNIT_DIR)?
+                .strip_prefix(&format!("/{REPLAY_TARGET}.wants/"))?;
+            let instance = unit
+                .strip_prefix(SERVICE_TEMPLATE.split_once('@')?.0)?
+                .strip_prefix('@')?
+                .strip_suffix(".service")?;
+            (matches!(f.content, FileContent::Link { .. })
+                && !instance.is_empty()
+                && !unit.contains('/'))
+            .then(|| (f.path.clone(), state_of_replay_unit(unit)))
         })
         .collect();
-    let mut remove_unit = |unit: &str, why: &str| {
-        push(
-            format!("{UNIT_DIR}/local-fs.target.wants/{unit}"),
-            why.to_string(),
-        );
-        push(format!("{UNIT_DIR}/{unit}"), why.to_string());
-    };
+    let orphans: Vec<(String, String)> = instance_links
+        .iter()
+        .filter_map(|(link, state)| {
+            let state = state.as_ref()?;
+            (a.file(state).is_none() && !wanted_paths.contains(link))
+                .then(|| (link.clone(), format!("its saved state {state} is gone")))
+        })
+        .collect();
     let replaced = |s: &SavedState| {
         format!(
             "replaced by {}: it declares {}, as this task does",
@@ -412,81 +529,208 @@ pub fn removals(d: &Desired, a: &Actual) -> Vec<Removal> {
                 .unwrap_or_default()
         )
     };
-    match d.state {
-        crate::args::State::Present => {
-            let wanted: Vec<String> = wanted(d, a).into_iter().map(|w| w.path).collect();
-            for unit in &unit_files {
-                if wanted.contains(&format!("{UNIT_DIR}/{unit}")) || own.others_declare(unit) {
-                    continue;
-                }
-                if let Some(s) = own.superseded_declaring(unit) {
-                    let why = format!("mount no longer declared; was in {}", s.path);
-                    remove_unit(unit, &why);
-                } else if !own.any_unreadable() {
-                    remove_unit(unit, "mount no longer declared by any saved state");
-                }
+    let replaced_link =
+        |s: &SavedState| replay_unit_of_state(&s.path).map(|u| (replay_link(&u), replaced(s)));
+    // where the legacy service's removal goes: before the saved states
+    let legacy_at;
+    if present {
+        for unit in &unit_files {
+            if wanted_paths.contains(&format!("{UNIT_DIR}/{unit}")) || own.others_declare(unit) {
+                continue;
             }
-            for s in &own.superseded {
-                push(s.path.clone(), replaced(s));
+            if let Some(s) = own.superseded_declaring(unit) {
+                let why = format!("mount no longer declared; was in {}", s.path);
+                out.unit(unit, &why);
+            } else if !own.any_unreadable() {
+                out.unit(unit, "mount no longer declared by any saved state");
             }
         }
-        crate::args::State::Absent => {
-            let none_left = own.others.is_empty();
-            for m in &d.mounts {
-                remove_unit(&mount_unit_name(&m.path), "state: absent");
+        for (link, why) in &orphans {
+            out.push(link.clone(), why.clone());
+        }
+        legacy_at = out.list.len();
+        for s in &own.superseded {
+            if let Some((link, why)) = replaced_link(s) {
+                out.push(link, why);
             }
-            for unit in &unit_files {
-                if own.superseded_declaring(unit).is_some() {
-                    remove_unit(unit, "state: absent (declared by a replaced saved state)");
-                } else if none_left {
-                    remove_unit(unit, "state: absent, and no saved state declares it");
-                }
+            out.push(s.path.clone(), replaced(s));
+        }
+    } else {
+        let none_left = own.others.is_empty();
+        for m in &d.mounts {
+            out.unit(&mount_unit_name(&m.path), "state: absent");
+        }
+        for unit in &unit_files {
+            if own.superseded_declaring(unit).is_some() {
+                out.unit(unit, "state: absent (declared by a replaced saved state)");
+            } else if none_left {
+                out.unit(unit, "state: absent, and no saved state declares it");
             }
-            if none_left {
-                let why = "no other saved state remains";
-                push(
-                    format!("{UNIT_DIR}/local-fs-pre.target.wants/{SERVICE}"),
-                    why.into(),
-                );
-                push(format!("{UNIT_DIR}/{SERVICE}"), why.into());
+        }
+        out.push(replay_link(&replay_unit(&d.args)), "state: absent".into());
+        for s in &own.superseded {
+            if let Some((link, why)) = replaced_link(s) {
+                out.push(link, why);
             }
-            push(own.own.clone(), "state: absent".into());
-            for s in &own.superseded {
-                push(s.path.clone(), replaced(s));
+        }
+        for (link, why) in &orphans {
+            out.push(link.clone(), why.clone());
+        }
+        if none_left {
+            let why = "no other saved state remains";
+            for (link, _) in &instance_links {
+                out.push(link.clone(), why.into());
             }
-            if none_left {
-                push(BINARY.into(), "no other saved state remains".into());
-            }
+            out.push(format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"), why.into());
+        }
+        legacy_at = out.list.len();
+        out.push(own.own.clone(), "state: absent".into());
+        for s in &own.superseded {
+            out.push(s.path.clone(), replaced(s));
+        }
+        if none_left {
+            out.push(BINARY.into(), "no other saved state remains".into());
         }
     }
-    out
+    let removed: Vec<String> = out.list.iter().map(|r| r.path.clone()).collect();
+    if legacy_service_needed(a, &wanted_paths, &removed).is_none() {
+        let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+        let ours = matches!(a.file(&service).map(|f| &f.content),
+            Some(FileContent::Text { text }) if is_generated(text));
+        let why = "the shared replay service of earlier versions: no mount unit names it and every saved state has its own instance";
+        let mut legacy = Vec::new();
+        let link = replay_link(LEGACY_SERVICE);
+        // the link when it is the one we made (to our service, or dangling)
+        let linked_to_ours = matches!(a.file(&link).map(|f| &f.content),
+            Some(FileContent::Link { target }) if *target == service)
+            && (ours || a.file(&service).is_none());
+        if linked_to_ours {
+            legacy.push(Removal {
+                path: link,
+                why: why.into(),
+            });
+        }
+        if ours {
+            legacy.push(Removal {
+                path: service,
+                why: why.into(),
+            });
+        }
+        out.list.splice(legacy_at..legacy_at, legacy);
+    }
+    out.list
 }
 
-/// The replay service: `pmem_stack --boot` replays every saved state (the legacy file,
-/// then `STATE_DIR` by name); it runs when there is one.
+/// The removals being gathered: each path once, and only when it exists.
+struct Removals<'a> {
+    a: &'a Actual,
+    list: Vec<Removal>,
+}
+
+impl Removals<'_> {
+    fn push(&mut self, path: String, why: String) {
+        if self.a.file(&path).is_some() && !self.list.iter().any(|r| r.path == path) {
+            self.list.push(Removal { path, why });
+        }
+    }
+    /// A mount unit and its link (the link first).
+    fn unit(&mut self, unit: &str, why: &str) {
+        self.push(
+            format!("{UNIT_DIR}/local-fs.target.wants/{unit}"),
+            why.to_string(),
+        );
+        self.push(format!("{UNIT_DIR}/{unit}"), why.to_string());
+    }
+}
+
+/// Our mount units in `a` (generated by this version or an earlier one): `(unit name,
+/// text)`.
+fn our_mount_units(a: &Actual) -> impl Iterator<Item = (&str, &str)> {
+    a.files.iter().filter_map(|f| {
+        let unit = f.path.strip_prefix(UNIT_DIR)?.strip_prefix('/')?;
+        let FileContent::Text { text } = &f.content else {
+            return None;
+        };
+        (is_generated(text) && unit.ends_with(".mount") && !unit.contains('/'))
+            .then_some((unit, text.as_str()))
+    })
+}
+
+/// Whether a unit's text names `unit` in a dependency (`Requires=`, `After=`, ...).
+fn names_unit(text: &str, unit: &str) -> bool {
+    text.lines().any(|l| {
+        l.split_once('=')
+            .is_some_and(|(_, v)| v.split_whitespace().any(|w| w == unit))
+    })
+}
+
+/// Why the legacy shared service (`pmem-stack.service`, which replays every saved
+/// state, and its link in `local-fs-pre.target.wants/`) is still needed once a run has
+/// written `wanted` and removed `removed`, or `None` when nothing needs it any more.
+///
+/// The rule, so that no boot loses a stack during the move to one instance per saved
+/// state: it is needed while
+/// - a mount unit of ours that stays names it (`Requires=`/`After=pmem-stack.service`):
+///   another task's units written by an earlier version, which this run never touches;
+///   without the service systemd would fail them at boot (a required unit not found),
+///   though their stack was rebuilt; or
+/// - a saved state that stays would have no instance link to replay it: the legacy
+///   `/etc/pmem-stack/state.json` (never one), a state of `STATE_DIR` of a task not run
+///   since the upgrade (a stack without mounts has no unit to show it), or a file put
+///   there by hand; only `pmem_stack --boot` with no argument replays those.
+///
+/// So runs after an upgrade leave it for the tasks not yet run again, and whichever run
+/// moves the last of them (any task, `state: absent` too) removes it. Until then it is
+/// left exactly as found, never rewritten: it replays the migrated states as well, a
+/// second replay of a stack already up changes nothing, and runs never interleave (the
+/// run lock); its failure fails only the units that still require it, as it did.
+pub fn legacy_service_needed(a: &Actual, wanted: &[String], removed: &[String]) -> Option<String> {
+    let stays = |p: &String| (a.file(p).is_some() || wanted.contains(p)) && !removed.contains(p);
+    for (unit, text) in our_mount_units(a) {
+        let path = format!("{UNIT_DIR}/{unit}");
+        // a unit this run writes is rewritten to require its own instance
+        if stays(&path) && !wanted.contains(&path) && names_unit(text, LEGACY_SERVICE) {
+            return Some(format!("{path} requires it"));
+        }
+    }
+    for s in saved_states(a) {
+        if !stays(&s.path) {
+            continue;
+        }
+        let replayed = replay_unit_of_state(&s.path).is_some_and(|u| stays(&replay_link(&u)));
+        if !replayed {
+            return Some(format!("{} has no replay instance enabled", s.path));
+        }
+    }
+    None
+}
+
+/// The replay service template: instance `<stem>` runs `pmem_stack --boot
+/// STATE_DIR/<stem>.json` (that state alone), when the file exists. Each saved state has
+/// its own instance, so a stack that cannot be rebuilt fails only its own instance and
+/// the mount units that require it.
 pub fn service_text() -> String {
     format!(
         "{MARKER}
 [Unit]
-Description=Rebuild the persistent-memory stacks (device-mapper tables) saved in {STATE_DIR}
+Description=Rebuild the persistent-memory stack (device-mapper tables) saved in {STATE_DIR}/%i.json
 Documentation=man:ndctl(1) man:dmsetup(8)
 DefaultDependencies=no
 Wants=systemd-udev-settle.service
 After=systemd-udev-settle.service systemd-modules-load.service
-Before=local-fs-pre.target shutdown.target
+Before={REPLAY_TARGET} shutdown.target
 Conflicts=shutdown.target
-ConditionDirectoryNotEmpty=|{STATE_DIR}
-ConditionPathExists=|{LEGACY_STATE_FILE}
+ConditionPathExists={STATE_DIR}/%i.json
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart={BINARY} --boot
+ExecStart={BINARY} --boot {STATE_DIR}/%i.json
 StandardOutput=journal
 StandardError=journal
 
 [Install]
-WantedBy=local-fs-pre.target
+WantedBy={REPLAY_TARGET}
 "
     )
 }
@@ -531,12 +775,15 @@ pub fn mount_unit_text(d: &Desired, a: &Actual, mount: &str) -> Option<String> {
     } else {
         opts
     };
+    // the replay of this stack alone: another stack that cannot be rebuilt does not
+    // fail this mount
+    let service = replay_unit(&d.args);
     Some(format!(
         "{MARKER}
 [Unit]
 Description=pmem-stack mount of {mount}
-Requires={SERVICE}
-After={SERVICE}
+Requires={service}
+After={service}
 
 [Mount]
 What={what}
@@ -570,14 +817,14 @@ pub fn wanted(d: &Desired, a: &Actual) -> Vec<Wanted> {
             mode: 0o600,
         },
         Wanted {
-            path: format!("{UNIT_DIR}/{SERVICE}"),
+            path: format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
             kind: FileKind::Service,
             content: Some(FileContent::Text {
                 text: service_text(),
             }),
             mode: 0o644,
         },
-        link("local-fs-pre.target", SERVICE),
+        link(REPLAY_TARGET, &replay_unit(&d.args)),
     ];
     for m in &d.mounts {
         let unit = mount_unit_name(&m.path);
@@ -602,7 +849,7 @@ fn link(target: &str, unit: &str) -> Wanted {
             unit: unit.into(),
         },
         content: Some(FileContent::Link {
-            target: format!("{UNIT_DIR}/{unit}"),
+            target: unit_file_of(unit),
         }),
         mode: 0o777,
     }
@@ -622,7 +869,7 @@ pub fn content_of(kind: &FileKind, d: &Desired, a: &Actual) -> Option<FileConten
             mount_unit_text(d, a, mount).map(|text| FileContent::Text { text })
         }
         FileKind::WantsLink { unit, .. } => Some(FileContent::Link {
-            target: format!("{UNIT_DIR}/{unit}"),
+            target: unit_file_of(unit),
         }),
     }
 }
@@ -657,16 +904,140 @@ mod tests {
     }
 
     #[test]
-    fn the_service_replays_the_state_before_local_fs() {
+    fn the_template_replays_its_own_state_before_local_fs() {
         let s = service_text();
         assert!(s.starts_with(MARKER));
-        assert!(s.contains("Type=oneshot"));
-        assert!(s.contains("Before=local-fs-pre.target"));
-        assert!(s.contains("After=systemd-udev-settle.service"));
-        // every saved state, not one file (it used to name /etc/pmem-stack/state.json)
-        assert!(s.contains("ExecStart=/usr/local/sbin/pmem_stack --boot\n"));
-        assert!(s.contains("ConditionDirectoryNotEmpty=|/etc/pmem-stack/state.d\n"));
-        assert!(s.contains("ConditionPathExists=|/etc/pmem-stack/state.json\n"));
+        for line in [
+            "Description=Rebuild the persistent-memory stack (device-mapper tables) saved in /etc/pmem-stack/state.d/%i.json",
+            "DefaultDependencies=no",
+            "Wants=systemd-udev-settle.service",
+            "After=systemd-udev-settle.service systemd-modules-load.service",
+            "Before=local-fs-pre.target shutdown.target",
+            "Conflicts=shutdown.target",
+            "ConditionPathExists=/etc/pmem-stack/state.d/%i.json",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            // its own saved state alone (the shared service of earlier versions replayed
+            // every one, so one stack that failed failed all the mounts)
+            "ExecStart=/usr/local/sbin/pmem_stack --boot /etc/pmem-stack/state.d/%i.json",
+            "StandardOutput=journal",
+            "StandardError=journal",
+            "WantedBy=local-fs-pre.target",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line}\n{s}");
+        }
+        assert_eq!(SERVICE_TEMPLATE, "pmem-stack@.service");
+        assert_eq!(LEGACY_SERVICE, "pmem-stack.service");
+    }
+
+    #[test]
+    fn each_saved_state_has_its_instance_and_an_instance_names_its_state_back() {
+        let objects: BTreeSet<String> = ["device:pmem-striped", "mount:mnt-pmem.mount"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let stem = state_stem_for(&objects);
+        let unit = replay_unit_for(&objects);
+        assert_eq!(unit, format!("pmem-stack@{stem}.service"));
+        assert_eq!(
+            replay_unit_of_state(&state_path_for(&objects)).as_deref(),
+            Some(unit.as_str())
+        );
+        assert_eq!(state_of_replay_unit(&unit), Some(state_path_for(&objects)));
+        // enabled as `systemctl enable` links an instance: to the template's file
+        assert_eq!(
+            unit_file_of(&unit),
+            "/etc/systemd/system/pmem-stack@.service"
+        );
+        assert_eq!(
+            unit_file_of("mnt-a.mount"),
+            "/etc/systemd/system/mnt-a.mount"
+        );
+        assert_eq!(
+            replay_link(&unit),
+            format!("/etc/systemd/system/local-fs-pre.target.wants/{unit}")
+        );
+        // no instance: the legacy file, a stem that is not a valid instance as written
+        // (only files put there by hand), other names
+        for p in [
+            LEGACY_STATE_FILE.to_string(),
+            format!("{STATE_DIR}/my stack.json"),
+            format!("{STATE_DIR}/a\\x2db.json"),
+            format!("{STATE_DIR}/{}.json", "x".repeat(240)),
+            format!("{STATE_DIR}/.hidden.json"),
+        ] {
+            assert_eq!(replay_unit_of_state(&p), None, "{p}");
+        }
+        for u in [
+            "pmem-stack.service",
+            "pmem-stack@.service",
+            "pmem-stack@a b.service",
+            "other@x.service",
+            "pmem-stack@x.mount",
+        ] {
+            assert_eq!(state_of_replay_unit(u), None, "{u}");
+        }
+    }
+
+    /// Whether `s` is valid as a unit's instance string as written, by systemd's rules
+    /// (`unit_instance_is_valid`: `[A-Za-z0-9:_.\\@-]`, not empty); our stems keep to
+    /// the part that `%i` and `%I` both leave alone but for `-`.
+    fn systemd_instance_valid(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'\\' | b'@' | b'-')
+            })
+    }
+
+    #[test]
+    fn stems_of_any_declared_name_are_valid_instances_without_escaping() {
+        // names the arguments may hold: spaces, slashes, non-ASCII, a leading dot,
+        // escapes, `@`, very long
+        let long = "n".repeat(300);
+        for name in [
+            "pmem-striped",
+            "pmem a/b",
+            "données",
+            ".hidden",
+            "a\\x2db",
+            "x@y",
+            "-",
+            "",
+            long.as_str(),
+        ] {
+            for kind in ["device", "namespace", "partition", "mount"] {
+                let objects: BTreeSet<String> = std::iter::once(format!("{kind}:{name}")).collect();
+                let stem = state_stem_for(&objects);
+                assert!(systemd_instance_valid(&stem), "{name}: {stem}");
+                assert!(
+                    stem.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
+                    "{name}: {stem}: `%i` gives it back as written, the file's stem"
+                );
+                let unit = replay_unit_for(&objects);
+                assert!(unit.len() <= 255, "{unit}");
+                assert_eq!(
+                    state_of_replay_unit(&unit),
+                    Some(state_path_for(&objects)),
+                    "{name}"
+                );
+            }
+        }
+        // no declared object at all still makes a stem
+        assert!(state_stem_for(&BTreeSet::new()).starts_with("stack-"));
+    }
+
+    #[test]
+    fn a_unit_names_another_in_its_dependencies_only_as_a_whole_word() {
+        let old = "[Unit]\nRequires=pmem-stack.service\nAfter=pmem-stack.service\n";
+        assert!(names_unit(old, LEGACY_SERVICE));
+        let new = "[Unit]\nRequires=pmem-stack@a-0123456789abcdef.service\n";
+        assert!(!names_unit(new, LEGACY_SERVICE));
+        assert!(names_unit(
+            "After=x.service pmem-stack.service\n",
+            LEGACY_SERVICE
+        ));
+        assert!(!names_unit("# pmem-stack.service\n", LEGACY_SERVICE));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Instant;
 const USAGE: &str =
     "usage: pmem_stack [ARGS_FILE]          run the module (arguments from the file, or stdin)
        pmem_stack --actual SNAPSHOT [ARGS_FILE]   plan against captured facts (dry run)
-       pmem_stack --boot [STATE_FILE]      replay the saved states at boot (every one when none is named; never destroys data)
+       pmem_stack --boot [STATE_FILE]      replay a saved state at boot (the one named, as each pmem-stack@.service instance does; every one when none is named; never destroys data)
        pmem_stack --facts                  print the actual state
        pmem_stack --schema                 print the JSON Schema of the arguments
        pmem_stack --result-schema          print the JSON Schema of the result";
@@ -58,8 +58,9 @@ fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>)
         ["--boot", rest @ ..] if rest.len() <= 1 => {
             let root = std::env::var("PMEM_STACK_ROOT").unwrap_or_default();
             let root = root.trim_end_matches('/');
-            // one file when named; otherwise every saved state: the legacy file, then
-            // the state directory by name
+            // one file when named (what each instance of the replay template runs);
+            // otherwise every saved state, the legacy file then the state directory by
+            // name (what the shared service of earlier versions runs: kept for it)
             let mut paths: Vec<String> = match rest.first() {
                 Some(p) => vec![p.to_string()],
                 None => {

@@ -543,7 +543,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             let text = if removed.contains(&path) {
                 String::new()
             } else if d.state == crate::args::State::Absent {
-                // kept (the shared service while other saved states remain)
+                // kept (the shared template while other saved states remain)
                 a.file(&path)
                     .map(|f| file_text(&f.content))
                     .unwrap_or_default()

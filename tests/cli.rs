@@ -461,3 +461,44 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
     let out = offline(&snap, &args);
     assert!(one_object(&out).get("timing").is_none());
 }
+
+#[test]
+fn boot_with_a_file_replays_that_file_under_the_root() {
+    // what each `pmem-stack@<stem>.service` instance runs: the named file alone, read
+    // under PMEM_STACK_ROOT; one that cannot be read fails that instance (exit 1) with
+    // one JSON object and a journal line naming it, and nothing is probed
+    let root = std::env::temp_dir().join(format!("pmem-stack-cli-boot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("etc/pmem-stack/state.d");
+    std::fs::create_dir_all(&dir).expect("state.d");
+    std::fs::write(dir.join("a-0000000000000001.json"), "not json").expect("state");
+    for (file, want) in [
+        (
+            "/etc/pmem-stack/state.d/a-0000000000000001.json",
+            "the saved state is not valid JSON",
+        ),
+        (
+            "/etc/pmem-stack/state.d/gone-0000000000000002.json",
+            "cannot read the saved state",
+        ),
+    ] {
+        let out = bin()
+            .env("PMEM_STACK_ROOT", &root)
+            .args(["--boot", file])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let v = one_object(&out);
+        let msg = v["msg"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(&format!("{file}: ")), "{msg}");
+        assert!(msg.contains(want), "{msg}");
+        let journal = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            journal.starts_with("pmem_stack --boot: ") && journal.contains(file),
+            "{journal}"
+        );
+    }
+    let out = bin().args(["--boot", "a", "b"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,16 +1,18 @@
 //! Boot persistence and teardown on the fake system: the files written (and only when
-//! they differ), a simulated reboot replayed by identity, `state: absent`.
+//! they differ), a simulated reboot replayed by identity, `state: absent`, and a model
+//! of what systemd does with the units at boot.
 
 mod common;
 
 use common::*;
 use pmem_stack::actual::{FileContent, FileState};
 use pmem_stack::boot::{
-    declared_objects, replay_args, state_path_for, BINARY, LEGACY_STATE_FILE, MARKER, STATE_DIR,
-    UNIT_DIR,
+    declared_objects, replay_args, replay_link, replay_unit_for, state_path_for, unit_file_of,
+    BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
 };
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 fn persisted() -> Value {
     json!({
@@ -30,6 +32,16 @@ fn persisted() -> Value {
 /// /etc/pmem-stack/state.json; now one file per stack in /etc/pmem-stack/state.d).
 fn state_file(args: &Value) -> String {
     state_path_for(&declared_objects(args))
+}
+
+/// The replay instance of the task with these arguments, `pmem-stack@<stem>.service`.
+fn instance(args: &Value) -> String {
+    replay_unit_for(&declared_objects(args))
+}
+
+/// The link enabling that instance.
+fn instance_link(args: &Value) -> String {
+    replay_link(&instance(args))
 }
 
 fn text(fake: &FakeSystem, path: &str) -> String {
@@ -72,22 +84,44 @@ fn persistence_writes_state_units_and_links_once() {
     );
     let unit = text(&fake, &format!("{UNIT_DIR}/mnt-pmem.mount"));
     assert!(unit.contains("What=/dev/mapper/pmem-striped\n"), "{unit}");
+    // its own stack's replay instance, named after the saved state
+    let inst = instance(&persisted());
+    let stem = state_file(&persisted())
+        .trim_start_matches(&format!("{STATE_DIR}/"))
+        .trim_end_matches(".json")
+        .to_string();
+    assert!(stem.starts_with("pmem-striped-"), "{stem}");
+    assert_eq!(inst, format!("pmem-stack@{stem}.service"));
     assert!(
         unit.contains("Options=dax=always,noatime\n")
             && unit.contains("Type=xfs\n")
-            && unit.contains("After=pmem-stack.service\n"),
+            && unit.contains(&format!("Requires={inst}\n"))
+            && unit.contains(&format!("After={inst}\n"))
+            && !unit.contains(LEGACY_SERVICE),
         "{unit}"
     );
+    // the instance is enabled by a link to the template, as `systemctl enable` makes it
     assert_eq!(
         fake.state
             .file(&format!(
-                "{UNIT_DIR}/local-fs-pre.target.wants/pmem-stack.service"
+                "{UNIT_DIR}/local-fs-pre.target.wants/pmem-stack@{stem}.service"
             ))
             .map(|f| f.content.clone()),
         Some(FileContent::Link {
-            target: format!("{UNIT_DIR}/pmem-stack.service")
+            target: format!("{UNIT_DIR}/pmem-stack@.service")
         })
     );
+    let template = text(&fake, &format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"));
+    assert!(
+        template.contains(
+            "ExecStart=/usr/local/sbin/pmem_stack --boot /etc/pmem-stack/state.d/%i.json\n"
+        ),
+        "{template}"
+    );
+    assert!(fake
+        .state
+        .file(&format!("{UNIT_DIR}/{LEGACY_SERVICE}"))
+        .is_none());
     assert_eq!(
         fake.state.file(BINARY).map(|f| f.content.clone()),
         Some(FileContent::Binary { matches_self: true })
@@ -401,10 +435,12 @@ fn absent(args: &Value) -> Value {
     a
 }
 
-/// The boot files of one task: its saved state, its mount unit and the unit's link.
+/// The boot files of one task: its saved state, the link enabling its replay instance,
+/// its mount unit and the unit's link.
 fn own_files(fake: &FakeSystem, args: &Value, unit: &str) -> Vec<Option<FileState>> {
     [
         state_file(args),
+        instance_link(args),
         format!("{UNIT_DIR}/{unit}"),
         format!("{UNIT_DIR}/local-fs.target.wants/{unit}"),
     ]
@@ -437,6 +473,272 @@ fn states_in_dir(fake: &FakeSystem) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+// ---- what systemd does with the units at boot ----
+
+/// How a unit's start job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    /// Started (a service that exited 0; a mount that is mounted).
+    Done,
+    /// A condition failed: not started, and not a failure (dependents go on).
+    Skipped,
+    /// Failed on its own (a replay that failed; a unit file not found; not mounted).
+    Failed(String),
+    /// Not started: a unit it `Requires=` failed ("Dependency failed").
+    Dependency(String),
+}
+
+/// The boot of the fake, as systemd runs our units (the model these tests need, not
+/// systemd): after [`FakeSystem::reboot`], every unit enabled in
+/// `local-fs-pre.target.wants/` is started, in name order (the replays would run in
+/// parallel, but never interleave: the run lock); then every mount unit enabled in
+/// `local-fs.target.wants/`. Starting a unit loads its file (an instance's from its
+/// template, `%i` replaced by the instance), starts first each unit it `Requires=`
+/// (pulled in even when not enabled; a unit without a file is "not found"), and fails
+/// with "dependency" when one of them failed. A service checks its conditions
+/// (`ConditionPathExists=`, `ConditionDirectoryNotEmpty=`, `|` for triggering ones),
+/// then runs its `ExecStart=`, which must be `pmem_stack --boot [FILE]` of the installed
+/// binary: the replay of that file, or of every saved state as `main.rs` orders them.
+/// A mount unit is done when its `Where=` is mounted (the replay mounted it).
+struct Systemd<'a> {
+    fake: &'a mut FakeSystem,
+    jobs: BTreeMap<String, Job>,
+}
+
+fn systemd_boot(fake: &mut FakeSystem) -> BTreeMap<String, Job> {
+    fake.reboot();
+    let wants = |fake: &FakeSystem, target: &str| -> Vec<String> {
+        let dir = format!("{UNIT_DIR}/{target}.wants/");
+        let mut v: Vec<String> = fake
+            .state
+            .files
+            .iter()
+            .filter_map(|f| f.path.strip_prefix(&dir).map(String::from))
+            .collect();
+        v.sort();
+        v
+    };
+    let pre = wants(fake, "local-fs-pre.target");
+    let mounts = wants(fake, "local-fs.target");
+    let mut sd = Systemd {
+        fake,
+        jobs: BTreeMap::new(),
+    };
+    for unit in pre.iter().chain(&mounts) {
+        sd.start(unit);
+    }
+    sd.jobs
+}
+
+impl Systemd<'_> {
+    fn unit_text(&self, unit: &str) -> Option<String> {
+        match self
+            .fake
+            .state
+            .file(&unit_file_of(unit))
+            .map(|f| &f.content)
+        {
+            Some(FileContent::Text { text }) => {
+                let instance = unit
+                    .split_once('@')
+                    .and_then(|(_, rest)| rest.rsplit_once('.'))
+                    .map(|(i, _)| i)
+                    .unwrap_or_default();
+                Some(text.replace("%i", instance))
+            }
+            _ => None,
+        }
+    }
+
+    fn start(&mut self, unit: &str) -> Job {
+        if let Some(j) = self.jobs.get(unit) {
+            return j.clone();
+        }
+        let job = self.run(unit);
+        self.jobs.insert(unit.to_string(), job.clone());
+        job
+    }
+
+    fn run(&mut self, unit: &str) -> Job {
+        let Some(text) = self.unit_text(unit) else {
+            return Job::Failed(format!("{unit}: unit not found"));
+        };
+        let values = |key: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .flat_map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .collect()
+        };
+        for dep in values("Requires") {
+            match self.start(&dep) {
+                Job::Done | Job::Skipped => {}
+                other => return Job::Dependency(format!("{dep}: {other:?}")),
+            }
+        }
+        if unit.ends_with(".mount") {
+            let target = values("Where").concat();
+            return if self.fake.state.mount_at(&target).is_some() {
+                Job::Done
+            } else {
+                Job::Failed(format!("{target} not mounted"))
+            };
+        }
+        // conditions: all plain ones must hold, and one of the triggering ones if any
+        let files = &self.fake.state.files;
+        let mut triggering = Vec::new();
+        for (key, holds) in [
+            (
+                "ConditionPathExists",
+                &(|p: &str| files.iter().any(|f| f.path == p)) as &dyn Fn(&str) -> bool,
+            ),
+            ("ConditionDirectoryNotEmpty", &|d: &str| {
+                files.iter().any(|f| f.path.starts_with(&format!("{d}/")))
+            }),
+        ] {
+            for v in values(key) {
+                match v.strip_prefix('|') {
+                    Some(t) => triggering.push(holds(t)),
+                    None if !holds(&v) => return Job::Skipped,
+                    None => {}
+                }
+            }
+        }
+        if !triggering.is_empty() && !triggering.contains(&true) {
+            return Job::Skipped;
+        }
+        let exec = values("ExecStart");
+        let installed = self.fake.state.file(BINARY).is_some();
+        let states = match exec
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [bin, "--boot"] if *bin == BINARY && installed => self.fake.saved_states(),
+            [bin, "--boot", file] if *bin == BINARY && installed => {
+                let t = match self.fake.state.file(file).map(|f| &f.content) {
+                    Some(FileContent::Text { text }) => Ok(text.clone()),
+                    _ => Err(format!("{file}: no such file")),
+                };
+                vec![(file.to_string(), t)]
+            }
+            _ => return Job::Failed(format!("{unit}: cannot run {exec:?}")),
+        };
+        let r = pmem_stack::replay(&states, self.fake);
+        if r.failed {
+            Job::Failed(r.msg)
+        } else {
+            Job::Done
+        }
+    }
+}
+
+/// The previous release's shared replay service, as it wrote it.
+fn old_service_text() -> String {
+    format!(
+        "{MARKER}
+[Unit]
+Description=Rebuild the persistent-memory stacks (device-mapper tables) saved in {STATE_DIR}
+Documentation=man:ndctl(1) man:dmsetup(8)
+DefaultDependencies=no
+Wants=systemd-udev-settle.service
+After=systemd-udev-settle.service systemd-modules-load.service
+Before=local-fs-pre.target shutdown.target
+Conflicts=shutdown.target
+ConditionDirectoryNotEmpty=|{STATE_DIR}
+ConditionPathExists=|{LEGACY_STATE_FILE}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={BINARY} --boot
+StandardOutput=journal
+StandardError=journal
+
+[Install]
+WantedBy=local-fs-pre.target
+"
+    )
+}
+
+/// Turn the boot files into what the previous release left: no template and no
+/// instance links, the one shared `pmem-stack.service` (replaying every saved state) and
+/// its link, mount units requiring it.
+fn to_previous_release(fake: &mut FakeSystem) {
+    let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
+    fake.state.files.retain(|f| {
+        f.path != template
+            && !matches!(&f.content, FileContent::Link { target } if *target == template)
+    });
+    for f in &mut fake.state.files {
+        if let FileContent::Text { text } = &mut f.content {
+            if f.path.ends_with(".mount") {
+                *text = text
+                    .lines()
+                    .map(|l| match l.split_once('=') {
+                        Some((k @ ("Requires" | "After"), _)) => format!("{k}={LEGACY_SERVICE}\n"),
+                        _ => format!("{l}\n"),
+                    })
+                    .collect();
+            }
+        }
+    }
+    fake.state.files.push(FileState {
+        path: format!("{UNIT_DIR}/{LEGACY_SERVICE}"),
+        content: FileContent::Text {
+            text: old_service_text(),
+        },
+        mode: Some(0o644),
+    });
+    fake.state.files.push(FileState {
+        path: replay_link(LEGACY_SERVICE),
+        content: FileContent::Link {
+            target: format!("{UNIT_DIR}/{LEGACY_SERVICE}"),
+        },
+        mode: None,
+    });
+}
+
+/// The units that name the legacy service.
+fn naming_legacy_service(fake: &FakeSystem) -> Vec<String> {
+    let mut v: Vec<String> = fake
+        .state
+        .files
+        .iter()
+        .filter(|f| matches!(&f.content, FileContent::Text { text } if text.contains(&format!("={LEGACY_SERVICE}\n"))))
+        .map(|f| f.path.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A DIMM pulled out while the machine was off: its region, namespaces and their block
+/// devices are gone.
+fn remove_dimm(fake: &mut FakeSystem, region: &str) {
+    let blocks: Vec<String> = fake
+        .state
+        .namespaces
+        .iter()
+        .filter(|n| n.region == region)
+        .filter_map(|n| n.blockdev.clone())
+        .collect();
+    let devnos: Vec<_> = blocks
+        .iter()
+        .filter_map(|b| fake.state.block_named(b).map(|b| b.devno))
+        .collect();
+    fake.state.regions.retain(|r| r.name != region);
+    fake.state.namespaces.retain(|n| n.region != region);
+    fake.state
+        .block_devices
+        .retain(|b| !devnos.contains(&b.devno));
+    fake.state
+        .filesystems
+        .retain(|f| !devnos.contains(&f.device));
+    fake.state
+        .partition_tables
+        .retain(|t| !devnos.contains(&t.disk));
 }
 
 #[test]
@@ -489,7 +791,36 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     assert_eq!(saved_b["devices"][0]["name"], "pmem-b");
     assert_eq!(saved_b["mounts"].as_array().map(Vec::len), Some(1));
 
-    // a reboot: the one service replays every saved state; all three come back
+    // each task has its own replay instance, and its mount unit requires that one
+    let links: Vec<String> = [&a, &b, &c].iter().map(|t| instance_link(t)).collect();
+    assert_eq!(links.len(), 3);
+    assert!(links[0] != links[1] && links[1] != links[2] && links[0] != links[2]);
+    for (args, unit) in [
+        (&a, "mnt-a.mount"),
+        (&b, "mnt-b.mount"),
+        (&c, "mnt-c.mount"),
+    ] {
+        let t = text(&fake, &format!("{UNIT_DIR}/{unit}"));
+        assert!(
+            t.contains(&format!("Requires={}\n", instance(args))),
+            "{unit}: {t}"
+        );
+    }
+    let templates: Vec<&str> = fake
+        .state
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(".service") && !f.path.contains(".wants/"))
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        templates,
+        [format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")],
+        "one template"
+    );
+
+    // a reboot: `pmem_stack --boot` with no file replays every saved state (what the
+    // shared service of earlier versions runs); all three come back
     fake.reboot();
     assert!(fake.state.dm("pmem-a").is_none() && fake.state.dm("pmem-b").is_none());
     assert!(!mounted(&fake, "/mnt/a") && !mounted(&fake, "/mnt/b") && !mounted(&fake, "/mnt/c"));
@@ -510,10 +841,9 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
         unchanged(&mut fake, args, who);
     }
 
-    // B torn down: its state, unit and link go; A's and C's stay, and so do the
-    // shared service and binary
-    let service = format!("{UNIT_DIR}/pmem-stack.service");
-    let service_link = format!("{UNIT_DIR}/local-fs-pre.target.wants/pmem-stack.service");
+    // B torn down: its state, instance link, unit and link go; A's and C's stay, and
+    // so do the shared template and binary
+    let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
     let r = converge(&mut fake, &absent(&b));
     let removed: Vec<&str> = r
         .plan
@@ -524,6 +854,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     let mut want = vec![
         format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
         format!("{UNIT_DIR}/mnt-b.mount"),
+        instance_link(&b),
         state_file(&b),
     ];
     want.sort();
@@ -535,23 +866,31 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
         .all(Option::is_none));
     assert_eq!(own_files(&fake, &a, "mnt-a.mount"), a_files, "A's files");
     assert_eq!(own_files(&fake, &c, "mnt-c.mount"), c_files, "C's files");
-    for p in [&service, &service_link, &BINARY.to_string()] {
+    for p in [&template, &BINARY.to_string()] {
         assert!(fake.state.file(p).is_some(), "{p} is shared: kept");
     }
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/c"));
     unchanged(&mut fake, &a, "A");
     unchanged(&mut fake, &c, "C");
 
-    // the next boot brings A and C back, not B
-    fake.reboot();
-    let r = pmem_stack::replay(&fake.saved_states(), &mut fake);
-    assert!(!r.failed, "{}", r.msg);
+    // the next boot (as systemd runs the units) brings A and C back, not B
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (instance(&a), Job::Done),
+            (instance(&c), Job::Done),
+            ("mnt-a.mount".to_string(), Job::Done),
+            ("mnt-c.mount".to_string(), Job::Done),
+        ])
+    );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/c") && !mounted(&fake, "/mnt/b"));
     assert!(fake.state.dm("pmem-b").is_none());
 
-    // the last stack torn down takes the service and the binary with it
+    // the last stack torn down takes the template and the binary with it
     converge(&mut fake, &absent(&a));
-    assert!(fake.state.file(&service).is_some(), "C still persisted");
+    assert!(fake.state.file(&template).is_some(), "C still persisted");
+    assert!(fake.state.file(&instance_link(&c)).is_some());
     converge(&mut fake, &absent(&c));
     assert!(
         fake.state.files.is_empty(),
@@ -580,7 +919,15 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
         .filter(|s| s.action == "remove_file")
         .map(|s| s.target.as_str())
         .collect();
-    assert_eq!(removed, [state_file(&small)], "{:?}", r.plan);
+    assert_eq!(
+        removed,
+        [instance_link(&small), state_file(&small)],
+        "its old instance link, then its old state: {:?}",
+        r.plan
+    );
+    assert!(fake.state.file(&instance_link(&big)).is_some());
+    assert!(text(&fake, &format!("{UNIT_DIR}/mnt-b.mount"))
+        .contains(&format!("Requires={}\n", instance(&big))));
     assert!(
         r.plan
             .iter()
@@ -603,10 +950,12 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     let mut want = vec![
         format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
         format!("{UNIT_DIR}/mnt-b.mount"),
+        instance_link(&big),
         state_file(&big),
     ];
     want.sort();
     assert_eq!(removed, want, "{:?}", r.plan);
+    assert!(fake.state.file(&instance_link(&small)).is_some());
     assert_eq!(own_files(&fake, &a, "mnt-a.mount"), a_files, "A's files");
     unchanged(&mut fake, &a, "A");
 }
@@ -616,8 +965,10 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     let mut fake = FakeSystem::fresh_dimms(4, DIMM);
     let (a, b) = (stack_a(), stack_b());
     converge(&mut fake, &a);
-    // make it what an earlier version left: /etc/pmem-stack/state.json, a service that
-    // replays that file, units whose marker names it
+    // make it what an early version left: /etc/pmem-stack/state.json, one shared
+    // service that replays that file, units whose marker names it and that require the
+    // service
+    to_previous_release(&mut fake);
     let old_marker =
         "# Generated by pmem_stack; do not edit (it is rewritten from /etc/pmem-stack/state.json).";
     let own = state_file(&a);
@@ -635,12 +986,14 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
             );
         }
     }
+    let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+    let old_service = fake.state.file(&service).cloned();
     let old_a_unit = fake.state.file(&format!("{UNIT_DIR}/mnt-a.mount")).cloned();
     let legacy = fake.state.file(LEGACY_STATE_FILE).cloned();
     assert!(legacy.is_some() && states_in_dir(&fake).is_empty());
 
-    // another task persists its stack: the legacy state and A's unit are A's, untouched
-    // (the shared service is rewritten to replay every saved state)
+    // another task persists its stack: the legacy state, A's unit and the shared
+    // service that replays the legacy state (A's unit requires it) are untouched
     let r = converge(&mut fake, &b);
     assert!(
         !actions(&r).contains(&"remove_file".to_string()),
@@ -652,40 +1005,188 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
         fake.state.file(&format!("{UNIT_DIR}/mnt-a.mount")).cloned(),
         old_a_unit
     );
-    assert!(text(&fake, &format!("{UNIT_DIR}/pmem-stack.service"))
-        .contains("ExecStart=/usr/local/sbin/pmem_stack --boot\n"));
+    assert_eq!(
+        fake.state.file(&service).cloned(),
+        old_service,
+        "never rewritten"
+    );
+    assert!(fake.state.file(&replay_link(LEGACY_SERVICE)).is_some());
+    assert!(fake.state.file(&instance_link(&b)).is_some());
     unchanged(&mut fake, &b, "B");
 
-    // a reboot: the legacy state is replayed first, then B's
-    fake.reboot();
+    // a reboot: the old service replays the legacy state, B's instance B's state
     let states = fake.saved_states();
     assert_eq!(states[0].0, LEGACY_STATE_FILE);
     assert_eq!(states[1].0, state_file(&b));
-    let r = pmem_stack::replay(&states, &mut fake);
-    assert!(!r.failed, "{}", r.msg);
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (LEGACY_SERVICE.to_string(), Job::Done),
+            (instance(&b), Job::Done),
+            ("mnt-a.mount".to_string(), Job::Done),
+            ("mnt-b.mount".to_string(), Job::Done),
+        ])
+    );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/b"));
 
-    // A's own task migrates its state into state.d (and rewrites its unit's marker)
+    // A's own task migrates its state into state.d, enables its instance, rewrites its
+    // unit (marker, requirement); then nothing needs the old service: it goes
     let r = converge(&mut fake, &a);
     let a_plan: Vec<(String, String)> = r
         .plan
         .iter()
         .map(|s| (s.action.clone(), s.target.clone()))
         .collect();
-    assert!(
-        a_plan.contains(&("write_file".into(), own.clone()))
-            && a_plan.contains(&("remove_file".into(), LEGACY_STATE_FILE.into()))
-            && a_plan.contains(&("write_file".into(), format!("{UNIT_DIR}/mnt-a.mount"))),
-        "{a_plan:?}"
-    );
+    for step in [
+        ("write_file", own.clone()),
+        ("write_file", instance_link(&a)),
+        ("write_file", format!("{UNIT_DIR}/mnt-a.mount")),
+        ("remove_file", replay_link(LEGACY_SERVICE)),
+        ("remove_file", service.clone()),
+        ("remove_file", LEGACY_STATE_FILE.to_string()),
+    ] {
+        assert!(
+            a_plan.contains(&(step.0.to_string(), step.1.clone())),
+            "{step:?} in {a_plan:?}"
+        );
+    }
     assert!(fake.state.file(LEGACY_STATE_FILE).is_none());
+    assert!(naming_legacy_service(&fake).is_empty());
     let mut want = vec![own.clone(), state_file(&b)];
     want.sort();
     assert_eq!(states_in_dir(&fake), want);
     unchanged(&mut fake, &b, "B");
     unchanged(&mut fake, &a, "A");
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (instance(&a), Job::Done),
+            (instance(&b), Job::Done),
+            ("mnt-a.mount".to_string(), Job::Done),
+            ("mnt-b.mount".to_string(), Job::Done),
+        ])
+    );
 }
 
+#[test]
+fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs_it() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    to_previous_release(&mut fake);
+    let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+    let service_link = replay_link(LEGACY_SERVICE);
+    let (unit_a, unit_b) = (
+        format!("{UNIT_DIR}/mnt-a.mount"),
+        format!("{UNIT_DIR}/mnt-b.mount"),
+    );
+    assert_eq!(
+        naming_legacy_service(&fake),
+        [unit_a.clone(), unit_b.clone()]
+    );
+    let b_before: Vec<Option<FileState>> = [state_file(&b), unit_b.clone()]
+        .iter()
+        .map(|p| fake.state.file(p).cloned())
+        .collect();
+
+    // A, run once by the new version: its unit requires its own instance now; B's unit
+    // still requires the old service, so that stays, as found
+    let r = converge(&mut fake, &a);
+    assert_eq!(
+        files_changed(&r),
+        [
+            ("write_file", format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")),
+            ("write_file", instance_link(&a)),
+            ("write_file", unit_a.clone()),
+        ],
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(
+        actions(&r).last().map(String::as_str),
+        Some("daemon_reload")
+    );
+    assert_eq!(naming_legacy_service(&fake), std::slice::from_ref(&unit_b));
+    assert!(text(&fake, &unit_a).contains(&format!("Requires={}\n", instance(&a))));
+    assert_eq!(
+        [state_file(&b), unit_b.clone()]
+            .iter()
+            .map(|p| fake.state.file(p).cloned())
+            .collect::<Vec<_>>(),
+        b_before,
+        "B's files untouched"
+    );
+    assert_eq!(text(&fake, &service), old_service_text());
+    assert!(fake.state.file(&service_link).is_some());
+    assert!(
+        fake.state.file(&instance_link(&b)).is_none(),
+        "B has not run"
+    );
+
+    // a boot in between: both come up (A by its instance, B by the old service, which
+    // replays A again: nothing to do then)
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (LEGACY_SERVICE.to_string(), Job::Done),
+            (instance(&a), Job::Done),
+            ("mnt-a.mount".to_string(), Job::Done),
+            ("mnt-b.mount".to_string(), Job::Done),
+        ])
+    );
+    unchanged(&mut fake, &a, "A");
+
+    // B, run by the new version: it moves too, and with it the last unit naming the
+    // old service: that run removes the service and its link
+    let r = converge(&mut fake, &b);
+    assert_eq!(
+        files_changed(&r),
+        [
+            ("write_file", instance_link(&b)),
+            ("write_file", unit_b.clone()),
+            ("remove_file", service_link.clone()),
+            ("remove_file", service.clone()),
+        ],
+        "{:?}",
+        r.plan
+    );
+    assert!(
+        r.plan
+            .iter()
+            .any(|s| s.target == service && s.detail.contains("earlier versions")),
+        "{:?}",
+        r.plan
+    );
+    assert!(naming_legacy_service(&fake).is_empty());
+    unchanged(&mut fake, &a, "A");
+    unchanged(&mut fake, &b, "B");
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (instance(&a), Job::Done),
+            (instance(&b), Job::Done),
+            ("mnt-a.mount".to_string(), Job::Done),
+            ("mnt-b.mount".to_string(), Job::Done),
+        ])
+    );
+}
+
+/// The files a run writes or removes, in plan order: `(action, path)`.
+fn files_changed(r: &pmem_stack::report::ModuleResult) -> Vec<(&'static str, String)> {
+    r.plan
+        .iter()
+        .filter_map(|s| match s.action.as_str() {
+            "write_file" => Some(("write_file", s.target.clone())),
+            "remove_file" => Some(("remove_file", s.target.clone())),
+            _ => None,
+        })
+        .collect()
+}
 #[test]
 fn a_legacy_state_is_torn_down_by_its_task_alone() {
     let mut fake = FakeSystem::fresh_dimms(4, DIMM);
@@ -759,4 +1260,229 @@ fn the_boot_replay_with_no_saved_state_does_nothing() {
     let r = pmem_stack::replay(&fake.saved_states(), &mut fake);
     assert!(!r.failed && !r.changed, "{}", r.msg);
     assert!(r.msg.contains("nothing to replay"), "{}", r.msg);
+}
+
+#[test]
+fn a_stack_that_cannot_be_rebuilt_fails_only_its_own_instance_and_mounts() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    // B's DIMM is pulled out while the machine is off
+    fake.reboot();
+    remove_dimm(&mut fake, "region2");
+    assert!(fake.state.namespace_named("pm2").is_none());
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(jobs.get(&instance(&a)), Some(&Job::Done), "{jobs:?}");
+    assert_eq!(jobs.get("mnt-a.mount"), Some(&Job::Done), "{jobs:?}");
+    assert!(
+        matches!(jobs.get(&instance(&b)), Some(Job::Failed(m)) if m.contains("pm2")),
+        "{jobs:?}"
+    );
+    assert!(
+        matches!(jobs.get("mnt-b.mount"), Some(Job::Dependency(d)) if d.starts_with(&instance(&b))),
+        "{jobs:?}"
+    );
+    assert!(mounted(&fake, "/mnt/a") && !mounted(&fake, "/mnt/b"));
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+}
+
+#[test]
+fn with_the_shared_service_of_the_previous_release_one_missing_dimm_failed_every_mount() {
+    // what the instances fix, in the same model: the one service fails when any stack
+    // fails, and every mount unit requiring it fails with it
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    to_previous_release(&mut fake);
+    fake.reboot();
+    remove_dimm(&mut fake, "region2");
+    let jobs = systemd_boot(&mut fake);
+    assert!(
+        matches!(jobs.get(LEGACY_SERVICE), Some(Job::Failed(_))),
+        "{jobs:?}"
+    );
+    for unit in ["mnt-a.mount", "mnt-b.mount"] {
+        assert!(
+            matches!(jobs.get(unit), Some(Job::Dependency(_))),
+            "{unit}: {jobs:?}"
+        );
+    }
+    // A's stack itself was rebuilt by that replay: only its mount unit failed
+    assert!(fake.state.dm("pmem-a").is_some());
+}
+
+#[test]
+fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_with_the_last_user() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b, c) = (stack_a(), stack_b(), stack_c());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    converge(&mut fake, &c);
+    to_previous_release(&mut fake);
+    let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+    let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
+    // C moves to its instance; A and B still rely on the old service
+    converge(&mut fake, &c);
+    assert!(fake.state.file(&service).is_some());
+    // A torn down: B's unit still names the old service: kept
+    let r = converge(&mut fake, &absent(&a));
+    assert!(!r.plan.iter().any(|s| s.target == service), "{:?}", r.plan);
+    assert_eq!(
+        naming_legacy_service(&fake),
+        [format!("{UNIT_DIR}/mnt-b.mount")]
+    );
+    // B torn down: nothing needs the old service any more; the template stays for C
+    let r = converge(&mut fake, &absent(&b));
+    assert_eq!(
+        files_changed(&r),
+        [
+            (
+                "remove_file",
+                format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount")
+            ),
+            ("remove_file", format!("{UNIT_DIR}/mnt-b.mount")),
+            ("remove_file", replay_link(LEGACY_SERVICE)),
+            ("remove_file", service.clone()),
+            ("remove_file", state_file(&b)),
+        ],
+        "{:?}",
+        r.plan
+    );
+    for p in [&template, &instance_link(&c), &BINARY.to_string()] {
+        assert!(fake.state.file(p).is_some(), "{p}");
+    }
+    unchanged(&mut fake, &c, "C");
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(
+        jobs,
+        BTreeMap::from([
+            (instance(&c), Job::Done),
+            ("mnt-c.mount".to_string(), Job::Done),
+        ])
+    );
+    converge(&mut fake, &absent(&c));
+    assert!(
+        fake.state.files.is_empty(),
+        "{:?}",
+        fake.state.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
+    // no unit shows that B needs the old service: its saved state without an instance
+    // link does
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let a = stack_a();
+    let mut b = stack_b();
+    b["filesystems"] = json!([]);
+    b["mounts"] = json!([]);
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    to_previous_release(&mut fake);
+    let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+    converge(&mut fake, &a);
+    assert!(naming_legacy_service(&fake).is_empty());
+    assert!(fake.state.file(&service).is_some(), "B's state needs it");
+    let jobs = systemd_boot(&mut fake);
+    assert_eq!(jobs.get(LEGACY_SERVICE), Some(&Job::Done), "{jobs:?}");
+    assert!(
+        fake.state.dm("pmem-b").is_some(),
+        "B rebuilt by the old service"
+    );
+    let r = converge(&mut fake, &b);
+    assert_eq!(
+        files_changed(&r),
+        [
+            ("write_file", instance_link(&b)),
+            ("remove_file", replay_link(LEGACY_SERVICE)),
+            ("remove_file", service.clone()),
+        ],
+        "{:?}",
+        r.plan
+    );
+    unchanged(&mut fake, &a, "A");
+}
+
+#[test]
+fn a_replay_instance_whose_saved_state_is_gone_is_disabled() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    // B's saved state removed by hand: its instance link replays nothing, and its
+    // mount unit is declared by no saved state: the next run of any task removes them
+    fake.state.files.retain(|f| f.path != state_file(&b));
+    let r = converge(&mut fake, &a);
+    assert_eq!(
+        files_changed(&r),
+        [
+            (
+                "remove_file",
+                format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount")
+            ),
+            ("remove_file", format!("{UNIT_DIR}/mnt-b.mount")),
+            ("remove_file", instance_link(&b)),
+        ],
+        "{:?}",
+        r.plan
+    );
+    assert!(r.plan[2].detail.contains("is gone"), "{:?}", r.plan);
+    assert!(fake.state.file(&instance_link(&a)).is_some());
+    unchanged(&mut fake, &a, "A");
+}
+
+#[test]
+fn a_move_stopped_at_any_step_boots_every_stack_and_is_finished_by_the_next_run() {
+    // the previous release's layout, A and B; each task's first run stopped after each
+    // of its steps: a boot then brings both stacks and both mounts up, and running the
+    // task again finishes the move
+    let (a, b) = (stack_a(), stack_b());
+    let old_host = {
+        let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+        converge(&mut fake, &a);
+        converge(&mut fake, &b);
+        to_previous_release(&mut fake);
+        fake
+    };
+    for (first, then) in [(&a, &b), (&b, &a)] {
+        for moved_before in [false, true] {
+            let mut host = old_host.clone();
+            if moved_before {
+                converge(&mut host, then);
+            }
+            let n = check(&mut host, first).plan.len();
+            assert!(n >= 3, "{n}");
+            for k in 1..=n {
+                let mut fake = host.clone();
+                fake.fail_at = Some(fake.executed.len() + k);
+                let r = run(&mut fake, first);
+                assert!(r.failed && r.done.len() == k - 1, "step {k}: {}", r.msg);
+                fake.fail_at = None;
+                let jobs = systemd_boot(&mut fake);
+                for unit in ["mnt-a.mount", "mnt-b.mount"] {
+                    assert_eq!(jobs.get(unit), Some(&Job::Done), "step {k}: {jobs:?}");
+                }
+                assert!(jobs.values().all(|j| *j == Job::Done), "step {k}: {jobs:?}");
+                let again = run(&mut fake, first);
+                assert!(!again.failed, "step {k}: {}", again.msg);
+                unchanged(&mut fake, first, "the task");
+                let old_left = |f: &FakeSystem| {
+                    f.state
+                        .file(&format!("{UNIT_DIR}/{LEGACY_SERVICE}"))
+                        .is_some()
+                };
+                // the old service goes with the last task to move
+                assert_eq!(old_left(&fake), !moved_before, "step {k}");
+                if !moved_before {
+                    converge(&mut fake, then);
+                    assert!(!old_left(&fake), "step {k}");
+                }
+                unchanged(&mut fake, then, "the other task");
+                assert!(naming_legacy_service(&fake).is_empty(), "step {k}");
+            }
+        }
+    }
 }

@@ -1145,18 +1145,28 @@ fn mount() -> impl Strategy<Value = Value> {
 }
 
 fn file_state() -> impl Strategy<Value = Value> {
-    use pmem_stack::boot::{BINARY, LEGACY_STATE_FILE, MARKER, SERVICE, STATE_DIR, UNIT_DIR};
+    use pmem_stack::boot::{
+        replay_link, BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE,
+        STATE_DIR, UNIT_DIR,
+    };
     (
         prop_oneof![
             Just(LEGACY_STATE_FILE.to_string()),
             Just(format!("{STATE_DIR}/pm0-0123456789abcdef.json")),
             Just(BINARY.to_string()),
-            Just(format!("{UNIT_DIR}/{SERVICE}")),
+            Just(format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")),
+            Just(replay_link("pmem-stack@pm0-0123456789abcdef.service")),
+            Just(format!("{UNIT_DIR}/{LEGACY_SERVICE}")),
+            Just(replay_link(LEGACY_SERVICE)),
             Just(format!("{UNIT_DIR}/mnt-x0.mount")),
             Just(format!("{UNIT_DIR}/local-fs.target.wants/mnt-x0.mount")),
         ],
         prop_oneof![
             Just(json!({"kind": "text", "text": format!("{MARKER}\n[Mount]\n")})),
+            Just(
+                json!({"kind": "text", "text": format!("{MARKER}\n[Unit]\nRequires={LEGACY_SERVICE}\n[Mount]\n")})
+            ),
+            Just(json!({"kind": "link", "target": format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")})),
             Just(json!({"kind": "text", "text": "{\"namespaces\": 3}"})),
             Just(json!({"kind": "link", "target": "/nowhere"})),
             any::<bool>().prop_map(|m| json!({"kind": "binary", "matches_self": m})),

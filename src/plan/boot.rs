@@ -1,5 +1,6 @@
 //! Boot persistence layer (files: the saved state, the installed binary, the replay
-//! service, mount units, their `*.wants` links).
+//! service template and this stack's instance of it, mount units, their `*.wants`
+//! links).
 //!
 //! | persist | state | file exists | content matches | step |
 //! |---|---|---|---|---|
@@ -7,10 +8,12 @@
 //! | true | present | no / yes | - / no | write it (atomically; content derived at apply time when the device is new) |
 //! | true | present | yes | yes | nothing |
 //! | true | present | ours, not wanted (a mount no longer declared by this task, or by no saved state) | - | remove it |
-//! | true | present | another task's (its saved state shares no object with this run; a unit of a mount it declares) | - | nothing |
-//! | true | present | a saved state sharing an object with this run (its earlier self) | - | remove it (after writing this run's) |
-//! | - | absent | this run's (its saved state, replaced ones, units of the mounts they declare) | - | remove it |
-//! | - | absent | the shared service, its link, the binary | - | remove them only when no other saved state remains |
+//! | true | present | another task's (its saved state shares no object with this run; its replay instance link; a unit of a mount it declares) | - | nothing |
+//! | true | present | a saved state sharing an object with this run (its earlier self) | - | remove it and its replay instance link (after writing this run's) |
+//! | true | present | a replay instance link whose saved state is gone | - | remove it |
+//! | - | absent | this run's (its saved state, replaced ones, their replay instance links, units of the mounts they declare) | - | remove it |
+//! | - | absent | the shared template, the binary | - | remove them only when no other saved state remains |
+//! | true / - | present / absent | the legacy shared `pmem-stack.service` and its link | - | remove them once no mount unit names it and every saved state has its instance (`boot::legacy_service_needed`); else nothing |
 //!
 //! Which files are whose is decided in `boot::removals` (see `crate::boot`).
 //!
@@ -69,7 +72,7 @@ pub(crate) fn reload_if_needed(cx: &mut Ctx, units_changed: bool) {
 }
 
 /// `state: absent`: remove the persistence files of the declared stack (the shared
-/// service and binary only when no other task's saved state remains).
+/// template and binary only when no other task's saved state remains).
 pub(crate) fn plan_absent(cx: &mut Ctx) {
     let units_changed = remove(cx, boot::removals(cx.d, cx.a));
     reload_if_needed(cx, units_changed);
@@ -103,7 +106,7 @@ fn describe(k: &FileKind) -> &'static str {
     match k {
         FileKind::State => "save the desired state to",
         FileKind::Binary => "install this pmem_stack as",
-        FileKind::Service => "write the boot replay unit",
+        FileKind::Service => "write the boot replay unit template",
         FileKind::MountUnit { .. } => "write the mount unit",
         FileKind::WantsLink { .. } => "enable with the link",
     }

@@ -138,9 +138,10 @@ impl FakeSystem {
         s
     }
 
-    /// The saved states, as the boot service finds them: `(path, text)` in replay order
-    /// (the legacy file, then `state.d` by name), for `crate::replay` after a
-    /// [`reboot`](Self::reboot). Files survive a reboot (all but /run).
+    /// The saved states, as `pmem_stack --boot` without a file finds them: `(path, text)`
+    /// in replay order (the legacy file, then `state.d` by name), for `crate::replay`
+    /// after a [`reboot`](Self::reboot). Files survive a reboot (all but /run). The fake
+    /// does not run units: the tests model what systemd does with them.
     pub fn saved_states(&self) -> Vec<(String, Result<String, String>)> {
         crate::boot::saved_states(&self.state)
             .into_iter()

@@ -6,8 +6,9 @@
 use super::exec;
 use crate::actual::{FileContent, FileState, Uncleared};
 use crate::boot::{
-    is_generated, is_state_path, is_unit_path, reload_pending_marker, BINARY, LEGACY_STATE_FILE,
-    RELOAD_PENDING, SERVICE, STATE_DIR, UNIT_DIR,
+    is_generated, is_state_path, is_unit_path, reload_pending_marker, replay_link, BINARY,
+    LEGACY_SERVICE, LEGACY_STATE_FILE, RELOAD_PENDING, REPLAY_TARGET, SERVICE_TEMPLATE, STATE_DIR,
+    UNIT_DIR,
 };
 use crate::system::{Output, SystemError};
 use std::io::Write;
@@ -160,17 +161,37 @@ pub fn drop_uncleared(root: &Path, name: &str) -> Result<(), SystemError> {
 }
 
 /// The managed files that exist: the binary, every saved state (the legacy file and
-/// each `STATE_DIR/*.json`), the service, our mount units and their links, the
-/// reload marker.
+/// each `STATE_DIR/*.json`), the replay template and the links enabling its instances,
+/// the legacy shared service and its link, our mount units and their links, the reload
+/// marker.
 pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
     let mut paths = vec![
         BINARY.to_string(),
         LEGACY_STATE_FILE.to_string(),
-        format!("{UNIT_DIR}/{SERVICE}"),
-        format!("{UNIT_DIR}/local-fs-pre.target.wants/{SERVICE}"),
+        format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
+        format!("{UNIT_DIR}/{LEGACY_SERVICE}"),
+        replay_link(LEGACY_SERVICE),
         RELOAD_PENDING.to_string(),
     ];
     paths.extend(state_files(root)?);
+    // the replay instances enabled: `pmem-stack@<stem>.service` links
+    let instance_prefix = SERVICE_TEMPLATE
+        .split_once('@')
+        .map_or("pmem-stack@".to_string(), |(p, _)| format!("{p}@"));
+    if let Ok(dir) = std::fs::read_dir(at(root, &format!("{UNIT_DIR}/{REPLAY_TARGET}.wants"))) {
+        let mut links: Vec<String> = dir
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.starts_with(&instance_prefix)
+                    && n.ends_with(".service")
+                    && n.len() > instance_prefix.len() + ".service".len()
+            })
+            .map(|n| replay_link(&n))
+            .collect();
+        links.sort();
+        paths.extend(links);
+    }
     if let Ok(dir) = std::fs::read_dir(at(root, UNIT_DIR)) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -591,6 +612,53 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_replay_template_its_instances_and_the_legacy_service_are_found() {
+        let root = std::env::temp_dir().join(format!("pmem-stack-units-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let text = |t: &str| FileContent::Text { text: t.into() };
+        let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
+        let legacy = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
+        write(&root, &template, &text("[Unit]\n"), 0o644).expect("template");
+        write(&root, &legacy, &text("[Unit]\n"), 0o644).expect("legacy");
+        let link = |unit: &str, target: &str| {
+            write(
+                &root,
+                &replay_link(unit),
+                &FileContent::Link {
+                    target: target.into(),
+                },
+                0o777,
+            )
+            .expect("link");
+        };
+        link("pmem-stack@b-0000000000000002.service", &template);
+        link("pmem-stack@a-0000000000000001.service", &template);
+        link(LEGACY_SERVICE, &legacy);
+        // not ours: another unit, the template's name itself
+        link("other.service", "/lib/systemd/system/other.service");
+        link(SERVICE_TEMPLATE, &template);
+        let found = probe(&root).expect("probe");
+        let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                template.as_str(),
+                legacy.as_str(),
+                &replay_link(LEGACY_SERVICE),
+                &replay_link("pmem-stack@a-0000000000000001.service"),
+                &replay_link("pmem-stack@b-0000000000000002.service"),
+            ]
+        );
+        assert_eq!(
+            found[3].content,
+            FileContent::Link {
+                target: template.clone()
+            }
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 

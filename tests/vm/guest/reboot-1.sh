@@ -3,7 +3,8 @@
 # persistence; the files (state, units, links, binary) go under PMEM_STACK_ROOT, a
 # directory kept across the reboot; write data and its checksum there too. Then a second
 # task persists its own stack (linear ext4 over pm2, the rest of region0, on /mnt/b): each task keeps its own
-# saved state and unit, and each stays idempotent.
+# saved state, replay instance (pmem-stack@<state>.service) and unit, and each stays
+# idempotent.
 source "$(dirname "$0")/lib.sh"
 : "${PMEM_STACK_ROOT:?}" "${KEEP:?}"
 # half of each region: the other half of region0 is for the second stack (a third DIMM
@@ -30,16 +31,22 @@ check "persist: state directory is root-only (0700)" [ "$(stat -c %a "$R/etc/pme
 check "persist: state.d is root-only (0700)" [ "$(stat -c %a "$R/etc/pmem-stack/state.d")" = 700 ]
 check "persist: the saved state never allows data loss" grep -q '"allow_data_loss": false' "$STATE_A"
 check "persist: binary installed (same bytes)" cmp -s "$BIN" "$R/usr/local/sbin/pmem_stack"
-check "persist: replay unit" [ -f "$R/etc/systemd/system/pmem-stack.service" ]
+# one replay instance per saved state, named after it: pmem-stack@<state stem>.service
+INST_A="pmem-stack@$(basename "$STATE_A" .json).service"
+check "persist: replay template" [ -f "$R/etc/systemd/system/pmem-stack@.service" ]
+check "persist: the template replays its own saved state" grep -qxF 'ExecStart=/usr/local/sbin/pmem_stack --boot /etc/pmem-stack/state.d/%i.json' "$R/etc/systemd/system/pmem-stack@.service"
+check "persist: no shared replay service" [ ! -e "$R/etc/systemd/system/pmem-stack.service" ]
 check "persist: mount unit" grep -q '^What=/dev/mapper/pmem-striped$' "$R/etc/systemd/system/mnt-pmem.mount"
 check "persist: mount unit carries dax" grep -q '^Options=dax=always$' "$R/etc/systemd/system/mnt-pmem.mount"
-check "persist: replay enabled" [ -L "$R/etc/systemd/system/local-fs-pre.target.wants/pmem-stack.service" ]
+check "persist: mount unit requires its own replay instance" grep -qxF "Requires=$INST_A" "$R/etc/systemd/system/mnt-pmem.mount"
+check "persist: replay instance enabled (a link to the template)" [ "$(readlink "$R/etc/systemd/system/local-fs-pre.target.wants/$INST_A")" = /etc/systemd/system/pmem-stack@.service ]
 check "persist: mount enabled" [ -L "$R/etc/systemd/system/local-fs.target.wants/mnt-pmem.mount" ]
-sed 's/^/  | /' "$R/etc/systemd/system/pmem-stack.service"
+sed 's/^/  | /' "$R/etc/systemd/system/pmem-stack@.service"
 sed 's/^/  | /' "$R/etc/systemd/system/mnt-pmem.mount"
 # systemd-analyze verify on the units as systemd would load them from that root (the
-# binary they name must exist there: it does, installed by the module)
-( cd "$R" && systemd-analyze verify --root="$R" etc/systemd/system/pmem-stack.service etc/systemd/system/mnt-pmem.mount ) > "$W/verify.txt" 2>&1
+# binary they name must exist there: it does, installed by the module; the template is
+# verified as an instance of it)
+( cd "$R" && systemd-analyze verify --root="$R" etc/systemd/system/pmem-stack@.service etc/systemd/system/mnt-pmem.mount ) > "$W/verify.txt" 2>&1
 echo $? > "$W/verify.rc"
 echo "  systemd-analyze verify: rc=$(cat "$W/verify.rc")"; sed 's/^/  ! /' "$W/verify.txt"
 check "systemd-analyze verify passes on the generated units" [ "$(cat "$W/verify.rc")" = 0 ]
@@ -62,8 +69,9 @@ echo "  saved states: $(cd "$R/etc/pmem-stack/state.d" && echo *)"
 checkc "B: its own saved state, beside A's" '[ -f "$STATE_B" ] && [ -f "$STATE_A" ] && [ "$(ls "$R/etc/pmem-stack/state.d" | wc -l)" = 2 ]'
 checkc "B: its own mount unit, enabled" 'grep -q "^What=/dev/mapper/pmem-lin$" "$R/etc/systemd/system/mnt-b.mount" && [ -L "$R/etc/systemd/system/local-fs.target.wants/mnt-b.mount" ]'
 checkc "B: A's saved state, unit and link untouched" 'sha256sum -c --quiet "$W/a-files.sha256" && [ -L "$R/etc/systemd/system/local-fs.target.wants/mnt-pmem.mount" ]'
-checkc "B: the one service replays every saved state" 'grep -q "^ExecStart=/usr/local/sbin/pmem_stack --boot$" "$R/etc/systemd/system/pmem-stack.service"'
-( cd "$R" && systemd-analyze verify --root="$R" etc/systemd/system/pmem-stack.service etc/systemd/system/mnt-b.mount ) > "$W/verify-b.txt" 2>&1
+INST_B="pmem-stack@$(basename "$STATE_B" .json).service"
+checkc "B: its own replay instance, enabled, which its unit requires; A's stays" '[ "$(readlink "$R/etc/systemd/system/local-fs-pre.target.wants/$INST_B")" = /etc/systemd/system/pmem-stack@.service ] && grep -qxF "Requires=$INST_B" "$R/etc/systemd/system/mnt-b.mount" && [ -L "$R/etc/systemd/system/local-fs-pre.target.wants/$INST_A" ] && [ "$(ls "$R/etc/systemd/system/local-fs-pre.target.wants" | grep -c "^pmem-stack@")" = 2 ] && [ ! -e "$R/etc/systemd/system/pmem-stack.service" ]'
+( cd "$R" && systemd-analyze verify --root="$R" etc/systemd/system/pmem-stack@.service etc/systemd/system/mnt-b.mount ) > "$W/verify-b.txt" 2>&1
 echo $? > "$W/verify-b.rc"; sed 's/^/  ! /' "$W/verify-b.txt"
 check "systemd-analyze verify passes on B's unit" [ "$(cat "$W/verify-b.rc")" = 0 ]
 module persista3 "$ARGS"
