@@ -166,11 +166,25 @@ pub fn state_text(args: &ModuleArgs) -> String {
 /// The arguments a boot replay runs with: the saved options, data loss disallowed
 /// whatever they say, and boot files left alone (they are what is running).
 pub fn replay_args(saved: &str) -> Result<String, String> {
+    replay_args_with(saved, &|_| false)
+}
+
+/// [`replay_args`], without the mounts for which `by_unit(path)` is true: at a boot
+/// under systemd, a mount that has its mount unit is mounted by that unit, after the
+/// replay service (`Requires=`/`After=` it), so that systemd knows the mount from its
+/// start and orders whatever needs it (`RequiresMountsFor=`) after it. Were the replay to
+/// mount it, the mount would appear while the service still runs and its consumers could
+/// start before the replay ends. Without systemd (an init script runs `--boot`) there is
+/// no unit to do it and the replay mounts everything.
+pub fn replay_args_with(saved: &str, by_unit: &dyn Fn(&str) -> bool) -> Result<String, String> {
     let mut v: serde_json::Value = serde_json::from_str(saved)
         .map_err(|e| format!("the saved state is not valid JSON: {e}"))?;
     let obj = v
         .as_object_mut()
         .ok_or("the saved state is not a JSON object")?;
+    if let Some(serde_json::Value::Array(mounts)) = obj.get_mut("mounts") {
+        mounts.retain(|m| !m.get("path").and_then(|p| p.as_str()).is_some_and(by_unit));
+    }
     obj.insert("allow_data_loss".into(), serde_json::Value::Bool(false));
     obj.insert("boot".into(), serde_json::json!({"persist": false}));
     obj.insert("state".into(), serde_json::Value::String("present".into()));

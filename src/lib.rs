@@ -32,6 +32,42 @@ use system::{ProbeScope, System, SystemError};
 /// Run the module on `input` (the arguments' JSON text) against `system`.
 /// With `offline`, never execute (a captured snapshot: always a dry run).
 pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult {
+    run_as(input, system, offline, false)
+}
+
+/// What a boot replay may not do: the replay reassembles what exists (namespaces on
+/// their labels, partition tables and filesystems on the media) and rebuilds the dm
+/// tables, which have no on-disk metadata. A step that would make or change what
+/// should already be on the media means that something is missing or was replaced (a
+/// DIMM removed or failed): doing it at boot would build a new, empty stack over the
+/// survivors (a new namespace for the missing member, then a filesystem over both).
+/// `Some(why)` for such a step.
+fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
+    use plan::Action as A;
+    match action {
+        A::CreateNamespace { .. } => Some("it is missing (its DIMM removed or failed?)"),
+        A::ReconfigureNamespace { .. } | A::ClearNamespace { .. } | A::DestroyNamespace { .. } => {
+            Some("it is not as saved")
+        }
+        A::CreateGpt { .. } | A::AddPartition { .. } | A::DeletePartition { .. } => {
+            Some("its partition table is not as saved")
+        }
+        A::Mkfs {
+            if_blank: false, ..
+        } => Some("its filesystem is missing"),
+        _ => None,
+    }
+}
+
+/// The run of one saved state at boot: as [`run`], but a step that would make or change
+/// what should be on the media (see `not_at_boot`) fails the state before anything is
+/// done, and a filesystem that would be made because a rebuilt device turned out blank
+/// fails it instead.
+pub fn run_replay(input: &str, system: &mut dyn System) -> ModuleResult {
+    run_as(input, system, false, true)
+}
+
+fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> ModuleResult {
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
         Err(mut f) => {
@@ -105,6 +141,24 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
         return finish(result, system, &desired, &before, true, false);
     }
 
+    if replay {
+        let refused: Vec<String> = planned
+            .steps
+            .iter()
+            .filter_map(|s| {
+                not_at_boot(&s.action)
+                    .map(|why| format!("{} {} ({why})", s.action.name(), s.action.target()))
+            })
+            .collect();
+        if !refused.is_empty() {
+            result.refusals = refused.clone();
+            let result = result.steps(&planned.steps, &[], false);
+            return result.fail(format!(
+                "the boot replay only reassembles what exists and would have to {}; nothing was done. Run the task that declares this stack once what is missing is back (or to rebuild it)",
+                refused.join(", ")
+            ));
+        }
+    }
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     let mut actual = before.clone();
@@ -132,6 +186,12 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
                 error,
             })
             .and_then(|r| match r {
+                plan::Resolved::Run(_) if replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
+                    Err(SystemError::Os {
+                        what: format!("the boot replay at {}", step.action.target()),
+                        error: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
+                    })
+                }
                 plan::Resolved::Run(op) => system.execute(&op).map(|_| true),
                 plan::Resolved::Skip(why) => {
                     skipped.push(report::SkippedItem {
@@ -250,6 +310,16 @@ pub fn replay(
     states: &[(String, Result<String, String>)],
     system: &mut dyn System,
 ) -> ModuleResult {
+    replay_with(states, system, &|_| false)
+}
+
+/// [`replay`], leaving the mounts for which `by_unit(path)` is true to their mount
+/// units (`boot::replay_args_with`).
+pub fn replay_with(
+    states: &[(String, Result<String, String>)],
+    system: &mut dyn System,
+    by_unit: &dyn Fn(&str) -> bool,
+) -> ModuleResult {
     let mut all = ModuleResult::new(Default::default());
     if states.is_empty() {
         all.msg = "no saved state: nothing to replay".into();
@@ -260,9 +330,9 @@ pub fn replay(
         let r = match text
             .as_ref()
             .map_err(|e| format!("cannot read the saved state: {e}"))
-            .and_then(|t| boot::replay_args(t))
+            .and_then(|t| boot::replay_args_with(t, by_unit))
         {
-            Ok(input) => run(&input, system, false),
+            Ok(input) => run_replay(&input, system),
             Err(e) => ModuleResult::new(Default::default()).fail(e),
         };
         msgs.push(format!("{path}: {}", r.msg));

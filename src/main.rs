@@ -87,7 +87,19 @@ fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>)
                     (p, text)
                 })
                 .collect();
-            let mut r = pmem_stack::replay(&states, &mut backend());
+            // under systemd, a mount that has its unit is mounted by it, after this
+            // service (the replay rebuilds the devices under it)
+            let systemd = root.is_empty() && std::path::Path::new("/run/systemd/system").is_dir();
+            let by_unit = |path: &str| {
+                systemd
+                    && std::path::Path::new(&format!(
+                        "{root}{}/{}",
+                        pmem_stack::boot::UNIT_DIR,
+                        pmem_stack::boot::mount_unit_name(path)
+                    ))
+                    .is_file()
+            };
+            let mut r = pmem_stack::replay_with(&states, &mut backend(), &by_unit);
             r.timing = Some(timing(started));
             // one line for the journal, besides the JSON on stdout
             eprintln!(

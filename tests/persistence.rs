@@ -1486,3 +1486,95 @@ fn a_move_stopped_at_any_step_boots_every_stack_and_is_finished_by_the_next_run(
         }
     }
 }
+
+#[test]
+fn under_systemd_the_replay_leaves_the_mounts_to_their_units() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    fake.reboot();
+    // A's mount has its unit (systemd mounts it after the replay); B's is left to the
+    // replay (as when `--boot` runs without systemd)
+    let by_unit = |path: &str| path == "/mnt/a";
+    let r = pmem_stack::replay_with(&fake.saved_states(), &mut fake, &by_unit);
+    assert!(!r.failed, "{}", r.msg);
+    assert!(
+        fake.state.dm("pmem-a").is_some() && fake.state.dm("pmem-b").is_some(),
+        "both devices rebuilt: {}",
+        r.msg
+    );
+    assert!(!mounted(&fake, "/mnt/a"), "the replay did not mount /mnt/a");
+    assert!(
+        !r.plan.iter().any(|s| s.target == "/mnt/a"),
+        "nothing planned at /mnt/a: {:?}",
+        r.plan
+    );
+    assert!(mounted(&fake, "/mnt/b"), "the replay mounted /mnt/b");
+    // what the unit then mounts is what the task declared: the task's run is unchanged
+    // once /mnt/a is mounted as its unit says
+    let unit = fake
+        .state
+        .file(&format!("{UNIT_DIR}/mnt-a.mount"))
+        .expect("A's mount unit");
+    let FileContent::Text { text } = &unit.content else {
+        panic!("a unit is text")
+    };
+    assert!(text.contains("Where=/mnt/a"), "{text}");
+}
+
+/// The namespace named `name` gone (its labels lost, or its DIMM replaced by a blank
+/// one in the same slot): its region stays, with the space free.
+fn lose_namespace(fake: &mut FakeSystem, name: &str) {
+    let block = fake
+        .state
+        .namespace_named(name)
+        .and_then(|n| n.blockdev.clone())
+        .expect("the namespace's block device");
+    let devno = fake.state.block_named(&block).expect("block").devno;
+    let ns = fake.state.namespace_named(name).expect("namespace").clone();
+    if let Some(r) = fake.state.regions.iter_mut().find(|r| r.name == ns.region) {
+        r.available_size.0 += ns.size.0;
+    }
+    fake.state
+        .namespaces
+        .retain(|n| n.name.as_deref() != Some(name));
+    fake.state.block_devices.retain(|b| b.devno != devno);
+    fake.state.filesystems.retain(|f| f.device != devno);
+}
+
+#[test]
+fn the_boot_replay_never_makes_a_missing_member_anew_nor_a_filesystem_over_the_survivors() {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    fake.reboot();
+    // pm1 is gone but region1 is there with room for a new one: a task run would create
+    // it; the replay must not (a new blank member under the striped device, then a
+    // filesystem made over it and the surviving pm0)
+    lose_namespace(&mut fake, "pm1");
+    let before = fake.state.namespaces.len();
+    let r = pmem_stack::replay(&fake.saved_states(), &mut fake);
+    assert!(r.failed, "{}", r.msg);
+    assert!(
+        r.msg.contains("create_namespace") && r.msg.contains("pm1") && r.msg.contains("missing"),
+        "says what is missing: {}",
+        r.msg
+    );
+    assert_eq!(fake.state.namespaces.len(), before, "no namespace made");
+    assert!(fake.state.dm("pmem-a").is_none(), "A not assembled");
+    assert!(
+        !r.done
+            .iter()
+            .any(|s| s.action == "mkfs" || s.action == "create_namespace"),
+        "{:?}",
+        r.done
+    );
+    // B is independent: back as saved
+    assert!(fake.state.dm("pmem-b").is_some() && mounted(&fake, "/mnt/b"));
+    // the task itself may rebuild it (its own run, its own allow_data_loss)
+    let r = converge(&mut fake, &a);
+    assert!(!r.failed, "{}", r.msg);
+    assert!(mounted(&fake, "/mnt/a"));
+}

@@ -257,10 +257,8 @@ fn vm_dax_audit_and_pmd_faults_on_6_12() {
 /// fails alone and the boot goes on. The guest's writes to its root (/etc, /usr/local,
 /// /var) and the NVDIMM files are kept between the boots.
 fn real_boots(kernel: &str) {
-    let keep = std::env::temp_dir().join(format!(
-        "pmem-stack-boots-{}-{kernel}",
-        std::process::id()
-    ));
+    let keep =
+        std::env::temp_dir().join(format!("pmem-stack-boots-{}-{kernel}", std::process::id()));
     let _ = std::fs::remove_dir_all(&keep);
     std::fs::create_dir_all(&keep).expect("keep dir");
     let k = keep.display().to_string();

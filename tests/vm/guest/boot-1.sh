@@ -7,7 +7,7 @@
 # Data and checksums are written; the rig keeps the guest's writes for boot 2.
 source "$(dirname "$0")/boot-lib.sh"
 # fresh DIMMs are label-less (one raw namespace per region, converted only whole): give
-# them labels so that region0 holds two namespaces
+# them labels so that region1 holds two namespaces
 ndctl disable-region all >/dev/null && ndctl init-labels -f all >/dev/null && ndctl enable-region all >/dev/null
 section "two tasks converge and persist their stacks"
 module a1 "$ARGS_A"

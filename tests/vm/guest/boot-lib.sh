@@ -7,8 +7,9 @@ ARGS_A='{"namespaces":[{"name":"pm0","region":"region0","mode":"fsdax","size":"5
 "devices":[{"name":"pmem-striped","target":"striped","members":["pm0","pm1"]}],
 "filesystems":[{"device":"pmem-striped","type":"xfs"}],
 "mounts":[{"path":"/mnt/a","device":"pmem-striped","dax":"always"}],"boot":{"persist":true}}'
-# the rest of region0: on the DIMM that stays when boot 3 removes the other one
-ARGS_B='{"namespaces":[{"name":"pm2","region":"region0","mode":"fsdax"}],
+# the rest of region1: on the DIMM that stays when boot 3 removes the other one (boot 3
+# boots the first DIMM file alone; at boot 1 the NFIT listed it second, region1)
+ARGS_B='{"namespaces":[{"name":"pm2","region":"region1","mode":"fsdax"}],
 "devices":[{"name":"pmem-lin","target":"linear","members":["pm2"]}],
 "filesystems":[{"device":"pmem-lin","type":"ext4"}],
 "mounts":[{"path":"/mnt/b","device":"pmem-lin","dax":"always","options":["noatime"]}],"boot":{"persist":true}}'
