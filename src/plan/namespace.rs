@@ -246,7 +246,10 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
     let need = spec.size.unwrap_or(available);
     if need.0 == 0 || need > available {
         cx.refusals.push(format!(
-            "namespace {}: {} has {} available, {} needed",
+            // it is created because no namespace of that name exists: say so, since
+            // a namespace that held data and is gone (its DIMM removed or failed) ends
+            // here too
+            "namespace {}: missing (no namespace of that name in any region; if it existed, its DIMM may be gone) and cannot be created: {} has {} available, {} needed",
             spec.name,
             spec.region,
             available,

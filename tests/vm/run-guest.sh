@@ -194,7 +194,7 @@ ExecStart=/bin/bash $OUTDIR/.inner.sh
 StandardOutput=journal+console
 UNIT
   ln -sf /etc/systemd/system/pmemvm-command.service $R/etc/systemd/system/multi-user.target.wants/pmemvm-command.service
-  exec switch_root $R /lib/systemd/systemd --log-target=kmsg
+  exec switch_root $R /lib/systemd/systemd
   fail "switch_root to systemd failed"
 fi
 # switch_root (not chroot): PID 1 shares its fs_struct with kernel threads, so the kernel's
