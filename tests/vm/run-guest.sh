@@ -191,7 +191,7 @@ After=multi-user.target
 Type=exec
 Environment=HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ExecStart=/bin/bash $OUTDIR/.inner.sh
-StandardOutput=journal+console
+StandardOutput=console
 UNIT
   ln -sf /etc/systemd/system/pmemvm-command.service $R/etc/systemd/system/multi-user.target.wants/pmemvm-command.service
   exec switch_root $R /lib/systemd/systemd

@@ -11,7 +11,7 @@ section "what systemd did at this boot"
 show "$RA" "$RB" mnt-a.mount mnt-b.mount pmem-consumer.service local-fs.target multi-user.target
 journal "the replay services" -u "$RA" -u "$RB"
 journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u pmem-consumer.service
-journalctl -b --no-pager -o cat | grep -i "dependency failed" | sed 's/^/  journal: /'
+journalctl -b --no-pager -o cat _PID=1 | grep -i "dependency failed" | sed 's/^/  journal: /'
 echo "  systemctl is-system-running: $(systemctl is-system-running)"
 systemctl --failed --no-legend --plain | sed 's/^/  failed: /'
 checkc "the boot went on: multi-user.target reached" '[ "$(prop multi-user.target ActiveState)" = active ]'
@@ -21,7 +21,7 @@ checkc "the replay made no namespace: pm1 and pm2 only" '[ "$(ndctl list -N | py
 checkc "A's replay ran no step (no namespace, no dm device, no filesystem made)" 'journalctl -b -o cat -u "$RA" | grep "^{" | python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r[\"failed\"] and r[\"done\"] == [] else 1)"'
 checkc "mnt-a.mount not started, /mnt/a not mounted" '[ "$(prop mnt-a.mount ActiveState)" != active ] && ! grep -q " /mnt/a " /proc/self/mountinfo'
 checkc "the consumer never started (its dependency failed)" '[ "$(prop pmem-consumer.service ExecMainStartTimestampMonotonic)" = 0 ] && [ "$(prop pmem-consumer.service ActiveState)" != active ] && [ ! -e /run/consumer.txt ]'
-checkc "the journal says the consumer's dependency failed" 'journalctl -b -o cat | grep -q "Dependency failed for pmem-consumer.service\|Dependency failed for A consumer of /mnt/a"'
+checkc "the journal says the consumer's dependency failed" 'journalctl -b -o cat _PID=1 | grep -q "Dependency failed for pmem-consumer.service\|Dependency failed for A consumer of /mnt/a"'
 checkc "$RB: active (exited), success: the other stack is independent" '[ "$(prop "$RB" ActiveState)/$(prop "$RB" Result)" = active/success ]'
 checkc "mnt-b.mount active, /mnt/b mounted with dax=always" '[ "$(prop mnt-b.mount ActiveState)" = active ] && grep -q " /mnt/b .*dax=always" /proc/self/mountinfo'
 checkc "B's data intact" '(cd /mnt/b && sha256sum -c --quiet "$KEEP/data-b.sha256")'
