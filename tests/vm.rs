@@ -202,38 +202,6 @@ fn vm_recipes_through_ansible() {
 }
 
 #[test]
-fn vm_reboot_with_swapped_dimms_and_teardown() {
-    // NVDIMM backing files and the persistence root survive between the two boots
-    let keep = std::env::temp_dir().join(format!("pmem-stack-reboot-{}", std::process::id()));
-    let root = keep.join("root");
-    std::fs::create_dir_all(&root).expect("keep dir");
-    let k = keep.display().to_string();
-    // one binary for both boots: what the first boot installed is what the second runs
-    let bin = keep.join("pmem_stack");
-    std::fs::copy(module_bin(), &bin).expect("copy the binary");
-    let env = [
-        format!("PMEM_STACK_ROOT={}", root.display()),
-        format!("KEEP={k}"),
-        format!("PMEM_STACK_BIN={}", bin.display()),
-    ];
-    let first = std::panic::catch_unwind(|| {
-        guest_with("reboot-1.sh", 2, 1024, &["-k", &k, "-w", &k], &env)
-    });
-    let second = first.is_ok().then(|| {
-        std::panic::catch_unwind(|| {
-            guest_with("reboot-2.sh", 2, 1024, &["-k", &k, "-w", &k, "-r"], &env)
-        })
-    });
-    let _ = std::fs::remove_dir_all(&keep);
-    if let Err(e) = first {
-        std::panic::resume_unwind(e);
-    }
-    if let Some(Err(e)) = second {
-        std::panic::resume_unwind(e);
-    }
-}
-
-#[test]
 fn vm_dax_audit_and_pmd_faults() {
     guest("dax-audit.sh", 2, 1024);
 }

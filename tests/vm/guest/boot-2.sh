@@ -7,22 +7,22 @@
 # the dm devices have their members in declared order; the data is intact; each task's
 # module run reports changed false.
 source "$(dirname "$0")/boot-lib.sh"
-RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount)
+RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount); RC=$(replay_of mnt-c.mount)
 section "what systemd did at this boot"
-show "$RA" "$RB" mnt-a.mount mnt-b.mount pmem-consumer.service local-fs.target
-journal "the replay services" -u "$RA" -u "$RB"
-journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u pmem-consumer.service
+show "$RA" "$RB" "$RC" mnt-a.mount mnt-b.mount mnt-c.mount pmem-consumer.service local-fs.target
+journal "the replay services" -u "$RA" -u "$RB" -u "$RC"
+journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u mnt-c.mount -u pmem-consumer.service
 echo "  systemctl is-system-running: $(systemctl is-system-running)"
 systemctl --failed --no-legend --plain | sed 's/^/  failed: /'
-for r in "$RA" "$RB"; do
+for r in "$RA" "$RB" "$RC"; do
   checkc "$r: active (exited), result success, status 0" '[ "$(prop "$r" ActiveState)/$(prop "$r" SubState)/$(prop "$r" Result)/$(prop "$r" ExecMainStatus)" = active/exited/success/0 ]'
 done
-checkc "the replays logged their one line in the journal" '[ "$(journalctl -b -o cat -u "$RA" -u "$RB" | grep -c "pmem_stack --boot:")" -ge 2 ]'
-for m in mnt-a.mount mnt-b.mount; do
+checkc "the replays logged their one line each in the journal" '[ "$(journalctl -b -o cat -u "$RA" -u "$RB" -u "$RC" | grep -c "pmem_stack --boot:")" = 3 ]'
+for m in mnt-a.mount mnt-b.mount mnt-c.mount; do
   checkc "$m: active (mounted), result success" '[ "$(prop $m ActiveState)/$(prop $m SubState)/$(prop $m Result)" = active/mounted/success ]'
 done
 LF=$(prop local-fs.target ActiveEnterTimestampMonotonic)
-for p in "$RA mnt-a.mount" "$RB mnt-b.mount"; do
+for p in "$RA mnt-a.mount" "$RB mnt-b.mount" "$RC mnt-c.mount"; do
   set -- $p
   X=$(prop "$1" ExecMainExitTimestampMonotonic); M=$(prop "$2" ActiveEnterTimestampMonotonic)
   echo "  $1 exited at $X us, $2 active at $M us, local-fs.target at $LF us"
@@ -41,13 +41,14 @@ WANT="0 $(( 2 * (MIN / 4096) * 4096 )) striped 2 4096 $(devno "$P0") 0 $(devno "
 echo "  table: $(dmtable pmem-striped)"; echo "  want:  $WANT"
 check "A: striped table with pm0 first, pm1 second (by name), chunk 2 MiB" [ "$(dmtable pmem-striped)" = "$WANT" ]
 checkc "B: linear table over pm2" '[ "$(dmtable pmem-lin)" = "0 $(size_of "$(ns_blk pm2)") linear $(devno "$(ns_blk pm2)") 0" ]'
-grep -E " /mnt/(a|b) " /proc/self/mountinfo | sed 's/^/  mountinfo: /'
-checkc "/mnt/a and /mnt/b mounted with dax=always" 'grep -q " /mnt/a .*dax=always" /proc/self/mountinfo && grep -q " /mnt/b .*dax=always" /proc/self/mountinfo'
+grep -E " /mnt/(a|b|c) " /proc/self/mountinfo | sed 's/^/  mountinfo: /'
+checkc "/mnt/a, /mnt/b and /mnt/c mounted with dax=always" 'grep -q " /mnt/a .*dax=always" /proc/self/mountinfo && grep -q " /mnt/b .*dax=always" /proc/self/mountinfo && grep -q " /mnt/c .*dax=always" /proc/self/mountinfo'
 A=$(xfs_io -c 'statx -r' /mnt/a/data | sed -n 's/^stat.attributes = //p')
 checkc "A's data file has STATX_ATTR_DAX" '[ -n "$A" ] && [ $(( A & 0x200000 )) -ne 0 ]'
-checkc "data intact on both (sha256)" '(cd /mnt/a && sha256sum -c --quiet "$KEEP/data.sha256") && (cd /mnt/b && sha256sum -c --quiet "$KEEP/data-b.sha256")'
+checkc "data intact on all three (sha256)" '(cd /mnt/a && sha256sum -c --quiet "$KEEP/data.sha256") && (cd /mnt/b && sha256sum -c --quiet "$KEEP/data-b.sha256") && (cd /mnt/c && sha256sum -c --quiet "$KEEP/data-c.sha256")'
 section "each task after the boot"
-module a3 "$ARGS_A"; module b3 "$ARGS_B"
+module a3 "$ARGS_A"; module b3 "$ARGS_B"; module c3 "$ARGS_C"
 checkc "A: rc 0, changed false" '[ "$(rc_of a3)" = 0 ] && [ "$(jv "$W/a3.json" changed)" = false ]'
 checkc "B: rc 0, changed false" '[ "$(rc_of b3)" = 0 ] && [ "$(jv "$W/b3.json" changed)" = false ]'
+checkc "C: rc 0, changed false" '[ "$(rc_of c3)" = 0 ] && [ "$(jv "$W/c3.json" changed)" = false ]'
 summary

@@ -3,20 +3,22 @@
 # removed, the one that held pm0: stack A (striped over pm0 and pm1) cannot be rebuilt,
 # and the replay must not make a new pm0 in the space left (nor a filesystem over it and
 # pm1). The boot goes on: A's replay fails with the reason in the journal, /mnt/a and its
-# consumer are not started; stack B (pm2, beside pm1 on the DIMM that stays) comes up as
-# before. The module run for A afterwards says what is missing.
+# consumer are not started; stack C (pm3, beside pm0 on the DIMM removed) fails alike;
+# stack B (pm2, beside pm1 on the DIMM that stays) comes up as before. The module runs
+# for A and C afterwards say what is missing.
 source "$(dirname "$0")/boot-lib.sh"
-RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount)
+RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount); RC=$(replay_of mnt-c.mount)
 section "what systemd did at this boot"
-show "$RA" "$RB" mnt-a.mount mnt-b.mount pmem-consumer.service local-fs.target multi-user.target
-journal "the replay services" -u "$RA" -u "$RB"
-journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u pmem-consumer.service
+show "$RA" "$RB" "$RC" mnt-a.mount mnt-b.mount mnt-c.mount pmem-consumer.service local-fs.target multi-user.target
+journal "the replay services" -u "$RA" -u "$RB" -u "$RC"
+journal "mounts and consumer" -u mnt-a.mount -u mnt-b.mount -u mnt-c.mount -u pmem-consumer.service
 journalctl -b --no-pager -o cat _PID=1 | grep -i "dependency failed" | sed 's/^/  journal: /'
 echo "  systemctl is-system-running: $(systemctl is-system-running)"
 systemctl --failed --no-legend --plain | sed 's/^/  failed: /'
 checkc "the boot went on: multi-user.target reached" '[ "$(prop multi-user.target ActiveState)" = active ]'
 checkc "$RA: failed (exit code)" '[ "$(prop "$RA" ActiveState)/$(prop "$RA" Result)" = failed/exit-code ]'
 checkc "the journal says why: A's replay names the missing namespace pm0" 'journalctl -b -o cat -u "$RA" | grep "pmem_stack --boot:" | grep -q "pm0.*missing"'
+checkc "$RC: failed too, naming pm3; mnt-c.mount not started" '[ "$(prop "$RC" ActiveState)" = failed ] && journalctl -b -o cat -u "$RC" | grep "pmem_stack --boot:" | grep -q "pm3" && [ "$(prop mnt-c.mount ActiveState)" != active ]'
 checkc "the replay made no namespace: pm1 and pm2 only" '[ "$(ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print(\" \".join(sorted(n.get(\"name\",\"?\") for n in d if n.get(\"size\",0))))")" = "pm1 pm2" ]'
 checkc "A's replay ran no step (no namespace, no dm device, no filesystem made)" 'journalctl -b -o cat -u "$RA" | grep "^{" | python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r[\"failed\"] and r[\"done\"] == [] else 1)"'
 checkc "mnt-a.mount not started, /mnt/a not mounted" '[ "$(prop mnt-a.mount ActiveState)" != active ] && ! grep -q " /mnt/a " /proc/self/mountinfo'
@@ -30,6 +32,30 @@ section "the module afterwards"
 module a4 "$ARGS_A"
 echo "  A: rc $(rc_of a4): $(jv "$W/a4.json" msg)"
 checkc "A: fails, naming what is missing (pm0), nothing changed" '[ "$(rc_of a4)" = 1 ] && jv "$W/a4.json" msg | grep -q "pm0" && [ "$(jv "$W/a4.json" changed)" = false ]'
+module c4 "$ARGS_C"
+checkc "C: fails, naming pm3, nothing changed" '[ "$(rc_of c4)" = 1 ] && jv "$W/c4.json" msg | grep -q "pm3" && [ "$(jv "$W/c4.json" changed)" = false ]'
 module b4 "$ARGS_B"
 checkc "B: rc 0, changed false" '[ "$(rc_of b4)" = 0 ] && [ "$(jv "$W/b4.json" changed)" = false ]'
+section "teardown after the loss: each task's state: absent removes its own"
+STATE_B=$(ls /etc/pmem-stack/state.d/pmem-lin-*.json)
+sha256sum $(ls /etc/pmem-stack/state.d/*.json | grep -v pmem-lin) $UNITS/mnt-a.mount $UNITS/mnt-c.mount > "$W/ac-files.sha256"
+# a dm device B does not declare, over pm2's pmem device: B's teardown must refuse it
+dmsetup create foreign --table "0 8192 linear /dev/$(ns_blk pm2) 0" && udevadm settle
+ABSENT_B="${ARGS_B%\}},\"state\":\"absent\"}"
+module absb1 "$ABSENT_B"
+checkc "B absent refused while a foreign dm device holds pm2, naming it; nothing torn down" '[ "$(rc_of absb1)" = 1 ] && grep -q "held by foreign" "$W/absb1.json" && [ -f "$STATE_B" ] && grep -q " /mnt/b " /proc/self/mountinfo'
+dmsetup remove foreign && udevadm settle
+module absb2 "$ABSENT_B"
+check "B absent: rc 0" [ "$(rc_of absb2)" = 0 ]
+echo "  plan: $(actions "$W/absb2.json")"
+checkc "B absent: unmounted (systemd sees mnt-b.mount inactive), dm removed, its state, instance link and unit gone" '! grep -q " /mnt/b " /proc/self/mountinfo && [ "$(prop mnt-b.mount ActiveState)" != active ] && [ ! -e /dev/mapper/pmem-lin ] && [ ! -e "$STATE_B" ] && [ ! -e "$UNITS/mnt-b.mount" ] && [ ! -L "$UNITS/local-fs-pre.target.wants/$RB" ]'
+checkc "B absent: A's and C's states and units, the template and the binary stay" 'sha256sum -c --quiet "$W/ac-files.sha256" && [ -f "$UNITS/pmem-stack@.service" ] && [ -x /usr/local/sbin/pmem_stack ]'
+checkc "B absent: pm2 left (no allow_data_loss), with a warning" '[ "$(ns_mode pm2)" = fsdax ] && grep -q "left in place" "$W/absb2.json"'
+module absb3 "$ABSENT_B"
+checkc "B absent again: changed false" '[ "$(rc_of absb3)" = 0 ] && [ "$(jv "$W/absb3.json" changed)" = false ]'
+module absa "${ARGS_A%\}},\"state\":\"absent\"}"
+module absc "${ARGS_C%\}},\"state\":\"absent\"}"
+echo "  A absent: rc $(rc_of absa): $(jv "$W/absa.json" msg)"; echo "  C absent: rc $(rc_of absc): $(jv "$W/absc.json" msg)"
+checkc "A and C absent with a member gone: rc 0, the last one takes the template, the binary and every unit" '[ "$(rc_of absa)" = 0 ] && [ "$(rc_of absc)" = 0 ] && [ -z "$(ls -A /etc/pmem-stack/state.d)" ] && [ ! -e "$UNITS/pmem-stack@.service" ] && [ ! -e /usr/local/sbin/pmem_stack ] && [ -z "$(ls $UNITS/local-fs-pre.target.wants/ 2>/dev/null | grep pmem-stack)" ] && [ ! -e "$UNITS/mnt-a.mount" ] && [ ! -e "$UNITS/mnt-c.mount" ]'
+checkc "systemd has no pmem-stack unit left after the reload" '[ -z "$(systemctl list-unit-files --no-legend "pmem-stack*" "mnt-[abc].mount" | grep -v "^$")" ]'
 summary
