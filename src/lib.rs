@@ -227,7 +227,7 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
         }
     }
     let mut result = result.steps(&planned.steps, &done, false);
-    result.skipped = skipped;
+    result.skipped_steps = skipped;
     let after = match system.probe() {
         Ok(a) => a,
         Err(e) => return result.fail(format!("{e} (after all steps ran)")),
@@ -340,7 +340,7 @@ pub fn replay_with(
         all.failed |= r.failed;
         all.plan.extend(r.plan);
         all.done.extend(r.done);
-        all.skipped.extend(r.skipped);
+        all.skipped_steps.extend(r.skipped_steps);
         all.warnings
             .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
         all.refusals
