@@ -31,7 +31,7 @@ for LINK in "$R"/etc/systemd/system/local-fs-pre.target.wants/pmem-stack@*.servi
   cat "$W/boot-$I.trace" >> "$W/boot.trace"
   echo "  $UNIT journal line: $(cat "$W/boot-$I.err")"
   echo "  done: $(jv "$W/boot-$I.json" done | python3 -c 'import json,sys; print([s["action"] for s in json.load(sys.stdin)])')"
-  echo "  skipped: $(jv "$W/boot-$I.json" skipped | python3 -c 'import json,sys; print([(s["step"]["action"], s["why"]) for s in json.load(sys.stdin) or []])')"
+  echo "  skipped: $(jv "$W/boot-$I.json" skipped_steps | python3 -c 'import json,sys; print([(s["step"]["action"], s["why"]) for s in json.load(sys.stdin) or []])')"
 done
 sed 's/^/  rc: /' "$W/boot.rcs"
 checkc "replay: two instances (A's and B's), rc 0 each" '[ "$(wc -l < "$W/boot.rcs")" = 2 ] && [ "$(grep -c " 0$" "$W/boot.rcs")" = 2 ]'
