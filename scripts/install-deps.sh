@@ -37,13 +37,16 @@ if ! ls /lib/modules/6.12.*/modules.dep >/dev/null 2>&1; then
   INITRD=No DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$K612"
 fi
 
-# Ansible for the recipe tests (ansible-core from PyPI, in a venv; no Galaxy). Debian's
-# python3 so the VM guest, which sees this machine's root read-only, can run it too.
+# Ansible for the recipe tests and the Ansible checks (scripts/ansible-checks.sh): ansible-core
+# and ansible-lint from PyPI in a venv, every package pinned in scripts/ansible-requirements.txt;
+# no Galaxy. Debian's python3 so the VM guest, which sees this machine's root read-only, can
+# run it too.
 VENV=${PMEM_STACK_ANSIBLE_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/ansible-venv}
-ANSIBLE_CORE=2.19.14
-if ! "$VENV/bin/python" -c "import ansible.release as r; assert r.__version__ == '$ANSIBLE_CORE'" 2>/dev/null; then
-  echo "install-deps: ansible-core $ANSIBLE_CORE into $VENV"
-  rm -rf "$VENV"
-  /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE"
+REQS=$(cd "$(dirname "$0")" && pwd)/ansible-requirements.txt
+want=$(grep -v '^ *\(#\|$\)' "$REQS" | sort)
+have=$("$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | sort || true)
+if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ]; then
+  echo "install-deps: ansible-core and ansible-lint (scripts/ansible-requirements.txt) into $VENV"
+  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQS"
 fi

@@ -14,6 +14,9 @@
 //! ```
 //! Check mode and offline plans (`--actual`) stop after Plan. The same `plan()` runs
 //! against the real system, the fake one in tests, and a captured snapshot.
+//!
+//! The same binary run as `pmem_stack_info` ([`invoked_as_info`]) is the read-only facts
+//! module: [`info`], which is [`facts`] (`--facts`) taking Ansible's arguments.
 
 pub mod actual;
 pub mod args;
@@ -227,7 +230,7 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
         }
     }
     let mut result = result.steps(&planned.steps, &done, false);
-    result.skipped = skipped;
+    result.skipped_steps = skipped;
     let after = match system.probe() {
         Ok(a) => a,
         Err(e) => return result.fail(format!("{e} (after all steps ran)")),
@@ -340,7 +343,7 @@ pub fn replay_with(
         all.failed |= r.failed;
         all.plan.extend(r.plan);
         all.done.extend(r.done);
-        all.skipped.extend(r.skipped);
+        all.skipped_steps.extend(r.skipped_steps);
         all.warnings
             .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
         all.refusals
@@ -477,6 +480,34 @@ pub fn facts(system: &mut dyn System) -> ModuleResult {
             r
         }
         Err(e) => r.fail(e.to_string()),
+    }
+}
+
+/// Whether this run is the facts module `pmem_stack_info` (the same binary, installed
+/// under that name as well: the collection ships it twice). Ansible says which module
+/// it runs in `_ansible_module_name` (the name the task used: `pmem_stack_info`,
+/// `pmemstack.pmem.pmem_stack_info`, `ansible.legacy.pmem_stack_info`); that key decides
+/// when present. Without it (the binary run by hand) the program's own file name does:
+/// `argv0`, as Ansible names its remote copy `AnsiballZ_<module file name>`.
+pub fn invoked_as_info(args_text: &str, argv0: &str) -> bool {
+    let named = args::module_name(args_text).unwrap_or_else(|| {
+        let file = argv0.rsplit('/').next().unwrap_or(argv0);
+        file.strip_prefix("AnsiballZ_").unwrap_or(file).to_string()
+    });
+    named.rsplit('.').next() == Some(args::INFO_MODULE_NAME)
+}
+
+/// `pmem_stack_info`: what [`facts`] reports (`ansible_facts.pmem_stack` and the DAX
+/// audit), never changing anything. It takes no options: any key but Ansible's internal
+/// `_ansible_*` ones fails the run, naming it, before the machine is probed.
+pub fn info(args_text: &str, system: &mut dyn System) -> ModuleResult {
+    match args::parse_info_input(args_text) {
+        Ok(internal) => {
+            let mut r = facts(system);
+            r.check_mode = internal.check_mode;
+            r
+        }
+        Err(f) => ModuleResult::new(f.raw_options).input_errors(&f.errors),
     }
 }
 

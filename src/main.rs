@@ -14,14 +14,17 @@ const USAGE: &str =
        pmem_stack --actual SNAPSHOT [ARGS_FILE]   plan against captured facts (dry run)
        pmem_stack --boot [STATE_FILE]      replay a saved state at boot (the one named, as each pmem-stack@.service instance does; every one when none is named; never destroys data)
        pmem_stack --facts                  print the actual state
+       pmem_stack_info [ARGS_FILE]         the same binary named (or run by Ansible as) pmem_stack_info: --facts as a module, no options
        pmem_stack --schema                 print the JSON Schema of the arguments
        pmem_stack --result-schema          print the JSON Schema of the result";
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     exec::mark_start();
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (text, result) = dispatch(&argv, started);
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let argv: Vec<String> = args.collect();
+    let (text, result) = dispatch(&argv0, &argv, started);
     // a reader that went away (`| head`) is not a reason to panic
     if writeln!(std::io::stdout().lock(), "{text}").is_err() {
         return ExitCode::from(1);
@@ -42,8 +45,9 @@ fn failed(msg: String) -> (String, Option<ModuleResult>) {
     (r.to_json(), Some(r))
 }
 
-/// Returns the text to print and the result (None for schemas).
-fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>) {
+/// Returns the text to print and the result (None for schemas). `argv0` is the program's
+/// name: run as `pmem_stack_info` it is the facts module (see `invoked_as_info`).
+fn dispatch(argv0: &str, argv: &[String], started: Instant) -> (String, Option<ModuleResult>) {
     let words: Vec<&str> = argv.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["--schema"] => (pretty(&pmem_stack::args::args_schema()), None),
@@ -148,6 +152,10 @@ fn dispatch(argv: &[String], started: Instant) -> (String, Option<ModuleResult>)
                 Ok(t) => t,
                 Err(e) => return failed(e),
             };
+            if pmem_stack::invoked_as_info(&input, argv0) {
+                let r = pmem_stack::info(&input, &mut backend());
+                return (r.to_json(), Some(r));
+            }
             let mut r = pmem_stack::run(&input, &mut backend(), false);
             r.timing = Some(timing(started));
             (r.to_json(), Some(r))

@@ -1,6 +1,15 @@
-//! The result object Ansible reads: `changed`, `failed`, `msg`, `plan`, `done`, `diff`,
-//! `warnings`, `invocation`, and on failure the input `errors` or the `failed_step`.
-//! `changed` is derived from the steps (done, or planned in check mode), never set by hand.
+//! The result object Ansible reads: `changed`, `failed`, `msg`, `plan`, `done`,
+//! `skipped_steps`, `diff`, `warnings`, `invocation`, and on failure the input `errors` or
+//! the `failed_step`. `changed` is derived from the steps (done, or planned in check
+//! mode), never set by hand.
+//!
+//! The keys Ansible itself interprets keep Ansible's meaning and shape (ansible-core's
+//! `executor/task_result.py`, `vars/clean.py`, the callbacks' `_get_diff`): `changed` and
+//! `failed` are booleans, `msg` a string, `warnings` a list of strings, `diff` a list of
+//! `{before_header, after_header, before, after}`, `invocation` `{module_args}`. No key
+//! is named `skipped` (a truthy one marks the whole task skipped), `results`, `rc`,
+//! `stdout`, `stderr` or `exception`; tests/ansible.rs checks this against the schema and
+//! through `ansible-playbook`.
 
 use crate::actual::dm::table_text;
 use crate::actual::Actual;
@@ -59,7 +68,8 @@ pub struct SkippedItem {
     pub why: String,
 }
 
-/// One entry of `diff` (Ansible's shape).
+/// One entry of `diff` (Ansible's shape). Ansible makes the unified diff from `before`
+/// and `after` itself; a `prepared` text as well would be printed a second time.
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Eq)]
 pub struct DiffItem {
     /// What the before side is.
@@ -70,9 +80,6 @@ pub struct DiffItem {
     pub before: String,
     /// After (text).
     pub after: String,
-    /// A unified diff (dm tables), which Ansible prints as is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prepared: Option<String>,
 }
 
 /// Where a live run's time went.
@@ -139,9 +146,10 @@ pub struct ModuleResult {
     pub plan: Vec<PlanItem>,
     /// Steps actually done (empty in check mode).
     pub done: Vec<PlanItem>,
-    /// Conditional steps that turned out not to be needed (with why).
+    /// Conditional steps that turned out not to be needed (with why). Not `skipped`:
+    /// Ansible takes a truthy `skipped` for "the task was skipped".
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<SkippedItem>,
+    pub skipped_steps: Vec<SkippedItem>,
     /// Check mode (or an offline plan): nothing was executed.
     pub check_mode: bool,
     /// Before/after per changed object (with `_ansible_diff` / `--diff`).
@@ -184,7 +192,7 @@ impl ModuleResult {
             msg: String::new(),
             plan: Vec::new(),
             done: Vec::new(),
-            skipped: Vec::new(),
+            skipped_steps: Vec::new(),
             check_mode: false,
             diff: None,
             warnings: Vec::new(),
@@ -568,20 +576,11 @@ pub fn diff(before: &[(String, String)], after: &[(String, String)]) -> Vec<Diff
         .iter()
         .zip(after)
         .filter(|((_, b), (_, a))| b != a)
-        .map(|((h, b), (_, a))| {
-            let prepared = (h.starts_with("dm table ") || h.starts_with("file ")).then(|| {
-                similar::TextDiff::from_lines(b.as_str(), a.as_str())
-                    .unified_diff()
-                    .header(&format!("{h} (before)"), &format!("{h} (after)"))
-                    .to_string()
-            });
-            DiffItem {
-                before_header: format!("{h} (before)"),
-                after_header: format!("{h} (after)"),
-                before: b.clone(),
-                after: a.clone(),
-                prepared,
-            }
+        .map(|((h, b), (_, a))| DiffItem {
+            before_header: format!("{h} (before)"),
+            after_header: format!("{h} (after)"),
+            before: b.clone(),
+            after: a.clone(),
         })
         .collect()
 }

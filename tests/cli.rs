@@ -502,3 +502,160 @@ fn boot_with_a_file_replays_that_file_under_the_root() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Run the binary the way Ansible runs a binary module: `argv[0]` the remote copy
+/// (`AnsiballZ_<module file>`), `argv[1]` the args file, stdin at EOF.
+fn as_module(argv0: &str, name: &str, args: &Value) -> (Output, Value) {
+    use std::os::unix::process::CommandExt;
+    let f = tmp(name, &args.to_string());
+    let out = bin()
+        .arg0(argv0)
+        .arg(&f)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let v = one_object(&out);
+    (out, v)
+}
+
+/// What Ansible adds to every binary module's args file besides the options.
+fn internal_keys(module_name: &str) -> Value {
+    json!({
+        "_ansible_check_mode": false, "_ansible_no_log": false, "_ansible_debug": false,
+        "_ansible_diff": false, "_ansible_verbosity": 0, "_ansible_version": "2.19.14",
+        "_ansible_module_name": module_name, "_ansible_syslog_facility": "LOG_USER",
+        "_ansible_selinux_special_fs": ["fuse", "nfs"], "_ansible_string_conversion_action": "warn",
+        "_ansible_socket": null, "_ansible_shell_executable": "/bin/sh",
+        "_ansible_keep_remote_files": false, "_ansible_tmpdir": "/root/.ansible/tmp/ansible-tmp-1/",
+        "_ansible_remote_tmp": "~/.ansible/tmp", "_ansible_ignore_unknown_opts": false,
+        "_ansible_target_log_info": null
+    })
+}
+
+/// `pmem_stack_info`: the same binary, run by Ansible under that module name (short, FQCN
+/// or `ansible.legacy.`), reports what `--facts` reports, changes nothing and takes no
+/// options; `_ansible_module_name` decides, and without it the program's file name.
+#[test]
+fn run_as_pmem_stack_info_it_reports_the_facts() {
+    let facts = one_object(&bin().arg("--facts").output().expect("run"));
+    let root = is_root();
+    let mut keys: Vec<&String> = facts.as_object().expect("object").keys().collect();
+    keys.sort();
+    for name in [
+        "pmem_stack_info",
+        "pmemstack.pmem.pmem_stack_info",
+        "ansible.legacy.pmem_stack_info",
+    ] {
+        let mut args = internal_keys(name);
+        args["_ansible_check_mode"] = json!(true);
+        // the remote copy of the collection's pmem_stack_info file
+        let (out, v) = as_module(
+            "/root/.ansible/tmp/ansible-tmp-1/AnsiballZ_pmem_stack_info",
+            "info-args",
+            &args,
+        );
+        let failed = v["failed"].as_bool().expect("failed is set");
+        assert_eq!(out.status.code(), Some(i32::from(failed)), "{v}");
+        assert!(!failed || !root, "{name} failed as root: {v}");
+        assert_eq!(v["changed"], json!(false), "{v}");
+        assert_eq!(v["check_mode"], json!(true), "{v}");
+        assert_eq!(v["invocation"], json!({"module_args": {}}), "{v}");
+        assert_eq!(v["plan"], json!([]), "{v}");
+        if !failed {
+            let mut got: Vec<&String> = v.as_object().expect("object").keys().collect();
+            got.sort();
+            assert_eq!(got, keys, "{name}: not the keys of --facts: {v}");
+            assert!(v["ansible_facts"]["pmem_stack"].is_object(), "{v}");
+            assert!(v["dax_audit"]["platform"].is_array(), "{v}");
+            assert_eq!(
+                v["ansible_facts"]["pmem_stack"]["missing"],
+                facts["ansible_facts"]["pmem_stack"]["missing"]
+            );
+        }
+    }
+    // run by hand under that name: no arguments at all (stdin at EOF) are no options
+    {
+        use std::os::unix::process::CommandExt;
+        let out = bin()
+            .arg0("/usr/local/bin/pmem_stack_info")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let v = one_object(&out);
+        assert!(v["ansible_facts"]["pmem_stack"].is_object() || !root, "{v}");
+        assert_eq!(v["changed"], json!(false));
+    }
+}
+
+/// Options given to `pmem_stack_info` fail the run before anything is probed, naming each
+/// one; which module runs follows `_ansible_module_name`, then the program's file name.
+#[test]
+fn pmem_stack_info_takes_no_options_and_the_module_name_decides() {
+    let info_msg = |v: &Value| {
+        let msg = v["msg"].as_str().unwrap_or_default().to_string();
+        assert_eq!(v["failed"], json!(true), "{v}");
+        assert!(v.get("ansible_facts").is_none(), "probed anyway: {v}");
+        msg
+    };
+    let mut args = internal_keys("pmemstack.pmem.pmem_stack_info");
+    args["namespaces"] = json!([]);
+    args["gather"] = json!("all");
+    let (out, v) = as_module("/tmp/AnsiballZ_pmem_stack_info", "info-bad", &args);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = info_msg(&v);
+    assert!(
+        msg.starts_with("Unsupported parameters for (pmem_stack_info) module: "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("namespaces") && msg.contains("gather"),
+        "{msg}"
+    );
+    assert!(msg.contains("takes no options"), "{msg}");
+    assert_eq!(
+        v["invocation"]["module_args"]["gather"],
+        json!("all"),
+        "{v}"
+    );
+
+    // the Python-module shape too
+    let wrapped = json!({"ANSIBLE_MODULE_ARGS": {"state": "absent", "_ansible_module_name": "pmem_stack_info"}});
+    let (_, v) = as_module("/tmp/AnsiballZ_pmem_stack_info", "info-wrapped", &wrapped);
+    assert!(info_msg(&v).contains("module: state."), "{v}");
+
+    // `_ansible_module_name` wins over the file name, both ways; without it the file name
+    let cases = [
+        (
+            "/tmp/AnsiballZ_pmem_stack_info",
+            Some("pmem_stack"),
+            "pmem_stack",
+        ),
+        (
+            "/tmp/AnsiballZ_pmem_stack",
+            Some("pmemstack.pmem.pmem_stack_info"),
+            "pmem_stack_info",
+        ),
+        ("/tmp/AnsiballZ_pmem_stack_info", None, "pmem_stack_info"),
+        ("/tmp/pmem_stack_info", None, "pmem_stack_info"),
+        ("/tmp/AnsiballZ_pmem_stack", None, "pmem_stack"),
+        (
+            "pmem_stack",
+            Some("my_pmem_stack_info_wrapper"),
+            "pmem_stack",
+        ),
+    ];
+    for (argv0, name, runs) in cases {
+        let mut args = json!({"bogus": 1});
+        if let Some(n) = name {
+            args["_ansible_module_name"] = json!(n);
+        }
+        let (_, v) = as_module(argv0, "which", &args);
+        let msg = v["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with(&format!(
+                "Unsupported parameters for ({runs}) module: bogus"
+            )),
+            "{argv0} {name:?}: {msg}"
+        );
+    }
+}

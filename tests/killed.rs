@@ -222,10 +222,10 @@ fn a_dm_device_left(state: &str) {
     assert!(!r.plan.iter().any(|s| s.destructive), "{:?}", r.plan);
     // the members still hold the xfs: the mkfs is conditional and skipped
     assert!(
-        r.skipped.iter().any(|s| s.step.action == "mkfs"),
+        r.skipped_steps.iter().any(|s| s.step.action == "mkfs"),
         "{:?} / {:?}",
         r.plan,
-        r.skipped
+        r.skipped_steps
     );
 }
 
@@ -238,9 +238,9 @@ fn a_suspended_dm_device_of_the_stack_is_resumed() {
     // nothing on it could be read while suspended: the mkfs is conditional, and skipped
     // once the device is back and shows its xfs
     assert!(
-        r.skipped.iter().any(|s| s.step.action == "mkfs"),
+        r.skipped_steps.iter().any(|s| s.step.action == "mkfs"),
         "{:?}",
-        r.skipped
+        r.skipped_steps
     );
     assert!(acts.contains(&"mount".to_string()));
     assert!(r.plan[0].detail.starts_with("resume pmem-striped"));

@@ -213,12 +213,16 @@ fn a_reboot_is_replayed_by_identity_without_data_loss() {
         ["create_dm", "mount"],
         "rebuilt and mounted; the filesystem found, not made"
     );
-    let skipped: Vec<&str> = r.skipped.iter().map(|s| s.step.action.as_str()).collect();
-    assert_eq!(skipped, ["mkfs", "set_extsize"], "{:?}", r.skipped);
+    let skipped: Vec<&str> = r
+        .skipped_steps
+        .iter()
+        .map(|s| s.step.action.as_str())
+        .collect();
+    assert_eq!(skipped, ["mkfs", "set_extsize"], "{:?}", r.skipped_steps);
     assert!(
-        r.skipped[0].why.contains("already holds xfs"),
+        r.skipped_steps[0].why.contains("already holds xfs"),
         "{:?}",
-        r.skipped
+        r.skipped_steps
     );
     assert!(r.plan.iter().all(|s| !s.destructive));
     assert_eq!(

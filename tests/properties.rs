@@ -465,9 +465,9 @@ fn sane(r: &ModuleResult) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// `done` and `skipped` together are the plan, in order.
+/// `done` and `skipped_steps` together are the plan, in order.
 fn accounted(r: &ModuleResult) -> Result<(), TestCaseError> {
-    let skipped: Vec<&PlanItem> = r.skipped.iter().map(|s| &s.step).collect();
+    let skipped: Vec<&PlanItem> = r.skipped_steps.iter().map(|s| &s.step).collect();
     let (mut d, mut s) = (0, 0);
     for p in &r.plan {
         if r.done.get(d) == Some(p) {
@@ -482,7 +482,7 @@ fn accounted(r: &ModuleResult) -> Result<(), TestCaseError> {
     prop_assert_eq!(
         s,
         skipped.len(),
-        "skipped has steps not in the plan: {:?}",
+        "skipped_steps has steps not in the plan: {:?}",
         r
     );
     Ok(())

@@ -136,7 +136,9 @@ fn converged_stack_is_a_no_op_and_check_mode_from_fresh_changes_nothing() {
     let diff = c.diff.expect("diff requested");
     assert!(diff
         .iter()
-        .any(|d| d.before_header.starts_with("dm table pmem-striped") && d.prepared.is_some()));
+        .any(|d| d.before_header.starts_with("dm table pmem-striped")
+            && d.before.is_empty()
+            && !d.after.is_empty()));
     converge(&mut fake, &striped_xfs());
     let n = fake.mutations();
     for _ in 0..3 {

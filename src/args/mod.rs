@@ -8,7 +8,8 @@
 //! bad value is reported (with its JSON path), not just the first. Semantic checks live
 //! in [`validate`], which turns [`ModuleArgs`] into the typed [`validate::Desired`] and
 //! also checks a [`Draft`] that did not read whole, so that type errors and semantic
-//! errors are reported together.
+//! errors are reported together. [`parse_info_input`] reads the arguments of
+//! `pmem_stack_info`, which takes Ansible's internal keys and no option.
 
 pub mod draft;
 pub mod mkfs;
@@ -24,6 +25,10 @@ use std::fmt;
 
 /// The module's name, as Ansible prints it in messages.
 pub const MODULE_NAME: &str = "pmem_stack";
+
+/// The name under which the same binary is the read-only facts module (see
+/// [`crate::invoked_as_info`]).
+pub const INFO_MODULE_NAME: &str = "pmem_stack_info";
 
 /// A boolean as Ansible users write it: true/false, yes/no, on/off, 1/0 (any case),
 /// as a JSON boolean, string or integer.
@@ -238,6 +243,11 @@ impl JsonSchema for RegionArg {
     }
 }
 
+// The optional fields that read as `None` when left out carry, in the schema, the value
+// that then applies (`#[schemars(extend("default" = ...))]`, which overrides the `null`
+// that `#[serde(default)]` gives): the schema documents the effective default, as the
+// module docs (collection/plugins/modules/pmem_stack.yml) do, and a test keeps both equal.
+
 /// A namespace to have: identified by `name` (ndctl's alt_name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -253,9 +263,11 @@ pub struct NamespaceArg {
     pub size: Option<SizeArg>,
     /// Page alignment of fsdax/devdax mappings (default 2M; 4K, 2M or 1G).
     #[serde(default)]
+    #[schemars(extend("default" = "2M"))]
     pub align: Option<SizeArg>,
     /// Where page metadata lives for fsdax/devdax (default dev).
     #[serde(default)]
+    #[schemars(extend("default" = "dev"))]
     pub map: Option<MapMode>,
 }
 
@@ -271,6 +283,7 @@ pub struct DeviceArg {
     pub members: Vec<String>,
     /// Stripe chunk for `striped` (default 2M; a multiple of 4K, ideally of 2M).
     #[serde(default)]
+    #[schemars(extend("default" = "2M"))]
     pub chunk: Option<SizeArg>,
 }
 
@@ -287,6 +300,7 @@ pub struct PartitionArg {
     pub number: Option<u32>,
     /// Start offset (default 2M; a multiple of 4K, ideally of 2M).
     #[serde(default)]
+    #[schemars(extend("default" = "2M"))]
     pub start: Option<SizeArg>,
     /// Size (default: the rest of the disk, rounded down to 2 MiB).
     #[serde(default)]
@@ -322,6 +336,7 @@ pub struct MountArg {
     pub device: String,
     /// `dax=` mode (default always).
     #[serde(default)]
+    #[schemars(extend("default" = "always"))]
     pub dax: Option<DaxMode>,
     /// Further mount options (e.g. noatime); `dax` is set by the `dax` field, not here.
     #[serde(default)]
@@ -448,11 +463,13 @@ pub struct ParseFailure {
     pub draft: Option<Box<Draft>>,
 }
 
-/// Read the options and internal keys from the input JSON text.
-///
-/// Errors are collected: unknown options, and every option, list item, field and list
-/// word that does not read, each with its path (see [`draft`]).
-pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
+/// The arguments' JSON text as one object: the flat object Ansible writes for a binary
+/// module, or the inside of `{"ANSIBLE_MODULE_ARGS": {...}}`. `empty_ok` reads empty
+/// text as no arguments (for `pmem_stack_info`, which takes none).
+fn read_object(text: &str, empty_ok: bool) -> Result<Map<String, Value>, InputError> {
+    if empty_ok && text.trim().is_empty() {
+        return Ok(Map::new());
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -462,27 +479,19 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             } else {
                 format!("the module arguments are not valid JSON: {e}")
             };
-            return Err(ParseFailure {
-                raw_options: Map::new(),
-                errors: vec![InputError::new("", msg)],
-                draft: None,
-            });
+            return Err(InputError::new("", msg));
         }
     };
     let mut obj = match value {
         Value::Object(o) => o,
         other => {
-            return Err(ParseFailure {
-                raw_options: Map::new(),
-                errors: vec![InputError::new(
-                    "",
-                    format!(
-                        "the module arguments must be a JSON object, not {}",
-                        json_kind(&other)
-                    ),
-                )],
-                draft: None,
-            })
+            return Err(InputError::new(
+                "",
+                format!(
+                    "the module arguments must be a JSON object, not {}",
+                    json_kind(&other)
+                ),
+            ))
         }
     };
     // The Python-module shape: {"ANSIBLE_MODULE_ARGS": {...}}.
@@ -491,7 +500,15 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             obj = inner.clone();
         }
     }
-    let mut errors = Vec::new();
+    Ok(obj)
+}
+
+/// Split Ansible's internal `_ansible_*` keys (read into [`Internal`]; the others are
+/// ignored) from the user's options.
+fn split_internal(
+    obj: Map<String, Value>,
+    errors: &mut Vec<InputError>,
+) -> (Internal, Map<String, Value>) {
     let mut internal = Internal::default();
     let mut options = Map::new();
     for (k, v) in obj {
@@ -515,6 +532,62 @@ pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
             options.insert(k, v);
         }
     }
+    (internal, options)
+}
+
+/// The module Ansible says it is running: `_ansible_module_name` in the arguments, as the
+/// task named it (`pmem_stack_info`, `pmemstack.pmem.pmem_stack_info`, ...). `None` when
+/// the arguments do not read or do not say.
+pub fn module_name(text: &str) -> Option<String> {
+    read_object(text, false)
+        .ok()?
+        .get("_ansible_module_name")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Read the arguments of `pmem_stack_info`: Ansible's internal keys only. Any other key
+/// is an error naming it (the info module reports; it has nothing to declare).
+pub fn parse_info_input(text: &str) -> Result<Internal, ParseFailure> {
+    let failure = |raw_options, errors| ParseFailure {
+        raw_options,
+        errors,
+        draft: None,
+    };
+    let obj = read_object(text, true).map_err(|e| failure(Map::new(), vec![e]))?;
+    let mut errors = Vec::new();
+    let (internal, options) = split_internal(obj, &mut errors);
+    if !options.is_empty() {
+        let names: Vec<&str> = options.keys().map(String::as_str).collect();
+        errors.push(InputError::new(
+            "",
+            format!(
+                "Unsupported parameters for ({INFO_MODULE_NAME}) module: {}. \
+                 {INFO_MODULE_NAME} takes no options: it only reads the machine \
+                 (use {MODULE_NAME} to declare a stack).",
+                names.join(", ")
+            ),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(internal)
+    } else {
+        Err(failure(options, errors))
+    }
+}
+
+/// Read the options and internal keys from the input JSON text.
+///
+/// Errors are collected: unknown options, and every option, list item, field and list
+/// word that does not read, each with its path (see [`draft`]).
+pub fn parse_input(text: &str) -> Result<Input, ParseFailure> {
+    let obj = read_object(text, false).map_err(|e| ParseFailure {
+        raw_options: Map::new(),
+        errors: vec![e],
+        draft: None,
+    })?;
+    let mut errors = Vec::new();
+    let (internal, options) = split_internal(obj, &mut errors);
     let unknown: Vec<&str> = options
         .keys()
         .map(String::as_str)

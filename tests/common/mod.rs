@@ -42,7 +42,7 @@ pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
         "check mode's plan differs from the real run's"
     );
     let mut accounted: Vec<_> = r.done.clone();
-    accounted.extend(r.skipped.iter().map(|s| s.step.clone()));
+    accounted.extend(r.skipped_steps.iter().map(|s| s.step.clone()));
     accounted.sort_by_key(|s| r.plan.iter().position(|p| p == s));
     assert_eq!(
         accounted, r.plan,

@@ -107,13 +107,13 @@ for line in sys.stdin:
             elif cmd == "stats":
                 out = " ".join([str(d["changed"]).lower(), str(d["failed"]).lower(),
                                 str(len(d["plan"])), str(len(d["done"])),
-                                str(len(d.get("skipped", []))), acts(d["plan"]) or "-"])
+                                str(len(d.get("skipped_steps", []))), acts(d["plan"]) or "-"])
             elif cmd == "get":
                 out = show(get(d, a[1]))
             elif cmd == "acts":
                 out = acts(d.get(a[1]))
             elif cmd == "skipped":
-                out = "; ".join(s["step"]["action"] + ": " + s["why"] for s in d.get("skipped", []))
+                out = "; ".join(s["step"]["action"] + ": " + s["why"] for s in d.get("skipped_steps", []))
             else:
                 out = "unknown request " + cmd
     except Exception as e:
