@@ -31,20 +31,6 @@ fn json_file(path: &str) -> Value {
 const PMEM_STACK_DOC: &str = "collection/plugins/modules/pmem_stack.yml";
 const INFO_DOC: &str = "collection/plugins/modules/pmem_stack_info.yml";
 
-/// Result keys being renamed in the result schema (report.rs): the documentation already
-/// uses the new names. Once the schema has them, these entries change nothing.
-fn documented_name(schema_key: &str) -> &str {
-    match schema_key {
-        "skipped" => "skipped_steps",
-        other => other,
-    }
-}
-
-/// Fields of a result type that the documentation leaves out on purpose: `prepared` is
-/// being dropped from diff items (Ansible prints an item with both before/after and
-/// `prepared` twice).
-const UNDOCUMENTED_FIELDS: [&str; 1] = ["prepared"];
-
 #[test]
 fn galaxy_version_is_cargos_and_the_metadata_is_complete() {
     let galaxy = yaml("collection/galaxy.yml");
@@ -337,11 +323,7 @@ fn check_return(
         return;
     };
     let documented: BTreeSet<&str> = contains.keys().map(String::as_str).collect();
-    let fields: BTreeSet<&str> = props
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !UNDOCUMENTED_FIELDS.contains(k))
-        .collect();
+    let fields: BTreeSet<&str> = props.keys().map(String::as_str).collect();
     if documented != fields {
         errs.push(format!(
             "{path}: contains {documented:?}, the schema has {fields:?}"
@@ -362,7 +344,7 @@ fn pmem_stack_returns_are_the_result_schemas() {
     // every key of the result but the facts, which only the info module returns
     let want: BTreeSet<&str> = props
         .keys()
-        .map(|k| documented_name(k))
+        .map(|k| k.as_str())
         .filter(|k| *k != "ansible_facts")
         .collect();
     let got: BTreeSet<&str> = ret.keys().map(String::as_str).collect();
@@ -372,7 +354,7 @@ fn pmem_stack_returns_are_the_result_schemas() {
     );
     let mut errs = Vec::new();
     for (k, s) in props {
-        if let Some(d) = ret.get(documented_name(k)) {
+        if let Some(d) = ret.get(k.as_str()) {
             check_return(d, Some(s), defs, k, true, &mut errs);
         }
     }
