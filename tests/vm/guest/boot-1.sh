@@ -1,7 +1,7 @@
 #!/bin/bash
 # Real boots, boot 1 of 3 (runs INSIDE the guest, systemd as PID 1): two, then three
 # tasks each converge and persist their own stack (striped xfs over pm0+pm1 on /mnt/a;
-# linear ext4 over pm2 on /mnt/b; xfs on a GPT partition of pm3 on /mnt/c), as a playbook would on a live host: the files go to the real /etc
+# linear ext4 over pm2 on /mnt/b; ext4 on a GPT partition of pm3 on /mnt/c), as a playbook would on a live host: the files go to the real /etc
 # and /usr/local, and the module runs systemctl daemon-reload itself. A consumer unit
 # (RequiresMountsFor=/mnt/a, no default dependencies: ordered by that alone) is enabled.
 # Data and checksums are written; the rig keeps the guest's writes for boot 2.
