@@ -188,16 +188,9 @@ fn facts_are_a_dict_of_one_key_that_ansible_keeps() {
 // ---- results of our real shape ----------------------------------------------------
 
 fn stack(persist: bool) -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped"}],
-        "boot": {"persist": persist}
-    })
+    let mut args = striped_xfs();
+    args["boot"] = json!({ "persist": persist });
+    args
 }
 
 /// The machine after a reboot that took the stack's dm device and mount away (the

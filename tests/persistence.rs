@@ -393,6 +393,15 @@ fn mount_units_spell_dax_for_the_running_kernel() {
 
 // ---- several persisted stacks, each declared by its own task ----
 
+/// The last stack torn down: not one boot file is left (template, binary, links...).
+fn no_boot_file_left(fake: &FakeSystem) {
+    assert!(
+        fake.state.files.is_empty(),
+        "{:?}",
+        fake.state.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+}
+
 /// Task A: striped xfs over pm0 and pm1 on /mnt/a.
 fn stack_a() -> Value {
     json!({
@@ -896,11 +905,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     assert!(fake.state.file(&template).is_some(), "C still persisted");
     assert!(fake.state.file(&instance_link(&c)).is_some());
     converge(&mut fake, &absent(&c));
-    assert!(
-        fake.state.files.is_empty(),
-        "{:?}",
-        fake.state.files.iter().map(|f| &f.path).collect::<Vec<_>>()
-    );
+    no_boot_file_left(&fake);
 }
 
 #[test]
@@ -1367,11 +1372,7 @@ fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_wit
         ])
     );
     converge(&mut fake, &absent(&c));
-    assert!(
-        fake.state.files.is_empty(),
-        "{:?}",
-        fake.state.files.iter().map(|f| &f.path).collect::<Vec<_>>()
-    );
+    no_boot_file_left(&fake);
 }
 
 #[test]
