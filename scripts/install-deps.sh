@@ -11,6 +11,9 @@ PKGS=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
   # in-guest tools used by the module (ndctl, mkfs) and by the tests to cross-check
   ndctl dmsetup kpartx gdisk xfsprogs e2fsprogs strace python3 python3-venv
+  # the fleet run (tests/vm/fleet.sh): the managed guests serve SSH with this machine's sshd
+  # (it runs in the guests only: it is not started here), Ansible connects with ssh
+  openssh-server openssh-client
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -20,8 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -q
-  # qemu-system-x86 replaces a preinstalled newer qemu-utils on some images; nothing here needs it
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+  # qemu-system-x86 replaces a preinstalled newer qemu-utils on some images; nothing here needs it.
+  # Packages must not start services here (openssh-server would start sshd on this
+  # machine): a policy-rc.d that denies them, unless the machine has one already.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d; own_policy=1
+  fi
+  rc=0; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" || rc=$?
+  [ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  [ $rc -eq 0 ] || exit $rc
 else
   echo "install-deps: all packages present"
 fi
@@ -49,4 +61,23 @@ if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ]; then
   echo "install-deps: ansible-core and ansible-lint (scripts/ansible-requirements.txt) into $VENV"
   [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQS"
+fi
+
+# ansible.posix, for its profile_tasks callback (the fleet run times its tasks with it, as
+# users do). Galaxy is out of reach here, so it comes out of the `ansible` package's wheel
+# on PyPI, which bundles it (ansible 12.3.0 holds ansible.posix 2.1.0), checked by hash,
+# into target/ansible-collections.
+COLLS=$(cd "$(dirname "$0")/.." && pwd)/target/ansible-collections
+if [ ! -f "$COLLS/ansible_collections/ansible/posix/MANIFEST.json" ]; then
+  echo "install-deps: ansible.posix (from the ansible 12.3.0 wheel) into $COLLS"
+  dl=$(mktemp -d)
+  echo "ansible==12.3.0 --hash=sha256:cd156f82fa87f7a899212b0efa9f7ca3a24d609212de9f78428a572eb01e5414" > "$dl/req.txt"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --require-hashes -r "$dl/req.txt" -d "$dl"
+  "$VENV/bin/python" - "$dl/ansible-12.3.0-py3-none-any.whl" "$COLLS" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(dest, [n for n in z.namelist() if n.startswith("ansible_collections/ansible/posix/")])
+PY
+  rm -rf "$dl"
 fi

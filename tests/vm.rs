@@ -73,25 +73,37 @@ fn guest(script: &str, dimms: u32, mib: u32) {
     guest_with(script, dimms, mib, &[], &[]);
 }
 
-/// Same, with extra run-guest.sh options and guest environment (`NAME=value`).
-fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) {
-    if let Some(why) = missing_tools() {
-        let in_ci = std::env::var_os("CI").is_some();
-        if !in_ci && std::env::var("PMEM_STACK_SKIP_VM").as_deref() == Ok("1") {
-            eprintln!(
-                "\n!!!!!!!! SKIPPED VM TEST {script}: {why} (PMEM_STACK_SKIP_VM=1) !!!!!!!!\n"
-            );
-            return;
-        }
-        panic!("the VM suite cannot run: {why}. Run scripts/install-deps.sh (or set PMEM_STACK_SKIP_VM=1 outside CI to skip loudly)");
+/// Whether the VM suite can run here; panics when it cannot (unless skipping loudly is
+/// allowed: `PMEM_STACK_SKIP_VM=1` outside CI).
+fn vm_available(script: &str) -> bool {
+    let Some(why) = missing_tools() else {
+        return true;
+    };
+    let in_ci = std::env::var_os("CI").is_some();
+    if !in_ci && std::env::var("PMEM_STACK_SKIP_VM").as_deref() == Ok("1") {
+        eprintln!("\n!!!!!!!! SKIPPED VM TEST {script}: {why} (PMEM_STACK_SKIP_VM=1) !!!!!!!!\n");
+        return false;
     }
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    // a private copy: a rebuild while the VM runs must not swap the binary under it
-    let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-{script}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    panic!("the VM suite cannot run: {why}. Run scripts/install-deps.sh (or set PMEM_STACK_SKIP_VM=1 outside CI to skip loudly)");
+}
+
+/// A private copy of the binary under test in `dir`: a rebuild while the VM runs must
+/// not swap the binary under it.
+fn private_bin(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).expect("temp dir");
     let bin = dir.join("pmem_stack");
     std::fs::copy(module_bin(), &bin).expect("copy the binary");
-    let bin = bin.display().to_string();
+    bin.display().to_string()
+}
+
+/// Same, with extra run-guest.sh options and guest environment (`NAME=value`).
+fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) {
+    if !vm_available(script) {
+        return;
+    }
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-{script}", std::process::id()));
+    let bin = private_bin(&dir);
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(repo().join("tests/vm/run-guest.sh"))
@@ -114,11 +126,6 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
         .output()
         .expect("run tests/vm/run-guest.sh");
     let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // the whole guest output is kept, pass or fail: the evidence behind the checks
-    let logs = repo().join("target/vm-logs");
-    let _ = std::fs::create_dir_all(&logs);
     // one log per script and kernel (`-K 6.12` runs get `.6.12` in the name)
     let kernel = rig
         .iter()
@@ -126,36 +133,44 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
         .and_then(|i| rig.get(i + 1))
         .map(|k| format!(".{k}"))
         .unwrap_or_default();
-    let _ = std::fs::write(
-        logs.join(format!("{script}{kernel}.log")),
-        stdout.as_bytes(),
-    );
+    judge(&format!("{script}{kernel}"), &out, started);
+}
+
+/// Keep a suite's output in target/vm-logs/NAME.log and fail the test unless it exited 0
+/// with `SUMMARY: N passed, 0 failed`, the failed checks listed first.
+fn judge(name: &str, out: &std::process::Output, started: Instant) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // the whole guest output is kept, pass or fail: the evidence behind the checks
+    let logs = repo().join("target/vm-logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let _ = std::fs::write(logs.join(format!("{name}.log")), stdout.as_bytes());
     let summary = stdout
         .lines()
         .rev()
         .find(|l| l.starts_with("SUMMARY:"))
         .unwrap_or("no SUMMARY line");
     eprintln!(
-        "{script}{kernel}: {summary} ({:.0} s in the VM)",
+        "{name}: {summary} ({:.0} s in the VM)",
         started.elapsed().as_secs_f64()
     );
     // the failed checks first, each after the last heading before it (which kill, which
     // recipe): a CI log shortened in the middle still shows what failed
     let failed = failed_checks(&stdout);
     if !failed.is_empty() {
-        eprintln!("{script}: FAILED CHECKS\n{failed}");
+        eprintln!("{name}: FAILED CHECKS\n{failed}");
     }
     for l in stdout.lines().filter(|l| l.starts_with("CHECK ")) {
         eprintln!("  {l}");
     }
     assert!(
         out.status.success(),
-        "{script} failed (status {:?}).\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- stderr ---\n{stderr}\n--- failed checks (again) ---\n{failed}",
+        "{name} failed (status {:?}).\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- stderr ---\n{stderr}\n--- failed checks (again) ---\n{failed}",
         out.status.code()
     );
     assert!(
         summary.ends_with(" 0 failed"),
-        "{script}: {summary}\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- failed checks (again) ---\n{failed}"
+        "{name}: {summary}\n--- failed checks ---\n{failed}\n--- output ---\n{stdout}\n--- failed checks (again) ---\n{failed}"
     );
 }
 
@@ -265,4 +280,28 @@ fn vm_killed_in_the_middle_of_any_step_converges() {
 fn vm_crash_at_every_step_faults_and_data_safety() {
     // 3 DIMMs: two for the recipes, one for the foreign namespace and dm device
     guest("faults.sh", 3, 1024);
+}
+
+/// The fleet run (tests/vm/fleet.sh): ansible-playbook on this machine against two VM
+/// guests at once over SSH (different DIMM layouts and kernels), the collection installed
+/// on the controller only: --check --diff, a bad host_var failing one host while the
+/// other converges, the converge, the re-run, facts, the no-op task timed against ping
+/// with profile_tasks, and a host without Python.
+#[test]
+fn vm_fleet_over_ssh() {
+    if !vm_available("fleet.sh") {
+        return;
+    }
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-fleet", std::process::id()));
+    let bin = private_bin(&dir);
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo().join("tests/vm/fleet.sh"))
+        .env("PMEM_STACK_BIN", &bin)
+        .current_dir(repo())
+        .output()
+        .expect("run tests/vm/fleet.sh");
+    let _ = std::fs::remove_dir_all(&dir);
+    judge("fleet.sh", &out, started);
 }

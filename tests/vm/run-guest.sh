@@ -46,6 +46,10 @@
 #   -S            boot with systemd as PID 1 (see above); the command runs as the service
 #                 pmemvm-command.service after multi-user.target
 #   -P DIR        keep the overlays' writes in DIR across boots (see above)
+#   -N PORT       a network card: QEMU user networking, restricted (the guest reaches
+#                 nothing outside), with 127.0.0.1:PORT on this machine forwarded to the
+#                 guest's port 22; the guest's card gets 10.0.2.15/24 before the command
+#                 runs (the command starts an SSH server: tests/vm/guest/fleet-node.sh)
 # Kernel by version: PMEM_STACK_VM_KERNEL=6.12 (or 6.1, or a path) picks the newest
 # /boot/vmlinuz-6.12.* or -6.12-* with modules; -K wins over it. Default: 6.1, Debian 12's
 # own kernel (linux-image-amd64), then the newest with modules.
@@ -64,12 +68,13 @@ set -euo pipefail
 
 CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
 CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
-KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""
-while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:h" opt; do
+KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""; NETPORT=""
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:h" opt; do
   case $opt in
     c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
     L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
     o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
+    N) NETPORT=$OPTARG;;
     S) SYSTEMD=1;; P) mkdir -p "$OPTARG"; PERSIST=$(realpath "$OPTARG"); RWDIRS+=("$PERSIST");;
     h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
   esac
@@ -223,6 +228,13 @@ elif [ "$UDEV" = 1 ]; then   # real udev: /dev/mapper nodes, /dev/disk/by-*, kpa
     udevadm settle -t 120; } > /dev/null 2>&1 || echo "PMEMVM: udev start failed"
   echo "PMEMVM: udev ready \$(cut -d' ' -f1 /proc/uptime)s"
 fi
+if [ -n "$NETPORT" ]; then   # -N: the card QEMU's user network forwards port 22 to
+  modprobe virtio_net 2>/dev/null || true
+  ifc=""; for _ in \$(seq 100); do
+    ifc=\$(ls /sys/class/net | grep -v -x lo | head -1); [ -n "\$ifc" ] && break; sleep 0.1; done
+  { ip link set lo up && ip link set "\$ifc" up && ip addr add 10.0.2.15/24 dev "\$ifc" &&
+    ip route add default via 10.0.2.2; } || echo "PMEMVM: network setup failed (card '\$ifc')"
+fi
 bash "$OUT/cmd.sh" 2>&1 < /dev/null | tee "$OUT/output.log"; rc=\${PIPESTATUS[0]}
 if [ -n "$PERSIST" ]; then   # -P: save the overlays' upper layers for the next boot
   for d in /etc /var /root /mnt /usr/local; do
@@ -291,6 +303,11 @@ if [ -n "$PERSIST" ]; then
            -device virtio-9p-pci,fsdev=fspersist,mount_tag=persist)
 fi
 
+NET=()
+if [ -n "$NETPORT" ]; then
+  NET=(-netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$NETPORT-:22" -device virtio-net-pci,netdev=net0)
+fi
+
 ACCELOPT=(-accel tcg,thread=multi -cpu max)
 [ "$ACCEL" = kvm ] && ACCELOPT=(-accel kvm -cpu host)
 
@@ -301,7 +318,7 @@ APPEND="console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init pmemvm.out=$OUT pme
 set +e
 timeout -k 10 "$TMO" qemu-system-x86_64 -nodefaults -no-user-config -name pmemvm \
   -machine $MACHINE "${ACCELOPT[@]}" -smp "$CPUS" -m "$MEMOPT" \
-  "${QEMU_NV[@]}" "${SHARES[@]}" \
+  "${QEMU_NV[@]}" "${SHARES[@]}" "${NET[@]}" \
   -display none -vga none -monitor none -no-reboot \
   -chardev file,id=con,path="$OUT/console.log" -serial chardev:con \
   -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \

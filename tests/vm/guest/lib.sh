@@ -1,21 +1,15 @@
 # Sourced by the guest scripts (they run INSIDE the VM as root, with udev running).
-# Gives: check/ok/bad counters, `module NAME JSON` (runs pmem_stack, keeps its result),
-# `jv FILE PATH` (JSON value), `spawns FILE` (processes a run started, from strace),
-# and `summary` (prints "N passed, M failed" and sets the exit status).
+# Gives: the counted checks and `summary` of tests/vm/checks.sh, `module NAME JSON` (runs
+# pmem_stack, keeps its result), `jv FILE PATH` (JSON value), and `spawns FILE`
+# (processes a run started, from strace).
 set -u
 BIN=${PMEM_STACK_BIN:?set PMEM_STACK_BIN to the pmem_stack binary}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=${W:-/tmp/pmem-stack-vm}
 rm -rf "$W"; mkdir -p "$W"
-PASS=0; FAIL=0
-ok()  { echo "CHECK PASS: $*"; PASS=$((PASS+1)); }
-bad() { echo "CHECK FAIL: $*"; FAIL=$((FAIL+1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
-# checkc DESC 'CONDITION': a compound condition (&&, |, redirections) as one string
-checkc() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+source "$HERE/../checks.sh"
 jv() { python3 "$HERE/j.py" "$@"; }
 actions() { python3 "$HERE/j.py" actions "$1"; }
-section() { echo; echo "=== $*"; }
 
 # module NAME JSON: run the module with JSON in an args file (as Ansible does), under
 # strace to record every process it starts; result in $W/NAME.json, rc in $W/NAME.rc.
@@ -47,10 +41,5 @@ ns_blk() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); 
 ns_mode() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print([n.get('mode','') for n in d if n.get('name')=='$1'][0])"; }
 devno() { cat "/sys/block/$1/dev"; }
 size_of() { cat "/sys/block/$1/size"; }
-summary() {
-  echo
-  echo "SUMMARY: $PASS passed, $FAIL failed"
-  [ "$FAIL" -eq 0 ]
-}
 for m in nfit nd_pmem nd_btt dax_pmem dm-mod dm-linear dm-striped ext4 xfs; do modprobe -q "$m" 2>/dev/null || true; done
 udevadm settle 2>/dev/null || true
