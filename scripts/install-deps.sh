@@ -49,25 +49,37 @@ if ! ls /lib/modules/6.12.*/modules.dep >/dev/null 2>&1; then
   INITRD=No DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$K612"
 fi
 
-# Ansible for the recipe tests and the Ansible checks (scripts/ansible-checks.sh): ansible-core
-# and ansible-lint from PyPI in a venv, every package pinned in scripts/ansible-requirements.txt;
-# no Galaxy. Debian's python3 so the VM guest, which sees this machine's root read-only, can
-# run it too.
-VENV=${PMEM_STACK_ANSIBLE_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/ansible-venv}
-REQS=$(cd "$(dirname "$0")" && pwd)/ansible-requirements.txt
-want=$(grep -v '^ *\(#\|$\)' "$REQS" | sort)
-have=$("$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | sort || true)
-if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ]; then
-  echo "install-deps: ansible-core and ansible-lint (scripts/ansible-requirements.txt) into $VENV"
-  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQS"
-fi
+# Ansible for the recipe tests and the Ansible checks (scripts/ansible-checks.sh), from PyPI
+# in venvs, every package pinned; no Galaxy. Debian's python3 so the VM guest, which sees
+# this machine's root read-only, can run it too. make_venv DIR REQUIREMENTS WHAT: the venv,
+# (re)installed only when a pinned package is missing from it.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+make_venv() {
+  local venv=$1 reqs=$2 what=$3 want have
+  want=$(grep -v '^ *\(#\|$\)' "$reqs" | sort)
+  have=$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | sort || true)
+  if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ]; then
+    echo "install-deps: $what ($(basename "$reqs")) into $venv"
+    [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$reqs"
+  fi
+}
+# The newest ansible-core installable here, with ansible-lint (scripts/ansible-requirements.txt).
+make_venv "${PMEM_STACK_ANSIBLE_VENV:-$ROOT/target/ansible-venv}" \
+  "$ROOT/scripts/ansible-requirements.txt" "ansible-core and ansible-lint"
+# The oldest ansible-core the collection supports (meta/runtime.yml: requires_ansible
+# >=2.14.0), for the same tests through ansible-playbook and ansible-test
+# (scripts/ansible-oldest-requirements.txt). No ansible-lint here: lint runs on the newest
+# ansible-core only (ansible-lint 26.10.1 needs ansible-core >= 2.16.19).
+make_venv "${PMEM_STACK_ANSIBLE_OLDEST_VENV:-$ROOT/target/ansible-venv-2.14}" \
+  "$ROOT/scripts/ansible-oldest-requirements.txt" "the oldest supported ansible-core"
 
 # ansible.posix, for its profile_tasks callback (the fleet run times its tasks with it, as
 # users do). Galaxy is out of reach here, so it comes out of the `ansible` package's wheel
 # on PyPI, which bundles it (ansible 12.3.0 holds ansible.posix 2.1.0), checked by hash,
 # into target/ansible-collections.
-COLLS=$(cd "$(dirname "$0")/.." && pwd)/target/ansible-collections
+COLLS=$ROOT/target/ansible-collections
+VENV=${PMEM_STACK_ANSIBLE_VENV:-$ROOT/target/ansible-venv}
 if [ ! -f "$COLLS/ansible_collections/ansible/posix/MANIFEST.json" ]; then
   echo "install-deps: ansible.posix (from the ansible 12.3.0 wheel) into $COLLS"
   dl=$(mktemp -d)

@@ -1,11 +1,13 @@
 //! The result as Ansible reads it: the keys Ansible interprets keep Ansible's meaning and
 //! shape (checked on the result schema, so a new key is reviewed here), and through the
-//! real client: `ansible-playbook` from target/ansible-venv (scripts/install-deps.sh)
-//! runs tiny local modules that print results made by this crate, against localhost.
+//! real client: `ansible-playbook` runs tiny local modules that print results made by
+//! this crate, against localhost, once from each venv scripts/install-deps.sh makes: the
+//! newest ansible-core (target/ansible-venv) and the oldest the collection supports
+//! (target/ansible-venv-2.14); both print these results alike.
 //! No PMEM is needed: one result comes from a real run against the fake system, one from
 //! the built binary's offline plan (`pmem_stack --actual SNAPSHOT ARGS`).
 //!
-//! Without the venv the Ansible tests fail in CI (`CI` set) and, elsewhere, say loudly
+//! Without a venv the Ansible tests fail in CI (`CI` set) and, elsewhere, say loudly
 //! that they skipped.
 
 mod common;
@@ -298,27 +300,37 @@ fn whole_diff(bh: &str, ah: &str, before: &str, after: &str) -> String {
 
 // ---- through ansible-playbook ---------------------------------------------------------
 
-/// The venv with ansible-core, if there is one; else says loudly why the test does not
-/// run (and fails in CI).
-fn venv() -> Option<PathBuf> {
-    let venv = std::env::var_os("PMEM_STACK_ANSIBLE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ansible-venv"));
-    if venv.join("bin/ansible-playbook").is_file() {
-        return Some(venv);
+/// The venvs with ansible-core that are there: the newest ansible-core
+/// (`PMEM_STACK_ANSIBLE_VENV`, default target/ansible-venv) and the oldest the collection
+/// supports (`PMEM_STACK_ANSIBLE_OLDEST_VENV`, default target/ansible-venv-2.14); for a
+/// missing one, says loudly that it does not run (and fails in CI).
+fn venvs() -> Vec<PathBuf> {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let mut found = Vec::new();
+    for (var, default) in [
+        ("PMEM_STACK_ANSIBLE_VENV", "ansible-venv"),
+        ("PMEM_STACK_ANSIBLE_OLDEST_VENV", "ansible-venv-2.14"),
+    ] {
+        let venv = std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target.join(default));
+        if venv.join("bin/ansible-playbook").is_file() {
+            found.push(venv);
+            continue;
+        }
+        let why = format!(
+            "{} has no bin/ansible-playbook: run `bash scripts/install-deps.sh` (or set {var})",
+            venv.display()
+        );
+        assert!(std::env::var_os("CI").is_none(), "in CI: {why}");
+        // straight to stderr, past the test harness's capture of `eprintln!`
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!! SKIPPED: a test through ansible-playbook did not run: {why} !!!!!\n"
+        );
     }
-    let why = format!(
-        "{} has no bin/ansible-playbook: run `bash scripts/install-deps.sh` (or set PMEM_STACK_ANSIBLE_VENV)",
-        venv.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "in CI: {why}");
-    // straight to stderr, past the test harness's capture of `eprintln!`
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!! SKIPPED: a test through ansible-playbook did not run: {why} !!!!!\n"
-    );
-    None
+    found
 }
 
 /// A scratch directory with `library/`, and the ansible-playbook runs made in it.
@@ -328,9 +340,14 @@ struct Play {
 }
 
 impl Play {
-    fn new(venv: PathBuf, name: &str) -> Play {
-        let dir =
-            std::env::temp_dir().join(format!("pmem-stack-ansible-{}-{name}", std::process::id()));
+    fn new(venv: &Path, name: &str) -> Play {
+        let venv = venv.to_path_buf();
+        let dir = std::env::temp_dir().join(format!(
+            "pmem-stack-ansible-{}-{name}-{}",
+            std::process::id(),
+            venv.file_name()
+                .map_or("venv".into(), |n| n.to_string_lossy())
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         for d in ["library", "tmp/local", "tmp/remote", "home"] {
             std::fs::create_dir_all(dir.join(d)).expect("scratch dir");
@@ -357,7 +374,7 @@ impl Play {
     }
 
     /// `ansible-playbook -i localhost, -c local` of one task running `module` with
-    /// `args`; the output (stdout and stderr).
+    /// `args`; the output (stdout and stderr) after a first line naming the venv.
     fn run(&self, module: &str, args: &Value, flags: &[&str]) -> String {
         let pb = self.dir.join(format!("{module}.yml"));
         // YAML takes the JSON text as a flow mapping
@@ -393,7 +410,8 @@ impl Play {
             .output()
             .expect("run ansible-playbook");
         let text = format!(
-            "{}{}",
+            "(ansible-playbook of {})\n{}{}",
+            self.venv.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -474,47 +492,50 @@ fn assert_changed_once(out: &str, v: &Value) {
 
 #[test]
 fn ansible_playbook_reports_a_live_result_as_changed_with_each_diff_once() {
-    let Some(venv) = venv() else { return };
     let r = live_result();
     let v: Value = serde_json::from_str(&r.to_json()).expect("json");
-    let play = Play::new(venv, "live");
-    play.printing("pmem_live", &r.to_json());
-    let out = play.run("pmem_live", &json!({}), &["--diff"]);
-    assert_changed_once(&out, &v);
-    assert_eq!(recap(&out, "ok"), 1, "{out}");
-    // warnings: a list of strings, shown as Ansible's own
-    assert!(
-        out.contains("[WARNING]: a warning from pmem_stack"),
-        "{out}"
-    );
-    // without --diff, no diff at all
-    let quiet = play.run("pmem_live", &json!({}), &[]);
-    assert_eq!(recap(&quiet, "changed"), 1, "{quiet}");
-    assert!(!quiet.contains("--- before: "), "{quiet}");
+    for venv in venvs() {
+        let play = Play::new(&venv, "live");
+        play.printing("pmem_live", &r.to_json());
+        let out = play.run("pmem_live", &json!({}), &["--diff"]);
+        assert_changed_once(&out, &v);
+        assert_eq!(recap(&out, "ok"), 1, "{out}");
+        // warnings: a list of strings, shown as Ansible's own
+        assert!(
+            out.contains("[WARNING]: a warning from pmem_stack"),
+            "{out}"
+        );
+        // without --diff, no diff at all
+        let quiet = play.run("pmem_live", &json!({}), &[]);
+        assert_eq!(recap(&quiet, "changed"), 1, "{quiet}");
+        assert!(!quiet.contains("--- before: "), "{quiet}");
+    }
 }
 
 #[test]
 fn ansible_playbook_took_the_old_result_shapes_for_a_skipped_task_and_diffs_twice() {
     // the test can see the bugs: the result as printed before this fix
-    let Some(venv) = venv() else { return };
     let r = live_result();
-    let play = Play::new(venv, "old");
-    // `skipped`: the task is reported skipped (and its diff not shown at all)
-    play.printing("pmem_old_skipped", &old_skipped(&r).to_string());
-    let out = play.run("pmem_old_skipped", &json!({}), &["--diff"]);
-    assert!(out.contains("skipping: [localhost]"), "{out}");
-    assert!(!out.contains("changed: [localhost]"), "{out}");
-    assert_eq!(recap(&out, "skipped"), 1, "{out}");
-    assert_eq!(recap(&out, "changed"), 0, "{out}");
-    // `prepared` beside before/after: each dm table and file diff printed twice
     let old = old_prepared(&r);
-    play.printing("pmem_old_prepared", &old.to_string());
-    let out = play.run("pmem_old_prepared", &json!({}), &["--diff"]);
-    assert_eq!(recap(&out, "changed"), 1, "{out}");
     let headers = table_and_file_headers(&old);
     assert!(!headers.is_empty());
-    for h in headers {
-        assert_eq!(header_lines(&out, &h), 2, "the diff of {h} twice:\n{out}");
+    for venv in venvs() {
+        let play = Play::new(&venv, "old");
+        // `skipped`: the task is reported skipped (and its diff not shown at all; 2.14
+        // drops its warnings too, 2.19 still shows them)
+        play.printing("pmem_old_skipped", &old_skipped(&r).to_string());
+        let out = play.run("pmem_old_skipped", &json!({}), &["--diff"]);
+        assert!(out.contains("skipping: [localhost]"), "{out}");
+        assert!(!out.contains("changed: [localhost]"), "{out}");
+        assert_eq!(recap(&out, "skipped"), 1, "{out}");
+        assert_eq!(recap(&out, "changed"), 0, "{out}");
+        // `prepared` beside before/after: each dm table and file diff printed twice
+        play.printing("pmem_old_prepared", &old.to_string());
+        let out = play.run("pmem_old_prepared", &json!({}), &["--diff"]);
+        assert_eq!(recap(&out, "changed"), 1, "{out}");
+        for h in &headers {
+            assert_eq!(header_lines(&out, h), 2, "the diff of {h} twice:\n{out}");
+        }
     }
 }
 
@@ -522,36 +543,37 @@ fn ansible_playbook_took_the_old_result_shapes_for_a_skipped_task_and_diffs_twic
 fn ansible_playbook_runs_the_binary_offline_plan_in_check_mode_with_each_diff_once() {
     // the built binary itself as the module: `pmem_stack --actual SNAPSHOT ARGS_FILE`,
     // the arguments file Ansible writes (with `_ansible_check_mode`, `_ansible_diff`)
-    let Some(venv) = venv() else { return };
     let fake = rebooted();
-    let play = Play::new(venv, "offline");
-    let snap = play.dir.join("snapshot.json");
-    std::fs::write(&snap, serde_json::to_string(&fake.state).expect("json")).expect("snapshot");
     let mut args = stack(true);
     args["_ansible_diff"] = json!(true);
     args["_ansible_check_mode"] = json!(true);
-    let args_file = play.dir.join("args.json");
-    std::fs::write(&args_file, args.to_string()).expect("args");
-    // what the binary prints for these arguments, to compare Ansible's output with
     let bin = env!("CARGO_BIN_EXE_pmem_stack");
-    let direct = Command::new(bin)
-        .arg("--actual")
-        .arg(&snap)
-        .arg(&args_file)
-        .output()
-        .expect("run pmem_stack");
-    let v: Value = serde_json::from_slice(&direct.stdout).expect("one JSON object");
-    assert_eq!(v["changed"], json!(true), "{v}");
-    assert!(v.get("skipped").is_none(), "{v}");
-    play.module(
-        "pmem_offline",
-        &format!("exec '{bin}' --actual '{}' \"$1\"", snap.display()),
-    );
-    let out = play.run("pmem_offline", &stack(true), &["--check", "--diff"]);
-    assert_changed_once(&out, &v);
-    // the binary read the task's arguments from Ansible's file: the same plan
-    assert!(
-        out.contains("--- before: dm table pmem-striped (before)"),
-        "{out}"
-    );
+    for venv in venvs() {
+        let play = Play::new(&venv, "offline");
+        let snap = play.dir.join("snapshot.json");
+        std::fs::write(&snap, serde_json::to_string(&fake.state).expect("json")).expect("snapshot");
+        let args_file = play.dir.join("args.json");
+        std::fs::write(&args_file, args.to_string()).expect("args");
+        // what the binary prints for these arguments, to compare Ansible's output with
+        let direct = Command::new(bin)
+            .arg("--actual")
+            .arg(&snap)
+            .arg(&args_file)
+            .output()
+            .expect("run pmem_stack");
+        let v: Value = serde_json::from_slice(&direct.stdout).expect("one JSON object");
+        assert_eq!(v["changed"], json!(true), "{v}");
+        assert!(v.get("skipped").is_none(), "{v}");
+        play.module(
+            "pmem_offline",
+            &format!("exec '{bin}' --actual '{}' \"$1\"", snap.display()),
+        );
+        let out = play.run("pmem_offline", &stack(true), &["--check", "--diff"]);
+        assert_changed_once(&out, &v);
+        // the binary read the task's arguments from Ansible's file: the same plan
+        assert!(
+            out.contains("--- before: dm table pmem-striped (before)"),
+            "{out}"
+        );
+    }
 }
