@@ -9,7 +9,8 @@
 #  3. installs the tarball, shows both modules with ansible-doc and runs
 #     tests/ansible/collection-smoke.yml against this machine (changes nothing);
 #  4. `ansible-lint --profile production` on playbooks/*.yml (the module from a library/
-#     directory, as the VM recipes run it) and on the smoke playbook (the collection).
+#     directory, as the VM recipes run it), on the smoke and fleet-timing playbooks and on
+#     the fleet example's (examples/fleet: the collection).
 # Tools come from the venvs scripts/install-deps.sh makes: by default the newest ansible-core
 # with ansible-lint (target/ansible-venv); `--venv DIR` takes another one, such as the
 # oldest supported ansible-core's (target/ansible-venv-2.14), where steps 1-3 run and
@@ -111,5 +112,8 @@ mkdir -p "$OUT/library"
 cp "$STAGE/plugins/modules/pmem_stack" playbooks/library/pmem_stack.yml "$OUT/library/"
 (cd playbooks && ANSIBLE_LIBRARY=$OUT/library "$VENV/bin/ansible-lint" --offline --nocolor \
   --profile production ./*.yml)
-"$VENV/bin/ansible-lint" --offline --nocolor --profile production tests/ansible/collection-smoke.yml
+"$VENV/bin/ansible-lint" --offline --nocolor --profile production tests/ansible/collection-smoke.yml \
+  tests/ansible/fleet-timing.yml
+# the fleet example as users keep it: its inventory (group_vars, host_vars) beside the playbooks
+(cd examples/fleet && "$VENV/bin/ansible-lint" --offline --nocolor --profile production site.yml facts.yml)
 echo "ansible-checks: all passed (ansible-core $CORE)"

@@ -1,4 +1,4 @@
-"""Print the benchmark results (target/bench/{main,scale,foreign}.json) as the README's tables."""
+"""Print the benchmark results (target/bench/{main,scale,foreign}.json, fleet.log) as the README's tables."""
 import json
 import os
 import sys
@@ -84,3 +84,25 @@ if s:
     f, g = s["noop_ms_fit"], s["rss_kib_fit"]
     print(f"\nLinear fit, no-op time: {f['intercept_ms']} ms + {f['ms_per_object']} ms/object (R² {f['r2']}); "
           f"peak RSS: {g['intercept_kib'] / 1024:.2f} MiB + {g['kib_per_object']} KiB/object (R² {g['r2']})")
+
+fleet = os.path.join(out, "fleet.log")
+if os.path.exists(fleet):
+    # tests/vm/fleet.sh prints profile_tasks' times after "FLEET TIMING": "  Ping 1 5.11s"
+    lines = open(fleet).read().split("FLEET TIMING", 1)
+    times = {"Ping": [], "Converged stack": []}
+    for line in (lines[1].splitlines()[1:] if len(lines) > 1 else []):
+        if not line.startswith("  "):
+            break
+        name, _, secs = line.strip().rpartition(" ")
+        times[name.rsplit(" ", 1)[0]].append(float(secs.rstrip("s")))
+    if all(times.values()):
+        print("\n### Through Ansible on two hosts over SSH (profile_tasks, per task)\n")
+        print("| task | runs | each | median |")
+        print("|---|---|---|---|")
+        med = {}
+        for name, label in (("Converged stack", "`pmemstack.pmem.pmem_stack`, converged (no-op)"),
+                            ("Ping", "`ansible.builtin.ping`")):
+            t = sorted(times[name])
+            med[name] = t[len(t) // 2]
+            print(f"| {label} | {len(t)} | {', '.join(f'{x:.2f} s' for x in times[name])} | {med[name]:.2f} s |")
+        print(f"\npmem_stack / ping: {med['Converged stack'] / med['Ping']:.2f}")

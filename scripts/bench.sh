@@ -10,18 +10,20 @@
 #          directly, and ansible-playbook
 #   scale: 8 NVDIMMs x 512 MiB, 1..16 striped ext4 stacks (32 namespaces, 16 dm devices
 #          at the end): no-op time and peak memory per size, with a linear fit
-# Results: target/bench/{main,scale}.json and the guest logs next to them.
+#   fleet: tests/vm/fleet.sh, ansible-playbook over SSH against two guests at once; its
+#          profile_tasks timing of the converged pmem_stack task against ansible.builtin.ping
+# Results: target/bench/{main,scale}.json, fleet.log and the guest logs next to them.
 # Environment: BENCH_N (no-op runs per measurement, default 101 main / 31 scale),
 # BENCH_N_PY (Python module runs, 11), BENCH_N_PLAYBOOK (playbook runs, 5),
-# BENCH_ONLY=main|scale|foreign (foreign: only the no-op with and without 16 unrelated
+# BENCH_ONLY=main|scale|fleet|foreign (foreign: only the no-op with and without 16 unrelated
 # block devices, in its own 2-DIMM boot; it is also part of main).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 VENV=${PMEM_STACK_ANSIBLE_VENV:-$PWD/target/ansible-venv}
 ANSIBLE=12.3.0   # ships community.general and ansible.posix; needs ansible-core 2.19
-if [ "${BENCH_ONLY:-}" = foreign ]; then
-  # only the no-op with and without unrelated devices: the deployed binary is enough
+if [ "${BENCH_ONLY:-}" = foreign ] || [ "${BENCH_ONLY:-}" = fleet ]; then
+  # the deployed binary is enough
   cargo dist --locked --quiet --bin pmem_stack
 else
   if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('ansible') == '$ANSIBLE'" 2>/dev/null; then
@@ -47,6 +49,9 @@ fi
 if [ "${BENCH_ONLY:-scale}" = scale ] || [ -z "${BENCH_ONLY:-}" ]; then
   bash tests/vm/run-guest.sh -n 8 -s 512 -m 1G -t 3000 -w "$OUT" -- \
     "${ENVS[@]}" bash tests/vm/guest/bench.sh scale "$OUT/scale.json" | tee "$OUT/scale.log"
+fi
+if [ "${BENCH_ONLY:-fleet}" = fleet ] || [ -z "${BENCH_ONLY:-}" ]; then
+  PMEM_STACK_BIN="$DIST/pmem_stack" PMEM_STACK_ANSIBLE_VENV="$VENV" bash tests/vm/fleet.sh | tee "$OUT/fleet.log"
 fi
 if [ "${BENCH_ONLY:-}" = foreign ]; then
   bash tests/vm/run-guest.sh -n 2 -s 1024 -m 1G -t 3000 -w "$OUT" -- \

@@ -8,11 +8,55 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-/// One VM at a time: TCG on 2 cores is slow enough with one.
-static ONE_VM: Mutex<()> = Mutex::new(());
+/// VM slots, one per guest vCPU: `PMEM_STACK_VM_SLOTS` (default 2, the machine's cores).
+/// TCG runs each vCPU on one host thread and a suite's work in its guest is mostly
+/// sequential, so two one-vCPU guests side by side end sooner than two two-vCPU guests
+/// in turn. With 1 slot, one guest at a time with the rig's default vCPUs.
+static SLOTS_USED: Mutex<usize> = Mutex::new(0);
+static SLOT_FREED: Condvar = Condvar::new();
+
+fn slot_count() -> usize {
+    std::env::var("PMEM_STACK_VM_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(2)
+}
+
+/// The rig's vCPU option for a guest: one vCPU when guests share the machine.
+fn cpus() -> Vec<&'static str> {
+    if slot_count() > 1 {
+        vec!["-p", "1"]
+    } else {
+        vec![]
+    }
+}
+
+/// `n` slots held until dropped.
+struct Slots(usize);
+
+impl Slots {
+    fn take(n: usize) -> Slots {
+        let n = n.min(slot_count());
+        let mut used = SLOTS_USED.lock().unwrap_or_else(|e| e.into_inner());
+        while *used + n > slot_count() {
+            used = SLOT_FREED.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+        Slots(n)
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let mut used = SLOTS_USED.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.0;
+        SLOT_FREED.notify_all();
+    }
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -101,8 +145,14 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
     if !vm_available(script) {
         return;
     }
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-{script}", std::process::id()));
+    let _slot = Slots::take(1);
+    // one directory per guest: the same script may run on two kernels at once
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "pmem-stack-vm-{}-{run}-{script}",
+        std::process::id()
+    ));
     let bin = private_bin(&dir);
     let started = Instant::now();
     let out = Command::new("bash")
@@ -117,6 +167,7 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
             "-t",
             "1200",
         ])
+        .args(cpus())
         .args(rig)
         .args(["--", "env", &format!("PMEM_STACK_BIN={bin}")])
         .args(env)
@@ -292,7 +343,8 @@ fn vm_fleet_over_ssh() {
     if !vm_available("fleet.sh") {
         return;
     }
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    // its two guests, one vCPU each
+    let _slots = Slots::take(2);
     let dir = std::env::temp_dir().join(format!("pmem-stack-vm-{}-fleet", std::process::id()));
     let bin = private_bin(&dir);
     let started = Instant::now();

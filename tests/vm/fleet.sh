@@ -16,8 +16,10 @@
 #   converges); the converge; the re-run (changed=0 on both, the module copied to each
 #   host for the task and removed after); facts from both with pmem_stack_info; the
 #   re-run again against ansible.builtin.ping, timed with ansible.posix.profile_tasks
-#   (the figures are printed, not judged: they go in the README); and pmem-b with
-#   python3 hidden from PATH (the binary module runs; ping cannot).
+#   (the figures are printed, not judged: they go in the README); the collection
+#   installed with the oldest supported ansible-core (2.14), the check and the facts
+#   again through it; and pmem-b with python3 hidden from PATH (the binary module runs;
+#   ping cannot).
 # Prints CHECK PASS/FAIL lines and a SUMMARY line (tests/vm/checks.sh), as the guest
 # suites do; tests/vm.rs (vm_fleet_over_ssh) runs it.
 #
@@ -26,9 +28,10 @@ set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${PMEM_STACK_BIN:?set PMEM_STACK_BIN to the pmem_stack binary (cargo dist)}
 VENV=${PMEM_STACK_ANSIBLE_VENV:-$REPO/target/ansible-venv}
+OLDEST=${PMEM_STACK_ANSIBLE_OLDEST_VENV:-$REPO/target/ansible-venv-2.14}
 POSIX=$REPO/target/ansible-collections
 source "$REPO/tests/vm/checks.sh"
-for f in "$VENV/bin/ansible-playbook" "$POSIX/ansible_collections/ansible/posix/MANIFEST.json" /usr/sbin/sshd; do
+for f in "$VENV/bin/ansible-playbook" "$OLDEST/bin/ansible-playbook" "$POSIX/ansible_collections/ansible/posix/MANIFEST.json" /usr/sbin/sshd; do
   [ -e "$f" ] || { echo "fleet: missing $f (run scripts/install-deps.sh)"; exit 1; }
 done
 W=$(mktemp -d /tmp/pmem-fleet.XXXXXX)
@@ -98,7 +101,7 @@ cd "$W/fleet"
 play() {
   local name=$1; shift
   echo "\$ ansible-playbook $*"
-  "$VENV/bin/ansible-playbook" "$@" > "$W/$name.out" 2>&1
+  "${PLAYBOOK:-$VENV/bin/ansible-playbook}" "$@" > "$W/$name.out" 2>&1
   echo $? > "$W/$name.rc"
   # indented: the diff's "--- before" lines are not the suite's headings
   grep -v '^$' "$W/$name.out" | grep -v -E '^(PUT|SSH|<127|EXEC|Using|ESTABLISH|Loading|META)' | head -300 | sed 's/^/  | /'
@@ -166,6 +169,16 @@ grep -E '^(Ping|Converged stack) [0-9] -+ [0-9.]+s$' "$W/timing.out" | sort > "$
 checkc "profile_tasks timed all six tasks" '[ "$(wc -l < "$W/timing.table")" = 6 ]'
 echo "FLEET TIMING (ansible-core $("$VENV/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p'), two hosts in parallel, per task):"
 sed 's/ -* / /' "$W/timing.table" | sed 's/^/  /'
+
+section "the oldest supported ansible-core, $("$OLDEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p'): the collection installed with it, the re-run and the facts"
+"$OLDEST/bin/ansible-galaxy" collection install -p "$W/collections-oldest" "$TARBALL" > "$W/galaxy-oldest.log" 2>&1
+checkc "its ansible-galaxy installs the collection" '[ -x "$W/collections-oldest/ansible_collections/pmemstack/pmem/plugins/modules/pmem_stack" ]'
+ANSIBLE_COLLECTIONS_PATH=$W/collections-oldest PLAYBOOK=$OLDEST/bin/ansible-playbook play oldest -i inventory site.yml --check --diff
+ANSIBLE_COLLECTIONS_PATH=$W/collections-oldest PLAYBOOK=$OLDEST/bin/ansible-playbook play oldest-facts -i inventory facts.yml
+for h in pmem-a pmem-b; do
+  checkc "$h: nothing to change ($(recap oldest $h))" '[ "$(field oldest $h ok)" = 1 ] && [ "$(field oldest $h changed)" = 0 ] && [ "$(field oldest $h failed)" = 0 ]'
+  checkc "$h: facts ($(recap oldest-facts $h))" '[ "$(field oldest-facts $h ok)" = 3 ] && [ "$(field oldest-facts $h failed)" = 0 ]'
+done
 
 section "pmem-b without Python: the binary module needs none"
 # python3 hidden from the host: whiteouts over /usr/bin (/bin is the same directory)
