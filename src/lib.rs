@@ -35,7 +35,39 @@ use system::{ProbeScope, System, SystemError};
 /// Run the module on `input` (the arguments' JSON text) against `system`.
 /// With `offline`, never execute (a captured snapshot: always a dry run).
 pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult {
-    run_as(input, system, offline, false)
+    run_as(input, system, offline, false, Overrides::default())
+}
+
+/// What the command line says on top of the arguments: each `Some` replaces the
+/// matching Ansible internal key of the arguments, whatever they say (`--check`,
+/// `--diff`). `None` leaves the key as the arguments have it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `_ansible_check_mode`: plan only.
+    pub check_mode: Option<bool>,
+    /// `_ansible_diff`: before/after in the result.
+    pub diff: Option<bool>,
+}
+
+impl Overrides {
+    /// The internal keys as the arguments have them, with these overrides applied.
+    pub fn apply(self, internal: args::Internal) -> args::Internal {
+        args::Internal {
+            check_mode: self.check_mode.unwrap_or(internal.check_mode),
+            diff: self.diff.unwrap_or(internal.diff),
+            ..internal
+        }
+    }
+}
+
+/// [`run`], with the command line's `overrides` of the arguments' internal keys.
+pub fn run_with(
+    input: &str,
+    system: &mut dyn System,
+    offline: bool,
+    overrides: Overrides,
+) -> ModuleResult {
+    run_as(input, system, offline, false, overrides)
 }
 
 /// What a boot replay may not do: the replay reassembles what exists (namespaces on
@@ -67,10 +99,16 @@ fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
 /// done, and a filesystem that would be made because a rebuilt device turned out blank
 /// fails it instead.
 pub fn run_replay(input: &str, system: &mut dyn System) -> ModuleResult {
-    run_as(input, system, false, true)
+    run_as(input, system, false, true, Overrides::default())
 }
 
-fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> ModuleResult {
+fn run_as(
+    input: &str,
+    system: &mut dyn System,
+    offline: bool,
+    replay: bool,
+    overrides: Overrides,
+) -> ModuleResult {
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
         Err(mut f) => {
@@ -86,8 +124,9 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
         Ok(d) => d,
         Err(errors) => return result.input_errors(&errors),
     };
-    let check = parsed.internal.check_mode || offline;
-    let want_diff = parsed.internal.diff;
+    let internal = overrides.apply(parsed.internal);
+    let check = internal.check_mode || offline;
+    let want_diff = internal.diff;
     // read only what these arguments are about (and what holds it): a broken or
     // forbidden disk elsewhere on the machine is none of this run's business
     system.set_scope(ProbeScope::of(&desired));
@@ -501,8 +540,15 @@ pub fn invoked_as_info(args_text: &str, argv0: &str) -> bool {
 /// audit), never changing anything. It takes no options: any key but Ansible's internal
 /// `_ansible_*` ones fails the run, naming it, before the machine is probed.
 pub fn info(args_text: &str, system: &mut dyn System) -> ModuleResult {
+    info_with(args_text, system, Overrides::default())
+}
+
+/// [`info`], with the command line's `overrides` (only the check mode it reports matters
+/// to it: it changes nothing either way).
+pub fn info_with(args_text: &str, system: &mut dyn System, overrides: Overrides) -> ModuleResult {
     match args::parse_info_input(args_text) {
         Ok(internal) => {
+            let internal = overrides.apply(internal);
             let mut r = facts(system);
             r.check_mode = internal.check_mode;
             r
