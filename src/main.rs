@@ -1,6 +1,7 @@
 //! `pmem_stack`: read the arguments (the ARGS_FILE, as Ansible runs binary modules, or
-//! stdin), run the pipeline, print one JSON object, exit 0 unless failed. The command
-//! line is read here alone (clap), into [`Cli`]; what it asks for is run by `dispatch`.
+//! stdin), run the pipeline, print one JSON object (or, with `--format text`, the steps
+//! as they run and a summary), exit 0 unless failed. The command line is read here alone
+//! (clap), into [`Cli`]; what it asks for is run by `dispatch`.
 
 use clap::Parser;
 use pmem_stack::report::{ModuleResult, Timing};
@@ -13,16 +14,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-const USAGE: &str = "pmem_stack [--check] [--diff] [--detailed-exitcode] [ARGS_FILE]
-       pmem_stack --actual SNAPSHOT [--diff] [--detailed-exitcode] [ARGS_FILE]
-       pmem_stack --facts [--detailed-exitcode]
-       pmem_stack --boot [--detailed-exitcode] [STATE_FILE]
+const USAGE: &str =
+    "pmem_stack [--check] [--diff] [--detailed-exitcode] [--format json|text] [ARGS_FILE]
+       pmem_stack --actual SNAPSHOT [--diff] [--detailed-exitcode] [--format json|text] [ARGS_FILE]
+       pmem_stack --facts [--detailed-exitcode] [--format json|text]
+       pmem_stack --boot [--detailed-exitcode] [--format json|text] [STATE_FILE]
        pmem_stack --schema | --result-schema
        pmem_stack_info [ARGS_FILE]";
 
 const AFTER_HELP: &str = "\
 Flags and ARGS_FILE may come in any order. The result is one JSON object on stdout \
-(what Ansible reads); its `msg` (and `comment`, the same text) says what happened.
+(what Ansible reads); its `msg` (and `comment`, the same text) says what happened. \
+With --format text it is a summary for people instead (steps, refusals, diffs, timing, \
+the DAX audit as a tree), and a live run prints each step as it starts and ends.
 
 Exit status:
   0  success (with --detailed-exitcode: nothing changed and nothing would change)
@@ -60,6 +64,16 @@ struct Cli {
     /// mode, --actual) are pending, 1 on failure.
     #[arg(long, conflicts_with_all = ["schema", "result_schema"])]
     detailed_exitcode: bool,
+    /// How to print the result: json (one object, what Ansible reads) or text (for
+    /// people and CI logs; a live run shows each step as it starts and ends).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = Format::Json,
+        conflicts_with_all = ["schema", "result_schema"]
+    )]
+    format: Format,
     /// Plan against captured facts (a --facts result, or its ansible_facts.pmem_stack):
     /// always a dry run; needs no root and no PMEM.
     #[arg(long, value_name = "SNAPSHOT", group = "mode")]
@@ -81,6 +95,15 @@ struct Cli {
     /// Ansible writes); stdin when none is named. With --boot: the STATE_FILE.
     #[arg(value_name = "ARGS_FILE")]
     file: Option<PathBuf>,
+}
+
+/// `--format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    // one JSON object (variants without doc comments: clap would list them in --help)
+    Json,
+    // a summary for people
+    Text,
 }
 
 impl Cli {
@@ -122,13 +145,20 @@ fn main() -> ExitCode {
             };
         }
     };
-    let out = dispatch(&cli, &argv0, started);
-    let text = match &out {
-        Output::Schema(s) => s.clone(),
-        Output::Result(r) => r.to_json(),
+    let out = match cli.format {
+        Format::Json => dispatch(&cli, &argv0, started, &mut |_| {}),
+        Format::Text => {
+            let mut live = pmem_stack::text::LiveSteps::new(std::io::stdout());
+            dispatch(&cli, &argv0, started, &mut |p| live.on(p))
+        }
+    };
+    let text = match (&out, cli.format) {
+        (Output::Schema(s), _) => format!("{s}\n"),
+        (Output::Result(r), Format::Json) => format!("{}\n", r.to_json()),
+        (Output::Result(r), Format::Text) => pmem_stack::text::render(r),
     };
     // a reader that went away (`| head`) is not a reason to panic
-    if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+    if write!(std::io::stdout().lock(), "{text}").is_err() {
         return ExitCode::from(1);
     }
     match out {
@@ -162,9 +192,15 @@ fn result(r: ModuleResult) -> Output {
     Output::Result(Box::new(r))
 }
 
-/// Run what the command line asks for. `argv0` is the program's name: run as
-/// `pmem_stack_info` it is the facts module (see `invoked_as_info`).
-fn dispatch(cli: &Cli, argv0: &str, started: Instant) -> Output {
+/// Run what the command line asks for, telling `progress` about each step of a live
+/// run. `argv0` is the program's name: run as `pmem_stack_info` it is the facts module
+/// (see `invoked_as_info`).
+fn dispatch(
+    cli: &Cli,
+    argv0: &str,
+    started: Instant,
+    progress: &mut dyn FnMut(pmem_stack::Progress<'_>),
+) -> Output {
     if cli.schema {
         return Output::Schema(pretty(&pmem_stack::args::args_schema()));
     }
@@ -172,7 +208,7 @@ fn dispatch(cli: &Cli, argv0: &str, started: Instant) -> Output {
         return Output::Schema(pretty(&pmem_stack::report::result_schema()));
     }
     if cli.boot {
-        return boot(cli.file.as_deref(), started);
+        return boot(cli.file.as_deref(), started, progress);
     }
     if cli.facts {
         return result(pmem_stack::facts(&mut backend()));
@@ -209,13 +245,17 @@ fn dispatch(cli: &Cli, argv0: &str, started: Instant) -> Output {
             cli.overrides(),
         ));
     }
-    let mut r = pmem_stack::run_with(&input, &mut backend(), false, cli.overrides());
+    let mut r = pmem_stack::run_observed(&input, &mut backend(), false, cli.overrides(), progress);
     r.timing = Some(timing(started));
     result(r)
 }
 
 /// `--boot [STATE_FILE]`.
-fn boot(file: Option<&Path>, started: Instant) -> Output {
+fn boot(
+    file: Option<&Path>,
+    started: Instant,
+    progress: &mut dyn FnMut(pmem_stack::Progress<'_>),
+) -> Output {
     let root = std::env::var("PMEM_STACK_ROOT").unwrap_or_default();
     let root = root.trim_end_matches('/');
     // one file when named (what each instance of the replay template runs);
@@ -265,7 +305,7 @@ fn boot(file: Option<&Path>, started: Instant) -> Output {
             ))
             .is_file()
     };
-    let mut r = pmem_stack::replay_with(&states, &mut backend(), &by_unit);
+    let mut r = pmem_stack::replay_observed(&states, &mut backend(), &by_unit, progress);
     r.timing = Some(timing(started));
     // one line for the journal, besides the JSON on stdout
     eprintln!(

@@ -733,7 +733,8 @@ fn help_and_version_print_to_stdout_and_exit_0() {
         assert!(out.stderr.is_empty(), "{flag}: {}", stderr(&out));
         let text = stdout(&out);
         for want in [
-            "Usage: pmem_stack [--check] [--diff] [--detailed-exitcode] [ARGS_FILE]",
+            "Usage: pmem_stack [--check] [--diff] [--detailed-exitcode] [--format json|text] [ARGS_FILE]",
+            "--format <FORMAT>",
             "pmem_stack --actual SNAPSHOT",
             "pmem_stack --facts",
             "pmem_stack --boot",
@@ -1146,4 +1147,305 @@ fn the_check_override_keeps_a_live_run_from_changing_anything() {
     assert!(!r.failed, "{}", r.msg);
     assert!(!r.check_mode && r.done.len() == r.plan.len() && r.diff.is_some());
     assert_ne!(serde_json::to_value(&fake.state).expect("json"), before);
+}
+
+// ---- --format text ----------------------------------------------------------------------
+
+fn text_run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = bin().args(args).stdin(Stdio::null()).output().expect("run");
+    let text = stdout(&out);
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "--format text printed JSON: {text}"
+    );
+    (out.status.code(), text)
+}
+
+fn os<'a>(parts: &'a [&'a dyn AsRef<std::ffi::OsStr>]) -> Vec<&'a std::ffi::OsStr> {
+    parts.iter().map(|p| p.as_ref()).collect()
+}
+
+/// The CI drift check as people read it: the plan with each step's target and detail,
+/// the diffs, the audit tree; exit 2 once drifted, 0 and "nothing to do" before.
+#[test]
+fn text_plan_of_a_drifted_host_from_captured_facts() {
+    let args = tmp("text-drift-args.json", &captured_stack().to_string());
+    let drifted = drifted();
+    let (code, text) = text_run(&os(&[
+        &"--actual",
+        &drifted,
+        &args,
+        &"--detailed-exitcode",
+        &"--format",
+        &"text",
+        &"--diff",
+    ]));
+    assert_eq!(code, Some(2), "{text}");
+    for want in [
+        "CHANGES PENDING (check mode: nothing was run): 4 steps would run (offline plan against a captured snapshot); nothing was changed\n",
+        "\nPlan: 4 steps\n",
+        "  1/4  create_dm    /dev/mapper/s  would run\n         dmsetup create s: 0 2056192 striped 2 4096 259:0 0 259:2 0\n",
+        "  2/4  mkfs         dm device s    would run\n         mkfs.xfs -q -m reflink=0 -d su=2m,sw=2 -L stripefs <dm device s>",
+        "  3/4  mount        /mnt/x         would run\n",
+        "  4/4  set_extsize  /mnt/x         would run\n",
+        "\nDiff:\n",
+        "  --- mount /mnt/x (before)\n  +++ mount /mnt/x (after)\n  +source: dm device s\n  +fstype: xfs\n  +dax: always\n",
+        "\nWarnings:\n  - could not read /dev/mapper/foreign-err: ",
+        "  /mnt/e                  mount       ok   dax=always\n  └─/dev/pmem1.1p1        filesystem  ok   ext4 block size 4K",
+        "    └─/dev/pmem1.1p1      partition   ok   /dev/pmem1.1p1 starts at sector 4096 (2M)",
+        "      └─pm2               namespace   ok   fsdax namespace pm2 (/dev/pmem1.1)",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("Timing:"),
+        "an offline plan is not timed: {text}"
+    );
+    let captured = captured();
+    let (code, text) = text_run(&os(&[
+        &"--format=text",
+        &"--detailed-exitcode",
+        &"--actual",
+        &captured,
+        &args,
+    ]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("OK, nothing to do (check mode): No changes.\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\nPlan:"), "{text}");
+}
+
+/// The audit tree of the converged stack: mount, filesystem, dm device, its namespaces,
+/// each layer ok or with its fix (here the dm device's max_sectors_kb, as captured).
+#[test]
+fn text_audit_tree_from_captured_facts() {
+    let args = tmp("text-tree-args.json", &captured_stack().to_string());
+    let captured = captured();
+    let (code, text) = text_run(&os(&[&"--actual", &captured, &"--format", &"text", &args]));
+    assert_eq!(code, Some(0), "{text}");
+    let tree = "\
+DAX audit (2 MiB page faults, layer by layer):
+  NAME                    LAYER       2M   FOUND
+  platform                            ok
+  ├─page size             platform    ok   4K
+  ├─cpu pse               platform    ok   2 MiB pages supported
+  ├─cpu pdpe1gb           platform    ok   1 GiB pages supported
+  └─transparent_hugepage  platform    ok   always
+  /mnt/x                  mount       ok   dax=always
+  └─/dev/mapper/s         filesystem  ok   xfs block size 4K, stripe unit 512 blocks (2M), root extsize 2M inherited
+    └─/dev/mapper/s       dm          FIX  striped 2 x chunk 4096 sectors (2M), max_sectors_kb 1280
+      │                                    fix: echo 2048 > /sys/block/dm-0/queue/max_sectors_kb (pmem_stack sets it on striped devices it creates or reloads)
+      ├─pm0               namespace   ok   fsdax namespace pm0 (/dev/pmem0), physical start 0x140000000, align 2M, map mem
+      └─pm1               namespace   ok   fsdax namespace pm1 (/dev/pmem1), physical start 0x100000000, align 2M, map dev
+  /mnt/e                  mount       ok   dax=always
+";
+    assert!(text.contains(tree), "{text}");
+    // the dm layer's warning is drawn in the tree, not listed again
+    assert!(!text.contains("- dax_audit /mnt/x: dm"), "{text}");
+}
+
+/// A refusal names the option that would allow it; allowed, the destructive step is
+/// marked.
+#[test]
+fn text_refusal_and_destructive_steps() {
+    let mut chunk = captured_stack();
+    chunk["devices"][0]["chunk"] = json!("4M");
+    let refused = tmp("text-chunk.json", &chunk.to_string());
+    let captured = captured();
+    let (code, text) = text_run(&os(&[
+        &"--format",
+        &"text",
+        &"--actual",
+        &captured,
+        &refused,
+    ]));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("FAILED: 1 refusal, nothing was done\n\nRefused (nothing was done):\n  - refusing reloading dm device s with another table"), "{text}");
+    assert!(
+        text.contains(
+            ". Set allow_data_loss: true to allow it\n    allowed by: allow_data_loss: true\n"
+        ),
+        "{text}"
+    );
+    chunk["allow_data_loss"] = json!(true);
+    let allowed = tmp("text-chunk-allowed.json", &chunk.to_string());
+    let (code, text) = text_run(&os(&[
+        &"--detailed-exitcode",
+        &"--format",
+        &"text",
+        &"--actual",
+        &captured,
+        &allowed,
+    ]));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("\nPlan: 5 steps, 1 destroying data (DESTRUCTIVE)\n"),
+        "{text}"
+    );
+    assert!(text.contains("  2/5  reload_dm    /dev/mapper/s  would run  DESTRUCTIVE\n         suspend, load, resume s: "), "{text}");
+    assert!(
+        text.contains("  1/5  umount       /mnt/x         would run\n"),
+        "{text}"
+    );
+}
+
+/// A live run in text ends with the timing line; bad arguments list their paths.
+#[test]
+fn text_live_run_timing_and_input_errors() {
+    let lock = std::env::temp_dir().join(format!("pmem-stack-cli-x{}.lock", std::process::id()));
+    let nothing = tmp("text-live.json", r#"{"_ansible_check_mode": true}"#);
+    let out = bin()
+        .env("PMEM_STACK_LOCK", &lock)
+        .args(["--format", "text"])
+        .arg(&nothing)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&lock);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("OK, nothing to do (check mode): No changes.\n"),
+        "{text}"
+    );
+    let timing = text
+        .lines()
+        .find(|l| l.starts_with("Timing: "))
+        .unwrap_or_default();
+    assert!(
+        timing.contains(" ms wall, 0.0 ms in 0 external programs, 1 probe (")
+            && timing.contains(" 0 operations"),
+        "{text}"
+    );
+    let bad = tmp(
+        "text-bad.json",
+        r#"{"devices": [{"name": "s", "target": "striped", "members": ["/dev/pmem0"]}], "what": 1}"#,
+    );
+    let snap = snapshot();
+    let (code, text) = text_run(&os(&[&"--actual", &snap, &bad, &"--format", &"text"]));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.starts_with("FAILED: 2 problems in the arguments\n\nErrors in the arguments:\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - devices[0].members: a striped device needs at least 2 members"),
+        "{text}"
+    );
+}
+
+/// `--format json` is the default, byte for byte; other values, or a format for a
+/// schema, are usage errors.
+#[test]
+fn format_json_is_the_default_and_bad_formats_are_usage_errors() {
+    let args = tmp("format-args.json", &captured_stack().to_string());
+    let plain = offline(&drifted(), &args);
+    let json = bin()
+        .args(["--format", "json", "--actual"])
+        .arg(drifted())
+        .arg(&args)
+        .output()
+        .expect("run");
+    assert_eq!(stdout(&plain), stdout(&json));
+    one_object(&json);
+    for (line, want) in [
+        (
+            vec!["--format", "yaml"],
+            "invalid value 'yaml' for '--format <FORMAT>'",
+        ),
+        (
+            vec!["--format"],
+            "a value is required for '--format <FORMAT>'",
+        ),
+        (vec!["--schema", "--format", "text"], "cannot be used with"),
+    ] {
+        let out = bin().args(&line).output().expect("run");
+        assert_eq!(out.status.code(), Some(1), "{line:?}");
+        assert!(out.stdout.is_empty(), "{line:?}");
+        assert!(stderr(&out).contains(want), "{line:?}: {}", stderr(&out));
+    }
+}
+
+/// A live run tells its observer about each step as it starts and as it ends, in order,
+/// the failed one included; the result is the same as without an observer.
+#[test]
+fn a_live_run_reports_each_step_as_it_starts_and_ends() {
+    use pmem_stack::{Overrides, Progress, StepOutcome};
+    for fail_at in [None, Some(3)] {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        fake.fail_at = fail_at;
+        let mut events = Vec::new();
+        let mut printed = Vec::new();
+        let r = {
+            let mut live = pmem_stack::text::LiveSteps::new(&mut printed);
+            pmem_stack::run_observed(
+                &recipe().to_string(),
+                &mut fake,
+                false,
+                Overrides::default(),
+                &mut |p| {
+                    events.push(match p {
+                        Progress::Started { index, total, step } => {
+                            format!("start {}/{total} {}", index + 1, step.action)
+                        }
+                        Progress::Ended {
+                            index,
+                            total,
+                            step,
+                            outcome,
+                        } => format!(
+                            "end {}/{total} {} {}",
+                            index + 1,
+                            step.action,
+                            match outcome {
+                                StepOutcome::Done => "done",
+                                StepOutcome::Skipped(_) => "skipped",
+                                StepOutcome::Failed(_) => "failed",
+                            }
+                        ),
+                    });
+                    live.on(p);
+                },
+            )
+        };
+        let mut again = FakeSystem::fresh_dimms(2, DIMM);
+        again.fail_at = fail_at;
+        let quiet = pmem_stack::run(&recipe().to_string(), &mut again, false);
+        assert_eq!(r.to_json(), quiet.to_json());
+        let n = r.plan.len();
+        let ran = r.done.len() + r.skipped_steps.len() + usize::from(r.failed_step.is_some());
+        assert_eq!(events.len(), 2 * ran, "{events:#?}");
+        for (i, pair) in events.chunks(2).enumerate() {
+            let action = &r.plan[i].action;
+            assert_eq!(pair[0], format!("start {}/{n} {action}", i + 1));
+            assert!(
+                pair[1].starts_with(&format!("end {}/{n} {action} ", i + 1)),
+                "{pair:?}"
+            );
+        }
+        let text = String::from_utf8(printed).expect("utf-8");
+        assert_eq!(text.lines().count(), events.len(), "{text}");
+        if fail_at.is_some() {
+            assert!(r.failed, "{}", r.msg);
+            assert!(
+                events.last().is_some_and(|e| e.ends_with(" failed")),
+                "{events:#?}"
+            );
+            assert!(
+                text.lines()
+                    .last()
+                    .is_some_and(|l| l.contains(": FAILED (")),
+                "{text}"
+            );
+        } else {
+            assert!(!r.failed, "{}", r.msg);
+            assert!(
+                text.lines()
+                    .all(|l| l.ends_with(" ...") || l.contains(": done (")),
+                "{text}"
+            );
+        }
+    }
 }
