@@ -145,16 +145,21 @@ fn main() -> ExitCode {
             };
         }
     };
-    let out = match cli.format {
-        Format::Json => dispatch(&cli, &argv0, started, &mut |_| {}),
+    // in text, the steps of a live run as they start and end, then a blank line
+    let (out, live_lines) = match cli.format {
+        Format::Json => (dispatch(&cli, &argv0, started, &mut |_| {}), 0),
         Format::Text => {
             let mut live = pmem_stack::text::LiveSteps::new(std::io::stdout());
-            dispatch(&cli, &argv0, started, &mut |p| live.on(p))
+            let out = dispatch(&cli, &argv0, started, &mut |p| live.on(p));
+            (out, live.lines())
         }
     };
     let text = match (&out, cli.format) {
         (Output::Schema(s), _) => format!("{s}\n"),
         (Output::Result(r), Format::Json) => format!("{}\n", r.to_json()),
+        (Output::Result(r), Format::Text) if live_lines > 0 => {
+            format!("\n{}", pmem_stack::text::render(r))
+        }
         (Output::Result(r), Format::Text) => pmem_stack::text::render(r),
     };
     // a reader that went away (`| head`) is not a reason to panic

@@ -468,12 +468,22 @@ pub fn timing(t: &Timing) -> String {
 pub struct LiveSteps<W: io::Write> {
     out: W,
     started: Option<Instant>,
+    lines: usize,
 }
 
 impl<W: io::Write> LiveSteps<W> {
     /// A printer writing to `out`.
     pub fn new(out: W) -> Self {
-        LiveSteps { out, started: None }
+        LiveSteps {
+            out,
+            started: None,
+            lines: 0,
+        }
+    }
+
+    /// Lines printed so far.
+    pub fn lines(&self) -> usize {
+        self.lines
     }
 
     /// Print one progress event. A write that fails (the reader went away) is ignored:
@@ -483,6 +493,7 @@ impl<W: io::Write> LiveSteps<W> {
     }
 
     fn write(&mut self, p: Progress<'_>) -> io::Result<()> {
+        self.lines += 1;
         match p {
             Progress::Started { index, total, step } => {
                 self.started = Some(Instant::now());
@@ -859,7 +870,7 @@ DAX audit (2 MiB page faults, layer by layer):
         let s = step("mkfs", "dm device s", "mkfs.xfs", false);
         let d = step("reload_dm", "/dev/mapper/s", "reload", true);
         let mut out = Vec::new();
-        {
+        let printed = {
             let mut live = LiveSteps::new(&mut out);
             live.on(Progress::Started {
                 index: 0,
@@ -883,9 +894,11 @@ DAX audit (2 MiB page faults, layer by layer):
                 step: &s,
                 outcome: StepOutcome::Skipped("already made"),
             });
-        }
+            live.lines()
+        };
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(printed, 4);
         assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(lines[0], "[1/2] reload_dm /dev/mapper/s (DESTRUCTIVE) ...");
         assert!(
