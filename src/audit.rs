@@ -39,6 +39,12 @@ pub struct LayerAudit {
     /// What to change, when it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Where it sits in the stack under the mount: 0 the mount, 1 its filesystem, 2 the
+    /// device mounted, 3 what that device is made of (a partition's disk, a dm device's
+    /// members), and so on down; a layer belongs to the nearest one above it with a
+    /// smaller depth (the tree `--format text` draws). 0 for the platform.
+    #[serde(default)]
+    pub depth: usize,
 }
 
 /// The audit of one mount's stack.
@@ -68,6 +74,7 @@ pub struct DaxAudit {
 }
 
 fn layer(
+    depth: usize,
     layer: &str,
     object: &str,
     found: String,
@@ -80,7 +87,13 @@ fn layer(
         found,
         pmd_ok,
         fix,
+        depth,
     }
+}
+
+/// The depth of the device layers `depth` levels below the mounted device.
+const fn device_depth(depth: usize) -> usize {
+    depth + 2
 }
 
 /// Audit the mounts at `paths` (all mounts with `dax=` other than never when `None`).
@@ -89,6 +102,7 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
     if let Some(p) = &a.platform {
         let ps_ok = p.page_size == PAGE;
         out.platform.push(layer(
+            0,
             "platform",
             "page size",
             p.page_size.to_string(),
@@ -96,6 +110,7 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
             (!ps_ok).then(|| "DAX needs 4 KiB pages".into()),
         ));
         out.platform.push(layer(
+            0,
             "platform",
             "cpu pse",
             if p.pse {
@@ -107,6 +122,7 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
             (!p.pse).then(|| "a CPU with 2 MiB pages (pse) is needed for PMD faults".into()),
         ));
         out.platform.push(layer(
+            0,
             "platform",
             "cpu pdpe1gb",
             if p.pdpe1gb {
@@ -119,6 +135,7 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
         ));
         if let Some(t) = &p.thp {
             out.platform.push(layer(
+                0,
                 "platform",
                 "transparent_hugepage",
                 t.clone(),
@@ -171,6 +188,7 @@ fn stack(a: &Actual, m: &Mount) -> StackAudit {
     let mut layers = Vec::new();
     let dax = m.dax.unwrap_or(DaxMode::Never);
     layers.push(layer(
+        0,
         "mount",
         &m.target,
         format!("dax={}", dax.as_str()),
@@ -216,7 +234,7 @@ fn stack(a: &Actual, m: &Mount) -> StackAudit {
                 }
             }
         }
-        layers.push(layer("filesystem", &m.source, found, ok, fix));
+        layers.push(layer(1, "filesystem", &m.source, found, ok, fix));
     }
     let mut nodes = BTreeSet::new();
     let mut seen = BTreeSet::new();
@@ -243,6 +261,7 @@ fn device(
     }
     let Some(bd) = a.block(devno) else {
         layers.push(layer(
+            device_depth(depth),
             "device",
             &devno.to_string(),
             "not found".into(),
@@ -256,7 +275,7 @@ fn device(
     } else if let Some(dm) = a.dm_by_devno(devno) {
         let name = format!("/dev/mapper/{}", dm.name);
         match parse_table(&dm.table) {
-            Err(e) => layers.push(layer("dm", &name, e, false, None)),
+            Err(e) => layers.push(layer(device_depth(depth), "dm", &name, e, false, None)),
             Ok(lines) => {
                 for l in &lines {
                     let (found, ok, fix) = match &l.target {
@@ -302,7 +321,7 @@ fn device(
                             Some("use linear or striped".to_string()),
                         ),
                     };
-                    layers.push(layer("dm", &name, found, ok, fix));
+                    layers.push(layer(device_depth(depth), "dm", &name, found, ok, fix));
                 }
                 for m in lines.iter().flat_map(|l| l.members()) {
                     device(a, m, layers, nodes, seen, depth + 1);
@@ -348,6 +367,7 @@ fn device(
             None
         };
         layers.push(layer(
+            device_depth(depth),
             "namespace",
             &name,
             if fsdax {
@@ -360,6 +380,7 @@ fn device(
         ));
     } else {
         layers.push(layer(
+            device_depth(depth),
             "device",
             &bd.path,
             format!("{}: not a pmem namespace, dm device or partition", bd.path),
@@ -392,6 +413,7 @@ fn partition(
         }
     );
     layers.push(layer(
+        device_depth(depth),
         "partition",
         &bd.path,
         found,
@@ -438,6 +460,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["mount", "filesystem", "partition", "namespace"]
         );
+        assert_eq!(
+            p.layers.iter().map(|l| l.depth).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
         let q = &audit.mounts[1];
         assert!(!q.pmd_ok);
         let bad: Vec<&LayerAudit> = q.layers.iter().filter(|l| !l.pmd_ok).collect();
@@ -473,6 +499,22 @@ mod tests {
             .map(|l| l.layer.as_str())
             .collect();
         assert_eq!(bad, ["filesystem", "dm"]);
+        // the tree: the dm device under the filesystem, its two members under it
+        let depths: Vec<(&str, usize)> = audit.mounts[0]
+            .layers
+            .iter()
+            .map(|l| (l.layer.as_str(), l.depth))
+            .collect();
+        assert_eq!(
+            depths,
+            [
+                ("mount", 0),
+                ("filesystem", 1),
+                ("dm", 2),
+                ("namespace", 3),
+                ("namespace", 3)
+            ]
+        );
         assert!(
             audit
                 .warnings

@@ -13,7 +13,9 @@
 //!   -> Report                       report::ModuleResult
 //! ```
 //! Check mode and offline plans (`--actual`) stop after Plan. The same `plan()` runs
-//! against the real system, the fake one in tests, and a captured snapshot.
+//! against the real system, the fake one in tests, and a captured snapshot. A live run
+//! tells an observer ([`run_observed`], [`Progress`]) about each step as it starts and
+//! ends; `--format text` ([`text`]) prints them as they come and the result at the end.
 //!
 //! The same binary run as `pmem_stack_info` ([`invoked_as_info`]) is the read-only facts
 //! module: [`info`], which is [`facts`] (`--facts`) taking Ansible's arguments.
@@ -25,6 +27,7 @@ pub mod boot;
 pub mod plan;
 pub mod report;
 pub mod system;
+pub mod text;
 pub mod units;
 
 use args::validate::validate;
@@ -35,7 +38,96 @@ use system::{ProbeScope, System, SystemError};
 /// Run the module on `input` (the arguments' JSON text) against `system`.
 /// With `offline`, never execute (a captured snapshot: always a dry run).
 pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult {
-    run_as(input, system, offline, false)
+    run_as(
+        input,
+        system,
+        offline,
+        false,
+        Overrides::default(),
+        &mut |_| {},
+    )
+}
+
+/// What the command line says on top of the arguments: each `Some` replaces the
+/// matching Ansible internal key of the arguments, whatever they say (`--check`,
+/// `--diff`). `None` leaves the key as the arguments have it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `_ansible_check_mode`: plan only.
+    pub check_mode: Option<bool>,
+    /// `_ansible_diff`: before/after in the result.
+    pub diff: Option<bool>,
+}
+
+impl Overrides {
+    /// The internal keys as the arguments have them, with these overrides applied.
+    pub fn apply(self, internal: args::Internal) -> args::Internal {
+        args::Internal {
+            check_mode: self.check_mode.unwrap_or(internal.check_mode),
+            diff: self.diff.unwrap_or(internal.diff),
+            ..internal
+        }
+    }
+}
+
+/// [`run`], with the command line's `overrides` of the arguments' internal keys.
+pub fn run_with(
+    input: &str,
+    system: &mut dyn System,
+    offline: bool,
+    overrides: Overrides,
+) -> ModuleResult {
+    run_as(input, system, offline, false, overrides, &mut |_| {})
+}
+
+/// What a live run says as it goes: each step as it starts and as it ends, in order.
+/// `--format text` prints them as they come, so that a long `ndctl` or `mkfs` shows
+/// where the run is; the result (JSON or text) comes at the end either way. Dry runs
+/// (check mode, `--actual`) run no step and say nothing.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Step `index` (0-based) of `total` starts.
+    Started {
+        /// 0-based, in the plan.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The step, as the result shows it.
+        step: &'a plan::PlanItem,
+    },
+    /// Step `index` of `total` ended.
+    Ended {
+        /// 0-based, in the plan.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The step, as the result shows it.
+        step: &'a plan::PlanItem,
+        /// How it ended.
+        outcome: StepOutcome<'a>,
+    },
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy)]
+pub enum StepOutcome<'a> {
+    /// It ran.
+    Done,
+    /// It was not needed when it came to run (why).
+    Skipped(&'a str),
+    /// It failed: the run stops here.
+    Failed(&'a SystemError),
+}
+
+/// [`run_with`], telling `progress` about each step of a live run as it starts and ends.
+pub fn run_observed(
+    input: &str,
+    system: &mut dyn System,
+    offline: bool,
+    overrides: Overrides,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> ModuleResult {
+    run_as(input, system, offline, false, overrides, progress)
 }
 
 /// What a boot replay may not do: the replay reassembles what exists (namespaces on
@@ -67,10 +159,24 @@ fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
 /// done, and a filesystem that would be made because a rebuilt device turned out blank
 /// fails it instead.
 pub fn run_replay(input: &str, system: &mut dyn System) -> ModuleResult {
-    run_as(input, system, false, true)
+    run_as(
+        input,
+        system,
+        false,
+        true,
+        Overrides::default(),
+        &mut |_| {},
+    )
 }
 
-fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> ModuleResult {
+fn run_as(
+    input: &str,
+    system: &mut dyn System,
+    offline: bool,
+    replay: bool,
+    overrides: Overrides,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> ModuleResult {
     let parsed = match args::parse_input(input) {
         Ok(p) => p,
         Err(mut f) => {
@@ -86,8 +192,9 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
         Ok(d) => d,
         Err(errors) => return result.input_errors(&errors),
     };
-    let check = parsed.internal.check_mode || offline;
-    let want_diff = parsed.internal.diff;
+    let internal = overrides.apply(parsed.internal);
+    let check = internal.check_mode || offline;
+    let want_diff = internal.diff;
     // read only what these arguments are about (and what holds it): a broken or
     // forbidden disk elsewhere on the machine is none of this run's business
     system.set_scope(ProbeScope::of(&desired));
@@ -183,6 +290,13 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
                 }
             };
         }
+        let total = planned.steps.len();
+        let item = step.item();
+        progress(Progress::Started {
+            index: i,
+            total,
+            step: &item,
+        });
         let outcome = plan::resolve(&step.action, &desired, &actual)
             .map_err(|error| SystemError::Os {
                 what: format!("resolving {} {}", step.action.name(), step.action.target()),
@@ -204,6 +318,18 @@ fn run_as(input: &str, system: &mut dyn System, offline: bool, replay: bool) -> 
                     Ok(false)
                 }
             });
+        progress(Progress::Ended {
+            index: i,
+            total,
+            step: &item,
+            outcome: match &outcome {
+                Err(e) => StepOutcome::Failed(e),
+                Ok(true) => StepOutcome::Done,
+                Ok(false) => {
+                    StepOutcome::Skipped(skipped.last().map(|s| s.why.as_str()).unwrap_or(""))
+                }
+            },
+        });
         if let Err(e) = outcome {
             let n = planned.steps.len();
             return result
@@ -323,6 +449,17 @@ pub fn replay_with(
     system: &mut dyn System,
     by_unit: &dyn Fn(&str) -> bool,
 ) -> ModuleResult {
+    replay_observed(states, system, by_unit, &mut |_| {})
+}
+
+/// [`replay_with`], telling `progress` about each step of each state's run (see
+/// [`run_observed`]).
+pub fn replay_observed(
+    states: &[(String, Result<String, String>)],
+    system: &mut dyn System,
+    by_unit: &dyn Fn(&str) -> bool,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> ModuleResult {
     let mut all = ModuleResult::new(Default::default());
     if states.is_empty() {
         all.msg = "no saved state: nothing to replay".into();
@@ -335,7 +472,7 @@ pub fn replay_with(
             .map_err(|e| format!("cannot read the saved state: {e}"))
             .and_then(|t| boot::replay_args_with(t, by_unit))
         {
-            Ok(input) => run_replay(&input, system),
+            Ok(input) => run_as(&input, system, false, true, Overrides::default(), progress),
             Err(e) => ModuleResult::new(Default::default()).fail(e),
         };
         msgs.push(format!("{path}: {}", r.msg));
@@ -501,8 +638,15 @@ pub fn invoked_as_info(args_text: &str, argv0: &str) -> bool {
 /// audit), never changing anything. It takes no options: any key but Ansible's internal
 /// `_ansible_*` ones fails the run, naming it, before the machine is probed.
 pub fn info(args_text: &str, system: &mut dyn System) -> ModuleResult {
+    info_with(args_text, system, Overrides::default())
+}
+
+/// [`info`], with the command line's `overrides` (only the check mode it reports matters
+/// to it: it changes nothing either way).
+pub fn info_with(args_text: &str, system: &mut dyn System, overrides: Overrides) -> ModuleResult {
     match args::parse_info_input(args_text) {
         Ok(internal) => {
+            let internal = overrides.apply(internal);
             let mut r = facts(system);
             r.check_mode = internal.check_mode;
             r

@@ -1,4 +1,5 @@
-//! The result object Ansible reads: `changed`, `failed`, `msg`, `plan`, `done`,
+//! The result object Ansible reads: `changed`, `failed`, `msg` (and `comment`, the same
+//! text, for Salt), `plan`, `done`,
 //! `skipped_steps`, `diff`, `warnings`, `invocation`, and on failure the input `errors` or
 //! the `failed_step`. `changed` is derived from the steps (done, or planned in check
 //! mode), never set by hand.
@@ -132,6 +133,21 @@ pub struct ExternalRun {
     pub ms: f64,
 }
 
+/// How `msg` is written out: as `msg` and again as `comment`, so that the two never
+/// differ (every place that sets `msg` sets both).
+#[derive(Serialize, JsonSchema)]
+struct MsgAndComment<'a> {
+    /// One line for people.
+    msg: &'a str,
+    /// The same text as `msg`: the key Salt reads (a `cmd.run` state with
+    /// `stateful: True` takes `changed` and `comment` from the JSON object on stdout).
+    comment: &'a str,
+}
+
+fn msg_and_comment<S: serde::Serializer>(msg: &str, s: S) -> Result<S::Ok, S::Error> {
+    MsgAndComment { msg, comment: msg }.serialize(s)
+}
+
 /// The module's result.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(title = "pmem_stack result")]
@@ -140,7 +156,10 @@ pub struct ModuleResult {
     pub changed: bool,
     /// The run failed (bad input, refused, or a step failed).
     pub failed: bool,
-    /// One line for people.
+    /// One line for people. Serialized twice: as `msg` (Ansible's) and as `comment`, the
+    /// same text, which Salt's `cmd.run` with `stateful: True` reads.
+    #[serde(flatten, serialize_with = "msg_and_comment")]
+    #[schemars(with = "MsgAndComment<'static>")]
     pub msg: String,
     /// The plan: every step, in order.
     pub plan: Vec<PlanItem>,
@@ -278,7 +297,8 @@ impl ModuleResult {
     /// The JSON text (one object).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"changed":false,"failed":true,"msg":"cannot serialise the result: {e}"}}"#)
+            let msg = serde_json::Value::from(format!("cannot serialise the result: {e}"));
+            format!(r#"{{"changed":false,"failed":true,"msg":{msg},"comment":{msg}}}"#)
         })
     }
 }

@@ -74,6 +74,8 @@ const ALL_KEYS: &[&str] = &[
     "changed",
     "failed",
     "msg",
+    // the same text as `msg`, for Salt's stateful `cmd.run`; no meaning in ansible-core
+    "comment",
     "plan",
     "done",
     "skipped_steps",
