@@ -4,8 +4,9 @@
 # through an `exec` whose `unless` is the binary's own check: `--check
 # --detailed-exitcode` exits 0 when nothing would change, so Puppet runs the binary only
 # when something would (2), or when the check fails (1: the run then fails the resource
-# with the module's message). `unless` runs under `--noop` too, so `puppet apply --noop`
-# shows the exec as pending exactly when the stack would change. No stdlib needed.
+# with the module's message, printed as text). `unless` runs under `--noop` too, so
+# `puppet apply --noop` shows the exec as pending exactly when the stack would change.
+# No stdlib needed.
 #
 # @param args
 #   The binary's arguments, as its README lists them (namespaces, devices, partitions,
@@ -57,7 +58,9 @@ define pmem_stack::stack (
     content => inline_template('<%= require "json"; JSON.generate(@args) %>'),
   }
   exec { "pmem_stack ${title}":
-    command   => "${binary} ${argsfile}",
+    # the result as text: on failure, its lines in the report say why (the errors by
+    # their path in the arguments, refusals with the option that allows them)
+    command   => "${binary} --format text ${argsfile}",
     unless    => "${binary} --check --detailed-exitcode ${argsfile}",
     logoutput => $logoutput,
     timeout   => $timeout,
