@@ -14,6 +14,9 @@ PKGS=(
   # the fleet run (tests/vm/fleet.sh): the managed guests serve SSH with this machine's sshd
   # (it runs in the guests only: it is not started here), Ansible connects with ssh
   openssh-server openssh-client
+  # the Puppet wrapper's VM test (tests/vm/guest/wrappers.sh): Debian's puppet (7.23), run
+  # as `puppet apply` in the guest; its agent service is not started here (policy-rc.d below)
+  puppet
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -25,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   # qemu-system-x86 replaces a preinstalled newer qemu-utils on some images; nothing here needs it.
   # Packages must not start services here (openssh-server would start sshd on this
-  # machine): a policy-rc.d that denies them, unless the machine has one already.
+  # machine, puppet its agent): a policy-rc.d that denies them, unless the machine has one already.
   own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
@@ -73,6 +76,10 @@ make_venv "${PMEM_STACK_ANSIBLE_VENV:-$ROOT/target/ansible-venv}" \
 # ansible-core only (ansible-lint 26.10.1 needs ansible-core >= 2.16.19).
 make_venv "${PMEM_STACK_ANSIBLE_OLDEST_VENV:-$ROOT/target/ansible-venv-2.14}" \
   "$ROOT/scripts/ansible-oldest-requirements.txt" "the oldest supported ansible-core"
+# Salt for the Salt wrapper's VM test (`salt-call --local` in the guest, contrib/salt/):
+# salt from PyPI, every package pinned (scripts/salt-requirements.txt).
+make_venv "${PMEM_STACK_SALT_VENV:-$ROOT/target/salt-venv}" \
+  "$ROOT/scripts/salt-requirements.txt" "salt"
 
 # ansible.posix, for its profile_tasks callback (the fleet run times its tasks with it, as
 # users do). Galaxy is out of reach here, so it comes out of the `ansible` package's wheel

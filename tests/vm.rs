@@ -333,6 +333,19 @@ fn vm_crash_at_every_step_faults_and_data_safety() {
     guest("faults.sh", 3, 1024);
 }
 
+/// The Salt and Puppet wrappers of contrib/ through the real clients in the guest
+/// (tests/vm/guest/wrappers.sh): `salt-call --local` with the state module and the
+/// cmd.run route (test=True, apply, re-apply, a bad argument), then `puppet apply` with
+/// pmem_stack::stack (--noop, apply, re-apply, a failure). The salt venv may be moved
+/// (`PMEM_STACK_SALT_VENV`, as scripts/install-deps.sh reads it).
+#[test]
+fn vm_salt_and_puppet_wrappers() {
+    let env: Vec<String> = std::env::var("PMEM_STACK_SALT_VENV")
+        .map(|v| vec![format!("PMEM_STACK_SALT_VENV={v}")])
+        .unwrap_or_default();
+    guest_with("wrappers.sh", 2, 1024, &[], &env);
+}
+
 /// The fleet run (tests/vm/fleet.sh): ansible-playbook on this machine against two VM
 /// guests at once over SSH (different DIMM layouts and kernels), the collection installed
 /// on the controller only: --check --diff, a bad host_var failing one host while the
