@@ -6,7 +6,8 @@
 # route (contrib/salt/pmem_stack_cmd.sls) on the striped xfs stack: test=True lists the
 # pending steps and changes nothing; the apply converges; the next apply (both routes)
 # reports no changes; a bad argument fails with its JSON path in the comment. Then the
-# stack is torn down through the binary. Puppet (Debian's, `puppet apply`) with
+# stack is torn down through the binary, as a person runs it (`--format text
+# --detailed-exitcode`: each step shown as it starts and ends, exit 2). Puppet (Debian's, `puppet apply`) with
 # pmem_stack::stack (contrib/puppet) on the linear ext4 stack: --noop shows the exec
 # pending and changes nothing; the apply converges (exit 2); the next one changes
 # nothing (exit 0); bad arguments fail the resource with the module's message.
@@ -76,8 +77,18 @@ checkc "salt bad argument: the comment names it by its JSON path" 'grep -q "Comm
 checkc "salt bad argument: the stack is untouched" 'grep -q " /mnt/pmem .*dax=always" /proc/self/mountinfo'
 
 STRIPED='{"namespaces":[{"name":"pm0","region":"region0","mode":"fsdax"},{"name":"pm1","region":"region1","mode":"fsdax"}],"devices":[{"name":"pmem-striped","target":"striped","members":["pm0","pm1"],"chunk":"2M"}],"filesystems":[{"device":"pmem-striped","type":"xfs","label":"pmemfs"}],"mounts":[{"path":"/mnt/pmem","device":"pmem-striped","dax":"always"}]'
-module salt.destroy "$STRIPED,\"state\":\"absent\",\"allow_data_loss\":true}"
-checkc "the striped stack torn down through the binary (namespaces freed)" '[ "$(rc_of salt.destroy)" = 0 ] && ! ndctl list -N | grep -q "\"name\":\"pm"'
+# the teardown through the binary as a person runs it: --format text (each step shown as
+# it starts and ends) with --detailed-exitcode (2: changes made)
+printf '%s' "$STRIPED,\"state\":\"absent\",\"allow_data_loss\":true}" > "$W/salt.destroy.args"
+"$BIN" --format text --detailed-exitcode "$W/salt.destroy.args" > "$W/salt.destroy.txt" 2>&1
+echo $? > "$W/salt.destroy.rc"
+echo "  \$ pmem_stack --format text --detailed-exitcode <state: absent>  (exit $(rc_of salt.destroy))"
+sed 's/^/    | /' "$W/salt.destroy.txt"
+checkc "the striped stack torn down through the binary (namespaces freed), exit 2: changes made" '[ "$(rc_of salt.destroy)" = 2 ] && ! ndctl list -N | grep -q "\"name\":\"pm"'
+checkc "--format text showed each step as it started and as it ended" 'n=$(grep -c "^\[[0-9]*/[0-9]*\] .* \.\.\.$" "$W/salt.destroy.txt"); [ "$n" -ge 3 ] && [ "$(grep -c "^\[[0-9]*/[0-9]*\] .*: done ([0-9.]* s)$" "$W/salt.destroy.txt")" = "$n" ] && grep -q "^\[1/[0-9]*\] umount /mnt/pmem" "$W/salt.destroy.txt"'
+"$BIN" --check --detailed-exitcode "$W/salt.destroy.args" > "$W/salt.destroyed.json" 2>&1
+echo $? > "$W/salt.destroyed.rc"
+checkc "then --check --detailed-exitcode: exit 0, nothing left to do" '[ "$(rc_of salt.destroyed)" = 0 ] && [ "$(jv "$W/salt.destroyed.json" changed)" = false ]'
 
 # ---- Puppet -------------------------------------------------------------------------------
 section "Puppet: puppet apply with pmem_stack::stack (contrib/puppet)"
