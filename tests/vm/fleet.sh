@@ -104,7 +104,12 @@ play() {
   "${PLAYBOOK:-$VENV/bin/ansible-playbook}" "$@" > "$W/$name.out" 2>&1
   echo $? > "$W/$name.rc"
   # indented: the diff's "--- before" lines are not the suite's headings
-  grep -v '^$' "$W/$name.out" | grep -v -E '^(PUT|SSH|<127|EXEC|Using|ESTABLISH|Loading|META)' | head -300 | sed 's/^/  | /'
+  grep -v '^$' "$W/$name.out" | grep -v -E '^(PUT|SSH|<127|EXEC|Using|ESTABLISH|Loading|META)' > "$W/$name.shown"
+  if [ "$(wc -l < "$W/$name.shown")" -gt 300 ]; then   # -vvv: the head, then the recap
+    { head -280 "$W/$name.shown"; echo "[... $(( $(wc -l < "$W/$name.shown") - 280 )) lines ...]"
+      sed -n '/^PLAY RECAP/,$p' "$W/$name.shown"; } > "$W/$name.cut" && mv "$W/$name.cut" "$W/$name.shown"
+  fi
+  sed 's/^/  | /' "$W/$name.shown"
 }
 # recap NAME HOST: the host's recap line of that run, e.g. "ok=1 changed=1 ... failed=0 ..."
 recap() { sed -n "s/^$2 *: *//p" "$W/$1.out" | tr -s ' '; }
@@ -170,7 +175,7 @@ checkc "profile_tasks timed all six tasks" '[ "$(wc -l < "$W/timing.table")" = 6
 echo "FLEET TIMING (ansible-core $("$VENV/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p'), two hosts in parallel, per task):"
 sed 's/ -* / /' "$W/timing.table" | sed 's/^/  /'
 
-section "the oldest supported ansible-core, $("$OLDEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p'): the collection installed with it, the re-run and the facts"
+section "the oldest supported ansible-core, $("$OLDEST/bin/ansible" --version | sed -n '1s/.*core \([0-9.]*\).*/\1/p'): the collection installed with it, the check and the facts"
 "$OLDEST/bin/ansible-galaxy" collection install -p "$W/collections-oldest" "$TARBALL" > "$W/galaxy-oldest.log" 2>&1
 checkc "its ansible-galaxy installs the collection" '[ -x "$W/collections-oldest/ansible_collections/pmemstack/pmem/plugins/modules/pmem_stack" ]'
 ANSIBLE_COLLECTIONS_PATH=$W/collections-oldest PLAYBOOK=$OLDEST/bin/ansible-playbook play oldest -i inventory site.yml --check --diff
