@@ -14,7 +14,7 @@
 //! - namespace: fsdax, physical start (sysfs `resource`) and `align` multiples of 2 MiB;
 //!   members of one device on one NUMA node.
 
-use crate::actual::dm::{parse_table, Target};
+use crate::actual::dm::Target;
 use crate::actual::{Actual, BlockDevice, Devno, Mount};
 use crate::args::{DaxMode, NamespaceMode};
 use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
@@ -274,10 +274,17 @@ fn device(
         partition(a, bd, p.start, layers, nodes, seen, depth);
     } else if let Some(dm) = a.dm_by_devno(devno) {
         let name = format!("/dev/mapper/{}", dm.name);
-        match parse_table(&dm.table) {
-            Err(e) => layers.push(layer(device_depth(depth), "dm", &name, e, false, None)),
+        match dm.table.lines() {
+            Err(e) => layers.push(layer(
+                device_depth(depth),
+                "dm",
+                &name,
+                e.to_string(),
+                false,
+                None,
+            )),
             Ok(lines) => {
-                for l in &lines {
+                for l in lines {
                     let (found, ok, fix) = match &l.target {
                         Target::Linear { dev, offset } => {
                             let ok = l.start.is_multiple_of(PMD_SECTORS)

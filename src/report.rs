@@ -330,7 +330,7 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
     for dev in &d.devices {
         let text = a
             .dm(&dev.name)
-            .map(|dm| lines(&dm.table))
+            .map(|dm| lines(&dm.table.text()))
             .unwrap_or_default();
         out.push((format!("dm table {}", dev.name), text));
     }

@@ -164,7 +164,7 @@ fn a_reboot_is_replayed_by_identity_without_data_loss() {
     converge(&mut fake, &persisted());
     let member_ns = |f: &FakeSystem| -> Vec<String> {
         let dm = f.state.dm("pmem-striped").expect("dm");
-        let t = pmem_stack::actual::dm::parse_table(&dm.table).expect("table");
+        let t = dm.table.lines().expect("table");
         t[0].members()
             .iter()
             .map(|d| {

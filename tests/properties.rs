@@ -1314,7 +1314,9 @@ fn apply_damage(a: &mut Actual, d: &Damage) {
         }
         Damage::Table(i, t) => {
             if let Some(dm) = nth(&mut a.dm_devices, *i) {
-                dm.table.push(t.clone());
+                let mut text = dm.table.text();
+                text.push(t.clone());
+                dm.table = pmem_stack::actual::DmTable::read(text);
             }
         }
         Damage::OverlappingPartition(i, n, st, l) => {

@@ -1036,7 +1036,7 @@ fn foreign_dm(fake: &mut FakeSystem, name: &str, suspended: bool) -> Devno {
         name: name.into(),
         devno,
         uuid: None,
-        table: vec!["0 8192 error".into()],
+        table: pmem_stack::actual::DmTable::read(vec!["0 8192 error".into()]),
         suspended,
         open_count: 0,
     });

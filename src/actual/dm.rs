@@ -188,6 +188,87 @@ pub fn table_text(lines: &[TableLine]) -> Vec<String> {
     lines.iter().map(ToString::to_string).collect()
 }
 
+/// A dm device's live table: its lines parsed once, when probed or read from a snapshot,
+/// so that no one parses the kernel text again.
+///
+/// On the wire (facts, `--actual` snapshots) it is the list of kernel text lines it
+/// always was. Text that does not read as lines (a malformed line) or is not exactly
+/// their text (blank lines, odd spacing) is kept as read: a snapshot writes back
+/// unchanged and messages quote it; only planning over it is refused, as before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmTable {
+    /// The lines, or why one of them does not read (the message names the line).
+    lines: Result<Vec<TableLine>, String>,
+    /// The text as read, when it is not exactly the text of `lines`.
+    verbatim: Option<Vec<String>>,
+}
+
+impl DmTable {
+    /// A table of typed lines.
+    pub fn new(lines: Vec<TableLine>) -> Self {
+        DmTable {
+            lines: Ok(lines),
+            verbatim: None,
+        }
+    }
+    /// A table from its kernel text (one line per target; blank lines ignored).
+    pub fn read(text: Vec<String>) -> Self {
+        let lines = parse_table(&text);
+        let exact = lines.as_ref().is_ok_and(|l| {
+            l.len() == text.len() && l.iter().zip(&text).all(|(l, t)| l.to_string() == *t)
+        });
+        DmTable {
+            lines,
+            verbatim: (!exact).then_some(text),
+        }
+    }
+    /// The typed lines, or why a line does not read.
+    pub fn lines(&self) -> Result<&[TableLine], &str> {
+        match &self.lines {
+            Ok(l) => Ok(l),
+            Err(e) => Err(e),
+        }
+    }
+    /// The kernel text, one string per line (as read, for a table read from text).
+    pub fn text(&self) -> Vec<String> {
+        match (&self.verbatim, &self.lines) {
+            (Some(t), _) => t.clone(),
+            (None, Ok(l)) => table_text(l),
+            (None, Err(_)) => Vec::new(),
+        }
+    }
+    /// No table loaded (not even a blank line of one).
+    pub fn is_empty(&self) -> bool {
+        match (&self.verbatim, &self.lines) {
+            (Some(t), _) => t.is_empty(),
+            (None, Ok(l)) => l.is_empty(),
+            (None, Err(_)) => false,
+        }
+    }
+    /// Drop every line (no live table).
+    pub fn clear(&mut self) {
+        *self = DmTable::default();
+    }
+}
+
+impl Default for DmTable {
+    fn default() -> Self {
+        DmTable::new(Vec::new())
+    }
+}
+
+impl Serialize for DmTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.text().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DmTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(d).map(DmTable::read)
+    }
+}
+
 /// Linear: members concatenated in order, each over its whole size.
 /// `None` when the total overflows (only a corrupt snapshot has such sizes).
 pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
@@ -270,6 +351,32 @@ mod tests {
         ] {
             assert!(l.parse::<TableLine>().is_err(), "{l:?}");
         }
+    }
+
+    #[test]
+    fn a_table_is_typed_once_and_the_same_text_on_the_wire() {
+        let text = r#"["0 4120576 striped 2 4096 259:2 0 259:3 0"]"#;
+        let t: DmTable = serde_json::from_str(text).expect("reads");
+        assert_eq!(t.lines().map(<[TableLine]>::len), Ok(1));
+        assert_eq!(t, DmTable::new(parse_table(&t.text()).expect("parses")));
+        assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some(text));
+        // what does not read, or is not exactly the lines' text, writes back as read
+        for text in [
+            r#"["0 8 striped x"]"#,
+            r#"["0 8192 error"]"#,
+            r#"["","0  8 linear 1:2 0"]"#,
+            r#"["0 8 error "]"#,
+        ] {
+            let t: DmTable = serde_json::from_str(text).expect("reads");
+            assert_eq!(serde_json::to_string(&t).ok().as_deref(), Some(text));
+            assert!(!t.is_empty());
+        }
+        let bad: DmTable = serde_json::from_str(r#"["0 8 striped x"]"#).expect("reads");
+        assert_eq!(
+            bad.lines().err(),
+            Some(r#"dm table line "0 8 striped x": stripe count is not a number"#)
+        );
+        assert!(DmTable::default().is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 pub mod dm;
 pub mod kernel;
 
-pub use dm::Devno;
+pub use dm::{Devno, DmTable};
 pub use kernel::DaxSyntax;
 
 use crate::args::{DaxMode, MapMode, NamespaceMode};
@@ -146,8 +146,9 @@ pub struct DmDevice {
     /// dm uuid, if set.
     #[serde(default)]
     pub uuid: Option<String>,
-    /// Live table, one `start length target params` line per target (members as major:minor).
-    pub table: Vec<String>,
+    /// Live table, one `start length target params` line per target (members as
+    /// major:minor); a list of those text lines on the wire.
+    pub table: DmTable,
     /// Suspended.
     #[serde(default)]
     pub suspended: bool,

@@ -35,7 +35,7 @@
 
 use super::resolve::build_table;
 use super::{describe, Action, Ctx};
-use crate::actual::dm::{linear_table, parse_table, table_length, table_text, TableLine, Target};
+use crate::actual::dm::{linear_table, table_length, table_text, TableLine, Target};
 use crate::actual::{Devno, Missing};
 use crate::args::validate::DevRef;
 use crate::args::DmTarget;
@@ -113,7 +113,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     // filesystem unchanged (a one-member device's own, seen on its member after a
     // reboot; or one made on the member, which the device then carries).
     let live_members: Vec<crate::actual::Devno> = existing
-        .and_then(|dm| parse_table(&dm.table).ok())
+        .and_then(|dm| dm.table.lines().ok())
         .map(|t| t.iter().flat_map(|l| l.members()).collect())
         .unwrap_or_default();
     let own_disk: Option<String> = existing
@@ -195,7 +195,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         );
         return;
     }
-    let live = parse_table(&dm.table);
+    let live = dm.table.lines();
     let reload = Action::ReloadDm {
         name: name.to_string(),
         target: spec.target,
@@ -226,7 +226,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             return;
         }
     }
-    let was = dm.table.join(" / ");
+    let was = dm.table.text().join(" / ");
     let Some(bd) = cx.a.block(dm.devno) else {
         return;
     };

@@ -12,7 +12,7 @@
 use super::filesystem::mkfs_argv;
 use super::partition::rest_of_disk;
 use super::{block_device, Action};
-use crate::actual::dm::{linear_table, parse_table, striped_table, table_text, TableLine, Target};
+use crate::actual::dm::{linear_table, striped_table, table_text, TableLine, Target};
 use crate::actual::{Actual, Devno};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
@@ -422,8 +422,8 @@ fn reload_keeps_data(
         mapped: table.to_vec(),
         complete: true,
     };
-    let effect = match parse_table(&dm.table) {
-        Ok(live) => super::dm::reload_effect(&live, &wanted, &|m| super::dm::member_name(a, m)),
+    let effect = match dm.table.lines() {
+        Ok(live) => super::dm::reload_effect(live, &wanted, &|m| super::dm::member_name(a, m)),
         Err(e) => super::dm::Reload::Moves {
             reasons: vec![format!("its live table cannot be read: {e}")],
             cuts_only: false,
@@ -433,7 +433,7 @@ fn reload_keeps_data(
         super::dm::Reload::Keeps => Ok(()),
         super::dm::Reload::Moves { reasons, cuts_only } => Err(format!(
             "refusing to reload dm device {name} (now {}; built now from its members: {}): {}; the plan expected a reload that keeps the data, but the members changed before this step. Set allow_data_loss: true to allow it",
-            dm.table.join(" / "),
+            dm.table.text().join(" / "),
             table_text(table).join(" / "),
             super::dm::moves_phrase(&reasons, cuts_only)
         )),

@@ -11,7 +11,7 @@
 
 use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
-use crate::actual::dm::{table_length, table_text, TableLine};
+use crate::actual::dm::{table_length, table_text, DmTable, TableLine};
 use crate::actual::{
     Actual, BlockDevice, DaxSyntax, Devno, Extsize, Filesystem, GptPartition, Mount, Namespace,
     PartitionOf, PartitionTable, Region, Unreadable,
@@ -161,11 +161,13 @@ impl FakeSystem {
     pub fn reboot(&mut self) {
         for dm in self.state.dm_devices.clone() {
             if let (Some(key), Some(fs)) = (
-                self.identity(&dm.table),
+                dm.table.lines().ok().and_then(|t| self.identity(t)),
                 self.state.filesystem(dm.devno).cloned(),
             ) {
                 // with the device down, its superblock is seen on its first member
-                let first = crate::actual::dm::parse_table(&dm.table)
+                let first = dm
+                    .table
+                    .lines()
                     .ok()
                     .and_then(|t| t.first().and_then(|l| l.members().first().copied()));
                 if let Some(first) = first {
@@ -278,10 +280,9 @@ impl FakeSystem {
     }
 
     /// A table with members named by their namespace device (stable across reboots).
-    fn identity(&self, table: &[String]) -> Option<String> {
-        let lines = crate::actual::dm::parse_table(table).ok()?;
-        let mut key = table_text(&lines).join("|");
-        for l in &lines {
+    fn identity(&self, lines: &[TableLine]) -> Option<String> {
+        let mut key = table_text(lines).join("|");
+        for l in lines {
             for m in l.members() {
                 let bd = self.state.block(m)?;
                 let ns = self.state.namespace_of_block(&bd.name)?;
@@ -640,7 +641,7 @@ impl FakeSystem {
                     name: name.clone(),
                     devno,
                     uuid: None,
-                    table: table_text(table),
+                    table: DmTable::new(table.to_vec()),
                     suspended: false,
                     open_count: 0,
                 });
@@ -663,7 +664,7 @@ impl FakeSystem {
                     .filesystems
                     .retain(|f| !members.contains(&f.device));
                 if let Some(fs) = self
-                    .identity(&table_text(table))
+                    .identity(table)
                     .and_then(|k| self.dm_content.get(&k).cloned())
                     .or(through)
                 {
@@ -678,7 +679,7 @@ impl FakeSystem {
                 let dm = self.state.dm(name).cloned().ok_or_else(|| {
                     Self::fail("DM_TABLE_LOAD", format!("{name}: no such device"))
                 })?;
-                let old = crate::actual::dm::parse_table(&dm.table).unwrap_or_default();
+                let old = dm.table.lines().unwrap_or_default().to_vec();
                 if self.state.block(dm.devno).is_none() {
                     // as the kernel does: a dm device gets its disk with its first table
                     let kname = format!("dm-{}", dm.devno.minor);
@@ -706,7 +707,7 @@ impl FakeSystem {
                 }
                 let dax = self.table_dax(table);
                 if let Some(d) = self.state.dm_devices.iter_mut().find(|d| d.name == *name) {
-                    d.table = table_text(table);
+                    d.table = DmTable::new(table.to_vec());
                     // the reload ends with a resume
                     d.suspended = false;
                 }
@@ -739,7 +740,7 @@ impl FakeSystem {
                         format!("{name}: device or resource busy ({why})"),
                     ));
                 }
-                let old = crate::actual::dm::parse_table(&dm.table).unwrap_or_default();
+                let old = dm.table.lines().unwrap_or_default().to_vec();
                 self.set_holders(&bd.name, &old, &[]);
                 self.state.block_devices.retain(|b| b.devno != dm.devno);
                 self.state.dm_devices.retain(|d| d.name != *name);
@@ -1251,8 +1252,8 @@ fn bottom_sector(a: &Actual, devno: Devno, s: u64, depth: u8) -> Option<(Devno, 
         return None;
     }
     if let Some(dm) = a.dm_by_devno(devno) {
-        let table = crate::actual::dm::parse_table(&dm.table).ok()?;
-        let (d, o) = member_sector(&table, s)?;
+        let table = dm.table.lines().ok()?;
+        let (d, o) = member_sector(table, s)?;
         return bottom_sector(a, d, o, depth + 1);
     }
     if let Some(p) = &bd.partition {

@@ -235,7 +235,7 @@ mod tests {
             name: name.into(),
             devno,
             uuid: None,
-            table: Vec::new(),
+            table: crate::actual::DmTable::default(),
             suspended,
             open_count: 0,
         }

@@ -68,7 +68,7 @@ pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
 pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
     fake.state
         .dm(name)
-        .map(|d| d.table.clone())
+        .map(|d| d.table.text())
         .unwrap_or_default()
 }
 

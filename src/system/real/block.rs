@@ -392,7 +392,7 @@ mod tests {
                 minor: 4,
             },
             uuid: None,
-            table: Vec::new(),
+            table: crate::actual::DmTable::default(),
             suspended: false,
             open_count: 0,
         }];

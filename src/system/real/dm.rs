@@ -23,7 +23,7 @@
 //! block devices and holders), but they cannot be listed or managed from here.
 
 use crate::actual::dm::TableLine;
-use crate::actual::{Devno, DmDevice, Missing};
+use crate::actual::{Devno, DmDevice, DmTable, Missing};
 use crate::system::{Output, SystemError};
 use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
 use std::io::ErrorKind;
@@ -147,10 +147,14 @@ pub fn probe() -> Result<Result<Vec<DmDevice>, Missing>, SystemError> {
             &id,
             DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
         ) {
-            Ok((_, targets)) => targets
-                .iter()
-                .map(|(start, length, target, params)| line_text(*start, *length, target, params))
-                .collect(),
+            Ok((_, targets)) => DmTable::read(
+                targets
+                    .iter()
+                    .map(|(start, length, target, params)| {
+                        line_text(*start, *length, target, params)
+                    })
+                    .collect(),
+            ),
             Err(e) if is_gone(&e) => continue,
             Err(e) => return Err(probe_err(&format!("DM_TABLE_STATUS {name}"), &e)),
         };
