@@ -65,6 +65,97 @@ impl Sectors {
     }
 }
 
+/// Arithmetic of a unit newtype: `+`, `-` between values of the unit, `*` and `/` by a
+/// count; the checked and saturating forms for sizes read from a snapshot or the kernel
+/// (where a corrupt value must be an error, not an overflow). Plain `+`, `-`, `*` are
+/// for values already known to fit, exactly like the `u64` operators they stand for.
+macro_rules! unit_arithmetic {
+    ($t:ident) => {
+        impl std::ops::Add for $t {
+            type Output = $t;
+            fn add(self, rhs: $t) -> $t {
+                $t(self.0 + rhs.0)
+            }
+        }
+        impl std::ops::AddAssign for $t {
+            fn add_assign(&mut self, rhs: $t) {
+                self.0 += rhs.0;
+            }
+        }
+        impl std::ops::Sub for $t {
+            type Output = $t;
+            fn sub(self, rhs: $t) -> $t {
+                $t(self.0 - rhs.0)
+            }
+        }
+        impl std::ops::SubAssign for $t {
+            fn sub_assign(&mut self, rhs: $t) {
+                self.0 -= rhs.0;
+            }
+        }
+        impl std::ops::Mul<u64> for $t {
+            type Output = $t;
+            fn mul(self, rhs: u64) -> $t {
+                $t(self.0 * rhs)
+            }
+        }
+        impl std::ops::Div<u64> for $t {
+            type Output = $t;
+            fn div(self, rhs: u64) -> $t {
+                $t(self.0 / rhs)
+            }
+        }
+        impl std::iter::Sum for $t {
+            fn sum<I: Iterator<Item = $t>>(iter: I) -> $t {
+                iter.fold($t(0), |a, b| a + b)
+            }
+        }
+        impl $t {
+            /// Zero.
+            pub const ZERO: $t = $t(0);
+            /// `self + rhs`, `None` on overflow.
+            pub fn checked_add(self, rhs: $t) -> Option<$t> {
+                self.0.checked_add(rhs.0).map($t)
+            }
+            /// `self - rhs`, `None` below zero.
+            pub fn checked_sub(self, rhs: $t) -> Option<$t> {
+                self.0.checked_sub(rhs.0).map($t)
+            }
+            /// `self x n`, `None` on overflow.
+            pub fn checked_mul(self, n: u64) -> Option<$t> {
+                self.0.checked_mul(n).map($t)
+            }
+            /// `self x n`, at most `u64::MAX`.
+            pub fn saturating_mul(self, n: u64) -> $t {
+                $t(self.0.saturating_mul(n))
+            }
+            /// `self + rhs`, at most `u64::MAX`.
+            pub fn saturating_add(self, rhs: $t) -> $t {
+                $t(self.0.saturating_add(rhs.0))
+            }
+            /// `self - rhs`, at least zero.
+            pub fn saturating_sub(self, rhs: $t) -> $t {
+                $t(self.0.saturating_sub(rhs.0))
+            }
+            /// How many whole `unit`s fit in `self` (`None` for a zero unit).
+            pub fn checked_div_unit(self, unit: $t) -> Option<u64> {
+                self.0.checked_div(unit.0)
+            }
+            /// What is left of `self` after whole `unit`s (`None` for a zero unit).
+            pub fn checked_rem_unit(self, unit: $t) -> Option<$t> {
+                self.0.checked_rem(unit.0).map($t)
+            }
+            /// Whether this is zero.
+            pub fn is_zero(self) -> bool {
+                self.0 == 0
+            }
+        }
+    };
+}
+
+unit_arithmetic!(Bytes);
+unit_arithmetic!(Sectors);
+
 impl fmt::Display for Sectors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -231,6 +322,27 @@ mod tests {
         for s in ["2M", "3K", "4G", "1000", "1T"] {
             assert_eq!(parse_size(s).map(|b| b.to_string()), Ok(s.to_string()));
         }
+    }
+
+    #[test]
+    fn unit_arithmetic() {
+        assert_eq!(Sectors(3) + Sectors(4), Sectors(7));
+        assert_eq!(Bytes(7) - Bytes(4), Bytes(3));
+        assert_eq!(Sectors(3) * 4, Sectors(12));
+        assert_eq!(Bytes(12) / 4, Bytes(3));
+        assert_eq!(Sectors(u64::MAX).checked_add(Sectors(1)), None);
+        assert_eq!(Sectors(1).checked_sub(Sectors(2)), None);
+        assert_eq!(Bytes(u64::MAX).checked_mul(2), None);
+        assert_eq!(
+            Sectors(u64::MAX).saturating_add(Sectors(1)),
+            Sectors(u64::MAX)
+        );
+        assert_eq!(Bytes(1).saturating_sub(Bytes(2)), Bytes::ZERO);
+        assert_eq!(Sectors(9).checked_div_unit(Sectors(4)), Some(2));
+        assert_eq!(Sectors(9).checked_rem_unit(Sectors(4)), Some(Sectors(1)));
+        assert_eq!(Sectors(9).checked_div_unit(Sectors::ZERO), None);
+        assert_eq!([Bytes(1), Bytes(2)].into_iter().sum::<Bytes>(), Bytes(3));
+        assert_eq!(Bytes(4096).sectors().bytes(), Bytes(4096));
     }
 
     #[test]

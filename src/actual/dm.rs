@@ -272,7 +272,7 @@ impl<'de> Deserialize<'de> for DmTable {
 /// Linear: members concatenated in order, each over its whole size.
 /// `None` when the total overflows (only a corrupt snapshot has such sizes).
 pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
-    let mut start = Sectors(0);
+    let mut start = Sectors::ZERO;
     members
         .iter()
         .map(|(dev, size)| {
@@ -281,10 +281,10 @@ pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
                 length: *size,
                 target: Target::Linear {
                     dev: *dev,
-                    offset: Sectors(0),
+                    offset: Sectors::ZERO,
                 },
             };
-            start = Sectors(start.0.checked_add(size.0)?);
+            start = start.checked_add(*size)?;
             Some(line)
         })
         .collect()
@@ -296,12 +296,12 @@ pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
 pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec<TableLine>> {
     let min = members.iter().map(|(_, s)| *s).min()?;
     let per = min.align_down(chunk);
-    if per.0 == 0 || chunk.0 == 0 {
+    if per.is_zero() || chunk.is_zero() {
         return None;
     }
     Some(vec![TableLine {
-        start: Sectors(0),
-        length: Sectors(per.0.checked_mul(members.len() as u64)?),
+        start: Sectors::ZERO,
+        length: per.checked_mul(members.len() as u64)?,
         target: Target::Striped {
             chunk,
             stripes: members.iter().map(|(d, _)| (*d, Sectors(0))).collect(),
@@ -311,7 +311,9 @@ pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec
 
 /// Total length of a table.
 pub fn table_length(lines: &[TableLine]) -> Sectors {
-    Sectors(lines.iter().fold(0u64, |n, l| n.saturating_add(l.length.0)))
+    lines
+        .iter()
+        .fold(Sectors::ZERO, |n, l| n.saturating_add(l.length))
 }
 
 #[cfg(test)]

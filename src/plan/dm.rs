@@ -571,7 +571,7 @@ fn target_word(t: DmTarget) -> &'static str {
 
 fn chunk_words(t: DmTarget, chunk: crate::units::Sectors) -> String {
     match t {
-        DmTarget::Striped => format!(" (chunk {} sectors = {})", chunk.0, chunk.bytes()),
+        DmTarget::Striped => format!(" (chunk {chunk} sectors = {})", chunk.bytes()),
         DmTarget::Linear => String::new(),
     }
 }

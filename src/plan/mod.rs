@@ -964,5 +964,5 @@ pub fn striped_chunk_kb(table: &[crate::actual::dm::TableLine]) -> u32 {
 
 /// Sizes in plan details.
 pub(crate) fn sectors_h(s: Sectors) -> String {
-    format!("{} sectors ({})", s.0, s.bytes())
+    format!("{s} sectors ({})", s.bytes())
 }

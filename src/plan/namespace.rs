@@ -242,9 +242,9 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         return;
     };
     let used = reserved.get(&spec.region).copied().unwrap_or_default();
-    let available = Bytes(region.available_size.0.saturating_sub(used.0));
+    let available = region.available_size.saturating_sub(used);
     let need = spec.size.unwrap_or(available);
-    if need.0 == 0 || need > available {
+    if need.is_zero() || need > available {
         cx.refusals.push(format!(
             // it is created because no namespace of that name exists: say so, since
             // a namespace that held data and is gone (its DIMM removed or failed) ends
@@ -253,7 +253,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
             spec.name,
             spec.region,
             available,
-            if need.0 == 0 {
+            if need.is_zero() {
                 "some space".to_string()
             } else {
                 need.to_string()
@@ -264,22 +264,20 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
     // the kernel refuses a size that is not a multiple of the region's alignment times
     // its interleave ways ("align setting is 0x1000000 size 0x7800000 is misaligned")
     if let (Some(size), Some(align)) = (spec.size, region.align) {
-        let unit = align
-            .0
-            .saturating_mul(u64::from(region.interleave_ways.unwrap_or(1).max(1)));
-        if unit > 0 && size.0 % unit != 0 {
+        let unit = align.saturating_mul(u64::from(region.interleave_ways.unwrap_or(1).max(1)));
+        if !unit.is_zero() && !size.is_multiple_of(unit) {
             cx.refusals.push(format!(
                 "namespace {}: size {size} is not a multiple of {}, the alignment of {} (its align x interleave ways); use {} or {}",
                 spec.name,
-                Bytes(unit),
+                unit,
                 spec.region,
-                Bytes(size.0 / unit * unit),
-                Bytes((size.0 / unit + 1).saturating_mul(unit)),
+                size.align_down(unit),
+                unit.saturating_mul(size.0 / unit.0 + 1),
             ));
             return;
         }
     }
-    reserved.insert(spec.region.clone(), Bytes(used.0 + need.0));
+    reserved.insert(spec.region.clone(), used + need);
     cx.step(
         Action::CreateNamespace {
             name: spec.name.clone(),

@@ -61,7 +61,10 @@ pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
 
 /// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
 pub fn rest_of_disk(last_usable: Sectors, start: Sectors) -> Sectors {
-    Sectors(last_usable.0.saturating_add(1).saturating_sub(start.0)).align_down(HUGE_PAGE.sectors())
+    last_usable
+        .saturating_add(Sectors(1))
+        .saturating_sub(start)
+        .align_down(HUGE_PAGE.sectors())
 }
 
 pub(crate) fn plan(cx: &mut Ctx, name: &str) {
@@ -114,7 +117,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             .number
             .unwrap_or_else(|| next_free(cx, &spec.disk, None));
         // a new GPT's last usable sector: the backup header and entries take the last 33
-        let last_usable = disk_bd.map(|b| Sectors(b.size.0.saturating_sub(34)));
+        let last_usable = disk_bd.map(|b| b.size.saturating_sub(Sectors(34)));
         add(cx, &spec, number, dm_disk.as_deref(), last_usable);
         return;
     };
@@ -255,12 +258,12 @@ fn fits(
     size: Sectors,
     replacing: Option<u32>,
 ) -> bool {
-    let end = spec.start.0.saturating_add(size.0); // exclusive
+    let end = spec.start.saturating_add(size); // exclusive
     let mut ok = true;
-    if size.0 == 0
-        || end.saturating_sub(1) > gpt.last_usable.0
+    if size.is_zero()
+        || end.saturating_sub(Sectors(1)) > gpt.last_usable
         || spec.start < gpt.first_usable
-        || end == u64::MAX
+        || end == Sectors(u64::MAX)
     {
         cx.refusals.push(format!(
             "partition {}: start {} size {} does not fit the disk (usable sectors {}-{})",
@@ -280,17 +283,17 @@ fn fits(
             ));
             ok = false;
         }
-        let p_end = p.start.0.saturating_add(p.size.0);
-        if spec.start.0 < p_end && p.start.0 < end {
+        let p_end = p.start.saturating_add(p.size);
+        if spec.start < p_end && p.start < end {
             cx.refusals.push(format!(
                 "partition {}: sectors {}-{} overlap partition {} ({:?}, sectors {}-{})",
                 spec.name,
                 spec.start,
-                end - 1,
+                end - Sectors(1),
                 p.number,
                 p.name,
                 p.start,
-                p_end.saturating_sub(1)
+                p_end.saturating_sub(Sectors(1))
             ));
             ok = false;
         }

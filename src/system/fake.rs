@@ -408,17 +408,21 @@ impl FakeSystem {
 
     /// Usable block device size of a namespace in a mode.
     fn usable(size: Bytes, mode: NamespaceMode, align: Bytes, map: MapMode) -> Bytes {
-        let align = if align.0 == 0 { Bytes(2 << 20) } else { align };
+        let align = if align.is_zero() {
+            Bytes(2 << 20)
+        } else {
+            align
+        };
         match mode {
             NamespaceMode::Raw => size,
-            NamespaceMode::Sector => Bytes(size.0 - size.0 / 256).align_down(Bytes(4096)),
+            NamespaceMode::Sector => (size - size / 256).align_down(Bytes(4096)),
             NamespaceMode::Fsdax | NamespaceMode::Devdax => {
                 let meta = match map {
                     MapMode::Dev => size.0 / 64 + (2 << 20),
                     MapMode::Mem => 2 << 20,
                 };
-                let meta = meta.div_ceil(align.0) * align.0;
-                Bytes(size.0.saturating_sub(meta))
+                let meta = align * meta.div_ceil(align.0);
+                size.saturating_sub(meta)
             }
         }
     }
@@ -468,11 +472,11 @@ impl FakeSystem {
                             .ok_or_else(|| Self::fail(what, "no region"))?;
                         let new_size = size.unwrap_or(ns.size);
                         if ns.is_label_less() {
-                            r.available_size = Bytes(r.size.0.saturating_sub(new_size.0));
-                        } else if new_size > Bytes(r.available_size.0 + ns.size.0) {
+                            r.available_size = r.size.saturating_sub(new_size);
+                        } else if new_size > r.available_size + ns.size {
                             return Err(Self::fail(what, "not enough space"));
                         } else {
-                            r.available_size = Bytes(r.available_size.0 + ns.size.0 - new_size.0);
+                            r.available_size = r.available_size + ns.size - new_size;
                         }
                         (dev.clone(), new_size, ns.blockdev.clone())
                     }
@@ -484,10 +488,10 @@ impl FakeSystem {
                             .find(|r| r.name == *region)
                             .ok_or_else(|| Self::fail(what, format!("{region} not found")))?;
                         let s = size.unwrap_or(r.available_size);
-                        if s.0 == 0 || s > r.available_size {
+                        if s.is_zero() || s > r.available_size {
                             return Err(Self::fail(what, format!("{region}: not enough space")));
                         }
-                        r.available_size = Bytes(r.available_size.0 - s.0);
+                        r.available_size -= s;
                         let idx = region.trim_start_matches("region");
                         let k = self
                             .state
@@ -608,7 +612,7 @@ impl FakeSystem {
                     self.state.block_devices.retain(|b| b.devno != bd.devno);
                 }
                 if let Some(r) = self.state.regions.iter_mut().find(|r| r.name == ns.region) {
-                    r.available_size = Bytes(r.available_size.0 + ns.size.0);
+                    r.available_size += ns.size;
                 }
                 self.state.namespaces.retain(|n| n.dev != *dev);
             }
@@ -651,7 +655,7 @@ impl FakeSystem {
                     .first()
                     .and_then(|l| match l.target {
                         crate::actual::dm::Target::Linear { dev, offset }
-                            if l.start.0 == 0 && offset.0 == 0 =>
+                            if l.start.is_zero() && offset.is_zero() =>
                         {
                             self.state.filesystem(dev).cloned()
                         }
@@ -757,7 +761,7 @@ impl FakeSystem {
                 self.state.partition_tables.push(PartitionTable {
                     disk: disk.devno,
                     first_usable: Sectors(34),
-                    last_usable: Sectors(bd.size.0.saturating_sub(34)),
+                    last_usable: bd.size.saturating_sub(Sectors(34)),
                     partitions: vec![],
                 });
             }
@@ -781,14 +785,13 @@ impl FakeSystem {
                     .find(|t| t.disk == disk.devno)
                     .ok_or_else(|| Self::fail("add partition", "no GPT"))?;
                 if t.partitions.iter().any(|p| p.number == *number)
-                    || start.0 + size.0 > t.last_usable.0 + 1
+                    || *start + *size > t.last_usable + Sectors(1)
                 {
                     return Err(Self::fail("add partition", "slot taken or out of range"));
                 }
                 // as the real side checks: a new entry never overlaps another one
                 if let Some(p) = t.partitions.iter().find(|p| {
-                    start.0 < p.start.0.saturating_add(p.size.0)
-                        && p.start.0 < start.0.saturating_add(size.0)
+                    *start < p.start.saturating_add(p.size) && p.start < start.saturating_add(*size)
                 }) {
                     return Err(Self::fail(
                         "add partition",
@@ -820,7 +823,9 @@ impl FakeSystem {
                         path: format!("/dev/{pname}"),
                         aliases: vec![format!("/dev/disk/by-partuuid/{uuid}")],
                         size: *size,
-                        dax: bd.dax && start.0 % 8 == 0 && size.0 % 8 == 0,
+                        dax: bd.dax
+                            && start.is_multiple_of(Sectors(8))
+                            && size.is_multiple_of(Sectors(8)),
                         holders: vec![],
                         partition: Some(PartitionOf {
                             disk: bd.name.clone(),
@@ -1095,11 +1100,11 @@ impl FakeSystem {
                 };
                 let per = match &l.target {
                     crate::actual::dm::Target::Striped { stripes, .. } => {
-                        l.length.0 / stripes.len() as u64
+                        l.length / stripes.len() as u64
                     }
-                    _ => l.length.0,
+                    _ => l.length,
                 };
-                if per > bd.size.0 {
+                if per > bd.size {
                     return Err(Self::fail(
                         "DM_TABLE_LOAD",
                         format!("{}: device too small for {l}", bd.path),
