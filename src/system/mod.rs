@@ -152,20 +152,3 @@ impl System for Snapshot {
         })
     }
 }
-
-/// Placeholder for machines without a real backend in this build.
-pub struct NoBackend;
-
-impl System for NoBackend {
-    fn probe(&mut self) -> Result<Actual, SystemError> {
-        Err(SystemError::Unavailable {
-            msg: "no real system backend in this build; use --actual SNAPSHOT.json to plan against captured facts".into(),
-        })
-    }
-    fn execute(&mut self, _: &Op) -> Result<Output, SystemError> {
-        self.probe().map(|_| Output::default())
-    }
-    fn dax_check(&mut self, _: &str) -> Result<DaxCheck, SystemError> {
-        self.probe().map(|_| DaxCheck::default())
-    }
-}
