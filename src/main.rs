@@ -4,8 +4,7 @@
 //! (clap), into [`Cli`]; what it asks for is run by `dispatch`.
 
 use clap::Parser;
-use pmem_stack::report::{ModuleResult, Timing};
-use pmem_stack::system::real::exec;
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::real::RealSystem;
 use pmem_stack::system::{Snapshot, System};
 use pmem_stack::Overrides;
@@ -125,7 +124,6 @@ enum Output {
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    exec::mark_start();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let argv0 = argv
         .first()
@@ -216,7 +214,7 @@ fn dispatch(
         return boot(cli.file.as_deref(), started, progress);
     }
     if cli.facts {
-        return result(pmem_stack::facts(&mut backend()));
+        return result(pmem_stack::facts(&mut backend(started)));
     }
     if let Some(snapshot) = &cli.actual {
         let shown = snapshot.display();
@@ -246,12 +244,13 @@ fn dispatch(
     if pmem_stack::invoked_as_info(&input, argv0) {
         return result(pmem_stack::info_with(
             &input,
-            &mut backend(),
+            &mut backend(started),
             cli.overrides(),
         ));
     }
-    let mut r = pmem_stack::run_observed(&input, &mut backend(), false, cli.overrides(), progress);
-    r.timing = Some(timing(started));
+    let mut system = backend(started);
+    let mut r = pmem_stack::run_observed(&input, &mut system, false, cli.overrides(), progress);
+    r.timing = system.timing();
     result(r)
 }
 
@@ -310,8 +309,9 @@ fn boot(
             ))
             .is_file()
     };
-    let mut r = pmem_stack::replay_observed(&states, &mut backend(), &by_unit, progress);
-    r.timing = Some(timing(started));
+    let mut system = backend(started);
+    let mut r = pmem_stack::replay_observed(&states, &mut system, &by_unit, progress);
+    r.timing = system.timing();
     // one line for the journal, besides the JSON on stdout
     eprintln!(
         "pmem_stack --boot: {}{}",
@@ -350,30 +350,7 @@ fn read_args(path: Option<&Path>) -> Result<String, String> {
     }
 }
 
-/// The wall time since `started` and the external programs run.
-fn timing(started: Instant) -> Timing {
-    let external = exec::external_runs();
-    let (probes, probe_ms, probe_parts_ms) = pmem_stack::system::real::probes();
-    Timing {
-        probes,
-        probe_ms,
-        probe_parts_ms,
-        operations: pmem_stack::system::real::operations(),
-        wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        external_ms: exec::external_ms(),
-        external,
-        peak_rss_kib: peak_rss_kib(),
-    }
-}
-
-/// `VmHWM` of this process: the peak of this program alone (getrusage's maxrss would
-/// include the parent's memory copied by fork before the exec).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn backend() -> impl System {
-    RealSystem::default()
+/// The machine, its `timing` counted from `started` (the process start).
+fn backend(started: Instant) -> impl System {
+    RealSystem::started_at(started)
 }

@@ -131,6 +131,11 @@ pub trait System {
     /// After mounting: make a file on the filesystem at `mount_point`, read its statx
     /// attributes, remove it; on no DAX, collect the kernel's reason.
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;
+    /// Where this system's time went so far (probes, operations, external programs), for
+    /// the result's `timing`. Default: none is kept.
+    fn timing(&self) -> Option<crate::report::Timing> {
+        None
+    }
 }
 
 /// A system for `--actual SNAPSHOT`: probing returns the snapshot, executing is refused
