@@ -10,8 +10,8 @@
 //!   that gets that far (a dry run or a run with nothing to do too).
 //!
 //! An observer hears about each step as it starts and ends ([`Progress`]): `--format
-//! text` prints them. `lib.rs` decides what to run (parse, probe, plan); this module
-//! applies it.
+//! text` prints them, and the binary's crash hook ([`CrashAfter`]) is one too. `lib.rs`
+//! decides what to run (parse, probe, plan); this module applies it.
 
 use crate::actual::Actual;
 use crate::args::{self, validate::Desired, DaxMode};
@@ -57,6 +57,42 @@ pub enum StepOutcome<'a> {
     Skipped(&'a str),
     /// It failed: the run stops here.
     Failed(&'a SystemError),
+}
+
+/// A test hook, injected as an observer: it says when the process must die, right after
+/// the `after`-th step that ran in one run (each saved state's run of a boot replay
+/// counts from its first step again), as a power cut or the OOM killer would strike. The
+/// binary installs it when `PMEM_STACK_TEST_CRASH_AFTER=k` is set (read once, at its
+/// edge: the crash-at-every-step VM test); the step loop knows nothing of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAfter {
+    after: usize,
+    done: usize,
+}
+
+impl CrashAfter {
+    /// Die after the `after`-th step that ran (0: never).
+    pub fn new(after: usize) -> CrashAfter {
+        CrashAfter { after, done: 0 }
+    }
+
+    /// Whether the process must die now, having been told `p`.
+    pub fn due(&mut self, p: &Progress<'_>) -> bool {
+        match p {
+            Progress::Started { index: 0, .. } => {
+                self.done = 0;
+                false
+            }
+            Progress::Ended {
+                outcome: StepOutcome::Done,
+                ..
+            } => {
+                self.done += 1;
+                self.done == self.after
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A live run: what was declared, what the probe before the plan saw, the plan, and how.
@@ -366,4 +402,53 @@ pub(crate) fn finish(
         ));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> plan::PlanItem {
+        plan::PlanItem {
+            action: "mount".into(),
+            target: "/mnt/x".into(),
+            detail: String::new(),
+            destructive: false,
+        }
+    }
+
+    /// After the k-th step that ran (a skipped one does not count), in each run.
+    #[test]
+    fn the_crash_hook_fires_after_the_kth_step_that_ran() {
+        let step = item();
+        let started = |index| Progress::Started {
+            index,
+            total: 3,
+            step: &step,
+        };
+        let ended = |index, outcome| Progress::Ended {
+            index,
+            total: 3,
+            step: &step,
+            outcome,
+        };
+        let mut c = CrashAfter::new(2);
+        let run = [
+            (started(0), false),
+            (ended(0, StepOutcome::Done), false),
+            (started(1), false),
+            (ended(1, StepOutcome::Skipped("not needed")), false),
+            (started(2), false),
+            (ended(2, StepOutcome::Done), true),
+        ];
+        for (p, due) in run {
+            assert_eq!(c.due(&p), due, "{p:?}");
+        }
+        // the next run (another saved state) counts again from its first step
+        assert!(!c.due(&started(0)));
+        assert!(!c.due(&ended(0, StepOutcome::Done)));
+        // never at 0
+        let mut never = CrashAfter::new(0);
+        assert!(!never.due(&started(0)) && !never.due(&ended(0, StepOutcome::Done)));
+    }
 }

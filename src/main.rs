@@ -4,6 +4,7 @@
 //! (clap), into [`Cli`]; what it asks for is run by `dispatch`.
 
 use clap::Parser;
+use pmem_stack::apply::CrashAfter;
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::real::RealSystem;
 use pmem_stack::system::{Snapshot, System};
@@ -143,12 +144,20 @@ fn main() -> ExitCode {
             };
         }
     };
+    // the crash-at-every-step VM test's hook, read here once and injected as an observer
+    let mut crash = crash_hook();
     // in text, the steps of a live run as they start and end, then a blank line
     let (out, live_lines) = match cli.format {
-        Format::Json => (dispatch(&cli, &argv0, started, &mut |_| {}), 0),
+        Format::Json => (
+            dispatch(&cli, &argv0, started, &mut |p| crash_point(&mut crash, &p)),
+            0,
+        ),
         Format::Text => {
             let mut live = pmem_stack::text::LiveSteps::new(std::io::stdout());
-            let out = dispatch(&cli, &argv0, started, &mut |p| live.on(p));
+            let out = dispatch(&cli, &argv0, started, &mut |p| {
+                live.on(p);
+                crash_point(&mut crash, &p)
+            });
             (out, live.lines())
         }
     };
@@ -167,6 +176,26 @@ fn main() -> ExitCode {
     match out {
         Output::Schema(_) => ExitCode::SUCCESS,
         Output::Result(r) => ExitCode::from(exit_status(&r, cli.detailed_exitcode)),
+    }
+}
+
+/// `PMEM_STACK_TEST_CRASH_AFTER=k` (a test hook of the crash-at-every-step VM test): die
+/// right after the k-th step that ran. Unset or not a number: no hook.
+fn crash_hook() -> Option<CrashAfter> {
+    std::env::var("PMEM_STACK_TEST_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(CrashAfter::new)
+}
+
+/// Kill this process with SIGKILL, as a power cut or the OOM killer would, if the hook
+/// says so after `p`.
+fn crash_point(hook: &mut Option<CrashAfter>, p: &pmem_stack::Progress<'_>) {
+    if hook.as_mut().is_some_and(|h| h.due(p)) {
+        // SAFETY: sending a signal to ourselves.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
     }
 }
 
