@@ -4,8 +4,8 @@
 //! (clap), into [`Cli`]; what it asks for is run by `dispatch`.
 
 use clap::Parser;
-use pmem_stack::report::{ModuleResult, Timing};
-use pmem_stack::system::real::exec;
+use pmem_stack::apply::CrashAfter;
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::real::RealSystem;
 use pmem_stack::system::{Snapshot, System};
 use pmem_stack::Overrides;
@@ -125,7 +125,6 @@ enum Output {
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    exec::mark_start();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let argv0 = argv
         .first()
@@ -145,12 +144,20 @@ fn main() -> ExitCode {
             };
         }
     };
+    // the crash-at-every-step VM test's hook, read here once and injected as an observer
+    let mut crash = crash_hook();
     // in text, the steps of a live run as they start and end, then a blank line
     let (out, live_lines) = match cli.format {
-        Format::Json => (dispatch(&cli, &argv0, started, &mut |_| {}), 0),
+        Format::Json => (
+            dispatch(&cli, &argv0, started, &mut |p| crash_point(&mut crash, &p)),
+            0,
+        ),
         Format::Text => {
             let mut live = pmem_stack::text::LiveSteps::new(std::io::stdout());
-            let out = dispatch(&cli, &argv0, started, &mut |p| live.on(p));
+            let out = dispatch(&cli, &argv0, started, &mut |p| {
+                live.on(p);
+                crash_point(&mut crash, &p)
+            });
             (out, live.lines())
         }
     };
@@ -169,6 +176,26 @@ fn main() -> ExitCode {
     match out {
         Output::Schema(_) => ExitCode::SUCCESS,
         Output::Result(r) => ExitCode::from(exit_status(&r, cli.detailed_exitcode)),
+    }
+}
+
+/// `PMEM_STACK_TEST_CRASH_AFTER=k` (a test hook of the crash-at-every-step VM test): die
+/// right after the k-th step that ran. Unset or not a number: no hook.
+fn crash_hook() -> Option<CrashAfter> {
+    std::env::var("PMEM_STACK_TEST_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map(CrashAfter::new)
+}
+
+/// Kill this process with SIGKILL, as a power cut or the OOM killer would, if the hook
+/// says so after `p`.
+fn crash_point(hook: &mut Option<CrashAfter>, p: &pmem_stack::Progress<'_>) {
+    if hook.as_mut().is_some_and(|h| h.due(p)) {
+        // SAFETY: sending a signal to ourselves.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
     }
 }
 
@@ -216,7 +243,7 @@ fn dispatch(
         return boot(cli.file.as_deref(), started, progress);
     }
     if cli.facts {
-        return result(pmem_stack::facts(&mut backend()));
+        return result(pmem_stack::facts(&mut backend(started)));
     }
     if let Some(snapshot) = &cli.actual {
         let shown = snapshot.display();
@@ -246,12 +273,13 @@ fn dispatch(
     if pmem_stack::invoked_as_info(&input, argv0) {
         return result(pmem_stack::info_with(
             &input,
-            &mut backend(),
+            &mut backend(started),
             cli.overrides(),
         ));
     }
-    let mut r = pmem_stack::run_observed(&input, &mut backend(), false, cli.overrides(), progress);
-    r.timing = Some(timing(started));
+    let mut system = backend(started);
+    let mut r = pmem_stack::run_observed(&input, &mut system, false, cli.overrides(), progress);
+    r.timing = system.timing();
     result(r)
 }
 
@@ -310,8 +338,9 @@ fn boot(
             ))
             .is_file()
     };
-    let mut r = pmem_stack::replay_observed(&states, &mut backend(), &by_unit, progress);
-    r.timing = Some(timing(started));
+    let mut system = backend(started);
+    let mut r = pmem_stack::replay_observed(&states, &mut system, &by_unit, progress);
+    r.timing = system.timing();
     // one line for the journal, besides the JSON on stdout
     eprintln!(
         "pmem_stack --boot: {}{}",
@@ -350,30 +379,7 @@ fn read_args(path: Option<&Path>) -> Result<String, String> {
     }
 }
 
-/// The wall time since `started` and the external programs run.
-fn timing(started: Instant) -> Timing {
-    let external = exec::external_runs();
-    let (probes, probe_ms, probe_parts_ms) = pmem_stack::system::real::probes();
-    Timing {
-        probes,
-        probe_ms,
-        probe_parts_ms,
-        operations: pmem_stack::system::real::operations(),
-        wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        external_ms: exec::external_ms(),
-        external,
-        peak_rss_kib: peak_rss_kib(),
-    }
-}
-
-/// `VmHWM` of this process: the peak of this program alone (getrusage's maxrss would
-/// include the parent's memory copied by fork before the exec).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn backend() -> impl System {
-    RealSystem::default()
+/// The machine, its `timing` counted from `started` (the process start).
+fn backend(started: Instant) -> impl System {
+    RealSystem::started_at(started)
 }

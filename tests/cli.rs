@@ -289,7 +289,7 @@ fn offline_without_pmem_empty_arguments_are_ok_and_a_namespace_names_the_modules
     );
 }
 
-/// Snapshots from `--facts`: an older one (no `unreadable`, no `missing`: the `stack`
+/// Snapshots from `--facts`: an older one (no `unreadable`, no `missing`: the `nolabel`
 /// tree's, captured before they existed) loads; one with unreadable devices (the
 /// `foreign` tree's: an `error`-table dm device, a suspended one and one stacked on it)
 /// plans around them with warnings, and refuses what is stacked on them.
@@ -297,8 +297,8 @@ fn offline_without_pmem_empty_arguments_are_ok_and_a_namespace_names_the_modules
 fn offline_snapshots_old_and_with_unreadable_devices() {
     let trees = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs-trees");
     let empty = tmp("empty-args2.json", "{}");
-    let old = trees.join("stack/facts.json");
-    let text = std::fs::read_to_string(&old).expect("stack facts");
+    let old = trees.join("nolabel/facts.json");
+    let text = std::fs::read_to_string(&old).expect("nolabel facts");
     assert!(!text.contains("\"unreadable\"") && !text.contains("\"missing\""));
     let v = one_object(&offline(&old, &empty));
     assert_eq!(

@@ -886,7 +886,7 @@ fn snapshot_seeds() -> &'static [String] {
         out.push(pmem_stack::facts(&mut fake).to_json());
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs-trees");
-        for tree in ["fresh", "nolabel", "stack", "foreign"] {
+        for tree in ["nolabel", "foreign"] {
             if let Ok(t) = std::fs::read_to_string(dir.join(tree).join("facts.json")) {
                 out.push(t);
             }

@@ -131,6 +131,11 @@ pub trait System {
     /// After mounting: make a file on the filesystem at `mount_point`, read its statx
     /// attributes, remove it; on no DAX, collect the kernel's reason.
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;
+    /// Where this system's time went so far (probes, operations, external programs), for
+    /// the result's `timing`. Default: none is kept.
+    fn timing(&self) -> Option<crate::report::Timing> {
+        None
+    }
 }
 
 /// A system for `--actual SNAPSHOT`: probing returns the snapshot, executing is refused
@@ -150,22 +155,5 @@ impl System for Snapshot {
         Err(SystemError::Unavailable {
             msg: "a captured snapshot has no filesystem to check".into(),
         })
-    }
-}
-
-/// Placeholder for machines without a real backend in this build.
-pub struct NoBackend;
-
-impl System for NoBackend {
-    fn probe(&mut self) -> Result<Actual, SystemError> {
-        Err(SystemError::Unavailable {
-            msg: "no real system backend in this build; use --actual SNAPSHOT.json to plan against captured facts".into(),
-        })
-    }
-    fn execute(&mut self, _: &Op) -> Result<Output, SystemError> {
-        self.probe().map(|_| Output::default())
-    }
-    fn dax_check(&mut self, _: &str) -> Result<DaxCheck, SystemError> {
-        self.probe().map(|_| DaxCheck::default())
     }
 }

@@ -2,54 +2,15 @@
 //! Never a shell: argv vectors only; output captured and returned on failure.
 
 use super::lookup;
-use crate::report::ExternalRun;
+use super::record::Recorder;
 use crate::system::{Output, SystemError};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Instant;
 
-/// Every program run by this process and how long it took (for the result's `timing`).
-static RUNS: Mutex<Vec<ExternalRun>> = Mutex::new(Vec::new());
-
-/// When this process started (the first call of [`since_start_ms`] or [`mark_start`]).
-static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-
-/// Note the process start (main calls it first thing).
-pub fn mark_start() {
-    START.get_or_init(Instant::now);
-}
-
-/// Milliseconds from the process start to `t`.
-pub fn since_start_ms(t: Instant) -> f64 {
-    t.saturating_duration_since(*START.get_or_init(Instant::now))
-        .as_secs_f64()
-        * 1e3
-}
-
-fn record(argv: &[&str], started: Instant) {
-    let command = argv.iter().take(2).copied().collect::<Vec<_>>().join(" ");
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    if let Ok(mut runs) = RUNS.lock() {
-        runs.push(ExternalRun {
-            command,
-            start_ms: since_start_ms(started),
-            ms,
-        });
-    }
-}
-
-/// Milliseconds spent in external programs so far (folded from +0.0: an empty f64
-/// `sum()` is -0.0).
-pub fn external_ms() -> f64 {
-    RUNS.lock()
-        .map(|r| r.iter().fold(0.0, |a, x| a + x.ms))
-        .unwrap_or_default()
-}
-
-/// The programs run so far, in order.
-pub fn external_runs() -> Vec<ExternalRun> {
-    RUNS.lock().map(|r| r.clone()).unwrap_or_default()
+/// How a run shows in `timing.external`: the program and its first argument.
+fn command(argv: &[&str]) -> String {
+    argv.iter().take(2).copied().collect::<Vec<_>>().join(" ")
 }
 
 /// Packages that provide a program, by distribution family.
@@ -130,12 +91,13 @@ type Locate = fn(&str) -> Result<PathBuf, Vec<PathBuf>>;
 /// is looked up now (once per process: `PATH`, then the standard sbin and bin
 /// directories, see [`lookup`]); a missing one fails naming where it was looked for and
 /// the package that provides it.
-pub fn run(argv: &[String]) -> Result<Output, SystemError> {
-    run_located(argv, lookup::locate)
+/// Its time goes to `record`.
+pub fn run(record: &Recorder, argv: &[String]) -> Result<Output, SystemError> {
+    run_located(record, argv, lookup::locate)
 }
 
 /// [`run`], with the tool found by `locate`.
-fn run_located(argv: &[String], locate: Locate) -> Result<Output, SystemError> {
+fn run_located(record: &Recorder, argv: &[String], locate: Locate) -> Result<Output, SystemError> {
     let Some((prog, args)) = argv.split_first() else {
         return Err(SystemError::Os {
             what: "run".into(),
@@ -161,8 +123,8 @@ fn run_located(argv: &[String], locate: Locate) -> Result<Output, SystemError> {
         .stdin(Stdio::null())
         .env("LC_ALL", "C")
         .output();
-    record(
-        &[prog.as_str(), args.first().map_or("", String::as_str)],
+    record.external(
+        command(&[prog.as_str(), args.first().map_or("", String::as_str)]),
         started,
     );
     let out = out.map_err(|e| SystemError::Command {
@@ -190,8 +152,9 @@ fn run_located(argv: &[String], locate: Locate) -> Result<Output, SystemError> {
 }
 
 /// `udevadm settle` (bounded); a missing udevadm or a timeout is not fatal here: the
-/// next probe sees what exists and the resolver names what is missing.
-pub fn udev_settle() {
+/// next probe sees what exists and the resolver names what is missing. Its time goes to
+/// `record`.
+pub fn udev_settle(record: &Recorder) {
     let Ok(path) = lookup::locate("udevadm") else {
         return;
     };
@@ -202,7 +165,7 @@ pub fn udev_settle() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    record(&["udevadm", "settle"], started);
+    record.external(command(&["udevadm", "settle"]), started);
 }
 
 #[cfg(test)]
@@ -227,7 +190,7 @@ mod tests {
             .to_vec())
         }
         let argv: Vec<String> = ["mkfs.xfs", "-q", "/dev/pmem0"].map(String::from).to_vec();
-        let e = run_located(&argv, nowhere).expect_err("missing");
+        let e = run_located(&Recorder::default(), &argv, nowhere).expect_err("missing");
         let SystemError::Command {
             argv: a,
             rc,
@@ -304,12 +267,12 @@ mod tests {
         let argv: Vec<String> = ["ndctl", "list", "-N"].map(String::from).to_vec();
         // another test thread's fork can hold the file open for writing a moment
         // (ETXTBSY): try again
-        let mut out = run_located(&argv, here);
+        let mut out = run_located(&Recorder::default(), &argv, here);
         for _ in 0..20 {
             match &out {
                 Err(e) if e.to_string().contains("Text file busy") => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
-                    out = run_located(&argv, here);
+                    out = run_located(&Recorder::default(), &argv, here);
                 }
                 _ => break,
             }
@@ -326,7 +289,7 @@ mod tests {
         fn never(_: &str) -> Result<PathBuf, Vec<PathBuf>> {
             panic!("looked up")
         }
-        let e = run_located(&["sh".to_string()], never).expect_err("refused");
+        let e = run_located(&Recorder::default(), &["sh".to_string()], never).expect_err("refused");
         assert!(e.to_string().contains("not in the table"), "{e}");
     }
 }

@@ -21,6 +21,7 @@
 //! - `pmd.rs`: the PMD fault check (tracefs fs_dax events over a shared mapping)
 //! - `exec.rs`: the table of external programs and the argv runner
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
+//! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
 
 pub mod block;
 pub mod content;
@@ -36,13 +37,14 @@ pub mod mounts;
 pub mod nd;
 pub mod platform;
 pub mod pmd;
+pub mod record;
 
 use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::{Actual, Missing};
 use crate::plan::Op;
-use crate::report::OperationTime;
-use std::collections::BTreeMap;
+use crate::report::{OperationTime, Timing};
+use record::Recorder;
 use std::path::{Path, PathBuf};
 
 /// The machine we run on.
@@ -57,10 +59,19 @@ pub struct RealSystem {
     lock: Option<std::fs::File>,
     /// Which block devices a probe may open.
     scope: ProbeScope,
+    /// Where this system's time went (the result's `timing`).
+    record: Recorder,
 }
 
 impl Default for RealSystem {
     fn default() -> Self {
+        RealSystem::started_at(std::time::Instant::now())
+    }
+}
+
+impl RealSystem {
+    /// The machine, with times in `timing` counted from `start` (the process start).
+    pub fn started_at(start: std::time::Instant) -> RealSystem {
         RealSystem {
             sys: PathBuf::from("/sys"),
             dev: PathBuf::from("/dev"),
@@ -69,65 +80,37 @@ impl Default for RealSystem {
             root: std::env::var_os("PMEM_STACK_ROOT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/")),
+            record: Recorder::new(start),
         }
     }
-}
-
-/// Probes made by this process: (count, milliseconds), for the result's `timing`.
-static PROBES: std::sync::Mutex<(u32, f64)> = std::sync::Mutex::new((0, 0.0));
-/// Milliseconds by part of the probe, summed over the probes.
-static PROBE_PARTS: std::sync::Mutex<BTreeMap<String, f64>> =
-    std::sync::Mutex::new(BTreeMap::new());
-
-/// Operations run by this process, with their times.
-static OPERATIONS: std::sync::Mutex<Vec<OperationTime>> = std::sync::Mutex::new(Vec::new());
-
-/// The operations run so far, in order.
-pub fn operations() -> Vec<OperationTime> {
-    OPERATIONS.lock().map(|o| o.clone()).unwrap_or_default()
-}
-
-/// Probes so far: (count, milliseconds, milliseconds by part).
-pub fn probes() -> (u32, f64, BTreeMap<String, f64>) {
-    let (n, ms) = PROBES.lock().map(|p| *p).unwrap_or_default();
-    let parts = PROBE_PARTS.lock().map(|p| p.clone()).unwrap_or_default();
-    (n, ms, parts)
-}
-
-/// Run one part of the probe, adding its time to `PROBE_PARTS[name]`.
-fn part<T>(name: &str, f: impl FnOnce() -> T) -> T {
-    let started = std::time::Instant::now();
-    let out = f();
-    if let Ok(mut p) = PROBE_PARTS.lock() {
-        *p.entry(name.to_string()).or_default() += started.elapsed().as_secs_f64() * 1e3;
-    }
-    out
 }
 
 /// Everything the probe learns without opening a block device: regions and namespaces
 /// (sysfs), dm devices (ioctls on the control node), block devices (sysfs) and mounts
 /// (mountinfo), and what kernel support is missing.
+/// The time of each part goes to `record`.
 fn list(
     sys: &std::path::Path,
     dev: &std::path::Path,
     scope: &ProbeScope,
+    record: &Recorder,
 ) -> Result<Actual, SystemError> {
     let mut a = Actual::default();
-    let (regions, namespaces) = part("namespaces", || nd::probe(sys))?;
+    let (regions, namespaces) = record.part("namespaces", || nd::probe(sys))?;
     a.regions = regions;
     a.namespaces = namespaces;
     if a.regions.is_empty() && !nd::has_bus(sys) {
         a.missing.push(Missing::Nvdimm);
     }
-    a.dm_devices = part("dm", dm::probe)?.unwrap_or_else(|missing| {
+    a.dm_devices = record.part("dm", dm::probe)?.unwrap_or_else(|missing| {
         a.missing.push(missing);
         Vec::new()
     });
     // the kernel release (in the platform facts) tells how mountinfo shows dax
-    a.platform = Some(part("platform", platform::probe));
+    a.platform = Some(record.part("platform", platform::probe));
     let syntax = a.dax_syntax();
-    a.mounts = part("mounts", || mounts::probe(syntax))?;
-    a.block_devices = part("block", || {
+    a.mounts = record.part("mounts", || mounts::probe(syntax))?;
+    a.block_devices = record.part("block", || {
         if scope.all_dm {
             // `--facts`: every block device is listed (sysfs only; none is opened)
             block::probe(sys, dev, &a.dm_devices)
@@ -162,17 +145,20 @@ fn scope_devnos(scope: &ProbeScope, mounts: &[crate::actual::Mount]) -> Vec<crat
 
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
-        let mut a = list(&self.sys, &self.dev, &self.scope)?;
+        let mut a = list(&self.sys, &self.dev, &self.scope, &self.record)?;
         let reach = scope::reach(&self.scope, &a);
-        let contents = part("contents", || {
+        let contents = self.record.part("contents", || {
             content::read(&a.block_devices, &reach, &self.sys, &content::open_device)
         });
         a.partition_tables = contents.partition_tables;
         a.filesystems = contents.filesystems;
         a.unreadable = contents.unreadable;
-        part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
-        a.files = part("files", || files::probe(&self.root))?;
-        a.uncleared = part("files", || files::probe_uncleared(&self.root))?;
+        self.record
+            .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
+        a.files = self.record.part("files", || files::probe(&self.root))?;
+        a.uncleared = self
+            .record
+            .part("files", || files::probe_uncleared(&self.root))?;
         Ok(a)
     }
 
@@ -190,7 +176,7 @@ impl RealSystem {
                 }
                 let mut argv = op.argv().unwrap_or_default();
                 argv.push(format!("--uuid={uuid}"));
-                let mut out = match exec::run(&argv) {
+                let mut out = match exec::run(&self.record, &argv) {
                     Ok(out) => out,
                     Err(e) => {
                         // the marker stays only if ndctl got as far as a namespace with
@@ -206,7 +192,7 @@ impl RealSystem {
                 };
                 // ndctl prints the namespace it made; clear what an older one left there
                 if let Some(blockdev) = created_blockdev(&out.stdout) {
-                    exec::udev_settle();
+                    exec::udev_settle(&self.record);
                     let note = block::zero_ends(&self.dev.join(&blockdev))?;
                     out.stdout.push_str(&format!("\n{note}\n"));
                 }
@@ -226,7 +212,7 @@ impl RealSystem {
             }
             Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
                 let argv = op.argv().unwrap_or_default();
-                exec::run(&argv)?
+                exec::run(&self.record, &argv)?
             }
             Op::DmCreate { name, table } => dm::create(name, table)?,
             Op::DmReload { name, table } => dm::reload(name, table)?,
@@ -265,7 +251,7 @@ impl RealSystem {
                 files::before_unit_change(&self.root, path)?;
                 files::remove(&self.root, path)?
             }
-            Op::DaemonReload => files::daemon_reload(&self.root)?,
+            Op::DaemonReload => files::daemon_reload(&self.root, &self.record)?,
             Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
         };
         // Device nodes (/dev/mapper/NAME, /dev/pmemNpM, by-id links) are made by udev:
@@ -281,7 +267,7 @@ impl RealSystem {
                 | Op::GptAdd { .. }
                 | Op::GptDelete { .. }
         ) {
-            exec::udev_settle();
+            exec::udev_settle(&self.record);
         }
         Ok(out)
     }
@@ -295,28 +281,23 @@ impl System for RealSystem {
     fn probe(&mut self) -> Result<Actual, SystemError> {
         let started = std::time::Instant::now();
         let a = self.probe_all();
-        if let Ok(mut p) = PROBES.lock() {
-            p.0 += 1;
-            p.1 += started.elapsed().as_secs_f64() * 1e3;
-        }
+        self.record.probe(started);
         a
     }
 
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
         let started = std::time::Instant::now();
-        let external_before = exec::external_ms();
+        let external_before = self.record.external_ms();
         let out = self.run_op(op);
-        if let Ok(mut ops) = OPERATIONS.lock() {
-            ops.push(OperationTime {
-                op: serde_json::to_value(op)
-                    .ok()
-                    .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
-                    .unwrap_or_default(),
-                start_ms: exec::since_start_ms(started),
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                external_ms: exec::external_ms() - external_before,
-            });
-        }
+        self.record.operation(OperationTime {
+            op: serde_json::to_value(op)
+                .ok()
+                .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
+                .unwrap_or_default(),
+            start_ms: self.record.since_start_ms(started),
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            external_ms: self.record.external_ms() - external_before,
+        });
         out
     }
 
@@ -326,6 +307,10 @@ impl System for RealSystem {
 
     fn pmd_check(&mut self, mount_point: &str) -> Result<super::PmdFaults, SystemError> {
         pmd::check(mount_point)
+    }
+
+    fn timing(&self) -> Option<Timing> {
+        Some(self.record.timing())
     }
 
     fn lock(&mut self) -> Result<(), SystemError> {

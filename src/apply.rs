@@ -1,0 +1,454 @@
+//! Apply and verify: a live run's steps, in plan order, against a [`System`].
+//!
+//! - Each step is resolved against the latest snapshot (`plan::resolve`), then executed,
+//!   or skipped when it is no longer needed; the run stops at the first failure.
+//! - After a step that may have changed devices, namespaces or mounts, the machine is
+//!   probed again before the next step resolves.
+//! - After the last step: probe again, check that each declared DAX mount has DAX in
+//!   effect, and plan again: the plan must be empty (the stack converged).
+//! - [`finish`] adds the DAX audit and, when asked, the PMD fault check, to every run
+//!   that gets that far (a dry run or a run with nothing to do too).
+//!
+//! An observer hears about each step as it starts and ends ([`Progress`]): `--format
+//! text` prints them, and the binary's crash hook ([`CrashAfter`]) is one too. `lib.rs`
+//! decides what to run (parse, probe, plan); this module applies it.
+
+use crate::actual::Actual;
+use crate::args::{self, validate::Desired, DaxMode};
+use crate::audit;
+use crate::plan;
+use crate::report::{self, diff, render_actual, ModuleResult};
+use crate::system::{System, SystemError};
+
+/// What a live run says as it goes: each step as it starts and as it ends, in order.
+/// `--format text` prints them as they come, so that a long `ndctl` or `mkfs` shows
+/// where the run is; the result (JSON or text) comes at the end either way. Dry runs
+/// (check mode, `--actual`) run no step and say nothing.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Step `index` (0-based) of `total` starts.
+    Started {
+        /// 0-based, in the plan.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The step, as the result shows it.
+        step: &'a plan::PlanItem,
+    },
+    /// Step `index` of `total` ended.
+    Ended {
+        /// 0-based, in the plan.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The step, as the result shows it.
+        step: &'a plan::PlanItem,
+        /// How it ended.
+        outcome: StepOutcome<'a>,
+    },
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy)]
+pub enum StepOutcome<'a> {
+    /// It ran.
+    Done,
+    /// It was not needed when it came to run (why).
+    Skipped(&'a str),
+    /// It failed: the run stops here.
+    Failed(&'a SystemError),
+}
+
+/// A test hook, injected as an observer: it says when the process must die, right after
+/// the `after`-th step that ran in one run (each saved state's run of a boot replay
+/// counts from its first step again), as a power cut or the OOM killer would strike. The
+/// binary installs it when `PMEM_STACK_TEST_CRASH_AFTER=k` is set (read once, at its
+/// edge: the crash-at-every-step VM test); the step loop knows nothing of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAfter {
+    after: usize,
+    done: usize,
+}
+
+impl CrashAfter {
+    /// Die after the `after`-th step that ran (0: never).
+    pub fn new(after: usize) -> CrashAfter {
+        CrashAfter { after, done: 0 }
+    }
+
+    /// Whether the process must die now, having been told `p`.
+    pub fn due(&mut self, p: &Progress<'_>) -> bool {
+        match p {
+            Progress::Started { index: 0, .. } => {
+                self.done = 0;
+                false
+            }
+            Progress::Ended {
+                outcome: StepOutcome::Done,
+                ..
+            } => {
+                self.done += 1;
+                self.done == self.after
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A live run: what was declared, what the probe before the plan saw, the plan, and how.
+pub(crate) struct LiveRun<'a> {
+    /// The validated arguments.
+    pub desired: &'a Desired,
+    /// The snapshot the plan was made against.
+    pub before: &'a Actual,
+    /// The plan's steps.
+    pub steps: &'a [plan::Step],
+    /// A boot replay (see `not_at_boot`).
+    pub replay: bool,
+    /// Report before/after in `diff`.
+    pub want_diff: bool,
+    /// Run the PMD fault check at the end.
+    pub verify_pmd: bool,
+}
+
+/// What a boot replay may not do: the replay reassembles what exists (namespaces on
+/// their labels, partition tables and filesystems on the media) and rebuilds the dm
+/// tables, which have no on-disk metadata. A step that would make or change what
+/// should already be on the media means that something is missing or was replaced (a
+/// DIMM removed or failed): doing it at boot would build a new, empty stack over the
+/// survivors (a new namespace for the missing member, then a filesystem over both).
+/// `Some(why)` for such a step.
+fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
+    use plan::Action as A;
+    match action {
+        A::CreateNamespace { .. } => Some("it is missing (its DIMM removed or failed?)"),
+        A::ReconfigureNamespace { .. } | A::ClearNamespace { .. } | A::DestroyNamespace { .. } => {
+            Some("it is not as saved")
+        }
+        A::CreateGpt { .. } | A::AddPartition { .. } | A::DeletePartition { .. } => {
+            Some("its partition table is not as saved")
+        }
+        A::Mkfs {
+            if_blank: false, ..
+        } => Some("its filesystem is missing"),
+        _ => None,
+    }
+}
+
+/// Apply `run`'s steps to `system`, telling `progress` about each as it starts and ends,
+/// then verify the result. A boot replay whose plan has a step that `not_at_boot`
+/// forbids fails before anything is done.
+pub(crate) fn apply(
+    run: &LiveRun<'_>,
+    mut result: ModuleResult,
+    system: &mut dyn System,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> ModuleResult {
+    if run.replay {
+        let refused: Vec<String> = run
+            .steps
+            .iter()
+            .filter_map(|s| {
+                not_at_boot(&s.action)
+                    .map(|why| format!("{} {} ({why})", s.action.name(), s.action.target()))
+            })
+            .collect();
+        if !refused.is_empty() {
+            result.refusals = refused.clone();
+            let result = result.steps(run.steps, &[], false);
+            return result.fail(format!(
+                "the boot replay only reassembles what exists and would have to {}; nothing was done. Run the task that declares this stack once what is missing is back (or to rebuild it)",
+                refused.join(", ")
+            ));
+        }
+    }
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    let mut actual = run.before.clone();
+    // whether the state may have changed since `actual` was probed: a step that ran and
+    // touches devices, namespaces or mounts (boot files change nothing a step resolves
+    // against, and a skipped step changed nothing)
+    let mut stale = false;
+    for (i, step) in run.steps.iter().enumerate() {
+        if stale {
+            stale = false;
+            actual = match system.probe() {
+                Ok(a) => a,
+                Err(e) => {
+                    return result.steps(run.steps, &done, false).fail(format!(
+                        "{e} (after {} of {} steps; run again to continue)",
+                        done.len(),
+                        run.steps.len()
+                    ))
+                }
+            };
+        }
+        let total = run.steps.len();
+        let item = step.item();
+        progress(Progress::Started {
+            index: i,
+            total,
+            step: &item,
+        });
+        let outcome = plan::resolve(&step.action, run.desired, &actual)
+            .map_err(|error| SystemError::Os {
+                what: format!("resolving {} {}", step.action.name(), step.action.target()),
+                error,
+            })
+            .and_then(|r| match r {
+                plan::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
+                    Err(SystemError::Os {
+                        what: format!("the boot replay at {}", step.action.target()),
+                        error: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
+                    })
+                }
+                plan::Resolved::Run(op) => system.execute(&op).map(|_| true),
+                plan::Resolved::Skip(why) => {
+                    skipped.push(report::SkippedItem {
+                        step: step.item(),
+                        why,
+                    });
+                    Ok(false)
+                }
+            });
+        progress(Progress::Ended {
+            index: i,
+            total,
+            step: &item,
+            outcome: match &outcome {
+                Err(e) => StepOutcome::Failed(e),
+                Ok(true) => StepOutcome::Done,
+                Ok(false) => {
+                    StepOutcome::Skipped(skipped.last().map(|s| s.why.as_str()).unwrap_or(""))
+                }
+            },
+        });
+        if let Err(e) = outcome {
+            let n = run.steps.len();
+            return result
+                .steps(run.steps, &done, false)
+                .failed_at(i, step, &e)
+                .fail(format!(
+                    "step {} of {n} failed ({} {}): {e}. {} step{} done before it; nothing after it was run. Running the module again continues from the state left",
+                    i + 1,
+                    step.action.name(),
+                    step.action.target(),
+                    done.len(),
+                    if done.len() == 1 { " was" } else { "s were" }
+                ));
+        }
+        if outcome == Ok(true) {
+            stale = !matches!(
+                step.action,
+                plan::Action::WriteFile { .. }
+                    | plan::Action::RemoveFile { .. }
+                    | plan::Action::DaemonReload
+            );
+            done.push(step.clone());
+        }
+    }
+    let mut result = result.steps(run.steps, &done, false);
+    result.skipped_steps = skipped;
+    verify(run, result, &done, system)
+}
+
+/// After the steps (`done` ran): probe again, fill the diff, check DAX on the declared
+/// mounts (a file on a `dax=always` one mounted by this run must have STATX_ATTR_DAX),
+/// and plan again: anything still to do fails the run; else [`finish`].
+fn verify(
+    run: &LiveRun<'_>,
+    result: ModuleResult,
+    done: &[plan::Step],
+    system: &mut dyn System,
+) -> ModuleResult {
+    let desired = run.desired;
+    let after = match system.probe() {
+        Ok(a) => a,
+        Err(e) => return result.fail(format!("{e} (after all steps ran)")),
+    };
+    let mut result = result;
+    if run.want_diff {
+        result.diff = Some(diff(
+            &render_actual(desired, run.before),
+            &render_actual(desired, &after),
+        ));
+    }
+    for m in &desired.mounts {
+        if m.dax == DaxMode::Never || desired.state == args::State::Absent {
+            continue;
+        }
+        match after.mount_at(&m.path) {
+            Some(mt) if mt.dax == Some(m.dax) => {
+                // mountinfo says so; a file must say so too (dax=inode is per file)
+                if m.dax != DaxMode::Always || !done.iter().any(|s| matches!(&s.action, plan::Action::Mount { path, .. } if *path == m.path)) {
+                    continue;
+                }
+                match system.dax_check(&m.path) {
+                    Ok(c) if c.statx_dax => {}
+                    Ok(c) => {
+                        return result.fail(format!(
+                            "{} is mounted with dax=always but a file on it has no STATX_ATTR_DAX: DAX is not in effect{}",
+                            m.path,
+                            if c.kernel_log.is_empty() { String::new() } else { format!(" (kernel: {})", c.kernel_log.join(" | ")) }
+                        ))
+                    }
+                    Err(e) => return result.fail(format!("checking DAX on {}: {e}", m.path)),
+                }
+            }
+            Some(mt) => {
+                return result.fail(format!(
+                    "{} is mounted but DAX is not in effect: the kernel reports dax={} (wanted {}); the device cannot do DAX",
+                    m.path,
+                    mt.dax.map(|d| d.as_str()).unwrap_or("never"),
+                    m.dax.as_str()
+                ))
+            }
+            None => return result.fail(format!("{} is not mounted after the run", m.path)),
+        }
+    }
+    match plan::plan(desired, &after) {
+        Ok(p) if p.steps.is_empty() => {
+            result.msg = format!(
+                "{} step{} done",
+                done.len(),
+                if done.len() == 1 { "" } else { "s" }
+            );
+            finish(result, system, desired, &after, false, run.verify_pmd)
+        }
+        Ok(p) => result.fail(format!(
+            "the stack did not converge; still to do: {}",
+            p.steps
+                .iter()
+                .map(|s| format!("{} {}", s.action.name(), s.action.target()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(r) => result.fail(format!("after the run: {r}")),
+    }
+}
+
+/// Add the DAX audit of the declared mounts and, when asked (and not a dry run), the PMD
+/// fault counts; all faults falling back to 4 KiB pages fails the run.
+pub(crate) fn finish(
+    mut result: ModuleResult,
+    system: &mut dyn System,
+    desired: &args::validate::Desired,
+    actual: &Actual,
+    dry_run: bool,
+    verify_pmd: bool,
+) -> ModuleResult {
+    if desired.state == args::State::Absent {
+        return result;
+    }
+    let paths: Vec<String> = desired
+        .mounts
+        .iter()
+        .filter(|m| m.dax != DaxMode::Never)
+        .map(|m| m.path.clone())
+        .collect();
+    let a = audit::audit(actual, Some(&paths));
+    result.warnings.extend(a.warnings.iter().cloned());
+    result.dax_audit = Some(a);
+    if !verify_pmd {
+        return result;
+    }
+    if dry_run {
+        result
+            .warnings
+            .push("verify_pmd: not run in check mode (it writes a temporary file)".into());
+        return result;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    let mut fell_back = Vec::new();
+    for p in &paths {
+        match system.pmd_check(p) {
+            Ok(c) => {
+                if c.nopage == 0 && c.fallback > 0 {
+                    fell_back.push(format!(
+                        "{p}: {} faults, all fell back to 4 KiB pages",
+                        c.fallback
+                    ));
+                } else if c.nopage == 0 {
+                    result
+                        .warnings
+                        .push(format!("verify_pmd {p}: no 2 MiB fault events were seen"));
+                }
+                counts.insert(p.clone(), c);
+            }
+            Err(e) => return result.fail(format!("verify_pmd on {p}: {e}")),
+        }
+    }
+    result.pmd_faults = Some(counts);
+    if !fell_back.is_empty() {
+        let why: Vec<&String> = result
+            .dax_audit
+            .iter()
+            .flat_map(|a| a.warnings.iter())
+            .collect();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the audit says: {})",
+                why.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        return result.fail(format!(
+            "no 2 MiB DAX faults: {}{why}",
+            fell_back.join("; ")
+        ));
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> plan::PlanItem {
+        plan::PlanItem {
+            action: "mount".into(),
+            target: "/mnt/x".into(),
+            detail: String::new(),
+            destructive: false,
+        }
+    }
+
+    /// After the k-th step that ran (a skipped one does not count), in each run.
+    #[test]
+    fn the_crash_hook_fires_after_the_kth_step_that_ran() {
+        let step = item();
+        let started = |index| Progress::Started {
+            index,
+            total: 3,
+            step: &step,
+        };
+        let ended = |index, outcome| Progress::Ended {
+            index,
+            total: 3,
+            step: &step,
+            outcome,
+        };
+        let mut c = CrashAfter::new(2);
+        let run = [
+            (started(0), false),
+            (ended(0, StepOutcome::Done), false),
+            (started(1), false),
+            (ended(1, StepOutcome::Skipped("not needed")), false),
+            (started(2), false),
+            (ended(2, StepOutcome::Done), true),
+        ];
+        for (p, due) in run {
+            assert_eq!(c.due(&p), due, "{p:?}");
+        }
+        // the next run (another saved state) counts again from its first step
+        assert!(!c.due(&started(0)));
+        assert!(!c.due(&ended(0, StepOutcome::Done)));
+        // never at 0
+        let mut never = CrashAfter::new(0);
+        assert!(!never.due(&started(0)) && !never.due(&ended(0, StepOutcome::Done)));
+    }
+}

@@ -1,0 +1,134 @@
+//! Where a real run's time goes, for the result's `timing`: the external programs run,
+//! the probes (and their parts), the operations. A [`Recorder`] is owned by
+//! [`super::RealSystem`] (no process-wide state) and read through
+//! [`crate::system::System::timing`].
+
+use crate::report::{ExternalRun, OperationTime, Timing};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// The times of one system's work, from `start` (the process start, as the binary
+/// says it).
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    external: RefCell<Vec<ExternalRun>>,
+    /// Probes made: (count, milliseconds).
+    probes: RefCell<(u32, f64)>,
+    /// Milliseconds by part of the probe, summed over the probes.
+    probe_parts: RefCell<BTreeMap<String, f64>>,
+    operations: RefCell<Vec<OperationTime>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new(Instant::now())
+    }
+}
+
+impl Recorder {
+    /// A recorder counting from `start`.
+    pub fn new(start: Instant) -> Recorder {
+        Recorder {
+            start,
+            external: RefCell::new(Vec::new()),
+            probes: RefCell::new((0, 0.0)),
+            probe_parts: RefCell::new(BTreeMap::new()),
+            operations: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Milliseconds from the start to `t`.
+    pub fn since_start_ms(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.start).as_secs_f64() * 1e3
+    }
+
+    /// An external program ran from `started` until now: `command` is its name and
+    /// first argument.
+    pub fn external(&self, command: String, started: Instant) {
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let start_ms = self.since_start_ms(started);
+        self.external.borrow_mut().push(ExternalRun {
+            command,
+            start_ms,
+            ms,
+        });
+    }
+
+    /// Milliseconds spent in external programs so far (folded from +0.0: an empty f64
+    /// `sum()` is -0.0).
+    pub fn external_ms(&self) -> f64 {
+        self.external.borrow().iter().fold(0.0, |a, x| a + x.ms)
+    }
+
+    /// Run one part of the probe, adding its time to the part `name`.
+    pub fn part<T>(&self, name: &str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        *self
+            .probe_parts
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_default() += started.elapsed().as_secs_f64() * 1e3;
+        out
+    }
+
+    /// A probe ran from `started` until now.
+    pub fn probe(&self, started: Instant) {
+        let mut p = self.probes.borrow_mut();
+        p.0 += 1;
+        p.1 += started.elapsed().as_secs_f64() * 1e3;
+    }
+
+    /// An operation ran.
+    pub fn operation(&self, op: OperationTime) {
+        self.operations.borrow_mut().push(op);
+    }
+
+    /// Everything recorded, with the wall time from the start to now and the peak
+    /// memory of this process.
+    pub fn timing(&self) -> Timing {
+        let (probes, probe_ms) = *self.probes.borrow();
+        Timing {
+            probes,
+            probe_ms,
+            probe_parts_ms: self.probe_parts.borrow().clone(),
+            operations: self.operations.borrow().clone(),
+            wall_ms: self.start.elapsed().as_secs_f64() * 1e3,
+            external_ms: self.external_ms(),
+            external: self.external.borrow().clone(),
+            peak_rss_kib: peak_rss_kib(),
+        }
+    }
+}
+
+/// `VmHWM` of this process: the peak of this program alone (getrusage's maxrss would
+/// include the parent's memory copied by fork before the exec).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_what_it_is_told_and_nothing_is_shared() {
+        let r = Recorder::default();
+        assert_eq!(r.external_ms().to_string(), "0", "not -0");
+        let n = r.part("dm", || 7);
+        assert_eq!(n, 7);
+        r.probe(Instant::now());
+        r.external("ndctl create-namespace".into(), Instant::now());
+        let t = r.timing();
+        assert_eq!((t.probes, t.external.len()), (1, 1));
+        assert_eq!(t.probe_parts_ms.keys().collect::<Vec<_>>(), ["dm"]);
+        assert_eq!(t.external[0].command, "ndctl create-namespace");
+        assert!(t.wall_ms >= t.external[0].start_ms);
+        let other = Recorder::default().timing();
+        assert_eq!((other.probes, other.external.len()), (0, 0));
+    }
+}
