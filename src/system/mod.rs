@@ -6,6 +6,7 @@
 pub mod fake;
 pub mod real;
 pub mod scope;
+pub mod timing;
 
 use crate::actual::Actual;
 use crate::plan::Op;
@@ -133,7 +134,7 @@ pub trait System {
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;
     /// Where this system's time went so far (probes, operations, external programs), for
     /// the result's `timing`. Default: none is kept.
-    fn timing(&self) -> Option<crate::report::Timing> {
+    fn timing(&self) -> Option<timing::Timing> {
         None
     }
 }

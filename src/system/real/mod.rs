@@ -43,7 +43,7 @@ use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::{Actual, Missing};
 use crate::plan::Op;
-use crate::report::{OperationTime, Timing};
+use crate::system::timing::{OperationTime, Timing};
 use record::Recorder;
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! [`super::RealSystem`] (no process-wide state) and read through
 //! [`crate::system::System::timing`].
 
-use crate::report::{ExternalRun, OperationTime, Timing};
+use crate::system::timing::{ExternalRun, OperationTime, Timing};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -1,0 +1,55 @@
+//! Where a live run's time went: the `timing` of the result. The real system records
+//! it (`real::record`) and hands it out through `System::timing`; the report carries it.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// Where a live run's time went.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq, Default)]
+pub struct Timing {
+    /// From the start of the process to the result, in milliseconds.
+    pub wall_ms: f64,
+    /// Spent waiting for external programs (ndctl, mkfs, `udevadm settle`, systemctl).
+    pub external_ms: f64,
+    /// Each external program run, in order.
+    pub external: Vec<ExternalRun>,
+    /// Probes of the machine made (one before the plan, one before each step that follows
+    /// a change, one after the run).
+    pub probes: u32,
+    /// Milliseconds spent probing.
+    pub probe_ms: f64,
+    /// `probe_ms` by what was read (namespaces, dm, block, mounts, contents: the GPTs and
+    /// signatures of the devices in scope, extsize, files, platform), summed over the
+    /// probes.
+    pub probe_parts_ms: std::collections::BTreeMap<String, f64>,
+    /// Each operation run, in order, with its time and the part of it spent in external
+    /// programs (the rest is this program and the kernel: ioctls, mount, writes).
+    pub operations: Vec<OperationTime>,
+    /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// One operation run (a step that was not skipped) and how long it took.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct OperationTime {
+    /// The operation (`namespace`, `mkfs`, `dm_create`, `mount`, ...).
+    pub op: String,
+    /// When it started, in milliseconds since the process started.
+    pub start_ms: f64,
+    /// Milliseconds, all of it.
+    pub ms: f64,
+    /// Milliseconds of it in external programs.
+    pub external_ms: f64,
+}
+
+/// One external program run and how long it took.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct ExternalRun {
+    /// The program (argv[0]) and its first argument.
+    pub command: String,
+    /// When it started, in milliseconds since the process started.
+    pub start_ms: f64,
+    /// Milliseconds.
+    pub ms: f64,
+}
