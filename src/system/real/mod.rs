@@ -164,6 +164,15 @@ impl RealSystem {
 
     /// Run `op` (`execute` wraps it to time it).
     fn run_op(&mut self, op: &Op) -> Result<Output, SystemError> {
+        // A device an earlier run made (a run killed right after it) may still be waiting
+        // for its node: udev makes /dev/mapper/NAME and partition nodes after the kernel's
+        // event, and this run can probe the device (ioctls, sysfs) before udev is done.
+        // Wait for udev once before a step opens it by path.
+        if let Op::Mkfs { device, .. } | Op::Mount { source: device, .. } = op {
+            if !Path::new(&device.path).exists() {
+                exec::udev_settle(&self.record);
+            }
+        }
         let out = match op {
             Op::Namespace { name, mode, .. } => {
                 // the namespace counts as made only once cleared: a durable marker with
