@@ -1,5 +1,5 @@
 //! Boot persistence: the files that rebuild the stack at boot, rendered purely from the
-//! desired and the actual state.
+//! bound view of the desired and the actual state ([`crate::bind`]).
 //!
 //! Device-mapper tables live only in the kernel and `/dev/pmemN` numbers can change at
 //! boot, so with `boot: {persist: true}` the module saves the desired state, installs
@@ -36,10 +36,11 @@
 //! Paths here are the machine's paths; the real system prefixes them with
 //! `PMEM_STACK_ROOT` when set (tests keep them in a directory that survives a reboot).
 
+use crate::actual::kernel::mount_options;
 use crate::actual::{Actual, FileContent, FileState};
-use crate::args::validate::{Desired, DevRef};
+use crate::args::validate::Desired;
 use crate::args::ModuleArgs;
-use crate::plan::{block_device, fstype_of, gpt_entry, mapping_name};
+use crate::bind::Bound;
 use std::collections::BTreeSet;
 
 /// The directory of the saved states, one `<key>.json` per persisted stack.
@@ -486,11 +487,12 @@ pub struct Removal {
 ///   replaced ones.
 /// - both: the legacy shared service and its link, once nothing needs them
 ///   ([`legacy_service_needed`]).
-pub fn removals(d: &Desired, a: &Actual) -> Vec<Removal> {
+pub fn removals(b: &Bound) -> Vec<Removal> {
+    let (d, a) = (b.desired(), b.actual());
     let own = ownership(d, a);
     let present = d.state == crate::args::State::Present;
     let wanted_paths: Vec<String> = if present {
-        wanted(d, a).into_iter().map(|w| w.path).collect()
+        wanted(b).into_iter().map(|w| w.path).collect()
     } else {
         Vec::new()
     };
@@ -749,41 +751,16 @@ WantedBy={REPLAY_TARGET}
     )
 }
 
-/// A stable path for the device of a mount (never `/dev/pmemN`), if it can be known now.
-pub fn stable_path(d: &Desired, a: &Actual, r: &DevRef) -> Option<String> {
-    match r {
-        DevRef::Device(n) => Some(format!("/dev/mapper/{n}")),
-        DevRef::Path(p) => Some(p.clone()),
-        DevRef::Partition(n) => {
-            let spec = d.partition(n)?;
-            let (_, entry) = gpt_entry(d, a, n)?;
-            match &spec.disk {
-                DevRef::Device(dm) => {
-                    Some(format!("/dev/mapper/{}", mapping_name(dm, entry.number)))
-                }
-                _ => entry
-                    .uuid
-                    .as_ref()
-                    .map(|u| format!("/dev/disk/by-partuuid/{}", u.to_lowercase())),
-            }
-        }
-        DevRef::Namespace(_) => {
-            let bd = block_device(d, a, r)?;
-            let uuid = a.filesystem(bd.devno)?.uuid.clone()?;
-            Some(format!("/dev/disk/by-uuid/{uuid}"))
-        }
-    }
-}
-
 /// The mount unit for the declared mount at `mount`, if its device path is known now.
-pub fn mount_unit_text(d: &Desired, a: &Actual, mount: &str) -> Option<String> {
+pub fn mount_unit_text(b: &Bound, mount: &str) -> Option<String> {
+    let (d, a) = (b.desired(), b.actual());
     let m = d.mounts.iter().find(|m| m.path == mount)?;
-    let what = stable_path(d, a, &m.device)?;
-    let fstype = fstype_of(d, a, &m.device)?;
+    let what = b.stable_path(&m.device)?;
+    let fstype = b.fstype(&m.device)?;
     // the DAX option as this kernel spells it (a bare `dax`, or none for never, before
     // 5.8); `inode` there is refused by the planner
     a.dax_syntax().option(m.dax).ok()?;
-    let opts = crate::plan::mount_options(a.dax_syntax(), m.dax, &m.options);
+    let opts = mount_options(a.dax_syntax(), m.dax, &m.options);
     let opts = if opts.is_empty() {
         vec!["defaults".to_string()]
     } else {
@@ -813,7 +790,8 @@ WantedBy=local-fs.target
 }
 
 /// Every file persistence wants, in the order they are written.
-pub fn wanted(d: &Desired, a: &Actual) -> Vec<Wanted> {
+pub fn wanted(b: &Bound) -> Vec<Wanted> {
+    let d = b.desired();
     let text = |t: Option<String>| t.map(|text| FileContent::Text { text });
     let mut out = vec![
         Wanted {
@@ -847,7 +825,7 @@ pub fn wanted(d: &Desired, a: &Actual) -> Vec<Wanted> {
             kind: FileKind::MountUnit {
                 mount: m.path.clone(),
             },
-            content: text(mount_unit_text(d, a, &m.path)),
+            content: text(mount_unit_text(b, &m.path)),
             mode: 0o644,
         });
         out.push(link("local-fs.target", &unit));
@@ -870,7 +848,8 @@ fn link(target: &str, unit: &str) -> Wanted {
 }
 
 /// The content of a wanted file computed against `a` (apply time).
-pub fn content_of(kind: &FileKind, d: &Desired, a: &Actual) -> Option<FileContent> {
+pub fn content_of(kind: &FileKind, b: &Bound) -> Option<FileContent> {
+    let d = b.desired();
     match kind {
         FileKind::State => Some(FileContent::Text {
             text: state_text(&d.args),
@@ -880,7 +859,7 @@ pub fn content_of(kind: &FileKind, d: &Desired, a: &Actual) -> Option<FileConten
             text: service_text(),
         }),
         FileKind::MountUnit { mount } => {
-            mount_unit_text(d, a, mount).map(|text| FileContent::Text { text })
+            mount_unit_text(b, mount).map(|text| FileContent::Text { text })
         }
         FileKind::WantsLink { unit, .. } => Some(FileContent::Link {
             target: unit_file_of(unit),

@@ -7,6 +7,8 @@
 //! args (argv[1] file | stdin)      args::parse_input   one JSON object, flat or wrapped
 //!   -> Desired                      args::validate      errors carry the JSON path
 //!   -> Actual                       System::probe       one snapshot
+//!   -> Bound                        bind::bind          PURE; each declared object joined once to
+//!                                                       what the snapshot has for it
 //!   -> Plan                         plan::plan          PURE; ordered typed steps
 //!   -> apply, step by step          apply::apply        resolve + execute; stop at the first failure;
 //!                                                       re-probe after a change
@@ -27,6 +29,7 @@ pub mod actual;
 pub mod apply;
 pub mod args;
 pub mod audit;
+pub mod bind;
 pub mod boot;
 pub mod plan;
 pub mod report;

@@ -16,8 +16,8 @@ use crate::actual::dm::table_text;
 use crate::actual::Actual;
 use crate::args::validate::Desired;
 use crate::args::InputError;
-use crate::plan::resolve::build_table;
-use crate::plan::{block_device, PlanItem, Step};
+use crate::bind::{bind, Bound};
+use crate::plan::{PlanItem, Step};
 use crate::system::SystemError;
 // the timing types belong to the system boundary, which records them; here for the result
 pub use crate::system::timing::{ExternalRun, OperationTime, Timing};
@@ -262,6 +262,7 @@ pub fn result_schema() -> schemars::Schema {
 
 /// Text of each declared object as found in `a` (header, text); absent objects are "".
 pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
+    let b = bind(d, a);
     let mut out = Vec::new();
     for ns in &d.namespaces {
         let text = a
@@ -287,22 +288,20 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("dm table {}", dev.name), text));
     }
     for p in &d.partitions {
-        let text = block_device(d, a, &p.disk)
-            .and_then(|disk| a.gpt(disk.devno).map(|t| (disk, t)))
-            .and_then(|(disk, t)| {
-                t.partitions.iter().find(|e| e.name == p.name).map(|e| {
-                    format!(
-                        "disk: {}\nnumber: {}\nstart: {}\nsize: {}\n",
-                        disk.path, e.number, e.start, e.size
-                    )
-                })
+        let text = b
+            .gpt_entry(&p.name)
+            .map(|(disk, e)| {
+                format!(
+                    "disk: {}\nnumber: {}\nstart: {}\nsize: {}\n",
+                    disk.path, e.number, e.start, e.size
+                )
             })
             .unwrap_or_default();
         out.push((format!("partition {}", p.name), text));
     }
     for f in &d.filesystems {
-        let text = block_device(d, a, &f.device)
-            .and_then(|b| a.filesystem(b.devno))
+        let text = b
+            .filesystem(&f.device)
             .map(|fs| {
                 let mut t = format!("type: {}\n", fs.fstype);
                 if let Some(l) = &fs.label {
@@ -359,7 +358,7 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("mount {}", m.path), text));
     }
     if d.persist || d.state == crate::args::State::Absent {
-        for path in boot_paths(d, a) {
+        for path in boot_paths(&b) {
             let text = a
                 .file(&path)
                 .map(|f| file_text(&f.content))
@@ -371,12 +370,9 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
 }
 
 /// The boot files a diff shows: the wanted ones, then those this run removes.
-fn boot_paths(d: &Desired, a: &Actual) -> Vec<String> {
-    let mut paths: Vec<String> = crate::boot::wanted(d, a)
-        .into_iter()
-        .map(|w| w.path)
-        .collect();
-    for r in crate::boot::removals(d, a) {
+fn boot_paths(b: &Bound) -> Vec<String> {
+    let mut paths: Vec<String> = crate::boot::wanted(b).into_iter().map(|w| w.path).collect();
+    for r in crate::boot::removals(b) {
         if !paths.contains(&r.path) {
             paths.push(r.path);
         }
@@ -420,6 +416,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             })
             .collect();
     }
+    let b = bind(d, a);
     let mut out = Vec::new();
     for ns in &d.namespaces {
         let size = ns
@@ -437,12 +434,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("namespace {}", ns.name), t));
     }
     for dev in &d.devices {
-        let members: Option<Vec<_>> = dev
-            .members
-            .iter()
-            .map(|m| block_device(d, a, m).map(|b| (b.devno, b.size)))
-            .collect();
-        let text = match members.and_then(|m| build_table(dev.target, dev.chunk, &m)) {
+        let text = match b.table(&dev.name) {
             Some(t) => lines(&table_text(&t)),
             None => format!(
                 "({:?} over {}, chunk {} sectors; derived when the members exist)\n",
@@ -459,8 +451,9 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("dm table {}", dev.name), text));
     }
     for p in &d.partitions {
-        let disk = block_device(d, a, &p.disk)
-            .map(|b| b.path.clone())
+        let disk = b
+            .block(&p.disk)
+            .map(|bd| bd.path.clone())
             .unwrap_or_else(|| p.disk.to_string());
         let size = p
             .size
@@ -496,10 +489,11 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("filesystem on {}", f.device), t));
     }
     for m in &d.mounts {
-        let source = block_device(d, a, &m.device)
-            .map(|b| b.path.clone())
+        let source = b
+            .block(&m.device)
+            .map(|bd| bd.path.clone())
             .unwrap_or_else(|| m.device.to_string());
-        let fstype = crate::plan::fstype_of(d, a, &m.device).unwrap_or_default();
+        let fstype = b.fstype(&m.device).unwrap_or_default();
         let mut t = format!(
             "source: {source}\nfstype: {fstype}\ndax: {}\n",
             m.dax.as_str()
@@ -513,12 +507,12 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("mount {}", m.path), t));
     }
     if d.persist || d.state == crate::args::State::Absent {
-        let wanted = crate::boot::wanted(d, a);
-        let removed: Vec<String> = crate::boot::removals(d, a)
+        let wanted = crate::boot::wanted(&b);
+        let removed: Vec<String> = crate::boot::removals(&b)
             .into_iter()
             .map(|r| r.path)
             .collect();
-        for path in boot_paths(d, a) {
+        for path in boot_paths(&b) {
             let w = wanted.iter().find(|w| w.path == path);
             let text = if removed.contains(&path) {
                 String::new()

@@ -508,8 +508,9 @@ fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
         );
     let mut out = BTreeMap::new();
     for r in refs {
-        if let Some(fs) =
-            pmem_stack::plan::block_device(d, a, &r).and_then(|bd| a.filesystem(bd.devno))
+        if let Some(fs) = pmem_stack::bind::bind(d, a)
+            .block(&r)
+            .and_then(|bd| a.filesystem(bd.devno))
         {
             if let Some(u) = &fs.uuid {
                 out.insert(u.clone(), fs.fstype.clone());
@@ -844,7 +845,7 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
                 .collect();
             for p in &d.partitions {
                 let r = DevRef::Partition(p.name.clone());
-                if let Some(bd) = pmem_stack::plan::block_device(&d, &fake.state, &r) {
+                if let Some(bd) = pmem_stack::bind::bind(&d, &fake.state).block(&r) {
                     names.push(
                         fake.state
                             .dm_by_devno(bd.devno)
@@ -1496,7 +1497,9 @@ fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
         .chain(d.filesystems.iter().map(|x| x.device.clone()))
         .chain(d.mounts.iter().map(|x| x.device.clone()))
         .any(|r| {
-            pmem_stack::plan::block_device(&d, &actual, &r).is_some_and(|b| b.devno == u.device)
+            pmem_stack::bind::bind(&d, &actual)
+                .block(&r)
+                .is_some_and(|b| b.devno == u.device)
         });
     let planned = pmem_stack::plan::plan(&d, &actual);
     if declared {

@@ -3,6 +3,7 @@
 //! derivation of the tables we build (linear concatenation, striped length
 //! `stripes x floor(min member / chunk) x chunk`).
 
+use crate::args::DmTarget;
 use crate::units::Sectors;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -307,6 +308,21 @@ pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec
             stripes: members.iter().map(|(d, _)| (*d, Sectors(0))).collect(),
         },
     }])
+}
+
+/// The table of a declared device from its members (`(devno, size)` in order).
+pub fn build_table(
+    target: DmTarget,
+    chunk: Sectors,
+    members: &[(Devno, Sectors)],
+) -> Option<Vec<TableLine>> {
+    if members.is_empty() {
+        return None;
+    }
+    match target {
+        DmTarget::Linear => linear_table(members),
+        DmTarget::Striped => striped_table(members, chunk),
+    }
 }
 
 /// Total length of a table.

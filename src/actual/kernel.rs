@@ -99,6 +99,15 @@ impl DaxSyntax {
     }
 }
 
+/// The options to mount with: the DAX option as the running kernel spells it (none for
+/// `never` before 5.8), then the declared ones. `inode` before 5.8 has no form and is
+/// refused by the planner first; here it gets no option.
+pub fn mount_options(syntax: DaxSyntax, dax: DaxMode, options: &[String]) -> Vec<String> {
+    let mut opts: Vec<String> = syntax.option(dax).ok().flatten().into_iter().collect();
+    opts.extend(options.iter().cloned());
+    opts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

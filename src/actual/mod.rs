@@ -125,6 +125,34 @@ pub struct BlockDevice {
     pub max_sectors_kb: Option<u32>,
 }
 
+/// The name of partition `number` of disk `disk`, as the kernel names partition block
+/// devices (`pmem0p2`) and kpartx names the dm-linear mapping of a partition of a dm
+/// device (`striped1`): `<disk>p<N>` when the disk's name ends in a digit, else
+/// `<disk><N>`.
+pub fn mapping_name(disk: &str, number: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk}p{number}")
+    } else {
+        format!("{disk}{number}")
+    }
+}
+
+/// Whether `name` is a [`mapping_name`] of a partition of `disk`.
+pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(disk) else {
+        return false;
+    };
+    let rest = if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        match rest.strip_prefix('p') {
+            Some(r) => r,
+            None => return false,
+        }
+    } else {
+        rest
+    };
+    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
+}
+
 /// Where a partition block device sits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionOf {
@@ -485,5 +513,21 @@ impl Actual {
         self.namespaces
             .iter()
             .find(|n| n.blockdev.as_deref() == Some(blockdev))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kpartx_names() {
+        assert_eq!(mapping_name("striped", 1), "striped1");
+        assert_eq!(mapping_name("pmem0", 2), "pmem0p2");
+        assert!(mapping_prefix_matches("striped", "striped1"));
+        assert!(mapping_prefix_matches("pmem0", "pmem0p12"));
+        assert!(!mapping_prefix_matches("pmem0", "pmem01"));
+        assert!(!mapping_prefix_matches("striped", "striped"));
+        assert!(!mapping_prefix_matches("striped", "stripedx"));
     }
 }

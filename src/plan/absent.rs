@@ -11,9 +11,8 @@
 //! | namespace | yes | - | yes | destroy |
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
-use super::partition::mapping_name;
-use super::{block_device, Action, Ctx};
-use crate::actual::BlockDevice;
+use super::{Action, Ctx};
+use crate::actual::{mapping_name, BlockDevice};
 use crate::args::validate::DevRef;
 
 pub(crate) fn plan(cx: &mut Ctx) {
@@ -22,7 +21,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
         let Some(m) = cx.a.mount_at(&spec.path) else {
             continue;
         };
-        let ours = block_device(cx.d, cx.a, &spec.device).is_some_and(|b| b.devno == m.devno);
+        let ours = cx.b.block(&spec.device).is_some_and(|b| b.devno == m.devno);
         if ours {
             cx.umount_first(&spec.path, "state: absent");
         } else {
@@ -42,7 +41,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 let Some(spec) = cx.d.partition(name).cloned() else {
                     continue;
                 };
-                let Some(disk) = block_device(cx.d, cx.a, &spec.disk) else {
+                let Some(disk) = cx.b.block(&spec.disk) else {
                     continue;
                 };
                 let Some(entry) =
@@ -52,7 +51,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 else {
                     continue;
                 };
-                if let Some(pbd) = block_device(cx.d, cx.a, &r) {
+                if let Some(pbd) = cx.b.block(&r) {
                     if !free_of_foreign_users(
                         cx,
                         pbd,

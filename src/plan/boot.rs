@@ -26,7 +26,7 @@ use crate::actual::FileContent;
 use crate::boot::{self, FileKind};
 
 pub(crate) fn plan(cx: &mut Ctx) {
-    let wanted = boot::wanted(cx.d, cx.a);
+    let wanted = boot::wanted(&cx.b);
     let mut units_changed = false;
     for w in &wanted {
         let have = cx.a.file(&w.path);
@@ -59,7 +59,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
     }
     // what is ours and no longer wanted (stale units, replaced saved states); never
     // what another task's saved state declares
-    units_changed |= remove(cx, boot::removals(cx.d, cx.a));
+    units_changed |= remove(cx, boot::removals(&cx.b));
     reload_if_needed(cx, units_changed);
 }
 
@@ -74,7 +74,7 @@ pub(crate) fn reload_if_needed(cx: &mut Ctx, units_changed: bool) {
 /// `state: absent`: remove the persistence files of the declared stack (the shared
 /// template and binary only when no other task's saved state remains).
 pub(crate) fn plan_absent(cx: &mut Ctx) {
-    let units_changed = remove(cx, boot::removals(cx.d, cx.a));
+    let units_changed = remove(cx, boot::removals(&cx.b));
     reload_if_needed(cx, units_changed);
 }
 

@@ -33,9 +33,8 @@
 //! table from the members as they are then and, without `allow_data_loss`, refuses one
 //! that would move data after all (the members changed between planning and the step).
 
-use super::resolve::build_table;
-use super::{describe, Action, Ctx};
-use crate::actual::dm::{linear_table, table_length, table_text, TableLine, Target};
+use super::{Action, Ctx};
+use crate::actual::dm::{build_table, linear_table, table_length, table_text, TableLine, Target};
 use crate::actual::{Devno, Missing};
 use crate::args::validate::DevRef;
 use crate::args::DmTarget;
@@ -84,11 +83,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     } else {
         None
     };
-    let members: Vec<String> = spec
-        .members
-        .iter()
-        .map(|m| describe(cx.d, cx.a, m))
-        .collect();
+    let members: Vec<String> = spec.members.iter().map(|m| cx.b.describe(m)).collect();
     let table_words = match &expected {
         Some(t) => table_text(t).join(" / "),
         None => format!(

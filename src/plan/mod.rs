@@ -36,16 +36,17 @@ mod namespace;
 mod partition;
 pub mod resolve;
 
+pub use crate::actual::mapping_name as partition_block_name;
 pub use filesystem::{
     expected_geometry, geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
-pub use mount::mount_options;
-pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
+pub use partition::rest_of_disk;
 pub use resolve::{resolve, Op, Resolved};
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
+use crate::bind::{bind, Bound};
 use crate::units::{Bytes, Sectors};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -359,9 +360,8 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
     match desired.state {
         State::Present => {
             // validation compared the references; here the devices they name
-            let conflicts = crate::args::validate::role_conflicts(desired, |r| {
-                block_device(desired, actual, r).map(|b| b.devno)
-            });
+            let conflicts =
+                crate::args::validate::role_conflicts(desired, |r| cx.b.block(r).map(|b| b.devno));
             for (path, msg) in conflicts {
                 cx.refusals.push(format!("{path}: {msg}"));
             }
@@ -391,6 +391,9 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
 pub(crate) struct Ctx<'a> {
     pub d: &'a Desired,
     pub a: &'a Actual,
+    /// The declared objects bound to the probed state (the overlays below are this
+    /// plan's changes to it).
+    pub b: Bound<'a>,
     teardown: Vec<Step>,
     build: Vec<Step>,
     pub refusals: Vec<String>,
@@ -422,6 +425,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             d,
             a,
+            b: bind(d, a),
             teardown: Vec::new(),
             build: Vec::new(),
             refusals: Vec::new(),
@@ -480,7 +484,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .chain(refs.into_iter().filter(|r| !own.contains(r)))
         {
-            let Some(bd) = block_device(d, self.a, r) else {
+            let Some(bd) = self.b.block(r) else {
                 continue;
             };
             let Some(u) = self.a.unreadable(bd.devno) else {
@@ -575,7 +579,7 @@ impl<'a> Ctx<'a> {
         if self.is_fresh(r) {
             return None;
         }
-        let bd = block_device(self.d, self.a, r)?;
+        let bd = self.b.block(r)?;
         if let Some(dm) = self.a.dm_by_devno(bd.devno) {
             if self.removed_dm.contains(&dm.name) {
                 return None;
@@ -678,43 +682,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Users of `bd` that are not ours to touch (dm holders not declared and not a
-    /// mapping of a declared partition), as messages.
-    fn foreign_holders(&self, bd: &BlockDevice, seen: &mut BTreeSet<Devno>) -> Vec<String> {
-        let mut out = Vec::new();
-        if !seen.insert(bd.devno) {
-            return out;
-        }
-        for h in &bd.holders {
-            let Some(hb) = self.a.block_named(h) else {
-                continue;
-            };
-            let name = self
-                .a
-                .dm_by_devno(hb.devno)
-                .map(|d| d.name.clone())
-                .unwrap_or_else(|| h.clone());
-            if self.removed_dm.contains(&name) {
-                continue;
-            }
-            if self.is_declared_dm(&name) {
-                out.extend(self.foreign_holders(hb, seen));
-            } else {
-                out.push(format!("{} is held by dm device {name} ({h}), which these arguments do not declare; remove it first", bd.path));
-            }
-        }
-        for p in self.a.partitions_of(&bd.name) {
-            out.extend(self.foreign_holders(p, seen));
-        }
-        out
-    }
-
-    /// dm names this run manages: declared devices and mappings of declared partitions.
-    pub fn is_declared_dm(&self, name: &str) -> bool {
-        self.d.device(name).is_some()
-            || self.d.partitions.iter().any(|p| match &p.disk {
-                DevRef::Device(disk) => partition::mapping_prefix_matches(disk, name),
-                _ => false,
-            })
+    /// mapping of a declared partition, over it or over a declared one stacked on it;
+    /// those this plan removes first are gone), as messages.
+    fn foreign_holders(&self, bd: &BlockDevice) -> Vec<String> {
+        self.b
+            .foreign_holders(bd, &|name| self.removed_dm.contains(name))
+            .into_iter()
+            .map(|f| format!("{} is held by dm device {} ({}), which these arguments do not declare; remove it first", f.held, f.name, f.kernel))
+            .collect()
     }
 
     /// Ask to destroy the content of `bd` for `why` (e.g. "reconfiguring namespace pm0").
@@ -734,7 +709,7 @@ impl<'a> Ctx<'a> {
             }
             return false;
         }
-        let foreign = self.foreign_holders(bd, &mut BTreeSet::new());
+        let foreign = self.foreign_holders(bd);
         if !foreign.is_empty() {
             self.refusals
                 .extend(foreign.into_iter().map(|f| format!("refusing {why}: {f}")));
@@ -860,91 +835,6 @@ impl<'a> Ctx<'a> {
         if matches!(r, DevRef::Device(_) | DevRef::Partition(_)) {
             order.push(r.clone());
         }
-    }
-}
-
-/// The filesystem type a mount of `r` uses: the declared one, else the one found on it.
-pub fn fstype_of(d: &Desired, a: &Actual, r: &DevRef) -> Option<String> {
-    d.filesystems
-        .iter()
-        .find(|f| f.device == *r)
-        .map(|f| f.fstype.as_str().to_string())
-        .or_else(|| {
-            block_device(d, a, r)
-                .and_then(|b| a.filesystem(b.devno))
-                .map(|f| f.fstype.clone())
-        })
-}
-
-/// The disk and GPT entry of the declared partition `name`, as found in `a`.
-pub fn gpt_entry<'a>(
-    d: &Desired,
-    a: &'a Actual,
-    name: &str,
-) -> Option<(&'a BlockDevice, &'a crate::actual::GptPartition)> {
-    gpt_entry_depth(d, a, name, 0)
-}
-
-fn gpt_entry_depth<'a>(
-    d: &Desired,
-    a: &'a Actual,
-    name: &str,
-    depth: usize,
-) -> Option<(&'a BlockDevice, &'a crate::actual::GptPartition)> {
-    let spec = d.partition(name)?;
-    let disk = block_device_depth(d, a, &spec.disk, depth + 1)?;
-    let entry = a
-        .gpt(disk.devno)?
-        .partitions
-        .iter()
-        .find(|p| p.name == name)?;
-    Some((disk, entry))
-}
-
-/// The block device a reference points to in `a` (pure; used by the planner, the
-/// apply-time resolver and the fake system alike).
-pub fn block_device<'a>(d: &Desired, a: &'a Actual, r: &DevRef) -> Option<&'a BlockDevice> {
-    block_device_depth(d, a, r, 0)
-}
-
-fn block_device_depth<'a>(
-    d: &Desired,
-    a: &'a Actual,
-    r: &DevRef,
-    depth: usize,
-) -> Option<&'a BlockDevice> {
-    if depth > 16 {
-        return None;
-    }
-    match r {
-        DevRef::Namespace(n) => {
-            let ns = a.namespace_named(n)?;
-            a.block_named(ns.blockdev.as_deref()?)
-        }
-        DevRef::Device(n) => a.block(a.dm(n)?.devno),
-        DevRef::Partition(n) => {
-            let spec = d.partition(n)?;
-            let (disk, entry) = gpt_entry_depth(d, a, n, depth)?;
-            match &spec.disk {
-                DevRef::Device(dm_name) => {
-                    a.block(a.dm(&partition::mapping_name(dm_name, entry.number))?.devno)
-                }
-                _ => a.partitions_of(&disk.name).find(|p| {
-                    p.partition
-                        .as_ref()
-                        .is_some_and(|x| x.number == entry.number)
-                }),
-            }
-        }
-        DevRef::Path(p) => a.block_at(p),
-    }
-}
-
-/// Short description of where a reference currently leads, for details.
-pub(crate) fn describe(d: &Desired, a: &Actual, r: &DevRef) -> String {
-    match block_device(d, a, r) {
-        Some(bd) => format!("{r} ({})", bd.path),
-        None => r.to_string(),
     }
 }
 

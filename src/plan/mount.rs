@@ -17,7 +17,8 @@
 //! mode does not exist there). A snapshot without a kernel release keeps the 5.8 form.
 
 use super::filesystem::XFS_EXTSIZE;
-use super::{block_device, Action, Ctx};
+use super::{Action, Ctx};
+pub use crate::actual::kernel::mount_options;
 use crate::actual::{DaxSyntax, Extsize};
 use crate::args::validate::{DevRef, MountSpec};
 use crate::args::{DaxMode, FsType};
@@ -138,15 +139,6 @@ pub(crate) fn no_such_mode(
     })
 }
 
-/// The options to mount with: the DAX option as the running kernel spells it (none for
-/// `never` before 5.8), then the declared ones. `inode` before 5.8 has no form and is
-/// refused by the planner first ([`no_such_mode`]); here it gets no option.
-pub fn mount_options(syntax: DaxSyntax, dax: DaxMode, options: &[String]) -> Vec<String> {
-    let mut opts: Vec<String> = syntax.option(dax).ok().flatten().into_iter().collect();
-    opts.extend(options.iter().cloned());
-    opts
-}
-
 fn mount(cx: &mut Ctx, spec: &MountSpec, fstype: &str, why: &str) {
     let opts = mount_options(cx.a.dax_syntax(), spec.dax, &spec.options);
     let dash_o = if opts.is_empty() {
@@ -218,9 +210,11 @@ fn not_dax_now(cx: &Ctx, r: &DevRef, depth: usize) -> Option<String> {
             cx.d.partition(n)
                 .and_then(|p| not_dax_now(cx, &p.disk, depth + 1))
         }
-        DevRef::Path(p) => block_device(cx.d, cx.a, r)
-            .filter(|b| !b.dax)
-            .map(|_| format!("{p} reports queue/dax=0")),
+        DevRef::Path(p) => {
+            cx.b.block(r)
+                .filter(|b| !b.dax)
+                .map(|_| format!("{p} reports queue/dax=0"))
+        }
         DevRef::Namespace(_) => None,
     }
 }

@@ -341,16 +341,54 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
     d
 }
 
-/// The ndctl words the step will run, for the plan's detail (argv is built in resolve).
+/// The ndctl command the step comes to, for the plan's detail: in place (`-f -e DEV`)
+/// or new (`-r REGION`), the mode and name, the size if given, and the alignment and
+/// page map of fsdax/devdax.
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    super::resolve::ndctl_create_argv(
-        dev,
-        &spec.region,
-        &spec.name,
-        spec.mode,
-        spec.size,
-        spec.align,
-        spec.map,
-    )
-    .join(" ")
+    let mut words = String::from("ndctl create-namespace");
+    match dev {
+        Some(dev) => words.push_str(&format!(" -f -e {dev}")),
+        None => words.push_str(&format!(" -r {}", spec.region)),
+    }
+    words.push_str(&format!(" -m {} -n {}", spec.mode.as_str(), spec.name));
+    if let Some(size) = spec.size {
+        words.push_str(&format!(" -s {}", size.0));
+    }
+    if dax_like(spec.mode) {
+        words.push_str(&format!(" -a {} -M {}", spec.align, spec.map.as_str()));
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::MapMode;
+
+    fn spec(mode: NamespaceMode, size: Option<Bytes>) -> NamespaceSpec {
+        NamespaceSpec {
+            name: "pm0".into(),
+            region: "region0".into(),
+            mode,
+            size,
+            align: Bytes(2 << 20),
+            map: MapMode::Dev,
+        }
+    }
+
+    #[test]
+    fn the_detail_names_the_ndctl_command() {
+        assert_eq!(
+            ndctl_words(&spec(NamespaceMode::Fsdax, Some(Bytes(1 << 30))), None),
+            "ndctl create-namespace -r region0 -m fsdax -n pm0 -s 1073741824 -a 2M -M dev"
+        );
+        assert_eq!(
+            ndctl_words(&spec(NamespaceMode::Devdax, None), Some("namespace0.0")),
+            "ndctl create-namespace -f -e namespace0.0 -m devdax -n pm0 -a 2M -M dev"
+        );
+        assert_eq!(
+            ndctl_words(&spec(NamespaceMode::Sector, None), None),
+            "ndctl create-namespace -r region0 -m sector -n pm0"
+        );
+    }
 }

@@ -29,35 +29,10 @@
 //! those are exposed as dm-linear mappings named like kpartx does (`<disk>p<N>` when
 //! the disk's name ends in a digit, else `<disk><N>`).
 
-use super::{block_device, Action, Ctx};
-use crate::actual::PartitionTable;
+use super::{Action, Ctx};
+use crate::actual::{mapping_name, PartitionTable};
 use crate::args::validate::{DevRef, PartitionSpec};
 use crate::units::{Sectors, HUGE_PAGE};
-
-/// kpartx's name for partition `number` of dm device `disk`.
-pub fn mapping_name(disk: &str, number: u32) -> String {
-    if disk.ends_with(|c: char| c.is_ascii_digit()) {
-        format!("{disk}p{number}")
-    } else {
-        format!("{disk}{number}")
-    }
-}
-
-/// Whether `name` is a kpartx-style mapping name of a partition of `disk`.
-pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(disk) else {
-        return false;
-    };
-    let rest = if disk.ends_with(|c: char| c.is_ascii_digit()) {
-        match rest.strip_prefix('p') {
-            Some(r) => r,
-            None => return false,
-        }
-    } else {
-        rest
-    };
-    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
-}
 
 /// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
 pub fn rest_of_disk(last_usable: Sectors, start: Sectors) -> Sectors {
@@ -105,10 +80,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     disk: spec.disk.clone(),
                     if_blank: cx.is_unknown(&spec.disk),
                 },
-                format!(
-                    "new GPT (protective MBR) on {}",
-                    super::describe(cx.d, cx.a, &spec.disk)
-                ),
+                format!("new GPT (protective MBR) on {}", cx.b.describe(&spec.disk)),
                 destructive,
             );
             cx.gpt_new.insert(spec.disk.clone());
@@ -147,13 +119,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             let why = format!(
                 "changing partition {} on {} ({})",
                 spec.name,
-                super::describe(cx.d, cx.a, &spec.disk),
+                cx.b.describe(&spec.disk),
                 changes(e.number, e.start, e.size, number, spec.start, want_size).join(", ")
             );
             // Any change re-makes the entry (and its mapping on a dm disk): the data on it
             // moves or is cut, whatever is or is not recognised there (raw data counts).
             if !cx.d.allow_data_loss {
-                let pbd = block_device(cx.d, cx.a, &DevRef::Partition(spec.name.clone()));
+                let pbd = cx.b.block(&DevRef::Partition(spec.name.clone()));
                 let lost = pbd.map(|b| cx.lost_with(b)).unwrap_or_default();
                 let also = if lost.is_empty() {
                     String::new()
@@ -165,7 +137,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 ));
                 return;
             }
-            let pbd = block_device(cx.d, cx.a, &DevRef::Partition(spec.name.clone()));
+            let pbd = cx.b.block(&DevRef::Partition(spec.name.clone()));
             if let Some(pbd) = pbd {
                 if !cx.destroy(pbd, &why) {
                     return;
@@ -379,17 +351,6 @@ fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kpartx_names() {
-        assert_eq!(mapping_name("striped", 1), "striped1");
-        assert_eq!(mapping_name("pmem0", 2), "pmem0p2");
-        assert!(mapping_prefix_matches("striped", "striped1"));
-        assert!(mapping_prefix_matches("pmem0", "pmem0p12"));
-        assert!(!mapping_prefix_matches("pmem0", "pmem01"));
-        assert!(!mapping_prefix_matches("striped", "striped"));
-        assert!(!mapping_prefix_matches("striped", "stripedx"));
-    }
 
     #[test]
     fn rest_is_rounded_down_to_2m() {

@@ -11,11 +11,12 @@
 
 use super::filesystem::mkfs_argv;
 use super::partition::rest_of_disk;
-use super::{block_device, Action};
-use crate::actual::dm::{linear_table, striped_table, table_text, TableLine, Target};
+use super::Action;
+use crate::actual::dm::{build_table, table_text, TableLine, Target};
 use crate::actual::{Actual, Devno};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
+use crate::bind::{bind, Bound};
 use crate::units::{Bytes, Sectors};
 use serde::Serialize;
 
@@ -243,21 +244,6 @@ pub fn ndctl_create_argv(
     v
 }
 
-/// The table for a device from its members (`(devno, size)` in order).
-pub fn build_table(
-    target: DmTarget,
-    chunk: Sectors,
-    members: &[(Devno, Sectors)],
-) -> Option<Vec<TableLine>> {
-    if members.is_empty() {
-        return None;
-    }
-    match target {
-        DmTarget::Linear => linear_table(members),
-        DmTarget::Striped => striped_table(members, chunk),
-    }
-}
-
 /// What a step comes to when it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
@@ -269,6 +255,7 @@ pub enum Resolved {
 
 /// Resolve a planned action against the state probed just before it runs.
 pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, String> {
+    let b = bind(d, a);
     // a step that depends on what a device holds never runs over one whose content the
     // probe could not read (unknown is not blank)
     let content_of = match action {
@@ -280,7 +267,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         _ => None,
     };
     if let Some(u) = content_of
-        .and_then(|r| block_device(d, a, r))
+        .and_then(|r| b.block(r))
         .and_then(|b| a.unreadable(b.devno))
     {
         return Err(format!(
@@ -299,7 +286,9 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             if_blank: true,
             ..
         } => {
-            let b = block_device(d, a, device).ok_or_else(|| format!("{device} does not exist"))?;
+            let b = b
+                .block(device)
+                .ok_or_else(|| format!("{device} does not exist"))?;
             if let Some(fs) = a.filesystem(b.devno) {
                 // what this mkfs would make: only that very filesystem counts as found
                 let expected = super::filesystem::expected_geometry(*fstype, extra, *stripes);
@@ -339,7 +328,9 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             disk,
             if_blank: true,
         } => {
-            let b = block_device(d, a, disk).ok_or_else(|| format!("{disk} does not exist"))?;
+            let b = b
+                .block(disk)
+                .ok_or_else(|| format!("{disk} does not exist"))?;
             if a.gpt(b.devno).is_some() {
                 return Ok(Resolved::Skip(format!(
                     "{} already has a GPT (built over existing data)",
@@ -361,7 +352,9 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             if_missing: true,
             ..
         } => {
-            let b = block_device(d, a, disk).ok_or_else(|| format!("{disk} does not exist"))?;
+            let b = b
+                .block(disk)
+                .ok_or_else(|| format!("{disk} does not exist"))?;
             if let Some(e) = a
                 .gpt(b.devno)
                 .and_then(|t| t.partitions.iter().find(|p| p.name == *name))
@@ -393,7 +386,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         }
         _ => {}
     }
-    resolve_op(action, d, a).map(Resolved::Run)
+    resolve_op(action, &b).map(Resolved::Run)
 }
 
 /// The guard on a reload without `allow_data_loss`: the planner only plans one that keeps
@@ -440,9 +433,10 @@ fn reload_keeps_data(
     }
 }
 
-fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
+fn resolve_op(action: &Action, b: &Bound) -> Result<Op, String> {
+    let (d, a) = (b.desired(), b.actual());
     let dev = |r: &DevRef| -> Result<DevId, String> {
-        block_device(d, a, r)
+        b.block(r)
             .map(|b| DevId {
                 path: b.path.clone(),
                 devno: b.devno,
@@ -451,7 +445,7 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
     };
     let is_dm = |r: &DevRef| -> bool {
         matches!(r, DevRef::Device(_))
-            || block_device(d, a, r).is_some_and(|b| a.dm_by_devno(b.devno).is_some())
+            || b.block(r).is_some_and(|b| a.dm_by_devno(b.devno).is_some())
     };
     Ok(match action {
         Action::CreateNamespace {
@@ -510,9 +504,10 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
         } => {
             let mut sized = Vec::new();
             for m in members {
-                let b = block_device(d, a, m)
+                let bd = b
+                    .block(m)
                     .ok_or_else(|| format!("member {m} of {name} does not exist"))?;
-                sized.push((b.devno, b.size));
+                sized.push((bd.devno, bd.size));
             }
             let table = build_table(*target, *chunk, &sized).ok_or_else(|| {
                 format!("{name}: a member is smaller than one chunk ({chunk} sectors)")
@@ -669,7 +664,7 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, String> {
         },
         Action::WriteFile { path, kind, mode } => Op::WriteFile {
             path: path.clone(),
-            content: crate::boot::content_of(kind, d, a)
+            content: crate::boot::content_of(kind, b)
                 .ok_or_else(|| format!("{path}: the device it names does not exist yet"))?,
             mode: *mode,
         },
