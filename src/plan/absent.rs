@@ -18,7 +18,7 @@ use crate::args::validate::DevRef;
 pub(crate) fn plan(cx: &mut Ctx) {
     let declared_paths: Vec<String> = cx.d.mounts.iter().map(|m| m.path.clone()).collect();
     for spec in cx.d.mounts.iter().rev() {
-        let Some(m) = cx.a.mount_at(&spec.path) else {
+        let Some(m) = cx.b.mount_at(&spec.path) else {
             continue;
         };
         let ours = cx.b.block(&spec.device).is_some_and(|b| b.devno == m.devno);

@@ -23,6 +23,10 @@
 //! content-at-risk walk ([`Ctx::destroy`]) reaches one, whatever `allow_data_loss` says.
 //! Any other unreadable device is only a warning: it is not part of this stack.
 //!
+//! The layers find the declared objects through the bound view of the probed state
+//! ([`crate::bind`], made once per plan and held by [`Ctx`]); what this plan creates,
+//! re-makes or removes is [`Ctx`]'s overlay on it ([`Ctx::current`]).
+//!
 //! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
 //! [`Op`] against the state probed just before it runs, because a device created by
 //! step k only gets its device number and size when step k has run.
@@ -502,7 +506,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         for m in &d.mounts {
-            let Some(mt) = self.a.mount_at(&m.path) else {
+            let Some(mt) = self.b.mount_at(&m.path) else {
                 continue;
             };
             let Some(u) = self.a.unreadable(mt.devno) else {
@@ -600,7 +604,7 @@ impl<'a> Ctx<'a> {
 
     /// Whether a mount point is still mounted when the build steps run.
     pub fn still_mounted(&self, path: &str) -> bool {
-        !self.unmounted.contains(path) && self.a.mount_at(path).is_some()
+        !self.unmounted.contains(path) && self.b.mount_at(path).is_some()
     }
 
     /// Everything stacked on `bd` that destroying its content would lose, recursively

@@ -58,7 +58,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             }
         }
         let mounted = if cx.still_mounted(&spec.path) {
-            cx.a.mount_at(&spec.path)
+            cx.b.mount_at(&spec.path)
         } else {
             None
         };
