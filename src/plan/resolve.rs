@@ -255,7 +255,7 @@ pub enum Resolved {
 
 /// Resolve a planned action against the state probed just before it runs.
 pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, String> {
-    let b = bind(d, a);
+    let bound = bind(d, a);
     // a step that depends on what a device holds never runs over one whose content the
     // probe could not read (unknown is not blank)
     let content_of = match action {
@@ -267,7 +267,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         _ => None,
     };
     if let Some(u) = content_of
-        .and_then(|r| b.block(r))
+        .and_then(|r| bound.block(r))
         .and_then(|b| a.unreadable(b.devno))
     {
         return Err(format!(
@@ -286,7 +286,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             if_blank: true,
             ..
         } => {
-            let b = b
+            let b = bound
                 .block(device)
                 .ok_or_else(|| format!("{device} does not exist"))?;
             if let Some(fs) = a.filesystem(b.devno) {
@@ -328,7 +328,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             disk,
             if_blank: true,
         } => {
-            let b = b
+            let b = bound
                 .block(disk)
                 .ok_or_else(|| format!("{disk} does not exist"))?;
             if a.gpt(b.devno).is_some() {
@@ -352,7 +352,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             if_missing: true,
             ..
         } => {
-            let b = b
+            let b = bound
                 .block(disk)
                 .ok_or_else(|| format!("{disk} does not exist"))?;
             if let Some(e) = a
@@ -386,7 +386,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         }
         _ => {}
     }
-    resolve_op(action, &b).map(Resolved::Run)
+    resolve_op(action, &bound).map(Resolved::Run)
 }
 
 /// The guard on a reload without `allow_data_loss`: the planner only plans one that keeps
@@ -433,10 +433,11 @@ fn reload_keeps_data(
     }
 }
 
-fn resolve_op(action: &Action, b: &Bound) -> Result<Op, String> {
-    let (d, a) = (b.desired(), b.actual());
+fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
+    let (d, a) = (bound.desired(), bound.actual());
     let dev = |r: &DevRef| -> Result<DevId, String> {
-        b.block(r)
+        bound
+            .block(r)
             .map(|b| DevId {
                 path: b.path.clone(),
                 devno: b.devno,
@@ -445,7 +446,9 @@ fn resolve_op(action: &Action, b: &Bound) -> Result<Op, String> {
     };
     let is_dm = |r: &DevRef| -> bool {
         matches!(r, DevRef::Device(_))
-            || b.block(r).is_some_and(|b| a.dm_by_devno(b.devno).is_some())
+            || bound
+                .block(r)
+                .is_some_and(|b| a.dm_by_devno(b.devno).is_some())
     };
     Ok(match action {
         Action::CreateNamespace {
@@ -504,10 +507,10 @@ fn resolve_op(action: &Action, b: &Bound) -> Result<Op, String> {
         } => {
             let mut sized = Vec::new();
             for m in members {
-                let bd = b
+                let b = bound
                     .block(m)
                     .ok_or_else(|| format!("member {m} of {name} does not exist"))?;
-                sized.push((bd.devno, bd.size));
+                sized.push((b.devno, b.size));
             }
             let table = build_table(*target, *chunk, &sized).ok_or_else(|| {
                 format!("{name}: a member is smaller than one chunk ({chunk} sectors)")
@@ -664,7 +667,7 @@ fn resolve_op(action: &Action, b: &Bound) -> Result<Op, String> {
         },
         Action::WriteFile { path, kind, mode } => Op::WriteFile {
             path: path.clone(),
-            content: crate::boot::content_of(kind, b)
+            content: crate::boot::content_of(kind, bound)
                 .ok_or_else(|| format!("{path}: the device it names does not exist yet"))?,
             mode: *mode,
         },
