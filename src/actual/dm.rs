@@ -310,7 +310,8 @@ pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec
     }])
 }
 
-/// The table of a declared device from its members (`(devno, size)` in order).
+/// The table a `target` device maps over its members (`(devno, size)` in order):
+/// [`linear_table`] or [`striped_table`]; `None` without members.
 pub fn build_table(
     target: DmTarget,
     chunk: Sectors,
