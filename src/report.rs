@@ -246,6 +246,20 @@ impl ModuleResult {
         self
     }
 
+    /// Record the step refused when it came to run (it ran no command): the refusal is
+    /// its `stderr`.
+    pub fn refused_at(mut self, index: usize, step: &Step, refused: &crate::plan::Refused) -> Self {
+        self.failed_step = Some(FailedStep {
+            index,
+            step: step.item(),
+            argv: None,
+            rc: None,
+            stdout: String::new(),
+            stderr: refused.to_string(),
+        });
+        self
+    }
+
     /// The JSON text (one object).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
@@ -479,19 +493,18 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         ));
     }
     for f in &d.filesystems {
-        let su = crate::plan::STRIPE_UNIT_BLOCKS;
+        // what the declared mkfs makes: the DAX geometry as the user's options leave it
+        let made = crate::plan::expected_geometry(f.fstype, &f.mkfs_options, f.stripes);
         let mut t = format!("type: {}\n", f.fstype);
         if let Some(l) = &f.label {
             t.push_str(&format!("label: {l}\n"));
         }
-        let sw = if f.stripes > 1 || f.fstype == crate::args::FsType::Xfs {
-            su * f.stripes.max(1)
-        } else {
-            0
-        };
-        t.push_str(&format!("stripe_unit: {su}\nstripe_width: {sw}\n"));
+        t.push_str(&format!(
+            "stripe_unit: {}\nstripe_width: {}\n",
+            made.stripe_unit, made.stripe_width
+        ));
         if f.fstype == crate::args::FsType::Xfs {
-            t.push_str("reflink: 0\n");
+            t.push_str(&format!("reflink: {}\n", u8::from(made.reflink)));
         }
         out.push((format!("filesystem on {}", f.device), t));
     }

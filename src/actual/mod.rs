@@ -79,6 +79,16 @@ pub struct Namespace {
     pub numa_node: Option<i32>,
 }
 
+/// The name of partition `number` of disk `disk`, the kernel's way (`pmem0p1`, `sda1`),
+/// and kpartx's for the mapping of a dm device's partition.
+pub fn partition_name(disk: &str, number: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk}p{number}")
+    } else {
+        format!("{disk}{number}")
+    }
+}
+
 impl Namespace {
     /// A label-less namespace (fresh DIMMs, or DIMMs without a label area): one raw
     /// namespace spanning the region, which can only be converted in place.

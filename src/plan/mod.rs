@@ -36,12 +36,13 @@ mod namespace;
 mod partition;
 pub mod resolve;
 
+pub use crate::actual::dm::striped_chunk_kb;
 pub use filesystem::{
-    expected_geometry, geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
+    dax_geometry, expected_geometry, geometry_problems, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
 pub use mount::mount_options;
-pub use partition::{mapping_name, mapping_name as partition_block_name, rest_of_disk};
-pub use resolve::{resolve, Op, Resolved};
+pub use partition::{mapping_name, rest_of_disk};
+pub use resolve::{resolve, Refused, Resolved};
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
@@ -946,20 +947,6 @@ pub(crate) fn describe(d: &Desired, a: &Actual, r: &DevRef) -> String {
         Some(bd) => format!("{r} ({})", bd.path),
         None => r.to_string(),
     }
-}
-
-/// The chunk of the striped lines of a table, in KiB (0 when none is striped).
-pub fn striped_chunk_kb(table: &[crate::actual::dm::TableLine]) -> u32 {
-    table
-        .iter()
-        .filter_map(|l| match &l.target {
-            crate::actual::dm::Target::Striped { chunk, .. } => {
-                u32::try_from(chunk.bytes().0 / 1024).ok()
-            }
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Sizes in plan details.

@@ -341,16 +341,27 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
     d
 }
 
-/// The ndctl words the step will run, for the plan's detail (argv is built in resolve).
+/// The ndctl command the step will run, for the plan's detail: in place over `dev`, or
+/// new in the spec's region.
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    super::resolve::ndctl_create_argv(
-        dev,
-        &spec.region,
-        &spec.name,
-        spec.mode,
-        spec.size,
-        spec.align,
-        spec.map,
-    )
-    .join(" ")
+    let config = crate::system::NamespaceConfig {
+        name: spec.name.clone(),
+        mode: spec.mode,
+        size: spec.size,
+        align: spec.align,
+        map: spec.map,
+    };
+    let op = match dev {
+        Some(dev) => crate::system::Op::ReconfigureNamespace {
+            dev: dev.to_string(),
+            config,
+        },
+        None => crate::system::Op::CreateNamespace {
+            region: spec.region.clone(),
+            config,
+        },
+    };
+    crate::system::argv::command_line(&op)
+        .unwrap_or_default()
+        .join(" ")
 }

@@ -34,14 +34,9 @@ use crate::actual::PartitionTable;
 use crate::args::validate::{DevRef, PartitionSpec};
 use crate::units::{Sectors, HUGE_PAGE};
 
-/// kpartx's name for partition `number` of dm device `disk`.
-pub fn mapping_name(disk: &str, number: u32) -> String {
-    if disk.ends_with(|c: char| c.is_ascii_digit()) {
-        format!("{disk}p{number}")
-    } else {
-        format!("{disk}{number}")
-    }
-}
+/// kpartx's name for partition `number` of dm device `disk` (the kernel's way of naming
+/// a partition of a block device).
+pub use crate::actual::partition_name as mapping_name;
 
 /// Whether `name` is a kpartx-style mapping name of a partition of `disk`.
 pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {

@@ -1,0 +1,64 @@
+//! mkfs: refused over an existing signature unless forced, or over a device in use;
+//! the filesystem it makes records the geometry asked for (the typed geometry, as the
+//! user's options leave it) and the label.
+
+use super::FakeSystem;
+use crate::actual::Filesystem;
+use crate::args::FsType;
+use crate::geometry::Layout;
+use crate::system::{DevId, SystemError};
+use crate::units::Bytes;
+
+impl FakeSystem {
+    /// mkfs of `fstype` on `device`, making a filesystem laid out as `made`; `argv` is
+    /// the command line a failure reports.
+    pub(super) fn mkfs(
+        &mut self,
+        device: &DevId,
+        fstype: FsType,
+        made: Layout,
+        label: Option<&str>,
+        force: bool,
+        argv: &[String],
+    ) -> Result<(), SystemError> {
+        let bd = self
+            .state
+            .block(device.devno)
+            .cloned()
+            .ok_or_else(|| Self::fail("mkfs", "no device"))?;
+        if !force
+            && (self.state.filesystem(bd.devno).is_some() || self.state.gpt(bd.devno).is_some())
+        {
+            return Err(SystemError::Command {
+                argv: argv.to_vec(),
+                rc: Some(1),
+                stdout: String::new(),
+                stderr: format!(
+                    "{}: appears to contain an existing filesystem or partition table",
+                    bd.path
+                ),
+            });
+        }
+        if let Some(why) = self.busy(&bd) {
+            return Err(SystemError::Command {
+                argv: argv.to_vec(),
+                rc: Some(1),
+                stdout: String::new(),
+                stderr: why,
+            });
+        }
+        self.wipe(bd.devno);
+        self.state.filesystems.push(Filesystem {
+            device: bd.devno,
+            fstype: fstype.as_str().to_string(),
+            uuid: Some(format!("fs-{}", self.executed.len() + 1)),
+            label: label.map(String::from),
+            block_size: Some(Bytes(4096)),
+            stripe_unit: Some(made.stripe_unit),
+            stripe_width: Some(made.stripe_width),
+            reflink: (fstype.as_str() == "xfs").then_some(made.reflink),
+            size: Some(bd.size.bytes()),
+        });
+        Ok(())
+    }
+}
