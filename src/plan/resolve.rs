@@ -22,9 +22,9 @@ use super::{block_device, Action};
 use crate::actual::dm::{linear_table, striped_table, table_text, TableLine, Target};
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
-use crate::args::{DaxMode, DmTarget, State};
+use crate::args::{DaxMode, DmTarget, MapMode, NamespaceMode, State};
 use crate::system::{DevId, GptEntry, NamespaceConfig, Op};
-use crate::units::Sectors;
+use crate::units::{Bytes, Sectors};
 use std::fmt;
 
 /// The table for a device from its members (`(devno, size)` in order).
@@ -315,6 +315,23 @@ fn reload_keeps_data(
     }
 }
 
+/// What a namespace step makes.
+fn namespace_config(
+    name: &str,
+    mode: NamespaceMode,
+    size: Option<Bytes>,
+    align: Bytes,
+    map: MapMode,
+) -> NamespaceConfig {
+    NamespaceConfig {
+        name: name.to_string(),
+        mode,
+        size,
+        align,
+        map,
+    }
+}
+
 fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, Refused> {
     let refused = |reason: String| Refused::new(doing(action), reason);
     let dev = |r: &DevRef| -> Result<DevId, Refused> {
@@ -339,13 +356,7 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, Refused> {
             map,
         } => Op::CreateNamespace {
             region: region.clone(),
-            config: NamespaceConfig {
-                name: name.clone(),
-                mode: *mode,
-                size: *size,
-                align: *align,
-                map: *map,
-            },
+            config: namespace_config(name, *mode, *size, *align, *map),
         },
         Action::ReconfigureNamespace {
             dev,
@@ -356,13 +367,7 @@ fn resolve_op(action: &Action, d: &Desired, a: &Actual) -> Result<Op, Refused> {
             map,
         } => Op::ReconfigureNamespace {
             dev: dev.clone(),
-            config: NamespaceConfig {
-                name: name.clone(),
-                mode: *mode,
-                size: *size,
-                align: *align,
-                map: *map,
-            },
+            config: namespace_config(name, *mode, *size, *align, *map),
         },
         Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
         Action::ClearNamespace { name, .. } => Op::ClearNamespace {

@@ -4,33 +4,36 @@
 
 use super::FakeSystem;
 use crate::actual::Filesystem;
-use crate::args::FsType;
 use crate::geometry::Layout;
-use crate::system::{DevId, SystemError};
+use crate::system::argv::command_line;
+use crate::system::{Op, SystemError};
 use crate::units::Bytes;
 
 impl FakeSystem {
-    /// mkfs of `fstype` on `device`, making a filesystem laid out as `made`; `argv` is
-    /// the command line a failure reports.
-    pub(super) fn mkfs(
-        &mut self,
-        device: &DevId,
-        fstype: FsType,
-        made: Layout,
-        label: Option<&str>,
-        force: bool,
-        argv: &[String],
-    ) -> Result<(), SystemError> {
+    /// The mkfs `op` (an [`Op::Mkfs`]), making a filesystem laid out as `made`; a failure
+    /// reports its command line.
+    pub(super) fn mkfs(&mut self, op: &Op, made: Layout) -> Result<(), SystemError> {
+        let Op::Mkfs {
+            device,
+            fstype,
+            label,
+            force,
+            ..
+        } = op
+        else {
+            return Err(Self::fail("mkfs", format!("not a mkfs: {op:?}")));
+        };
+        let argv = command_line(op).unwrap_or_default();
         let bd = self
             .state
             .block(device.devno)
             .cloned()
             .ok_or_else(|| Self::fail("mkfs", "no device"))?;
-        if !force
+        if !*force
             && (self.state.filesystem(bd.devno).is_some() || self.state.gpt(bd.devno).is_some())
         {
             return Err(SystemError::Command {
-                argv: argv.to_vec(),
+                argv: argv.clone(),
                 rc: Some(1),
                 stdout: String::new(),
                 stderr: format!(
@@ -41,7 +44,7 @@ impl FakeSystem {
         }
         if let Some(why) = self.busy(&bd) {
             return Err(SystemError::Command {
-                argv: argv.to_vec(),
+                argv: argv.clone(),
                 rc: Some(1),
                 stdout: String::new(),
                 stderr: why,
@@ -52,7 +55,7 @@ impl FakeSystem {
             device: bd.devno,
             fstype: fstype.as_str().to_string(),
             uuid: Some(format!("fs-{}", self.executed.len() + 1)),
-            label: label.map(String::from),
+            label: label.clone(),
             block_size: Some(Bytes(4096)),
             stripe_unit: Some(made.stripe_unit),
             stripe_width: Some(made.stripe_width),

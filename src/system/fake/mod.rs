@@ -347,20 +347,11 @@ impl FakeSystem {
                 dm_disk,
             } => self.gpt_delete(disk, *number, *dm_disk)?,
             Op::Mkfs {
-                device,
-                fstype,
-                geometry,
-                label,
-                force,
-                extra,
-            } => self.mkfs(
-                device,
-                *fstype,
-                geometry.layout(extra),
-                label.as_deref(),
-                *force,
-                &command_line(op).unwrap_or_default(),
-            )?,
+                geometry, extra, ..
+            } => {
+                // what mkfs makes: the geometry asked for, as the user's words leave it
+                self.mkfs(op, geometry.layout(extra))?
+            }
             Op::Mount {
                 source,
                 target,

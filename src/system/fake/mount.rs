@@ -100,19 +100,23 @@ impl FakeSystem {
     /// mount(2) with MS_REMOUNT: the options added.
     pub(super) fn remount(&mut self, target: &str, options: &[String]) -> Result<(), SystemError> {
         Self::dax_options_known(self.state.dax_syntax(), options, "remount")?;
-        let m = self
-            .state
-            .mounts
-            .iter_mut()
-            .rev()
-            .find(|m| m.target == *target)
-            .ok_or_else(|| Self::fail("remount", format!("{target}: not mounted")))?;
+        let m = self.top_mount(target, "remount")?;
         for o in options {
             if !m.options.contains(o) {
                 m.options.push(o.clone());
             }
         }
         Ok(())
+    }
+
+    /// The mount on top at `target` (`what` fails when nothing is mounted there).
+    fn top_mount(&mut self, target: &str, what: &str) -> Result<&mut Mount, SystemError> {
+        self.state
+            .mounts
+            .iter_mut()
+            .rev()
+            .find(|m| m.target == *target)
+            .ok_or_else(|| Self::fail(what, format!("{target}: not mounted")))
     }
 
     /// umount(2) of the top mount at `target`.
@@ -129,13 +133,7 @@ impl FakeSystem {
 
     /// FS_IOC_FSSETXATTR on the root: the hint, inherited, kept with the filesystem.
     pub(super) fn set_extsize(&mut self, target: &str, size: &Bytes) -> Result<(), SystemError> {
-        let m = self
-            .state
-            .mounts
-            .iter_mut()
-            .rev()
-            .find(|m| m.target == *target)
-            .ok_or_else(|| Self::fail("FS_IOC_FSSETXATTR", format!("{target}: not mounted")))?;
+        let m = self.top_mount(target, "FS_IOC_FSSETXATTR")?;
         let e = Extsize {
             size: *size,
             inherit: true,
