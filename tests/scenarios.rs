@@ -1361,6 +1361,16 @@ fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
         "{}",
         r.msg
     );
+    // reported as a refusal of the step, which ran no command
+    let f = r.failed_step.as_ref().expect("failed step");
+    assert!(
+        f.index == 1
+            && f.argv.is_none()
+            && f.rc.is_none()
+            && f.stderr
+                .starts_with("refusing making ext4 on dm device pmem-linear: /dev/mapper/pmem-linear could not be read"),
+        "{f:?}"
+    );
     let mkfs = |f: &FakeSystem| f.executed[n..].iter().any(|o| matches!(o, Op::Mkfs { .. }));
     assert!(!mkfs(&fake));
     // readable again: the ext4 is found and kept

@@ -24,8 +24,9 @@
 //! Any other unreadable device is only a warning: it is not part of this stack.
 //!
 //! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
-//! [`Op`] against the state probed just before it runs, because a device created by
-//! step k only gets its device number and size when step k has run.
+//! [`Op`](crate::system::Op) against the state probed just before it runs, because a
+//! device created by step k only gets its device number and size when step k has run;
+//! a step refused then is a [`Refused`].
 
 mod absent;
 mod boot;
