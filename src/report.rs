@@ -569,3 +569,45 @@ pub fn diff(before: &[(String, String)], after: &[(String, String)]) -> Vec<Diff
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::fake::FakeSystem;
+
+    /// The after side of a check-mode diff shows the geometry the declared mkfs makes:
+    /// the user's `mkfs_options` where they give one, the DAX geometry elsewhere.
+    #[test]
+    fn the_desired_filesystem_has_the_geometry_mkfs_will_make() {
+        let fake = FakeSystem::with_fsdax(1, crate::units::Bytes(1 << 30));
+        let text = |fs: serde_json::Value| {
+            let args = serde_json::json!({
+                "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+                "filesystems": [fs]
+            });
+            let input = crate::args::parse_input(&args.to_string())
+                .map_err(|e| e.errors)
+                .expect("parses");
+            let d = crate::args::validate::validate(&input.args).expect("valid");
+            render_desired(&d, &fake.state)
+                .into_iter()
+                .find(|(h, _)| h.starts_with("filesystem on"))
+                .map(|(_, t)| t)
+                .expect("filesystem")
+        };
+        assert_eq!(
+            text(serde_json::json!({"device": "pm0", "type": "xfs"})),
+            "type: xfs\nstripe_unit: 512\nstripe_width: 512\nreflink: 0\n"
+        );
+        assert_eq!(
+            text(serde_json::json!({"device": "pm0", "type": "ext4"})),
+            "type: ext4\nstripe_unit: 512\nstripe_width: 0\n"
+        );
+        assert_eq!(
+            text(
+                serde_json::json!({"device": "pm0", "type": "xfs", "mkfs_options": ["-d", "su=1m,sw=2", "-m", "reflink=1"]})
+            ),
+            "type: xfs\nstripe_unit: 256\nstripe_width: 512\nreflink: 1\n"
+        );
+    }
+}

@@ -194,3 +194,35 @@ pub enum Op {
 fn lines<S: serde::Serializer>(t: &[TableLine], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(t.iter().map(ToString::to_string))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `timing.operations[].op` names both ways of making a namespace `namespace`.
+    #[test]
+    fn a_namespace_op_is_timed_as_namespace() {
+        let config = NamespaceConfig {
+            name: "pm0".into(),
+            mode: NamespaceMode::Fsdax,
+            size: None,
+            align: Bytes(2 << 20),
+            map: MapMode::Dev,
+        };
+        for op in [
+            Op::CreateNamespace {
+                region: "region0".into(),
+                config: config.clone(),
+            },
+            Op::ReconfigureNamespace {
+                dev: "namespace0.0".into(),
+                config,
+            },
+        ] {
+            let v = serde_json::to_value(&op).expect("serialises");
+            assert_eq!(v["op"], "namespace", "{v}");
+        }
+        let v = serde_json::to_value(Op::DmRemove { name: "s".into() }).expect("serialises");
+        assert_eq!(v["op"], "dm_remove");
+    }
+}
