@@ -55,8 +55,27 @@ pub enum StepOutcome<'a> {
     Done,
     /// It was not needed when it came to run (why).
     Skipped(&'a str),
-    /// It failed: the run stops here.
-    Failed(&'a SystemError),
+    /// It failed, or was refused when it came to run: the run stops here.
+    Failed(&'a StepFailure),
+}
+
+/// Why a step did not get done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepFailure {
+    /// Refused when it came to run (the state was not the one planned for): nothing of it
+    /// was done.
+    Refused(plan::Refused),
+    /// The system failed to carry it out.
+    System(SystemError),
+}
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepFailure::Refused(r) => r.fmt(f),
+            StepFailure::System(e) => e.fmt(f),
+        }
+    }
 }
 
 /// A test hook, injected as an observer: it says when the process must die, right after
@@ -191,18 +210,16 @@ pub(crate) fn apply(
             step: &item,
         });
         let outcome = plan::resolve(&step.action, run.desired, &actual)
-            .map_err(|error| SystemError::Os {
-                what: format!("resolving {} {}", step.action.name(), step.action.target()),
-                error,
-            })
+            .map_err(StepFailure::Refused)
             .and_then(|r| match r {
                 plan::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
-                    Err(SystemError::Os {
-                        what: format!("the boot replay at {}", step.action.target()),
-                        error: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
-                    })
+                    Err(StepFailure::Refused(plan::Refused {
+                        what: format!("making a filesystem on {} at boot", step.action.target()),
+                        reason: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
+                        data_loss: false,
+                    }))
                 }
-                plan::Resolved::Run(op) => system.execute(&op).map(|_| true),
+                plan::Resolved::Run(op) => system.execute(&op).map(|_| true).map_err(StepFailure::System),
                 plan::Resolved::Skip(why) => {
                     skipped.push(report::SkippedItem {
                         step: step.item(),
@@ -225,10 +242,12 @@ pub(crate) fn apply(
         });
         if let Err(e) = outcome {
             let n = run.steps.len();
-            return result
-                .steps(run.steps, &done, false)
-                .failed_at(i, step, &e)
-                .fail(format!(
+            let result = result.steps(run.steps, &done, false);
+            let result = match &e {
+                StepFailure::Refused(r) => result.refused_at(i, step, r),
+                StepFailure::System(s) => result.failed_at(i, step, s),
+            };
+            return result.fail(format!(
                     "step {} of {n} failed ({} {}): {e}. {} step{} done before it; nothing after it was run. Running the module again continues from the state left",
                     i + 1,
                     step.action.name(),

@@ -16,7 +16,7 @@
 //! |---|---|
 //! | namespace `n` | the block device of the namespace named `n` (alt_name) |
 //! | dm device `n` | the block device of dm device `n` |
-//! | partition `n` on a dm disk | the dm-linear mapping [`mapping_name`]`(disk, number)` of the GPT entry named `n` |
+//! | partition `n` on a dm disk | the dm-linear mapping [`partition_name`]`(disk, number)` of the GPT entry named `n` |
 //! | partition `n` on any other disk | the kernel's partition of the disk with that entry's number |
 //! | a path | the block device with that path or alias |
 //!
@@ -26,7 +26,7 @@
 //! than [`MAX_DEPTH`] partitions, binds to nothing; each holder is walked once).
 
 use crate::actual::dm::{build_table, TableLine};
-use crate::actual::{mapping_name, mapping_prefix_matches};
+use crate::actual::{mapping_prefix_matches, partition_name};
 use crate::actual::{Actual, BlockDevice, Devno, Filesystem, GptPartition, Mount};
 use crate::args::validate::{Desired, DevRef};
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,7 +201,7 @@ impl<'a> Join<'a> {
             .find(|p| p.name == name)?;
         self.entries.insert(name.to_string(), (disk, entry));
         let bd = match &spec.disk {
-            DevRef::Device(dm_name) => a.block(a.dm(&mapping_name(dm_name, entry.number))?.devno),
+            DevRef::Device(dm_name) => a.block(a.dm(&partition_name(dm_name, entry.number))?.devno),
             _ => a.partitions_of(&disk.name).find(|p| {
                 p.partition
                     .as_ref()
@@ -280,7 +280,7 @@ impl<'a> Bound<'a> {
                 let (_, entry) = self.gpt_entry(n)?;
                 match &spec.disk {
                     DevRef::Device(dm) => {
-                        Some(format!("/dev/mapper/{}", mapping_name(dm, entry.number)))
+                        Some(format!("/dev/mapper/{}", partition_name(dm, entry.number)))
                     }
                     _ => entry
                         .uuid

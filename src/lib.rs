@@ -31,13 +31,14 @@ pub mod args;
 pub mod audit;
 pub mod bind;
 pub mod boot;
+pub mod geometry;
 pub mod plan;
 pub mod report;
 pub mod system;
 pub mod text;
 pub mod units;
 
-pub use apply::{Progress, StepOutcome};
+pub use apply::{Progress, StepFailure, StepOutcome};
 use args::validate::validate;
 use report::{diff, render_actual, render_desired, ModuleResult};
 use system::{ProbeScope, System};

@@ -246,6 +246,20 @@ impl ModuleResult {
         self
     }
 
+    /// Record the step refused when it came to run (it ran no command): the refusal is
+    /// its `stderr`.
+    pub fn refused_at(mut self, index: usize, step: &Step, refused: &crate::plan::Refused) -> Self {
+        self.failed_step = Some(FailedStep {
+            index,
+            step: step.item(),
+            argv: None,
+            rc: None,
+            stdout: String::new(),
+            stderr: refused.to_string(),
+        });
+        self
+    }
+
     /// The JSON text (one object).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
@@ -472,19 +486,18 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         ));
     }
     for f in &d.filesystems {
-        let su = crate::plan::STRIPE_UNIT_BLOCKS;
+        // what the declared mkfs makes: the DAX geometry as the user's options leave it
+        let made = crate::plan::expected_geometry(f.fstype, &f.mkfs_options, f.stripes);
         let mut t = format!("type: {}\n", f.fstype);
         if let Some(l) = &f.label {
             t.push_str(&format!("label: {l}\n"));
         }
-        let sw = if f.stripes > 1 || f.fstype == crate::args::FsType::Xfs {
-            su * f.stripes.max(1)
-        } else {
-            0
-        };
-        t.push_str(&format!("stripe_unit: {su}\nstripe_width: {sw}\n"));
+        t.push_str(&format!(
+            "stripe_unit: {}\nstripe_width: {}\n",
+            made.stripe_unit, made.stripe_width
+        ));
         if f.fstype == crate::args::FsType::Xfs {
-            t.push_str("reflink: 0\n");
+            t.push_str(&format!("reflink: {}\n", u8::from(made.reflink)));
         }
         out.push((format!("filesystem on {}", f.device), t));
     }
@@ -549,4 +562,46 @@ pub fn diff(before: &[(String, String)], after: &[(String, String)]) -> Vec<Diff
             after: a.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::fake::FakeSystem;
+
+    /// The after side of a check-mode diff shows the geometry the declared mkfs makes:
+    /// the user's `mkfs_options` where they give one, the DAX geometry elsewhere.
+    #[test]
+    fn the_desired_filesystem_has_the_geometry_mkfs_will_make() {
+        let fake = FakeSystem::with_fsdax(1, crate::units::Bytes(1 << 30));
+        let text = |fs: serde_json::Value| {
+            let args = serde_json::json!({
+                "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+                "filesystems": [fs]
+            });
+            let input = crate::args::parse_input(&args.to_string())
+                .map_err(|e| e.errors)
+                .expect("parses");
+            let d = crate::args::validate::validate(&input.args).expect("valid");
+            render_desired(&d, &fake.state)
+                .into_iter()
+                .find(|(h, _)| h.starts_with("filesystem on"))
+                .map(|(_, t)| t)
+                .expect("filesystem")
+        };
+        assert_eq!(
+            text(serde_json::json!({"device": "pm0", "type": "xfs"})),
+            "type: xfs\nstripe_unit: 512\nstripe_width: 512\nreflink: 0\n"
+        );
+        assert_eq!(
+            text(serde_json::json!({"device": "pm0", "type": "ext4"})),
+            "type: ext4\nstripe_unit: 512\nstripe_width: 0\n"
+        );
+        assert_eq!(
+            text(
+                serde_json::json!({"device": "pm0", "type": "xfs", "mkfs_options": ["-d", "su=1m,sw=2", "-m", "reflink=1"]})
+            ),
+            "type: xfs\nstripe_unit: 256\nstripe_width: 512\nreflink: 1\n"
+        );
+    }
 }

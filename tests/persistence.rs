@@ -283,7 +283,7 @@ fn a_foreign_holder_blocks_teardown_and_is_named() {
     converge(&mut fake, &args);
     let dm = fake.state.dm("pmem-striped").expect("dm").clone();
     let size = fake.state.block(dm.devno).expect("bd").size;
-    let op = pmem_stack::plan::Op::DmCreate {
+    let op = pmem_stack::system::Op::DmCreate {
         name: "someone-else".into(),
         table: vec![format!("0 {} linear {} 0", size.0, dm.devno)
             .parse()

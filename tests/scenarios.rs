@@ -314,7 +314,7 @@ fn namespace_mode_change_refused_while_held_then_done() {
     assert!(fake.state.dm("foreign").is_some());
     // without the holder: fsdax -> devdax (nothing on it: no data at risk) and back (needs allow)
     let mut sys = fake.clone();
-    let removed = pmem_stack::plan::Op::DmRemove {
+    let removed = pmem_stack::system::Op::DmRemove {
         name: "foreign".into(),
     };
     sys.execute(&removed).expect("remove");
@@ -683,8 +683,8 @@ fn mount_options(fake: &FakeSystem) -> Vec<Vec<String>> {
     fake.executed
         .iter()
         .filter_map(|op| match op {
-            pmem_stack::plan::Op::Mount { options, .. }
-            | pmem_stack::plan::Op::Remount { options, .. } => Some(options.clone()),
+            pmem_stack::system::Op::Mount { options, .. }
+            | pmem_stack::system::Op::Remount { options, .. } => Some(options.clone()),
             _ => None,
         })
         .collect()
@@ -1006,6 +1006,8 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
     p0.size = pmem_stack::units::Sectors(p0.size.0 - 4096);
     let err = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &later)
         .expect_err("refused at apply time");
+    assert!(err.data_loss, "{err}");
+    let err = err.to_string();
     assert!(
         err.contains("refusing to reload dm device raw")
             && err.contains("the change moves data already on it")
@@ -1329,7 +1331,7 @@ fn ns_dev(fake: &FakeSystem, i: usize) -> (Devno, u64) {
 /// taking unknown content for blank; once readable, a rerun finds the data and keeps it.
 #[test]
 fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
-    use pmem_stack::plan::Op;
+    use pmem_stack::system::Op;
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &linear_ext4());
     let dm = fake.state.dm("pmem-linear").expect("dm").devno;
@@ -1358,6 +1360,16 @@ fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
             )),
         "{}",
         r.msg
+    );
+    // reported as a refusal of the step, which ran no command
+    let f = r.failed_step.as_ref().expect("failed step");
+    assert!(
+        f.index == 1
+            && f.argv.is_none()
+            && f.rc.is_none()
+            && f.stderr
+                .starts_with("refusing making ext4 on dm device pmem-linear: /dev/mapper/pmem-linear could not be read"),
+        "{f:?}"
     );
     let mkfs = |f: &FakeSystem| f.executed[n..].iter().any(|o| matches!(o, Op::Mkfs { .. }));
     assert!(!mkfs(&fake));
@@ -1488,7 +1500,7 @@ fn a_partition_kept_as_it_is_keeps_raw_data_and_is_mapped_again_in_place() {
     assert!(fake.write_raw("raw1", 64 << 11));
     let r = run(&mut fake, &args);
     assert!(!r.failed && !r.changed, "{}", r.msg);
-    fake.execute(&pmem_stack::plan::Op::DmRemove {
+    fake.execute(&pmem_stack::system::Op::DmRemove {
         name: "raw1".into(),
     })
     .expect("dmsetup remove");
@@ -1517,6 +1529,8 @@ fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_all
         number: 1,
     };
     let err = resolve(&delete, &desired, &fake.state).expect_err("refused");
+    assert!(err.data_loss, "{err}");
+    let err = err.to_string();
     assert!(
         err.contains("refusing to delete partition 1 of")
             && err.contains("Set allow_data_loss: true"),
@@ -1534,7 +1548,9 @@ fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_all
     assert!(resolve(&map, &desired, &fake.state).is_ok());
     let mut other = desired.clone();
     other.partitions[0].name = "other".into();
-    let err = resolve(&map, &other, &fake.state).expect_err("not ours");
+    let err = resolve(&map, &other, &fake.state)
+        .expect_err("not ours")
+        .to_string();
     assert!(
         err.contains("which these arguments do not declare"),
         "{err}"

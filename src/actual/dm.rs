@@ -333,6 +333,19 @@ pub fn table_length(lines: &[TableLine]) -> Sectors {
         .fold(Sectors::ZERO, |n, l| n.saturating_add(l.length))
 }
 
+/// The chunk of the striped lines of a table, in KiB (0 when none is striped): what a
+/// dm device's `max_sectors_kb` is raised to, so one request carries a whole chunk.
+pub fn striped_chunk_kb(table: &[TableLine]) -> u32 {
+    table
+        .iter()
+        .filter_map(|l| match &l.target {
+            Target::Striped { chunk, .. } => u32::try_from(chunk.bytes().0 / 1024).ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

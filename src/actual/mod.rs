@@ -79,6 +79,16 @@ pub struct Namespace {
     pub numa_node: Option<i32>,
 }
 
+/// The name of partition `number` of disk `disk`, the kernel's way (`pmem0p1`, `sda1`),
+/// and kpartx's for the mapping of a dm device's partition.
+pub fn partition_name(disk: &str, number: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk}p{number}")
+    } else {
+        format!("{disk}{number}")
+    }
+}
+
 impl Namespace {
     /// A label-less namespace (fresh DIMMs, or DIMMs without a label area): one raw
     /// namespace spanning the region, which can only be converted in place.
@@ -125,19 +135,7 @@ pub struct BlockDevice {
     pub max_sectors_kb: Option<u32>,
 }
 
-/// The name of partition `number` of disk `disk`, as the kernel names partition block
-/// devices (`pmem0p2`) and kpartx names the dm-linear mapping of a partition of a dm
-/// device (`striped1`): `<disk>p<N>` when the disk's name ends in a digit, else
-/// `<disk><N>`.
-pub fn mapping_name(disk: &str, number: u32) -> String {
-    if disk.ends_with(|c: char| c.is_ascii_digit()) {
-        format!("{disk}p{number}")
-    } else {
-        format!("{disk}{number}")
-    }
-}
-
-/// Whether `name` is a [`mapping_name`] of a partition of `disk`.
+/// Whether `name` is a [`partition_name`] of a partition of `disk`.
 pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
     let Some(rest) = name.strip_prefix(disk) else {
         return false;
@@ -522,8 +520,8 @@ mod tests {
 
     #[test]
     fn kpartx_names() {
-        assert_eq!(mapping_name("striped", 1), "striped1");
-        assert_eq!(mapping_name("pmem0", 2), "pmem0p2");
+        assert_eq!(partition_name("striped", 1), "striped1");
+        assert_eq!(partition_name("pmem0", 2), "pmem0p2");
         assert!(mapping_prefix_matches("striped", "striped1"));
         assert!(mapping_prefix_matches("pmem0", "pmem0p12"));
         assert!(!mapping_prefix_matches("pmem0", "pmem01"));

@@ -1,8 +1,8 @@
 //! Force flags in `mkfs_options`: refused at validation, because forcing comes only from
-//! `allow_data_loss`. The planner adds mke2fs's `-F` and mkfs.xfs's `-f` itself, and only
-//! where it has found that overwriting is allowed (see `plan::filesystem::mkfs_argv`); a
-//! force among the user's words would let mkfs overwrite a signature that the planner
-//! does not know about.
+//! `allow_data_loss`. The planner asks for mke2fs's `-F` and mkfs.xfs's `-f` itself (the
+//! `force` of `Op::Mkfs`, spelled by `system::argv::mkfs`), and only where it has found
+//! that overwriting is allowed; a force among the user's words would let mkfs overwrite
+//! a signature that the planner does not know about.
 //!
 //! The words are read the way the tool's getopt reads them (both tools use plain
 //! `getopt`, no long options, and GNU getopt looks at every word, wherever it stands):

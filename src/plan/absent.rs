@@ -12,7 +12,7 @@
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
 use super::{Action, Ctx};
-use crate::actual::{mapping_name, BlockDevice};
+use crate::actual::{partition_name, BlockDevice};
 use crate::args::validate::DevRef;
 
 pub(crate) fn plan(cx: &mut Ctx) {
@@ -62,7 +62,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     }
                 }
                 if let DevRef::Device(dm) = &spec.disk {
-                    let m = mapping_name(dm, entry.number);
+                    let m = partition_name(dm, entry.number);
                     if cx.a.dm(&m).is_some() {
                         cx.step(
                             Action::RemoveDm { name: m.clone() },

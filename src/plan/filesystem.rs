@@ -18,23 +18,16 @@ use super::{Action, Ctx};
 use crate::actual::Filesystem;
 use crate::args::validate::{DevRef, FilesystemSpec};
 use crate::args::FsType;
+pub use crate::geometry::STRIPE_UNIT_BLOCKS;
+use crate::geometry::{Ext4Stripe, FsGeometry, Layout, XfsStripe};
 use crate::units::{Bytes, HUGE_PAGE, PAGE};
 
-/// Stripe unit in 4 KiB blocks for 2 MiB: 512.
-pub const STRIPE_UNIT_BLOCKS: u32 = (HUGE_PAGE.0 / PAGE.0) as u32;
-
-/// mkfs argv with the DAX geometry, then the user's extras, then the device. A default
-/// the extras restate (an `-E` with `stride`, a `-b`, a `-d` with `su`/`sunit`, an `-m`
-/// with `reflink`) is left out, so the user's value wins instead of mkfs refusing the
-/// option twice.
-pub fn mkfs_argv(
-    fstype: FsType,
-    device: &str,
-    label: Option<&str>,
-    extra: &[String],
-    stripes: u32,
-    force: bool,
-) -> Vec<String> {
+/// The geometry pmem_stack asks mkfs for: 4 KiB blocks; ext4 stride 512 blocks and
+/// stripe width 512 x stripes (none over one device); xfs su 2 MiB, sw stripes, reflink
+/// off. An option the user's `mkfs_options` restate (an `-E` with `stride`, a `-b`, a
+/// `-d` with `su`/`sunit`, an `-m` with `reflink`) is left to them, so the user's value
+/// wins instead of mkfs refusing the option twice.
+pub fn dax_geometry(fstype: FsType, extra: &[String], stripes: u32) -> FsGeometry {
     let stripes = stripes.max(1);
     // does the user give `flag` with a value containing one of `keys`?
     let given = |flag: &str, keys: &[&str]| {
@@ -46,59 +39,40 @@ pub fn mkfs_argv(
                         .any(|kv| keys.iter().any(|k| kv.starts_with(k))))
         })
     };
-    let mut v: Vec<String> = Vec::new();
     match fstype {
-        FsType::Ext4 => {
-            v.extend(["mkfs.ext4", "-q"].map(String::from));
-            if force {
-                v.push("-F".into());
-            }
-            if !given("-b", &[]) {
-                v.extend(["-b".to_string(), "4096".to_string()]);
-            }
-            if !given("-E", &["stride=", "stripe_width=", "stripe-width="]) {
-                let mut ext = format!("stride={STRIPE_UNIT_BLOCKS}");
-                if stripes > 1 {
-                    ext.push_str(&format!(",stripe_width={}", STRIPE_UNIT_BLOCKS * stripes));
-                }
-                v.extend(["-E".to_string(), ext]);
-            }
-        }
-        FsType::Xfs => {
-            v.extend(["mkfs.xfs", "-q"].map(String::from));
-            if force {
-                v.push("-f".into());
-            }
-            if !given("-m", &["reflink="]) {
-                v.extend(["-m".to_string(), "reflink=0".to_string()]);
-            }
-            if !given("-d", &["su=", "sunit=", "sw=", "swidth="]) {
-                v.extend(["-d".to_string(), format!("su=2m,sw={stripes}")]);
-            }
-        }
+        FsType::Ext4 => FsGeometry::Ext4 {
+            block_size: (!given("-b", &[])).then_some(PAGE),
+            stripe: (!given("-E", &["stride=", "stripe_width=", "stripe-width="])).then_some(
+                Ext4Stripe {
+                    stride: STRIPE_UNIT_BLOCKS,
+                    stripe_width: (stripes > 1).then_some(STRIPE_UNIT_BLOCKS * stripes),
+                },
+            ),
+        },
+        FsType::Xfs => FsGeometry::Xfs {
+            reflink: (!given("-m", &["reflink="])).then_some(false),
+            stripe: (!given("-d", &["su=", "sunit=", "sw=", "swidth="])).then_some(XfsStripe {
+                su: HUGE_PAGE,
+                sw: stripes,
+            }),
+        },
     }
-    if let Some(l) = label {
-        v.extend(["-L".to_string(), l.to_string()]);
-    }
-    v.extend(extra.iter().cloned());
-    v.push(device.to_string());
-    v
 }
 
 /// Stripe unit, width (4 KiB blocks) and reflink that the declared mkfs makes: the DAX
 /// defaults, or what the user's `mkfs_options` say instead.
-pub fn expected_geometry(fstype: FsType, extra: &[String], stripes: u32) -> (u32, u32, bool) {
-    mkfs_geometry(&mkfs_argv(fstype, "", None, extra, stripes, false))
+pub fn expected_geometry(fstype: FsType, extra: &[String], stripes: u32) -> Layout {
+    dax_geometry(fstype, extra, stripes).layout(extra)
 }
 
 /// How an existing filesystem differs from what the declared mkfs would make (empty:
 /// it is that filesystem). Block size is always 4 KiB: DAX needs it.
-pub fn geometry_problems(
-    fstype: FsType,
-    expected: (u32, u32, bool),
-    fs: &Filesystem,
-) -> Vec<String> {
-    let (want_su, want_sw, want_reflink) = expected;
+pub fn geometry_problems(fstype: FsType, expected: Layout, fs: &Filesystem) -> Vec<String> {
+    let Layout {
+        stripe_unit: want_su,
+        stripe_width: want_sw,
+        reflink: want_reflink,
+    } = expected;
     let mut p = Vec::new();
     if let Some(bs) = fs.block_size {
         if bs != PAGE {
@@ -282,13 +256,13 @@ fn mkfs_step(
         .current(&spec.device)
         .map(|b| b.path.clone())
         .unwrap_or_else(|| format!("<{}>", spec.device));
-    let argv = mkfs_argv(
+    let command = crate::system::argv::mkfs(
         spec.fstype,
-        &path,
+        &dax_geometry(spec.fstype, &spec.mkfs_options, spec.stripes),
         spec.label.as_deref(),
-        &spec.mkfs_options,
-        spec.stripes,
         force,
+        &spec.mkfs_options,
+        &path,
     );
     cx.step(
         Action::Mkfs {
@@ -300,53 +274,10 @@ fn mkfs_step(
             force,
             if_blank,
         },
-        format!("{} ({why})", argv.join(" ")),
+        format!("{} ({why})", command.join(" ")),
         destructive,
     );
     cx.new_fs.insert(spec.device.clone());
-}
-
-/// Stripe unit/width in 4 KiB blocks and reflink from an mkfs argv (what the
-/// superblock would then say).
-pub fn mkfs_geometry(argv: &[String]) -> (u32, u32, bool) {
-    let mut su = 0;
-    let mut sw = 0;
-    let mut reflink = true;
-    let mut sw_count = 1;
-    let mut xfs_su = false;
-    for w in argv.windows(2) {
-        match w[0].as_str() {
-            "-E" => {
-                for kv in w[1].split(',') {
-                    match kv.split_once('=') {
-                        Some(("stride", v)) => su = v.parse().unwrap_or(0),
-                        Some(("stripe_width" | "stripe-width", v)) => sw = v.parse().unwrap_or(0),
-                        _ => {}
-                    }
-                }
-            }
-            "-d" => {
-                for kv in w[1].split(',') {
-                    match kv.split_once('=') {
-                        Some(("su", v)) => {
-                            xfs_su = true;
-                            su = crate::units::parse_size(v)
-                                .map(|b| (b.0 / 4096) as u32)
-                                .unwrap_or(0);
-                        }
-                        Some(("sw", v)) => sw_count = v.parse().unwrap_or(1),
-                        _ => {}
-                    }
-                }
-            }
-            "-m" if w[1].split(',').any(|kv| kv == "reflink=0") => reflink = false,
-            _ => {}
-        }
-    }
-    if xfs_su {
-        sw = su * sw_count;
-    }
-    (su, sw, reflink)
 }
 
 /// Extent size hint wanted on an xfs root for 2 MiB allocations.
@@ -356,6 +287,20 @@ pub const XFS_EXTSIZE: Bytes = HUGE_PAGE;
 mod tests {
     use super::*;
     use crate::actual::Devno;
+
+    /// The command line a planned mkfs runs: the planner's geometry, the real system's
+    /// words.
+    fn mkfs_argv(
+        fstype: FsType,
+        device: &str,
+        label: Option<&str>,
+        extra: &[String],
+        stripes: u32,
+        force: bool,
+    ) -> Vec<String> {
+        let geometry = dax_geometry(fstype, extra, stripes);
+        crate::system::argv::mkfs(fstype, &geometry, label, force, extra, device)
+    }
 
     fn fs(t: &str, su: u32, sw: u32, reflink: Option<bool>) -> Filesystem {
         Filesystem {
@@ -424,7 +369,14 @@ mod tests {
         let xfs2 = expected_geometry(FsType::Xfs, &[], 2);
         let ext1 = expected_geometry(FsType::Ext4, &[], 1);
         let ext2 = expected_geometry(FsType::Ext4, &[], 2);
-        assert_eq!(xfs2, (512, 1024, false));
+        assert_eq!(
+            xfs2,
+            Layout {
+                stripe_unit: 512,
+                stripe_width: 1024,
+                reflink: false
+            }
+        );
         assert!(
             geometry_problems(FsType::Xfs, xfs2, &fs("xfs", 512, 1024, Some(false))).is_empty()
         );

@@ -28,8 +28,9 @@
 //! re-makes or removes is [`Ctx`]'s overlay on it ([`Ctx::current`]).
 //!
 //! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
-//! [`Op`] against the state probed just before it runs, because a device created by
-//! step k only gets its device number and size when step k has run.
+//! [`Op`](crate::system::Op) against the state probed just before it runs, because a
+//! device created by step k only gets its device number and size when step k has run;
+//! a step refused then is a [`Refused`].
 
 mod absent;
 mod boot;
@@ -40,12 +41,12 @@ mod namespace;
 mod partition;
 pub mod resolve;
 
-pub use crate::actual::mapping_name as partition_block_name;
+pub use crate::actual::dm::striped_chunk_kb;
 pub use filesystem::{
-    expected_geometry, geometry_problems, mkfs_argv, mkfs_geometry, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
+    dax_geometry, expected_geometry, geometry_problems, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
 pub use partition::rest_of_disk;
-pub use resolve::{resolve, Op, Resolved};
+pub use resolve::{resolve, Refused, Resolved};
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
@@ -840,20 +841,6 @@ impl<'a> Ctx<'a> {
             order.push(r.clone());
         }
     }
-}
-
-/// The chunk of the striped lines of a table, in KiB (0 when none is striped).
-pub fn striped_chunk_kb(table: &[crate::actual::dm::TableLine]) -> u32 {
-    table
-        .iter()
-        .filter_map(|l| match &l.target {
-            crate::actual::dm::Target::Striped { chunk, .. } => {
-                u32::try_from(chunk.bytes().0 / 1024).ok()
-            }
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Sizes in plan details.

@@ -341,23 +341,29 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
     d
 }
 
-/// The ndctl command the step comes to, for the plan's detail: in place (`-f -e DEV`)
-/// or new (`-r REGION`), the mode and name, the size if given, and the alignment and
-/// page map of fsdax/devdax.
+/// The ndctl command the step will run, for the plan's detail: in place over `dev`, or
+/// new in the spec's region.
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    let mut words = String::from("ndctl create-namespace");
-    match dev {
-        Some(dev) => words.push_str(&format!(" -f -e {dev}")),
-        None => words.push_str(&format!(" -r {}", spec.region)),
-    }
-    words.push_str(&format!(" -m {} -n {}", spec.mode.as_str(), spec.name));
-    if let Some(size) = spec.size {
-        words.push_str(&format!(" -s {}", size.0));
-    }
-    if dax_like(spec.mode) {
-        words.push_str(&format!(" -a {} -M {}", spec.align, spec.map.as_str()));
-    }
-    words
+    let config = crate::system::NamespaceConfig {
+        name: spec.name.clone(),
+        mode: spec.mode,
+        size: spec.size,
+        align: spec.align,
+        map: spec.map,
+    };
+    let op = match dev {
+        Some(dev) => crate::system::Op::ReconfigureNamespace {
+            dev: dev.to_string(),
+            config,
+        },
+        None => crate::system::Op::CreateNamespace {
+            region: spec.region.clone(),
+            config,
+        },
+    };
+    crate::system::argv::command_line(&op)
+        .unwrap_or_default()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 //! the disk's name ends in a digit, else `<disk><N>`).
 
 use super::{Action, Ctx};
-use crate::actual::{mapping_name, PartitionTable};
+use crate::actual::{partition_name, PartitionTable};
 use crate::args::validate::{DevRef, PartitionSpec};
 use crate::units::{Sectors, HUGE_PAGE};
 
@@ -105,7 +105,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                     .or_default()
                     .insert(e.number);
                 if let Some(dm) = &dm_disk {
-                    let mapped = cx.a.dm(&mapping_name(dm, e.number)).is_some()
+                    let mapped = cx.a.dm(&partition_name(dm, e.number)).is_some()
                         && cx.current(&DevRef::Partition(spec.name.clone())).is_some();
                     if !mapped {
                         // the entry existed: the mapping shows its old content
@@ -147,7 +147,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 return;
             }
             if let Some(dm) = &dm_disk {
-                let m = mapping_name(dm, e.number);
+                let m = partition_name(dm, e.number);
                 if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
                     cx.step(
                         Action::RemoveDm { name: m.clone() },
@@ -339,7 +339,7 @@ fn add(
 }
 
 fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
-    let m = mapping_name(dm, number);
+    let m = partition_name(dm, number);
     cx.step(
         Action::MapPartition { disk: spec.disk.clone(), number, dm_name: m.clone() },
         format!("dm-linear /dev/mapper/{m} over partition {number} of {dm} (the kernel does not partition dm devices)"),

@@ -1,248 +1,32 @@
 //! Apply-time resolution: a planned [`Action`] names objects symbolically; [`resolve`]
-//! turns it into a concrete [`Op`] (device paths, numbers, full dm tables, argv)
-//! against the state probed just before the step runs. Pure, so the real system and the
-//! fake execute exactly the same operations.
+//! turns it into a concrete [`Op`] (device paths, numbers, full dm tables, typed mkfs
+//! geometry) against the state probed just before the step runs. Pure, so the real
+//! system and the fake execute exactly the same operations.
 //!
-//! Guards for data that would move: a dm reload without `allow_data_loss` must keep every
-//! live sector where it is (`reload_keeps_data`); a GPT entry is deleted with
-//! `state: present` only with `allow_data_loss` (the planner re-makes an entry only
-//! then); a partition mapping is made only over an entry that a declared partition of
-//! that disk names.
+//! Every guard is decided here, once, with a typed outcome: run the op, skip the step
+//! ([`Resolved::Skip`], a conditional step whose condition is not met), or refuse it
+//! ([`Refused`], which the run reports as a refusal). The guards:
+//! - a step that depends on what a device holds never runs over one the probe could not
+//!   read (unknown is not blank);
+//! - conditional steps (`if_blank`, `if_missing`: planned over content that was unknown
+//!   then) are decided on what the device holds now;
+//! - data that would move: a dm reload without `allow_data_loss` must keep every live
+//!   sector where it is (`reload_keeps_data`); a GPT entry is deleted with
+//!   `state: present` only with `allow_data_loss` (the planner re-makes an entry only
+//!   then); a partition mapping is made only over an entry that a declared partition of
+//!   that disk names.
 
-use super::filesystem::mkfs_argv;
+use super::filesystem::dax_geometry;
 use super::partition::rest_of_disk;
 use super::Action;
 use crate::actual::dm::{build_table, table_text, TableLine, Target};
-use crate::actual::{Actual, Devno};
+use crate::actual::{Actual, BlockDevice};
 use crate::args::validate::{Desired, DevRef};
-use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
+use crate::args::{DaxMode, DmTarget, MapMode, NamespaceMode, State};
 use crate::bind::{bind, Bound};
+use crate::system::{DevId, GptEntry, NamespaceConfig, Op};
 use crate::units::{Bytes, Sectors};
-use serde::Serialize;
-
-/// A device as an operation needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DevId {
-    /// Path to open.
-    pub path: String,
-    /// Its number (to check we open what we think).
-    pub devno: Devno,
-}
-
-/// A concrete operation on the system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// `ndctl create-namespace` (new, or `-f -e dev` in place).
-    Namespace {
-        /// Reconfigure this namespace in place (`-f -e`), or create a new one.
-        reconfigure: Option<String>,
-        /// Region.
-        region: String,
-        /// Name.
-        name: String,
-        /// Mode.
-        mode: NamespaceMode,
-        /// Size.
-        size: Option<Bytes>,
-        /// Align.
-        align: Bytes,
-        /// Map.
-        map: MapMode,
-    },
-    /// Zero the ends of a namespace's block device and drop its uncleared marker.
-    ClearNamespace {
-        /// The namespace's name (its markers are dropped).
-        name: String,
-        /// Its block device.
-        device: DevId,
-    },
-    /// `ndctl destroy-namespace -f`.
-    DestroyNamespace {
-        /// Kernel device.
-        dev: String,
-    },
-    /// Create a dm device with a table and resume it.
-    DmCreate {
-        /// Name.
-        name: String,
-        /// Table.
-        #[serde(serialize_with = "lines")]
-        table: Vec<TableLine>,
-    },
-    /// Suspend, load, resume.
-    DmReload {
-        /// Name.
-        name: String,
-        /// Table.
-        #[serde(serialize_with = "lines")]
-        table: Vec<TableLine>,
-    },
-    /// Remove a dm device.
-    DmRemove {
-        /// Name.
-        name: String,
-    },
-    /// Write a new empty GPT.
-    GptCreate {
-        /// Disk.
-        disk: DevId,
-    },
-    /// Add a GPT entry and tell the kernel (or map it, on a dm disk, in a separate op).
-    GptAdd {
-        /// Disk.
-        disk: DevId,
-        /// Number.
-        number: u32,
-        /// Name.
-        name: String,
-        /// Start.
-        start: Sectors,
-        /// Size.
-        size: Sectors,
-        /// The disk is a dm device: do not ask the kernel to add a partition.
-        dm_disk: bool,
-    },
-    /// Delete a GPT entry and tell the kernel.
-    GptDelete {
-        /// Disk.
-        disk: DevId,
-        /// Number.
-        number: u32,
-        /// The disk is a dm device.
-        dm_disk: bool,
-    },
-    /// Run mkfs.
-    Mkfs {
-        /// Device.
-        device: DevId,
-        /// Type.
-        fstype: FsType,
-        /// Full argv.
-        argv: Vec<String>,
-    },
-    /// mount(2).
-    Mount {
-        /// Source.
-        source: DevId,
-        /// Mount point.
-        target: String,
-        /// Filesystem type.
-        fstype: String,
-        /// Options including `dax=`.
-        options: Vec<String>,
-    },
-    /// mount(2) with MS_REMOUNT.
-    Remount {
-        /// Mount point.
-        target: String,
-        /// Options.
-        options: Vec<String>,
-    },
-    /// umount(2); lazy (MNT_DETACH) only when data loss is allowed.
-    Umount {
-        /// Mount point.
-        target: String,
-        /// Detach even while files are open.
-        lazy: bool,
-    },
-
-    /// Write a file atomically (temp file, fsync, rename), or a symlink.
-    WriteFile {
-        /// Path on the machine.
-        path: String,
-        /// Content.
-        content: crate::actual::FileContent,
-        /// Permissions.
-        mode: u32,
-    },
-    /// Remove a file or symlink.
-    RemoveFile {
-        /// Path on the machine.
-        path: String,
-    },
-    /// `systemctl daemon-reload`, when systemd runs.
-    DaemonReload,
-    /// FS_IOC_FSSETXATTR on the root directory (extsize + EXTSZINHERIT).
-    SetExtsize {
-        /// Mount point.
-        target: String,
-        /// Size.
-        size: Bytes,
-    },
-}
-
-fn lines<S: serde::Serializer>(t: &[TableLine], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(t.iter().map(ToString::to_string))
-}
-
-impl Op {
-    /// The external command this op runs, if it runs one.
-    pub fn argv(&self) -> Option<Vec<String>> {
-        match self {
-            Op::Namespace {
-                reconfigure,
-                region,
-                name,
-                mode,
-                size,
-                align,
-                map,
-            } => Some(ndctl_create_argv(
-                reconfigure.as_deref(),
-                region,
-                name,
-                *mode,
-                *size,
-                *align,
-                *map,
-            )),
-            Op::DestroyNamespace { dev } => Some(
-                ["ndctl", "destroy-namespace", "-f", dev.as_str()]
-                    .map(String::from)
-                    .to_vec(),
-            ),
-            Op::Mkfs { argv, .. } => Some(argv.clone()),
-            Op::DaemonReload => Some(vec!["systemctl".into(), "daemon-reload".into()]),
-            _ => None,
-        }
-    }
-}
-
-/// `ndctl create-namespace` argv: in place (`-f -e DEV`) or new (`-r REGION`).
-pub fn ndctl_create_argv(
-    reconfigure: Option<&str>,
-    region: &str,
-    name: &str,
-    mode: NamespaceMode,
-    size: Option<Bytes>,
-    align: Bytes,
-    map: MapMode,
-) -> Vec<String> {
-    let mut v: Vec<String> = vec!["ndctl".into(), "create-namespace".into()];
-    match reconfigure {
-        Some(dev) => v.extend(["-f".to_string(), "-e".to_string(), dev.to_string()]),
-        None => v.extend(["-r".to_string(), region.to_string()]),
-    }
-    v.extend([
-        "-m".to_string(),
-        mode.as_str().to_string(),
-        "-n".to_string(),
-        name.to_string(),
-    ]);
-    if let Some(s) = size {
-        v.extend(["-s".to_string(), s.0.to_string()]);
-    }
-    if matches!(mode, NamespaceMode::Fsdax | NamespaceMode::Devdax) {
-        v.extend([
-            "-a".to_string(),
-            align.to_string(),
-            "-M".to_string(),
-            map.as_str().to_string(),
-        ]);
-    }
-    v
-}
+use std::fmt;
 
 /// What a step comes to when it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,9 +37,103 @@ pub enum Resolved {
     Skip(String),
 }
 
+/// A step refused when it came to run: the state it would run against is not the one
+/// the plan was made for, and running it would lose data or act on the unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What the step would do, as the refusal names it ("making ext4 on ...").
+    pub what: String,
+    /// Why it is not done.
+    pub reason: String,
+    /// Data loss is the reason: `allow_data_loss: true` would allow the step.
+    pub data_loss: bool,
+}
+
+impl Refused {
+    fn new(what: impl Into<String>, reason: impl Into<String>) -> Refused {
+        Refused {
+            what: what.into(),
+            reason: reason.into(),
+            data_loss: false,
+        }
+    }
+
+    fn losing_data(what: impl Into<String>, reason: impl Into<String>) -> Refused {
+        Refused {
+            data_loss: true,
+            ..Refused::new(what, reason)
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refusing {}: {}", self.what, self.reason)?;
+        if self.data_loss {
+            f.write_str(". Set allow_data_loss: true to allow it")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `action` does, as a refusal names it.
+fn doing(action: &Action) -> String {
+    match action {
+        Action::CreateNamespace { name, region, .. } => {
+            format!("making namespace {name} in {region}")
+        }
+        Action::ReconfigureNamespace { dev, name, .. } => {
+            format!("making namespace {name} ({dev}) again")
+        }
+        Action::ClearNamespace { name, dev } => format!("clearing namespace {name} ({dev})"),
+        Action::DestroyNamespace { dev, name } => {
+            format!("destroying namespace {name} ({dev})")
+        }
+        Action::CreateDm { name, .. } => format!("making dm device {name}"),
+        Action::ReloadDm { name, .. } => format!("reloading dm device {name}"),
+        Action::RemoveDm { name } => format!("removing dm device {name}"),
+        Action::CreateGpt { disk, .. } => format!("writing a GPT on {disk}"),
+        Action::AddPartition {
+            disk, number, name, ..
+        } => format!("adding partition {number} ({name}) to {disk}"),
+        Action::DeletePartition { disk, number } => {
+            format!("deleting partition {number} of {disk}")
+        }
+        Action::MapPartition {
+            disk,
+            number,
+            dm_name,
+        } => format!("mapping partition {number} of {disk} as {dm_name}"),
+        Action::Mkfs { device, fstype, .. } => format!("making {fstype} on {device}"),
+        Action::Mount { device, path, .. } => format!("mounting {device} on {path}"),
+        Action::Remount { path, .. } => format!("remounting {path}"),
+        Action::Umount { path } => format!("unmounting {path}"),
+        Action::SetExtsize { path, .. } => format!("setting the extent size hint on {path}"),
+        Action::WriteFile { path, .. } => format!("writing {path}"),
+        Action::RemoveFile { path } => format!("removing {path}"),
+        Action::DaemonReload => "reloading systemd".into(),
+    }
+}
+
 /// Resolve a planned action against the state probed just before it runs.
-pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, String> {
+pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Refused> {
     let bound = bind(d, a);
+    match guard(action, &bound)? {
+        Some(why) => Ok(Resolved::Skip(why)),
+        None => resolve_op(action, &bound).map(Resolved::Run),
+    }
+}
+
+/// The block device `r` leads to now, or why there is none.
+fn existing<'a>(bound: &Bound<'a>, r: &DevRef) -> Result<&'a BlockDevice, String> {
+    bound.block(r).ok_or_else(|| format!("{r} does not exist"))
+}
+
+/// The guards on what a device holds now: `Ok(Some(why))` skips the step, `Err` refuses
+/// it, `Ok(None)` lets it run.
+fn guard(action: &Action, bound: &Bound) -> Result<Option<String>, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |reason: String| Refused::new(doing(action), reason);
     // a step that depends on what a device holds never runs over one whose content the
     // probe could not read (unknown is not blank)
     let content_of = match action {
@@ -270,25 +148,22 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
         .and_then(|r| bound.block(r))
         .and_then(|b| a.unreadable(b.devno))
     {
-        return Err(format!(
+        return Err(refused(format!(
             "{} could not be read: {}; what it holds is unknown",
             u.path, u.error
-        ));
+        )));
     }
     // conditional steps: decided on what the device holds now
     match action {
         Action::Mkfs {
             device,
             fstype,
-            label,
             extra,
             stripes,
             if_blank: true,
             ..
         } => {
-            let b = bound
-                .block(device)
-                .ok_or_else(|| format!("{device} does not exist"))?;
+            let b = existing(bound, device).map_err(refused)?;
             if let Some(fs) = a.filesystem(b.devno) {
                 // what this mkfs would make: only that very filesystem counts as found
                 let expected = super::filesystem::expected_geometry(*fstype, extra, *stripes);
@@ -296,52 +171,47 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
                     && super::filesystem::geometry_problems(*fstype, expected, fs).is_empty()
                     && fs.size.is_none_or(|s| s <= b.size.bytes());
                 if same {
-                    return Ok(Resolved::Skip(format!(
+                    return Ok(Some(format!(
                         "{} already holds {} with this geometry (built over existing data)",
                         b.path, fs.fstype
                     )));
                 }
-                if !d.allow_data_loss {
-                    return Err(format!(
-                        "{} turned out to hold {} (other geometry or size) once it appeared; not making {fstype} over it (set allow_data_loss: true and run again to replace it)",
-                        b.path, fs.fstype
-                    ));
-                }
-                let argv = mkfs_argv(*fstype, &b.path, label.as_deref(), extra, *stripes, true);
-                return Ok(Resolved::Run(Op::Mkfs {
-                    device: DevId {
-                        path: b.path.clone(),
-                        devno: b.devno,
-                    },
-                    fstype: *fstype,
-                    argv,
-                }));
+                // with allow_data_loss it is made over the other one (forced)
+                return if d.allow_data_loss {
+                    Ok(None)
+                } else {
+                    Err(Refused::losing_data(
+                        doing(action),
+                        format!(
+                            "{} turned out to hold {} (other geometry or size) once it appeared",
+                            b.path, fs.fstype
+                        ),
+                    ))
+                };
             }
             if a.gpt(b.devno).is_some() {
-                return Err(format!(
-                    "{} turned out to hold a partition table once it appeared; not making {fstype} over it",
+                return Err(refused(format!(
+                    "{} turned out to hold a partition table once it appeared",
                     b.path
-                ));
+                )));
             }
         }
         Action::CreateGpt {
             disk,
             if_blank: true,
         } => {
-            let b = bound
-                .block(disk)
-                .ok_or_else(|| format!("{disk} does not exist"))?;
+            let b = existing(bound, disk).map_err(refused)?;
             if a.gpt(b.devno).is_some() {
-                return Ok(Resolved::Skip(format!(
+                return Ok(Some(format!(
                     "{} already has a GPT (built over existing data)",
                     b.path
                 )));
             }
             if let Some(fs) = a.filesystem(b.devno) {
-                return Err(format!(
-                    "{} turned out to hold {} once it appeared; not writing a GPT over it",
+                return Err(refused(format!(
+                    "{} turned out to hold {} once it appeared",
                     b.path, fs.fstype
-                ));
+                )));
             }
         }
         Action::AddPartition {
@@ -352,9 +222,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
             if_missing: true,
             ..
         } => {
-            let b = bound
-                .block(disk)
-                .ok_or_else(|| format!("{disk} does not exist"))?;
+            let b = existing(bound, disk).map_err(refused)?;
             if let Some(e) = a
                 .gpt(b.devno)
                 .and_then(|t| t.partitions.iter().find(|p| p.name == *name))
@@ -362,15 +230,12 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
                 let t = a.gpt(b.devno).map(|t| t.last_usable).unwrap_or_default();
                 let want = size.unwrap_or_else(|| rest_of_disk(t, *start));
                 if e.start == *start && e.size == want {
-                    return Ok(Resolved::Skip(format!(
-                        "{} already has partition {name}",
-                        b.path
-                    )));
+                    return Ok(Some(format!("{} already has partition {name}", b.path)));
                 }
-                return Err(format!(
+                return Err(refused(format!(
                     "{} already has a partition {name} with other geometry (start {} size {})",
                     b.path, e.start, e.size
-                ));
+                )));
             }
         }
         Action::SetExtsize { path, size }
@@ -380,13 +245,13 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Str
                     inherit: true,
                 }) =>
         {
-            return Ok(Resolved::Skip(format!(
+            return Ok(Some(format!(
                 "{path} already has an inherited {size} extent size hint"
             )));
         }
         _ => {}
     }
-    resolve_op(action, &bound).map(Resolved::Run)
+    Ok(None)
 }
 
 /// The guard on a reload without `allow_data_loss`: the planner only plans one that keeps
@@ -399,7 +264,7 @@ fn reload_keeps_data(
     target: DmTarget,
     chunk: Sectors,
     table: &[TableLine],
-) -> Result<(), String> {
+) -> Result<(), Refused> {
     let Some(dm) = a.dm(name) else {
         // nothing there to move (the load itself will say the device is missing)
         return Ok(());
@@ -424,25 +289,47 @@ fn reload_keeps_data(
     };
     match effect {
         super::dm::Reload::Keeps => Ok(()),
-        super::dm::Reload::Moves { reasons, cuts_only } => Err(format!(
-            "refusing to reload dm device {name} (now {}; built now from its members: {}): {}; the plan expected a reload that keeps the data, but the members changed before this step. Set allow_data_loss: true to allow it",
-            dm.table.text().join(" / "),
-            table_text(table).join(" / "),
-            super::dm::moves_phrase(&reasons, cuts_only)
+        super::dm::Reload::Moves { reasons, cuts_only } => Err(Refused::losing_data(
+            format!(
+                "to reload dm device {name} (now {}; built now from its members: {})",
+                dm.table.text().join(" / "),
+                table_text(table).join(" / "),
+            ),
+            format!(
+                "{}; the plan expected a reload that keeps the data, but the members changed before this step",
+                super::dm::moves_phrase(&reasons, cuts_only)
+            ),
         )),
     }
 }
 
-fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
+/// What a namespace step makes.
+fn namespace_config(
+    name: &str,
+    mode: NamespaceMode,
+    size: Option<Bytes>,
+    align: Bytes,
+    map: MapMode,
+) -> NamespaceConfig {
+    NamespaceConfig {
+        name: name.to_string(),
+        mode,
+        size,
+        align,
+        map,
+    }
+}
+
+fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
     let (d, a) = (bound.desired(), bound.actual());
-    let dev = |r: &DevRef| -> Result<DevId, String> {
-        bound
-            .block(r)
+    let refused = |reason: String| Refused::new(doing(action), reason);
+    let dev = |r: &DevRef| -> Result<DevId, Refused> {
+        existing(bound, r)
             .map(|b| DevId {
                 path: b.path.clone(),
                 devno: b.devno,
             })
-            .ok_or_else(|| format!("{r} does not exist"))
+            .map_err(refused)
     };
     let is_dm = |r: &DevRef| -> bool {
         matches!(r, DevRef::Device(_))
@@ -458,14 +345,9 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             size,
             align,
             map,
-        } => Op::Namespace {
-            reconfigure: None,
+        } => Op::CreateNamespace {
             region: region.clone(),
-            name: name.clone(),
-            mode: *mode,
-            size: *size,
-            align: *align,
-            map: *map,
+            config: namespace_config(name, *mode, *size, *align, *map),
         },
         Action::ReconfigureNamespace {
             dev,
@@ -474,19 +356,9 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             size,
             align,
             map,
-        } => Op::Namespace {
-            reconfigure: Some(dev.clone()),
-            region: a
-                .namespaces
-                .iter()
-                .find(|n| n.dev == *dev)
-                .map(|n| n.region.clone())
-                .unwrap_or_default(),
-            name: name.clone(),
-            mode: *mode,
-            size: *size,
-            align: *align,
-            map: *map,
+        } => Op::ReconfigureNamespace {
+            dev: dev.clone(),
+            config: namespace_config(name, *mode, *size, *align, *map),
         },
         Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
         Action::ClearNamespace { name, .. } => Op::ClearNamespace {
@@ -509,11 +381,13 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             for m in members {
                 let b = bound
                     .block(m)
-                    .ok_or_else(|| format!("member {m} of {name} does not exist"))?;
+                    .ok_or_else(|| refused(format!("member {m} of {name} does not exist")))?;
                 sized.push((b.devno, b.size));
             }
             let table = build_table(*target, *chunk, &sized).ok_or_else(|| {
-                format!("{name}: a member is smaller than one chunk ({chunk} sectors)")
+                refused(format!(
+                    "{name}: a member is smaller than one chunk ({chunk} sectors)"
+                ))
             })?;
             if matches!(action, Action::CreateDm { .. }) {
                 Op::DmCreate {
@@ -546,25 +420,28 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
                 None => {
                     let t = a
                         .gpt(disk_id.devno)
-                        .ok_or_else(|| format!("{disk} has no GPT"))?;
+                        .ok_or_else(|| refused(format!("{disk} has no GPT")))?;
                     rest_of_disk(t.last_usable, *start)
                 }
             };
             Op::GptAdd {
                 dm_disk: is_dm(disk),
                 disk: disk_id,
-                number: *number,
-                name: name.clone(),
-                start: *start,
-                size,
+                entry: GptEntry {
+                    number: *number,
+                    name: name.clone(),
+                    start: *start,
+                    size,
+                },
             }
         }
         Action::DeletePartition { disk, number } => {
             // the planner deletes an entry only to re-make it with allow_data_loss, or
             // for `state: absent`; anything else would drop the data on it
             if d.state == State::Present && !d.allow_data_loss {
-                return Err(format!(
-                    "refusing to delete partition {number} of {disk} while the arguments declare it present: that moves or drops the data on it. Set allow_data_loss: true to allow it"
+                return Err(Refused::losing_data(
+                    format!("to delete partition {number} of {disk} while the arguments declare it present"),
+                    "that moves or drops the data on it",
                 ));
             }
             Op::GptDelete {
@@ -582,7 +459,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             let e = a
                 .gpt(disk_id.devno)
                 .and_then(|t| t.partitions.iter().find(|p| p.number == *number))
-                .ok_or_else(|| format!("{disk} has no partition {number}"))?;
+                .ok_or_else(|| refused(format!("{disk} has no partition {number}")))?;
             // the planner maps a declared partition's entry; if entry `number` is now
             // another one, its data is not ours to expose under a declared name
             if !d
@@ -590,10 +467,10 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
                 .iter()
                 .any(|p| p.disk == *disk && p.name == e.name)
             {
-                return Err(format!(
+                return Err(refused(format!(
                     "{disk} partition {number} is {:?}, which these arguments do not declare on it; not mapping it as {dm_name}",
                     e.name
-                ));
+                )));
             }
             Op::DmCreate {
                 name: dm_name.clone(),
@@ -614,13 +491,19 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             extra,
             stripes,
             force,
-            ..
+            if_blank,
         } => {
-            let id = dev(device)?;
+            let device = dev(device)?;
+            // a conditional mkfs that runs over another filesystem (the guard let it, with
+            // allow_data_loss) overwrites it
+            let over = *if_blank && a.filesystem(device.devno).is_some();
             Op::Mkfs {
-                argv: mkfs_argv(*fstype, &id.path, label.as_deref(), extra, *stripes, *force),
-                device: id,
+                geometry: dax_geometry(*fstype, extra, *stripes),
                 fstype: *fstype,
+                label: label.clone(),
+                force: *force || over,
+                extra: extra.clone(),
+                device,
             }
         }
         Action::Mount {
@@ -634,7 +517,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             // `dax` or nothing before)
             let syntax = a.dax_syntax();
             if let Some(why) = super::mount::no_such_mode(syntax, *dax, a.kernel()) {
-                return Err(format!("{path}: {why}"));
+                return Err(refused(format!("{path}: {why}")));
             }
             let opts = if *dax == DaxMode::Never && fstype == "xfs" {
                 // xfs before 5.8 knew no dax=never; it is the default anyway
@@ -667,8 +550,9 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
         },
         Action::WriteFile { path, kind, mode } => Op::WriteFile {
             path: path.clone(),
-            content: crate::boot::content_of(kind, bound)
-                .ok_or_else(|| format!("{path}: the device it names does not exist yet"))?,
+            content: crate::boot::content_of(kind, bound).ok_or_else(|| {
+                refused(format!("{path}: the device it names does not exist yet"))
+            })?,
             mode: *mode,
         },
         Action::RemoveFile { path } => Op::RemoveFile { path: path.clone() },
@@ -678,4 +562,113 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, String> {
             size: *size,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actual::Filesystem;
+    use crate::system::fake::FakeSystem;
+    use crate::units::Bytes;
+
+    fn desired(args: serde_json::Value, allow_data_loss: bool) -> Desired {
+        let input = crate::args::parse_input(&args.to_string())
+            .map_err(|e| e.errors)
+            .expect("parses");
+        let mut d = crate::args::validate::validate(&input.args).expect("valid");
+        d.allow_data_loss = allow_data_loss;
+        d
+    }
+
+    fn blank_only_mkfs() -> Action {
+        Action::Mkfs {
+            device: DevRef::Namespace("pm0".into()),
+            fstype: crate::args::FsType::Ext4,
+            label: None,
+            extra: vec![],
+            stripes: 1,
+            force: false,
+            if_blank: true,
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_step_and_allow_data_loss_only_when_data_is_the_reason() {
+        let r = Refused::new("making ext4 on /dev/pmem0", "/dev/pmem0 does not exist");
+        assert_eq!(
+            r.to_string(),
+            "refusing making ext4 on /dev/pmem0: /dev/pmem0 does not exist"
+        );
+        let r = Refused::losing_data(
+            "to delete partition 1 of x",
+            "that moves or drops the data on it",
+        );
+        assert_eq!(
+            r.to_string(),
+            "refusing to delete partition 1 of x: that moves or drops the data on it. Set allow_data_loss: true to allow it"
+        );
+    }
+
+    /// A mkfs planned over content unknown then: decided on what the device holds when it
+    /// runs, in one place, with a typed outcome.
+    #[test]
+    fn a_blank_only_mkfs_runs_skips_or_is_refused() {
+        let args = serde_json::json!({
+            "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+            "filesystems": [{"device": "pm0", "type": "ext4"}]
+        });
+        let mut fake = FakeSystem::with_fsdax(1, Bytes(1 << 30));
+        let d = desired(args.clone(), false);
+        // blank: runs, not forced
+        match resolve(&blank_only_mkfs(), &d, &fake.state) {
+            Ok(Resolved::Run(Op::Mkfs { force, fstype, .. })) => {
+                assert!(!force);
+                assert_eq!(fstype, crate::args::FsType::Ext4);
+            }
+            other => panic!("{other:?}"),
+        }
+        // another filesystem turned up: refused for its data, unless data loss is allowed
+        let pmem0 = fake.state.block_named("pmem0").expect("pmem0").clone();
+        fake.state.filesystems.push(Filesystem {
+            device: pmem0.devno,
+            fstype: "xfs".into(),
+            uuid: None,
+            label: None,
+            block_size: Some(Bytes(4096)),
+            stripe_unit: Some(512),
+            stripe_width: Some(512),
+            reflink: Some(false),
+            size: Some(Bytes(1 << 20)),
+        });
+        let r = resolve(&blank_only_mkfs(), &d, &fake.state).expect_err("refused");
+        assert!(r.data_loss, "{r}");
+        assert_eq!(r.what, "making ext4 on namespace pm0");
+        assert!(
+            r.to_string().starts_with(
+                "refusing making ext4 on namespace pm0: /dev/pmem0 turned out to hold xfs (other geometry or size) once it appeared"
+            ),
+            "{r}"
+        );
+        let allowed = desired(args.clone(), true);
+        assert!(matches!(
+            resolve(&blank_only_mkfs(), &allowed, &fake.state),
+            Ok(Resolved::Run(Op::Mkfs { force: true, .. }))
+        ));
+        // the very filesystem it would make: skipped
+        fake.state.filesystems.last_mut().expect("fs").fstype = "ext4".into();
+        fake.state.filesystems.last_mut().expect("fs").stripe_width = Some(0);
+        assert!(matches!(
+            resolve(&blank_only_mkfs(), &d, &fake.state),
+            Ok(Resolved::Skip(why)) if why.contains("already holds ext4")
+        ));
+        // unreadable: refused, not for data loss
+        fake.state.unreadable.push(crate::actual::Unreadable {
+            device: pmem0.devno,
+            path: pmem0.path.clone(),
+            error: "Input/output error".into(),
+        });
+        let r = resolve(&blank_only_mkfs(), &allowed, &fake.state).expect_err("refused");
+        assert!(!r.data_loss, "{r}");
+        assert!(r.reason.contains("what it holds is unknown"), "{r}");
+    }
 }

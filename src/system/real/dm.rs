@@ -387,7 +387,7 @@ pub fn remove(name: &str) -> Result<Output, SystemError> {
 /// KiB inherited from pmem on 6.1): below the chunk every fault falls back to 4 KiB
 /// pages. Raise it to the chunk, within what the device allows.
 fn raise_max_sectors(devno: Devno, table: &[TableLine]) -> Result<(), SystemError> {
-    let want = crate::plan::striped_chunk_kb(table);
+    let want = crate::actual::dm::striped_chunk_kb(table);
     if want == 0 {
         return Ok(());
     }

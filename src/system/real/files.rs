@@ -441,10 +441,7 @@ pub fn before_unit_change(root: &Path, path: &str) -> Result<(), SystemError> {
 /// reload); then the pending mark is cleared.
 pub fn daemon_reload(root: &Path, record: &super::record::Recorder) -> Result<Output, SystemError> {
     let out = if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
-        exec::run(
-            record,
-            &["systemctl".to_string(), "daemon-reload".to_string()],
-        )?
+        exec::run(record, &super::argv::daemon_reload())?
     } else {
         Output {
             stdout: "systemd is not running here: nothing to reload".into(),

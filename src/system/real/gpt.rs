@@ -30,7 +30,7 @@
 //! logical blocks are handled (LBAs are converted).
 
 use crate::actual::{Devno, GptPartition, PartitionTable};
-use crate::plan::resolve::DevId;
+use crate::system::{DevId, GptEntry};
 use crate::system::{Output, SystemError};
 use crate::units::{Sectors, SECTOR_BYTES};
 use gpt::disk::LogicalBlockSize;
@@ -720,18 +720,17 @@ pub fn create(disk: &DevId) -> Result<Output, SystemError> {
     Ok(done(msg))
 }
 
-/// Add GPT entry `number` named `name` at `start` with `size` sectors (type Linux
-/// filesystem data), write the table, and unless `dm_disk` add the partition to the
-/// kernel with `BLKPG_ADD_PARTITION`. An identical entry already there is not written
-/// again (the kernel is still told, if it lacks the partition).
-pub fn add(
-    disk: &DevId,
-    number: u32,
-    name: &str,
-    start: Sectors,
-    size: Sectors,
-    dm_disk: bool,
-) -> Result<Output, SystemError> {
+/// Add GPT `entry` (its number and name, at its start with its size in sectors; type
+/// Linux filesystem data), write the table, and unless `dm_disk` add the partition to
+/// the kernel with `BLKPG_ADD_PARTITION`. An identical entry already there is not
+/// written again (the kernel is still told, if it lacks the partition).
+pub fn add(disk: &DevId, entry: &GptEntry, dm_disk: bool) -> Result<Output, SystemError> {
+    let GptEntry {
+        number,
+        ref name,
+        start,
+        size,
+    } = *entry;
     let path = &disk.path;
     let mut d = open_disk(disk)?;
     let g = d.g;

@@ -20,9 +20,11 @@
 //! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
 //! - `pmd.rs`: the PMD fault check (tracefs fs_dax events over a shared mapping)
 //! - `exec.rs`: the table of external programs and the argv runner
+//! - `argv.rs`: the command lines of the ops that run one of those programs
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 //! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
 
+pub mod argv;
 pub mod block;
 pub mod content;
 pub mod dax;
@@ -42,8 +44,8 @@ pub mod record;
 use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
 use crate::actual::{Actual, Missing};
-use crate::plan::Op;
 use crate::system::timing::{OperationTime, Timing};
+use crate::system::Op;
 use record::Recorder;
 use std::path::{Path, PathBuf};
 
@@ -174,16 +176,17 @@ impl RealSystem {
             }
         }
         let out = match op {
-            Op::Namespace { name, mode, .. } => {
+            Op::CreateNamespace { config, .. } | Op::ReconfigureNamespace { config, .. } => {
+                let (name, mode) = (&config.name, config.mode);
                 // the namespace counts as made only once cleared: a durable marker with
                 // the uuid it gets is written first and dropped after the clearing
                 // (files::CLEARING_DIR says why); devdax has no block device to clear
                 let uuid = files::new_uuid()?;
-                let clears = *mode != crate::args::NamespaceMode::Devdax;
+                let clears = mode != crate::args::NamespaceMode::Devdax;
                 if clears {
                     files::mark_uncleared(&self.root, &uuid, name)?;
                 }
-                let mut argv = op.argv().unwrap_or_default();
+                let mut argv = argv::command_line(op).unwrap_or_default();
                 argv.push(format!("--uuid={uuid}"));
                 let mut out = match exec::run(&self.record, &argv) {
                     Ok(out) => out,
@@ -220,8 +223,7 @@ impl RealSystem {
                 }
             }
             Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
-                let argv = op.argv().unwrap_or_default();
-                exec::run(&self.record, &argv)?
+                exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
             }
             Op::DmCreate { name, table } => dm::create(name, table)?,
             Op::DmReload { name, table } => dm::reload(name, table)?,
@@ -229,12 +231,9 @@ impl RealSystem {
             Op::GptCreate { disk } => gpt::create(disk)?,
             Op::GptAdd {
                 disk,
-                number,
-                name,
-                start,
-                size,
+                entry,
                 dm_disk,
-            } => gpt::add(disk, *number, name, *start, *size, *dm_disk)?,
+            } => gpt::add(disk, entry, *dm_disk)?,
             Op::GptDelete {
                 disk,
                 number,
@@ -267,7 +266,8 @@ impl RealSystem {
         // wait for it after anything that adds or removes devices.
         if matches!(
             op,
-            Op::Namespace { .. }
+            Op::CreateNamespace { .. }
+                | Op::ReconfigureNamespace { .. }
                 | Op::DestroyNamespace { .. }
                 | Op::DmCreate { .. }
                 | Op::DmReload { .. }

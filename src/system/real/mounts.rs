@@ -8,8 +8,8 @@
 
 use crate::actual::{DaxSyntax, Devno, Extsize, Mount};
 use crate::args::DaxMode;
-use crate::plan::resolve::DevId;
 use crate::system::scope::Reach;
+use crate::system::DevId;
 use crate::system::{Output, SystemError};
 use crate::units::Bytes;
 use nix::mount::MsFlags;

@@ -1,0 +1,467 @@
+//! The fake system: an in-memory [`Actual`] that the typed operations mutate the way the
+//! kernel and the tools would (device numbers, holders, sizes after fsdax metadata, busy
+//! devices, the mkfs geometry asked for, XFS's silent DAX fall-back). It sits *below*
+//! the planner and knows nothing of it, so tests exercise the real decisions. It can fail
+//! on purpose at a chosen operation, and devices can fail to read
+//! ([`FakeSystem::read_errors`]).
+//!
+//! Files, by subsystem (as `real/`): `nd.rs` namespaces, `dm.rs` device mapper (and where
+//! raw data lives), `gpt.rs` partition tables, `fs.rs` mkfs, `mount.rs` mounts and the
+//! checks after mounting, `files.rs` boot persistence files; here the machine, its
+//! reboot, the probe and the dispatch of an op.
+//!
+//! A probe returns what the real one would: the scope the run set applies (see
+//! `system/scope.rs`), so the content of devices out of scope is not in the snapshot,
+//! and a device in scope that fails to read, is suspended or sits on a suspended one is
+//! in `unreadable` instead of its content.
+
+mod dm;
+mod files;
+mod fs;
+mod gpt;
+mod mount;
+mod nd;
+
+use super::argv::command_line;
+use super::scope::{reach, ProbeScope};
+use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
+use crate::actual::{
+    partition_name, Actual, BlockDevice, Devno, Extsize, Filesystem, Namespace, Region, Unreadable,
+};
+use crate::args::{MapMode, NamespaceMode};
+use crate::units::Bytes;
+
+/// Major numbers as the kernel hands them out to pmem and dm.
+const PMEM_MAJOR: u32 = 259;
+const DM_MAJOR: u32 = 253;
+/// What the kernel sets for a pmem block device (and a dm device inherits).
+const PMEM_MAX_SECTORS_KB: u32 = 1280;
+
+/// The fake machine.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSystem {
+    /// Current state.
+    pub state: Actual,
+    /// Operations executed so far.
+    pub executed: Vec<Op>,
+    /// Fail the operation with this 1-based index (counted over all executes).
+    pub fail_at: Option<usize>,
+    /// Number of probes made.
+    pub probes: usize,
+    /// Stop the operation with this 1-based index half-way, as a SIGKILL would: a
+    /// namespace is made (with its uncleared marker) but not cleared; other operations
+    /// are not done at all. The execute returns an error, as the next run would find.
+    pub kill_mid_op: Option<usize>,
+    /// Content an earlier namespace left on the media: every namespace made shows this
+    /// filesystem until its ends are cleared (ndctl does not clear them).
+    pub left_on_media: Option<Filesystem>,
+    /// Simulate an old kernel that shows dax=always in mountinfo while files get no DAX.
+    pub files_without_dax: bool,
+    /// Filesystems on dm devices, by the table in member identity (namespace devices):
+    /// the data lives on the members, so it comes back when the same table is loaded.
+    pub dm_content: std::collections::BTreeMap<String, Filesystem>,
+    /// xfs root extent size hints, by filesystem uuid (they live on disk).
+    pub extsize_by_fs: std::collections::BTreeMap<String, Extsize>,
+    /// Raw data an application wrote straight to a dm device or a partition (no
+    /// signature: nothing a probe recognises), by device name: for each sector written,
+    /// the bottom device (neither dm nor a partition: a namespace's) and the sector on it
+    /// where the data went. Only where data lives is modelled (a reload, or a partition
+    /// re-made, that maps a sector elsewhere scrambles it); see [`FakeSystem::write_raw`].
+    pub raw_data: std::collections::BTreeMap<String, Vec<(u64, Devno, u64)>>,
+    /// Devices whose reads fail, with the error a read gets (`Input/output error`).
+    pub read_errors: std::collections::BTreeMap<Devno, String>,
+    /// The scope of the next probes (set by the run).
+    pub scope: ProbeScope,
+    /// Paths of the devices the probes read, in order (what the real probe would open).
+    pub reads: Vec<String>,
+}
+
+impl FakeSystem {
+    /// A machine with `n` fresh (label-less) DIMMs of `size` each, one region each.
+    pub fn fresh_dimms(n: u32, size: Bytes) -> Self {
+        let mut s = FakeSystem::default();
+        s.state.platform = Some(crate::actual::Platform {
+            page_size: Bytes(4096),
+            pse: true,
+            pdpe1gb: true,
+            thp: Some("madvise".into()),
+            kernel: None,
+        });
+        for i in 0..n {
+            s.state.regions.push(Region {
+                name: format!("region{i}"),
+                size,
+                available_size: Bytes(0),
+                align: Some(Bytes(16 << 20)),
+                numa_node: Some(0),
+                interleave_ways: Some(1),
+                labels: true,
+            });
+            let blk = format!("pmem{i}");
+            s.state.namespaces.push(Namespace {
+                dev: format!("namespace{i}.0"),
+                region: format!("region{i}"),
+                name: None,
+                mode: NamespaceMode::Raw,
+                size,
+                uuid: None,
+                align: None,
+                map: None,
+                blockdev: Some(blk.clone()),
+                chardev: None,
+                resource: Some(0x1_4000_0000 + u64::from(i) * size.0),
+                numa_node: Some(0),
+            });
+            let devno = s.next_devno(PMEM_MAJOR);
+            s.state.block_devices.push(BlockDevice {
+                name: blk.clone(),
+                devno,
+                path: format!("/dev/{blk}"),
+                aliases: vec![],
+                size: size.sectors(),
+                dax: false,
+                holders: vec![],
+                partition: None,
+                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
+            });
+        }
+        s
+    }
+
+    /// A machine of `n` DIMMs, each region in one fsdax namespace named `pm<i>`.
+    pub fn with_fsdax(n: u32, size: Bytes) -> Self {
+        let mut s = Self::fresh_dimms(n, size);
+        for i in 0..n {
+            let op = Op::ReconfigureNamespace {
+                dev: format!("namespace{i}.0"),
+                config: NamespaceConfig {
+                    name: format!("pm{i}"),
+                    mode: NamespaceMode::Fsdax,
+                    size: None,
+                    align: Bytes(2 << 20),
+                    map: MapMode::Dev,
+                },
+            };
+            if let Err(e) = s.apply(&op, false) {
+                unreachable!("a fresh fake machine converts: {e}");
+            }
+        }
+        s
+    }
+
+    /// A reboot: dm devices and mounts are gone (tables live only in the kernel), the
+    /// `/dev/pmemN` names and numbers of the namespaces swap around; data stays on the
+    /// namespaces (a dm device's filesystem returns when the same table is loaded).
+    pub fn reboot(&mut self) {
+        for dm in self.state.dm_devices.clone() {
+            if let (Some(key), Some(fs)) = (
+                dm.table.lines().ok().and_then(|t| self.identity(t)),
+                self.state.filesystem(dm.devno).cloned(),
+            ) {
+                // with the device down, its superblock is seen on its first member
+                let first = dm
+                    .table
+                    .lines()
+                    .ok()
+                    .and_then(|t| t.first().and_then(|l| l.members().first().copied()));
+                if let Some(first) = first {
+                    self.state.filesystems.push(Filesystem {
+                        device: first,
+                        ..fs.clone()
+                    });
+                }
+                self.dm_content.insert(key, fs);
+            }
+            self.state.filesystems.retain(|f| f.device != dm.devno);
+            self.state.block_devices.retain(|b| b.devno != dm.devno);
+        }
+        self.state.dm_devices.clear();
+        self.state.mounts.clear();
+        // /run is empty after a boot
+        self.state.files.retain(|f| !f.path.starts_with("/run/"));
+        for b in &mut self.state.block_devices {
+            b.holders.clear();
+        }
+        // reverse the pmem numbering: names and numbers travel together
+        let mut pmem: Vec<usize> = (0..self.state.block_devices.len())
+            .filter(|i| {
+                self.state.block_devices[*i].partition.is_none()
+                    && self.state.block_devices[*i].name.starts_with("pmem")
+            })
+            .collect();
+        pmem.sort_by_key(|i| self.state.block_devices[*i].name.clone());
+        let names: Vec<(String, Devno)> = pmem
+            .iter()
+            .map(|i| {
+                (
+                    self.state.block_devices[*i].name.clone(),
+                    self.state.block_devices[*i].devno,
+                )
+            })
+            .collect();
+        let old_devnos: Vec<Devno> = names.iter().map(|(_, d)| *d).collect();
+        for (k, i) in pmem.iter().enumerate() {
+            let (name, devno) = names[names.len() - 1 - k].clone();
+            let old_name = self.state.block_devices[*i].name.clone();
+            for n in &mut self.state.namespaces {
+                if n.blockdev.as_deref() == Some(old_name.as_str()) {
+                    n.blockdev = Some(format!("{name}.new"));
+                }
+            }
+            let b = &mut self.state.block_devices[*i];
+            b.name = format!("{name}.new");
+            b.path = format!("/dev/{name}");
+            for f in &mut self.state.filesystems {
+                if f.device == old_devnos[k] {
+                    f.device = Devno {
+                        major: 0,
+                        minor: devno.minor + 100_000,
+                    };
+                }
+            }
+            for t in &mut self.state.partition_tables {
+                if t.disk == old_devnos[k] {
+                    t.disk = Devno {
+                        major: 0,
+                        minor: devno.minor + 100_000,
+                    };
+                }
+            }
+            b.devno = devno;
+        }
+        // partitions travel with their disk (the kernel reads the table again under the
+        // disk's new name); their own numbers and contents stay
+        let renamed: Vec<(String, String)> = pmem
+            .iter()
+            .enumerate()
+            .map(|(k, _)| (names[k].0.clone(), names[names.len() - 1 - k].0.clone()))
+            .collect();
+        for b in &mut self.state.block_devices {
+            let Some(p) = b.partition.as_mut() else {
+                continue;
+            };
+            if let Some((_, new)) = renamed.iter().find(|(old, _)| *old == p.disk) {
+                p.disk = new.clone();
+                b.name = partition_name(new, p.number);
+                b.path = format!("/dev/{}", b.name);
+            }
+        }
+        for b in &mut self.state.block_devices {
+            b.name = b.name.trim_end_matches(".new").to_string();
+        }
+        for n in &mut self.state.namespaces {
+            n.blockdev = n
+                .blockdev
+                .as_ref()
+                .map(|b| b.trim_end_matches(".new").to_string());
+        }
+        for f in &mut self.state.filesystems {
+            if f.device.major == 0 {
+                f.device = Devno {
+                    major: PMEM_MAJOR,
+                    minor: f.device.minor - 100_000,
+                };
+            }
+        }
+        for t in &mut self.state.partition_tables {
+            if t.disk.major == 0 {
+                t.disk = Devno {
+                    major: PMEM_MAJOR,
+                    minor: t.disk.minor - 100_000,
+                };
+            }
+        }
+    }
+
+    /// Count of mutating operations executed.
+    pub fn mutations(&self) -> usize {
+        self.executed.len()
+    }
+
+    fn next_devno(&self, major: u32) -> Devno {
+        let minor = self
+            .state
+            .block_devices
+            .iter()
+            .filter(|b| b.devno.major == major)
+            .map(|b| b.devno.minor + 1)
+            .max()
+            .unwrap_or(0);
+        Devno { major, minor }
+    }
+
+    fn busy(&self, bd: &BlockDevice) -> Option<String> {
+        if !bd.holders.is_empty() {
+            return Some(format!("{} is held by {}", bd.path, bd.holders.join(", ")));
+        }
+        if let Some(m) = self.state.mounts.iter().find(|m| m.devno == bd.devno) {
+            return Some(format!("{} is mounted on {}", bd.path, m.target));
+        }
+        if let Some(p) = self
+            .state
+            .partitions_of(&bd.name)
+            .find_map(|p| self.busy(p))
+        {
+            return Some(p);
+        }
+        None
+    }
+
+    /// Forget what was on a device (its content was destroyed).
+    fn wipe(&mut self, devno: Devno) {
+        self.state.filesystems.retain(|f| f.device != devno);
+        self.state.partition_tables.retain(|t| t.disk != devno);
+        if let Some(name) = self.state.block(devno).map(|b| b.name.clone()) {
+            let parts: Vec<Devno> = self.state.partitions_of(&name).map(|p| p.devno).collect();
+            for p in parts {
+                self.wipe(p);
+            }
+            self.state
+                .block_devices
+                .retain(|b| b.partition.as_ref().is_none_or(|p| p.disk != name));
+        }
+    }
+
+    fn apply(&mut self, op: &Op, killed: bool) -> Result<Output, SystemError> {
+        match op {
+            Op::CreateNamespace { region, config } => {
+                self.create_namespace(region, config, killed)?
+            }
+            Op::ReconfigureNamespace { dev, config } => {
+                self.reconfigure_namespace(dev, config, killed)?
+            }
+            Op::ClearNamespace { name, device } => self.clear_namespace(name, device),
+            Op::DestroyNamespace { dev } => self.destroy_namespace(dev)?,
+            Op::DmCreate { name, table } => self.dm_create(name, table)?,
+            Op::DmReload { name, table } => self.dm_reload(name, table)?,
+            Op::DmRemove { name } => self.dm_remove(name)?,
+            Op::GptCreate { disk } => self.gpt_create(disk)?,
+            Op::GptAdd {
+                disk,
+                entry,
+                dm_disk,
+            } => self.gpt_add(disk, entry, *dm_disk)?,
+            Op::GptDelete {
+                disk,
+                number,
+                dm_disk,
+            } => self.gpt_delete(disk, *number, *dm_disk)?,
+            Op::Mkfs {
+                geometry, extra, ..
+            } => {
+                // what mkfs makes: the geometry asked for, as the user's words leave it
+                self.mkfs(op, geometry.layout(extra))?
+            }
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                options,
+            } => self.mount(source, target, fstype, options)?,
+            Op::Remount { target, options } => self.remount(target, options)?,
+            Op::Umount { target, .. } => self.umount(target)?,
+            Op::WriteFile {
+                path,
+                content,
+                mode,
+            } => self.write_file(path, content, *mode),
+            Op::RemoveFile { path } => self.remove_file(path),
+            Op::DaemonReload => self.daemon_reload(),
+            Op::SetExtsize { target, size } => self.set_extsize(target, size)?,
+        }
+        Ok(Output {
+            argv: command_line(op),
+            ..Output::default()
+        })
+    }
+
+    fn fail(what: &str, error: impl Into<String>) -> SystemError {
+        SystemError::Os {
+            what: what.to_string(),
+            error: error.into(),
+        }
+    }
+}
+
+impl System for FakeSystem {
+    fn set_scope(&mut self, scope: ProbeScope) {
+        self.scope = scope;
+    }
+
+    /// The state as the real probe would return it: content only of the devices in
+    /// scope that read, the others in scope as unreadable.
+    fn probe(&mut self) -> Result<Actual, SystemError> {
+        self.probes += 1;
+        let mut a = self.state.clone();
+        let r = reach(&self.scope, &a);
+        let mut unreadable = Vec::new();
+        for b in &a.block_devices {
+            if let Some(why) = r.blocked.get(&b.devno) {
+                unreadable.push(Unreadable {
+                    device: b.devno,
+                    path: b.path.clone(),
+                    error: why.clone(),
+                });
+            } else if r.read.contains(&b.devno) {
+                self.reads.push(b.path.clone());
+                if let Some(e) = self.read_errors.get(&b.devno) {
+                    unreadable.push(Unreadable {
+                        device: b.devno,
+                        path: b.path.clone(),
+                        error: format!("reading the start of {}: {e}", b.path),
+                    });
+                }
+            }
+        }
+        let readable = |d: &Devno| r.read.contains(d) && !self.read_errors.contains_key(d);
+        a.filesystems.retain(|f| readable(&f.device));
+        a.partition_tables.retain(|t| readable(&t.disk));
+        for m in &mut a.mounts {
+            if !readable(&m.devno) {
+                m.root_extsize = None;
+            }
+        }
+        a.unreadable = unreadable;
+        Ok(a)
+    }
+
+    fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        let n = self.executed.len() + 1;
+        if self.fail_at == Some(n) {
+            return Err(SystemError::Command {
+                argv: command_line(op).unwrap_or_else(|| vec![format!("{op:?}")]),
+                rc: Some(1),
+                stdout: String::new(),
+                stderr: format!("injected fault at operation {n}"),
+            });
+        }
+        let killed = self.kill_mid_op == Some(n);
+        let makes_namespace = matches!(
+            op,
+            Op::CreateNamespace { .. } | Op::ReconfigureNamespace { .. }
+        );
+        if killed && !makes_namespace {
+            return Err(Self::fail(
+                "killed",
+                format!("operation {n} stopped before it did anything"),
+            ));
+        }
+        let out = self.apply(op, killed)?;
+        self.executed.push(op.clone());
+        if killed {
+            return Err(Self::fail(
+                "killed",
+                format!("operation {n} stopped after ndctl, before the clearing"),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn pmd_check(&mut self, mount_point: &str) -> Result<PmdFaults, SystemError> {
+        self.pmd_faults(mount_point)
+    }
+
+    fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError> {
+        self.statx_dax(mount_point)
+    }
+}

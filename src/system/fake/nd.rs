@@ -1,0 +1,234 @@
+//! Namespaces: `ndctl create-namespace` (new or in place), the clearing of a new one's
+//! ends, `ndctl destroy-namespace`; with the sizes the kernel leaves a block device after
+//! the fsdax/devdax metadata.
+
+use super::{FakeSystem, PMEM_MAJOR, PMEM_MAX_SECTORS_KB};
+use crate::actual::{BlockDevice, Filesystem, Namespace};
+use crate::args::{MapMode, NamespaceMode};
+use crate::system::{DevId, NamespaceConfig, SystemError};
+use crate::units::Bytes;
+
+impl FakeSystem {
+    /// `ndctl create-namespace -r REGION`: a new namespace in what the region has left.
+    pub(super) fn create_namespace(
+        &mut self,
+        region: &str,
+        c: &NamespaceConfig,
+        killed: bool,
+    ) -> Result<(), SystemError> {
+        let what = "ndctl create-namespace";
+        let r = self
+            .state
+            .regions
+            .iter_mut()
+            .find(|r| r.name == *region)
+            .ok_or_else(|| Self::fail(what, format!("{region} not found")))?;
+        let s = c.size.unwrap_or(r.available_size);
+        if s.is_zero() || s > r.available_size {
+            return Err(Self::fail(what, format!("{region}: not enough space")));
+        }
+        r.available_size -= s;
+        let idx = region.trim_start_matches("region");
+        let k = self
+            .state
+            .namespaces
+            .iter()
+            .filter(|n| n.region == *region)
+            .count();
+        let dev = format!("namespace{idx}.{k}");
+        self.make_namespace(&dev, region, s, None, c, killed);
+        Ok(())
+    }
+
+    /// `ndctl create-namespace -f -e DEV`: the namespace made again in place (refused
+    /// while its block device is in use).
+    pub(super) fn reconfigure_namespace(
+        &mut self,
+        dev: &str,
+        c: &NamespaceConfig,
+        killed: bool,
+    ) -> Result<(), SystemError> {
+        let what = "ndctl create-namespace";
+        let ns = self.idle_namespace(dev, what)?;
+        let r = self
+            .state
+            .regions
+            .iter_mut()
+            .find(|r| r.name == ns.region)
+            .ok_or_else(|| Self::fail(what, "no region"))?;
+        let new_size = c.size.unwrap_or(ns.size);
+        if ns.is_label_less() {
+            r.available_size = r.size.saturating_sub(new_size);
+        } else if new_size > r.available_size + ns.size {
+            return Err(Self::fail(what, "not enough space"));
+        } else {
+            r.available_size = r.available_size + ns.size - new_size;
+        }
+        self.make_namespace(dev, &ns.region, new_size, ns.blockdev.clone(), c, killed);
+        Ok(())
+    }
+
+    /// Namespace `dev`, found and not in use (`what` fails otherwise).
+    fn idle_namespace(&self, dev: &str, what: &str) -> Result<Namespace, SystemError> {
+        let ns = self
+            .state
+            .namespaces
+            .iter()
+            .find(|n| n.dev == *dev)
+            .cloned()
+            .ok_or_else(|| Self::fail(what, format!("{dev} not found")))?;
+        if let Some(bd) = ns
+            .blockdev
+            .as_deref()
+            .and_then(|b| self.state.block_named(b))
+        {
+            if let Some(why) = self.busy(bd) {
+                return Err(Self::fail(what, format!("{dev}: device busy ({why})")));
+            }
+        }
+        Ok(ns)
+    }
+
+    /// Namespace `dev` of `ns_size` made as `c` (over block device `old_blk`, if it had
+    /// one): its block device, and as the real system does, the uncleared marker, then
+    /// (unless `killed` half-way) the clearing of its ends.
+    fn make_namespace(
+        &mut self,
+        dev: &str,
+        region: &str,
+        ns_size: Bytes,
+        old_blk: Option<String>,
+        c: &NamespaceConfig,
+        killed: bool,
+    ) {
+        if let Some(old) = &old_blk {
+            if let Some(devno) = self.state.block_named(old).map(|b| b.devno) {
+                self.wipe(devno);
+            }
+            self.state.block_devices.retain(|b| b.name != *old);
+        }
+        let blockdev = match c.mode {
+            NamespaceMode::Devdax => None,
+            _ => Some(old_blk.clone().unwrap_or_else(|| {
+                let n = (0..)
+                    .find(|i| self.state.block_named(&format!("pmem{i}")).is_none())
+                    .unwrap_or(0);
+                format!("pmem{n}")
+            })),
+        };
+        if let Some(b) = &blockdev {
+            let devno = self.next_devno(PMEM_MAJOR);
+            let usable = Self::usable(ns_size, c.mode, c.align, c.map);
+            self.state.block_devices.push(BlockDevice {
+                name: b.clone(),
+                devno,
+                path: format!("/dev/{b}"),
+                aliases: vec![],
+                size: usable.sectors(),
+                dax: c.mode == NamespaceMode::Fsdax,
+                holders: vec![],
+                partition: None,
+                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
+            });
+        }
+        let region_name = self
+            .state
+            .namespaces
+            .iter()
+            .find(|n| n.dev == dev)
+            .map(|n| n.region.clone())
+            .unwrap_or_else(|| region.to_string());
+        let dax_like = matches!(c.mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
+        let ns = Namespace {
+            dev: dev.to_string(),
+            region: region_name,
+            name: Some(c.name.clone()),
+            mode: c.mode,
+            size: ns_size,
+            uuid: Some(format!(
+                "00000000-0000-4000-8000-{:012x}",
+                self.executed.len() + 1
+            )),
+            align: dax_like.then_some(c.align),
+            map: dax_like.then_some(c.map),
+            chardev: (c.mode == NamespaceMode::Devdax)
+                .then(|| format!("dax{}", dev.trim_start_matches("namespace"))),
+            blockdev,
+            resource: None,
+            numa_node: Some(0),
+        };
+        let uuid = ns.uuid.clone().unwrap_or_default();
+        let blk = ns.blockdev.clone();
+        match self.state.namespaces.iter_mut().find(|n| n.dev == dev) {
+            Some(slot) => *slot = ns,
+            None => self.state.namespaces.push(ns),
+        }
+        // as the real system: marker, ndctl, clearing, marker dropped
+        if let Some(devno) = blk
+            .as_deref()
+            .and_then(|b| self.state.block_named(b))
+            .map(|b| b.devno)
+        {
+            self.state.uncleared.push(crate::actual::Uncleared {
+                uuid,
+                name: c.name.clone(),
+            });
+            if let Some(fs) = &self.left_on_media {
+                self.state.filesystems.push(Filesystem {
+                    device: devno,
+                    ..fs.clone()
+                });
+            }
+            if !killed {
+                self.wipe(devno);
+                self.state.uncleared.retain(|m| m.name != c.name);
+            }
+        }
+    }
+
+    /// The ends of a new namespace cleared, its marker dropped.
+    pub(super) fn clear_namespace(&mut self, name: &str, device: &DevId) {
+        self.wipe(device.devno);
+        self.state.uncleared.retain(|m| m.name != *name);
+    }
+
+    /// `ndctl destroy-namespace -f DEV` (refused while its block device is in use).
+    pub(super) fn destroy_namespace(&mut self, dev: &str) -> Result<(), SystemError> {
+        let ns = self.idle_namespace(dev, "ndctl destroy-namespace")?;
+        if let Some(bd) = ns
+            .blockdev
+            .as_deref()
+            .and_then(|b| self.state.block_named(b))
+            .cloned()
+        {
+            self.wipe(bd.devno);
+            self.state.block_devices.retain(|b| b.devno != bd.devno);
+        }
+        if let Some(r) = self.state.regions.iter_mut().find(|r| r.name == ns.region) {
+            r.available_size += ns.size;
+        }
+        self.state.namespaces.retain(|n| n.dev != *dev);
+        Ok(())
+    }
+
+    /// Usable block device size of a namespace in a mode.
+    fn usable(size: Bytes, mode: NamespaceMode, align: Bytes, map: MapMode) -> Bytes {
+        let align = if align.is_zero() {
+            Bytes(2 << 20)
+        } else {
+            align
+        };
+        match mode {
+            NamespaceMode::Raw => size,
+            NamespaceMode::Sector => (size - size / 256).align_down(Bytes(4096)),
+            NamespaceMode::Fsdax | NamespaceMode::Devdax => {
+                let meta = match map {
+                    MapMode::Dev => size.0 / 64 + (2 << 20),
+                    MapMode::Mem => 2 << 20,
+                };
+                let meta = align * meta.div_ceil(align.0);
+                size.saturating_sub(meta)
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The operations the system boundary carries out, typed: device ids, namespace
+//! configurations, dm tables, GPT entries, mkfs geometry. No command line is here: the
+//! real system spells an op as argv next to its table of programs
+//! (`system/real/argv.rs`); the fake carries the op out in memory.
+
+use crate::actual::dm::TableLine;
+use crate::actual::Devno;
+use crate::args::{FsType, MapMode, NamespaceMode};
+use crate::geometry::FsGeometry;
+use crate::units::{Bytes, Sectors};
+use serde::Serialize;
+
+/// What a namespace is made as (the `-m -n -s -a -M` of `ndctl create-namespace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceConfig {
+    /// Its name (`-n`).
+    pub name: String,
+    /// Its mode (`-m`).
+    pub mode: NamespaceMode,
+    /// Its size (`-s`; none: all the region has, or the size it has when made in place).
+    pub size: Option<Bytes>,
+    /// Its alignment (`-a`, fsdax and devdax only).
+    pub align: Bytes,
+    /// Where its page structures live (`-M`, fsdax and devdax only).
+    pub map: MapMode,
+}
+
+/// A new GPT entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GptEntry {
+    /// Its number.
+    pub number: u32,
+    /// Its name.
+    pub name: String,
+    /// First sector.
+    pub start: Sectors,
+    /// Length.
+    pub size: Sectors,
+}
+
+/// A device as an operation needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DevId {
+    /// Path to open.
+    pub path: String,
+    /// Its number (to check we open what we think).
+    pub devno: Devno,
+}
+
+/// A concrete operation on the system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `ndctl create-namespace -r REGION`: a new namespace. Timed as `namespace`, as
+    /// the reconfiguration is: the same program.
+    #[serde(rename = "namespace")]
+    CreateNamespace {
+        /// The region it is made in.
+        region: String,
+        /// What it is made as.
+        config: NamespaceConfig,
+    },
+    /// `ndctl create-namespace -f -e DEV`: an existing namespace made again in place
+    /// (its data is gone).
+    #[serde(rename = "namespace")]
+    ReconfigureNamespace {
+        /// The kernel device (namespaceX.Y).
+        dev: String,
+        /// What it is made as.
+        config: NamespaceConfig,
+    },
+    /// Zero the ends of a namespace's block device and drop its uncleared marker.
+    ClearNamespace {
+        /// The namespace's name (its markers are dropped).
+        name: String,
+        /// Its block device.
+        device: DevId,
+    },
+    /// `ndctl destroy-namespace -f`.
+    DestroyNamespace {
+        /// Kernel device.
+        dev: String,
+    },
+    /// Create a dm device with a table and resume it.
+    DmCreate {
+        /// Name.
+        name: String,
+        /// Table.
+        #[serde(serialize_with = "lines")]
+        table: Vec<TableLine>,
+    },
+    /// Suspend, load, resume.
+    DmReload {
+        /// Name.
+        name: String,
+        /// Table.
+        #[serde(serialize_with = "lines")]
+        table: Vec<TableLine>,
+    },
+    /// Remove a dm device.
+    DmRemove {
+        /// Name.
+        name: String,
+    },
+    /// Write a new empty GPT.
+    GptCreate {
+        /// Disk.
+        disk: DevId,
+    },
+    /// Add a GPT entry and tell the kernel (or map it, on a dm disk, in a separate op).
+    GptAdd {
+        /// Disk.
+        disk: DevId,
+        /// The entry.
+        entry: GptEntry,
+        /// The disk is a dm device: do not ask the kernel to add a partition.
+        dm_disk: bool,
+    },
+    /// Delete a GPT entry and tell the kernel.
+    GptDelete {
+        /// Disk.
+        disk: DevId,
+        /// Number.
+        number: u32,
+        /// The disk is a dm device.
+        dm_disk: bool,
+    },
+    /// Run mkfs.
+    Mkfs {
+        /// Device.
+        device: DevId,
+        /// Type.
+        fstype: FsType,
+        /// The geometry asked for (DAX's, except where `extra` says otherwise).
+        geometry: FsGeometry,
+        /// Label.
+        label: Option<String>,
+        /// Overwrite an existing signature.
+        force: bool,
+        /// The user's `mkfs_options`, passed after ours.
+        extra: Vec<String>,
+    },
+    /// mount(2).
+    Mount {
+        /// Source.
+        source: DevId,
+        /// Mount point.
+        target: String,
+        /// Filesystem type.
+        fstype: String,
+        /// Options including `dax=`.
+        options: Vec<String>,
+    },
+    /// mount(2) with MS_REMOUNT.
+    Remount {
+        /// Mount point.
+        target: String,
+        /// Options.
+        options: Vec<String>,
+    },
+    /// umount(2); lazy (MNT_DETACH) only when data loss is allowed.
+    Umount {
+        /// Mount point.
+        target: String,
+        /// Detach even while files are open.
+        lazy: bool,
+    },
+
+    /// Write a file atomically (temp file, fsync, rename), or a symlink.
+    WriteFile {
+        /// Path on the machine.
+        path: String,
+        /// Content.
+        content: crate::actual::FileContent,
+        /// Permissions.
+        mode: u32,
+    },
+    /// Remove a file or symlink.
+    RemoveFile {
+        /// Path on the machine.
+        path: String,
+    },
+    /// `systemctl daemon-reload`, when systemd runs.
+    DaemonReload,
+    /// FS_IOC_FSSETXATTR on the root directory (extsize + EXTSZINHERIT).
+    SetExtsize {
+        /// Mount point.
+        target: String,
+        /// Size.
+        size: Bytes,
+    },
+}
+
+fn lines<S: serde::Serializer>(t: &[TableLine], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(t.iter().map(ToString::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `timing.operations[].op` names both ways of making a namespace `namespace`.
+    #[test]
+    fn a_namespace_op_is_timed_as_namespace() {
+        let config = NamespaceConfig {
+            name: "pm0".into(),
+            mode: NamespaceMode::Fsdax,
+            size: None,
+            align: Bytes(2 << 20),
+            map: MapMode::Dev,
+        };
+        for op in [
+            Op::CreateNamespace {
+                region: "region0".into(),
+                config: config.clone(),
+            },
+            Op::ReconfigureNamespace {
+                dev: "namespace0.0".into(),
+                config,
+            },
+        ] {
+            let v = serde_json::to_value(&op).expect("serialises");
+            assert_eq!(v["op"], "namespace", "{v}");
+        }
+        let v = serde_json::to_value(Op::DmRemove { name: "s".into() }).expect("serialises");
+        assert_eq!(v["op"], "dm_remove");
+    }
+}
