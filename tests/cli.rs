@@ -145,17 +145,7 @@ fn file_and_stdin_flat_and_wrapped_give_the_same_plan() {
         .iter()
         .map(|s| s["action"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(
-        actions,
-        [
-            "reconfigure_namespace",
-            "reconfigure_namespace",
-            "create_dm",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions, common::STRIPED_XFS_STEPS);
 }
 
 #[test]
@@ -472,8 +462,7 @@ fn boot_with_a_file_replays_that_file_under_the_root() {
     // what each `pmem-stack@<stem>.service` instance runs: the named file alone, read
     // under PMEM_STACK_ROOT; one that cannot be read fails that instance (exit 1) with
     // one JSON object and a journal line naming it, and nothing is probed
-    let root = std::env::temp_dir().join(format!("pmem-stack-cli-boot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = common::fresh_dir("cli-boot");
     let dir = root.join("etc/pmem-stack/state.d");
     std::fs::create_dir_all(&dir).expect("state.d");
     std::fs::write(dir.join("a-0000000000000001.json"), "not json").expect("state");

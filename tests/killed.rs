@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use pmem_stack::actual::{Filesystem, Uncleared};
+use pmem_stack::actual::{Filesystem, Namespace, Uncleared};
 use pmem_stack::args::NamespaceMode;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
@@ -75,15 +75,19 @@ fn a_namespace_killed_before_its_clearing_is_cleared_by_the_next_run() {
     }
 }
 
-/// A machine whose pm0 is disabled (labels written, never enabled: no block device).
-fn with_disabled_pm0(ours: bool) -> FakeSystem {
-    let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = fake
-        .state
+/// The namespace named pm0, to alter.
+fn pm0(fake: &mut FakeSystem) -> &mut Namespace {
+    fake.state
         .namespaces
         .iter_mut()
         .find(|n| n.name.as_deref() == Some("pm0"))
-        .expect("pm0");
+        .expect("pm0")
+}
+
+/// A machine whose pm0 is disabled (labels written, never enabled: no block device).
+fn with_disabled_pm0(ours: bool) -> FakeSystem {
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let ns = pm0(&mut fake);
     let blk = ns.blockdev.take().expect("block device");
     ns.mode = NamespaceMode::Raw;
     ns.align = None;
@@ -135,12 +139,7 @@ fn a_disabled_namespace_not_ours_is_reconfigured_only_with_allow_data_loss() {
 #[test]
 fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = fake
-        .state
-        .namespaces
-        .iter_mut()
-        .find(|n| n.name.as_deref() == Some("pm0"))
-        .expect("pm0");
+    let ns = pm0(&mut fake);
     ns.name = None;
     let uuid = ns.uuid.clone().expect("uuid");
     let dev = ns.dev.clone();

@@ -309,14 +309,9 @@ fn a_namespace_found_by_name_in_another_region_is_kept() {
                                      {"name": "pm1", "region": "region0", "mode": "fsdax"}]});
     let r = converge(&mut fake, &args);
     assert!(r.plan.is_empty(), "{:?}", r.plan);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w
-                .starts_with("namespace pm0 is in region0, declared in region1: kept where it is")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.starts_with("namespace pm0 is in region0, declared in region1: kept where it is")
+    });
 }
 
 #[test]

@@ -1627,10 +1627,7 @@ mod malformed;
 #[test]
 #[ignore = "a survey of all distinct failures: set PMEM_STACK_SURVEY=<cases>"]
 fn survey() {
-    let n: u32 = std::env::var("PMEM_STACK_SURVEY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = survey::cases();
     // Not a property of the brief, so not a #[test]: on a clean machine, arguments that
     // cannot converge should be refused before anything is done. Listed for the report.
     survey::run(

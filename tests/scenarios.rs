@@ -26,17 +26,7 @@ fn linear_ext4() -> Value {
 fn striped_recipe_from_fresh_dimms() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     let r = converge(&mut fake, &striped_xfs());
-    assert_eq!(
-        actions(&r),
-        [
-            "reconfigure_namespace",
-            "reconfigure_namespace",
-            "create_dm",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions(&r), STRIPED_XFS_STEPS);
     let (d0, s0) = ns_block(&fake, "pm0");
     let (d1, s1) = ns_block(&fake, "pm1");
     let per = s0.min(s1) / 4096 * 4096;
@@ -44,8 +34,7 @@ fn striped_recipe_from_fresh_dimms() {
         table(&fake, "pmem-striped"),
         vec![format!("0 {} striped 2 4096 {d0} 0 {d1} 0", 2 * per)]
     );
-    let dm = fake.state.dm("pmem-striped").expect("dm");
-    let fs = fake.state.filesystem(dm.devno).expect("fs");
+    let fs = dm_filesystem(&fake, "pmem-striped");
     assert_eq!(
         (
             fs.fstype.as_str(),
@@ -95,8 +84,7 @@ fn linear_recipe_from_fresh_dimms() {
             format!("{s0} {s1} linear {d1} 0")
         ]
     );
-    let dm = fake.state.dm("pmem-linear").expect("dm");
-    let fs = fake.state.filesystem(dm.devno).expect("fs");
+    let fs = dm_filesystem(&fake, "pmem-linear");
     assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(512), Some(0)));
 }
 
@@ -355,14 +343,9 @@ fn another_filesystem_is_refused_and_bad_geometry_only_warned() {
     let plain = json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4"}]});
     let r = run(&mut fake, &plain);
     assert!(!r.failed && !r.changed, "{}", r.msg);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("stride=16 blocks (want 512)")
-                && w.contains("tune2fs -E stride=512 /dev/pmem0")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.contains("stride=16 blocks (want 512)") && w.contains("tune2fs -E stride=512 /dev/pmem0")
+    });
     let xfs = json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs"}]});
     let r = run(&mut fake, &xfs);
     assert!(
@@ -571,13 +554,7 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
         "{}",
         r.msg
     );
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("dax_audit /mnt/pmem: dm")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| w.starts_with("dax_audit /mnt/pmem: dm"));
 }
 
 #[test]
@@ -598,12 +575,10 @@ fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_named_by_the_audit() {
     bd.max_sectors_kb = Some(1280);
     let r = run(&mut fake, &striped_xfs());
     assert!(!r.changed && r.plan.is_empty(), "{:?}", r.plan);
-    assert!(
-        r.warnings.iter().any(|w| w.contains("max_sectors_kb 1280")
-            && w.contains("echo 2048 > /sys/block/dm-0/queue/max_sectors_kb")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.contains("max_sectors_kb 1280")
+            && w.contains("echo 2048 > /sys/block/dm-0/queue/max_sectors_kb")
+    });
     assert!(!r.dax_audit.expect("audit").mounts[0].pmd_ok);
 }
 

@@ -9,6 +9,14 @@ use serde_json::Value;
 /// 256 MiB DIMMs, like the VM rig.
 pub const DIMM: Bytes = Bytes(256 << 20);
 
+/// An empty directory for a test, under the temp directory, named for `what` and this
+/// process.
+pub fn fresh_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pmem-stack-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// Run with the given arguments (a JSON value) against the fake.
 pub fn run(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
     pmem_stack::run(&args.to_string(), fake, false)
@@ -62,6 +70,27 @@ pub fn converge(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
     assert_eq!(again.msg, "No changes.");
     assert_eq!(fake.mutations(), n1, "second run executed something");
     r
+}
+
+/// The steps that make the striped-xfs recipe on fresh DIMMs, in order.
+pub const STRIPED_XFS_STEPS: [&str; 6] = [
+    "reconfigure_namespace",
+    "reconfigure_namespace",
+    "create_dm",
+    "mkfs",
+    "mount",
+    "set_extsize",
+];
+
+/// Assert that one of the run's warnings is `wanted`.
+pub fn assert_warned(r: &ModuleResult, wanted: impl Fn(&str) -> bool) {
+    assert!(r.warnings.iter().any(|w| wanted(w)), "{:?}", r.warnings);
+}
+
+/// The filesystem on the dm device `name` in the fake.
+pub fn dm_filesystem<'a>(fake: &'a FakeSystem, name: &str) -> &'a pmem_stack::actual::Filesystem {
+    let dm = fake.state.dm(name).expect("dm");
+    fake.state.filesystem(dm.devno).expect("fs")
 }
 
 /// The live table of a dm device in the fake.

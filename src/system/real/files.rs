@@ -84,15 +84,7 @@ pub fn new_uuid() -> Result<String, SystemError> {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    Ok(super::fs::uuid_text(&b))
 }
 
 /// Record, durably, that namespace `name` is about to be made with `uuid` and is not
@@ -455,14 +447,22 @@ pub fn daemon_reload(root: &Path, record: &super::record::Recorder) -> Result<Ou
     Ok(out)
 }
 
+/// An empty directory for a test, under the temp directory, named for `what` and this
+/// process.
+#[cfg(test)]
+pub(crate) fn fresh_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pmem-stack-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_installed_binary_is_recognised_quickly_or_by_its_bytes() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-bin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("bin");
         let matches = |root: &Path| {
             probe(root)
                 .expect("probe")
@@ -506,8 +506,7 @@ mod tests {
 
     #[test]
     fn a_write_removes_the_temp_files_a_killed_write_of_the_same_file_left() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-stale-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("stale");
         let dir = root.join("usr/local/sbin");
         std::fs::create_dir_all(&dir).expect("dir");
         let stale = dir.join(".pmem_stack.pmem-stack.1070");
@@ -541,8 +540,7 @@ mod tests {
 
     #[test]
     fn writes_atomically_with_the_mode_and_probes_back() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("files");
         let text = FileContent::Text {
             text: "{}\n".into(),
         };
@@ -620,8 +618,7 @@ mod tests {
 
     #[test]
     fn the_replay_template_its_instances_and_the_legacy_service_are_found() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-units-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("units");
         let text = |t: &str| FileContent::Text { text: t.into() };
         let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
         let legacy = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
@@ -667,8 +664,7 @@ mod tests {
 
     #[test]
     fn every_saved_state_and_units_of_earlier_versions_are_found() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-states-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("states");
         let text = |t: &str| FileContent::Text { text: t.into() };
         for p in [
             LEGACY_STATE_FILE.to_string(),

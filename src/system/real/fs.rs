@@ -256,21 +256,25 @@ fn be32(b: &[u8], off: usize) -> Option<u32> {
 /// 16 bytes as a uuid string, in on-disk byte order (as blkid prints ext, xfs and btrfs
 /// uuids); `None` when all zero.
 fn uuid(b: &[u8]) -> Option<String> {
-    if b.len() != 16 || b.iter().all(|&x| x == 0) {
+    if b.iter().all(|&x| x == 0) {
         return None;
     }
+    Some(uuid_text(b.try_into().ok()?))
+}
+
+/// 16 bytes in the 8-4-4-4-12 hex form of a uuid, in the order given.
+pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    ))
+    )
 }
 
-/// A NUL-padded text field; `None` when empty.
 fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
     let field = b.get(off..off + len)?;
     let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
