@@ -17,6 +17,15 @@ pub fn fresh_dir(what: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The keys of the JSON object `v` (`what` names it when it is not one).
+pub fn key_set<'a>(v: &'a Value, what: &str) -> std::collections::BTreeSet<&'a str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
 /// Run with the given arguments (a JSON value) against the fake.
 pub fn run(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
     pmem_stack::run(&args.to_string(), fake, false)

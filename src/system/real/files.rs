@@ -35,16 +35,21 @@ fn os(what: String, e: std::io::Error) -> SystemError {
 /// disable/rename/enable cycle of ndctl runs; the marker costs one small file.)
 pub const CLEARING_DIR: &str = "/var/lib/pmem-stack/clearing";
 
+/// The entries of directory `dir` under `root` that could be read; none when it is
+/// missing.
+fn entries(root: &Path, dir: &str) -> Result<Vec<std::fs::DirEntry>, SystemError> {
+    let dir = at(root, dir);
+    match std::fs::read_dir(&dir) {
+        Ok(rd) => Ok(rd.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(os(format!("read {}", dir.display()), e)),
+    }
+}
+
 /// The uncleared markers found under `root`.
 pub fn probe_uncleared(root: &Path) -> Result<Vec<Uncleared>, SystemError> {
-    let dir = at(root, CLEARING_DIR);
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
-    };
     let mut out = Vec::new();
-    for e in rd.flatten() {
+    for e in entries(root, CLEARING_DIR)? {
         let uuid = e.file_name().to_string_lossy().into_owned();
         if !is_uuid(&uuid) {
             continue; // not ours
@@ -231,14 +236,8 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
 
 /// The saved states in `STATE_DIR` (not the legacy file), sorted by name.
 pub fn state_files(root: &Path) -> Result<Vec<String>, SystemError> {
-    let dir = at(root, STATE_DIR);
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
-    };
-    let mut out: Vec<String> = rd
-        .flatten()
+    let mut out: Vec<String> = entries(root, STATE_DIR)?
+        .into_iter()
         .map(|e| format!("{STATE_DIR}/{}", e.file_name().to_string_lossy()))
         .filter(|p| is_state_path(p))
         .collect();
@@ -581,18 +580,23 @@ mod tests {
             .find(|f| f.path == state_file)
             .expect("state found");
         assert_eq!((state.content.clone(), state.mode), (text, Some(0o600)));
-        let dir_mode = std::fs::metadata(root.join("etc/pmem-stack"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(dir_mode, 0o700, "the state directory is root-only");
-        let sub_mode = std::fs::metadata(root.join("etc/pmem-stack/state.d"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(sub_mode, 0o700, "and so is state.d");
+        let dir_mode = |dir: &str| {
+            std::fs::metadata(root.join(dir))
+                .expect("dir")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            dir_mode("etc/pmem-stack"),
+            0o700,
+            "the state directory is root-only"
+        );
+        assert_eq!(
+            dir_mode("etc/pmem-stack/state.d"),
+            0o700,
+            "and so is state.d"
+        );
         assert!(found.iter().any(|f| f.path == unit));
         assert!(
             !found.iter().any(|f| f.path.ends_with("mnt-y.mount")),
