@@ -100,48 +100,34 @@ const fn device_depth(depth: usize) -> usize {
 pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
     let mut out = DaxAudit::default();
     if let Some(p) = &a.platform {
+        let platform = |object: &str, found: String, pmd_ok: bool, fix: Option<&str>| {
+            layer(0, "platform", object, found, pmd_ok, fix.map(String::from))
+        };
+        let either = |flag: bool, yes: &str, no: &str| if flag { yes } else { no }.to_string();
         let ps_ok = p.page_size == PAGE;
-        out.platform.push(layer(
-            0,
-            "platform",
-            "page size",
-            p.page_size.to_string(),
-            ps_ok,
-            (!ps_ok).then(|| "DAX needs 4 KiB pages".into()),
-        ));
-        out.platform.push(layer(
-            0,
-            "platform",
-            "cpu pse",
-            if p.pse {
-                "2 MiB pages supported".into()
-            } else {
-                "no pse flag".into()
-            },
-            p.pse,
-            (!p.pse).then(|| "a CPU with 2 MiB pages (pse) is needed for PMD faults".into()),
-        ));
-        out.platform.push(layer(
-            0,
-            "platform",
-            "cpu pdpe1gb",
-            if p.pdpe1gb {
-                "1 GiB pages supported".into()
-            } else {
-                "no 1 GiB pages".into()
-            },
-            true,
-            None,
-        ));
-        if let Some(t) = &p.thp {
-            out.platform.push(layer(
-                0,
-                "platform",
-                "transparent_hugepage",
-                t.clone(),
+        out.platform = vec![
+            platform(
+                "page size",
+                p.page_size.to_string(),
+                ps_ok,
+                (!ps_ok).then_some("DAX needs 4 KiB pages"),
+            ),
+            platform(
+                "cpu pse",
+                either(p.pse, "2 MiB pages supported", "no pse flag"),
+                p.pse,
+                (!p.pse).then_some("a CPU with 2 MiB pages (pse) is needed for PMD faults"),
+            ),
+            platform(
+                "cpu pdpe1gb",
+                either(p.pdpe1gb, "1 GiB pages supported", "no 1 GiB pages"),
                 true,
                 None,
-            ));
+            ),
+        ];
+        if let Some(t) = &p.thp {
+            out.platform
+                .push(platform("transparent_hugepage", t.clone(), true, None));
         }
     }
     let platform_ok = out.platform.iter().all(|l| l.pmd_ok);
