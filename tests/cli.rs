@@ -76,12 +76,7 @@ fn snapshot() -> PathBuf {
 }
 
 fn recipe() -> Value {
-    json!({
-        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}, {"name": "pm1", "region": "region1", "mode": "fsdax"}],
-        "devices": [{"name": "s", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "s", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/s", "device": "s"}]
-    })
+    common::dm_stack(0..2, "striped", "s", "xfs", "/mnt/s")
 }
 
 #[test]

@@ -15,17 +15,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn persisted() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "options": ["noatime"]}],
-        "boot": {"persist": "yes"},
-        "allow_data_loss": true
-    })
+    let mut v = dm_stack(0..2, "striped", "pmem-striped", "xfs", "/mnt/pmem");
+    v["mounts"][0]["options"] = json!(["noatime"]);
+    v["boot"] = json!({"persist": "yes"});
+    v["allow_data_loss"] = json!(true);
+    v
 }
 
 /// The saved state of the task with these arguments (it was the one
@@ -399,41 +393,31 @@ fn no_boot_file_left(fake: &FakeSystem) {
 
 /// Task A: striped xfs over pm0 and pm1 on /mnt/a.
 fn stack_a() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-a", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-a", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/a", "device": "pmem-a"}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+    persisted_task(dm_stack(0..2, "striped", "pmem-a", "xfs", "/mnt/a"))
 }
 
 /// Task B: linear ext4 over pm2 on /mnt/b.
 fn stack_b() -> Value {
-    json!({
-        "namespaces": [{"name": "pm2", "region": "region2", "mode": "fsdax"}],
-        "devices": [{"name": "pmem-b", "target": "linear", "members": ["pm2"]}],
-        "filesystems": [{"device": "pmem-b", "type": "ext4"}],
-        "mounts": [{"path": "/mnt/b", "device": "pmem-b", "options": ["noatime"]}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+    let mut v = dm_stack(2..3, "linear", "pmem-b", "ext4", "/mnt/b");
+    v["mounts"][0]["options"] = json!(["noatime"]);
+    persisted_task(v)
 }
 
 /// Task C: a GPT partition on pm3, xfs, on /mnt/c (its unit names the partition uuid).
 fn stack_c() -> Value {
-    json!({
-        "namespaces": [{"name": "pm3", "region": "region3", "mode": "fsdax"}],
+    persisted_task(json!({
+        "namespaces": fsdax(3..4),
         "partitions": [{"name": "pmem-c", "disk": "pm3"}],
         "filesystems": [{"device": "pmem-c", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/c", "device": "pmem-c"}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+        "mounts": [{"path": "/mnt/c", "device": "pmem-c"}]
+    }))
+}
+
+/// A task's arguments, persisted at boot and allowed to destroy data.
+fn persisted_task(mut args: Value) -> Value {
+    args["boot"] = json!({"persist": true});
+    args["allow_data_loss"] = json!(true);
+    args
 }
 
 fn absent(args: &Value) -> Value {

@@ -11,15 +11,7 @@ use pmem_stack::units::Sectors;
 use serde_json::{json, Value};
 
 fn linear_ext4() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-linear", "target": "linear", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-linear", "type": "ext4"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-linear"}]
-    })
+    dm_stack(0..2, "linear", "pmem-linear", "ext4", "/mnt/pmem")
 }
 
 #[test]
@@ -397,7 +389,7 @@ fn xfs_silent_dax_fallback_fails_the_run() {
 #[test]
 fn growing_a_linear_device_keeps_its_data() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = json!([{"name": "pm0", "region": "region0", "mode": "fsdax"}, {"name": "pm1", "region": "region1", "mode": "fsdax"}]);
+    let ns = fsdax(0..2);
     let one = json!({"namespaces": ns, "devices": [{"name": "lin", "target": "linear", "members": ["pm0"]}],
                      "filesystems": [{"device": "lin", "type": "ext4"}]});
     converge(&mut fake, &one);
@@ -768,14 +760,7 @@ fn raw_dm(target: &str, members: &[&str], chunk: Option<&str>) -> Value {
     if let Some(c) = chunk {
         dev["chunk"] = json!(c);
     }
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"},
-            {"name": "pm2", "region": "region2", "mode": "fsdax"}
-        ],
-        "devices": [dev]
-    })
+    json!({"namespaces": fsdax(0..3), "devices": [dev]})
 }
 
 /// 8 MiB of raw application data (no signature) from the start of the device.
@@ -917,8 +902,7 @@ fn appending_a_namespace_this_run_makes_keeps_the_linear_data() {
                      "devices": [{"name": "raw", "target": "linear", "members": ["pm0"]}]});
     converge(&mut fake, &one);
     assert!(fake.write_raw("raw", RAW_SECTORS));
-    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
-                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+    let two = json!({"namespaces": fsdax(0..2),
                      "devices": [{"name": "raw", "target": "linear", "members": ["pm0", "pm1"]}]});
     let r = converge(&mut fake, &two);
     assert_eq!(actions(&r), ["reconfigure_namespace", "reload_dm"]);
@@ -926,8 +910,7 @@ fn appending_a_namespace_this_run_makes_keeps_the_linear_data() {
     assert!(fake.raw_intact("raw"));
     // striped over a namespace this run makes: refused (every row spans every member)
     let mut fake = FakeSystem::fresh_dimms(3, DIMM);
-    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
-                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+    let two = json!({"namespaces": fsdax(0..2),
                      "devices": [{"name": "raw", "target": "striped", "members": ["pm0", "pm1"]}]});
     converge(&mut fake, &two);
     let mut three = two.clone();

@@ -4,7 +4,7 @@
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// 256 MiB DIMMs, like the VM rig.
 pub const DIMM: Bytes = Bytes(256 << 20);
@@ -120,15 +120,35 @@ pub fn ns_block(fake: &FakeSystem, name: &str) -> (String, u64) {
     (bd.devno.to_string(), bd.size.0)
 }
 
-/// The striped-xfs recipe: two fsdax namespaces, a striped device, xfs, a DAX mount.
-pub fn striped_xfs() -> serde_json::Value {
-    serde_json::json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"], "chunk": "2M"}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs", "label": "pmemfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "options": ["noatime"]}]
+/// fsdax namespaces, `pm<i>` in `region<i>` for each `i` of `ids`.
+pub fn fsdax(ids: std::ops::Range<usize>) -> Value {
+    ids.map(|i| json!({"name": format!("pm{i}"), "region": format!("region{i}"), "mode": "fsdax"}))
+        .collect()
+}
+
+/// The fsdax namespaces `ids` (see [`fsdax`]), the dm device `name` of `target` over all
+/// of them, an `fstype` filesystem on it, mounted on `path`.
+pub fn dm_stack(
+    ids: std::ops::Range<usize>,
+    target: &str,
+    name: &str,
+    fstype: &str,
+    path: &str,
+) -> Value {
+    let members: Vec<String> = ids.clone().map(|i| format!("pm{i}")).collect();
+    json!({
+        "namespaces": fsdax(ids),
+        "devices": [{"name": name, "target": target, "members": members}],
+        "filesystems": [{"device": name, "type": fstype}],
+        "mounts": [{"path": path, "device": name}]
     })
+}
+
+/// The striped-xfs recipe: two fsdax namespaces, a striped device, xfs, a DAX mount.
+pub fn striped_xfs() -> Value {
+    let mut v = dm_stack(0..2, "striped", "pmem-striped", "xfs", "/mnt/pmem");
+    v["devices"][0]["chunk"] = json!("2M");
+    v["filesystems"][0]["label"] = json!("pmemfs");
+    v["mounts"][0]["options"] = json!(["noatime"]);
+    v
 }
