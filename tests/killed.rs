@@ -108,11 +108,7 @@ fn a_disabled_namespace_left_by_a_killed_run_is_made_again() {
     let mut fake = with_disabled_pm0(true);
     let r = converge(&mut fake, &striped_xfs());
     assert_eq!(actions(&r)[0], "reconfigure_namespace");
-    assert!(
-        r.plan[0].detail.contains("disabled"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| d.contains("disabled"));
     assert!(!r.plan[0].destructive);
     assert!(fake.state.uncleared.is_empty());
 }

@@ -135,11 +135,9 @@ fn persistence_writes_state_units_and_links_once() {
 
 #[test]
 fn a_moved_mount_point_removes_the_old_unit() {
-    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    converge(&mut fake, &persisted());
-    let mut args = persisted();
-    args["mounts"][0]["path"] = json!("/srv/pmem");
-    let r = converge(&mut fake, &args);
+    let (fake, r) = converge_changed(&persisted(), |a| {
+        a["mounts"][0]["path"] = json!("/srv/pmem");
+    });
     let a = actions(&r);
     assert!(a.contains(&"remove_file".to_string()), "{a:?}");
     assert!(fake
@@ -194,13 +192,9 @@ fn a_reboot_is_replayed_by_identity_without_data_loss() {
         "{:?}",
         r.plan
     );
-    assert!(
-        r.plan[1]
-            .detail
-            .contains("only if the device is blank when it appears"),
-        "{}",
-        r.plan[1].detail
-    );
+    assert_detail(&r, 1, |d| {
+        d.contains("only if the device is blank when it appears")
+    });
     let done: Vec<&str> = r.done.iter().map(|s| s.action.as_str()).collect();
     assert_eq!(
         done,
@@ -250,10 +244,7 @@ fn the_replay_refuses_what_would_destroy_data() {
 fn absent_removes_the_boot_files_after_the_umount() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &persisted());
-    let mut args = persisted();
-    args["state"] = json!("absent");
-    args["allow_data_loss"] = json!(false);
-    let r = converge(&mut fake, &args);
+    let r = converge(&mut fake, &absent(&persisted()));
     let a = actions(&r);
     assert_eq!(a[0], "umount");
     assert_eq!(

@@ -44,13 +44,9 @@ fn striped_recipe_from_fresh_dimms() {
         Some((2 << 20, true))
     );
     // the mkfs step carries the DAX geometry
-    assert!(
-        r.plan[3]
-            .detail
-            .starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs"),
-        "{}",
-        r.plan[3].detail
-    );
+    assert_detail(&r, 3, |d| {
+        d.starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs")
+    });
 }
 
 #[test]
@@ -87,13 +83,9 @@ fn raw_namespaces_become_named_fsdax() {
         json!({"namespaces": [{"name": "data", "region": 1, "mode": "fsdax", "align": "2M"}]});
     let r = converge(&mut fake, &args);
     assert_eq!(actions(&r), ["reconfigure_namespace"]);
-    assert!(
-        r.plan[0]
-            .detail
-            .contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| {
+        d.contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev")
+    });
     assert!(!r.plan[0].destructive);
     let ns = fake.state.namespace_named("data").expect("named");
     assert_eq!(ns.region, "region1");
@@ -351,11 +343,7 @@ fn another_filesystem_is_refused_and_bad_geometry_only_warned() {
     xfs["allow_data_loss"] = json!(true);
     let r = converge(&mut fake, &xfs);
     assert_eq!(actions(&r), ["mkfs"]);
-    assert!(
-        r.plan[0].detail.contains("mkfs.xfs -q -f"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| d.contains("mkfs.xfs -q -f"));
 }
 
 #[test]
@@ -462,11 +450,9 @@ fn offline_plan_against_a_snapshot_equals_the_live_plan() {
 
 #[test]
 fn ext4_dax_change_is_umount_and_mount() {
-    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    converge(&mut fake, &linear_ext4());
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("never");
-    let r = converge(&mut fake, &args);
+    let (_, r) = converge_changed(&linear_ext4(), |a| {
+        a["mounts"][0]["dax"] = json!("never");
+    });
     assert_eq!(actions(&r), ["umount", "mount"]);
     assert!(r.plan[0].detail.contains("cannot change dax on remount"));
 }

@@ -102,6 +102,25 @@ pub fn dm_filesystem<'a>(fake: &'a FakeSystem, name: &str) -> &'a pmem_stack::ac
     fake.state.filesystem(dm.devno).expect("fs")
 }
 
+/// Fresh DIMMs (two) with `args` converged, then `args` as `change` leaves them
+/// converged: the machine and that second run.
+pub fn converge_changed(
+    args: &Value,
+    change: impl FnOnce(&mut Value),
+) -> (FakeSystem, ModuleResult) {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, args);
+    let mut changed = args.clone();
+    change(&mut changed);
+    let r = converge(&mut fake, &changed);
+    (fake, r)
+}
+
+/// Assert that the detail of step `i` of the run's plan is `wanted`.
+pub fn assert_detail(r: &ModuleResult, i: usize, wanted: impl Fn(&str) -> bool) {
+    assert!(wanted(&r.plan[i].detail), "{}", r.plan[i].detail);
+}
+
 /// The live table of a dm device in the fake.
 pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
     fake.state
