@@ -490,22 +490,12 @@ fn accounted(r: &ModuleResult) -> Result<(), TestCaseError> {
 
 /// Filesystems (uuid -> type) on the devices `d` declares, as found in `a`.
 fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
-    let refs = d
-        .namespaces
-        .iter()
-        .map(|n| DevRef::Namespace(n.name.clone()))
-        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-        .chain(
-            d.partitions
-                .iter()
-                .map(|x| DevRef::Partition(x.name.clone())),
-        )
-        .chain(
-            d.filesystems
-                .iter()
-                .map(|f| f.device.clone())
-                .filter(|r| matches!(r, DevRef::Path(_))),
-        );
+    let refs = d.own_devices().chain(
+        d.filesystems
+            .iter()
+            .map(|f| f.device.clone())
+            .filter(|r| matches!(r, DevRef::Path(_))),
+    );
     let mut out = BTreeMap::new();
     for r in refs {
         if let Some(fs) =
@@ -1484,15 +1474,7 @@ fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
         return Ok(());
     };
     let declared = d
-        .namespaces
-        .iter()
-        .map(|x| DevRef::Namespace(x.name.clone()))
-        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-        .chain(
-            d.partitions
-                .iter()
-                .map(|x| DevRef::Partition(x.name.clone())),
-        )
+        .own_devices()
         .chain(d.filesystems.iter().map(|x| x.device.clone()))
         .chain(d.mounts.iter().map(|x| x.device.clone()))
         .any(|r| {
