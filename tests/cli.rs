@@ -1145,6 +1145,18 @@ fn text_run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// [`text_run`] of `flags`, then `--actual` with the [`captured`] facts, then `args`.
+fn text_on_captured(flags: &[&str], args: &Path) -> (Option<i32>, String) {
+    let captured = captured();
+    let mut argv: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    argv.extend([
+        std::ffi::OsStr::new("--actual"),
+        captured.as_ref(),
+        args.as_ref(),
+    ]);
+    text_run(&argv)
+}
+
 fn os<'a>(parts: &'a [&'a dyn AsRef<std::ffi::OsStr>]) -> Vec<&'a std::ffi::OsStr> {
     parts.iter().map(|p| p.as_ref()).collect()
 }
@@ -1185,14 +1197,7 @@ fn text_plan_of_a_drifted_host_from_captured_facts() {
         !text.contains("Timing:"),
         "an offline plan is not timed: {text}"
     );
-    let captured = captured();
-    let (code, text) = text_run(&os(&[
-        &"--format=text",
-        &"--detailed-exitcode",
-        &"--actual",
-        &captured,
-        &args,
-    ]));
+    let (code, text) = text_on_captured(&["--format=text", "--detailed-exitcode"], &args);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.starts_with("OK, nothing to do (check mode): No changes.\n"),
@@ -1237,14 +1242,7 @@ fn text_refusal_and_destructive_steps() {
     let mut chunk = captured_stack();
     chunk["devices"][0]["chunk"] = json!("4M");
     let refused = tmp("text-chunk.json", &chunk.to_string());
-    let captured = captured();
-    let (code, text) = text_run(&os(&[
-        &"--format",
-        &"text",
-        &"--actual",
-        &captured,
-        &refused,
-    ]));
+    let (code, text) = text_on_captured(&["--format", "text"], &refused);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.starts_with("FAILED: 1 refusal, nothing was done\n\nRefused (nothing was done):\n  - refusing reloading dm device s with another table"), "{text}");
     assert!(
@@ -1255,14 +1253,8 @@ fn text_refusal_and_destructive_steps() {
     );
     chunk["allow_data_loss"] = json!(true);
     let allowed = tmp("text-chunk-allowed.json", &chunk.to_string());
-    let (code, text) = text_run(&os(&[
-        &"--detailed-exitcode",
-        &"--format",
-        &"text",
-        &"--actual",
-        &captured,
-        &allowed,
-    ]));
+    let flags = ["--detailed-exitcode", "--format", "text"];
+    let (code, text) = text_on_captured(&flags, &allowed);
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("\nPlan: 5 steps, 1 destroying data (DESTRUCTIVE)\n"),

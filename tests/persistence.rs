@@ -10,6 +10,7 @@ use pmem_stack::boot::{
     declared_objects, replay_args, replay_link, replay_unit_for, state_path_for, unit_file_of,
     BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
 };
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -418,18 +419,47 @@ fn absent(args: &Value) -> Value {
     a
 }
 
-/// The boot files of one task: its saved state, the link enabling its replay instance,
-/// its mount unit and the unit's link.
-fn own_files(fake: &FakeSystem, args: &Value, unit: &str) -> Vec<Option<FileState>> {
+/// The paths of the boot files of one task: its saved state, the link enabling its
+/// replay instance, its mount unit and the unit's link.
+fn own_paths(args: &Value, unit: &str) -> [String; 4] {
     [
         state_file(args),
         instance_link(args),
         format!("{UNIT_DIR}/{unit}"),
         format!("{UNIT_DIR}/local-fs.target.wants/{unit}"),
     ]
-    .iter()
-    .map(|p| fake.state.file(p).cloned())
-    .collect()
+}
+
+/// The boot files of one task (see [`own_paths`]).
+fn own_files(fake: &FakeSystem, args: &Value, unit: &str) -> Vec<Option<FileState>> {
+    own_paths(args, unit)
+        .iter()
+        .map(|p| fake.state.file(p).cloned())
+        .collect()
+}
+
+/// The files a run removes, in plan order.
+fn removed_files(r: &ModuleResult) -> Vec<String> {
+    r.plan
+        .iter()
+        .filter(|s| s.action == "remove_file")
+        .map(|s| s.target.clone())
+        .collect()
+}
+
+/// Assert that the run removes exactly the boot files of one task (see [`own_paths`]).
+fn assert_removes_own_files(r: &ModuleResult, args: &Value, unit: &str) {
+    let mut removed = removed_files(r);
+    removed.sort();
+    let mut want = own_paths(args, unit).to_vec();
+    want.sort();
+    assert_eq!(removed, want, "{:?}", r.plan);
+}
+
+/// Assert that a boot (as systemd runs the units) runs exactly `units`, each done.
+fn assert_boot_runs(fake: &mut FakeSystem, units: impl IntoIterator<Item = String>) {
+    let want: BTreeMap<String, Job> = units.into_iter().map(|u| (u, Job::Done)).collect();
+    assert_eq!(systemd_boot(fake), want);
 }
 
 fn unchanged(fake: &mut FakeSystem, args: &Value, who: &str) {
@@ -828,22 +858,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     // so do the shared template and binary
     let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
     let r = converge(&mut fake, &absent(&b));
-    let removed: Vec<&str> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.as_str())
-        .collect();
-    let mut want = vec![
-        format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
-        format!("{UNIT_DIR}/mnt-b.mount"),
-        instance_link(&b),
-        state_file(&b),
-    ];
-    want.sort();
-    let mut got: Vec<String> = removed.iter().map(|s| s.to_string()).collect();
-    got.sort();
-    assert_eq!(got, want, "{:?}", r.plan);
+    assert_removes_own_files(&r, &b, "mnt-b.mount");
     assert!(own_files(&fake, &b, "mnt-b.mount")
         .iter()
         .all(Option::is_none));
@@ -857,15 +872,14 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     unchanged(&mut fake, &c, "C");
 
     // the next boot (as systemd runs the units) brings A and C back, not B
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&c), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-c.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        [
+            instance(&a),
+            instance(&c),
+            "mnt-a.mount".into(),
+            "mnt-c.mount".into(),
+        ],
     );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/c") && !mounted(&fake, "/mnt/b"));
     assert!(fake.state.dm("pmem-b").is_none());
@@ -892,14 +906,8 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     // then it grows: a new key; its old state (sharing pm2 and pmem-b) is replaced
     let big = stack_b();
     let r = converge(&mut fake, &big);
-    let removed: Vec<&str> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.as_str())
-        .collect();
     assert_eq!(
-        removed,
+        removed_files(&r),
         [instance_link(&small), state_file(&small)],
         "its old instance link, then its old state: {:?}",
         r.plan
@@ -919,21 +927,7 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     assert_eq!(states_in_dir(&fake), want);
     // and shrinks back: its mount unit goes (the replaced state declared it), A's stays
     let r = converge(&mut fake, &small);
-    let mut removed: Vec<String> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.clone())
-        .collect();
-    removed.sort();
-    let mut want = vec![
-        format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
-        format!("{UNIT_DIR}/mnt-b.mount"),
-        instance_link(&big),
-        state_file(&big),
-    ];
-    want.sort();
-    assert_eq!(removed, want, "{:?}", r.plan);
+    assert_removes_own_files(&r, &big, "mnt-b.mount");
     assert!(fake.state.file(&instance_link(&small)).is_some());
     assert_eq!(own_files(&fake, &a, "mnt-a.mount"), a_files, "A's files");
     unchanged(&mut fake, &a, "A");
@@ -997,15 +991,14 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     let states = fake.saved_states();
     assert_eq!(states[0].0, LEGACY_STATE_FILE);
     assert_eq!(states[1].0, state_file(&b));
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (LEGACY_SERVICE.to_string(), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        [
+            LEGACY_SERVICE.into(),
+            instance(&b),
+            "mnt-a.mount".into(),
+            "mnt-b.mount".into(),
+        ],
     );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/b"));
 
@@ -1037,15 +1030,14 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     assert_eq!(states_in_dir(&fake), want);
     unchanged(&mut fake, &b, "B");
     unchanged(&mut fake, &a, "A");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        [
+            instance(&a),
+            instance(&b),
+            "mnt-a.mount".into(),
+            "mnt-b.mount".into(),
+        ],
     );
 }
 
@@ -1107,15 +1099,14 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
 
     // a boot in between: both come up (A by its instance, B by the old service, which
     // replays A again: nothing to do then)
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (LEGACY_SERVICE.to_string(), Job::Done),
-            (instance(&a), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        [
+            LEGACY_SERVICE.into(),
+            instance(&a),
+            "mnt-a.mount".into(),
+            "mnt-b.mount".into(),
+        ],
     );
     unchanged(&mut fake, &a, "A");
 
@@ -1143,15 +1134,14 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
     assert!(naming_legacy_service(&fake).is_empty());
     unchanged(&mut fake, &a, "A");
     unchanged(&mut fake, &b, "B");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        [
+            instance(&a),
+            instance(&b),
+            "mnt-a.mount".into(),
+            "mnt-b.mount".into(),
+        ],
     );
 }
 
@@ -1333,14 +1323,7 @@ fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_wit
         assert!(fake.state.file(p).is_some(), "{p}");
     }
     unchanged(&mut fake, &c, "C");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&c), Job::Done),
-            ("mnt-c.mount".to_string(), Job::Done),
-        ])
-    );
+    assert_boot_runs(&mut fake, [instance(&c), "mnt-c.mount".into()]);
     converge(&mut fake, &absent(&c));
     no_boot_file_left(&fake);
 }
