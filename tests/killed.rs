@@ -9,7 +9,6 @@ use pmem_stack::actual::{Filesystem, Namespace, Uncleared};
 use pmem_stack::args::NamespaceMode;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
-use serde_json::json;
 
 /// The xfs a destroyed stack left on the media, which ndctl does not clear.
 fn old_xfs() -> Filesystem {
@@ -125,9 +124,7 @@ fn a_disabled_namespace_not_ours_is_reconfigured_only_with_allow_data_loss() {
         r.msg
     );
     assert_eq!(fake.state, before, "nothing changed");
-    let mut allowed = striped_xfs();
-    allowed["allow_data_loss"] = json!(true);
-    let r = converge(&mut fake, &allowed);
+    let r = converge(&mut fake, &allowing_data_loss(&striped_xfs()));
     assert_eq!(actions(&r)[0], "reconfigure_namespace");
     assert!(r.plan[0].destructive);
 }

@@ -790,33 +790,21 @@ fn raw_data_on_a_striped_device_is_never_moved_without_allow_data_loss() {
         ),
     ];
     for (what, args, reason) in cases {
-        let mut fake = base.clone();
-        let before = fake.state.clone();
-        let n = fake.mutations();
-        for r in [check(&mut fake, &args), run(&mut fake, &args)] {
-            assert!(r.failed && !r.changed, "{what}: {}", r.msg);
-            assert!(
-                r.plan.is_empty() && r.done.is_empty(),
-                "{what}: {:?}",
-                r.plan
-            );
-            assert!(
-                r.msg.contains("refusing reloading dm device raw")
-                    && r.msg.contains("the change moves data already on it (")
-                    && r.msg.contains(reason)
-                    && r.msg.contains("raw data alike, recognised or not")
-                    && r.msg.contains("Set allow_data_loss: true"),
-                "{what}: {}",
-                r.msg
-            );
-        }
-        assert_eq!(fake.mutations(), n, "{what}: nothing executed");
-        assert_eq!(fake.state, before, "{what}: nothing changed");
+        let mut fake = refused_alike(
+            &base,
+            &args,
+            &what,
+            &[
+                "refusing reloading dm device raw",
+                "the change moves data already on it (",
+                reason,
+                "raw data alike, recognised or not",
+                "Set allow_data_loss: true",
+            ],
+        );
         assert!(fake.raw_intact("raw"), "{what}: the data is where it was");
 
-        let mut allowed = args.clone();
-        allowed["allow_data_loss"] = json!(true);
-        let r = converge(&mut fake, &allowed);
+        let r = converge(&mut fake, &allowing_data_loss(&args));
         assert_eq!(actions(&r), ["reload_dm"], "{what}");
         assert!(r.plan[0].destructive, "{what}: {:?}", r.plan[0]);
         assert!(
@@ -1357,33 +1345,20 @@ fn raw_data_on_a_partition_is_never_moved_without_allow_data_loss() {
         for (what, part, change, moves) in cases {
             let what = format!("{what} (on_dm {on_dm})");
             let args = raw_part(on_dm, part);
-            let mut fake = base.clone();
-            let before = fake.state.clone();
-            let n = fake.mutations();
-            for r in [check(&mut fake, &args), run(&mut fake, &args)] {
-                assert!(r.failed && !r.changed, "{what}: {}", r.msg);
-                assert!(
-                    r.plan.is_empty() && r.done.is_empty(),
-                    "{what}: {:?}",
-                    r.plan
-                );
-                assert!(
-                    r.msg.contains("refusing changing partition data on ")
-                        && r.msg.contains(change)
-                        && r.msg
-                            .contains("whatever is or is not recognised on it (raw data counts)")
-                        && r.msg.contains("Set allow_data_loss: true"),
-                    "{what}: {}",
-                    r.msg
-                );
-            }
-            assert_eq!(fake.mutations(), n, "{what}: nothing executed");
-            assert_eq!(fake.state, before, "{what}: nothing changed");
+            let mut fake = refused_alike(
+                &base,
+                &args,
+                &what,
+                &[
+                    "refusing changing partition data on ",
+                    change,
+                    "whatever is or is not recognised on it (raw data counts)",
+                    "Set allow_data_loss: true",
+                ],
+            );
             assert!(fake.raw_intact(dev), "{what}: the data is where it was");
 
-            let mut allowed = args.clone();
-            allowed["allow_data_loss"] = json!(true);
-            let r = converge(&mut fake, &allowed);
+            let r = converge(&mut fake, &allowing_data_loss(&args));
             let want: &[&str] = if on_dm {
                 &[
                     "remove_dm",

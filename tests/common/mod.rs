@@ -121,6 +121,43 @@ pub fn assert_detail(r: &ModuleResult, i: usize, wanted: impl Fn(&str) -> bool) 
     assert!(wanted(&r.plan[i].detail), "{}", r.plan[i].detail);
 }
 
+/// Assert that `args` are refused on a copy of `base` in check mode and in a live run
+/// alike (`what` names the case): failed, nothing planned or done, every one of
+/// `fragments` in the message, nothing executed, nothing changed. The copy.
+pub fn refused_alike(
+    base: &FakeSystem,
+    args: &Value,
+    what: &str,
+    fragments: &[&str],
+) -> FakeSystem {
+    let mut fake = base.clone();
+    let before = fake.state.clone();
+    let n = fake.mutations();
+    for r in [check(&mut fake, args), run(&mut fake, args)] {
+        assert!(r.failed && !r.changed, "{what}: {}", r.msg);
+        assert!(
+            r.plan.is_empty() && r.done.is_empty(),
+            "{what}: {:?}",
+            r.plan
+        );
+        assert!(
+            fragments.iter().all(|f| r.msg.contains(f)),
+            "{what}: {}",
+            r.msg
+        );
+    }
+    assert_eq!(fake.mutations(), n, "{what}: nothing executed");
+    assert_eq!(fake.state, before, "{what}: nothing changed");
+    fake
+}
+
+/// `args` with `allow_data_loss: true`.
+pub fn allowing_data_loss(args: &Value) -> Value {
+    let mut allowed = args.clone();
+    allowed["allow_data_loss"] = json!(true);
+    allowed
+}
+
 /// The live table of a dm device in the fake.
 pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
     fake.state
