@@ -793,7 +793,7 @@ fn raw_data_on_a_striped_device_is_never_moved_without_allow_data_loss() {
         let mut fake = refused_alike(
             &base,
             &args,
-            &what,
+            what,
             &[
                 "refusing reloading dm device raw",
                 "the change moves data already on it (",
