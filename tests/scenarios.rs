@@ -129,22 +129,13 @@ fn chunk_change_on_a_mounted_device_is_refused_then_done_with_allow_data_loss() 
     let snapshot = fake.state.clone();
     let r = run(&mut fake, &args);
     assert!(r.failed && !r.changed, "{}", r.msg);
-    assert!(
-        r.msg.contains("reloading dm device pmem-striped"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("the mount of /dev/mapper/pmem-striped on /mnt/pmem"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &[
+            "reloading dm device pmem-striped",
+            "the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped",
+            "the mount of /dev/mapper/pmem-striped on /mnt/pmem",
+        ],
     );
     assert!(r.msg.contains("allow_data_loss"), "{}", r.msg);
     assert_eq!(fake.state, snapshot, "a refusal changes nothing");
@@ -277,11 +268,9 @@ fn namespace_mode_change_refused_while_held_then_done() {
     let to_devdax = json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}], "allow_data_loss": true});
     let r = run(&mut fake, &to_devdax);
     assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("is held by dm device foreign (dm-0), which these arguments do not declare"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &["is held by dm device foreign (dm-0), which these arguments do not declare"],
     );
     assert!(fake.state.dm("foreign").is_some());
     // without the holder: fsdax -> devdax (nothing on it: no data at risk) and back (needs allow)
@@ -463,16 +452,12 @@ fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
     fake.files_without_dax = true;
     let r = run(&mut fake, &striped_xfs());
     assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg.contains("a file on it has no STATX_ATTR_DAX"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("kernel: /dev/mapper/pmem-striped: DAX unsupported by block device"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &[
+            "a file on it has no STATX_ATTR_DAX",
+            "kernel: /dev/mapper/pmem-striped: DAX unsupported by block device",
+        ],
     );
     assert!(r.changed, "the steps done are reported");
 }
@@ -484,12 +469,7 @@ fn a_label_less_namespace_converts_whole_or_not_at_all() {
         json!({"namespaces": [{"name": "half", "region": 0, "mode": "fsdax", "size": "128M"}]});
     let r = run(&mut fake, &part);
     assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("can only be converted whole (256M); drop size"),
-        "{}",
-        r.msg
-    );
+    assert_msg(&r, &["can only be converted whole (256M); drop size"]);
     assert_eq!(fake.mutations(), 0);
     let whole =
         json!({"namespaces": [{"name": "whole", "region": 0, "mode": "fsdax", "size": "256M"}]});
@@ -520,17 +500,12 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
     args["devices"][0]["chunk"] = json!("1M");
     let r = run(&mut fake, &args);
     assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &[
+            "no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back",
+            "dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)",
+        ],
     );
     assert_warned(&r, |w| w.starts_with("dax_audit /mnt/pmem: dm"));
 }
@@ -612,11 +587,9 @@ fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
     let args = json!({"namespaces": [{"name": "n0", "region": "region0", "mode": "fsdax", "size": "120M"}]});
     let r = run(&mut fake, &args);
     assert!(r.failed && fake.executed.is_empty(), "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("namespace n0: size 120M is not a multiple of 16M, the alignment of region0"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &["namespace n0: size 120M is not a multiple of 16M, the alignment of region0"],
     );
     assert!(r.msg.contains("use 112M or 128M"), "{}", r.msg);
 }

@@ -91,6 +91,13 @@ pub const STRIPED_XFS_STEPS: [&str; 6] = [
     "set_extsize",
 ];
 
+/// Assert that the run's message has every one of `fragments`.
+pub fn assert_msg(r: &ModuleResult, fragments: &[&str]) {
+    for f in fragments {
+        assert!(r.msg.contains(f), "{}", r.msg);
+    }
+}
+
 /// Assert that one of the run's warnings is `wanted`.
 pub fn assert_warned(r: &ModuleResult, wanted: impl Fn(&str) -> bool) {
     assert!(r.warnings.iter().any(|w| wanted(w)), "{:?}", r.warnings);
