@@ -138,9 +138,7 @@ fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
     let dev = ns.dev.clone();
     // not ours: the nameless namespace is foreign, pm0 is created anew (and the region
     // has no room left for it)
-    let r = run(&mut fake, &striped_xfs());
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("region0 has 0 available"), "{}", r.msg);
+    run_fails(&mut fake, &striped_xfs(), &["region0 has 0 available"]);
     // ours: reused in place, with its name
     fake.state.uncleared.push(Uncleared {
         uuid,

@@ -277,9 +277,7 @@ fn a_foreign_holder_blocks_teardown_and_is_named() {
     };
     pmem_stack::system::System::execute(&mut fake, &op).expect("foreign dm");
     args["state"] = json!("absent");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("is held by someone-else"), "{}", r.msg);
+    run_fails(&mut fake, &args, &["is held by someone-else"]);
     assert!(
         fake.state.dm("pmem-striped").is_some() && fake.state.mount_at("/mnt/pmem").is_some(),
         "nothing torn down"

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use pmem_stack::actual::{BlockDevice, Devno, DmDevice, Filesystem, Missing, Mount};
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::system::System;
 use pmem_stack::units::Sectors;
@@ -266,10 +267,9 @@ fn namespace_mode_change_refused_while_held_then_done() {
         json!({"devices": [{"name": "foreign", "target": "linear", "members": ["/dev/pmem1"]}]});
     converge(&mut fake, &foreign);
     let to_devdax = json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}], "allow_data_loss": true});
-    let r = run(&mut fake, &to_devdax);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    run_fails(
+        &mut fake,
+        &to_devdax,
         &["is held by dm device foreign (dm-0), which these arguments do not declare"],
     );
     assert!(fake.state.dm("foreign").is_some());
@@ -358,9 +358,7 @@ fn xfs_silent_dax_fallback_fails_the_run() {
         "filesystems": [{"device": "lin", "type": "xfs"}],
         "mounts": [{"path": "/mnt/x", "device": "lin", "dax": "always"}]
     });
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("queue/dax=0"), "{}", r.msg);
+    run_fails(&mut fake, &args, &["queue/dax=0"]);
 }
 
 #[test]
@@ -450,10 +448,9 @@ fn ext4_dax_change_is_umount_and_mount() {
 fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     fake.files_without_dax = true;
-    let r = run(&mut fake, &striped_xfs());
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    let r = run_fails(
+        &mut fake,
+        &striped_xfs(),
         &[
             "a file on it has no STATX_ATTR_DAX",
             "kernel: /dev/mapper/pmem-striped: DAX unsupported by block device",
@@ -467,9 +464,11 @@ fn a_label_less_namespace_converts_whole_or_not_at_all() {
     let mut fake = FakeSystem::fresh_dimms(1, DIMM);
     let part =
         json!({"namespaces": [{"name": "half", "region": 0, "mode": "fsdax", "size": "128M"}]});
-    let r = run(&mut fake, &part);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(&r, &["can only be converted whole (256M); drop size"]);
+    run_fails(
+        &mut fake,
+        &part,
+        &["can only be converted whole (256M); drop size"],
+    );
     assert_eq!(fake.mutations(), 0);
     let whole =
         json!({"namespaces": [{"name": "whole", "region": 0, "mode": "fsdax", "size": "256M"}]});
@@ -498,10 +497,9 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
     // a 1 MiB chunk: warned at the dm layer, and every fault falls back
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     args["devices"][0]["chunk"] = json!("1M");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    let r = run_fails(
+        &mut fake,
+        &args,
         &[
             "no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back",
             "dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)",
@@ -604,6 +602,25 @@ fn on_kernel(release: Option<&str>) -> FakeSystem {
     fake
 }
 
+/// A kernel before 5.8, which knows only a bare `dax` mount option.
+const KERNEL_5_4: &str = "5.4.0-150-generic";
+
+/// [`linear_ext4`] mounted with `dax: <mode>`.
+fn linear_ext4_dax(mode: &str) -> Value {
+    let mut args = linear_ext4();
+    args["mounts"][0]["dax"] = json!(mode);
+    args
+}
+
+/// Assert that the detail of some step of the run's plan starts with `prefix`.
+fn assert_a_step_starts(r: &ModuleResult, prefix: &str) {
+    assert!(
+        r.plan.iter().any(|s| s.detail.starts_with(prefix)),
+        "{:?}",
+        r.plan
+    );
+}
+
 /// The options of every mount(2) and remount the fake executed.
 fn mount_options(fake: &FakeSystem) -> Vec<Vec<String>> {
     fake.executed
@@ -620,15 +637,9 @@ fn mount_options(fake: &FakeSystem) -> Vec<Vec<String>> {
 fn a_kernel_before_5_8_mounts_with_a_bare_dax() {
     use pmem_stack::args::DaxMode;
     // ext4, dax: always (the default)
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
+    let mut fake = on_kernel(Some(KERNEL_5_4));
     let r = converge(&mut fake, &linear_ext4());
-    assert!(
-        r.plan.iter().any(|s| s
-            .detail
-            .starts_with("mount -t ext4 -o dax dm device pmem-linear /mnt/pmem")),
-        "{:?}",
-        r.plan
-    );
+    assert_a_step_starts(&r, "mount -t ext4 -o dax dm device pmem-linear /mnt/pmem");
     assert_eq!(mount_options(&fake), [["dax"]]);
     let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
     assert_eq!(m.dax, Some(DaxMode::Always));
@@ -652,17 +663,9 @@ fn a_kernel_before_5_8_mounts_with_a_bare_dax() {
 #[test]
 fn a_kernel_before_5_8_mounts_never_without_a_dax_option() {
     use pmem_stack::args::DaxMode;
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("never");
-    let r = converge(&mut fake, &args);
-    assert!(
-        r.plan.iter().any(|s| s
-            .detail
-            .starts_with("mount -t ext4 dm device pmem-linear /mnt/pmem (")),
-        "{:?}",
-        r.plan
-    );
+    let mut fake = on_kernel(Some(KERNEL_5_4));
+    let r = converge(&mut fake, &linear_ext4_dax("never"));
+    assert_a_step_starts(&r, "mount -t ext4 dm device pmem-linear /mnt/pmem (");
     assert_eq!(mount_options(&fake), [Vec::<String>::new()]);
     let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
     assert_eq!(m.dax, Some(DaxMode::Never));
@@ -677,17 +680,15 @@ fn a_kernel_before_5_8_mounts_never_without_a_dax_option() {
 
 #[test]
 fn dax_inode_is_refused_on_a_kernel_before_5_8() {
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("inode");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("mounts[0].dax: inode does not exist on this kernel (5.4.0-150-generic)")
-            && r.msg.contains("Linux 5.8"),
-        "{}",
-        r.msg
+    let mut fake = on_kernel(Some(KERNEL_5_4));
+    let args = linear_ext4_dax("inode");
+    run_fails(
+        &mut fake,
+        &args,
+        &[
+            "mounts[0].dax: inode does not exist on this kernel (5.4.0-150-generic)",
+            "Linux 5.8",
+        ],
     );
     assert_eq!(fake.mutations(), 0, "refused before anything runs");
     // the same on 5.8 and later works
@@ -886,13 +887,7 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
         &mut fake,
         &json!({"devices": [{"name": "raw", "target": "linear", "members": ["/dev/pmem0"]}]}),
     );
-    let desired = pmem_stack::args::validate::validate(
-        &pmem_stack::args::parse_input(&two.to_string())
-            .map_err(|e| e.errors)
-            .expect("parses")
-            .args,
-    )
-    .expect("valid");
+    let desired = validated(&two);
     let plan = pmem_stack::plan::plan(&desired, &fake.state).expect("plan");
     assert!(!plan.steps[0].destructive, "{:?}", plan.steps);
     let ok = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &fake.state);
@@ -1397,13 +1392,7 @@ fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_all
     let mut fake = FakeSystem::with_fsdax(1, DIMM);
     let args = raw_part(false, json!({"start": "2M", "size": "64M"}));
     converge(&mut fake, &args);
-    let desired = pmem_stack::args::validate::validate(
-        &pmem_stack::args::parse_input(&args.to_string())
-            .map_err(|e| e.errors)
-            .expect("parses")
-            .args,
-    )
-    .expect("valid");
+    let desired = validated(&args);
     let delete = Action::DeletePartition {
         disk: DevRef::Namespace("pm0".into()),
         number: 1,

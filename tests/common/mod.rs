@@ -26,6 +26,17 @@ pub fn key_set<'a>(v: &'a Value, what: &str) -> std::collections::BTreeSet<&'a s
         .collect()
 }
 
+/// The arguments (a JSON value), parsed and validated.
+pub fn validated(args: &Value) -> pmem_stack::args::validate::Desired {
+    pmem_stack::args::validate::validate(
+        &pmem_stack::args::parse_input(&args.to_string())
+            .map_err(|e| e.errors)
+            .expect("parses")
+            .args,
+    )
+    .expect("valid")
+}
+
 /// Run with the given arguments (a JSON value) against the fake.
 pub fn run(fake: &mut FakeSystem, args: &Value) -> ModuleResult {
     pmem_stack::run(&args.to_string(), fake, false)
@@ -96,6 +107,14 @@ pub fn assert_msg(r: &ModuleResult, fragments: &[&str]) {
     for f in fragments {
         assert!(r.msg.contains(f), "{}", r.msg);
     }
+}
+
+/// Run with the given arguments: it fails, with every one of `fragments` in its message.
+pub fn run_fails(fake: &mut FakeSystem, args: &Value, fragments: &[&str]) -> ModuleResult {
+    let r = run(fake, args);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(&r, fragments);
+    r
 }
 
 /// Assert that one of the run's warnings is `wanted`.
