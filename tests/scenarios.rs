@@ -320,13 +320,10 @@ fn another_filesystem_is_refused_and_bad_geometry_only_warned() {
         w.contains("stride=16 blocks (want 512)") && w.contains("tune2fs -E stride=512 /dev/pmem0")
     });
     let xfs = json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs"}]});
-    let r = run(&mut fake, &xfs);
-    assert!(
-        r.failed
-            && r.msg
-                .contains("making xfs over the ext4 filesystem on /dev/pmem0"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &xfs,
+        &["making xfs over the ext4 filesystem on /dev/pmem0"],
     );
     let mut xfs = xfs;
     xfs["allow_data_loss"] = json!(true);
@@ -1131,13 +1128,10 @@ fn an_unreadable_declared_device_is_refused_naming_it() {
         dax: None,
         root_extsize: None,
     });
-    let r = run(&mut fake, &other);
-    assert!(
-        r.failed
-            && r.msg
-                .contains("/mnt/other: the device mounted there (/dev/vda) could not be read"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &other,
+        &["/mnt/other: the device mounted there (/dev/vda) could not be read"],
     );
 }
 
