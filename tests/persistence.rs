@@ -381,6 +381,15 @@ fn no_boot_file_left(fake: &FakeSystem) {
     );
 }
 
+/// Four fresh DIMMs with task A, then task B, converged; and their arguments.
+fn a_and_b() -> (FakeSystem, Value, Value) {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    (fake, a, b)
+}
+
 /// Task A: striped xfs over pm0 and pm1 on /mnt/a.
 fn stack_a() -> Value {
     persisted_task(dm_stack(0..2, "striped", "pmem-a", "xfs", "/mnt/a"))
@@ -391,6 +400,14 @@ fn stack_b() -> Value {
     let mut v = dm_stack(2..3, "linear", "pmem-b", "ext4", "/mnt/b");
     v["mounts"][0]["options"] = json!(["noatime"]);
     persisted_task(v)
+}
+
+/// Task B without its filesystem and mount: a dm device alone.
+fn stack_b_without_mount() -> Value {
+    let mut b = stack_b();
+    b["filesystems"] = json!([]);
+    b["mounts"] = json!([]);
+    b
 }
 
 /// Task C: a GPT partition on pm3, xfs, on /mnt/c (its unit names the partition uuid).
@@ -454,9 +471,14 @@ fn assert_removes_own_files(r: &ModuleResult, args: &Value, unit: &str) {
     assert_eq!(removed, want, "{:?}", r.plan);
 }
 
-/// Assert that a boot (as systemd runs the units) runs exactly `units`, each done.
-fn assert_boot_runs(fake: &mut FakeSystem, units: impl IntoIterator<Item = String>) {
-    let want: BTreeMap<String, Job> = units.into_iter().map(|u| (u, Job::Done)).collect();
+/// Assert that a boot (as systemd runs the units) runs exactly the replay instances of
+/// `tasks` and the `others`, each done.
+fn assert_boot_runs(fake: &mut FakeSystem, tasks: &[&Value], others: &[&str]) {
+    let units = tasks.iter().map(|t| instance(t));
+    let want: BTreeMap<String, Job> = units
+        .chain(others.iter().map(|u| u.to_string()))
+        .map(|u| (u, Job::Done))
+        .collect();
     assert_eq!(systemd_boot(fake), want);
 }
 
@@ -870,15 +892,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     unchanged(&mut fake, &c, "C");
 
     // the next boot (as systemd runs the units) brings A and C back, not B
-    assert_boot_runs(
-        &mut fake,
-        [
-            instance(&a),
-            instance(&c),
-            "mnt-a.mount".into(),
-            "mnt-c.mount".into(),
-        ],
-    );
+    assert_boot_runs(&mut fake, &[&a, &c], &["mnt-a.mount", "mnt-c.mount"]);
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/c") && !mounted(&fake, "/mnt/b"));
     assert!(fake.state.dm("pmem-b").is_none());
 
@@ -897,9 +911,7 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     converge(&mut fake, &a);
     let a_files = own_files(&fake, &a, "mnt-a.mount");
     // B first without its filesystem and mount
-    let mut small = stack_b();
-    small["filesystems"] = json!([]);
-    small["mounts"] = json!([]);
+    let small = stack_b_without_mount();
     converge(&mut fake, &small);
     // then it grows: a new key; its old state (sharing pm2 and pmem-b) is replaced
     let big = stack_b();
@@ -991,12 +1003,8 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     assert_eq!(states[1].0, state_file(&b));
     assert_boot_runs(
         &mut fake,
-        [
-            LEGACY_SERVICE.into(),
-            instance(&b),
-            "mnt-a.mount".into(),
-            "mnt-b.mount".into(),
-        ],
+        &[&b],
+        &[LEGACY_SERVICE, "mnt-a.mount", "mnt-b.mount"],
     );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/b"));
 
@@ -1028,23 +1036,12 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     assert_eq!(states_in_dir(&fake), want);
     unchanged(&mut fake, &b, "B");
     unchanged(&mut fake, &a, "A");
-    assert_boot_runs(
-        &mut fake,
-        [
-            instance(&a),
-            instance(&b),
-            "mnt-a.mount".into(),
-            "mnt-b.mount".into(),
-        ],
-    );
+    assert_boot_runs(&mut fake, &[&a, &b], &["mnt-a.mount", "mnt-b.mount"]);
 }
 
 #[test]
 fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs_it() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     to_previous_release(&mut fake);
     let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
     let service_link = replay_link(LEGACY_SERVICE);
@@ -1099,12 +1096,8 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
     // replays A again: nothing to do then)
     assert_boot_runs(
         &mut fake,
-        [
-            LEGACY_SERVICE.into(),
-            instance(&a),
-            "mnt-a.mount".into(),
-            "mnt-b.mount".into(),
-        ],
+        &[&a],
+        &[LEGACY_SERVICE, "mnt-a.mount", "mnt-b.mount"],
     );
     unchanged(&mut fake, &a, "A");
 
@@ -1132,15 +1125,7 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
     assert!(naming_legacy_service(&fake).is_empty());
     unchanged(&mut fake, &a, "A");
     unchanged(&mut fake, &b, "B");
-    assert_boot_runs(
-        &mut fake,
-        [
-            instance(&a),
-            instance(&b),
-            "mnt-a.mount".into(),
-            "mnt-b.mount".into(),
-        ],
-    );
+    assert_boot_runs(&mut fake, &[&a, &b], &["mnt-a.mount", "mnt-b.mount"]);
 }
 
 /// The files a run writes or removes, in plan order: `(action, path)`.
@@ -1156,10 +1141,7 @@ fn files_changed(r: &pmem_stack::report::ModuleResult) -> Vec<(&'static str, Str
 }
 #[test]
 fn a_legacy_state_is_torn_down_by_its_task_alone() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     let own = state_file(&a);
     for f in &mut fake.state.files {
         if f.path == own {
@@ -1190,10 +1172,7 @@ fn a_legacy_state_is_torn_down_by_its_task_alone() {
 
 #[test]
 fn an_unreadable_saved_state_is_left_alone_and_does_not_stop_the_others() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     let junk = format!("{STATE_DIR}/000-junk.json");
     fake.state.files.push(FileState {
         path: junk.clone(),
@@ -1231,10 +1210,7 @@ fn the_boot_replay_with_no_saved_state_does_nothing() {
 
 #[test]
 fn a_stack_that_cannot_be_rebuilt_fails_only_its_own_instance_and_mounts() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     // B's DIMM is pulled out while the machine is off
     fake.reboot();
     remove_dimm(&mut fake, "region2");
@@ -1258,10 +1234,7 @@ fn a_stack_that_cannot_be_rebuilt_fails_only_its_own_instance_and_mounts() {
 fn with_the_shared_service_of_the_previous_release_one_missing_dimm_failed_every_mount() {
     // what the instances fix, in the same model: the one service fails when any stack
     // fails, and every mount unit requiring it fails with it
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, _, _) = a_and_b();
     to_previous_release(&mut fake);
     fake.reboot();
     remove_dimm(&mut fake, "region2");
@@ -1321,7 +1294,7 @@ fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_wit
         assert!(fake.state.file(p).is_some(), "{p}");
     }
     unchanged(&mut fake, &c, "C");
-    assert_boot_runs(&mut fake, [instance(&c), "mnt-c.mount".into()]);
+    assert_boot_runs(&mut fake, &[&c], &["mnt-c.mount"]);
     converge(&mut fake, &absent(&c));
     no_boot_file_left(&fake);
 }
@@ -1331,10 +1304,7 @@ fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
     // no unit shows that B needs the old service: its saved state without an instance
     // link does
     let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let a = stack_a();
-    let mut b = stack_b();
-    b["filesystems"] = json!([]);
-    b["mounts"] = json!([]);
+    let (a, b) = (stack_a(), stack_b_without_mount());
     converge(&mut fake, &a);
     converge(&mut fake, &b);
     to_previous_release(&mut fake);
@@ -1364,10 +1334,7 @@ fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
 
 #[test]
 fn a_replay_instance_whose_saved_state_is_gone_is_disabled() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     // B's saved state removed by hand: its instance link replays nothing, and its
     // mount unit is declared by no saved state: the next run of any task removes them
     fake.state.files.retain(|f| f.path != state_file(&b));
@@ -1445,10 +1412,7 @@ fn a_move_stopped_at_any_step_boots_every_stack_and_is_finished_by_the_next_run(
 
 #[test]
 fn under_systemd_the_replay_leaves_the_mounts_to_their_units() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, _, _) = a_and_b();
     fake.reboot();
     // A's mount has its unit (systemd mounts it after the replay); B's is left to the
     // replay (as when `--boot` runs without systemd)
@@ -1501,10 +1465,7 @@ fn lose_namespace(fake: &mut FakeSystem, name: &str) {
 
 #[test]
 fn the_boot_replay_never_makes_a_missing_member_anew_nor_a_filesystem_over_the_survivors() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, _) = a_and_b();
     fake.reboot();
     // pm1 is gone but region1 is there with room for a new one: a task run would create
     // it; the replay must not (a new blank member under the striped device, then a
