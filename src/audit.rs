@@ -100,48 +100,34 @@ const fn device_depth(depth: usize) -> usize {
 pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
     let mut out = DaxAudit::default();
     if let Some(p) = &a.platform {
+        let platform = |object: &str, found: String, pmd_ok: bool, fix: Option<&str>| {
+            layer(0, "platform", object, found, pmd_ok, fix.map(String::from))
+        };
+        let either = |flag: bool, yes: &str, no: &str| if flag { yes } else { no }.to_string();
         let ps_ok = p.page_size == PAGE;
-        out.platform.push(layer(
-            0,
-            "platform",
-            "page size",
-            p.page_size.to_string(),
-            ps_ok,
-            (!ps_ok).then(|| "DAX needs 4 KiB pages".into()),
-        ));
-        out.platform.push(layer(
-            0,
-            "platform",
-            "cpu pse",
-            if p.pse {
-                "2 MiB pages supported".into()
-            } else {
-                "no pse flag".into()
-            },
-            p.pse,
-            (!p.pse).then(|| "a CPU with 2 MiB pages (pse) is needed for PMD faults".into()),
-        ));
-        out.platform.push(layer(
-            0,
-            "platform",
-            "cpu pdpe1gb",
-            if p.pdpe1gb {
-                "1 GiB pages supported".into()
-            } else {
-                "no 1 GiB pages".into()
-            },
-            true,
-            None,
-        ));
-        if let Some(t) = &p.thp {
-            out.platform.push(layer(
-                0,
-                "platform",
-                "transparent_hugepage",
-                t.clone(),
+        out.platform = vec![
+            platform(
+                "page size",
+                p.page_size.to_string(),
+                ps_ok,
+                (!ps_ok).then_some("DAX needs 4 KiB pages"),
+            ),
+            platform(
+                "cpu pse",
+                either(p.pse, "2 MiB pages supported", "no pse flag"),
+                p.pse,
+                (!p.pse).then_some("a CPU with 2 MiB pages (pse) is needed for PMD faults"),
+            ),
+            platform(
+                "cpu pdpe1gb",
+                either(p.pdpe1gb, "1 GiB pages supported", "no 1 GiB pages"),
                 true,
                 None,
-            ));
+            ),
+        ];
+        if let Some(t) = &p.thp {
+            out.platform
+                .push(platform("transparent_hugepage", t.clone(), true, None));
         }
     }
     let platform_ok = out.platform.iter().all(|l| l.pmd_ok);
@@ -236,199 +222,203 @@ fn stack(a: &Actual, m: &Mount) -> StackAudit {
         }
         layers.push(layer(1, "filesystem", &m.source, found, ok, fix));
     }
-    let mut nodes = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    device(a, m.devno, &mut layers, &mut nodes, &mut seen, 0);
-    let pmd_ok = layers.iter().all(|l| l.pmd_ok);
+    let mut walk = Walk {
+        a,
+        layers,
+        nodes: BTreeSet::new(),
+        seen: BTreeSet::new(),
+    };
+    walk.device(m.devno, 0);
+    let pmd_ok = walk.layers.iter().all(|l| l.pmd_ok);
     StackAudit {
         mount: m.target.clone(),
         pmd_ok,
-        layers,
-        numa_nodes: nodes.into_iter().collect(),
+        layers: walk.layers,
+        numa_nodes: walk.nodes.into_iter().collect(),
     }
 }
 
-fn device(
-    a: &Actual,
-    devno: Devno,
-    layers: &mut Vec<LayerAudit>,
-    nodes: &mut BTreeSet<i32>,
-    seen: &mut BTreeSet<Devno>,
-    depth: usize,
-) {
-    if depth > 16 || !seen.insert(devno) {
-        return;
-    }
-    let Some(bd) = a.block(devno) else {
-        layers.push(layer(
-            device_depth(depth),
-            "device",
-            &devno.to_string(),
-            "not found".into(),
-            false,
-            None,
-        ));
-        return;
-    };
-    if let Some(p) = &bd.partition {
-        partition(a, bd, p.start, layers, nodes, seen, depth);
-    } else if let Some(dm) = a.dm_by_devno(devno) {
-        let name = format!("/dev/mapper/{}", dm.name);
-        match dm.table.lines() {
-            Err(e) => layers.push(layer(
+/// A walk down the device layers under one mount: what each layer allows, the NUMA
+/// nodes met, and the devices seen (each layer once).
+struct Walk<'a> {
+    a: &'a Actual,
+    layers: Vec<LayerAudit>,
+    nodes: BTreeSet<i32>,
+    seen: BTreeSet<Devno>,
+}
+
+impl Walk<'_> {
+    fn device(&mut self, devno: Devno, depth: usize) {
+        let a = self.a;
+        if depth > 16 || !self.seen.insert(devno) {
+            return;
+        }
+        let Some(bd) = a.block(devno) else {
+            self.layers.push(layer(
                 device_depth(depth),
-                "dm",
-                &name,
-                e.to_string(),
+                "device",
+                &devno.to_string(),
+                "not found".into(),
                 false,
                 None,
-            )),
-            Ok(lines) => {
-                for l in lines {
-                    let (found, ok, fix) = match &l.target {
-                        Target::Linear { dev, offset } => {
-                            let ok = l.start.is_multiple_of(PMD_SECTORS)
-                                && offset.is_multiple_of(PMD_SECTORS);
-                            (
-                                format!("linear sectors {}+{} -> {dev} at {offset}", l.start, l.length),
-                                ok || l.start.0 == 0 && offset.0 == 0,
-                                (!ok).then(|| "start every segment and member offset at a multiple of 4096 sectors (2 MiB)".to_string()),
-                            )
-                        }
-                        Target::Striped { chunk, stripes } => {
-                            let offs_ok =
-                                stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
-                            let geometry_ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
-                            let chunk_kb = chunk.bytes().0 / 1024;
-                            let msk = bd.max_sectors_kb;
-                            let io_ok = msk.is_none_or(|k| u64::from(k) >= chunk_kb);
-                            let fix = if !geometry_ok {
-                                Some("chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string())
-                            } else if !io_ok {
-                                Some(format!("echo {chunk_kb} > /sys/block/{}/queue/max_sectors_kb (pmem_stack sets it on striped devices it creates or reloads)", bd.name))
-                            } else {
-                                None
-                            };
-                            (
-                                format!(
-                                    "striped {} x chunk {} sectors ({}), max_sectors_kb {}",
-                                    stripes.len(),
-                                    chunk,
-                                    chunk.bytes(),
-                                    msk.map(|k| k.to_string())
-                                        .unwrap_or_else(|| "unknown".into())
-                                ),
-                                geometry_ok && io_ok,
-                                fix,
-                            )
-                        }
-                        Target::Other { kind, .. } => (
-                            format!("{kind} target: no DAX"),
-                            false,
-                            Some("use linear or striped".to_string()),
-                        ),
-                    };
-                    layers.push(layer(device_depth(depth), "dm", &name, found, ok, fix));
-                }
-                for m in lines.iter().flat_map(|l| l.members()) {
-                    device(a, m, layers, nodes, seen, depth + 1);
+            ));
+            return;
+        };
+        if let Some(p) = &bd.partition {
+            self.partition(bd, p.start, depth);
+        } else if let Some(dm) = a.dm_by_devno(devno) {
+            let name = format!("/dev/mapper/{}", dm.name);
+            match dm.table.lines() {
+                Err(e) => self.layers.push(layer(
+                    device_depth(depth),
+                    "dm",
+                    &name,
+                    e.to_string(),
+                    false,
+                    None,
+                )),
+                Ok(lines) => {
+                    for l in lines {
+                        let (found, ok, fix) = match &l.target {
+                            Target::Linear { dev, offset } => {
+                                let ok = l.start.is_multiple_of(PMD_SECTORS)
+                                    && offset.is_multiple_of(PMD_SECTORS);
+                                (
+                                    format!("linear sectors {}+{} -> {dev} at {offset}", l.start, l.length),
+                                    ok || l.start.0 == 0 && offset.0 == 0,
+                                    (!ok).then(|| "start every segment and member offset at a multiple of 4096 sectors (2 MiB)".to_string()),
+                                )
+                            }
+                            Target::Striped { chunk, stripes } => {
+                                let offs_ok =
+                                    stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
+                                let geometry_ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
+                                let chunk_kb = chunk.bytes().0 / 1024;
+                                let msk = bd.max_sectors_kb;
+                                let io_ok = msk.is_none_or(|k| u64::from(k) >= chunk_kb);
+                                let fix = if !geometry_ok {
+                                    Some("chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string())
+                                } else if !io_ok {
+                                    Some(format!("echo {chunk_kb} > /sys/block/{}/queue/max_sectors_kb (pmem_stack sets it on striped devices it creates or reloads)", bd.name))
+                                } else {
+                                    None
+                                };
+                                (
+                                    format!(
+                                        "striped {} x chunk {} sectors ({}), max_sectors_kb {}",
+                                        stripes.len(),
+                                        chunk,
+                                        chunk.bytes(),
+                                        msk.map(|k| k.to_string())
+                                            .unwrap_or_else(|| "unknown".into())
+                                    ),
+                                    geometry_ok && io_ok,
+                                    fix,
+                                )
+                            }
+                            Target::Other { kind, .. } => (
+                                format!("{kind} target: no DAX"),
+                                false,
+                                Some("use linear or striped".to_string()),
+                            ),
+                        };
+                        self.layers
+                            .push(layer(device_depth(depth), "dm", &name, found, ok, fix));
+                    }
+                    for m in lines.iter().flat_map(|l| l.members()) {
+                        self.device(m, depth + 1);
+                    }
                 }
             }
-        }
-    } else if let Some(ns) = a.namespace_of_block(&bd.name) {
-        let name = ns.name.clone().unwrap_or_else(|| ns.dev.clone());
-        if let Some(n) = ns.numa_node {
-            nodes.insert(n);
-        }
-        let start_ok = ns
-            .resource
-            .is_none_or(|r| Bytes(r).is_multiple_of(HUGE_PAGE));
-        let align_ok = ns
-            .align
-            .is_some_and(|al| al.0 != 0 && al.is_multiple_of(HUGE_PAGE));
-        let fsdax = ns.mode == NamespaceMode::Fsdax;
-        let found = format!(
-            "{} namespace {} ({}), physical start {}, align {}, map {}",
-            ns.mode,
-            name,
-            bd.path,
-            ns.resource
-                .map(|r| format!("{r:#x}"))
-                .unwrap_or_else(|| "unknown".into()),
-            ns.align
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "none".into()),
-            ns.map.map(|m| m.as_str()).unwrap_or("-"),
-        );
-        let ok = start_ok && align_ok && fsdax;
-        let fix = if !fsdax {
-            Some("mode: fsdax (only fsdax block devices do DAX)".to_string())
-        } else if !align_ok {
-            Some("align: 2M".to_string())
-        } else if !start_ok {
-            Some(
-                "the region's physical start is not 2 MiB aligned: a firmware/region layout matter"
-                    .to_string(),
-            )
-        } else {
-            None
-        };
-        layers.push(layer(
-            device_depth(depth),
-            "namespace",
-            &name,
-            if fsdax {
-                found
+        } else if let Some(ns) = a.namespace_of_block(&bd.name) {
+            let name = ns.name.clone().unwrap_or_else(|| ns.dev.clone());
+            if let Some(n) = ns.numa_node {
+                self.nodes.insert(n);
+            }
+            let start_ok = ns
+                .resource
+                .is_none_or(|r| Bytes(r).is_multiple_of(HUGE_PAGE));
+            let align_ok = ns
+                .align
+                .is_some_and(|al| al.0 != 0 && al.is_multiple_of(HUGE_PAGE));
+            let fsdax = ns.mode == NamespaceMode::Fsdax;
+            let found = format!(
+                "{} namespace {} ({}), physical start {}, align {}, map {}",
+                ns.mode,
+                name,
+                bd.path,
+                ns.resource
+                    .map(|r| format!("{r:#x}"))
+                    .unwrap_or_else(|| "unknown".into()),
+                ns.align
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                ns.map.map(|m| m.as_str()).unwrap_or("-"),
+            );
+            let ok = start_ok && align_ok && fsdax;
+            let fix = if !fsdax {
+                Some("mode: fsdax (only fsdax block devices do DAX)".to_string())
+            } else if !align_ok {
+                Some("align: 2M".to_string())
+            } else if !start_ok {
+                Some(
+                    "the region's physical start is not 2 MiB aligned: a firmware/region layout matter"
+                        .to_string(),
+                )
             } else {
-                format!("{found}: no DAX")
-            },
-            ok,
-            fix,
-        ));
-    } else {
-        layers.push(layer(
-            device_depth(depth),
-            "device",
-            &bd.path,
-            format!("{}: not a pmem namespace, dm device or partition", bd.path),
-            bd.dax,
-            None,
-        ));
-    }
-}
-
-fn partition(
-    a: &Actual,
-    bd: &BlockDevice,
-    start: Sectors,
-    layers: &mut Vec<LayerAudit>,
-    nodes: &mut BTreeSet<i32>,
-    seen: &mut BTreeSet<Devno>,
-    depth: usize,
-) {
-    let ok = start.is_multiple_of(PMD_SECTORS);
-    let page_ok = start.is_multiple_of(PAGE.sectors()) && bd.size.is_multiple_of(PAGE.sectors());
-    let found = format!(
-        "{} starts at sector {start} ({}), size {} sectors{}",
-        bd.path,
-        start.bytes(),
-        bd.size,
-        if page_ok {
-            ""
+                None
+            };
+            self.layers.push(layer(
+                device_depth(depth),
+                "namespace",
+                &name,
+                if fsdax {
+                    found
+                } else {
+                    format!("{found}: no DAX")
+                },
+                ok,
+                fix,
+            ));
         } else {
-            ": not 4 KiB aligned, no DAX"
+            self.layers.push(layer(
+                device_depth(depth),
+                "device",
+                &bd.path,
+                format!("{}: not a pmem namespace, dm device or partition", bd.path),
+                bd.dax,
+                None,
+            ));
         }
-    );
-    layers.push(layer(
-        device_depth(depth),
-        "partition",
-        &bd.path,
-        found,
-        ok && page_ok,
-        (!ok).then(|| "start: 2M (sector 4096) or another multiple of 2 MiB".into()),
-    ));
-    if let Some(disk) = bd.partition.as_ref().and_then(|p| a.block_named(&p.disk)) {
-        device(a, disk.devno, layers, nodes, seen, depth + 1);
+    }
+
+    fn partition(&mut self, bd: &BlockDevice, start: Sectors, depth: usize) {
+        let a = self.a;
+        let ok = start.is_multiple_of(PMD_SECTORS);
+        let page_ok =
+            start.is_multiple_of(PAGE.sectors()) && bd.size.is_multiple_of(PAGE.sectors());
+        let found = format!(
+            "{} starts at sector {start} ({}), size {} sectors{}",
+            bd.path,
+            start.bytes(),
+            bd.size,
+            if page_ok {
+                ""
+            } else {
+                ": not 4 KiB aligned, no DAX"
+            }
+        );
+        self.layers.push(layer(
+            device_depth(depth),
+            "partition",
+            &bd.path,
+            found,
+            ok && page_ok,
+            (!ok).then(|| "start: 2M (sector 4096) or another multiple of 2 MiB".into()),
+        ));
+        if let Some(disk) = bd.partition.as_ref().and_then(|p| a.block_named(&p.disk)) {
+            self.device(disk.devno, depth + 1);
+        }
     }
 }
 

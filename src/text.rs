@@ -17,6 +17,11 @@ use std::time::Instant;
 /// The mark of a step that destroys data.
 pub const DESTRUCTIVE: &str = "DESTRUCTIVE";
 
+/// `n` and `noun`, plural unless `n` is 1: "1 step", "2 steps".
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The whole result as text (ends with a newline).
 pub fn render(r: &ModuleResult) -> String {
     let mut out = String::new();
@@ -27,21 +32,11 @@ pub fn render(r: &ModuleResult) -> String {
 fn write_result(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
     // a refusal's or an input error's text is `msg`, and is listed below: said once
     if !r.refusals.is_empty() && r.msg == r.refusals.join("; ") {
-        let n = r.refusals.len();
-        writeln!(
-            out,
-            "{}: {n} refusal{}, nothing was done",
-            status(r),
-            if n == 1 { "" } else { "s" }
-        )?;
+        let refusals = counted(r.refusals.len(), "refusal");
+        writeln!(out, "{}: {refusals}, nothing was done", status(r))?;
     } else if !r.errors.is_empty() {
-        let n = r.errors.len();
-        writeln!(
-            out,
-            "{}: {n} problem{} in the arguments",
-            status(r),
-            if n == 1 { "" } else { "s" }
-        )?;
+        let problems = counted(r.errors.len(), "problem");
+        writeln!(out, "{}: {problems} in the arguments", status(r))?;
     } else {
         writeln!(out, "{}: {}", status(r), r.msg)?;
     }
@@ -187,7 +182,7 @@ fn plan(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
     let n = r.plan.len();
     let destructive = r.plan.iter().filter(|s| s.destructive).count();
     writeln!(out)?;
-    write!(out, "Plan: {n} step{}", if n == 1 { "" } else { "s" })?;
+    write!(out, "Plan: {}", counted(n, "step"))?;
     if destructive > 0 {
         write!(out, ", {destructive} destroying data ({DESTRUCTIVE})")?;
     }
@@ -445,16 +440,13 @@ fn mark(ok: bool) -> &'static str {
 /// The timing line of a live run.
 pub fn timing(t: &Timing) -> String {
     let mut line = format!(
-        "Timing: {:.1} ms wall, {:.1} ms in {} external program{}, {} probe{} ({:.1} ms), {} operation{}",
+        "Timing: {:.1} ms wall, {:.1} ms in {}, {} ({:.1} ms), {}",
         t.wall_ms,
         t.external_ms,
-        t.external.len(),
-        if t.external.len() == 1 { "" } else { "s" },
-        t.probes,
-        if t.probes == 1 { "" } else { "s" },
+        counted(t.external.len(), "external program"),
+        counted(t.probes as usize, "probe"),
         t.probe_ms,
-        t.operations.len(),
-        if t.operations.len() == 1 { "" } else { "s" },
+        counted(t.operations.len(), "operation"),
     );
     if let Some(kib) = t.peak_rss_kib {
         let _ = write!(line, ", peak RSS {kib} KiB");
@@ -568,6 +560,23 @@ mod tests {
             fix: fix.map(String::from),
             depth,
         }
+    }
+
+    /// A layer that allows PMD faults.
+    fn ok(depth: usize, layer_name: &str, object: &str, found: &str) -> LayerAudit {
+        layer(depth, layer_name, object, found, None)
+    }
+
+    /// Layers that allow PMD faults, one a row: `depth | layer | object | found`.
+    fn oks(rows: &[&str]) -> Vec<LayerAudit> {
+        rows.iter()
+            .map(|row| match row.split(" | ").collect::<Vec<_>>()[..] {
+                [depth, layer_name, object, found] => {
+                    ok(depth.parse().expect("depth"), layer_name, object, found)
+                }
+                _ => panic!("not a layer: {row}"),
+            })
+            .collect()
     }
 
     /// A live run that failed at its third step: one done, one skipped, the failed one
@@ -708,17 +717,17 @@ Timing: 1234.5 ms wall, 1000.0 ms in 0 external programs, 3 probes (12.2 ms), 0 
             dm_warning.clone(),
         ];
         r.dax_audit = Some(DaxAudit {
-            platform: vec![
-                layer(0, "platform", "page size", "4K", None),
-                layer(0, "platform", "cpu pse", "2 MiB pages supported", None),
-            ],
+            platform: oks(&[
+                "0 | platform | page size | 4K",
+                "0 | platform | cpu pse | 2 MiB pages supported",
+            ]),
             mounts: vec![
                 StackAudit {
                     mount: "/mnt/x".into(),
                     pmd_ok: false,
                     layers: vec![
-                        layer(0, "mount", "/mnt/x", "dax=always", None),
-                        layer(1, "filesystem", "/dev/mapper/s", "xfs block size 4K", None),
+                        ok(0, "mount", "/mnt/x", "dax=always"),
+                        ok(1, "filesystem", "/dev/mapper/s", "xfs block size 4K"),
                         layer(
                             2,
                             "dm",
@@ -726,50 +735,20 @@ Timing: 1234.5 ms wall, 1000.0 ms in 0 external programs, 3 probes (12.2 ms), 0 
                             "striped 2 x chunk 4096 sectors (2M), max_sectors_kb 1280",
                             Some(fix),
                         ),
-                        layer(
-                            3,
-                            "namespace",
-                            "pm0",
-                            "fsdax namespace pm0 (/dev/pmem0)",
-                            None,
-                        ),
-                        layer(
-                            3,
-                            "namespace",
-                            "pm1",
-                            "fsdax namespace pm1 (/dev/pmem1)",
-                            None,
-                        ),
+                        ok(3, "namespace", "pm0", "fsdax namespace pm0 (/dev/pmem0)"),
+                        ok(3, "namespace", "pm1", "fsdax namespace pm1 (/dev/pmem1)"),
                     ],
                     numa_nodes: vec![0],
                 },
                 StackAudit {
                     mount: "/mnt/e".into(),
                     pmd_ok: true,
-                    layers: vec![
-                        layer(0, "mount", "/mnt/e", "dax=always", None),
-                        layer(
-                            1,
-                            "filesystem",
-                            "/dev/pmem1.1p1",
-                            "ext4 block size 4K",
-                            None,
-                        ),
-                        layer(
-                            2,
-                            "partition",
-                            "/dev/pmem1.1p1",
-                            "starts at sector 4096",
-                            None,
-                        ),
-                        layer(
-                            3,
-                            "namespace",
-                            "pm2",
-                            "fsdax namespace pm2 (/dev/pmem1.1)",
-                            None,
-                        ),
-                    ],
+                    layers: oks(&[
+                        "0 | mount | /mnt/e | dax=always",
+                        "1 | filesystem | /dev/pmem1.1p1 | ext4 block size 4K",
+                        "2 | partition | /dev/pmem1.1p1 | starts at sector 4096",
+                        "3 | namespace | pm2 | fsdax namespace pm2 (/dev/pmem1.1)",
+                    ]),
                     numa_nodes: vec![0],
                 },
             ],
@@ -806,33 +785,15 @@ DAX audit (2 MiB page faults, layer by layer):
     /// their ancestors are drawn through to the last of them.
     #[test]
     fn a_deeper_tree() {
-        let layers = [
-            layer(0, "mount", "/mnt/l", "dax=always", None),
-            layer(1, "filesystem", "/dev/mapper/l", "ext4", None),
-            layer(
-                2,
-                "dm",
-                "/dev/mapper/l",
-                "linear sectors 0+8192 -> 254:1 at 0",
-                None,
-            ),
-            layer(
-                2,
-                "dm",
-                "/dev/mapper/l",
-                "linear sectors 8192+8192 -> 259:2 at 0",
-                None,
-            ),
-            layer(
-                3,
-                "dm",
-                "/dev/mapper/inner",
-                "linear sectors 0+8192 -> 259:0 at 0",
-                None,
-            ),
-            layer(4, "namespace", "pm0", "fsdax", None),
-            layer(3, "namespace", "pm1", "fsdax", None),
-        ];
+        let layers = oks(&[
+            "0 | mount | /mnt/l | dax=always",
+            "1 | filesystem | /dev/mapper/l | ext4",
+            "2 | dm | /dev/mapper/l | linear sectors 0+8192 -> 254:1 at 0",
+            "2 | dm | /dev/mapper/l | linear sectors 8192+8192 -> 259:2 at 0",
+            "3 | dm | /dev/mapper/inner | linear sectors 0+8192 -> 259:0 at 0",
+            "4 | namespace | pm0 | fsdax",
+            "3 | namespace | pm1 | fsdax",
+        ]);
         let refs: Vec<&LayerAudit> = layers.iter().collect();
         let rows = tree_rows(&refs, "");
         let drawn: Vec<String> = rows
@@ -872,28 +833,22 @@ DAX audit (2 MiB page faults, layer by layer):
         let mut out = Vec::new();
         let printed = {
             let mut live = LiveSteps::new(&mut out);
-            live.on(Progress::Started {
-                index: 0,
-                total: 2,
-                step: &d,
-            });
-            live.on(Progress::Ended {
-                index: 0,
-                total: 2,
-                step: &d,
-                outcome: StepOutcome::Done,
-            });
-            live.on(Progress::Started {
-                index: 1,
-                total: 2,
-                step: &s,
-            });
-            live.on(Progress::Ended {
-                index: 1,
-                total: 2,
-                step: &s,
-                outcome: StepOutcome::Skipped("already made"),
-            });
+            for (index, step, outcome) in [
+                (0, &d, StepOutcome::Done),
+                (1, &s, StepOutcome::Skipped("already made")),
+            ] {
+                live.on(Progress::Started {
+                    index,
+                    total: 2,
+                    step,
+                });
+                live.on(Progress::Ended {
+                    index,
+                    total: 2,
+                    step,
+                    outcome,
+                });
+            }
             live.lines()
         };
         let text = String::from_utf8(out).expect("utf-8");

@@ -3,9 +3,7 @@
 //!
 //! No bare `u64` size crosses a module boundary: a sector/byte mix-up is a type error.
 
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize};
-use std::borrow::Cow;
 use std::fmt;
 
 /// Bytes per sector as the kernel counts them in dm tables and sysfs `size` of block devices.
@@ -64,6 +62,32 @@ impl Sectors {
         unit.0 != 0 && self.0.is_multiple_of(unit.0)
     }
 }
+
+/// `impl JsonSchema` for an argument read from any of several JSON forms: the schema's
+/// name, then the schema (a `json_schema!` object listing the forms), or its description
+/// and the pattern of its string form when the other form is a non-negative integer.
+macro_rules! arg_schema {
+    ($ty:ty, $name:literal, $description:literal, number or pattern $pattern:literal) => {
+        arg_schema!($ty, $name, {
+            "description": $description,
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": $pattern}
+            ]
+        });
+    };
+    ($ty:ty, $name:literal, $schema:tt) => {
+        impl ::schemars::JsonSchema for $ty {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+                ::schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+pub(crate) use arg_schema;
 
 /// Arithmetic of a unit newtype: `+`, `-` between values of the unit, `*` and `/` by a
 /// count; the checked and saturating forms for sizes read from a snapshot or the kernel
@@ -276,21 +300,12 @@ impl<'de> Deserialize<'de> for SizeArg {
     }
 }
 
-impl JsonSchema for SizeArg {
-    fn schema_name() -> Cow<'static, str> {
-        "Size".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A size: bytes as an integer, or a string with a binary unit (\"512\", \"4K\", \"2M\", \"2MiB\", \"4G\", \"1T\").",
-            "oneOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": "^\\s*[0-9]+\\s*([KkMmGgTtPp]([Ii]?[Bb])?|[Bb])?\\s*$"}
-            ]
-        })
-    }
-}
-
+arg_schema!(
+    SizeArg,
+    "Size",
+    "A size: bytes as an integer, or a string with a binary unit (\"512\", \"4K\", \"2M\", \"2MiB\", \"4G\", \"1T\").",
+    number or pattern "^\\s*[0-9]+\\s*([KkMmGgTtPp]([Ii]?[Bb])?|[Bb])?\\s*$"
+);
 #[cfg(test)]
 mod tests {
     use super::*;

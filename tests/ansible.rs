@@ -106,11 +106,13 @@ fn deref<'a>(schema: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
+/// The fields of a diff item, as Ansible's callbacks read them.
+const DIFF_FIELDS: [&str; 4] = ["after", "after_header", "before", "before_header"];
+
 #[test]
 fn every_result_key_is_reviewed_and_no_other_ansible_key_is_used() {
     let s = schema();
-    let props = s["properties"].as_object().expect("properties");
-    let keys: BTreeSet<&str> = props.keys().map(String::as_str).collect();
+    let keys = key_set(&s["properties"], "properties");
     assert_eq!(
         keys,
         ALL_KEYS.iter().copied().collect(),
@@ -158,18 +160,8 @@ fn the_keys_ansible_interprets_have_ansible_shapes() {
     // headers; no `prepared` (it would be printed after Ansible's own rendering)
     assert_eq!(p["diff"]["type"], json!(["array", "null"]));
     let item = deref(&s, &p["diff"]["items"]);
-    let fields: BTreeSet<&str> = item["properties"]
-        .as_object()
-        .expect("diff item properties")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        fields,
-        ["after", "after_header", "before", "before_header"]
-            .into_iter()
-            .collect()
-    );
+    let fields = key_set(&item["properties"], "diff item properties");
+    assert_eq!(fields, BTreeSet::from(DIFF_FIELDS));
     for f in &fields {
         assert_eq!(item["properties"][f]["type"], "string", "diff item {f}");
     }
@@ -240,19 +232,7 @@ fn the_result_json_says_skipped_steps_and_diffs_have_no_prepared_text() {
         .iter()
         .any(|s| s["step"]["action"] == "mkfs" && s["why"].as_str().is_some()));
     for d in v["diff"].as_array().expect("diff") {
-        let keys: BTreeSet<&str> = d
-            .as_object()
-            .expect("dict")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            ["after", "after_header", "before", "before_header"]
-                .into_iter()
-                .collect(),
-            "{d}"
-        );
+        assert_eq!(key_set(d, "diff item"), BTreeSet::from(DIFF_FIELDS), "{d}");
     }
 }
 

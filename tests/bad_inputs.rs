@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::DIMM;
+use common::{assert_warned, DIMM};
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::json;
 
@@ -171,9 +172,8 @@ fn all_problems_are_reported_together() {
     });
     let mut fake = FakeSystem::with_fsdax(1, DIMM);
     let r = pmem_stack::run(&args.to_string(), &mut fake, false);
-    let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
-        paths,
+        paths(&r),
         [
             "state",
             "namespaces[0].size",
@@ -188,9 +188,8 @@ fn all_problems_are_reported_together() {
     let mut args = args;
     args["state"] = json!("present");
     let r = pmem_stack::run(&args.to_string(), &mut fake, false);
-    let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
-        paths,
+        paths(&r),
         [
             "namespaces[0].size",
             "devices[0].members",
@@ -210,13 +209,9 @@ fn a_chunk_that_is_not_2m_is_a_warning_not_an_error() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
     let r = pmem_stack::run(&args.to_string(), &mut fake, false);
     assert!(!r.failed, "{}", r.msg);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("devices[0].chunk: 1M is not a multiple of 2 MiB")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.starts_with("devices[0].chunk: 1M is not a multiple of 2 MiB")
+    });
 }
 
 /// The paths of the errors a run reports for `args`.
@@ -224,7 +219,12 @@ fn error_paths(args: &serde_json::Value) -> Vec<String> {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
     let r = pmem_stack::run(&args.to_string(), &mut fake, false);
     assert!(r.failed, "{args} should fail");
-    r.errors.iter().map(|e| e.path.clone()).collect()
+    paths(&r).into_iter().map(String::from).collect()
+}
+
+/// The paths of a run's errors, in order.
+fn paths(r: &ModuleResult) -> Vec<&str> {
+    r.errors.iter().map(|e| e.path.as_str()).collect()
 }
 
 #[test]

@@ -76,12 +76,7 @@ fn snapshot() -> PathBuf {
 }
 
 fn recipe() -> Value {
-    json!({
-        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}, {"name": "pm1", "region": "region1", "mode": "fsdax"}],
-        "devices": [{"name": "s", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "s", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/s", "device": "s"}]
-    })
+    common::dm_stack(0..2, "striped", "s", "xfs", "/mnt/s")
 }
 
 #[test]
@@ -145,17 +140,7 @@ fn file_and_stdin_flat_and_wrapped_give_the_same_plan() {
         .iter()
         .map(|s| s["action"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(
-        actions,
-        [
-            "reconfigure_namespace",
-            "reconfigure_namespace",
-            "create_dm",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions, common::STRIPED_XFS_STEPS);
 }
 
 #[test]
@@ -472,8 +457,7 @@ fn boot_with_a_file_replays_that_file_under_the_root() {
     // what each `pmem-stack@<stem>.service` instance runs: the named file alone, read
     // under PMEM_STACK_ROOT; one that cannot be read fails that instance (exit 1) with
     // one JSON object and a journal line naming it, and nothing is probed
-    let root = std::env::temp_dir().join(format!("pmem-stack-cli-boot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = common::fresh_dir("cli-boot");
     let dir = root.join("etc/pmem-stack/state.d");
     std::fs::create_dir_all(&dir).expect("state.d");
     std::fs::write(dir.join("a-0000000000000001.json"), "not json").expect("state");
@@ -1161,6 +1145,18 @@ fn text_run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// [`text_run`] of `flags`, then `--actual` with the [`captured`] facts, then `args`.
+fn text_on_captured(flags: &[&str], args: &Path) -> (Option<i32>, String) {
+    let captured = captured();
+    let mut argv: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    argv.extend([
+        std::ffi::OsStr::new("--actual"),
+        captured.as_ref(),
+        args.as_ref(),
+    ]);
+    text_run(&argv)
+}
+
 fn os<'a>(parts: &'a [&'a dyn AsRef<std::ffi::OsStr>]) -> Vec<&'a std::ffi::OsStr> {
     parts.iter().map(|p| p.as_ref()).collect()
 }
@@ -1201,14 +1197,7 @@ fn text_plan_of_a_drifted_host_from_captured_facts() {
         !text.contains("Timing:"),
         "an offline plan is not timed: {text}"
     );
-    let captured = captured();
-    let (code, text) = text_run(&os(&[
-        &"--format=text",
-        &"--detailed-exitcode",
-        &"--actual",
-        &captured,
-        &args,
-    ]));
+    let (code, text) = text_on_captured(&["--format=text", "--detailed-exitcode"], &args);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.starts_with("OK, nothing to do (check mode): No changes.\n"),
@@ -1253,14 +1242,7 @@ fn text_refusal_and_destructive_steps() {
     let mut chunk = captured_stack();
     chunk["devices"][0]["chunk"] = json!("4M");
     let refused = tmp("text-chunk.json", &chunk.to_string());
-    let captured = captured();
-    let (code, text) = text_run(&os(&[
-        &"--format",
-        &"text",
-        &"--actual",
-        &captured,
-        &refused,
-    ]));
+    let (code, text) = text_on_captured(&["--format", "text"], &refused);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.starts_with("FAILED: 1 refusal, nothing was done\n\nRefused (nothing was done):\n  - refusing reloading dm device s with another table"), "{text}");
     assert!(
@@ -1271,14 +1253,8 @@ fn text_refusal_and_destructive_steps() {
     );
     chunk["allow_data_loss"] = json!(true);
     let allowed = tmp("text-chunk-allowed.json", &chunk.to_string());
-    let (code, text) = text_run(&os(&[
-        &"--detailed-exitcode",
-        &"--format",
-        &"text",
-        &"--actual",
-        &captured,
-        &allowed,
-    ]));
+    let flags = ["--detailed-exitcode", "--format", "text"];
+    let (code, text) = text_on_captured(&flags, &allowed);
     assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("\nPlan: 5 steps, 1 destroying data (DESTRUCTIVE)\n"),

@@ -5,6 +5,9 @@
 //! documentation rules that ansible-test cannot check on a binary module, and
 //! playbooks/library/ carries the same documentation as the collection.
 
+mod common;
+
+use common::key_set;
 use pmem_stack::actual::{Actual, Uncleared};
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
@@ -334,30 +337,59 @@ fn check_return(
     }
 }
 
+/// The RETURN section of a module's documentation, with the result schema it is checked
+/// against.
+struct Returns {
+    /// The documentation file.
+    doc: &'static str,
+    /// The schema's `$defs`.
+    defs: Value,
+    /// The schema's `properties`.
+    props: Map<String, Value>,
+    /// The documented return values.
+    ret: Map<String, Value>,
+}
+
+impl Returns {
+    fn of(doc: &'static str) -> Returns {
+        let mut schema = json_file("schemas/pmem_stack.result.schema.json");
+        let props = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .clone();
+        let ret = yaml(doc)["RETURN"].as_object().expect("RETURN").clone();
+        Returns {
+            doc,
+            defs: schema["$defs"].take(),
+            props,
+            ret,
+        }
+    }
+
+    /// Assert that exactly the keys `want` are documented (`against`: what they are),
+    /// then check each against the schema; the problems found.
+    fn check(&self, want: BTreeSet<&str>, against: &str) -> Vec<String> {
+        let documented: BTreeSet<&str> = self.ret.keys().map(String::as_str).collect();
+        assert_eq!(documented, want, "RETURN of {} against {against}", self.doc);
+        let mut errs = Vec::new();
+        for (k, d) in &self.ret {
+            check_return(d, self.props.get(k), &self.defs, k, true, &mut errs);
+        }
+        errs
+    }
+}
+
 #[test]
 fn pmem_stack_returns_are_the_result_schemas() {
-    let schema = json_file("schemas/pmem_stack.result.schema.json");
-    let defs = &schema["$defs"];
-    let props = schema["properties"].as_object().expect("properties");
-    let doc = yaml(PMEM_STACK_DOC);
-    let ret = doc["RETURN"].as_object().expect("RETURN");
+    let r = Returns::of(PMEM_STACK_DOC);
     // every key of the result but the facts, which only the info module returns
-    let want: BTreeSet<&str> = props
+    let want: BTreeSet<&str> = r
+        .props
         .keys()
         .map(|k| k.as_str())
         .filter(|k| *k != "ansible_facts")
         .collect();
-    let got: BTreeSet<&str> = ret.keys().map(String::as_str).collect();
-    assert_eq!(
-        got, want,
-        "RETURN of {PMEM_STACK_DOC} against the result schema"
-    );
-    let mut errs = Vec::new();
-    for (k, s) in props {
-        if let Some(d) = ret.get(k.as_str()) {
-            check_return(d, Some(s), defs, k, true, &mut errs);
-        }
-    }
+    let errs = r.check(want, "the result schema");
     assert!(
         errs.is_empty(),
         "{PMEM_STACK_DOC} RETURN:\n  {}",
@@ -367,11 +399,7 @@ fn pmem_stack_returns_are_the_result_schemas() {
 
 #[test]
 fn pmem_stack_info_documents_what_it_returns() {
-    let schema = json_file("schemas/pmem_stack.result.schema.json");
-    let defs = &schema["$defs"];
-    let props = schema["properties"].as_object().expect("properties");
-    let doc = yaml(INFO_DOC);
-    let ret = doc["RETURN"].as_object().expect("RETURN");
+    let r = Returns::of(INFO_DOC);
 
     // what it returns, on a machine and when given an option
     let mut fake = FakeSystem::fresh_dimms(2, Bytes(1 << 30));
@@ -385,19 +413,11 @@ fn pmem_stack_info_documents_what_it_returns() {
         serde_json::to_value(pmem_stack::info(r#"{"state": "absent"}"#, &mut fake)).expect("json");
     assert_eq!(bad["failed"], json!(true), "{bad}");
     let mut returned: BTreeSet<&str> = BTreeSet::new();
-    for r in [&ok, &bad] {
-        returned.extend(r.as_object().expect("object").keys().map(String::as_str));
+    for v in [&ok, &bad] {
+        returned.extend(key_set(v, "result"));
     }
-    let documented: BTreeSet<&str> = ret.keys().map(String::as_str).collect();
-    assert_eq!(
-        documented, returned,
-        "RETURN of {INFO_DOC} against what it returns"
-    );
-
-    let mut errs = Vec::new();
-    for (k, d) in ret {
-        check_return(d, props.get(k.as_str()), defs, k, true, &mut errs);
-    }
+    let mut errs = r.check(returned, "what it returns");
+    let (defs, ret) = (&r.defs, &r.ret);
     // the snapshot: every field of `Actual` (`uncleared` only when there are any)
     let snapshot = Actual {
         uncleared: vec![Uncleared {
@@ -406,27 +426,15 @@ fn pmem_stack_info_documents_what_it_returns() {
         }],
         ..Actual::default()
     };
-    let fields: BTreeSet<String> = serde_json::to_value(&snapshot)
-        .expect("json")
-        .as_object()
-        .expect("object")
-        .keys()
-        .cloned()
-        .collect();
+    let snapshot = serde_json::to_value(&snapshot).expect("json");
+    let fields = key_set(&snapshot, "snapshot");
     let facts = &ret["ansible_facts"]["contains"]["pmem_stack"];
-    let documented: BTreeSet<String> = facts["contains"]
-        .as_object()
-        .expect("ansible_facts.contains.pmem_stack.contains")
-        .keys()
-        .cloned()
-        .collect();
+    let documented = key_set(
+        &facts["contains"],
+        "ansible_facts.contains.pmem_stack.contains",
+    );
     assert_eq!(documented, fields, "ansible_facts.pmem_stack of {INFO_DOC}");
-    let returned: BTreeSet<String> = ok["ansible_facts"]["pmem_stack"]
-        .as_object()
-        .expect("facts")
-        .keys()
-        .cloned()
-        .collect();
+    let returned = key_set(&ok["ansible_facts"]["pmem_stack"], "facts");
     assert!(returned.is_subset(&fields), "{returned:?}");
     for (k, v) in facts["contains"].as_object().expect("contains") {
         check_return(
@@ -488,14 +496,8 @@ fn documentation_follows_ansibles_rules() {
         (INFO_DOC, "pmem_stack_info"),
     ] {
         let doc = yaml(path);
-        let keys: BTreeSet<&str> = doc
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
         assert_eq!(
-            keys,
+            key_set(&doc, path),
             BTreeSet::from(["DOCUMENTATION", "EXAMPLES", "RETURN"]),
             "{path}"
         );

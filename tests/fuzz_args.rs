@@ -1033,10 +1033,7 @@ mod survey;
 #[test]
 #[ignore = "a survey of all distinct failures: set PMEM_STACK_SURVEY=<cases>"]
 fn survey() {
-    let n: u32 = std::env::var("PMEM_STACK_SURVEY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = survey::cases();
     survey::run("json_arguments", (top_value(), 0usize..2), n, |(v, m)| {
         check_text(&v.to_string(), m)
     });

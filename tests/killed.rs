@@ -5,11 +5,10 @@
 mod common;
 
 use common::*;
-use pmem_stack::actual::{Filesystem, Uncleared};
+use pmem_stack::actual::{Filesystem, Namespace, Uncleared};
 use pmem_stack::args::NamespaceMode;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
-use serde_json::json;
 
 /// The xfs a destroyed stack left on the media, which ndctl does not clear.
 fn old_xfs() -> Filesystem {
@@ -75,15 +74,19 @@ fn a_namespace_killed_before_its_clearing_is_cleared_by_the_next_run() {
     }
 }
 
-/// A machine whose pm0 is disabled (labels written, never enabled: no block device).
-fn with_disabled_pm0(ours: bool) -> FakeSystem {
-    let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = fake
-        .state
+/// The namespace named pm0, to alter.
+fn pm0(fake: &mut FakeSystem) -> &mut Namespace {
+    fake.state
         .namespaces
         .iter_mut()
         .find(|n| n.name.as_deref() == Some("pm0"))
-        .expect("pm0");
+        .expect("pm0")
+}
+
+/// A machine whose pm0 is disabled (labels written, never enabled: no block device).
+fn with_disabled_pm0(ours: bool) -> FakeSystem {
+    let mut fake = FakeSystem::with_fsdax(2, DIMM);
+    let ns = pm0(&mut fake);
     let blk = ns.blockdev.take().expect("block device");
     ns.mode = NamespaceMode::Raw;
     ns.align = None;
@@ -104,11 +107,7 @@ fn a_disabled_namespace_left_by_a_killed_run_is_made_again() {
     let mut fake = with_disabled_pm0(true);
     let r = converge(&mut fake, &striped_xfs());
     assert_eq!(actions(&r)[0], "reconfigure_namespace");
-    assert!(
-        r.plan[0].detail.contains("disabled"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| d.contains("disabled"));
     assert!(!r.plan[0].destructive);
     assert!(fake.state.uncleared.is_empty());
 }
@@ -125,9 +124,7 @@ fn a_disabled_namespace_not_ours_is_reconfigured_only_with_allow_data_loss() {
         r.msg
     );
     assert_eq!(fake.state, before, "nothing changed");
-    let mut allowed = striped_xfs();
-    allowed["allow_data_loss"] = json!(true);
-    let r = converge(&mut fake, &allowed);
+    let r = converge(&mut fake, &allowing_data_loss(&striped_xfs()));
     assert_eq!(actions(&r)[0], "reconfigure_namespace");
     assert!(r.plan[0].destructive);
 }
@@ -135,20 +132,13 @@ fn a_disabled_namespace_not_ours_is_reconfigured_only_with_allow_data_loss() {
 #[test]
 fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = fake
-        .state
-        .namespaces
-        .iter_mut()
-        .find(|n| n.name.as_deref() == Some("pm0"))
-        .expect("pm0");
+    let ns = pm0(&mut fake);
     ns.name = None;
     let uuid = ns.uuid.clone().expect("uuid");
     let dev = ns.dev.clone();
     // not ours: the nameless namespace is foreign, pm0 is created anew (and the region
     // has no room left for it)
-    let r = run(&mut fake, &striped_xfs());
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("region0 has 0 available"), "{}", r.msg);
+    run_fails(&mut fake, &striped_xfs(), &["region0 has 0 available"]);
     // ours: reused in place, with its name
     fake.state.uncleared.push(Uncleared {
         uuid,

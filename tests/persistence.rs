@@ -10,22 +10,17 @@ use pmem_stack::boot::{
     declared_objects, replay_args, replay_link, replay_unit_for, state_path_for, unit_file_of,
     BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
 };
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn persisted() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-striped", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-striped", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-striped", "options": ["noatime"]}],
-        "boot": {"persist": "yes"},
-        "allow_data_loss": true
-    })
+    let mut v = dm_stack(0..2, "striped", "pmem-striped", "xfs", "/mnt/pmem");
+    v["mounts"][0]["options"] = json!(["noatime"]);
+    v["boot"] = json!({"persist": "yes"});
+    v["allow_data_loss"] = json!(true);
+    v
 }
 
 /// The saved state of the task with these arguments (it was the one
@@ -141,11 +136,9 @@ fn persistence_writes_state_units_and_links_once() {
 
 #[test]
 fn a_moved_mount_point_removes_the_old_unit() {
-    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    converge(&mut fake, &persisted());
-    let mut args = persisted();
-    args["mounts"][0]["path"] = json!("/srv/pmem");
-    let r = converge(&mut fake, &args);
+    let (fake, r) = converge_changed(&persisted(), |a| {
+        a["mounts"][0]["path"] = json!("/srv/pmem");
+    });
     let a = actions(&r);
     assert!(a.contains(&"remove_file".to_string()), "{a:?}");
     assert!(fake
@@ -200,13 +193,9 @@ fn a_reboot_is_replayed_by_identity_without_data_loss() {
         "{:?}",
         r.plan
     );
-    assert!(
-        r.plan[1]
-            .detail
-            .contains("only if the device is blank when it appears"),
-        "{}",
-        r.plan[1].detail
-    );
+    assert_detail(&r, 1, |d| {
+        d.contains("only if the device is blank when it appears")
+    });
     let done: Vec<&str> = r.done.iter().map(|s| s.action.as_str()).collect();
     assert_eq!(
         done,
@@ -256,10 +245,7 @@ fn the_replay_refuses_what_would_destroy_data() {
 fn absent_removes_the_boot_files_after_the_umount() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &persisted());
-    let mut args = persisted();
-    args["state"] = json!("absent");
-    args["allow_data_loss"] = json!(false);
-    let r = converge(&mut fake, &args);
+    let r = converge(&mut fake, &absent(&persisted()));
     let a = actions(&r);
     assert_eq!(a[0], "umount");
     assert_eq!(
@@ -291,9 +277,7 @@ fn a_foreign_holder_blocks_teardown_and_is_named() {
     };
     pmem_stack::system::System::execute(&mut fake, &op).expect("foreign dm");
     args["state"] = json!("absent");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("is held by someone-else"), "{}", r.msg);
+    run_fails(&mut fake, &args, &["is held by someone-else"]);
     assert!(
         fake.state.dm("pmem-striped").is_some() && fake.state.mount_at("/mnt/pmem").is_some(),
         "nothing torn down"
@@ -309,14 +293,9 @@ fn a_namespace_found_by_name_in_another_region_is_kept() {
                                      {"name": "pm1", "region": "region0", "mode": "fsdax"}]});
     let r = converge(&mut fake, &args);
     assert!(r.plan.is_empty(), "{:?}", r.plan);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w
-                .starts_with("namespace pm0 is in region0, declared in region1: kept where it is")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.starts_with("namespace pm0 is in region0, declared in region1: kept where it is")
+    });
 }
 
 #[test]
@@ -402,43 +381,50 @@ fn no_boot_file_left(fake: &FakeSystem) {
     );
 }
 
+/// Four fresh DIMMs with task A, then task B, converged; and their arguments.
+fn a_and_b() -> (FakeSystem, Value, Value) {
+    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
+    let (a, b) = (stack_a(), stack_b());
+    converge(&mut fake, &a);
+    converge(&mut fake, &b);
+    (fake, a, b)
+}
+
 /// Task A: striped xfs over pm0 and pm1 on /mnt/a.
 fn stack_a() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-a", "target": "striped", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-a", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/a", "device": "pmem-a"}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+    persisted_task(dm_stack(0..2, "striped", "pmem-a", "xfs", "/mnt/a"))
 }
 
 /// Task B: linear ext4 over pm2 on /mnt/b.
 fn stack_b() -> Value {
-    json!({
-        "namespaces": [{"name": "pm2", "region": "region2", "mode": "fsdax"}],
-        "devices": [{"name": "pmem-b", "target": "linear", "members": ["pm2"]}],
-        "filesystems": [{"device": "pmem-b", "type": "ext4"}],
-        "mounts": [{"path": "/mnt/b", "device": "pmem-b", "options": ["noatime"]}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+    let mut v = dm_stack(2..3, "linear", "pmem-b", "ext4", "/mnt/b");
+    v["mounts"][0]["options"] = json!(["noatime"]);
+    persisted_task(v)
+}
+
+/// Task B without its filesystem and mount: a dm device alone.
+fn stack_b_without_mount() -> Value {
+    let mut b = stack_b();
+    b["filesystems"] = json!([]);
+    b["mounts"] = json!([]);
+    b
 }
 
 /// Task C: a GPT partition on pm3, xfs, on /mnt/c (its unit names the partition uuid).
 fn stack_c() -> Value {
-    json!({
-        "namespaces": [{"name": "pm3", "region": "region3", "mode": "fsdax"}],
+    persisted_task(json!({
+        "namespaces": fsdax(3..4),
         "partitions": [{"name": "pmem-c", "disk": "pm3"}],
         "filesystems": [{"device": "pmem-c", "type": "xfs"}],
-        "mounts": [{"path": "/mnt/c", "device": "pmem-c"}],
-        "boot": {"persist": true},
-        "allow_data_loss": true
-    })
+        "mounts": [{"path": "/mnt/c", "device": "pmem-c"}]
+    }))
+}
+
+/// A task's arguments, persisted at boot and allowed to destroy data.
+fn persisted_task(mut args: Value) -> Value {
+    args["boot"] = json!({"persist": true});
+    args["allow_data_loss"] = json!(true);
+    args
 }
 
 fn absent(args: &Value) -> Value {
@@ -448,18 +434,52 @@ fn absent(args: &Value) -> Value {
     a
 }
 
-/// The boot files of one task: its saved state, the link enabling its replay instance,
-/// its mount unit and the unit's link.
-fn own_files(fake: &FakeSystem, args: &Value, unit: &str) -> Vec<Option<FileState>> {
+/// The paths of the boot files of one task: its saved state, the link enabling its
+/// replay instance, its mount unit and the unit's link.
+fn own_paths(args: &Value, unit: &str) -> [String; 4] {
     [
         state_file(args),
         instance_link(args),
         format!("{UNIT_DIR}/{unit}"),
         format!("{UNIT_DIR}/local-fs.target.wants/{unit}"),
     ]
-    .iter()
-    .map(|p| fake.state.file(p).cloned())
-    .collect()
+}
+
+/// The boot files of one task (see [`own_paths`]).
+fn own_files(fake: &FakeSystem, args: &Value, unit: &str) -> Vec<Option<FileState>> {
+    own_paths(args, unit)
+        .iter()
+        .map(|p| fake.state.file(p).cloned())
+        .collect()
+}
+
+/// The files a run removes, in plan order.
+fn removed_files(r: &ModuleResult) -> Vec<String> {
+    r.plan
+        .iter()
+        .filter(|s| s.action == "remove_file")
+        .map(|s| s.target.clone())
+        .collect()
+}
+
+/// Assert that the run removes exactly the boot files of one task (see [`own_paths`]).
+fn assert_removes_own_files(r: &ModuleResult, args: &Value, unit: &str) {
+    let mut removed = removed_files(r);
+    removed.sort();
+    let mut want = own_paths(args, unit).to_vec();
+    want.sort();
+    assert_eq!(removed, want, "{:?}", r.plan);
+}
+
+/// Assert that a boot (as systemd runs the units) runs exactly the replay instances of
+/// `tasks` and the `others`, each done.
+fn assert_boot_runs(fake: &mut FakeSystem, tasks: &[&Value], others: &[&str]) {
+    let units = tasks.iter().map(|t| instance(t));
+    let want: BTreeMap<String, Job> = units
+        .chain(others.iter().map(|u| u.to_string()))
+        .map(|u| (u, Job::Done))
+        .collect();
+    assert_eq!(systemd_boot(fake), want);
 }
 
 fn unchanged(fake: &mut FakeSystem, args: &Value, who: &str) {
@@ -858,22 +878,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     // so do the shared template and binary
     let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
     let r = converge(&mut fake, &absent(&b));
-    let removed: Vec<&str> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.as_str())
-        .collect();
-    let mut want = vec![
-        format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
-        format!("{UNIT_DIR}/mnt-b.mount"),
-        instance_link(&b),
-        state_file(&b),
-    ];
-    want.sort();
-    let mut got: Vec<String> = removed.iter().map(|s| s.to_string()).collect();
-    got.sort();
-    assert_eq!(got, want, "{:?}", r.plan);
+    assert_removes_own_files(&r, &b, "mnt-b.mount");
     assert!(own_files(&fake, &b, "mnt-b.mount")
         .iter()
         .all(Option::is_none));
@@ -887,16 +892,7 @@ fn two_then_three_persisted_stacks_keep_their_own_boot_files() {
     unchanged(&mut fake, &c, "C");
 
     // the next boot (as systemd runs the units) brings A and C back, not B
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&c), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-c.mount".to_string(), Job::Done),
-        ])
-    );
+    assert_boot_runs(&mut fake, &[&a, &c], &["mnt-a.mount", "mnt-c.mount"]);
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/c") && !mounted(&fake, "/mnt/b"));
     assert!(fake.state.dm("pmem-b").is_none());
 
@@ -915,21 +911,13 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     converge(&mut fake, &a);
     let a_files = own_files(&fake, &a, "mnt-a.mount");
     // B first without its filesystem and mount
-    let mut small = stack_b();
-    small["filesystems"] = json!([]);
-    small["mounts"] = json!([]);
+    let small = stack_b_without_mount();
     converge(&mut fake, &small);
     // then it grows: a new key; its old state (sharing pm2 and pmem-b) is replaced
     let big = stack_b();
     let r = converge(&mut fake, &big);
-    let removed: Vec<&str> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.as_str())
-        .collect();
     assert_eq!(
-        removed,
+        removed_files(&r),
         [instance_link(&small), state_file(&small)],
         "its old instance link, then its old state: {:?}",
         r.plan
@@ -949,21 +937,7 @@ fn a_task_whose_declaration_grows_or_shrinks_replaces_only_its_own_state() {
     assert_eq!(states_in_dir(&fake), want);
     // and shrinks back: its mount unit goes (the replaced state declared it), A's stays
     let r = converge(&mut fake, &small);
-    let mut removed: Vec<String> = r
-        .plan
-        .iter()
-        .filter(|s| s.action == "remove_file")
-        .map(|s| s.target.clone())
-        .collect();
-    removed.sort();
-    let mut want = vec![
-        format!("{UNIT_DIR}/local-fs.target.wants/mnt-b.mount"),
-        format!("{UNIT_DIR}/mnt-b.mount"),
-        instance_link(&big),
-        state_file(&big),
-    ];
-    want.sort();
-    assert_eq!(removed, want, "{:?}", r.plan);
+    assert_removes_own_files(&r, &big, "mnt-b.mount");
     assert!(fake.state.file(&instance_link(&small)).is_some());
     assert_eq!(own_files(&fake, &a, "mnt-a.mount"), a_files, "A's files");
     unchanged(&mut fake, &a, "A");
@@ -1027,15 +1001,10 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     let states = fake.saved_states();
     assert_eq!(states[0].0, LEGACY_STATE_FILE);
     assert_eq!(states[1].0, state_file(&b));
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (LEGACY_SERVICE.to_string(), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        &[&b],
+        &[LEGACY_SERVICE, "mnt-a.mount", "mnt-b.mount"],
     );
     assert!(mounted(&fake, "/mnt/a") && mounted(&fake, "/mnt/b"));
 
@@ -1067,24 +1036,12 @@ fn the_single_state_of_an_earlier_version_is_replayed_then_migrated_by_its_task(
     assert_eq!(states_in_dir(&fake), want);
     unchanged(&mut fake, &b, "B");
     unchanged(&mut fake, &a, "A");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
-    );
+    assert_boot_runs(&mut fake, &[&a, &b], &["mnt-a.mount", "mnt-b.mount"]);
 }
 
 #[test]
 fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs_it() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     to_previous_release(&mut fake);
     let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
     let service_link = replay_link(LEGACY_SERVICE);
@@ -1137,15 +1094,10 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
 
     // a boot in between: both come up (A by its instance, B by the old service, which
     // replays A again: nothing to do then)
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (LEGACY_SERVICE.to_string(), Job::Done),
-            (instance(&a), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
+    assert_boot_runs(
+        &mut fake,
+        &[&a],
+        &[LEGACY_SERVICE, "mnt-a.mount", "mnt-b.mount"],
     );
     unchanged(&mut fake, &a, "A");
 
@@ -1173,16 +1125,7 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
     assert!(naming_legacy_service(&fake).is_empty());
     unchanged(&mut fake, &a, "A");
     unchanged(&mut fake, &b, "B");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&a), Job::Done),
-            (instance(&b), Job::Done),
-            ("mnt-a.mount".to_string(), Job::Done),
-            ("mnt-b.mount".to_string(), Job::Done),
-        ])
-    );
+    assert_boot_runs(&mut fake, &[&a, &b], &["mnt-a.mount", "mnt-b.mount"]);
 }
 
 /// The files a run writes or removes, in plan order: `(action, path)`.
@@ -1198,10 +1141,7 @@ fn files_changed(r: &pmem_stack::report::ModuleResult) -> Vec<(&'static str, Str
 }
 #[test]
 fn a_legacy_state_is_torn_down_by_its_task_alone() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     let own = state_file(&a);
     for f in &mut fake.state.files {
         if f.path == own {
@@ -1232,10 +1172,7 @@ fn a_legacy_state_is_torn_down_by_its_task_alone() {
 
 #[test]
 fn an_unreadable_saved_state_is_left_alone_and_does_not_stop_the_others() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     let junk = format!("{STATE_DIR}/000-junk.json");
     fake.state.files.push(FileState {
         path: junk.clone(),
@@ -1273,10 +1210,7 @@ fn the_boot_replay_with_no_saved_state_does_nothing() {
 
 #[test]
 fn a_stack_that_cannot_be_rebuilt_fails_only_its_own_instance_and_mounts() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     // B's DIMM is pulled out while the machine is off
     fake.reboot();
     remove_dimm(&mut fake, "region2");
@@ -1300,10 +1234,7 @@ fn a_stack_that_cannot_be_rebuilt_fails_only_its_own_instance_and_mounts() {
 fn with_the_shared_service_of_the_previous_release_one_missing_dimm_failed_every_mount() {
     // what the instances fix, in the same model: the one service fails when any stack
     // fails, and every mount unit requiring it fails with it
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, _, _) = a_and_b();
     to_previous_release(&mut fake);
     fake.reboot();
     remove_dimm(&mut fake, "region2");
@@ -1363,14 +1294,7 @@ fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_wit
         assert!(fake.state.file(p).is_some(), "{p}");
     }
     unchanged(&mut fake, &c, "C");
-    let jobs = systemd_boot(&mut fake);
-    assert_eq!(
-        jobs,
-        BTreeMap::from([
-            (instance(&c), Job::Done),
-            ("mnt-c.mount".to_string(), Job::Done),
-        ])
-    );
+    assert_boot_runs(&mut fake, &[&c], &["mnt-c.mount"]);
     converge(&mut fake, &absent(&c));
     no_boot_file_left(&fake);
 }
@@ -1380,10 +1304,7 @@ fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
     // no unit shows that B needs the old service: its saved state without an instance
     // link does
     let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let a = stack_a();
-    let mut b = stack_b();
-    b["filesystems"] = json!([]);
-    b["mounts"] = json!([]);
+    let (a, b) = (stack_a(), stack_b_without_mount());
     converge(&mut fake, &a);
     converge(&mut fake, &b);
     to_previous_release(&mut fake);
@@ -1413,10 +1334,7 @@ fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
 
 #[test]
 fn a_replay_instance_whose_saved_state_is_gone_is_disabled() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, b) = a_and_b();
     // B's saved state removed by hand: its instance link replays nothing, and its
     // mount unit is declared by no saved state: the next run of any task removes them
     fake.state.files.retain(|f| f.path != state_file(&b));
@@ -1494,10 +1412,7 @@ fn a_move_stopped_at_any_step_boots_every_stack_and_is_finished_by_the_next_run(
 
 #[test]
 fn under_systemd_the_replay_leaves_the_mounts_to_their_units() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, _, _) = a_and_b();
     fake.reboot();
     // A's mount has its unit (systemd mounts it after the replay); B's is left to the
     // replay (as when `--boot` runs without systemd)
@@ -1550,10 +1465,7 @@ fn lose_namespace(fake: &mut FakeSystem, name: &str) {
 
 #[test]
 fn the_boot_replay_never_makes_a_missing_member_anew_nor_a_filesystem_over_the_survivors() {
-    let mut fake = FakeSystem::fresh_dimms(4, DIMM);
-    let (a, b) = (stack_a(), stack_b());
-    converge(&mut fake, &a);
-    converge(&mut fake, &b);
+    let (mut fake, a, _) = a_and_b();
     fake.reboot();
     // pm1 is gone but region1 is there with room for a new one: a task run would create
     // it; the replay must not (a new blank member under the striped device, then a

@@ -41,6 +41,14 @@ fn cases(default: u32) -> Config {
     }
 }
 
+/// The strategy of a struct whose every field is drawn from its own strategy:
+/// `strategy_of!(T { field: strategy, ... })`.
+macro_rules! strategy_of {
+    ($ty:ident { $($field:ident: $strategy:expr),* $(,)? }) => {
+        ($($strategy,)*).prop_map(|($($field,)*)| $ty { $($field),* })
+    };
+}
+
 // ---------------------------------------------------------------------------------------
 // The machine and the arguments
 // ---------------------------------------------------------------------------------------
@@ -71,22 +79,12 @@ impl Machine {
 }
 
 fn machine() -> impl Strategy<Value = Machine> {
-    (
-        1u32..=4,
-        16u64..=64,
-        any::<bool>(),
-        prop_oneof![
-            6 => Just(None),
-            2 => Just(Some("5.4.0-150-generic")),
-            2 => Just(Some("6.1.0-27-amd64")),
-        ],
-    )
-        .prop_map(|(dimms, size_16m, fsdax, kernel)| Machine {
-            dimms,
-            size_16m,
-            fsdax,
-            kernel,
-        })
+    strategy_of!(Machine {
+        dimms: 1u32..=4,
+        size_16m: 16u64..=64,
+        fsdax: any::<bool>(),
+        kernel: prop_oneof![6 => Just(None), 2 => Just(Some("5.4.0-150-generic")), 2 => Just(Some("6.1.0-27-amd64")),],
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -148,58 +146,34 @@ struct ArgChoice {
 }
 
 fn ns_choice() -> impl Strategy<Value = NsChoice> {
-    (
-        prop_oneof![8 => Just(None), 2 => (0u32..5).prop_map(Some)],
-        prop_oneof![
-            12 => Just("fsdax"),
-            1 => Just("devdax"),
-            1 => Just("sector"),
-            1 => Just("raw")
-        ],
-        proptest::option::weighted(0.1, 1u64..=64),
-        proptest::option::weighted(0.1, prop_oneof![Just("2M"), Just("4K"), Just("1G")]),
-        proptest::option::weighted(0.1, prop_oneof![Just("dev"), Just("mem")]),
-    )
-        .prop_map(|(region, mode, size_16m, align, map)| NsChoice {
-            region,
-            mode,
-            size_16m,
-            align,
-            map,
-        })
+    strategy_of!(NsChoice {
+        region: prop_oneof![8 => Just(None), 2 => (0u32..5).prop_map(Some)],
+        mode: prop_oneof![12 => Just("fsdax"), 1 => Just("devdax"), 1 => Just("sector"), 1 => Just("raw")],
+        size_16m: proptest::option::weighted(0.1, 1u64..=64),
+        align: proptest::option::weighted(0.1, prop_oneof![Just("2M"), Just("4K"), Just("1G")]),
+        map: proptest::option::weighted(0.1, prop_oneof![Just("dev"), Just("mem")]),
+    })
 }
 
 fn dev_choice() -> impl Strategy<Value = DevChoice> {
-    (
-        any::<bool>(),
-        proptest::collection::vec(0u8..16, 1..=3),
-        proptest::option::weighted(
+    strategy_of!(DevChoice {
+        striped: any::<bool>(),
+        members: proptest::collection::vec(0u8..16, 1..=3),
+        chunk: proptest::option::weighted(
             0.5,
             prop_oneof![Just("2M"), Just("4M"), Just("1M"), Just("8K")],
         ),
-        proptest::bool::weighted(0.05),
-    )
-        .prop_map(|(striped, members, chunk, short)| DevChoice {
-            striped,
-            members,
-            chunk,
-            short,
-        })
+        short: proptest::bool::weighted(0.05),
+    })
 }
 
 fn part_choice() -> impl Strategy<Value = PartChoice> {
-    (
-        0u8..16,
-        proptest::option::weighted(0.4, 1u64..=8),
-        proptest::option::weighted(0.5, 1u64..=16),
-        proptest::option::weighted(0.15, 1u32..=4),
-    )
-        .prop_map(|(disk, start_2m, size_16m, number)| PartChoice {
-            disk,
-            start_2m,
-            size_16m,
-            number,
-        })
+    strategy_of!(PartChoice {
+        disk: 0u8..16,
+        start_2m: proptest::option::weighted(0.4, 1u64..=8),
+        size_16m: proptest::option::weighted(0.5, 1u64..=16),
+        number: proptest::option::weighted(0.15, 1u32..=4),
+    })
 }
 
 fn fs_choice() -> impl Strategy<Value = FsChoice> {
@@ -208,43 +182,25 @@ fn fs_choice() -> impl Strategy<Value = FsChoice> {
 }
 
 fn mount_choice() -> impl Strategy<Value = MountChoice> {
-    (
-        0u8..16,
-        proptest::bool::weighted(0.05),
-        prop_oneof![6 => Just("always"), 3 => Just("never"), 1 => Just("inode")],
-        proptest::bool::weighted(0.3),
-    )
-        .prop_map(|(device, any_device, dax, noatime)| MountChoice {
-            device,
-            any_device,
-            dax,
-            noatime,
-        })
+    strategy_of!(MountChoice {
+        device: 0u8..16,
+        any_device: proptest::bool::weighted(0.05),
+        dax: prop_oneof![6 => Just("always"), 3 => Just("never"), 1 => Just("inode")],
+        noatime: proptest::bool::weighted(0.3),
+    })
 }
 
 fn arg_choice(dimms: u32) -> impl Strategy<Value = ArgChoice> {
-    (
-        proptest::collection::vec(ns_choice(), 0..=(dimms as usize)),
-        proptest::collection::vec(dev_choice(), 0..=2),
-        proptest::collection::vec(part_choice(), 0..=2),
-        proptest::collection::vec(fs_choice(), 0..=2),
-        proptest::collection::vec(mount_choice(), 0..=2),
-        any::<bool>(),
-        proptest::bool::weighted(0.15),
-        proptest::bool::weighted(0.1),
-    )
-        .prop_map(
-            |(ns, devs, parts, fss, mounts, allow_data_loss, absent, persist)| ArgChoice {
-                ns,
-                devs,
-                parts,
-                fss,
-                mounts,
-                allow_data_loss,
-                absent,
-                persist,
-            },
-        )
+    strategy_of!(ArgChoice {
+        ns: proptest::collection::vec(ns_choice(), 0..=(dimms as usize)),
+        devs: proptest::collection::vec(dev_choice(), 0..=2),
+        parts: proptest::collection::vec(part_choice(), 0..=2),
+        fss: proptest::collection::vec(fs_choice(), 0..=2),
+        mounts: proptest::collection::vec(mount_choice(), 0..=2),
+        allow_data_loss: any::<bool>(),
+        absent: proptest::bool::weighted(0.15),
+        persist: proptest::bool::weighted(0.1),
+    })
 }
 
 fn pick(pool: &[String], idx: u8, dimms: u32) -> String {
@@ -490,22 +446,12 @@ fn accounted(r: &ModuleResult) -> Result<(), TestCaseError> {
 
 /// Filesystems (uuid -> type) on the devices `d` declares, as found in `a`.
 fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
-    let refs = d
-        .namespaces
-        .iter()
-        .map(|n| DevRef::Namespace(n.name.clone()))
-        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-        .chain(
-            d.partitions
-                .iter()
-                .map(|x| DevRef::Partition(x.name.clone())),
-        )
-        .chain(
-            d.filesystems
-                .iter()
-                .map(|f| f.device.clone())
-                .filter(|r| matches!(r, DevRef::Path(_))),
-        );
+    let refs = d.own_devices().chain(
+        d.filesystems
+            .iter()
+            .map(|f| f.device.clone())
+            .filter(|r| matches!(r, DevRef::Path(_))),
+    );
     let mut out = BTreeMap::new();
     for r in refs {
         if let Some(fs) = pmem_stack::bind::bind(d, a)
@@ -524,70 +470,64 @@ fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
 // Properties over the fake system
 // ---------------------------------------------------------------------------------------
 
-proptest! {
-    #![proptest_config(cases(6000))]
+/// A property: a `#[test]` that checks `body` on cases drawn from `strategy`, `cases` of
+/// them by default (see [`cases`]).
+macro_rules! property {
+    ($(#[$doc:meta])* fn $name:ident($strategy:expr, $body:path, $cases:expr);) => {
+        proptest! {
+            #![proptest_config(cases($cases))]
+            $(#[$doc])*
+            #[test]
+            fn $name(c in $strategy) {
+                $body(c)?;
+            }
+        }
+    };
+}
 
+property! {
     /// (a) No panic on any generated arguments x machine, in check mode and for real, and
     /// every result says what happened. (b) Check mode never mutates, and the real run
     /// then carries out exactly the check-mode plan. (c) After a successful run the plan
     /// is empty: a second run changes and executes nothing. (d) A failed run with nothing
     /// done left the machine as it was.
-    #[test]
-    fn check_then_run_then_idempotent(c in case()) {
-        check_then_run_then_idempotent_body(c)?;
-    }
+    fn check_then_run_then_idempotent(case(), check_then_run_then_idempotent_body, 6000);
 }
 
-proptest! {
-    #![proptest_config(cases(5000))]
-
+property! {
     /// (e) With a fault injected at operation k, a rerun without faults converges (a
     /// third run changes nothing), unless the fault left something the arguments refuse
     /// to touch, which must then be a refusal, not a failed step or a panic.
-    #[test]
-    fn a_fault_anywhere_then_rerun_converges(c in case()) {
-        fault_then_rerun_body(c)?;
-    }
+    fn a_fault_anywhere_then_rerun_converges(case(), fault_then_rerun_body, 5000);
+}
 
+property! {
     /// (f) Data safety: once a filesystem exists on a declared device, a later run with
     /// other arguments and allow_data_loss=false never removes or replaces it (same uuid
     /// and type before and after), whether that run succeeds, fails or is refused.
-    #[test]
-    fn no_filesystem_is_lost_without_allow_data_loss(c in case()) {
-        data_safety_body(c)?;
-    }
+    fn no_filesystem_is_lost_without_allow_data_loss(case(), data_safety_body, 5000);
 }
 
-proptest! {
-    // (g) and (h) replay every sector through the fake's tables: ten times the cost of a
-    // case of (a)-(f) in a debug build, so fewer by default; run them with
-    // PMEM_STACK_PROP_CASES=30000 (release) after touching the dm or partition layer.
-    #![proptest_config(cases(1000))]
-
+// (g) and (h) replay every sector through the fake's tables: ten times the cost of a
+// case of (a)-(f) in a debug build, so fewer by default; run them with
+// PMEM_STACK_PROP_CASES=30000 (release) after touching the dm or partition layer.
+property! {
     /// (g) Raw data safety: raw data (no signature) written to every declared dm device
     /// and every declared partition (of a pmem disk, or of a dm disk through its
     /// kpartx-style mapping) after a first run is where it was after a later run with
     /// other arguments and allow_data_loss=false (the fake's own sector map of
     /// dm-linear/dm-stripe and partition starts says so, down to the namespaces), and the
     /// device is still there under the same name. That run plans no destructive step.
-    #[test]
-    fn no_raw_data_moves_without_allow_data_loss(c in case()) {
-        raw_data_safety_body(c)?;
-    }
+    fn no_raw_data_moves_without_allow_data_loss(case(), raw_data_safety_body, 1000);
 }
 
-proptest! {
-    #![proptest_config(cases(400))]
-
+property! {
     /// (h) Raw data safety through partition changes: (g) on cases made for it. The first
     /// run makes raw partitions (no filesystems) on namespaces, `/dev/pmemN` or dm devices;
     /// the later run, without allow_data_loss, declares the same stack with partitions
     /// renumbered, moved, shrunk or grown (or kept). Raw data on every partition and dm
     /// device reads back where it was, and no destructive step is planned.
-    #[test]
-    fn no_partition_change_moves_raw_data_without_allow_data_loss(c in part_change_case()) {
-        raw_data_safety_body(c)?;
-    }
+    fn no_partition_change_moves_raw_data_without_allow_data_loss(part_change_case(), raw_data_safety_body, 400);
 }
 
 /// A change of one declared partition: each field kept or given a new value.
@@ -599,16 +539,11 @@ struct PartChange {
 }
 
 fn part_change() -> impl Strategy<Value = PartChange> {
-    (
-        proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u32..=4)),
-        proptest::option::weighted(0.3, proptest::option::weighted(0.8, 1u64..=8)),
-        proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u64..=16)),
-    )
-        .prop_map(|(number, start_2m, size_16m)| PartChange {
-            number,
-            start_2m,
-            size_16m,
-        })
+    strategy_of!(PartChange {
+        number: proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u32..=4)),
+        start_2m: proptest::option::weighted(0.3, proptest::option::weighted(0.8, 1u64..=8)),
+        size_16m: proptest::option::weighted(0.4, proptest::option::weighted(0.8, 1u64..=16)),
+    })
 }
 
 fn part_change_case() -> impl Strategy<Value = Case> {
@@ -787,20 +722,31 @@ fn fault_then_rerun_body(c: Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
+/// The machine after the case's first run, when it succeeded.
+fn after_first_run(c: &Case) -> Option<FakeSystem> {
     let mut fake = c.machine.build();
     let r = run(&mut fake, &c.args);
-    if r.failed {
-        return Ok(());
-    }
-    let d = desired(&c.args).expect("valid");
-    let kept = declared_filesystems(&d, &fake.state);
+    (!r.failed).then_some(fake)
+}
+
+/// The case's later arguments without `allow_data_loss`, and present (`absent` tears
+/// down dm devices by design; the data stays on the members).
+fn later_without_data_loss(c: &Case) -> Value {
     let mut later = c.later.clone();
     if let Some(o) = later.as_object_mut() {
         o.remove("allow_data_loss");
-        o.remove("state"); // absent tears down dm devices by design (the data stays on the members)
+        o.remove("state");
     }
-    let r2 = run(&mut fake, &later);
+    later
+}
+
+fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
+    let Some(mut fake) = after_first_run(&c) else {
+        return Ok(());
+    };
+    let d = desired(&c.args).expect("valid");
+    let kept = declared_filesystems(&d, &fake.state);
+    let r2 = run(&mut fake, &later_without_data_loss(&c));
     sane(&r2)?;
     let after: BTreeMap<String, String> = fake
         .state
@@ -826,11 +772,9 @@ fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
 }
 
 fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
-    let mut fake = c.machine.build();
-    let r = run(&mut fake, &c.args);
-    if r.failed {
+    let Some(mut fake) = after_first_run(&c) else {
         return Ok(());
-    }
+    };
     // the declared dm devices, and the declared partitions as the first run left them:
     // a partition of a pmem disk by its kernel name (`pmem0p1`), one of a dm disk by its
     // kpartx-style mapping's name (`dv0p1`); re-made under another number, at another
@@ -867,12 +811,7 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
             .unwrap_or(0);
         prop_assert!(fake.write_raw(n, size.min(16 << 11)), "writing {}", n);
     }
-    let mut later = c.later.clone();
-    if let Some(o) = later.as_object_mut() {
-        o.remove("allow_data_loss");
-        o.remove("state");
-    }
-    let r2 = run(&mut fake, &later);
+    let r2 = run(&mut fake, &later_without_data_loss(&c));
     sane(&r2)?;
     prop_assert!(
         r2.plan.iter().all(|p| !p.destructive),
@@ -904,11 +843,10 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------------------
 
 fn devno() -> impl Strategy<Value = Devno> {
-    (
-        prop_oneof![4 => Just(259u32), 3 => Just(253u32), 1 => Just(8u32), 1 => any::<u32>()],
-        prop_oneof![8 => 0u32..6, 1 => any::<u32>()],
-    )
-        .prop_map(|(major, minor)| Devno { major, minor })
+    strategy_of!(Devno {
+        major: prop_oneof![4 => Just(259u32), 3 => Just(253u32), 1 => Just(8u32), 1 => any::<u32>()],
+        minor: prop_oneof![8 => 0u32..6, 1 => any::<u32>()],
+    })
 }
 
 fn big() -> impl Strategy<Value = u64> {
@@ -922,45 +860,32 @@ fn big() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// One of `names`, each as likely, as a `String`.
+fn one_of(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    proptest::sample::select(names).prop_map(String::from)
+}
+
 fn block_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("pmem0"),
-        Just("pmem1"),
-        Just("pmem2"),
-        Just("pmem0p1"),
-        Just("pmem1p2"),
-        Just("dm-0"),
-        Just("dm-1"),
-        Just("sda"),
-        Just(""),
-    ]
-    .prop_map(String::from)
+    one_of(&[
+        "pmem0", "pmem1", "pmem2", "pmem0p1", "pmem1p2", "dm-0", "dm-1", "sda", "",
+    ])
 }
 
 fn dm_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("dv0"),
-        Just("dv1"),
-        Just("dv0p1"),
-        Just("dv0p2"),
-        Just("foreign"),
-        Just(""),
-    ]
-    .prop_map(String::from)
+    one_of(&["dv0", "dv1", "dv0p1", "dv0p2", "foreign", ""])
 }
 
 fn dev_path() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("/dev/pmem0"),
-        Just("/dev/pmem1"),
-        Just("/dev/pmem0p1"),
-        Just("/dev/mapper/dv0"),
-        Just("/dev/mapper/dv1"),
-        Just("/dev/dm-0"),
-        Just("/dev/sda"),
-        Just(""),
-    ]
-    .prop_map(String::from)
+    one_of(&[
+        "/dev/pmem0",
+        "/dev/pmem1",
+        "/dev/pmem0p1",
+        "/dev/mapper/dv0",
+        "/dev/mapper/dv1",
+        "/dev/dm-0",
+        "/dev/sda",
+        "",
+    ])
 }
 
 /// dm table lines: well-formed linear/striped lines with random numbers, other targets,
@@ -1447,27 +1372,17 @@ fn damaged_snapshot_body(c: DamageCase) -> Result<(), TestCaseError> {
     plan_against(&actual, &c.case.args)
 }
 
-proptest! {
-    #![proptest_config(cases(4000))]
-
+property! {
     /// Arbitrary serde-valid snapshots (random devnos, dangling holders, unknown and
     /// malformed dm tables, overlapping partitions, huge sizes) x arguments: planning
     /// and an offline run never panic; the snapshot round-trips through JSON.
-    #[test]
-        fn random_snapshots_never_panic(c in snap_case()) {
-        random_snapshot_body(c)?;
-    }
+    fn random_snapshots_never_panic(snap_case(), random_snapshot_body, 4000);
 }
 
-proptest! {
-    #![proptest_config(cases(3000))]
-
+property! {
     /// Realistic snapshots (what a random run left on the fake) damaged at random, x the
     /// later arguments: planning and an offline run never panic.
-    #[test]
-        fn damaged_fake_snapshots_never_panic(c in damage_case()) {
-        damaged_snapshot_body(c)?;
-    }
+    fn damaged_fake_snapshots_never_panic(damage_case(), damaged_snapshot_body, 3000);
 }
 
 /// What a random run left, with one block device unreadable: a plan for the later
@@ -1485,15 +1400,7 @@ fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
         return Ok(());
     };
     let declared = d
-        .namespaces
-        .iter()
-        .map(|x| DevRef::Namespace(x.name.clone()))
-        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-        .chain(
-            d.partitions
-                .iter()
-                .map(|x| DevRef::Partition(x.name.clone())),
-        )
+        .own_devices()
         .chain(d.filesystems.iter().map(|x| x.device.clone()))
         .chain(d.mounts.iter().map(|x| x.device.clone()))
         .any(|r| {
@@ -1630,10 +1537,7 @@ mod malformed;
 #[test]
 #[ignore = "a survey of all distinct failures: set PMEM_STACK_SURVEY=<cases>"]
 fn survey() {
-    let n: u32 = std::env::var("PMEM_STACK_SURVEY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = survey::cases();
     // Not a property of the brief, so not a #[test]: on a clean machine, arguments that
     // cannot converge should be refused before anything is done. Listed for the report.
     survey::run(

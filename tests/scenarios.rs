@@ -5,38 +5,21 @@ mod common;
 
 use common::*;
 use pmem_stack::actual::{BlockDevice, Devno, DmDevice, Filesystem, Missing, Mount};
+use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::system::System;
 use pmem_stack::units::Sectors;
 use serde_json::{json, Value};
 
 fn linear_ext4() -> Value {
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"}
-        ],
-        "devices": [{"name": "pmem-linear", "target": "linear", "members": ["pm0", "pm1"]}],
-        "filesystems": [{"device": "pmem-linear", "type": "ext4"}],
-        "mounts": [{"path": "/mnt/pmem", "device": "pmem-linear"}]
-    })
+    dm_stack(0..2, "linear", "pmem-linear", "ext4", "/mnt/pmem")
 }
 
 #[test]
 fn striped_recipe_from_fresh_dimms() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     let r = converge(&mut fake, &striped_xfs());
-    assert_eq!(
-        actions(&r),
-        [
-            "reconfigure_namespace",
-            "reconfigure_namespace",
-            "create_dm",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions(&r), STRIPED_XFS_STEPS);
     let (d0, s0) = ns_block(&fake, "pm0");
     let (d1, s1) = ns_block(&fake, "pm1");
     let per = s0.min(s1) / 4096 * 4096;
@@ -44,8 +27,7 @@ fn striped_recipe_from_fresh_dimms() {
         table(&fake, "pmem-striped"),
         vec![format!("0 {} striped 2 4096 {d0} 0 {d1} 0", 2 * per)]
     );
-    let dm = fake.state.dm("pmem-striped").expect("dm");
-    let fs = fake.state.filesystem(dm.devno).expect("fs");
+    let fs = dm_filesystem(&fake, "pmem-striped");
     assert_eq!(
         (
             fs.fstype.as_str(),
@@ -63,13 +45,9 @@ fn striped_recipe_from_fresh_dimms() {
         Some((2 << 20, true))
     );
     // the mkfs step carries the DAX geometry
-    assert!(
-        r.plan[3]
-            .detail
-            .starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs"),
-        "{}",
-        r.plan[3].detail
-    );
+    assert_detail(&r, 3, |d| {
+        d.starts_with("mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 -L pmemfs")
+    });
 }
 
 #[test]
@@ -95,8 +73,7 @@ fn linear_recipe_from_fresh_dimms() {
             format!("{s0} {s1} linear {d1} 0")
         ]
     );
-    let dm = fake.state.dm("pmem-linear").expect("dm");
-    let fs = fake.state.filesystem(dm.devno).expect("fs");
+    let fs = dm_filesystem(&fake, "pmem-linear");
     assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(512), Some(0)));
 }
 
@@ -107,13 +84,9 @@ fn raw_namespaces_become_named_fsdax() {
         json!({"namespaces": [{"name": "data", "region": 1, "mode": "fsdax", "align": "2M"}]});
     let r = converge(&mut fake, &args);
     assert_eq!(actions(&r), ["reconfigure_namespace"]);
-    assert!(
-        r.plan[0]
-            .detail
-            .contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| {
+        d.contains("ndctl create-namespace -f -e namespace1.0 -m fsdax -n data -a 2M -M dev")
+    });
     assert!(!r.plan[0].destructive);
     let ns = fake.state.namespace_named("data").expect("named");
     assert_eq!(ns.region, "region1");
@@ -157,22 +130,13 @@ fn chunk_change_on_a_mounted_device_is_refused_then_done_with_allow_data_loss() 
     let snapshot = fake.state.clone();
     let r = run(&mut fake, &args);
     assert!(r.failed && !r.changed, "{}", r.msg);
-    assert!(
-        r.msg.contains("reloading dm device pmem-striped"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("the mount of /dev/mapper/pmem-striped on /mnt/pmem"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &[
+            "reloading dm device pmem-striped",
+            "the xfs filesystem labelled \"pmemfs\" on /dev/mapper/pmem-striped",
+            "the mount of /dev/mapper/pmem-striped on /mnt/pmem",
+        ],
     );
     assert!(r.msg.contains("allow_data_loss"), "{}", r.msg);
     assert_eq!(fake.state, snapshot, "a refusal changes nothing");
@@ -303,13 +267,10 @@ fn namespace_mode_change_refused_while_held_then_done() {
         json!({"devices": [{"name": "foreign", "target": "linear", "members": ["/dev/pmem1"]}]});
     converge(&mut fake, &foreign);
     let to_devdax = json!({"namespaces": [{"name": "pm1", "region": "region1", "mode": "devdax"}], "allow_data_loss": true});
-    let r = run(&mut fake, &to_devdax);
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("is held by dm device foreign (dm-0), which these arguments do not declare"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &to_devdax,
+        &["is held by dm device foreign (dm-0), which these arguments do not declare"],
     );
     assert!(fake.state.dm("foreign").is_some());
     // without the holder: fsdax -> devdax (nothing on it: no data at risk) and back (needs allow)
@@ -355,32 +316,20 @@ fn another_filesystem_is_refused_and_bad_geometry_only_warned() {
     let plain = json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext4"}]});
     let r = run(&mut fake, &plain);
     assert!(!r.failed && !r.changed, "{}", r.msg);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("stride=16 blocks (want 512)")
-                && w.contains("tune2fs -E stride=512 /dev/pmem0")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.contains("stride=16 blocks (want 512)") && w.contains("tune2fs -E stride=512 /dev/pmem0")
+    });
     let xfs = json!({"filesystems": [{"device": "/dev/pmem0", "type": "xfs"}]});
-    let r = run(&mut fake, &xfs);
-    assert!(
-        r.failed
-            && r.msg
-                .contains("making xfs over the ext4 filesystem on /dev/pmem0"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &xfs,
+        &["making xfs over the ext4 filesystem on /dev/pmem0"],
     );
     let mut xfs = xfs;
     xfs["allow_data_loss"] = json!(true);
     let r = converge(&mut fake, &xfs);
     assert_eq!(actions(&r), ["mkfs"]);
-    assert!(
-        r.plan[0].detail.contains("mkfs.xfs -q -f"),
-        "{}",
-        r.plan[0].detail
-    );
+    assert_detail(&r, 0, |d| d.contains("mkfs.xfs -q -f"));
 }
 
 #[test]
@@ -406,15 +355,13 @@ fn xfs_silent_dax_fallback_fails_the_run() {
         "filesystems": [{"device": "lin", "type": "xfs"}],
         "mounts": [{"path": "/mnt/x", "device": "lin", "dax": "always"}]
     });
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(r.msg.contains("queue/dax=0"), "{}", r.msg);
+    run_fails(&mut fake, &args, &["queue/dax=0"]);
 }
 
 #[test]
 fn growing_a_linear_device_keeps_its_data() {
     let mut fake = FakeSystem::with_fsdax(2, DIMM);
-    let ns = json!([{"name": "pm0", "region": "region0", "mode": "fsdax"}, {"name": "pm1", "region": "region1", "mode": "fsdax"}]);
+    let ns = fsdax(0..2);
     let one = json!({"namespaces": ns, "devices": [{"name": "lin", "target": "linear", "members": ["pm0"]}],
                      "filesystems": [{"device": "lin", "type": "ext4"}]});
     converge(&mut fake, &one);
@@ -487,11 +434,9 @@ fn offline_plan_against_a_snapshot_equals_the_live_plan() {
 
 #[test]
 fn ext4_dax_change_is_umount_and_mount() {
-    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    converge(&mut fake, &linear_ext4());
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("never");
-    let r = converge(&mut fake, &args);
+    let (_, r) = converge_changed(&linear_ext4(), |a| {
+        a["mounts"][0]["dax"] = json!("never");
+    });
     assert_eq!(actions(&r), ["umount", "mount"]);
     assert!(r.plan[0].detail.contains("cannot change dax on remount"));
 }
@@ -500,18 +445,13 @@ fn ext4_dax_change_is_umount_and_mount() {
 fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     fake.files_without_dax = true;
-    let r = run(&mut fake, &striped_xfs());
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg.contains("a file on it has no STATX_ATTR_DAX"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.msg
-            .contains("kernel: /dev/mapper/pmem-striped: DAX unsupported by block device"),
-        "{}",
-        r.msg
+    let r = run_fails(
+        &mut fake,
+        &striped_xfs(),
+        &[
+            "a file on it has no STATX_ATTR_DAX",
+            "kernel: /dev/mapper/pmem-striped: DAX unsupported by block device",
+        ],
     );
     assert!(r.changed, "the steps done are reported");
 }
@@ -521,13 +461,10 @@ fn a_label_less_namespace_converts_whole_or_not_at_all() {
     let mut fake = FakeSystem::fresh_dimms(1, DIMM);
     let part =
         json!({"namespaces": [{"name": "half", "region": 0, "mode": "fsdax", "size": "128M"}]});
-    let r = run(&mut fake, &part);
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("can only be converted whole (256M); drop size"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &part,
+        &["can only be converted whole (256M); drop size"],
     );
     assert_eq!(fake.mutations(), 0);
     let whole =
@@ -557,27 +494,15 @@ fn results_carry_the_dax_audit_and_verify_pmd_fails_when_all_faults_fall_back() 
     // a 1 MiB chunk: warned at the dm layer, and every fault falls back
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     args["devices"][0]["chunk"] = json!("1M");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back"),
-        "{}",
-        r.msg
+    let r = run_fails(
+        &mut fake,
+        &args,
+        &[
+            "no 2 MiB DAX faults: /mnt/pmem: 8 faults, all fell back",
+            "dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)",
+        ],
     );
-    assert!(
-        r.msg
-            .contains("dm /dev/mapper/pmem-striped: striped 2 x chunk 2048 sectors (1M)"),
-        "{}",
-        r.msg
-    );
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("dax_audit /mnt/pmem: dm")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| w.starts_with("dax_audit /mnt/pmem: dm"));
 }
 
 #[test]
@@ -598,12 +523,10 @@ fn a_striped_device_below_its_chunk_in_max_sectors_kb_is_named_by_the_audit() {
     bd.max_sectors_kb = Some(1280);
     let r = run(&mut fake, &striped_xfs());
     assert!(!r.changed && r.plan.is_empty(), "{:?}", r.plan);
-    assert!(
-        r.warnings.iter().any(|w| w.contains("max_sectors_kb 1280")
-            && w.contains("echo 2048 > /sys/block/dm-0/queue/max_sectors_kb")),
-        "{:?}",
-        r.warnings
-    );
+    assert_warned(&r, |w| {
+        w.contains("max_sectors_kb 1280")
+            && w.contains("echo 2048 > /sys/block/dm-0/queue/max_sectors_kb")
+    });
     assert!(!r.dax_audit.expect("audit").mounts[0].pmd_ok);
 }
 
@@ -659,11 +582,9 @@ fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
     let args = json!({"namespaces": [{"name": "n0", "region": "region0", "mode": "fsdax", "size": "120M"}]});
     let r = run(&mut fake, &args);
     assert!(r.failed && fake.executed.is_empty(), "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("namespace n0: size 120M is not a multiple of 16M, the alignment of region0"),
-        "{}",
-        r.msg
+    assert_msg(
+        &r,
+        &["namespace n0: size 120M is not a multiple of 16M, the alignment of region0"],
     );
     assert!(r.msg.contains("use 112M or 128M"), "{}", r.msg);
 }
@@ -676,6 +597,25 @@ fn on_kernel(release: Option<&str>) -> FakeSystem {
         p.kernel = release.map(String::from);
     }
     fake
+}
+
+/// A kernel before 5.8, which knows only a bare `dax` mount option.
+const KERNEL_5_4: &str = "5.4.0-150-generic";
+
+/// [`linear_ext4`] mounted with `dax: <mode>`.
+fn linear_ext4_dax(mode: &str) -> Value {
+    let mut args = linear_ext4();
+    args["mounts"][0]["dax"] = json!(mode);
+    args
+}
+
+/// Assert that the detail of some step of the run's plan starts with `prefix`.
+fn assert_a_step_starts(r: &ModuleResult, prefix: &str) {
+    assert!(
+        r.plan.iter().any(|s| s.detail.starts_with(prefix)),
+        "{:?}",
+        r.plan
+    );
 }
 
 /// The options of every mount(2) and remount the fake executed.
@@ -694,15 +634,9 @@ fn mount_options(fake: &FakeSystem) -> Vec<Vec<String>> {
 fn a_kernel_before_5_8_mounts_with_a_bare_dax() {
     use pmem_stack::args::DaxMode;
     // ext4, dax: always (the default)
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
+    let mut fake = on_kernel(Some(KERNEL_5_4));
     let r = converge(&mut fake, &linear_ext4());
-    assert!(
-        r.plan.iter().any(|s| s
-            .detail
-            .starts_with("mount -t ext4 -o dax dm device pmem-linear /mnt/pmem")),
-        "{:?}",
-        r.plan
-    );
+    assert_a_step_starts(&r, "mount -t ext4 -o dax dm device pmem-linear /mnt/pmem");
     assert_eq!(mount_options(&fake), [["dax"]]);
     let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
     assert_eq!(m.dax, Some(DaxMode::Always));
@@ -726,17 +660,9 @@ fn a_kernel_before_5_8_mounts_with_a_bare_dax() {
 #[test]
 fn a_kernel_before_5_8_mounts_never_without_a_dax_option() {
     use pmem_stack::args::DaxMode;
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("never");
-    let r = converge(&mut fake, &args);
-    assert!(
-        r.plan.iter().any(|s| s
-            .detail
-            .starts_with("mount -t ext4 dm device pmem-linear /mnt/pmem (")),
-        "{:?}",
-        r.plan
-    );
+    let mut fake = on_kernel(Some(KERNEL_5_4));
+    let r = converge(&mut fake, &linear_ext4_dax("never"));
+    assert_a_step_starts(&r, "mount -t ext4 dm device pmem-linear /mnt/pmem (");
     assert_eq!(mount_options(&fake), [Vec::<String>::new()]);
     let m = fake.state.mount_at("/mnt/pmem").expect("mounted");
     assert_eq!(m.dax, Some(DaxMode::Never));
@@ -751,17 +677,15 @@ fn a_kernel_before_5_8_mounts_never_without_a_dax_option() {
 
 #[test]
 fn dax_inode_is_refused_on_a_kernel_before_5_8() {
-    let mut fake = on_kernel(Some("5.4.0-150-generic"));
-    let mut args = linear_ext4();
-    args["mounts"][0]["dax"] = json!("inode");
-    let r = run(&mut fake, &args);
-    assert!(r.failed, "{}", r.msg);
-    assert!(
-        r.msg
-            .contains("mounts[0].dax: inode does not exist on this kernel (5.4.0-150-generic)")
-            && r.msg.contains("Linux 5.8"),
-        "{}",
-        r.msg
+    let mut fake = on_kernel(Some(KERNEL_5_4));
+    let args = linear_ext4_dax("inode");
+    run_fails(
+        &mut fake,
+        &args,
+        &[
+            "mounts[0].dax: inode does not exist on this kernel (5.4.0-150-generic)",
+            "Linux 5.8",
+        ],
     );
     assert_eq!(fake.mutations(), 0, "refused before anything runs");
     // the same on 5.8 and later works
@@ -793,14 +717,7 @@ fn raw_dm(target: &str, members: &[&str], chunk: Option<&str>) -> Value {
     if let Some(c) = chunk {
         dev["chunk"] = json!(c);
     }
-    json!({
-        "namespaces": [
-            {"name": "pm0", "region": "region0", "mode": "fsdax"},
-            {"name": "pm1", "region": "region1", "mode": "fsdax"},
-            {"name": "pm2", "region": "region2", "mode": "fsdax"}
-        ],
-        "devices": [dev]
-    })
+    json!({"namespaces": fsdax(0..3), "devices": [dev]})
 }
 
 /// 8 MiB of raw application data (no signature) from the start of the device.
@@ -844,33 +761,21 @@ fn raw_data_on_a_striped_device_is_never_moved_without_allow_data_loss() {
         ),
     ];
     for (what, args, reason) in cases {
-        let mut fake = base.clone();
-        let before = fake.state.clone();
-        let n = fake.mutations();
-        for r in [check(&mut fake, &args), run(&mut fake, &args)] {
-            assert!(r.failed && !r.changed, "{what}: {}", r.msg);
-            assert!(
-                r.plan.is_empty() && r.done.is_empty(),
-                "{what}: {:?}",
-                r.plan
-            );
-            assert!(
-                r.msg.contains("refusing reloading dm device raw")
-                    && r.msg.contains("the change moves data already on it (")
-                    && r.msg.contains(reason)
-                    && r.msg.contains("raw data alike, recognised or not")
-                    && r.msg.contains("Set allow_data_loss: true"),
-                "{what}: {}",
-                r.msg
-            );
-        }
-        assert_eq!(fake.mutations(), n, "{what}: nothing executed");
-        assert_eq!(fake.state, before, "{what}: nothing changed");
+        let mut fake = refused_alike(
+            &base,
+            &args,
+            what,
+            &[
+                "refusing reloading dm device raw",
+                "the change moves data already on it (",
+                reason,
+                "raw data alike, recognised or not",
+                "Set allow_data_loss: true",
+            ],
+        );
         assert!(fake.raw_intact("raw"), "{what}: the data is where it was");
 
-        let mut allowed = args.clone();
-        allowed["allow_data_loss"] = json!(true);
-        let r = converge(&mut fake, &allowed);
+        let r = converge(&mut fake, &allowing_data_loss(&args));
         assert_eq!(actions(&r), ["reload_dm"], "{what}");
         assert!(r.plan[0].destructive, "{what}: {:?}", r.plan[0]);
         assert!(
@@ -942,8 +847,7 @@ fn appending_a_namespace_this_run_makes_keeps_the_linear_data() {
                      "devices": [{"name": "raw", "target": "linear", "members": ["pm0"]}]});
     converge(&mut fake, &one);
     assert!(fake.write_raw("raw", RAW_SECTORS));
-    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
-                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+    let two = json!({"namespaces": fsdax(0..2),
                      "devices": [{"name": "raw", "target": "linear", "members": ["pm0", "pm1"]}]});
     let r = converge(&mut fake, &two);
     assert_eq!(actions(&r), ["reconfigure_namespace", "reload_dm"]);
@@ -951,8 +855,7 @@ fn appending_a_namespace_this_run_makes_keeps_the_linear_data() {
     assert!(fake.raw_intact("raw"));
     // striped over a namespace this run makes: refused (every row spans every member)
     let mut fake = FakeSystem::fresh_dimms(3, DIMM);
-    let two = json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"},
-                                    {"name": "pm1", "region": "region1", "mode": "fsdax"}],
+    let two = json!({"namespaces": fsdax(0..2),
                      "devices": [{"name": "raw", "target": "striped", "members": ["pm0", "pm1"]}]});
     converge(&mut fake, &two);
     let mut three = two.clone();
@@ -981,13 +884,7 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
         &mut fake,
         &json!({"devices": [{"name": "raw", "target": "linear", "members": ["/dev/pmem0"]}]}),
     );
-    let desired = pmem_stack::args::validate::validate(
-        &pmem_stack::args::parse_input(&two.to_string())
-            .map_err(|e| e.errors)
-            .expect("parses")
-            .args,
-    )
-    .expect("valid");
+    let desired = validated(&two);
     let plan = pmem_stack::plan::plan(&desired, &fake.state).expect("plan");
     assert!(!plan.steps[0].destructive, "{:?}", plan.steps);
     let ok = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &fake.state);
@@ -1233,13 +1130,10 @@ fn an_unreadable_declared_device_is_refused_naming_it() {
         dax: None,
         root_extsize: None,
     });
-    let r = run(&mut fake, &other);
-    assert!(
-        r.failed
-            && r.msg
-                .contains("/mnt/other: the device mounted there (/dev/vda) could not be read"),
-        "{}",
-        r.msg
+    run_fails(
+        &mut fake,
+        &other,
+        &["/mnt/other: the device mounted there (/dev/vda) could not be read"],
     );
 }
 
@@ -1425,33 +1319,20 @@ fn raw_data_on_a_partition_is_never_moved_without_allow_data_loss() {
         for (what, part, change, moves) in cases {
             let what = format!("{what} (on_dm {on_dm})");
             let args = raw_part(on_dm, part);
-            let mut fake = base.clone();
-            let before = fake.state.clone();
-            let n = fake.mutations();
-            for r in [check(&mut fake, &args), run(&mut fake, &args)] {
-                assert!(r.failed && !r.changed, "{what}: {}", r.msg);
-                assert!(
-                    r.plan.is_empty() && r.done.is_empty(),
-                    "{what}: {:?}",
-                    r.plan
-                );
-                assert!(
-                    r.msg.contains("refusing changing partition data on ")
-                        && r.msg.contains(change)
-                        && r.msg
-                            .contains("whatever is or is not recognised on it (raw data counts)")
-                        && r.msg.contains("Set allow_data_loss: true"),
-                    "{what}: {}",
-                    r.msg
-                );
-            }
-            assert_eq!(fake.mutations(), n, "{what}: nothing executed");
-            assert_eq!(fake.state, before, "{what}: nothing changed");
+            let mut fake = refused_alike(
+                &base,
+                &args,
+                &what,
+                &[
+                    "refusing changing partition data on ",
+                    change,
+                    "whatever is or is not recognised on it (raw data counts)",
+                    "Set allow_data_loss: true",
+                ],
+            );
             assert!(fake.raw_intact(dev), "{what}: the data is where it was");
 
-            let mut allowed = args.clone();
-            allowed["allow_data_loss"] = json!(true);
-            let r = converge(&mut fake, &allowed);
+            let r = converge(&mut fake, &allowing_data_loss(&args));
             let want: &[&str] = if on_dm {
                 &[
                     "remove_dm",
@@ -1517,13 +1398,7 @@ fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_all
     let mut fake = FakeSystem::with_fsdax(1, DIMM);
     let args = raw_part(false, json!({"start": "2M", "size": "64M"}));
     converge(&mut fake, &args);
-    let desired = pmem_stack::args::validate::validate(
-        &pmem_stack::args::parse_input(&args.to_string())
-            .map_err(|e| e.errors)
-            .expect("parses")
-            .args,
-    )
-    .expect("valid");
+    let desired = validated(&args);
     let delete = Action::DeletePartition {
         disk: DevRef::Namespace("pm0".into()),
         number: 1,

@@ -15,12 +15,11 @@ pub mod draft;
 pub mod mkfs;
 pub mod validate;
 
-use crate::units::SizeArg;
+use crate::units::{arg_schema, SizeArg};
 use draft::{json_kind, Draft};
-use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::fmt;
 
 /// The module's name, as Ansible prints it in messages.
@@ -65,21 +64,14 @@ impl<'de> Deserialize<'de> for AnsibleBool {
     }
 }
 
-impl JsonSchema for AnsibleBool {
-    fn schema_name() -> Cow<'static, str> {
-        "AnsibleBool".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A boolean; Ansible's string forms are accepted (yes/no, on/off, true/false, 1/0, any case).",
-            "oneOf": [
-                {"type": "boolean"},
-                {"type": "integer", "enum": [0, 1]},
-                {"type": "string", "pattern": "^(?i)\\s*(yes|no|on|off|true|false|y|n|t|f|1|0)\\s*$"}
-            ]
-        })
-    }
-}
+arg_schema!(AnsibleBool, "AnsibleBool", {
+    "description": "A boolean; Ansible's string forms are accepted (yes/no, on/off, true/false, 1/0, any case).",
+    "oneOf": [
+        {"type": "boolean"},
+        {"type": "integer", "enum": [0, 1]},
+        {"type": "string", "pattern": "^(?i)\\s*(yes|no|on|off|true|false|y|n|t|f|1|0)\\s*$"}
+    ]
+});
 
 /// ndctl namespace modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -228,20 +220,12 @@ impl<'de> Deserialize<'de> for RegionArg {
     }
 }
 
-impl JsonSchema for RegionArg {
-    fn schema_name() -> Cow<'static, str> {
-        "Region".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "An NVDIMM region: \"region0\", \"0\" or 0.",
-            "oneOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": "^\\s*(region)?[0-9]+\\s*$"}
-            ]
-        })
-    }
-}
+arg_schema!(
+    RegionArg,
+    "Region",
+    "An NVDIMM region: \"region0\", \"0\" or 0.",
+    number or pattern "^\\s*(region)?[0-9]+\\s*$"
+);
 
 // The optional fields that read as `None` when left out carry, in the schema, the value
 // that then applies (`#[schemars(extend("default" = ...))]`, which overrides the `null`

@@ -157,6 +157,19 @@ impl Desired {
     pub fn partition(&self, name: &str) -> Option<&PartitionSpec> {
         self.partitions.iter().find(|n| n.name == name)
     }
+    /// What it makes and names: its namespaces, then its dm devices, then its partitions.
+    pub fn own_devices(&self) -> impl Iterator<Item = DevRef> + '_ {
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|x| DevRef::Namespace(x.name.clone()));
+        let devices = self.devices.iter().map(|x| DevRef::Device(x.name.clone()));
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|x| DevRef::Partition(x.name.clone()));
+        namespaces.chain(devices).chain(partitions)
+    }
 }
 
 /// Default chunk and partition start: 2 MiB.

@@ -46,6 +46,14 @@ fn outcome<T>(f: impl FnOnce() -> Result<(), TestCaseError>, _: &T) -> Option<(S
     }
 }
 
+/// How many cases a survey runs: `PMEM_STACK_SURVEY`, else 1000.
+pub fn cases() -> u32 {
+    std::env::var("PMEM_STACK_SURVEY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
 pub fn run<S, F>(name: &str, strategy: S, cases: u32, body: F)
 where
     S: Strategy,

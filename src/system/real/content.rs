@@ -295,6 +295,18 @@ mod tests {
         v
     }
 
+    /// The scope of a run that declares the dm devices `dm`, names the device `paths`
+    /// and mounts on `mounts`.
+    fn declared(dm: &[&str], paths: &[&str], mounts: &[&str]) -> ProbeScope {
+        let set = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        ProbeScope {
+            all_dm: false,
+            dm_names: set(dm),
+            paths: set(paths),
+            mount_points: set(mounts),
+        }
+    }
+
     #[test]
     fn the_fixture_has_the_foreign_devices() {
         let a = listing();
@@ -320,12 +332,7 @@ mod tests {
     #[test]
     fn a_run_opens_only_pmem_its_dm_device_and_their_holders() {
         let a = listing();
-        let scope = ProbeScope {
-            all_dm: false,
-            dm_names: BTreeSet::from(["s".to_string()]),
-            paths: BTreeSet::new(),
-            mount_points: BTreeSet::from(["/mnt/x".to_string()]),
-        };
+        let scope = declared(&["s"], &[], &["/mnt/x"]);
         let (opened, bad) = probe(&a, &scope);
         assert_eq!(opened, ours(&a));
         // each read failed (EIO from the opener): recorded, with the path and the error
@@ -364,12 +371,7 @@ mod tests {
     fn a_named_path_is_read() {
         let a = listing();
         let loop0 = a.block_named("loop0").expect("loop0").path.clone();
-        let scope = ProbeScope {
-            all_dm: false,
-            dm_names: BTreeSet::new(),
-            paths: BTreeSet::from([loop0]),
-            mount_points: BTreeSet::new(),
-        };
+        let scope = declared(&[], &[&loop0], &[]);
         let (opened, _) = probe(&a, &scope);
         assert!(opened.contains(&"loop0".to_string()), "{opened:?}");
         assert!(!opened.iter().any(|n| n == "loop1" || n == "loop1p1"));

@@ -35,16 +35,21 @@ fn os(what: String, e: std::io::Error) -> SystemError {
 /// disable/rename/enable cycle of ndctl runs; the marker costs one small file.)
 pub const CLEARING_DIR: &str = "/var/lib/pmem-stack/clearing";
 
+/// The entries of directory `dir` under `root` that could be read; none when it is
+/// missing.
+fn entries(root: &Path, dir: &str) -> Result<Vec<std::fs::DirEntry>, SystemError> {
+    let dir = at(root, dir);
+    match std::fs::read_dir(&dir) {
+        Ok(rd) => Ok(rd.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(os(format!("read {}", dir.display()), e)),
+    }
+}
+
 /// The uncleared markers found under `root`.
 pub fn probe_uncleared(root: &Path) -> Result<Vec<Uncleared>, SystemError> {
-    let dir = at(root, CLEARING_DIR);
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
-    };
     let mut out = Vec::new();
-    for e in rd.flatten() {
+    for e in entries(root, CLEARING_DIR)? {
         let uuid = e.file_name().to_string_lossy().into_owned();
         if !is_uuid(&uuid) {
             continue; // not ours
@@ -84,15 +89,7 @@ pub fn new_uuid() -> Result<String, SystemError> {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    Ok(super::fs::uuid_text(&b))
 }
 
 /// Record, durably, that namespace `name` is about to be made with `uuid` and is not
@@ -239,14 +236,8 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
 
 /// The saved states in `STATE_DIR` (not the legacy file), sorted by name.
 pub fn state_files(root: &Path) -> Result<Vec<String>, SystemError> {
-    let dir = at(root, STATE_DIR);
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(os(format!("read {}", dir.display()), e)),
-    };
-    let mut out: Vec<String> = rd
-        .flatten()
+    let mut out: Vec<String> = entries(root, STATE_DIR)?
+        .into_iter()
         .map(|e| format!("{STATE_DIR}/{}", e.file_name().to_string_lossy()))
         .filter(|p| is_state_path(p))
         .collect();
@@ -452,14 +443,22 @@ pub fn daemon_reload(root: &Path, record: &super::record::Recorder) -> Result<Ou
     Ok(out)
 }
 
+/// An empty directory for a test, under the temp directory, named for `what` and this
+/// process.
+#[cfg(test)]
+pub(crate) fn fresh_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pmem-stack-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_installed_binary_is_recognised_quickly_or_by_its_bytes() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-bin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("bin");
         let matches = |root: &Path| {
             probe(root)
                 .expect("probe")
@@ -503,8 +502,7 @@ mod tests {
 
     #[test]
     fn a_write_removes_the_temp_files_a_killed_write_of_the_same_file_left() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-stale-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("stale");
         let dir = root.join("usr/local/sbin");
         std::fs::create_dir_all(&dir).expect("dir");
         let stale = dir.join(".pmem_stack.pmem-stack.1070");
@@ -538,8 +536,7 @@ mod tests {
 
     #[test]
     fn writes_atomically_with_the_mode_and_probes_back() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("files");
         let text = FileContent::Text {
             text: "{}\n".into(),
         };
@@ -580,18 +577,23 @@ mod tests {
             .find(|f| f.path == state_file)
             .expect("state found");
         assert_eq!((state.content.clone(), state.mode), (text, Some(0o600)));
-        let dir_mode = std::fs::metadata(root.join("etc/pmem-stack"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(dir_mode, 0o700, "the state directory is root-only");
-        let sub_mode = std::fs::metadata(root.join("etc/pmem-stack/state.d"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(sub_mode, 0o700, "and so is state.d");
+        let dir_mode = |dir: &str| {
+            std::fs::metadata(root.join(dir))
+                .expect("dir")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            dir_mode("etc/pmem-stack"),
+            0o700,
+            "the state directory is root-only"
+        );
+        assert_eq!(
+            dir_mode("etc/pmem-stack/state.d"),
+            0o700,
+            "and so is state.d"
+        );
         assert!(found.iter().any(|f| f.path == unit));
         assert!(
             !found.iter().any(|f| f.path.ends_with("mnt-y.mount")),
@@ -617,8 +619,7 @@ mod tests {
 
     #[test]
     fn the_replay_template_its_instances_and_the_legacy_service_are_found() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-units-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("units");
         let text = |t: &str| FileContent::Text { text: t.into() };
         let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
         let legacy = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
@@ -664,8 +665,7 @@ mod tests {
 
     #[test]
     fn every_saved_state_and_units_of_earlier_versions_are_found() {
-        let root = std::env::temp_dir().join(format!("pmem-stack-states-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = fresh_dir("states");
         let text = |t: &str| FileContent::Text { text: t.into() };
         for p in [
             LEGACY_STATE_FILE.to_string(),

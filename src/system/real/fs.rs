@@ -256,21 +256,25 @@ fn be32(b: &[u8], off: usize) -> Option<u32> {
 /// 16 bytes as a uuid string, in on-disk byte order (as blkid prints ext, xfs and btrfs
 /// uuids); `None` when all zero.
 fn uuid(b: &[u8]) -> Option<String> {
-    if b.len() != 16 || b.iter().all(|&x| x == 0) {
+    if b.iter().all(|&x| x == 0) {
         return None;
     }
+    Some(uuid_text(b.try_into().ok()?))
+}
+
+/// 16 bytes in the 8-4-4-4-12 hex form of a uuid, in the order given.
+pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    ))
+    )
 }
 
-/// A NUL-padded text field; `None` when empty.
 fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
     let field = b.get(off..off + len)?;
     let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
@@ -295,52 +299,40 @@ mod tests {
         std::fs::read(&p).expect("fixture")
     }
 
+    /// The filesystem found in fixture `name`, every field, as JSON.
+    fn parsed(name: &str) -> serde_json::Value {
+        let fs = parse_superblock(&fixture(name), DEV).expect(name);
+        serde_json::to_value(fs).expect("json")
+    }
+
     #[test]
     fn ext4_striped() {
-        // dumpe2fs-h-striped.txt: extlbl, 5cfbe517-..., block 4096, stride 512, width 1024
-        let fs = parse_superblock(&fixture("ext4-sb-striped.bin"), DEV).expect("ext4");
-        assert_eq!(fs.device, DEV);
-        assert_eq!(fs.fstype, "ext4");
+        // dumpe2fs-h-striped.txt: extlbl, 5cfbe517-..., block 4096, stride 512, width 1024,
+        // Block count: 128000
         assert_eq!(
-            fs.uuid.as_deref(),
-            Some("5cfbe517-c1f7-4dda-b4f7-99763b2e4a79")
+            parsed("ext4-sb-striped.bin"),
+            serde_json::json!({"device": "254:0", "fstype": "ext4", "uuid": "5cfbe517-c1f7-4dda-b4f7-99763b2e4a79", "label": "extlbl", "block_size": 4096, "stripe_unit": 512, "stripe_width": 1024, "reflink": null, "size": 128_000 * 4096})
         );
-        assert_eq!(fs.label.as_deref(), Some("extlbl"));
-        assert_eq!(fs.block_size, Some(Bytes(4096)));
-        assert_eq!(fs.stripe_unit, Some(512));
-        assert_eq!(fs.stripe_width, Some(1024));
-        assert_eq!(fs.reflink, None);
-        assert_eq!(fs.size, Some(Bytes(128_000 * 4096)), "Block count: 128000");
     }
 
     #[test]
     fn xfs_striped_without_reflink() {
-        // xfs-db-sb-striped.txt: unit = 512, width = 1024, features_ro_compat = 0x9
-        let fs = parse_superblock(&fixture("xfs-sb-striped.bin"), DEV).expect("xfs");
-        assert_eq!(fs.fstype, "xfs");
+        // xfs-db-sb-striped.txt: unit = 512, width = 1024, features_ro_compat = 0x9,
+        // dblocks = 126976
         assert_eq!(
-            fs.uuid.as_deref(),
-            Some("c9814827-ad6e-46f1-98e2-c4d8038f4af5")
+            parsed("xfs-sb-striped.bin"),
+            serde_json::json!({"device": "254:0", "fstype": "xfs", "uuid": "c9814827-ad6e-46f1-98e2-c4d8038f4af5", "label": "xfslbl", "block_size": 4096, "stripe_unit": 512, "stripe_width": 1024, "reflink": false, "size": 126_976 * 4096})
         );
-        assert_eq!(fs.label.as_deref(), Some("xfslbl"));
-        assert_eq!(fs.block_size, Some(Bytes(4096)));
-        assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(512), Some(1024)));
-        assert_eq!(fs.reflink, Some(false));
-        assert_eq!(fs.size, Some(Bytes(126_976 * 4096)), "dblocks = 126976");
     }
 
     #[test]
     fn xfs_default_has_reflink() {
-        // xfs-db-sb-default.txt: unit = width = 0, features_ro_compat = 0xd, no label
-        let fs = parse_superblock(&fixture("xfs-sb-default.bin"), DEV).expect("xfs");
+        // xfs-db-sb-default.txt: unit = width = 0, features_ro_compat = 0xd, no label,
+        // dblocks = 64000
         assert_eq!(
-            fs.uuid.as_deref(),
-            Some("9163c35d-e9e2-497d-a665-6eea9bf25b80")
+            parsed("xfs-sb-default.bin"),
+            serde_json::json!({"device": "254:0", "fstype": "xfs", "uuid": "9163c35d-e9e2-497d-a665-6eea9bf25b80", "label": null, "block_size": 4096, "stripe_unit": 0, "stripe_width": 0, "reflink": true, "size": 64_000 * 4096})
         );
-        assert_eq!(fs.label, None);
-        assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(0), Some(0)));
-        assert_eq!(fs.reflink, Some(true));
-        assert_eq!(fs.size, Some(Bytes(64_000 * 4096)), "dblocks = 64000");
     }
 
     #[test]

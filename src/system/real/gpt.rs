@@ -916,16 +916,19 @@ mod tests {
         }
     }
 
+    /// A disk of `lbas` blocks of `lb`, every byte `fill`, given an empty GPT.
+    fn new_disk(lb: LogicalBlockSize, lbas: u64, fill: u8) -> (Geometry, Cursor<Vec<u8>>) {
+        let g = Geometry { lb, lbas };
+        let mut mem = Cursor::new(vec![fill; (lbas * lb.as_u64()) as usize]);
+        let h = new_header(g).expect("header");
+        write_table(&mut mem, &h, &BTreeMap::new(), g, true).expect("create");
+        (g, mem)
+    }
+
     /// create, add 1 and 3, delete 1: entry 3 stays entry 3 (the crate would move it).
     #[test]
     fn entries_keep_their_numbers_through_writes() {
-        let g = Geometry {
-            lb: LogicalBlockSize::Lb512,
-            lbas: 16384,
-        };
-        let mut mem = Cursor::new(vec![0xAAu8; 16384 * 512]);
-        let h = new_header(g).expect("header");
-        write_table(&mut mem, &h, &BTreeMap::new(), g, true).expect("create");
+        let (g, mut mem) = new_disk(LogicalBlockSize::Lb512, 16384, 0xAA);
         assert_eq!(&mem.get_ref()[510..512], &[0x55, 0xAA]);
         assert_eq!(mem.get_ref()[450], 0xEE);
 
@@ -981,13 +984,7 @@ mod tests {
 
     #[test]
     fn four_k_sectors_convert() {
-        let g = Geometry {
-            lb: LogicalBlockSize::Lb4096,
-            lbas: 2048,
-        };
-        let mut mem = Cursor::new(vec![0u8; 2048 * 4096]);
-        let h = new_header(g).expect("header");
-        write_table(&mut mem, &h, &BTreeMap::new(), g, true).expect("create");
+        let (g, mut mem) = new_disk(LogicalBlockSize::Lb4096, 2048, 0);
         let mut disk = read(&mut mem, g).expect("io").expect("valid");
         assert!(add_entry(&mut disk, g, 1, "p", Sectors(4096), Sectors(4096)).expect("add"));
         assert!(add_entry(&mut disk, g, 2, "p", Sectors(9004), Sectors(8)).is_err());

@@ -354,8 +354,7 @@ mod ensure_dir_tests {
 
     #[test]
     fn makes_missing_directories_and_refuses_symlinks() {
-        let base = std::env::temp_dir().join(format!("pmem-stack-mnt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        let base = crate::system::real::files::fresh_dir("mnt");
         let deep = base.join("a/b");
         ensure_dir(&deep.display().to_string()).expect("made");
         assert!(deep.is_dir());
@@ -520,26 +519,14 @@ mod tests {
             parse_mountinfo(&text, "5.4", DaxSyntax::of(Some("5.4.0-150-generic"))).expect("parse");
         let dax = |m: &[Mount], t: &str| m.iter().find(|m| m.target == t).map(|m| m.dax);
         assert_eq!(old.len(), 5, "/, /mnt/e, /mnt/x, /mnt/n, /mnt/y");
-        assert_eq!(
-            dax(&old, "/mnt/e"),
-            Some(Some(DaxMode::Always)),
-            "ext4 -o dax"
-        );
-        assert_eq!(
-            dax(&old, "/mnt/x"),
-            Some(Some(DaxMode::Always)),
-            "xfs -o dax"
-        );
-        assert_eq!(
-            dax(&old, "/mnt/n"),
-            Some(Some(DaxMode::Never)),
-            "ext4 without dax"
-        );
-        assert_eq!(
-            dax(&old, "/mnt/y"),
-            Some(Some(DaxMode::Never)),
-            "xfs without dax"
-        );
+        for (target, want, what) in [
+            ("/mnt/e", DaxMode::Always, "ext4 -o dax"),
+            ("/mnt/x", DaxMode::Always, "xfs -o dax"),
+            ("/mnt/n", DaxMode::Never, "ext4 without dax"),
+            ("/mnt/y", DaxMode::Never, "xfs without dax"),
+        ] {
+            assert_eq!(dax(&old, target), Some(Some(want)), "{what}");
+        }
         let e = old.iter().find(|m| m.target == "/mnt/e").expect("/mnt/e");
         assert_eq!(e.options, ["relatime", "rw", "dax", "stripe=512"]);
         // the 6.1 capture of the same ext4 and xfs mounts
