@@ -1431,3 +1431,50 @@ fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_all
         "{err}"
     );
 }
+
+/// A filesystem made on a namespace, later carried by a new linear device over it
+/// (`/dev/pmemN` as its member), is not striped over by a second new device without
+/// `allow_data_loss`: the striped mapping would overwrite what the linear one shows.
+#[test]
+fn a_new_device_over_a_new_device_that_carries_a_filesystem_is_refused() {
+    let mut fake = FakeSystem::fresh_dimms(2, pmem_stack::units::Bytes(512 << 20));
+    converge(
+        &mut fake,
+        &json!({"namespaces":[{"name":"pm0","region":"region0","mode":"sector"},{"name":"pm1","region":"region1","mode":"fsdax"}],"filesystems":[{"device":"pm1","type":"ext4"}]}),
+    );
+    let uuid = |fake: &FakeSystem| -> Vec<Option<String>> {
+        fake.state.filesystems.iter().map(|f| f.uuid.clone()).collect()
+    };
+    let before = uuid(&fake);
+    assert_eq!(before.len(), 1);
+    let later = json!({"devices":[
+        {"name":"dv0","target":"linear","members":["/dev/pmem1"]},
+        {"name":"dv1","target":"striped","members":["dv0","/dev/pmem0"]}]});
+    let r = run_fails(
+        &mut fake,
+        &later,
+        &[
+            "refusing using dm device dv0 (it will show the ext4 filesystem on /dev/pmem1) as a member of dm device dv1",
+            "allow_data_loss",
+        ],
+    );
+    assert!(r.plan.is_empty(), "{:?}", r.plan);
+    assert_eq!(uuid(&fake), before, "the filesystem is still there");
+    assert!(fake.state.dm("dv0").is_none() && fake.state.dm("dv1").is_none());
+    // one linear device over it keeps showing it: not refused
+    let r = run(
+        &mut fake,
+        &json!({"devices":[{"name":"dv0","target":"linear","members":["/dev/pmem1"]}]}),
+    );
+    assert!(!r.failed, "{}", r.msg);
+    assert_eq!(uuid(&fake), before);
+    // with allow_data_loss the striped device is made
+    let mut fake2 = FakeSystem::fresh_dimms(2, pmem_stack::units::Bytes(512 << 20));
+    converge(
+        &mut fake2,
+        &json!({"namespaces":[{"name":"pm0","region":"region0","mode":"sector"},{"name":"pm1","region":"region1","mode":"fsdax"}],"filesystems":[{"device":"pm1","type":"ext4"}]}),
+    );
+    let r = run(&mut fake2, &allowing_data_loss(&later));
+    assert!(!r.failed, "{}", r.msg);
+    assert!(fake2.state.dm("dv1").is_some());
+}

@@ -118,6 +118,27 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     for m in &spec.members {
         if cx.is_unknown(m) {
             old_content = true;
+            // A member this plan makes over content that existed before shows, from its
+            // sector 0, what its first member holds now. A filesystem found there that
+            // fits the device it was found on is that device's own (or carried by a
+            // linear device over it), not this device's: only a linear device with this
+            // member first keeps showing it; any other mapping overwrites it.
+            let Some(bd) = shown_through(cx, m, 0) else {
+                continue;
+            };
+            let carried =
+                cx.a.filesystem(bd.devno)
+                    .filter(|f| f.size.is_none_or(|s| s <= bd.size.bytes()));
+            let keeps = spec.target == DmTarget::Linear && spec.members.first() == Some(m);
+            if let Some(fs) = carried.filter(|_| !keeps) {
+                let why = format!(
+                    "using {m} (it will show the {} filesystem on {}) as a member of dm device {name}",
+                    fs.fstype, bd.path
+                );
+                if !cx.destroy(bd, &why) {
+                    return;
+                }
+            }
             continue;
         }
         let Some(bd) = cx.current(m) else { continue };
@@ -353,6 +374,30 @@ pub(crate) enum Reload {
 }
 
 /// Decide whether a reload of `live` with `wanted` keeps the data (see the matrix).
+/// The device that exists now and shows at sector 0 of `r` once this plan has made it:
+/// `r` itself if it exists and keeps its content; for a dm device this plan makes over
+/// content that existed before, what its first member shows (both linear and striped map
+/// the first member from the device's sector 0).
+fn shown_through<'a>(
+    cx: &Ctx<'a>,
+    r: &DevRef,
+    depth: usize,
+) -> Option<&'a crate::actual::BlockDevice> {
+    if depth > 16 {
+        return None;
+    }
+    if !cx.is_unknown(r) {
+        return cx.current(r);
+    }
+    match r {
+        DevRef::Device(n) => {
+            let first = cx.d.device(n)?.members.first()?;
+            shown_through(cx, first, depth + 1)
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn reload_effect(
     live: &[TableLine],
     wanted: &Wanted,
