@@ -1443,7 +1443,11 @@ fn a_new_device_over_a_new_device_that_carries_a_filesystem_is_refused() {
         &json!({"namespaces":[{"name":"pm0","region":"region0","mode":"sector"},{"name":"pm1","region":"region1","mode":"fsdax"}],"filesystems":[{"device":"pm1","type":"ext4"}]}),
     );
     let uuid = |fake: &FakeSystem| -> Vec<Option<String>> {
-        fake.state.filesystems.iter().map(|f| f.uuid.clone()).collect()
+        fake.state
+            .filesystems
+            .iter()
+            .map(|f| f.uuid.clone())
+            .collect()
     };
     let before = uuid(&fake);
     assert_eq!(before.len(), 1);
