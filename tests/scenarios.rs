@@ -887,9 +887,9 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
     let desired = validated(&two);
     let plan = pmem_stack::plan::plan(&desired, &fake.state).expect("plan");
     assert!(!plan.steps[0].destructive, "{:?}", plan.steps);
-    let ok = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &fake.state);
+    let ok = pmem_stack::apply::resolve(&plan.steps[0].action, &desired, &fake.state);
     assert!(
-        matches!(ok, Ok(pmem_stack::plan::Resolved::Run(_))),
+        matches!(ok, Ok(pmem_stack::apply::Resolved::Run(_))),
         "{ok:?}"
     );
     // pmem0 shrinks by 2 MiB before the step: the appended member would start earlier
@@ -901,7 +901,7 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
         .find(|b| b.name == "pmem0")
         .expect("pmem0");
     p0.size = pmem_stack::units::Sectors(p0.size.0 - 4096);
-    let err = pmem_stack::plan::resolve(&plan.steps[0].action, &desired, &later)
+    let err = pmem_stack::apply::resolve(&plan.steps[0].action, &desired, &later)
         .expect_err("refused at apply time");
     assert!(err.data_loss, "{err}");
     let err = err.to_string();
@@ -913,7 +913,7 @@ fn a_reload_that_would_move_data_at_apply_time_is_refused_there_too() {
     );
     let mut allowed = desired.clone();
     allowed.allow_data_loss = true;
-    assert!(pmem_stack::plan::resolve(&plan.steps[0].action, &allowed, &later).is_ok());
+    assert!(pmem_stack::apply::resolve(&plan.steps[0].action, &allowed, &later).is_ok());
 }
 
 // ---- probe scope: devices that cannot be read ----------------------------------------
@@ -1393,8 +1393,9 @@ fn a_partition_kept_as_it_is_keeps_raw_data_and_is_mapped_again_in_place() {
 
 #[test]
 fn deleting_a_gpt_entry_under_state_present_is_refused_at_apply_time_without_allow_data_loss() {
+    use pmem_stack::apply::resolve;
     use pmem_stack::args::validate::DevRef;
-    use pmem_stack::plan::{resolve, Action};
+    use pmem_stack::plan::Action;
     let mut fake = FakeSystem::with_fsdax(1, DIMM);
     let args = raw_part(false, json!({"start": "2M", "size": "64M"}));
     converge(&mut fake, &args);

@@ -29,7 +29,7 @@
 //! the data); striped moves data (every row of chunks spans every member).
 //!
 //! A device over a member that this plan recreates was already torn down by the
-//! member's layer and counts as not existing. At apply time [`super::resolve`] builds the
+//! member's layer and counts as not existing. At apply time [`crate::apply::resolve`] builds the
 //! table from the members as they are then and, without `allow_data_loss`, refuses one
 //! that would move data after all (the members changed between planning and the step).
 

@@ -27,26 +27,24 @@
 //! ([`crate::bind`], made once per plan and held by [`Ctx`]); what this plan creates,
 //! re-makes or removes is [`Ctx`]'s overlay on it ([`Ctx::current`]).
 //!
-//! Steps name objects symbolically ([`DevRef`]); [`resolve`] turns a step into a concrete
+//! Steps name objects symbolically ([`DevRef`]); [`resolve`](crate::apply::resolve) turns a step into a concrete
 //! [`Op`](crate::system::Op) against the state probed just before it runs, because a
 //! device created by step k only gets its device number and size when step k has run;
 //! a step refused then is a [`Refused`].
 
 mod absent;
 mod boot;
-mod dm;
-mod filesystem;
-mod mount;
+pub(crate) mod dm;
+pub(crate) mod filesystem;
+pub(crate) mod mount;
 mod namespace;
 mod partition;
-pub mod resolve;
 
 pub use crate::actual::dm::striped_chunk_kb;
 pub use filesystem::{
     dax_geometry, expected_geometry, geometry_problems, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
 pub use partition::rest_of_disk;
-pub use resolve::{resolve, Refused, Resolved};
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
@@ -355,6 +353,45 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reasons.join("; "))
+    }
+}
+
+/// A step refused when it came to run: the state it would run against is not the one
+/// the plan was made for, and running it would lose data or act on the unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// What the step would do, as the refusal names it ("making ext4 on ...").
+    pub what: String,
+    /// Why it is not done.
+    pub reason: String,
+    /// Data loss is the reason: `allow_data_loss: true` would allow the step.
+    pub data_loss: bool,
+}
+
+impl Refused {
+    pub(crate) fn new(what: impl Into<String>, reason: impl Into<String>) -> Refused {
+        Refused {
+            what: what.into(),
+            reason: reason.into(),
+            data_loss: false,
+        }
+    }
+
+    pub(crate) fn losing_data(what: impl Into<String>, reason: impl Into<String>) -> Refused {
+        Refused {
+            data_loss: true,
+            ..Refused::new(what, reason)
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refusing {}: {}", self.what, self.reason)?;
+        if self.data_loss {
+            f.write_str(". Set allow_data_loss: true to allow it")?;
+        }
+        Ok(())
     }
 }
 

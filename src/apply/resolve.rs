@@ -16,17 +16,15 @@
 //!   then); a partition mapping is made only over an entry that a declared partition of
 //!   that disk names.
 
-use super::filesystem::dax_geometry;
-use super::partition::rest_of_disk;
-use super::Action;
 use crate::actual::dm::{build_table, table_text, TableLine, Target};
 use crate::actual::{Actual, BlockDevice};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DaxMode, DmTarget, MapMode, NamespaceMode, State};
 use crate::bind::{bind, Bound};
+use crate::plan::filesystem::dax_geometry;
+use crate::plan::{rest_of_disk, Action, Refused};
 use crate::system::{DevId, GptEntry, NamespaceConfig, Op};
 use crate::units::{Bytes, Sectors};
-use std::fmt;
 
 /// What a step comes to when it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,45 +33,6 @@ pub enum Resolved {
     Run(Op),
     /// Nothing to do after all (a conditional step whose condition is not met), and why.
     Skip(String),
-}
-
-/// A step refused when it came to run: the state it would run against is not the one
-/// the plan was made for, and running it would lose data or act on the unknown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// What the step would do, as the refusal names it ("making ext4 on ...").
-    pub what: String,
-    /// Why it is not done.
-    pub reason: String,
-    /// Data loss is the reason: `allow_data_loss: true` would allow the step.
-    pub data_loss: bool,
-}
-
-impl Refused {
-    fn new(what: impl Into<String>, reason: impl Into<String>) -> Refused {
-        Refused {
-            what: what.into(),
-            reason: reason.into(),
-            data_loss: false,
-        }
-    }
-
-    fn losing_data(what: impl Into<String>, reason: impl Into<String>) -> Refused {
-        Refused {
-            data_loss: true,
-            ..Refused::new(what, reason)
-        }
-    }
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refusing {}: {}", self.what, self.reason)?;
-        if self.data_loss {
-            f.write_str(". Set allow_data_loss: true to allow it")?;
-        }
-        Ok(())
-    }
 }
 
 /// What `action` does, as a refusal names it.
@@ -166,9 +125,9 @@ fn guard(action: &Action, bound: &Bound) -> Result<Option<String>, Refused> {
             let b = existing(bound, device).map_err(refused)?;
             if let Some(fs) = a.filesystem(b.devno) {
                 // what this mkfs would make: only that very filesystem counts as found
-                let expected = super::filesystem::expected_geometry(*fstype, extra, *stripes);
+                let expected = crate::plan::filesystem::expected_geometry(*fstype, extra, *stripes);
                 let same = fs.fstype == fstype.as_str()
-                    && super::filesystem::geometry_problems(*fstype, expected, fs).is_empty()
+                    && crate::plan::filesystem::geometry_problems(*fstype, expected, fs).is_empty()
                     && fs.size.is_none_or(|s| s <= b.size.bytes());
                 if same {
                     return Ok(Some(format!(
@@ -269,27 +228,29 @@ fn reload_keeps_data(
         // nothing there to move (the load itself will say the device is missing)
         return Ok(());
     };
-    let wanted = super::dm::Wanted {
+    let wanted = crate::plan::dm::Wanted {
         target,
         chunk,
         members: table
             .iter()
             .flat_map(|l| l.members())
-            .map(super::dm::Member::Dev)
+            .map(crate::plan::dm::Member::Dev)
             .collect(),
         mapped: table.to_vec(),
         complete: true,
     };
     let effect = match dm.table.lines() {
-        Ok(live) => super::dm::reload_effect(live, &wanted, &|m| super::dm::member_name(a, m)),
-        Err(e) => super::dm::Reload::Moves {
+        Ok(live) => {
+            crate::plan::dm::reload_effect(live, &wanted, &|m| crate::plan::dm::member_name(a, m))
+        }
+        Err(e) => crate::plan::dm::Reload::Moves {
             reasons: vec![format!("its live table cannot be read: {e}")],
             cuts_only: false,
         },
     };
     match effect {
-        super::dm::Reload::Keeps => Ok(()),
-        super::dm::Reload::Moves { reasons, cuts_only } => Err(Refused::losing_data(
+        crate::plan::dm::Reload::Keeps => Ok(()),
+        crate::plan::dm::Reload::Moves { reasons, cuts_only } => Err(Refused::losing_data(
             format!(
                 "to reload dm device {name} (now {}; built now from its members: {})",
                 dm.table.text().join(" / "),
@@ -297,7 +258,7 @@ fn reload_keeps_data(
             ),
             format!(
                 "{}; the plan expected a reload that keeps the data, but the members changed before this step",
-                super::dm::moves_phrase(&reasons, cuts_only)
+                crate::plan::dm::moves_phrase(&reasons, cuts_only)
             ),
         )),
     }
@@ -516,14 +477,14 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
             // the DAX option as the running kernel spells it (`dax=MODE` from 5.8, a bare
             // `dax` or nothing before)
             let syntax = a.dax_syntax();
-            if let Some(why) = super::mount::no_such_mode(syntax, *dax, a.kernel()) {
+            if let Some(why) = crate::plan::mount::no_such_mode(syntax, *dax, a.kernel()) {
                 return Err(refused(format!("{path}: {why}")));
             }
             let opts = if *dax == DaxMode::Never && fstype == "xfs" {
                 // xfs before 5.8 knew no dax=never; it is the default anyway
                 options.clone()
             } else {
-                super::mount::mount_options(syntax, *dax, options)
+                crate::plan::mount::mount_options(syntax, *dax, options)
             };
             Op::Mount {
                 source: dev(device)?,
@@ -536,7 +497,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
             // MS_REMOUNT resets what it is not given: pass the whole set, dax included
             // (unchanged, which the kernel accepts on remount), in the kernel's spelling
             let full = match d.mounts.iter().find(|m| m.path == *path) {
-                Some(m) => super::mount::mount_options(a.dax_syntax(), m.dax, options),
+                Some(m) => crate::plan::mount::mount_options(a.dax_syntax(), m.dax, options),
                 None => options.clone(),
             };
             Op::Remount {

@@ -1,6 +1,6 @@
 //! Apply and verify: a live run's steps, in plan order, against a [`System`].
 //!
-//! - Each step is resolved against the latest snapshot (`plan::resolve`), then executed,
+//! - Each step is resolved against the latest snapshot (`resolve::resolve`), then executed,
 //!   or skipped when it is no longer needed; the run stops at the first failure.
 //! - After a step that may have changed devices, namespaces or mounts, the machine is
 //!   probed again before the next step resolves.
@@ -12,6 +12,10 @@
 //! An observer hears about each step as it starts and ends ([`Progress`]): `--format
 //! text` prints them, and the binary's crash hook ([`CrashAfter`]) is one too. `lib.rs`
 //! decides what to run (parse, probe, plan); this module applies it.
+
+pub mod resolve;
+
+pub use resolve::{resolve, Resolved};
 
 use crate::actual::Actual;
 use crate::args::{self, validate::Desired, DaxMode};
@@ -209,18 +213,18 @@ pub(crate) fn apply(
             total,
             step: &item,
         });
-        let outcome = plan::resolve(&step.action, run.desired, &actual)
+        let outcome = resolve::resolve(&step.action, run.desired, &actual)
             .map_err(StepFailure::Refused)
             .and_then(|r| match r {
-                plan::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
+                resolve::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
                     Err(StepFailure::Refused(plan::Refused {
                         what: format!("making a filesystem on {} at boot", step.action.target()),
                         reason: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
                         data_loss: false,
                     }))
                 }
-                plan::Resolved::Run(op) => system.execute(&op).map(|_| true).map_err(StepFailure::System),
-                plan::Resolved::Skip(why) => {
+                resolve::Resolved::Run(op) => system.execute(&op).map(|_| true).map_err(StepFailure::System),
+                resolve::Resolved::Skip(why) => {
                     skipped.push(report::SkippedItem {
                         step: step.item(),
                         why,
