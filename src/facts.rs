@@ -2,9 +2,10 @@
 //! the DAX audit), the facts module `pmem_stack_info` that is the same binary under
 //! another name, and reading a captured snapshot for `--actual`.
 
+use crate::args::{self, Overrides};
 use crate::report::ModuleResult;
 use crate::system::{ProbeScope, System};
-use crate::{actual, args, audit, Overrides};
+use crate::{actual, audit};
 
 /// `--facts`: the snapshot as `ansible_facts.pmem_stack`, probed in the base scope (PMEM,
 /// every dm device, what holds them and their partitions). Devices in that scope that

@@ -41,6 +41,7 @@ pub mod units;
 
 pub use apply::{Progress, StepFailure, StepOutcome};
 use args::validate::validate;
+pub use args::Overrides;
 pub use facts::{facts, info, info_with, invoked_as_info, read_snapshot};
 use report::{diff, render_actual, render_desired, ModuleResult};
 use system::{ProbeScope, System};
@@ -56,28 +57,6 @@ pub fn run(input: &str, system: &mut dyn System, offline: bool) -> ModuleResult 
         Overrides::default(),
         &mut |_| {},
     )
-}
-
-/// What the command line says on top of the arguments: each `Some` replaces the
-/// matching Ansible internal key of the arguments, whatever they say (`--check`,
-/// `--diff`). `None` leaves the key as the arguments have it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Overrides {
-    /// `_ansible_check_mode`: plan only.
-    pub check_mode: Option<bool>,
-    /// `_ansible_diff`: before/after in the result.
-    pub diff: Option<bool>,
-}
-
-impl Overrides {
-    /// The internal keys as the arguments have them, with these overrides applied.
-    pub fn apply(self, internal: args::Internal) -> args::Internal {
-        args::Internal {
-            check_mode: self.check_mode.unwrap_or(internal.check_mode),
-            diff: self.diff.unwrap_or(internal.diff),
-            ..internal
-        }
-    }
 }
 
 /// [`run`], with the command line's `overrides` of the arguments' internal keys.

@@ -620,6 +620,28 @@ pub fn args_schema() -> Schema {
     s
 }
 
+/// What the command line says on top of the arguments: each `Some` replaces the
+/// matching Ansible internal key of the arguments, whatever they say (`--check`,
+/// `--diff`). `None` leaves the key as the arguments have it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `_ansible_check_mode`: plan only.
+    pub check_mode: Option<bool>,
+    /// `_ansible_diff`: before/after in the result.
+    pub diff: Option<bool>,
+}
+
+impl Overrides {
+    /// The internal keys as the arguments have them, with these overrides applied.
+    pub fn apply(self, internal: Internal) -> Internal {
+        Internal {
+            check_mode: self.check_mode.unwrap_or(internal.check_mode),
+            diff: self.diff.unwrap_or(internal.diff),
+            ..internal
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
