@@ -129,20 +129,7 @@ pub fn bind<'a>(d: &'a Desired, a: &'a Actual) -> Bound<'a> {
 
 /// Every device reference the declarations make, each once.
 fn declared_refs(d: &Desired) -> BTreeSet<DevRef> {
-    d.namespaces
-        .iter()
-        .map(|x| DevRef::Namespace(x.name.clone()))
-        .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-        .chain(
-            d.partitions
-                .iter()
-                .map(|x| DevRef::Partition(x.name.clone())),
-        )
-        .chain(d.devices.iter().flat_map(|x| x.members.iter().cloned()))
-        .chain(d.partitions.iter().map(|x| x.disk.clone()))
-        .chain(d.filesystems.iter().map(|x| x.device.clone()))
-        .chain(d.mounts.iter().map(|x| x.device.clone()))
-        .collect()
+    d.own_devices().chain(d.used_devices().cloned()).collect()
 }
 
 /// The block device of a reference that needs no other reference (not a partition).

@@ -170,6 +170,17 @@ impl Desired {
             .map(|x| DevRef::Partition(x.name.clone()));
         namespaces.chain(devices).chain(partitions)
     }
+
+    /// The devices the declarations use: dm members, partition disks, filesystem and
+    /// mount devices (by any reference: declared objects or paths).
+    pub fn used_devices(&self) -> impl Iterator<Item = &DevRef> + '_ {
+        self.devices
+            .iter()
+            .flat_map(|x| x.members.iter())
+            .chain(self.partitions.iter().map(|x| &x.disk))
+            .chain(self.filesystems.iter().map(|x| &x.device))
+            .chain(self.mounts.iter().map(|x| &x.device))
+    }
 }
 
 /// Default chunk and partition start: 2 MiB.

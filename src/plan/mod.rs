@@ -491,25 +491,8 @@ impl<'a> Ctx<'a> {
             return;
         }
         let d = self.d;
-        let refs: BTreeSet<&DevRef> = d
-            .devices
-            .iter()
-            .flat_map(|x| x.members.iter())
-            .chain(d.partitions.iter().map(|x| &x.disk))
-            .chain(d.filesystems.iter().map(|x| &x.device))
-            .chain(d.mounts.iter().map(|x| &x.device))
-            .collect();
-        let own: Vec<DevRef> = d
-            .namespaces
-            .iter()
-            .map(|x| DevRef::Namespace(x.name.clone()))
-            .chain(d.devices.iter().map(|x| DevRef::Device(x.name.clone())))
-            .chain(
-                d.partitions
-                    .iter()
-                    .map(|x| DevRef::Partition(x.name.clone())),
-            )
-            .collect();
+        let refs: BTreeSet<&DevRef> = d.used_devices().collect();
+        let own: Vec<DevRef> = d.own_devices().collect();
         // A declared dm device that is itself suspended (what a run stopped between the
         // suspend and the resume of a reload leaves) is not refused: the dm layer loads
         // its table again and resumes it, and the steps over it are conditional.
