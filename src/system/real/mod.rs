@@ -783,7 +783,12 @@ mod tests {
             .clone();
         let re = Op::Namespace {
             reconfigure: Some(dev),
-            ..ns
+            region: "region1".into(),
+            name: "pm1".into(),
+            mode: crate::args::NamespaceMode::Fsdax,
+            size: None,
+            align: crate::units::Bytes(2 << 20),
+            map: crate::args::MapMode::Dev,
         };
         assert_eq!(names(&re), ["dm-0", "pmem1"]);
         // boot files: no device
