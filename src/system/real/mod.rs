@@ -61,6 +61,10 @@ pub struct RealSystem {
     scope: ProbeScope,
     /// Where this system's time went (the result's `timing`).
     record: Recorder,
+    /// A boot file was written or removed since the last probe: the run does not probe
+    /// after those steps (nothing a step resolves against changes), so the next re-probe
+    /// reads the files too.
+    files_changed: bool,
 }
 
 impl Default for RealSystem {
@@ -81,6 +85,7 @@ impl RealSystem {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/")),
             record: Recorder::new(start),
+            files_changed: false,
         }
     }
 }
@@ -178,6 +183,7 @@ fn scope_devnos(scope: &ProbeScope, mounts: &[crate::actual::Mount]) -> Vec<crat
 
 impl RealSystem {
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
+        self.files_changed = false;
         let mut a = list(&self.sys, &self.dev, &self.scope, &self.record)?;
         let reach = scope::reach(&self.scope, &a);
         let contents = self.record.part("contents", || {
@@ -201,7 +207,8 @@ impl RealSystem {
     /// holders, partitions, links) or whether the scope reaches it changed; else its
     /// content in `prev` is kept.
     fn probe_after_op(&mut self, op: &Op, prev: &Actual) -> Result<Actual, SystemError> {
-        let t = touched(op, prev);
+        let mut t = touched(op, prev);
+        t.files |= std::mem::take(&mut self.files_changed);
         if t.everything {
             return self.probe_all();
         }
@@ -631,6 +638,12 @@ impl System for RealSystem {
         let started = std::time::Instant::now();
         let external_before = self.record.external_ms();
         let kernel_before = self.record.kernel_ms();
+        if matches!(
+            op,
+            Op::WriteFile { .. } | Op::RemoveFile { .. } | Op::DaemonReload
+        ) {
+            self.files_changed = true;
+        }
         let out = self.run_op(op);
         self.record.operation(OperationTime {
             op: op_name(op),
