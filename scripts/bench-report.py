@@ -54,6 +54,8 @@ if m:
     if "pmem_stack_noop_pie" in m:
         row("`pmem_stack` no-op, built as a dynamically linked PIE", m["pmem_stack_noop_pie"],
             m["pmem_stack_noop_pie"]["peak_rss_kib"])
+    if "baseline_noop" in m:
+        row("baseline `pmem_stack` no-op (BENCH_BASELINE)", m["baseline_noop"], m["baseline_noop"]["peak_rss_kib"])
     row("replay of just the reads a no-op makes", m["read_replay"])
     for k in [k for k in m if k.startswith("floor: ")]:
         row(f"{k} (process start and exit)", m[k])
@@ -67,20 +69,20 @@ if m:
         print(f"- {k}: {v}")
     print(f"\nReplayed operations: {m['replay_ops']}")
     print(f"Processes started by a no-op / check run: {m['spawns']}")
-    if "baseline_noop" in m:
-        row("baseline `pmem_stack` no-op (BENCH_BASELINE)", m["baseline_noop"], m["baseline_noop"]["peak_rss_kib"])
     c = m["converge"]
     if "baseline_converge" in m:
         converge_side_by_side(m["baseline_converge"], c)
     print(f"\nConverge from fresh DIMMs: {c['steps_done']} steps in {c['wall_ms'] / 1000:.2f} s; "
           f"external tools {c['external_ms'] / 1000:.2f} s; pmem_stack itself "
           f"{c['outside_external_tools_ms'] / 1000:.2f} s ({100 * c['outside_external_tools_share']:.1f}%)"
-          + (f", of which {c['probes']} probes {c['probe_ms'] / 1000:.2f} s" if c.get("probes") else ""))
+          + (f", of which {c['probes']} probes {c['probe_ms'] / 1000:.2f} s" if c.get("probes") else "")
+          + (f"; of pmem_stack's time, kernel calls made on purpose {c['kernel_ms'] / 1000:.2f} s, its own "
+             f"{c['own_ms'] / 1000:.2f} s ({100 * c['own_share']:.1f}%)" if c.get("kernel_calls_ms") else ""))
     print(f"External tools: {c['external_by_command_ms']}")
     if c.get("own_by_operation_ms"):
         own = c["own_by_operation_ms"]
         print(f"Outside external tools, by operation: {own} (sum {sum(own.values()):.0f} ms); "
-              f"probes {c['probe_ms']:.0f} ms; the rest {c['outside_external_tools_ms'] - sum(own.values()) - c['probe_ms']:.0f} ms")
+              f"probes {c['probe_ms']:.0f} ms; the rest {c.get('own_ms', c['outside_external_tools_ms']) - sum(own.values()) - c['probe_ms']:.0f} ms")
 
 def foreign_rows(fd):
     print(f"\n### No-op with {fd['devices']} unrelated block devices present (loop devices with content)\n")
