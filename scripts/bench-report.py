@@ -107,7 +107,9 @@ if s:
     for r in s["rows"]:
         o = r["objects"]
         c = r["converge"]
-        share = c["outside_external_tools_share"]
+        # own: outside external programs and the kernel calls it asked for (older results
+        # have no kernel time: outside external programs)
+        share = c.get("own_share", c["outside_external_tools_share"])
         share = f"{100 * share:.1f}%" if share is not None else "-"
         print(f"| {r['stacks']} | {o['namespaces']} | {o['block_devices']} | {o['dm_devices']} | {o['filesystems']} | "
               f"{o['mounts']} | {sum(o.values())} | {r['noop']['median_ms']:.1f} ms | {r['noop_peak_rss_kib'] / 1024:.1f} MiB | "
