@@ -16,7 +16,10 @@
 # Environment: BENCH_N (no-op runs per measurement, default 101 main / 31 scale),
 # BENCH_N_PY (Python module runs, 11), BENCH_N_PLAYBOOK (playbook runs, 5),
 # BENCH_ONLY=main|scale|fleet|foreign (foreign: only the no-op with and without 16 unrelated
-# block devices, in its own 2-DIMM boot; it is also part of main).
+# block devices, in its own 2-DIMM boot; it is also part of main),
+# BENCH_BASELINE=/path/to/old/pmem_stack (built with `cargo dist` too): main and scale also
+# measure it in the same boot (each converge made by both from the same state, the no-op
+# runs of both alternating), and the report shows both side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -41,6 +44,12 @@ DIST=$PWD/target/x86_64-unknown-linux-gnu/release
 ENVS=(env PMEM_STACK_BIN="$DIST/pmem_stack" PMEM_STACK_BIN_PIE="$PWD/target/release/pmem_stack"
       REPLAY="$DIST/examples/read_replay" VENV="$VENV")
 for k in BENCH_N BENCH_N_PY BENCH_N_PLAYBOOK; do [ -n "${!k:-}" ] && ENVS+=("$k=${!k}"); done
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  # the guest sees the host's filesystem read-only at the same paths
+  BASELINE=$(realpath "$BENCH_BASELINE")
+  [ -x "$BASELINE" ] || { echo "bench: BENCH_BASELINE=$BENCH_BASELINE is not an executable" >&2; exit 2; }
+  ENVS+=("PMEM_STACK_BIN_BASELINE=$BASELINE")
+fi
 echo "bench: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r) host; guest: QEMU TCG, Debian's kernel"
 if [ "${BENCH_ONLY:-main}" = main ] || [ -z "${BENCH_ONLY:-}" ]; then
   bash tests/vm/run-guest.sh -n 2 -s 1024 -m 1G -t 3000 -w "$OUT" -- \

@@ -170,6 +170,10 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String]) 
         .args(cpus())
         .args(rig)
         .args(["--", "env", &format!("PMEM_STACK_BIN={bin}")])
+        .args(
+            std::env::var("PMEM_STACK_CHECK_REPROBE")
+                .map(|v| format!("PMEM_STACK_CHECK_REPROBE={v}")),
+        )
         .args(env)
         .arg("bash")
         .arg(repo().join("tests/vm/guest").join(script))

@@ -3,7 +3,8 @@
 //! - Each step is resolved against the latest snapshot (`resolve::resolve`), then executed,
 //!   or skipped when it is no longer needed; the run stops at the first failure.
 //! - After a step that may have changed devices, namespaces or mounts, the machine is
-//!   probed again before the next step resolves.
+//!   probed again before the next step resolves ([`System::probe_after`]: what that step
+//!   can have changed, the rest kept from the probe before it).
 //! - After the last step: probe again, check that each declared DAX mount has DAX in
 //!   effect, and plan again: the plan must be empty (the stack converged).
 //! - [`finish`] adds the DAX audit and, when asked, the PMD fault check, to every run
@@ -188,14 +189,13 @@ pub(crate) fn apply(
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     let mut actual = run.before.clone();
-    // whether the state may have changed since `actual` was probed: a step that ran and
-    // touches devices, namespaces or mounts (boot files change nothing a step resolves
-    // against, and a skipped step changed nothing)
-    let mut stale = false;
+    // the op of the last step that ran, when it may have changed the state since `actual`
+    // was probed: it touches devices, namespaces or mounts (boot files change nothing a
+    // step resolves against, and a skipped step changed nothing)
+    let mut stale: Option<crate::system::Op> = None;
     for (i, step) in run.steps.iter().enumerate() {
-        if stale {
-            stale = false;
-            actual = match system.probe() {
+        if let Some(op) = stale.take() {
+            actual = match system.probe_after(&op, &actual) {
                 Ok(a) => a,
                 Err(e) => {
                     return result.steps(run.steps, &done, false).fail(format!(
@@ -223,13 +223,16 @@ pub(crate) fn apply(
                         data_loss: false,
                     }))
                 }
-                resolve::Resolved::Run(op) => system.execute(&op).map(|_| true).map_err(StepFailure::System),
+                resolve::Resolved::Run(op) => system
+                    .execute(&op)
+                    .map(|_| Some(op))
+                    .map_err(StepFailure::System),
                 resolve::Resolved::Skip(why) => {
                     skipped.push(report::SkippedItem {
                         step: step.item(),
                         why,
                     });
-                    Ok(false)
+                    Ok(None)
                 }
             });
         progress(Progress::Ended {
@@ -238,8 +241,8 @@ pub(crate) fn apply(
             step: &item,
             outcome: match &outcome {
                 Err(e) => StepOutcome::Failed(e),
-                Ok(true) => StepOutcome::Done,
-                Ok(false) => {
+                Ok(Some(_)) => StepOutcome::Done,
+                Ok(None) => {
                     StepOutcome::Skipped(skipped.last().map(|s| s.why.as_str()).unwrap_or(""))
                 }
             },
@@ -260,13 +263,14 @@ pub(crate) fn apply(
                     if done.len() == 1 { " was" } else { "s were" }
                 ));
         }
-        if outcome == Ok(true) {
-            stale = !matches!(
+        if let Ok(Some(op)) = outcome {
+            let changes_state = !matches!(
                 step.action,
                 plan::Action::WriteFile { .. }
                     | plan::Action::RemoveFile { .. }
                     | plan::Action::DaemonReload
             );
+            stale = changes_state.then_some(op);
             done.push(step.clone());
         }
     }

@@ -122,6 +122,14 @@ pub trait System {
     fn probe(&mut self) -> Result<Actual, SystemError>;
     /// Carry out one operation.
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError>;
+    /// Read the actual state again after `op` ran on the state `before`. It must be what
+    /// [`System::probe`] would return for everything the planner and resolver read; a
+    /// system may read again only what `op` can have changed and keep the rest of
+    /// `before`. Default: a full probe.
+    fn probe_after(&mut self, op: &Op, before: &Actual) -> Result<Actual, SystemError> {
+        let _ = (op, before);
+        self.probe()
+    }
     /// Fault a temporary file on the DAX filesystem at `mount_point` in through a shared
     /// mapping and count the `fs_dax/dax_pmd_fault_done` trace events; clean up after.
     fn pmd_check(&mut self, mount_point: &str) -> Result<PmdFaults, SystemError> {

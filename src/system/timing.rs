@@ -13,6 +13,13 @@ pub struct Timing {
     pub external_ms: f64,
     /// Each external program run, in order.
     pub external: Vec<ExternalRun>,
+    /// Spent inside kernel calls made on purpose, for an operation: BLKZEROOUT clearing
+    /// a new namespace, the dm ioctls that make a table live, mount(2) and umount(2).
+    /// Like `external_ms`, this is work the run asked for, not this program's own time
+    /// (which is `wall_ms - external_ms - kernel_ms`). Probes are not counted here.
+    pub kernel_ms: f64,
+    /// `kernel_ms` by call (`BLKZEROOUT`, `DM_DEV_CREATE`, `DM_TABLE_LOAD`, `mount`, ...).
+    pub kernel_calls_ms: std::collections::BTreeMap<String, f64>,
     /// Probes of the machine made (one before the plan, one before each step that follows
     /// a change, one after the run).
     pub probes: u32,
@@ -22,8 +29,8 @@ pub struct Timing {
     /// signatures of the devices in scope, extsize, files, platform), summed over the
     /// probes.
     pub probe_parts_ms: std::collections::BTreeMap<String, f64>,
-    /// Each operation run, in order, with its time and the part of it spent in external
-    /// programs (the rest is this program and the kernel: ioctls, mount, writes).
+    /// Each operation run, in order, with its time and the parts of it spent in external
+    /// programs and in kernel calls made on purpose (the rest is this program).
     pub operations: Vec<OperationTime>,
     /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +48,8 @@ pub struct OperationTime {
     pub ms: f64,
     /// Milliseconds of it in external programs.
     pub external_ms: f64,
+    /// Milliseconds of it inside kernel calls made on purpose (see `Timing::kernel_ms`).
+    pub kernel_ms: f64,
 }
 
 /// One external program run and how long it took.

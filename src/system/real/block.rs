@@ -244,6 +244,14 @@ pub const ZERO_HEAD: u64 = 16 << 20;
 /// What `zero_ends` clears at its end: the backup GPT.
 pub const ZERO_TAIL: u64 = 1 << 20;
 
+/// BLKZEROOUT = _IO(0x12, 127) (linux/fs.h): the kernel zeroes a byte range of a block
+/// device (`uint64_t[2]`: start, length; both multiples of the logical block size) and
+/// drops the page cache over it.
+mod ioctls {
+    nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
+}
+use ioctls::blkzeroout;
+
 /// Zero the first `ZERO_HEAD` and the last `ZERO_TAIL` bytes of the block device at
 /// `path`, opened exclusively (it fails if anything holds or mounts it), and fsync.
 ///
@@ -251,9 +259,17 @@ pub const ZERO_TAIL: u64 = 1 << 20;
 /// the old GPT, filesystem or dm member content, which the next run would take for data
 /// to keep. Nothing else needs clearing: the planner treats a namespace it creates as
 /// empty, and this makes it so.
-pub fn zero_ends(path: &Path) -> Result<String, SystemError> {
+///
+/// The kernel does the zeroing (BLKZEROOUT: no buffer is copied from this process; for
+/// pmem it writes zero pages in the driver), and its time goes to `record` as kernel
+/// time. A file that is not a block device (the unit tests' stand-in) or a kernel that
+/// refuses the ioctl (ENOTTY, EOPNOTSUPP, EINVAL on a size that is not a multiple of the
+/// logical block size) is zeroed with writes instead. A devdax namespace has no block
+/// device: it is never cleared (see the namespace op).
+pub fn zero_ends(path: &Path, record: &super::record::Recorder) -> Result<String, SystemError> {
     use std::io::{Seek, SeekFrom};
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
     let os = |what: &str, e: std::io::Error| SystemError::Os {
         what: format!("{what} {}", path.display()),
         error: e.to_string(),
@@ -266,8 +282,37 @@ pub fn zero_ends(path: &Path) -> Result<String, SystemError> {
     let size = f.seek(SeekFrom::End(0)).map_err(|e| os("size of", e))?;
     let head = ZERO_HEAD.min(size);
     let tail_start = size.saturating_sub(ZERO_TAIL).max(head);
-    let zeros = vec![0u8; 1 << 20];
+    let block = f
+        .metadata()
+        .map_err(|e| os("stat", e))?
+        .file_type()
+        .is_block_device();
+    let mut how = "BLKZEROOUT";
+    let mut zeros = Vec::new();
     for (start, end) in [(0, head), (tail_start, size)] {
+        if start >= end {
+            continue;
+        }
+        if block && how == "BLKZEROOUT" {
+            let range = [start, end - start];
+            // SAFETY: `f` is an open block device and `range` lives across the call.
+            match record.kernel("BLKZEROOUT", || unsafe {
+                blkzeroout(f.as_raw_fd(), &range)
+            }) {
+                Ok(_) => continue,
+                Err(
+                    nix::errno::Errno::ENOTTY
+                    | nix::errno::Errno::EOPNOTSUPP
+                    | nix::errno::Errno::EINVAL,
+                ) => how = "writes",
+                Err(e) => return Err(os("BLKZEROOUT on", std::io::Error::from(e))),
+            }
+        } else {
+            how = "writes";
+        }
+        if zeros.is_empty() {
+            zeros = vec![0u8; 1 << 20];
+        }
         let mut at = start;
         while at < end {
             let n = (end - at).min(zeros.len() as u64) as usize;
@@ -275,13 +320,109 @@ pub fn zero_ends(path: &Path) -> Result<String, SystemError> {
             at += n as u64;
         }
     }
-    f.sync_all().map_err(|e| os("fsync", e))?;
+    record
+        .kernel("fsync", || f.sync_all())
+        .map_err(|e| os("fsync", e))?;
     Ok(format!(
-        "zeroed {} bytes at the start and {} at the end of {}",
+        "zeroed {} bytes at the start and {} at the end of {} ({how})",
         head,
         size - tail_start,
         path.display()
     ))
+}
+
+/// The device number sysfs gives the block device `name` (`/sys/class/block/NAME/dev`).
+pub fn devno_of(sys: &Path, name: &str) -> Result<Devno, SystemError> {
+    let path = sys.join("class/block").join(name).join("dev");
+    let text = std::fs::read_to_string(&path).map_err(|e| SystemError::Os {
+        what: format!("reading {}", path.display()),
+        error: e.to_string(),
+    })?;
+    let parsed = text
+        .trim()
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    match parsed {
+        Some((major, minor)) => Ok(Devno { major, minor }),
+        None => Err(SystemError::Os {
+            what: format!("reading {}", path.display()),
+            error: format!("not MAJOR:MINOR: {:?}", text.trim()),
+        }),
+    }
+}
+
+/// How long [`wait_node`] waits for udev (as long as `udevadm settle` was given).
+pub const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Wait until `path` is the block device `devno` (udev makes `/dev/mapper/NAME` links
+/// after the kernel's event; devtmpfs makes `/dev/pmemN` and `/dev/dm-N` before the
+/// kernel call that adds the device returns), polling, for at most [`NODE_TIMEOUT`].
+/// This waits for the one node the next steps open, not for everything queued in udev
+/// (`udevadm settle`). Where udev does not run (no `/run/udev/control`) nothing would
+/// make the link: it returns at once, as a settle would, and a step that opens the path
+/// fails naming it. The wait counts as time in an external program (udev) in `record`.
+pub fn wait_node(
+    path: &str,
+    devno: Devno,
+    record: &super::record::Recorder,
+) -> Result<(), SystemError> {
+    wait_node_in(
+        path,
+        devno,
+        record,
+        Path::new("/run/udev/control"),
+        NODE_TIMEOUT,
+    )
+}
+
+fn wait_node_in(
+    path: &str,
+    devno: Devno,
+    record: &super::record::Recorder,
+    udev_control: &Path,
+    timeout: std::time::Duration,
+) -> Result<(), SystemError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let is = || {
+        std::fs::metadata(path).is_ok_and(|m| {
+            m.file_type().is_block_device()
+                && libc::major(m.rdev()) == devno.major
+                && libc::minor(m.rdev()) == devno.minor
+        })
+    };
+    if is() {
+        return Ok(());
+    }
+    if !udev_control.exists() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(500);
+    let found = loop {
+        if is() {
+            break true;
+        }
+        if started.elapsed() >= timeout {
+            break false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
+    };
+    record.external("udev (wait for a device node)".into(), started);
+    if found {
+        return Ok(());
+    }
+    let now = match std::fs::metadata(path) {
+        Ok(m) => format!("it is {}:{}", libc::major(m.rdev()), libc::minor(m.rdev())),
+        Err(e) => format!("{e}"),
+    };
+    Err(SystemError::Os {
+        what: format!("waiting for {path} ({devno})"),
+        error: format!(
+            "udev did not make it within {} s ({now}); is udev running (`udevadm settle`, `udevadm monitor`)?",
+            timeout.as_secs()
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +440,26 @@ mod tests {
         v.iter()
             .find(|b| b.name == name)
             .expect("device in fixture")
+    }
+
+    #[test]
+    fn waiting_for_a_node_checks_its_number_and_gives_up_with_its_name() {
+        let record = super::super::record::Recorder::default();
+        // /dev/null is a character device: never the block device asked for
+        let devno = Devno { major: 1, minor: 3 };
+        let present = Path::new("/");
+        let short = std::time::Duration::from_millis(30);
+        let e = wait_node_in("/dev/null", devno, &record, present, short)
+            .expect_err("not that block device");
+        assert!(e.to_string().contains("waiting for /dev/null (1:3)"), "{e}");
+        assert!(e.to_string().contains("udev did not make it within"), "{e}");
+        let e =
+            wait_node_in("/nonexistent/x", devno, &record, present, short).expect_err("missing");
+        assert!(e.to_string().contains("No such file"), "{e}");
+        assert_eq!(record.timing().external.len(), 2, "the waits are counted");
+        // no udev: nothing would make it, so no wait
+        let none = Path::new("/nonexistent/udev/control");
+        assert!(wait_node_in("/nonexistent/x", devno, &record, none, short).is_ok());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! we may not open (a container's device cgroup): the dm devices still show in sysfs (as
 //! block devices and holders), but they cannot be listed or managed from here.
 
+use super::record::Recorder;
 use crate::actual::dm::TableLine;
 use crate::actual::{Devno, DmDevice, DmTable, Missing};
 use crate::system::{Output, SystemError};
@@ -225,15 +226,21 @@ fn resume(dm: &DM, id: &DevId<'_>) -> Result<(), DmError> {
 }
 
 /// Create dm device `name` with `table` and make it live.
-pub fn create(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
+///
+/// The ioctls' time goes to `record` as kernel time. Once the device is live, this
+/// waits for udev's `/dev/mapper/NAME` link to the new device (the path the next steps
+/// open; [`super::block::wait_node`]) rather than for all of udev's queue.
+pub fn create(name: &str, table: &[TableLine], record: &Recorder) -> Result<Output, SystemError> {
     let dm_name = dm_name(name, "DM_DEV_CREATE")?;
     let targets = targets(name, table)?;
     let dm = open()?;
     let uuid_text = format!("{UUID_PREFIX}{name}");
     // A name near the 127-character limit leaves no room for the prefix: no uuid then.
     let uuid = DmUuid::new(&uuid_text).ok();
-    let info = dm
-        .device_create(dm_name, uuid, DmOptions::default())
+    let info = record
+        .kernel("DM_DEV_CREATE", || {
+            dm.device_create(dm_name, uuid, DmOptions::default())
+        })
         .map_err(|e| os(format!("DM_DEV_CREATE {name}"), &e))?;
     let id = DevId::Name(dm_name);
 
@@ -256,18 +263,22 @@ pub fn create(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
             error: format!("{}{hint}; {cleanup}", describe(e)),
         }
     };
-    dm.table_load(&id, &targets, DmOptions::default())
+    record
+        .kernel("DM_TABLE_LOAD", || {
+            dm.table_load(&id, &targets, DmOptions::default())
+        })
         .map_err(|e| undo(format!("DM_TABLE_LOAD {name}"), &e, KERNEL_LOG_HINT))?;
-    resume(&dm, &id).map_err(|e| undo(format!("DM_DEV_SUSPEND (resume) {name}"), &e, ""))?;
+    record
+        .kernel("DM_DEV_SUSPEND", || resume(&dm, &id))
+        .map_err(|e| undo(format!("DM_DEV_SUSPEND (resume) {name}"), &e, ""))?;
 
     let dev = info.device();
-    raise_max_sectors(
-        Devno {
-            major: dev.major,
-            minor: dev.minor,
-        },
-        table,
-    )?;
+    let devno = Devno {
+        major: dev.major,
+        minor: dev.minor,
+    };
+    raise_max_sectors(devno, table)?;
+    super::block::wait_node(&format!("/dev/mapper/{name}"), devno, record)?;
     Ok(Output {
         argv: None,
         stdout: format!(
@@ -289,7 +300,7 @@ pub fn create(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
 /// refuses therefore never stops I/O. If suspending fails, the inactive table is cleared
 /// (the old one stays live); if resuming fails, the inactive table is cleared and the
 /// device resumed with the old table, and the error says so.
-pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
+pub fn reload(name: &str, table: &[TableLine], record: &Recorder) -> Result<Output, SystemError> {
     let dm_name = dm_name(name, "DM_TABLE_LOAD")?;
     let targets = targets(name, table)?;
     let dm = open()?;
@@ -297,7 +308,10 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
     dm.device_info(&id)
         .map_err(|e| os(format!("DM_DEV_STATUS {name}"), &e))?;
 
-    dm.table_load(&id, &targets, DmOptions::default())
+    record
+        .kernel("DM_TABLE_LOAD", || {
+            dm.table_load(&id, &targets, DmOptions::default())
+        })
         .map_err(|e| SystemError::Os {
             what: format!("DM_TABLE_LOAD {name}"),
             error: format!(
@@ -305,7 +319,9 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
                 describe(&e)
             ),
         })?;
-    if let Err(e) = dm.device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND)) {
+    if let Err(e) = record.kernel("DM_DEV_SUSPEND", || {
+        dm.device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
+    }) {
         let cleared = match dm.table_clear(&id) {
             Ok(_) => "the new table was discarded".to_string(),
             Err(c) => format!(
@@ -318,7 +334,7 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
             error: format!("{}; the old table is still live; {cleared}", describe(&e)),
         });
     }
-    if let Err(e) = resume(&dm, &id) {
+    if let Err(e) = record.kernel("DM_DEV_SUSPEND", || resume(&dm, &id)) {
         // The swap did not happen: drop the new table and bring the old one back.
         let back = match dm.table_clear(&id).and_then(|_| resume(&dm, &id)) {
             Ok(()) => "the device was resumed again (check which table is live: dmsetup table)"
@@ -353,12 +369,14 @@ pub fn reload(name: &str, table: &[TableLine]) -> Result<Output, SystemError> {
 }
 
 /// Remove dm device `name`.
-pub fn remove(name: &str) -> Result<Output, SystemError> {
+pub fn remove(name: &str, record: &Recorder) -> Result<Output, SystemError> {
     let dm_name = dm_name(name, "DM_DEV_REMOVE")?;
     let dm = open()?;
     let id = DevId::Name(dm_name);
     // The crate retries EBUSY a few times (udev may hold it briefly) before giving up.
-    if let Err(e) = dm.device_remove(&id, DmOptions::default()) {
+    if let Err(e) = record.kernel("DM_DEV_REMOVE", || {
+        dm.device_remove(&id, DmOptions::default())
+    }) {
         let error = if errno_name(&e).as_deref() == Some("EBUSY") {
             let count = dm
                 .device_info(&id)

@@ -19,6 +19,9 @@ pub struct Recorder {
     /// Milliseconds by part of the probe, summed over the probes.
     probe_parts: RefCell<BTreeMap<String, f64>>,
     operations: RefCell<Vec<OperationTime>>,
+    /// Milliseconds inside kernel calls made on purpose (BLKZEROOUT, dm ioctls,
+    /// mount(2)), by call.
+    kernel: RefCell<BTreeMap<String, f64>>,
 }
 
 impl Default for Recorder {
@@ -36,6 +39,7 @@ impl Recorder {
             probes: RefCell::new((0, 0.0)),
             probe_parts: RefCell::new(BTreeMap::new()),
             operations: RefCell::new(Vec::new()),
+            kernel: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -60,6 +64,26 @@ impl Recorder {
     /// `sum()` is -0.0).
     pub fn external_ms(&self) -> f64 {
         self.external.borrow().iter().fold(0.0, |a, x| a + x.ms)
+    }
+
+    /// Make the kernel call (or calls) `f` on purpose, adding its time to the kernel
+    /// time of `call` (`BLKZEROOUT`, `DM_TABLE_LOAD`, `mount`): the time the kernel works
+    /// for an operation (zeroing, a dm table made live, a filesystem mounted), counted
+    /// apart from this program's own time. Only the call itself is inside `f`.
+    pub fn kernel<T>(&self, call: &str, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        *self
+            .kernel
+            .borrow_mut()
+            .entry(call.to_string())
+            .or_default() += started.elapsed().as_secs_f64() * 1e3;
+        out
+    }
+
+    /// Milliseconds spent in kernel calls made on purpose so far.
+    pub fn kernel_ms(&self) -> f64 {
+        self.kernel.borrow().values().fold(0.0, |a, x| a + x)
     }
 
     /// Run one part of the probe, adding its time to the part `name`.
@@ -98,6 +122,8 @@ impl Recorder {
             wall_ms: self.start.elapsed().as_secs_f64() * 1e3,
             external_ms: self.external_ms(),
             external: self.external.borrow().clone(),
+            kernel_ms: self.kernel_ms(),
+            kernel_calls_ms: self.kernel.borrow().clone(),
             peak_rss_kib: peak_rss_kib(),
         }
     }
@@ -123,7 +149,11 @@ mod tests {
         assert_eq!(n, 7);
         r.probe(Instant::now());
         r.external("ndctl create-namespace".into(), Instant::now());
+        assert_eq!(r.kernel_ms().to_string(), "0", "not -0");
+        assert_eq!(r.kernel("BLKZEROOUT", || 3), 3);
         let t = r.timing();
+        assert_eq!(t.kernel_calls_ms.keys().collect::<Vec<_>>(), ["BLKZEROOUT"]);
+        assert_eq!(t.kernel_ms, t.kernel_calls_ms["BLKZEROOUT"]);
         assert_eq!((t.probes, t.external.len()), (1, 1));
         assert_eq!(t.probe_parts_ms.keys().collect::<Vec<_>>(), ["dm"]);
         assert_eq!(t.external[0].command, "ndctl create-namespace");

@@ -12,6 +12,11 @@ measures and prints; its only failures are a run that fails or a no-op that chan
                             present (loop devices with content) against the same no-op
                             without them (also part of `main`)
 
+With PMEM_STACK_BIN_BASELINE (an older pmem_stack, built the same way), main and scale
+measure it too, in the same boot: each converge is made by the baseline and by the new
+binary in turn from the same state (what one made is torn down, state: absent, before the
+other runs), and the no-op runs of both alternate.
+
 Environment: PMEM_STACK_BIN (pmem_stack as `cargo dist` builds it: static, fixed address),
 PMEM_STACK_BIN_PIE (optional: the same code built as a dynamically linked PIE, for the
 comparison), REPLAY (read_replay, built like PMEM_STACK_BIN), VENV (ansible venv).
@@ -26,6 +31,7 @@ import time
 
 BIN = os.environ["PMEM_STACK_BIN"]
 BIN_PIE = os.environ.get("PMEM_STACK_BIN_PIE", "")
+BASE = os.environ.get("PMEM_STACK_BIN_BASELINE", "")
 REPLAY = os.environ.get("REPLAY", "")
 VENV = os.environ.get("VENV", "")
 W = "/tmp/pmem-bench"
@@ -43,11 +49,12 @@ def write_args(name, args):
     return path
 
 
-def module(name, args):
-    """One run of pmem_stack; returns its result (and fails the benchmark on failure)."""
+def module(name, args, binary=None):
+    """One run of pmem_stack (or `binary`); returns its result (and fails the benchmark
+    on failure)."""
     path = write_args(name, args)
     t0 = time.perf_counter()
-    p = subprocess.run([BIN, path], capture_output=True, text=True)
+    p = subprocess.run([binary or BIN, path], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     try:
         r = json.loads(p.stdout)
@@ -192,6 +199,9 @@ def python_module(name, args):
 def converge_report(r):
     t = r.get("timing") or {}
     wall, ext = t.get("wall_ms", 0.0), t.get("external_ms", 0.0)
+    # kernel calls made on purpose (BLKZEROOUT, dm ioctls, mount): 0 from a binary that
+    # does not count them
+    kern = t.get("kernel_ms", 0.0)
     by = {}
     for e in t.get("external", []):
         by[e["command"]] = round(by.get(e["command"], 0.0) + e["ms"], 1)
@@ -201,6 +211,11 @@ def converge_report(r):
         "external_ms": round(ext, 1),
         "outside_external_tools_ms": round(wall - ext, 1),
         "outside_external_tools_share": round((wall - ext) / wall, 4) if wall else None,
+        "kernel_ms": round(kern, 1),
+        "kernel_calls_ms": {k: round(v, 1) for k, v in t.get("kernel_calls_ms", {}).items()},
+        # pmem_stack's own time: outside external programs and the kernel calls it asked for
+        "own_ms": round(wall - ext - kern, 1),
+        "own_share": round((wall - ext - kern) / wall, 4) if wall else None,
         "probes": t.get("probes"),
         "probe_ms": round(t.get("probe_ms", 0.0), 1),
         "external_by_command_ms": by,
@@ -212,15 +227,37 @@ def converge_report(r):
 def own_by_op(ops):
     by = {}
     for o in ops:
-        by[o["op"]] = round(by.get(o["op"], 0.0) + o["ms"] - o["external_ms"], 1)
+        by[o["op"]] = round(by.get(o["op"], 0.0) + o["ms"] - o["external_ms"] - o.get("kernel_ms", 0.0), 1)
     return by
+
+
+def converge_both(tag, args, teardown):
+    """With a baseline: converge with the baseline, tear down (`teardown`: the absent
+    arguments, run by the same binary), then converge with the new binary from the same
+    state. Returns {"baseline": report, "new": report} (no baseline: just "new")."""
+    out = {}
+    if BASE:
+        r = module(f"{tag}-baseline", args, BASE)
+        if not r["changed"]:
+            sys.exit(f"{tag}: the baseline's converge changed nothing")
+        out["baseline"] = converge_report(r)
+        log(f" baseline converge {tag}:", json.dumps(out["baseline"]))
+        module(f"{tag}-baseline-teardown", teardown, BASE)
+    r = module(tag, args)
+    if not r["changed"]:
+        sys.exit(f"{tag}: the converge changed nothing")
+    out["new"] = converge_report(r)
+    log(f" new converge {tag}:", json.dumps(out["new"]))
+    return out
 
 
 def main(out):
     res = {}
     log("== converge the striped-xfs stack from fresh DIMMs")
-    r = module("converge", STRIPED)
-    res["converge"] = converge_report(r)
+    both = converge_both("converge", STRIPED, dict(STRIPED, state="absent", allow_data_loss=True))
+    res["converge"] = both["new"]
+    if BASE:
+        res["baseline_converge"] = both["baseline"]
     log(json.dumps(res["converge"], indent=1))
     r2 = module("again", STRIPED)
     if r2["changed"]:
@@ -259,6 +296,8 @@ def main(out):
         "floor: read_replay of nothing": [REPLAY, f"{W}/empty.replay"],
         "floor: /bin/true": ["/bin/true"],
     }
+    if BASE:
+        runs["baseline_noop"] = [BASE, noop]
     if BIN_PIE:
         pie = f"{W}/pie/pmem_stack"
         os.makedirs(os.path.dirname(pie), exist_ok=True)
@@ -274,7 +313,7 @@ def main(out):
             peaks[k] = max(peaks[k], rss)
     for k in runs:
         res[k] = stats(times[k])
-        if k.startswith("pmem_stack"):
+        if k.startswith("pmem_stack") or k == "baseline_noop":
             res[k]["peak_rss_kib"] = peaks[k]
         log(f" {k}", res[k])
     subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
@@ -344,6 +383,9 @@ def main(out):
         "python_chain / pmem_stack_check": round(chain_ms / res["pmem_stack_check"]["median_ms"], 1),
         "python_chain / pmem_stack_noop_fresh_copy": round(chain_ms / res["pmem_stack_noop_fresh_copy"]["median_ms"], 1),
         "pmem_stack_noop / read_replay": round(noop_ms / res["read_replay"]["median_ms"], 2),
+        **({"baseline_noop / read_replay": round(res["baseline_noop"]["median_ms"] / res["read_replay"]["median_ms"], 2),
+            "pmem_stack_noop / baseline_noop": round(noop_ms / res["baseline_noop"]["median_ms"], 3)}
+           if BASE else {}),
         "playbook(python modules) / playbook(pmem_stack)":
             round(res["playbook"]["python_modules"]["median_ms"] / res["playbook"]["pmem_stack"]["median_ms"], 2),
     }
@@ -442,9 +484,10 @@ def foreign(out):
 
 
 # ---- scale: 8 DIMMs, up to 32 namespaces and 16 dm devices ------------------------------------
-def scale_args(k):
+def scale_args(k, first=0):
+    """Stacks first..k-1."""
     ns, dev, fs, mnt = [], [], [], []
-    for i in range(k):
+    for i in range(first, k):
         a, b = 2 * i, 2 * i + 1
         for j in (a, b):
             ns.append({"name": f"n{j}", "region": f"region{j % 8}", "mode": "fsdax", "size": "112M"})
@@ -477,10 +520,15 @@ def scale(out):
                     " && ndctl enable-region all >/dev/null"], check=True)
     n = int(os.environ.get("BENCH_N", "31"))
     rows = []
+    prev = 0
     for k in (1, 2, 4, 8, 16):
         args = scale_args(k)
-        r = module(f"scale{k}", args)
-        conv = converge_report(r)
+        # the baseline adds stacks prev..k-1, which are taken away again before the new
+        # binary adds them: both converge from the same state
+        teardown = dict(scale_args(k, prev), state="absent", allow_data_loss=True)
+        both = converge_both(f"scale{k}", args, teardown)
+        prev = k
+        conv = both["new"]
         again = module(f"scale{k}-again", args)
         if again["changed"]:
             sys.exit(f"k={k}: the second run changed something")
@@ -488,10 +536,20 @@ def scale(out):
         sp = spawned([BIN, path])
         if sp:
             sys.exit(f"k={k}: a no-op started {sp}")
-        t, rss = timed([BIN, path], n)
+        t, bt, rss, brss = [], [], 0, 0
+        for _ in range(n):  # alternating, so that drift hits both alike
+            x, r_ = timed([BIN, path], 1)
+            t += x
+            rss = max(rss, r_)
+            if BASE:
+                x, r_ = timed([BASE, path], 1)
+                bt += x
+                brss = max(brss, r_)
         objs = count_objects()
         row = {"stacks": k, "objects": objs, "declared": 5 * k, "converge": conv,
                "noop": stats(t), "noop_peak_rss_kib": rss}
+        if BASE:
+            row.update(baseline_converge=both["baseline"], baseline_noop=stats(bt), baseline_noop_peak_rss_kib=brss)
         rows.append(row)
         log(json.dumps(row))
     xs = [sum(r["objects"].values()) for r in rows]
@@ -500,6 +558,9 @@ def scale(out):
     res = {"rows": rows,
            "noop_ms_fit": {"intercept_ms": a, "ms_per_object": b, "r2": r2},
            "rss_kib_fit": {"intercept_kib": ma, "kib_per_object": mb, "r2": mr2}}
+    if BASE:
+        a, b, r2 = fit(xs, [r["baseline_noop"]["median_ms"] for r in rows])
+        res["baseline_noop_ms_fit"] = {"intercept_ms": a, "ms_per_object": b, "r2": r2}
     log(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
