@@ -1,7 +1,6 @@
 //! External programs: the one table of what we run and why, and the argv runner.
 //! Never a shell: argv vectors only; output captured and returned on failure.
 
-use super::lookup;
 use super::record::Recorder;
 use crate::system::{Output, SystemError};
 use std::path::PathBuf;
@@ -27,7 +26,7 @@ pub struct Packages {
 /// An external program: its name, why we need it, and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Program {
-    /// File name, looked up by [`lookup::locate`] (`PATH`, then the standard sbin and
+    /// File name, looked up by [`super::lookup::Found::locate`] (`PATH`, then the standard sbin and
     /// bin directories) when it first runs.
     pub name: &'static str,
     /// Why we run it.
@@ -85,19 +84,23 @@ pub fn not_found_message(p: &Program, searched: &[PathBuf]) -> String {
 }
 
 /// Where a tool is: its absolute path, or the directories searched in vain.
-type Locate = fn(&str) -> Result<PathBuf, Vec<PathBuf>>;
+type Locate<'a> = &'a dyn Fn(&str) -> Result<PathBuf, Vec<PathBuf>>;
 
 /// Run argv; stdin is /dev/null; fail with argv, status, stdout and stderr. The tool
 /// is looked up now (once per process: `PATH`, then the standard sbin and bin
-/// directories, see [`lookup`]); a missing one fails naming where it was looked for and
+/// directories, see [`super::lookup`]); a missing one fails naming where it was looked for and
 /// the package that provides it.
 /// Its time goes to `record`.
 pub fn run(record: &Recorder, argv: &[String]) -> Result<Output, SystemError> {
-    run_located(record, argv, lookup::locate)
+    run_located(record, argv, &|tool| record.tools.locate(tool))
 }
 
 /// [`run`], with the tool found by `locate`.
-fn run_located(record: &Recorder, argv: &[String], locate: Locate) -> Result<Output, SystemError> {
+fn run_located(
+    record: &Recorder,
+    argv: &[String],
+    locate: Locate<'_>,
+) -> Result<Output, SystemError> {
     let Some((prog, args)) = argv.split_first() else {
         return Err(SystemError::Os {
             what: "run".into(),
@@ -155,7 +158,7 @@ fn run_located(record: &Recorder, argv: &[String], locate: Locate) -> Result<Out
 /// next probe sees what exists and the resolver names what is missing. Its time goes to
 /// `record`.
 pub fn udev_settle(record: &Recorder) {
-    let Ok(path) = lookup::locate("udevadm") else {
+    let Ok(path) = record.tools.locate("udevadm") else {
         return;
     };
     let started = Instant::now();
@@ -190,7 +193,7 @@ mod tests {
             .to_vec())
         }
         let argv: Vec<String> = ["mkfs.xfs", "-q", "/dev/pmem0"].map(String::from).to_vec();
-        let e = run_located(&Recorder::default(), &argv, nowhere).expect_err("missing");
+        let e = run_located(&Recorder::default(), &argv, &nowhere).expect_err("missing");
         let SystemError::Command {
             argv: a,
             rc,
@@ -262,17 +265,17 @@ mod tests {
         fn here(name: &str) -> Result<PathBuf, Vec<PathBuf>> {
             let dir = std::env::temp_dir().join(format!("pmem-stack-exec-{}", std::process::id()));
             let stripped = std::env::join_paths([Path::new("/nonexistent")]).expect("join");
-            lookup::find(name, Some(&stripped), &[dir.as_path()])
+            super::super::lookup::find(name, Some(&stripped), &[dir.as_path()])
         }
         let argv: Vec<String> = ["ndctl", "list", "-N"].map(String::from).to_vec();
         // another test thread's fork can hold the file open for writing a moment
         // (ETXTBSY): try again
-        let mut out = run_located(&Recorder::default(), &argv, here);
+        let mut out = run_located(&Recorder::default(), &argv, &here);
         for _ in 0..20 {
             match &out {
                 Err(e) if e.to_string().contains("Text file busy") => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
-                    out = run_located(&Recorder::default(), &argv, here);
+                    out = run_located(&Recorder::default(), &argv, &here);
                 }
                 _ => break,
             }
@@ -289,7 +292,8 @@ mod tests {
         fn never(_: &str) -> Result<PathBuf, Vec<PathBuf>> {
             panic!("looked up")
         }
-        let e = run_located(&Recorder::default(), &["sh".to_string()], never).expect_err("refused");
+        let e =
+            run_located(&Recorder::default(), &["sh".to_string()], &never).expect_err("refused");
         assert!(e.to_string().contains("not in the table"), "{e}");
     }
 }

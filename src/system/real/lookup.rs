@@ -27,10 +27,10 @@
 //! that changes nothing makes no system call for it), and a found path is kept for the
 //! rest of the process.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// The standard sbin and bin directories of Debian, RHEL/Fedora and SUSE, searched
 /// after `PATH`, in this order.
@@ -79,25 +79,31 @@ pub fn find(tool: &str, path_var: Option<&OsStr>, dirs: &[&Path]) -> Result<Path
         .ok_or(searched)
 }
 
-/// Tools found so far in this process.
-static FOUND: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+/// Where the tools a run needed were found: each tool is looked up once per run. The
+/// real system owns one (in its [`super::record::Recorder`], which every tool run is
+/// handed), so nothing is kept in process-wide state.
+#[derive(Debug, Default)]
+pub struct Found(RefCell<Vec<(String, PathBuf)>>);
 
-/// Find `tool` in this process's `PATH` and [`STANDARD_DIRS`], once per process.
-pub fn locate(tool: &str) -> Result<PathBuf, Vec<PathBuf>> {
-    if let Some(p) = FOUND
-        .lock()
-        .ok()
-        .and_then(|f| f.iter().find(|(t, _)| t == tool).map(|(_, p)| p.clone()))
-    {
-        return Ok(p);
+impl Found {
+    /// Find `tool` in this process's `PATH` and [`STANDARD_DIRS`], the first time it is
+    /// asked for; after that, where it was found.
+    pub fn locate(&self, tool: &str) -> Result<PathBuf, Vec<PathBuf>> {
+        if let Some(p) = self
+            .0
+            .borrow()
+            .iter()
+            .find(|(t, _)| t == tool)
+            .map(|(_, p)| p.clone())
+        {
+            return Ok(p);
+        }
+        let dirs: Vec<&Path> = STANDARD_DIRS.iter().map(Path::new).collect();
+        let path_var = std::env::var_os("PATH");
+        let p = find(tool, path_var.as_deref(), &dirs)?;
+        self.0.borrow_mut().push((tool.to_string(), p.clone()));
+        Ok(p)
     }
-    let dirs: Vec<&Path> = STANDARD_DIRS.iter().map(Path::new).collect();
-    let path_var = std::env::var_os("PATH");
-    let p = find(tool, path_var.as_deref(), &dirs)?;
-    if let Ok(mut f) = FOUND.lock() {
-        f.push((tool.to_string(), p.clone()));
-    }
-    Ok(p)
 }
 
 #[cfg(test)]

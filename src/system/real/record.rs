@@ -22,6 +22,8 @@ pub struct Recorder {
     /// Milliseconds inside kernel calls made on purpose (BLKZEROOUT, dm ioctls,
     /// mount(2)), by call.
     kernel: RefCell<BTreeMap<String, f64>>,
+    /// Where the tools this run ran were found (looked up once each).
+    pub tools: super::lookup::Found,
 }
 
 impl Default for Recorder {
@@ -40,6 +42,7 @@ impl Recorder {
             probe_parts: RefCell::new(BTreeMap::new()),
             operations: RefCell::new(Vec::new()),
             kernel: RefCell::new(BTreeMap::new()),
+            tools: Default::default(),
         }
     }
 
