@@ -465,16 +465,24 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         out.push((format!("dm table {}", dev.name), text));
     }
     for p in &d.partitions {
-        let disk = b
-            .block(&p.disk)
+        let disk_dev = b.block(&p.disk);
+        let disk = disk_dev
             .map(|bd| bd.path.clone())
             .unwrap_or_else(|| p.disk.to_string());
+        // undeclared size and number: what they come to on the disk as it is (the rest of
+        // its table, the number the entry of that name has), else what decides them
         let size = p
             .size
+            .or_else(|| {
+                disk_dev
+                    .and_then(|bd| b.actual().gpt(bd.devno))
+                    .map(|t| crate::plan::rest_of_disk(t.last_usable, p.start))
+            })
             .map(|s| s.to_string())
             .unwrap_or_else(|| "(rest, rounded down to 2 MiB)".into());
         let number = p
             .number
+            .or_else(|| b.gpt_entry(&p.name).map(|(_, e)| e.number))
             .map(|n| n.to_string())
             .unwrap_or_else(|| "(next free)".into());
         out.push((

@@ -1483,3 +1483,30 @@ fn a_new_device_over_a_new_device_that_carries_a_filesystem_is_refused() {
     assert!(!r.failed, "{}", r.msg);
     assert!(fake2.state.dm("dv1").is_some());
 }
+
+/// A partition declared without a number or a size, once made, is not shown as changing
+/// in a check-mode diff made for another change: the desired side says the number and the
+/// size it has (the rest of the disk, rounded down to 2 MiB), not placeholders.
+#[test]
+fn a_partition_without_number_or_size_shows_no_false_diff() {
+    let mut fake = FakeSystem::with_fsdax(1, DIMM);
+    let mut args = json!({
+        "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+        "partitions": [{"name": "pmemdata", "disk": "pm0"}],
+        "filesystems": [{"device": "pmemdata", "type": "ext4"}],
+        "mounts": [{"path": "/mnt/data", "device": "pmemdata", "dax": "always"}]
+    });
+    converge(&mut fake, &args);
+    args["mounts"][0]["options"] = json!(["noatime"]);
+    let r = check(&mut fake, &args);
+    assert!(r.changed && !r.failed, "{}", r.msg);
+    let diff = r.diff.expect("diff");
+    assert!(
+        diff.iter().any(|d| d.before_header.contains("/mnt/data")),
+        "the mount's change is shown: {diff:?}"
+    );
+    assert!(
+        !diff.iter().any(|d| d.before_header.contains("partition")),
+        "no partition line changes: {diff:?}"
+    );
+}
