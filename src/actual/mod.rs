@@ -34,8 +34,66 @@ pub struct Region {
     #[serde(default)]
     pub interleave_ways: Option<u32>,
     /// Whether the DIMMs have a label area (namespaces can be named and carved).
+    /// `false` for legacy (e820) regions of the kernel's `memmap=` option and for DIMMs
+    /// without a label area: one namespace spans the region and cannot carry a name.
     #[serde(default = "yes")]
     pub labels: bool,
+    /// Physical start address (sysfs `resource`): with `size`, the region's identity,
+    /// which does not follow enumeration order as `regionN` does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+}
+
+impl Region {
+    /// Its stable identity, if the kernel shows its address.
+    pub fn identity(&self) -> Option<RegionId> {
+        self.start.map(|start| RegionId {
+            start,
+            size: self.size,
+        })
+    }
+}
+
+/// A region's stable identity: its physical address range. Region numbers follow the
+/// platform's enumeration order (they swap when DIMMs are listed the other way); the
+/// address range of a DIMM in its slot, or of a `memmap=` range, does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RegionId {
+    /// Physical start address.
+    pub start: u64,
+    /// Size.
+    pub size: Bytes,
+}
+
+impl std::fmt::Display for RegionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}, {}", self.start, self.size)
+    }
+}
+
+/// The name this module keeps for a namespace that cannot carry one in a label: the one
+/// namespace of a label-less region (found by the region's address range), or a
+/// namespace the user adopted by its uuid. Kept in a file of its own per name
+/// (`/var/lib/pmem-stack/names/NAME`), written before the namespace is converted and
+/// removed when it is destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameRecord {
+    /// The declared name.
+    pub name: String,
+    /// What it names.
+    #[serde(flatten)]
+    pub of: Named,
+}
+
+/// What a [`NameRecord`] names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Named {
+    /// The one namespace of the label-less region at this address range.
+    Region(RegionId),
+    /// The namespace with this uuid (its label's, or its fsdax/devdax/sector info
+    /// block's, as `ndctl list` shows it).
+    Uuid(String),
 }
 
 fn yes() -> bool {
@@ -77,6 +135,14 @@ pub struct Namespace {
     /// NUMA node.
     #[serde(default)]
     pub numa_node: Option<i32>,
+    /// The uuid of its fsdax/devdax/sector info block (`pfnX.Y/uuid`, ...), which
+    /// `ndctl list` shows as the namespace's `uuid`; `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_uuid: Option<String>,
+    /// Where its name comes from when no label carries it: this module's record
+    /// (`true`), or its label (`false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub name_recorded: bool,
 }
 
 /// The name of partition `number` of disk `disk`, the kernel's way (`pmem0p1`, `sda1`),
@@ -94,6 +160,16 @@ impl Namespace {
     /// namespace spanning the region, which can only be converted in place.
     pub fn is_label_less(&self) -> bool {
         self.uuid.is_none()
+    }
+    /// A label-less namespace that carries no info block yet (raw, or the page-mapped
+    /// `memory` mode the kernel gives a `memmap=` range): nothing was made of it.
+    pub fn is_fresh(&self) -> bool {
+        self.is_label_less() && self.info_uuid.is_none()
+    }
+    /// Whether `uuid` is its label's or its info block's.
+    pub fn has_uuid(&self, uuid: &str) -> bool {
+        let same = |u: &Option<String>| u.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(uuid));
+        same(&self.uuid) || same(&self.info_uuid)
     }
     /// Disabled: no driver holds it, so it has no block (or dax) device. What an
     /// interrupted ndctl leaves (labels written, never enabled), or `ndctl
@@ -362,6 +438,9 @@ pub struct Actual {
     /// stopped (a marker written before ndctl ran and removed after the clearing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncleared: Vec<Uncleared>,
+    /// The names this module keeps for namespaces without a label to carry them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_records: Vec<NameRecord>,
     /// Block devices in the probe's scope whose content could not be read (an I/O
     /// error, no permission, a suspended dm device or one stacked on it, a device gone
     /// during the probe): what is on them is unknown, not empty. The planner refuses to
@@ -498,9 +577,56 @@ impl Actual {
     }
     /// Whether the namespace `ns` was made by this module and not yet cleared.
     pub fn is_uncleared(&self, ns: &Namespace) -> bool {
-        ns.uuid
-            .as_deref()
-            .is_some_and(|u| self.uncleared.iter().any(|m| m.uuid == u))
+        match ns.uuid.as_deref() {
+            Some(u) => self.uncleared.iter().any(|m| m.uuid == u),
+            // a label-less namespace gets no label uuid from ndctl: its marker is known
+            // by the recorded name (written before ndctl ran, as the marker)
+            None => {
+                ns.name_recorded
+                    && ns
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| self.uncleared.iter().any(|m| m.name == n))
+            }
+        }
+    }
+    /// The record that names namespace `ns`, if one does (see [`NameRecord`]).
+    pub fn record_of(&self, ns: &Namespace) -> Option<&NameRecord> {
+        self.name_records.iter().find(|r| match &r.of {
+            Named::Uuid(u) => ns.has_uuid(u),
+            Named::Region(id) => {
+                ns.is_label_less()
+                    && self
+                        .region(&ns.region)
+                        .and_then(Region::identity)
+                        .is_some_and(|have| have == *id)
+            }
+        })
+    }
+    /// Give the namespaces that carry no name of their own the name recorded for them
+    /// (a name the label has wins: that namespace was relabelled since). What the
+    /// probe does once it has read the namespaces and the records.
+    pub fn apply_name_records(&mut self) {
+        for ns in self.namespaces.iter_mut().filter(|n| n.name_recorded) {
+            ns.name = None;
+            ns.name_recorded = false;
+        }
+        let names: Vec<Option<String>> = self
+            .namespaces
+            .iter()
+            .map(|ns| {
+                if ns.name.is_some() || ns.size.is_zero() {
+                    return None;
+                }
+                self.record_of(ns).map(|r| r.name.clone())
+            })
+            .collect();
+        for (ns, name) in self.namespaces.iter_mut().zip(names) {
+            if let Some(n) = name {
+                ns.name = Some(n);
+                ns.name_recorded = true;
+            }
+        }
     }
     /// Why the content of device `devno` is unknown, if the probe could not read it.
     pub fn unreadable(&self, devno: Devno) -> Option<&Unreadable> {

@@ -146,9 +146,11 @@ fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
     use plan::Action as A;
     match action {
         A::CreateNamespace { .. } => Some("it is missing (its DIMM removed or failed?)"),
-        A::ReconfigureNamespace { .. } | A::ClearNamespace { .. } | A::DestroyNamespace { .. } => {
-            Some("it is not as saved")
-        }
+        A::ReconfigureNamespace { .. }
+        | A::ClearNamespace { .. }
+        | A::DestroyNamespace { .. }
+        | A::RecordName { .. }
+        | A::ForgetName { .. } => Some("it is not as saved"),
         A::CreateGpt { .. } | A::AddPartition { .. } | A::DeletePartition { .. } => {
             Some("its partition table is not as saved")
         }

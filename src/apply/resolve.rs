@@ -45,6 +45,8 @@ fn doing(action: &Action) -> String {
             format!("making namespace {name} ({dev}) again")
         }
         Action::ClearNamespace { name, dev } => format!("clearing namespace {name} ({dev})"),
+        Action::RecordName { name, dev, .. } => format!("recording the name {name} of {dev}"),
+        Action::ForgetName { name } => format!("forgetting the name {name}"),
         Action::DestroyNamespace { dev, name } => {
             format!("destroying namespace {name} ({dev})")
         }
@@ -322,6 +324,13 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
             config: namespace_config(name, *mode, *size, *align, *map),
         },
         Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
+        Action::RecordName { name, of, .. } => Op::RecordName {
+            record: crate::actual::NameRecord {
+                name: name.clone(),
+                of: of.clone(),
+            },
+        },
+        Action::ForgetName { name } => Op::ForgetName { name: name.clone() },
         Action::ClearNamespace { name, .. } => Op::ClearNamespace {
             name: name.clone(),
             device: dev(&DevRef::Namespace(name.clone()))?,

@@ -128,14 +128,35 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 continue;
             }
         }
+        let label_less = ns.is_label_less();
+        let recorded = ns.name_recorded;
+        let dev = ns.dev.clone();
         cx.step(
             Action::DestroyNamespace {
-                dev: ns.dev.clone(),
+                dev: dev.clone(),
                 name: spec.name.clone(),
             },
-            format!("ndctl destroy-namespace -f {}", ns.dev),
+            if label_less {
+                // ndctl's destroy of a label-less namespace zeroes its info block and
+                // leaves it disabled; it is enabled again, raw, as fresh DIMMs have it
+                format!("ndctl destroy-namespace -f {dev}; ndctl enable-namespace {dev} (label-less: the namespace spans its region and stays, raw)")
+            } else {
+                format!("ndctl destroy-namespace -f {dev}")
+            },
             true,
         );
+        if recorded {
+            cx.step(
+                Action::ForgetName {
+                    name: spec.name.clone(),
+                },
+                format!(
+                    "forget the name {} of {dev} (kept by this module: no label carries it)",
+                    spec.name
+                ),
+                false,
+            );
+        }
     }
 }
 

@@ -97,6 +97,21 @@ pub enum Action {
         /// Kernel device.
         dev: String,
     },
+    /// Keep the name of a namespace no label can carry (the one namespace of a
+    /// label-less region, or one adopted by its uuid), before it is made or as it is.
+    RecordName {
+        /// The name.
+        name: String,
+        /// Kernel device (namespaceX.Y) it names now.
+        dev: String,
+        /// What names it from now on.
+        of: crate::actual::Named,
+    },
+    /// Drop the record of a name (its namespace is destroyed or no longer declared so).
+    ForgetName {
+        /// The name.
+        name: String,
+    },
     /// `ndctl destroy-namespace -f DEV`.
     DestroyNamespace {
         /// Kernel device.
@@ -246,6 +261,8 @@ impl Action {
             Action::ReconfigureNamespace { .. } => "reconfigure_namespace",
             Action::DestroyNamespace { .. } => "destroy_namespace",
             Action::ClearNamespace { .. } => "clear_namespace",
+            Action::RecordName { .. } => "record_name",
+            Action::ForgetName { .. } => "forget_name",
             Action::CreateDm { .. } => "create_dm",
             Action::ReloadDm { .. } => "reload_dm",
             Action::RemoveDm { .. } => "remove_dm",
@@ -269,9 +286,12 @@ impl Action {
         match self {
             Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
             Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
-            Action::DestroyNamespace { dev, name } | Action::ClearNamespace { name, dev } => {
+            Action::DestroyNamespace { dev, name }
+            | Action::ClearNamespace { name, dev }
+            | Action::RecordName { name, dev, .. } => {
                 format!("namespace {name} ({dev})")
             }
+            Action::ForgetName { name } => format!("namespace {name}"),
             Action::CreateDm { name, .. }
             | Action::ReloadDm { name, .. }
             | Action::RemoveDm { name } => {

@@ -45,6 +45,10 @@ pub(crate) fn plan(cx: &mut Ctx) {
         match cx.a.namespace_named(&spec.name) {
             Some(ns) => {
                 claimed.insert(ns.dev.clone());
+                if let Some(why) = cannot_carve(cx, &spec, ns) {
+                    cx.refusals.push(why);
+                    continue;
+                }
                 if ns.region != spec.region {
                     cx.warnings.push(format!(
                         "namespace {} is in {}, declared in {}: kept where it is (regions are numbered in platform enumeration order, which changes when DIMMs move; the name is its identity)",
@@ -172,7 +176,16 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         && n.is_label_less()
                         && n.size.0 > 0
                         && !claimed.contains(&n.dev)
+                        && !n.name_recorded
                 });
+                let without_labels = cx.a.region(&spec.region).filter(|r| !r.labels);
+                if let (Some(ns), Some(region)) = (label_less, without_labels) {
+                    claimed.insert(ns.dev.clone());
+                    let ns = ns.clone();
+                    let region = region.clone();
+                    label_less_region(cx, &spec, &ns, &region);
+                    continue;
+                }
                 if let Some(ns) = label_less {
                     claimed.insert(ns.dev.clone());
                     let why = format!(
@@ -241,6 +254,25 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         ));
         return;
     };
+    if !region.labels {
+        let holder =
+            cx.a.namespaces
+                .iter()
+                .find(|n| n.region == spec.region && !n.size.is_zero())
+                .map(|n| match &n.name {
+                    Some(name) => format!(": its namespace {} is {name}", n.dev),
+                    None => format!(": its namespace is {}", n.dev),
+                })
+                .unwrap_or_default();
+        cx.refusals.push(format!(
+            "namespace {}: {} is label-less ({}), so it holds exactly one namespace, spanning the whole region{holder}; namespace {} cannot be made there. Declare one namespace per label-less region (with a label area, DIMMs can be carved: ndctl init-labels)",
+            spec.name,
+            spec.region,
+            label_less_kind(region),
+            spec.name
+        ));
+        return;
+    }
     let used = reserved.get(&spec.region).copied().unwrap_or_default();
     let available = region.available_size.saturating_sub(used);
     let need = spec.size.unwrap_or(available);
@@ -290,6 +322,129 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         ndctl_words(spec, None),
         false,
     );
+}
+
+/// What kind of label-less region `r` is, for people.
+fn label_less_kind(r: &crate::actual::Region) -> &'static str {
+    if r.interleave_ways == Some(0) {
+        "a legacy range such as the kernel's memmap= option makes, with no label area"
+    } else {
+        "its DIMMs have no label area"
+    }
+}
+
+/// Why the declared `spec` cannot be what label-less namespace `ns` is: a label-less
+/// namespace spans its region and cannot be carved (ndctl: "Legacy / label-less
+/// namespaces do not support sub-dividing a region").
+fn cannot_carve(cx: &Ctx, spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Option<String> {
+    let region = cx.a.region(&ns.region).filter(|r| !r.labels)?;
+    if !ns.is_label_less() {
+        return None;
+    }
+    let size = spec.size.filter(|s| *s != ns.size)?;
+    Some(format!(
+        "namespace {}: {} is label-less ({}), so its one namespace {} spans the whole region ({}) and cannot be made {size}; drop size (or give {}), and carve the space above it instead (partitions or a dm linear device)",
+        spec.name,
+        ns.region,
+        label_less_kind(region),
+        ns.dev,
+        ns.size,
+        ns.size
+    ))
+}
+
+/// A declared namespace in a region without a label area (a `memmap=` range, DIMMs
+/// without labels), whose one namespace `ns` no record names yet. No label can carry the
+/// name, so the module keeps it (`RecordName`, by the region's address range) before it
+/// converts the namespace: a second run, and a boot with the regions numbered the other
+/// way, find the same one by its address.
+///
+/// | ns | content | allowed | steps |
+/// |---|---|---|---|
+/// | fresh (raw, or page-mapped in RAM), as declared | - | - | record the name |
+/// | fresh, not as declared | none | - | record the name, reconfigure in place |
+/// | fresh, not as declared | some (fs, GPT, holders, mounts) | yes / no | record, teardown, reconfigure / refuse |
+/// | carries an info block (fsdax, devdax, sector made by hand or another tool) | - | - | refuse: adopted only by its uuid (`uuid:`), never reformatted |
+fn label_less_region(
+    cx: &mut Ctx,
+    spec: &NamespaceSpec,
+    ns: &crate::actual::Namespace,
+    region: &crate::actual::Region,
+) {
+    if let Some(why) = cannot_carve(cx, spec, ns) {
+        cx.refusals.push(why);
+        return;
+    }
+    let Some(id) = region.identity() else {
+        cx.refusals.push(format!(
+            "namespace {}: {} is label-less and the kernel shows no address for it (no resource attribute), so the name cannot be kept for it across runs and boots",
+            spec.name, region.name
+        ));
+        return;
+    };
+    if !ns.is_fresh() {
+        cx.refusals.push(format!(
+            "namespace {}: {} of label-less {} is already {} (an info block with uuid {}, made by hand or by another tool) and has no name here; it is never reformatted on a guess. To adopt it as {} with its data, add uuid: {} to that namespace; to make it anew, destroy it first (ndctl destroy-namespace -f {})",
+            spec.name,
+            ns.dev,
+            region.name,
+            ns.mode,
+            ns.info_uuid.as_deref().unwrap_or("?"),
+            spec.name,
+            ns.info_uuid.as_deref().unwrap_or("?"),
+            ns.dev
+        ));
+        return;
+    }
+    let diffs = differences(spec, ns);
+    let bd = ns
+        .blockdev
+        .as_deref()
+        .and_then(|b| cx.a.block_named(b))
+        .cloned();
+    let why = format!(
+        "converting label-less namespace {} of {} to {} namespace {}",
+        ns.dev, region.name, spec.mode, spec.name
+    );
+    let lost = match (&bd, diffs.is_empty()) {
+        (Some(b), false) => cx.lost_with(b),
+        _ => Vec::new(),
+    };
+    if let (Some(b), false) = (&bd, diffs.is_empty()) {
+        if !cx.destroy(b, &why) {
+            return;
+        }
+    }
+    cx.step(
+        Action::RecordName {
+            name: spec.name.clone(),
+            dev: ns.dev.clone(),
+            of: crate::actual::Named::Region(id),
+        },
+        format!(
+            "keep the name {} for the namespace of the label-less region at {id} ({}, {} now) in this module's record: no label can carry it",
+            spec.name, region.name, ns.dev
+        ),
+        false,
+    );
+    if diffs.is_empty() {
+        return;
+    }
+    let whole = NamespaceSpec {
+        size: None,
+        region: ns.region.clone(),
+        ..spec.clone()
+    };
+    cx.step(
+        reconfigure_action(&whole, &ns.dev),
+        format!(
+            "{} (label-less: {})",
+            ndctl_words(&whole, Some(&ns.dev)),
+            diffs.join(", ")
+        ),
+        !lost.is_empty(),
+    );
+    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
 }
 
 /// Whether nothing but content left from before is on `bd`: no mount, holder or

@@ -76,6 +76,17 @@ pub enum Op {
         /// Its block device.
         device: DevId,
     },
+    /// Keep a name for a namespace that no label carries (a file of this module's,
+    /// written atomically and synced: see [`crate::actual::NameRecord`]).
+    RecordName {
+        /// The record.
+        record: crate::actual::NameRecord,
+    },
+    /// Drop the record of a namespace's name (its namespace was destroyed).
+    ForgetName {
+        /// The name.
+        name: String,
+    },
     /// `ndctl destroy-namespace -f`.
     DestroyNamespace {
         /// Kernel device.

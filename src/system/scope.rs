@@ -260,6 +260,8 @@ mod tests {
             chardev: None,
             resource: None,
             numa_node: None,
+            info_uuid: None,
+            name_recorded: false,
         });
         a.block_devices = vec![
             block("pmem0", dev(259, 0), "/dev/pmem0", &["dm-0", "dm-4"]),

@@ -46,6 +46,12 @@
 #   -S            boot with systemd as PID 1 (see above); the command runs as the service
 #                 pmemvm-command.service after multi-user.target
 #   -P DIR        keep the overlays' writes in DIR across boots (see above)
+#   -E ARGS       extra kernel command-line arguments, e.g. 'memmap=512M!768M memmap=512M!1536M'
+#                 (PMEM emulated in RAM, as pmem.io's guide tells readers without NVDIMMs:
+#                 legacy e820 regions, label-less; use -n 0 and -m large enough to hold them)
+#   -R FILE       back the guest's RAM with FILE (created at the -m size if missing, kept):
+#                 what memmap= made PMEM of then survives a power-off of the guest, as
+#                 memmap PMEM survives a warm reboot on real hardware
 #   -N PORT       a network card: QEMU user networking, restricted (the guest reaches
 #                 nothing outside), with 127.0.0.1:PORT on this machine forwarded to the
 #                 guest's port 22; the guest's card gets 10.0.2.15/24 before the command
@@ -69,12 +75,13 @@ set -euo pipefail
 CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
 CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
 KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""; NETPORT=""
-while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:h" opt; do
+KARGS=""; RAMFILE=""
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:E:R:h" opt; do
   case $opt in
     c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
     L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
     o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
-    N) NETPORT=$OPTARG;;
+    N) NETPORT=$OPTARG;; E) KARGS=$OPTARG;; R) RAMFILE=$OPTARG;;
     S) SYSTEMD=1;; P) mkdir -p "$OPTARG"; PERSIST=$(realpath "$OPTARG"); RWDIRS+=("$PERSIST");;
     h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
   esac
@@ -285,6 +292,12 @@ fi
 case $MEM in *[!0-9]*) MEM_MIB=$(numfmt --from=iec "$MEM" | awk '{print int($1/1048576)}');; *) MEM_MIB=$MEM;; esac
 MEMOPT="${MEM_MIB}M"; MACHINE=q35
 if [ "$NDIMM" -gt 0 ]; then MEMOPT="${MEM_MIB}M,slots=$((NDIMM+1)),maxmem=$((MEM_MIB + MAXMEM_MIB + 1024))M"; MACHINE=q35,nvdimm=on; fi
+QEMU_RAM=()
+if [ -n "$RAMFILE" ]; then
+  [ -f "$RAMFILE" ] || truncate -s "${MEM_MIB}M" "$RAMFILE"
+  QEMU_RAM=(-object "memory-backend-file,id=guestram,share=on,mem-path=$(realpath "$RAMFILE"),size=${MEM_MIB}M")
+  MACHINE="$MACHINE,memory-backend=guestram"
+fi
 
 # ---- 9p shares -------------------------------------------------------------------------
 SHARES=(-fsdev local,id=fsroot,path=/,security_model=none,readonly=on,multidevs=remap
@@ -314,11 +327,12 @@ ACCELOPT=(-accel tcg,thread=multi -cpu max)
 APPEND="console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init pmemvm.out=$OUT pmemvm.rw=$RWLIST"
 [ "$SYSTEMD" = 1 ] && APPEND="$APPEND pmemvm.systemd=1 systemd.show_status=0"
 [ -n "$PERSIST" ] && APPEND="$APPEND pmemvm.persist=1"
+[ -n "$KARGS" ] && APPEND="$APPEND $KARGS"
 
 set +e
 timeout -k 10 "$TMO" qemu-system-x86_64 -nodefaults -no-user-config -name pmemvm \
   -machine $MACHINE "${ACCELOPT[@]}" -smp "$CPUS" -m "$MEMOPT" \
-  "${QEMU_NV[@]}" "${SHARES[@]}" "${NET[@]}" \
+  "${QEMU_RAM[@]}" "${QEMU_NV[@]}" "${SHARES[@]}" "${NET[@]}" \
   -display none -vga none -monitor none -no-reboot \
   -chardev file,id=con,path="$OUT/console.log" -serial chardev:con \
   -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \

@@ -77,6 +77,36 @@ pub struct FakeSystem {
 }
 
 impl FakeSystem {
+    /// A machine with `n` DIMMs of `size` each without a label area (NVDIMM-N, virtual
+    /// NVDIMMs): one raw namespace per region, which no label can name or carve.
+    pub fn label_less_dimms(n: u32, size: Bytes) -> Self {
+        let mut s = Self::fresh_dimms(n, size);
+        for r in &mut s.state.regions {
+            r.labels = false;
+        }
+        s
+    }
+
+    /// A machine booted with `n` `memmap=SIZE!START` ranges of `size` each (PMEM emulated
+    /// in RAM): legacy regions without a label area, each namespace in the kernel's
+    /// page-mapped `memory` mode (fsdax with its page map in RAM, no info block), its
+    /// block device DAX-capable.
+    pub fn memmap(n: u32, size: Bytes) -> Self {
+        let mut s = Self::label_less_dimms(n, size);
+        for (i, r) in s.state.regions.iter_mut().enumerate() {
+            r.start = Some(0x3000_0000 + i as u64 * 0x3000_0000);
+            r.interleave_ways = Some(0);
+        }
+        for ns in &mut s.state.namespaces {
+            ns.mode = NamespaceMode::Fsdax;
+            ns.map = Some(crate::args::MapMode::Mem);
+        }
+        for b in &mut s.state.block_devices {
+            b.dax = true;
+        }
+        s
+    }
+
     /// A machine with `n` fresh (label-less) DIMMs of `size` each, one region each.
     pub fn fresh_dimms(n: u32, size: Bytes) -> Self {
         let mut s = FakeSystem::default();
@@ -96,6 +126,7 @@ impl FakeSystem {
                 numa_node: Some(0),
                 interleave_ways: Some(1),
                 labels: true,
+                start: Some(0x1_4000_0000 + u64::from(i) * size.0),
             });
             let blk = format!("pmem{i}");
             s.state.namespaces.push(Namespace {
@@ -111,6 +142,8 @@ impl FakeSystem {
                 chardev: None,
                 resource: Some(0x1_4000_0000 + u64::from(i) * size.0),
                 numa_node: Some(0),
+                info_uuid: None,
+                name_recorded: false,
             });
             let devno = s.next_devno(PMEM_MAJOR);
             s.state.block_devices.push(BlockDevice {
@@ -332,6 +365,12 @@ impl FakeSystem {
             }
             Op::ClearNamespace { name, device } => self.clear_namespace(name, device),
             Op::DestroyNamespace { dev } => self.destroy_namespace(dev)?,
+            Op::RecordName { record } => {
+                self.state.name_records.retain(|r| r.name != record.name);
+                self.state.name_records.push(record.clone());
+                self.state.name_records.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            Op::ForgetName { name } => self.state.name_records.retain(|r| r.name != *name),
             Op::DmCreate { name, table } => self.dm_create(name, table)?,
             Op::DmReload { name, table } => self.dm_reload(name, table)?,
             Op::DmRemove { name } => self.dm_remove(name)?,
@@ -422,6 +461,7 @@ impl System for FakeSystem {
             }
         }
         a.unreadable = unreadable;
+        a.apply_name_records();
         Ok(a)
     }
 
@@ -446,7 +486,10 @@ impl System for FakeSystem {
                 format!("operation {n} stopped before it did anything"),
             ));
         }
-        let out = self.apply(op, killed)?;
+        let out = self.apply(op, killed);
+        // what the probe shows: the recorded names on the namespaces no label names
+        self.state.apply_name_records();
+        let out = out?;
         self.executed.push(op.clone());
         if killed {
             return Err(Self::fail(

@@ -139,16 +139,21 @@ impl FakeSystem {
             .map(|n| n.region.clone())
             .unwrap_or_else(|| region.to_string());
         let dax_like = matches!(c.mode, NamespaceMode::Fsdax | NamespaceMode::Devdax);
+        // without a label area ndctl writes no label: no name, no label uuid, only the
+        // info block (fsdax/devdax/sector) with a uuid of its own
+        let labels = self.state.region(&region_name).is_none_or(|r| r.labels);
+        let uuid = format!("00000000-0000-4000-8000-{:012x}", self.executed.len() + 1);
+        let info_uuid = (c.mode != NamespaceMode::Raw)
+            .then(|| format!("00000000-0000-4000-9000-{:012x}", self.executed.len() + 1));
         let ns = Namespace {
             dev: dev.to_string(),
             region: region_name,
-            name: Some(c.name.clone()),
+            name: labels.then(|| c.name.clone()),
             mode: c.mode,
             size: ns_size,
-            uuid: Some(format!(
-                "00000000-0000-4000-8000-{:012x}",
-                self.executed.len() + 1
-            )),
+            uuid: labels.then_some(uuid),
+            info_uuid,
+            name_recorded: false,
             align: dax_like.then_some(c.align),
             map: dax_like.then_some(c.map),
             chardev: (c.mode == NamespaceMode::Devdax)
@@ -203,6 +208,44 @@ impl FakeSystem {
         {
             self.wipe(bd.devno);
             self.state.block_devices.retain(|b| b.devno != bd.devno);
+        }
+        if ns.is_label_less() {
+            // a label-less namespace spans its region and stays: its info block zeroed,
+            // enabled again (the real system does) as raw, or page-mapped in RAM for a
+            // `memmap=` range (a region without mappings)
+            let memmap = self
+                .state
+                .region(&ns.region)
+                .is_some_and(|r| r.interleave_ways == Some(0));
+            let blk = ns
+                .blockdev
+                .clone()
+                .unwrap_or_else(|| format!("pmem{}", dev.trim_start_matches("namespace")));
+            let devno = self.next_devno(PMEM_MAJOR);
+            self.state.block_devices.push(BlockDevice {
+                name: blk.clone(),
+                devno,
+                path: format!("/dev/{blk}"),
+                aliases: vec![],
+                size: ns.size.sectors(),
+                dax: memmap,
+                holders: vec![],
+                partition: None,
+                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
+            });
+            if let Some(n) = self.state.namespaces.iter_mut().find(|n| n.dev == *dev) {
+                n.mode = if memmap {
+                    NamespaceMode::Fsdax
+                } else {
+                    NamespaceMode::Raw
+                };
+                n.map = memmap.then_some(MapMode::Mem);
+                n.align = None;
+                n.info_uuid = None;
+                n.chardev = None;
+                n.blockdev = Some(blk);
+            }
+            return Ok(());
         }
         if let Some(r) = self.state.regions.iter_mut().find(|r| r.name == ns.region) {
             r.available_size += ns.size;

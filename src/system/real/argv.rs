@@ -35,7 +35,8 @@ pub fn command_line(op: &Op) -> Option<Vec<String>> {
     }
 }
 
-fn words(w: &[&str]) -> Vec<String> {
+/// Words as argv.
+pub fn words(w: &[&str]) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
 }
 

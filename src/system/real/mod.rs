@@ -36,6 +36,7 @@ pub mod gpt;
 pub mod lock;
 pub mod lookup;
 pub mod mounts;
+pub mod names;
 pub mod nd;
 pub mod platform;
 pub mod pmd;
@@ -200,6 +201,8 @@ impl RealSystem {
         a.uncleared = self
             .record
             .part("files", || files::probe_uncleared(&self.root))?;
+        a.name_records = self.record.part("files", || names::probe(&self.root))?;
+        a.apply_name_records();
         Ok(a)
     }
 
@@ -304,7 +307,9 @@ impl RealSystem {
             a.uncleared = self
                 .record
                 .part("files", || files::probe_uncleared(&self.root))?;
+            a.name_records = self.record.part("files", || names::probe(&self.root))?;
         }
+        a.apply_name_records();
         Ok(a)
     }
 
@@ -371,7 +376,25 @@ impl RealSystem {
                     stderr: String::new(),
                 }
             }
-            Op::DestroyNamespace { .. } | Op::Mkfs { .. } => {
+            Op::RecordName { record } => names::record(&self.root, record)?,
+            Op::ForgetName { name } => names::forget(&self.root, name)?,
+            Op::DestroyNamespace { dev } => {
+                let mut out = exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?;
+                // A label-less namespace (a `memmap=` range, DIMMs without a label area)
+                // is not deleted: ndctl zeroes its info block and leaves it disabled,
+                // without a block device. Enabled again, it is raw as before it was
+                // converted, and the next converge finds it as fresh DIMMs show it.
+                if nd::is_label_less_namespace(&self.sys, dev) {
+                    let again = exec::run(
+                        &self.record,
+                        &argv::words(&["ndctl", "enable-namespace", dev]),
+                    )?;
+                    out.stdout.push_str(&again.stdout);
+                    out.stderr.push_str(&again.stderr);
+                }
+                out
+            }
+            Op::Mkfs { .. } => {
                 exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
             }
             Op::DmCreate { name, table } => dm::create(name, table, &self.record)?,
@@ -542,6 +565,10 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
         },
         Op::DestroyNamespace { .. } => Touched {
             nd: true,
+            uncleared: true,
+            ..t
+        },
+        Op::RecordName { .. } | Op::ForgetName { .. } => Touched {
             uncleared: true,
             ..t
         },

@@ -58,7 +58,9 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         return Ok(None);
     }
     let size = required_u64(dir, "size")?;
-    let available_size = required_u64(dir, "available_size")?;
+    // Legacy (e820) regions, what the kernel's `memmap=` option makes, have no
+    // `available_size` (nothing can be carved from them): none available.
+    let available_size = attr_u64(dir, "available_size")?.unwrap_or(0);
     let align = attr_u64(dir, "align")?.map(Bytes);
     let numa_node = attr_parsed::<i32>(dir, "numa_node")?;
     let mappings = match attr_parsed::<u32>(dir, "mappings")? {
@@ -105,6 +107,7 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         numa_node,
         interleave_ways: Some(mappings),
         labels,
+        start: attr_u64(dir, "resource")?,
     }))
 }
 
@@ -145,7 +148,15 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
         .as_ref()
         .map(|h| devices.join(h))
         .filter(|d| d.exists());
-    let (mut align, mut map) = (None, None);
+    let (mut align, mut map, mut info_uuid) = (None, None, None);
+    if let (Some(_), Some(hd)) = (&holder, &holder_dir) {
+        info_uuid = attr(hd, "uuid").filter(|s| !s.is_empty());
+    }
+    if mode_text == "memory" && holder.is_none() {
+        // a label-less range the kernel maps with pages in RAM and no info block (a
+        // `memmap=` range): fsdax with its page map in memory, as `ndctl list` shows it
+        map = Some(MapMode::Mem);
+    }
     if let (Some(h), Some(hd)) = (&holder, &holder_dir) {
         if h.starts_with("pfn") || h.starts_with("dax") {
             align = attr_u64(hd, "align")?.map(Bytes);
@@ -177,7 +188,17 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
         chardev,
         resource: attr_u64(dir, "resource")?,
         numa_node: attr_parsed::<i32>(dir, "numa_node")?,
+        info_uuid,
+        name_recorded: false,
     }))
+}
+
+/// Whether `dev` (`namespaceX.Y`) is a label-less namespace that still exists (a
+/// destroyed one stays, disabled, spanning its region).
+pub fn is_label_less_namespace(sys: &Path, dev: &str) -> bool {
+    let dir = sys.join("bus/nd/devices").join(dev);
+    devtype(&dir).as_deref() == Some("nd_namespace_io")
+        && attr(&dir, "size").is_some_and(|s| s != "0")
 }
 
 /// `namespaceX.Y` -> `regionX` (the kernel names namespaces after their region's id).

@@ -41,5 +41,5 @@ ns_blk() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); 
 ns_mode() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print([n.get('mode','') for n in d if n.get('name')=='$1'][0])"; }
 devno() { cat "/sys/block/$1/dev"; }
 size_of() { cat "/sys/block/$1/size"; }
-for m in nfit nd_pmem nd_btt dax_pmem dm-mod dm-linear dm-striped ext4 xfs; do modprobe -q "$m" 2>/dev/null || true; done
+for m in nfit nd_e820 nd_pmem nd_btt dax_pmem dm-mod dm-linear dm-striped ext4 xfs; do modprobe -q "$m" 2>/dev/null || true; done
 udevadm settle 2>/dev/null || true
