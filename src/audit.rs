@@ -435,12 +435,13 @@ mod tests {
 
     #[test]
     fn an_aligned_stack_passes_and_a_1m_partition_is_named() {
-        let mut fake = FakeSystem::with_fsdax(2, Bytes(256 << 20));
+        // xfs wants at least 300 MB and 513 MiB with a 2 MiB stripe unit
+        let mut fake = FakeSystem::with_fsdax(2, Bytes(1 << 30));
         run(
             &mut fake,
             serde_json::json!({
-                "partitions": [{"name": "p", "disk": "/dev/pmem0", "start": "2M", "size": "64M"},
-                               {"name": "q", "disk": "/dev/pmem0", "start": "67M", "size": "64M"}],
+                "partitions": [{"name": "p", "disk": "/dev/pmem0", "start": "2M", "size": "600M"},
+                               {"name": "q", "disk": "/dev/pmem0", "start": "603M", "size": "64M"}],
                 "filesystems": [{"device": "p", "type": "xfs"}, {"device": "q", "type": "ext4"}],
                 "mounts": [{"path": "/mnt/p", "device": "p"}, {"path": "/mnt/q", "device": "q"}]
             }),

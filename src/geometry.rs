@@ -185,3 +185,128 @@ mod tests {
         );
     }
 }
+
+/// The smallest device mkfs.xfs (xfsprogs 5.19 and later: Debian 12's 6.1) makes a
+/// filesystem on: "Filesystem must be larger than 300MB".
+pub const XFS_MIN_SIZE: Bytes = Bytes(300 * 1024 * 1024);
+
+/// Why mkfs.xfs cannot make `geometry` on a device of `size`, if it cannot, with what
+/// to do instead. mkfs.xfs fails such a device only after printing its whole usage text
+/// ("Log size must be at least 64MB"); the planner refuses it first.
+///
+/// Written from mkfs.xfs's own rules (xfsprogs 6.1, `calc_default_ag_geometry`,
+/// `align_ag_geometry`, `calculate_log_size`) because no crate computes XFS geometry,
+/// and checked against real mkfs.xfs runs (`mkfs.xfs -N`, unit test below):
+/// - a filesystem of 300 MB or more gets an internal log of at least 64 MiB, which must
+///   fit in one allocation group;
+/// - with a stripe unit (the DAX geometry's `su=2m`) mkfs takes the device for a RAID
+///   and, up to 8 GiB, makes 8 allocation groups: each `size / 8` blocks, rounded up to
+///   the stripe unit, and one stripe unit less when that is a whole stripe width (so the
+///   groups do not all start on one member);
+/// - the log starts on a stripe unit boundary after the group's headers, so a group
+///   must hold one stripe unit more than the log.
+///
+/// Only the geometry this module asks for is judged: with `mkfs_options` of their own
+/// for the log or the allocation groups (`-l`, `-d agcount=`/`agsize=`) the user's
+/// mkfs decides.
+pub fn xfs_cannot_fit(size: Bytes, geometry: &FsGeometry, extra: &[String]) -> Option<String> {
+    let FsGeometry::Xfs { stripe, .. } = geometry else {
+        return None;
+    };
+    let own_layout = extra.iter().any(|w| {
+        w == "-l" || w.starts_with("-l") || w.contains("agcount=") || w.contains("agsize=")
+    });
+    if own_layout {
+        return None;
+    }
+    if size < XFS_MIN_SIZE {
+        return Some(format!(
+            "mkfs.xfs makes no filesystem under 300 MB, and the device has {size}; use ext4 there, or a larger device"
+        ));
+    }
+    let stripe = (*stripe)?;
+    const BLOCK: u64 = 4096;
+    const LOG_BLOCKS: u64 = (64 << 20) / BLOCK;
+    const MULTIDISK_SMALL: u64 = 8 << 30;
+    if size.0 > MULTIDISK_SMALL {
+        return None;
+    }
+    let sunit = (stripe.su.0 / BLOCK).max(1);
+    let swidth = sunit * u64::from(stripe.sw.max(1));
+    let agsize = |size: u64| {
+        let ag = ((size / BLOCK) >> 3).div_ceil(sunit) * sunit;
+        if swidth != sunit && ag.is_multiple_of(swidth) {
+            ag - sunit
+        } else {
+            ag
+        }
+    };
+    let fits = |size: u64| agsize(size) >= LOG_BLOCKS + sunit;
+    if fits(size.0) {
+        return None;
+    }
+    // the smallest size that fits, in MiB (a few hundred steps at most)
+    let least = (size.0 >> 20..=MULTIDISK_SMALL >> 20)
+        .find(|m| fits(m << 20))
+        .unwrap_or(MULTIDISK_SMALL >> 20);
+    Some(format!(
+        "mkfs.xfs cannot fit its 64 MiB log into an allocation group of this device ({size}): with a {} stripe unit it makes 8 groups of {} MiB. Use a device of at least {least} MiB (larger members), or ext4, which has no such limit",
+        stripe.su,
+        agsize(size.0) * BLOCK >> 20,
+    ))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    fn dax(sw: u32) -> FsGeometry {
+        FsGeometry::Xfs {
+            reflink: Some(false),
+            stripe: Some(XfsStripe { su: HUGE_PAGE, sw }),
+        }
+    }
+
+    /// The first size mkfs.xfs 6.1.0 accepted, found with `mkfs.xfs -N -m reflink=0 -d
+    /// su=2m,sw=N` on sparse files in 256 KiB steps: 512 MiB + 256 KiB for sw 1, 2, 4,
+    /// 5, 6, 8; 528 MiB + 256 KiB for sw 3. The step below each failed ("Log size must
+    /// be at least 64MB").
+    #[test]
+    fn the_rule_agrees_with_mkfs_xfs() {
+        let kib = |k: u64| Bytes(k * 1024);
+        for sw in [1, 2, 4, 5, 6, 8] {
+            assert!(
+                xfs_cannot_fit(kib(524544), &dax(sw), &[]).is_none(),
+                "sw={sw}"
+            );
+            assert!(
+                xfs_cannot_fit(kib(524288), &dax(sw), &[]).is_some(),
+                "sw={sw}"
+            );
+        }
+        assert!(xfs_cannot_fit(kib(540928), &dax(3), &[]).is_none());
+        assert!(xfs_cannot_fit(kib(540672), &dax(3), &[]).is_some());
+        assert!(xfs_cannot_fit(kib(524544), &dax(3), &[]).is_some());
+        // no stripe unit: only the 300 MB floor (307200 KiB accepted, 307136 not)
+        let plain = FsGeometry::Xfs {
+            reflink: Some(false),
+            stripe: None,
+        };
+        assert!(xfs_cannot_fit(kib(307200), &plain, &[]).is_none());
+        assert!(xfs_cannot_fit(kib(307136), &plain, &[]).is_some());
+        // ext4 has no such limit; the user's own log options are theirs
+        let ext4 = FsGeometry::Ext4 {
+            block_size: Some(PAGE),
+            stripe: None,
+        };
+        assert!(xfs_cannot_fit(kib(1024), &ext4, &[]).is_none());
+        assert!(
+            xfs_cannot_fit(kib(400 << 10), &dax(2), &["-l".into(), "size=32m".into()]).is_none()
+        );
+        let why = xfs_cannot_fit(Bytes(500 << 20), &dax(2), &[]).expect("too small");
+        assert!(
+            why.contains("8 groups of 62 MiB") && why.contains("at least 513 MiB"),
+            "{why}"
+        );
+    }
+}

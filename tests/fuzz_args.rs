@@ -270,13 +270,14 @@ fn check_errors(
 fn machines() -> &'static [Actual] {
     static M: OnceLock<Vec<Actual>> = OnceLock::new();
     M.get_or_init(|| {
-        let mut stacked = FakeSystem::with_fsdax(2, Bytes(256 << 20));
+        // xfs with the DAX stripe unit wants more than 512 MiB
+        let mut stacked = FakeSystem::with_fsdax(2, Bytes(1 << 30));
         let r = pmem_stack::run(
             &json!({
                 "namespaces": [{"name": "pm0", "region": 0, "mode": "fsdax"},
                                {"name": "pm1", "region": 1, "mode": "fsdax"}],
                 "devices": [{"name": "dv0", "target": "striped", "members": ["pm0", "pm1"]}],
-                "partitions": [{"name": "pt0", "disk": "dv0", "size": "64M"}],
+                "partitions": [{"name": "pt0", "disk": "dv0", "size": "600M"}],
                 "filesystems": [{"device": "pt0", "type": "xfs"}],
                 "mounts": [{"path": "/mnt/x", "device": "pt0"}]
             })

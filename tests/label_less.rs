@@ -167,7 +167,7 @@ fn label_less_regions_refuse_carving_and_a_second_namespace() {
         &small,
         &[
             "namespace pm0: region0 is label-less (its DIMMs have no label area)",
-            "spans the whole region (256M) and cannot be made 128M; drop size",
+            "spans the whole region (1G) and cannot be made 128M; drop size",
         ],
     );
     assert_eq!(fake.mutations(), 0);

@@ -458,7 +458,7 @@ fn a_mount_whose_files_get_no_dax_fails_with_the_kernels_reason() {
 
 #[test]
 fn a_label_less_namespace_converts_whole_or_not_at_all() {
-    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    let mut fake = FakeSystem::fresh_dimms(1, pmem_stack::units::Bytes(256 << 20));
     let part =
         json!({"namespaces": [{"name": "half", "region": 0, "mode": "fsdax", "size": "128M"}]});
     run_fails(

@@ -326,6 +326,63 @@ fn vm_real_boots_with_systemd_on_6_12() {
     real_boots(SECOND_KERNEL);
 }
 
+/// PMEM without labels on `kernel`, in two real boots (systemd as PID 1): two
+/// `memmap=` ranges (the guest's RAM backed by a kept file, so they survive the
+/// power-off as memmap PMEM survives a warm reboot) and two DIMMs without a label area
+/// (-L). Boot 1 converges a striped-xfs stack on the ranges and a linear-ext4 stack on
+/// the DIMMs (check mode, idempotence, data by checksum, 2 MiB faults, refusals); boot 2
+/// (DIMMs reversed) checks that systemd brought both back with the data intact, then
+/// tears both down on the booted host and converges again.
+fn label_less(kernel: &str) {
+    let keep = std::env::temp_dir().join(format!(
+        "pmem-stack-label-less-{}-{kernel}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&keep);
+    std::fs::create_dir_all(&keep).expect("keep dir");
+    let k = keep.display().to_string();
+    let persist = keep.join("root").display().to_string();
+    let ram = keep.join("ram.img").display().to_string();
+    let env = [format!("KEEP={k}")];
+    let boot = |script: &str, extra: &[&str]| {
+        let mut rig = vec![
+            "-S",
+            "-P",
+            &persist,
+            "-k",
+            &k,
+            "-w",
+            &k,
+            "-K",
+            kernel,
+            "-L",
+            "-m",
+            "2560M",
+            "-E",
+            "memmap=512M!1G memmap=512M!1536M",
+            "-R",
+            &ram,
+        ];
+        rig.extend_from_slice(extra);
+        std::panic::catch_unwind(|| guest_with(script, 2, 512, &rig, &env))
+    };
+    let result = boot("label-less-1.sh", &[]).and_then(|_| boot("label-less-2.sh", &["-r"]));
+    let _ = std::fs::remove_dir_all(&keep);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn vm_label_less_pmem_memmap_and_dimms_without_labels() {
+    label_less("6.1");
+}
+
+#[test]
+fn vm_label_less_pmem_memmap_and_dimms_without_labels_on_6_12() {
+    label_less(SECOND_KERNEL);
+}
+
 #[test]
 fn vm_killed_in_the_middle_of_any_step_converges() {
     guest("kills.sh", 2, 512);

@@ -114,6 +114,23 @@ fn guard(action: &Action, bound: &Bound) -> Result<Option<String>, Refused> {
             u.path, u.error
         )));
     }
+    // a filesystem mkfs.xfs cannot make on the device as it came out (the planner
+    // judged an upper bound of its size): refused before mkfs prints its usage text
+    if let Action::Mkfs {
+        device,
+        fstype,
+        extra,
+        stripes,
+        ..
+    } = action
+    {
+        if let Some(b) = bound.block(device) {
+            let geometry = dax_geometry(*fstype, extra, *stripes);
+            if let Some(why) = crate::geometry::xfs_cannot_fit(b.size.bytes(), &geometry, extra) {
+                return Err(refused(why));
+            }
+        }
+    }
     // conditional steps: decided on what the device holds now
     match action {
         Action::Mkfs {

@@ -252,13 +252,23 @@ fn mkfs_step(
     if_blank: bool,
     why: String,
 ) {
+    let geometry = dax_geometry(spec.fstype, &spec.mkfs_options, spec.stripes);
+    if let Some(size) = size_bound(cx, &spec.device, 0) {
+        if let Some(why) = crate::geometry::xfs_cannot_fit(size, &geometry, &spec.mkfs_options) {
+            cx.refusals.push(format!(
+                "refusing making {} on {}: {why}",
+                spec.fstype, spec.device
+            ));
+            return;
+        }
+    }
     let path = cx
         .current(&spec.device)
         .map(|b| b.path.clone())
         .unwrap_or_else(|| format!("<{}>", spec.device));
     let command = crate::system::argv::mkfs(
         spec.fstype,
-        &dax_geometry(spec.fstype, &spec.mkfs_options, spec.stripes),
+        &geometry,
         spec.label.as_deref(),
         force,
         &spec.mkfs_options,
@@ -278,6 +288,70 @@ fn mkfs_step(
         destructive,
     );
     cx.new_fs.insert(spec.device.clone());
+}
+
+/// The most the device of `r` can hold once this plan made it, if that can be told
+/// now: its size when it exists and stays, else what its declaration gives (a
+/// namespace's raw size less the page map the default `map: dev` puts on it, 64 bytes
+/// per 4 KiB page; a dm device from its members; a partition's declared size, or its
+/// disk's). An upper bound: the kernel and the tools take a little more.
+fn size_bound(cx: &Ctx, r: &DevRef, depth: usize) -> Option<Bytes> {
+    if depth > 16 {
+        return None; // a reference cycle (refused elsewhere)
+    }
+    // a device without a live table shows size 0: what it will be is in its declaration
+    if let Some(bd) = cx.current(r).filter(|b| b.size.0 > 0) {
+        return Some(bd.size.bytes());
+    }
+    match r {
+        DevRef::Namespace(n) => {
+            let spec = cx.d.namespace(n)?;
+            // declared, or as found, or (converted whole) the region's fresh namespace,
+            // or what the region has left; nothing known is no bound
+            let raw = spec
+                .size
+                .or_else(|| cx.a.namespace_named(n).map(|ns| ns.size))
+                .or_else(|| {
+                    cx.a.namespaces
+                        .iter()
+                        .find(|ns| ns.region == spec.region && ns.is_fresh() && ns.name.is_none())
+                        .map(|ns| ns.size)
+                })
+                .or_else(|| cx.a.region(&spec.region).map(|g| g.available_size))
+                .filter(|b| !b.is_zero())?;
+            Some(match (spec.mode, spec.map) {
+                (
+                    crate::args::NamespaceMode::Fsdax | crate::args::NamespaceMode::Devdax,
+                    crate::args::MapMode::Dev,
+                ) => Bytes(raw.0 - raw.0 / 64),
+                _ => raw,
+            })
+        }
+        DevRef::Device(n) => {
+            let spec = cx.d.device(n)?;
+            let sizes: Option<Vec<Bytes>> = spec
+                .members
+                .iter()
+                .map(|m| size_bound(cx, m, depth + 1))
+                .collect();
+            let sizes = sizes?;
+            Some(match spec.target {
+                crate::args::DmTarget::Striped => {
+                    let least = sizes.iter().min().copied().unwrap_or_default();
+                    Bytes(least.0.saturating_mul(sizes.len() as u64))
+                }
+                _ => Bytes(sizes.iter().fold(0u64, |t, b| t.saturating_add(b.0))),
+            })
+        }
+        DevRef::Partition(n) => {
+            let spec = cx.d.partition(n)?;
+            match spec.size {
+                Some(s) => Some(s.bytes()),
+                None => size_bound(cx, &spec.disk, depth + 1),
+            }
+        }
+        DevRef::Path(_) => None,
+    }
 }
 
 /// Extent size hint wanted on an xfs root for 2 MiB allocations.

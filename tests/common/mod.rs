@@ -6,8 +6,8 @@ use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
 use serde_json::{json, Value};
 
-/// 256 MiB DIMMs, like the VM rig.
-pub const DIMM: Bytes = Bytes(256 << 20);
+/// 1 GiB DIMMs, like the VM rig (mkfs.xfs wants more than 512 MiB with the DAX stripe unit).
+pub const DIMM: Bytes = Bytes(1 << 30);
 
 /// An empty directory for a test, under the temp directory, named for `what` and this
 /// process.
