@@ -252,7 +252,7 @@ pub fn xfs_cannot_fit(size: Bytes, geometry: &FsGeometry, extra: &[String]) -> O
     Some(format!(
         "mkfs.xfs cannot fit its 64 MiB log into an allocation group of this device ({size}): with a {} stripe unit it makes 8 groups of {} MiB. Use a device of at least {least} MiB (larger members), or ext4, which has no such limit",
         stripe.su,
-        agsize(size.0) * BLOCK >> 20,
+        (agsize(size.0) * BLOCK) >> 20,
     ))
 }
 
