@@ -279,3 +279,77 @@ fn a_label_less_namespace_killed_before_clearing_is_cleared_not_converted() {
     let r = converge(&mut fake, &args);
     assert_eq!(actions(&r), ["clear_namespace"]);
 }
+
+/// A namespace made by hand without a name is adopted only when the user says which,
+/// by its uuid: its name is recorded, its data kept (nothing is converted), and the dm
+/// device above it is built over it; a second run changes nothing. On a label-less
+/// region the record follows the address range.
+#[test]
+fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
+    let mut fake = FakeSystem::label_less_dimms(1, DIMM);
+    converge(
+        &mut fake,
+        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
+    );
+    fake.state.name_records.clear();
+    fake.state.apply_name_records();
+    let info = fake.state.namespaces[0]
+        .info_uuid
+        .clone()
+        .expect("an info block");
+    let args = json!({
+        "namespaces": [{"name": "data", "region": "region0", "mode": "fsdax", "uuid": info.to_uppercase()}],
+        "devices": [{"name": "lin", "target": "linear", "members": ["data"]}]
+    });
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r), ["record_name", "create_dm"]);
+    assert_detail(&r, 0, |d| {
+        d.starts_with("adopt namespace0.0 (the namespace of the label-less region at")
+    });
+    assert!(matches!(fake.state.name_records[0].of, Named::Region(_)));
+    // not as declared: refused, nothing done
+    let mut fake = FakeSystem::label_less_dimms(1, DIMM);
+    converge(
+        &mut fake,
+        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
+    );
+    fake.state.name_records.clear();
+    fake.state.apply_name_records();
+    let n = fake.mutations();
+    run_fails(
+        &mut fake,
+        &json!({"namespaces": [{"name": "data", "region": "region0", "mode": "devdax", "uuid": info}]}),
+        &["is adopted as it is, with its data, and it is not as declared (mode fsdax -> devdax)"],
+    );
+    run_fails(
+        &mut fake,
+        &json!({"namespaces": [{"name": "data", "region": "region0", "mode": "fsdax", "uuid": "00000000-0000-4000-8000-00000000ffff"}]}),
+        &["no namespace has uuid 00000000-0000-4000-8000-00000000ffff"],
+    );
+    assert_eq!(fake.mutations(), n);
+}
+
+/// On labelled DIMMs too: an unnamed namespace is adopted by its label uuid and found
+/// by it from then on; a uuid that is not a uuid fails with its path.
+#[test]
+fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    converge(
+        &mut fake,
+        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
+    );
+    fake.state.namespaces[0].name = None;
+    let label = fake.state.namespaces[0].uuid.clone().expect("a label uuid");
+    let r = converge(
+        &mut fake,
+        &json!({"namespaces": [{"name": "keep", "region": "region0", "mode": "fsdax", "uuid": label}]}),
+    );
+    assert_eq!(actions(&r), ["record_name"]);
+    assert!(matches!(&fake.state.name_records[0].of, Named::Uuid(u) if *u == label));
+    let bad = run(
+        &mut fake,
+        &json!({"namespaces": [{"name": "keep", "region": "region0", "mode": "fsdax", "uuid": "nope"}]}),
+    );
+    assert!(bad.failed);
+    assert_msg(&bad, &["namespaces[0].uuid: \"nope\" is not a uuid"]);
+}

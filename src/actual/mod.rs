@@ -80,6 +80,10 @@ impl std::fmt::Display for RegionId {
 pub struct NameRecord {
     /// The declared name.
     pub name: String,
+    /// Not on the machine yet: the planner's view of a namespace it adopts in this run
+    /// (see `plan::adoption_view`).
+    #[serde(skip)]
+    pub planned: bool,
     /// What it names.
     #[serde(flatten)]
     pub of: Named,

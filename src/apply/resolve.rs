@@ -344,6 +344,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
         Action::RecordName { name, of, .. } => Op::RecordName {
             record: crate::actual::NameRecord {
                 name: name.clone(),
+                planned: false,
                 of: of.clone(),
             },
         },

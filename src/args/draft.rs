@@ -100,6 +100,8 @@ pub struct NamespaceDraft {
     pub align: Field<SizeArg>,
     /// `map`.
     pub map: Field<MapMode>,
+    /// `uuid`.
+    pub uuid: Field<String>,
 }
 
 /// A device item as read ([`DeviceArg`]).
@@ -197,7 +199,8 @@ impl Default for Draft {
 }
 
 /// The fields of each object, as serde knows them (a unit test holds them to the schema).
-pub(super) const NAMESPACE_FIELDS: &[&str] = &["name", "region", "mode", "size", "align", "map"];
+pub(super) const NAMESPACE_FIELDS: &[&str] =
+    &["name", "region", "mode", "size", "align", "map", "uuid"];
 pub(super) const DEVICE_FIELDS: &[&str] = &["name", "target", "members", "chunk"];
 pub(super) const PARTITION_FIELDS: &[&str] = &["name", "disk", "number", "start", "size"];
 pub(super) const FILESYSTEM_FIELDS: &[&str] = &["device", "type", "label", "mkfs_options"];
@@ -282,6 +285,7 @@ impl From<&ModuleArgs> for Draft {
                 size: Field::from_option(n.size.clone()),
                 align: Field::from_option(n.align.clone()),
                 map: Field::from_option(n.map),
+                uuid: Field::from_option(n.uuid.clone()),
             }),
             devices: items(&a.devices, |d| DeviceDraft {
                 name: Some(d.name.clone()),
@@ -325,6 +329,7 @@ impl NamespaceDraft {
             size: f.optional("size"),
             align: f.optional("align"),
             map: f.optional("map"),
+            uuid: f.optional("uuid"),
         }
     }
     fn into_arg(self) -> Option<NamespaceArg> {
@@ -335,6 +340,7 @@ impl NamespaceDraft {
             size: self.size.complete()?,
             align: self.align.complete()?,
             map: self.map.complete()?,
+            uuid: self.uuid.complete()?,
         })
     }
 }

@@ -253,6 +253,9 @@ pub struct NamespaceArg {
     #[serde(default)]
     #[schemars(extend("default" = "dev"))]
     pub map: Option<MapMode>,
+    /// Adopt the existing namespace with this uuid as this one, keeping its data: its label's uuid, or the uuid of its fsdax/devdax/sector info block, as `ndctl list` shows it. For a namespace made by hand that has no name (a label-less one cannot carry one): the module keeps the name for it. Default: none (found by name, or made).
+    #[serde(default)]
+    pub uuid: Option<String>,
 }
 
 /// A device-mapper device to have, named `/dev/mapper/<name>`.

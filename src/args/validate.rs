@@ -59,6 +59,8 @@ pub struct NamespaceSpec {
     pub align: Bytes,
     /// Page metadata placement (fsdax/devdax).
     pub map: MapMode,
+    /// The uuid of an existing namespace to adopt as this one (lowercase).
+    pub uuid: Option<String>,
 }
 
 /// A dm device to have.
@@ -422,6 +424,15 @@ impl Validator {
                 }
                 Field::Bad => {}
             }
+            let uuid = n.uuid.given().map(|u| u.trim().to_ascii_lowercase());
+            if let Some(u) = &uuid {
+                if !is_uuid(u) {
+                    self.err(
+                        format!("{p}.uuid"),
+                        format!("{u:?} is not a uuid (8-4-4-4-12 hexadecimal digits, as ndctl list shows it)"),
+                    );
+                }
+            }
             if let (Some(name), Some(region), Some(mode)) = (&n.name, &n.region, n.mode) {
                 out.push(NamespaceSpec {
                     name: name.clone(),
@@ -430,6 +441,7 @@ impl Validator {
                     size: n.size.given().map(|s| s.bytes),
                     align: align.unwrap_or(HUGE_PAGE),
                     map: n.map.given().copied().unwrap_or(MapMode::Dev),
+                    uuid: uuid.clone(),
                 });
             }
         }
@@ -966,4 +978,13 @@ fn normalize_mount_path(p: &str) -> Option<String> {
         return None;
     }
     Some(format!("/{}", parts.join("/")))
+}
+
+/// Whether `s` is a uuid as ndctl prints one (8-4-4-4-12 hexadecimal digits).
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }

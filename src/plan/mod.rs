@@ -417,6 +417,9 @@ impl fmt::Display for Refused {
 
 /// Plan the steps that take `actual` to `desired`.
 pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
+    // namespaces adopted by uuid are the declared ones from the start of the plan
+    let adopted = namespace::adoption_view(desired, actual);
+    let actual = adopted.as_ref().unwrap_or(actual);
     let mut cx = Ctx::new(desired, actual);
     cx.refuse_unreadable_declared();
     match desired.state {

@@ -1,6 +1,10 @@
-//! Namespace layer. A declared namespace is found by its name (alt_name) only; the
-//! module never touches a namespace it was not told about, except a label-less raw
-//! namespace of the declared region (fresh DIMMs), which it converts and names.
+//! Namespace layer. A declared namespace is found by its name: its label's (alt_name),
+//! or the one this module keeps for a namespace no label can carry (`NameRecord`: the one
+//! namespace of a region without a label area, by the region's address range; or one the
+//! user adopted by `uuid`). The module never touches a namespace it was not told about,
+//! except a label-less raw namespace of the declared region (fresh DIMMs), which it
+//! converts and names. Regions without a label area (`memmap=`, DIMMs without labels)
+//! are planned by `label_less_region`, adoption by `adopt_found`/`adopt_missing`.
 //!
 //! | exists (by name) | matches (region, mode, size, align, map) | content at risk | allowed | step |
 //! |---|---|---|---|---|
@@ -31,8 +35,8 @@
 //! ndctl stopped between its label writes left: it is reconfigured with the name.
 
 use super::{Action, Ctx};
-use crate::actual::Missing;
-use crate::args::validate::{DevRef, NamespaceSpec};
+use crate::actual::{Actual, Missing, NameRecord, Named, Namespace};
+use crate::args::validate::{Desired, DevRef, NamespaceSpec};
 use crate::args::NamespaceMode;
 use crate::units::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +49,21 @@ pub(crate) fn plan(cx: &mut Ctx) {
         match cx.a.namespace_named(&spec.name) {
             Some(ns) => {
                 claimed.insert(ns.dev.clone());
+                if let Some(r) = cx.a.record_of(ns).filter(|r| r.planned) {
+                    let of = r.of.clone();
+                    adopt_found(cx, &spec, ns, of);
+                    continue;
+                }
+                if let Some(u) = spec.uuid.as_deref().filter(|u| !ns.has_uuid(u)) {
+                    cx.refusals.push(format!(
+                        "namespace {}: the namespace named so is {} ({}), not the one with uuid {u}; drop uuid to keep {}, or name the one to adopt otherwise",
+                        spec.name,
+                        ns.dev,
+                        uuids_of(ns),
+                        ns.dev
+                    ));
+                    continue;
+                }
                 if let Some(why) = cannot_carve(cx, &spec, ns) {
                     cx.refusals.push(why);
                     continue;
@@ -142,6 +161,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 );
                 cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
+            None if spec.uuid.is_some() => adopt_missing(cx, &spec),
             None => {
                 // a namespace an interrupted run of ours made for this name but that
                 // never got the name (ndctl stopped between its label writes): reuse it
@@ -320,6 +340,135 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
             map: spec.map,
         },
         ndctl_words(spec, None),
+        false,
+    );
+}
+
+/// The uuids a namespace shows, for people.
+fn uuids_of(ns: &crate::actual::Namespace) -> String {
+    match (&ns.uuid, &ns.info_uuid) {
+        (Some(l), Some(i)) => format!("uuid {l}, info block {i}"),
+        (Some(l), None) => format!("uuid {l}"),
+        (None, Some(i)) => format!("info block uuid {i}"),
+        (None, None) => "no uuid".into(),
+    }
+}
+
+/// How an adopted namespace's name is kept: by its region's address range when it is
+/// label-less (converting it again would give its info block a new uuid), else by its
+/// uuid.
+pub(crate) fn adoption_record(a: &Actual, name: &str, ns: &Namespace, uuid: &str) -> NameRecord {
+    let by_region = a
+        .region(&ns.region)
+        .filter(|r| !r.labels && ns.is_label_less())
+        .and_then(|r| r.identity());
+    NameRecord {
+        name: name.to_string(),
+        planned: true,
+        of: match by_region {
+            Some(id) => Named::Region(id),
+            None => Named::Uuid(uuid.to_string()),
+        },
+    }
+}
+
+/// The probed state as the planner sees it when namespaces are adopted by uuid: each
+/// declared `uuid` that one unnamed namespace carries names it (a planned record), so
+/// the layers above find it, with its content, as the declared namespace. `None` when
+/// nothing is adopted.
+pub(crate) fn adoption_view(d: &Desired, a: &Actual) -> Option<Actual> {
+    let mut records = Vec::new();
+    for spec in &d.namespaces {
+        let Some(u) = spec.uuid.as_deref() else {
+            continue;
+        };
+        if a.namespace_named(&spec.name).is_some() {
+            continue;
+        }
+        let found: Vec<&Namespace> = a
+            .namespaces
+            .iter()
+            .filter(|n| n.has_uuid(u) && !n.size.is_zero())
+            .collect();
+        if let [ns] = found[..] {
+            if ns.name.is_none() {
+                records.push(adoption_record(a, &spec.name, ns, u));
+            }
+        }
+    }
+    if records.is_empty() {
+        return None;
+    }
+    let mut v = a.clone();
+    v.name_records.extend(records);
+    v.apply_name_records();
+    Some(v)
+}
+
+/// A declared `uuid` that adopts nothing: why.
+///
+/// | found with that uuid | named | step |
+/// |---|---|---|
+/// | no | - | refuse: nothing to adopt (drop uuid to make one) |
+/// | yes | by another name | refuse: it is that other namespace |
+fn adopt_missing(cx: &mut Ctx, spec: &NamespaceSpec) {
+    let Some(u) = spec.uuid.as_deref() else {
+        return;
+    };
+    match cx.a.namespaces.iter().find(|n| n.has_uuid(u) && !n.size.is_zero()) {
+        None => cx.refusals.push(format!(
+            "namespace {}: no namespace has uuid {u} (ndctl list -N shows each one's); drop uuid to make a new one",
+            spec.name
+        )),
+        Some(ns) => cx.refusals.push(format!(
+            "namespace {}: the namespace with uuid {u} is {}, named {}; declare it by that name, or drop uuid",
+            spec.name,
+            ns.dev,
+            ns.name.as_deref().unwrap_or("otherwise")
+        )),
+    }
+}
+
+/// Adopt the namespace the user named by its uuid (`spec.uuid`): one made by hand or by
+/// another tool, kept as it is with its data, its name kept in this module's record.
+///
+/// | as declared | step |
+/// |---|---|
+/// | yes | record the name |
+/// | no | refuse: adopting keeps it as it is (declare it as it is) |
+fn adopt_found(cx: &mut Ctx, spec: &NamespaceSpec, ns: &Namespace, of: Named) {
+    let u = spec.uuid.as_deref().unwrap_or_default();
+    let diffs = differences(spec, ns);
+    if !diffs.is_empty() {
+        cx.refusals.push(format!(
+            "namespace {}: {} (uuid {u}) is adopted as it is, with its data, and it is not as declared ({}); declare it as it is, or destroy it first (ndctl destroy-namespace -f {}) and drop uuid to make it anew",
+            spec.name,
+            ns.dev,
+            diffs.join(", "),
+            ns.dev
+        ));
+        return;
+    }
+    if ns.region != spec.region {
+        cx.warnings.push(format!(
+            "namespace {} (uuid {u}) is in {}, declared in {}: kept where it is",
+            spec.name, ns.region, spec.region
+        ));
+    }
+    let how = match &of {
+        Named::Region(id) => format!("the namespace of the label-less region at {id}"),
+        Named::Uuid(u) => format!("the namespace with uuid {u}"),
+    };
+    cx.step(
+        Action::RecordName {
+            name: spec.name.clone(),
+            dev: ns.dev.clone(),
+            of,
+        },
+        format!(
+            "adopt {} ({how}) as {}, as it is, with its data: the name is kept in this module's record",
+            ns.dev, spec.name
+        ),
         false,
     );
 }
@@ -534,6 +683,7 @@ mod tests {
             size,
             align: Bytes(2 << 20),
             map: MapMode::Dev,
+            uuid: None,
         }
     }
 

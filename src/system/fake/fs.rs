@@ -29,6 +29,15 @@ impl FakeSystem {
             .block(device.devno)
             .cloned()
             .ok_or_else(|| Self::fail("mkfs", "no device"))?;
+        // as mke2fs and mkfs.xfs: nothing is made on an empty device
+        if bd.size.0 == 0 {
+            return Err(SystemError::Command {
+                argv: argv.clone(),
+                rc: Some(1),
+                stdout: String::new(),
+                stderr: format!("{}: Device size reported to be zero", device.path),
+            });
+        }
         if !*force
             && (self.state.filesystem(bd.devno).is_some() || self.state.gpt(bd.devno).is_some())
         {

@@ -81,6 +81,7 @@ mod tests {
         assert_eq!(probe(&root).expect("no dir is no record"), vec![]);
         let r = NameRecord {
             name: "pm0".into(),
+            planned: false,
             of: Named::Region(RegionId {
                 start: 0x3000_0000,
                 size: Bytes(512 << 20),
@@ -88,6 +89,7 @@ mod tests {
         };
         let u = NameRecord {
             name: "pm1".into(),
+            planned: false,
             of: Named::Uuid("9373f071-7e9b-4202-87a5-22dd14039a7b".into()),
         };
         record(&root, &u).expect("write");
