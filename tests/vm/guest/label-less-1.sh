@@ -36,7 +36,7 @@ dd if=/dev/urandom of=/mnt/m/data bs=1M count=64 status=none && sync
 (cd /mnt/m && sha256sum data) > "$KEEP/m.sha256"
 module m3 "$(with_key "$ARGS_M" '{"verify_pmd":true}')"
 echo "  pmd_faults: $(jv "$W/m3.json" pmd_faults)"
-checkc "with data written: changed false, data intact" '[ "$(jv "$W/m3.json" changed)" = false ] && (cd /mnt/m && sha256sum -c --quiet "$KEEP/m.sha256")'
+checkc "with data written: changed false, data intact" '[ "$(rc_of m3)" = 0 ] && [ "$(jv "$W/m3.json" changed)" = false ] && (cd /mnt/m && sha256sum -c --quiet "$KEEP/m.sha256")'
 checkc "verify_pmd on memmap PMEM: 2 MiB faults (NOPAGE > 0), none fell back" '[ "$(jv "$W/m3.json" "pmd_faults./mnt/m.nopage")" -gt 0 ] && [ "$(jv "$W/m3.json" "pmd_faults./mnt/m.fallback")" = 0 ]'
 
 section "what a label-less region cannot do is refused before anything runs"
@@ -55,7 +55,7 @@ checkc "/mnt/l mounted with dax=always" 'grep -q " /mnt/l .*dax=always" /proc/se
 dd if=/dev/urandom of=/mnt/l/data bs=1M count=32 status=none && sync
 (cd /mnt/l && sha256sum data) > "$KEEP/l.sha256"
 module l2 "$ARGS_L"
-checkc "second run: changed false, no process started, data intact" '[ "$(jv "$W/l2.json" changed)" = false ] && [ -z "$(spawns l2)" ] && (cd /mnt/l && sha256sum -c --quiet "$KEEP/l.sha256")'
+checkc "second run: changed false, no process started, data intact" '[ "$(rc_of l2)" = 0 ] && [ "$(jv "$W/l2.json" changed)" = false ] && [ -z "$(spawns l2)" ] && (cd /mnt/l && sha256sum -c --quiet "$KEEP/l.sha256")'
 echo "l0=$(blk_of_region "$L0") l1=$(blk_of_region "$L1")" > "$KEEP/boot1.txt"
 checkc "both stacks persisted: mount units written" '[ -e "$UNITS/mnt-m.mount" ] && [ -e "$UNITS/mnt-l.mount" ]'
 summary

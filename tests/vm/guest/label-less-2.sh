@@ -19,7 +19,7 @@ dmsetup table ll-linear | sed 's/^/  ll-linear: /'
 L0NOW=$(region_at "$(cat "$KEEP/l0.addr")")
 checkc "the linear table starts on l0 (found at its address, now $L0NOW)" '[ "$(dmsetup table ll-linear | head -1 | awk "{print \$4}")" = "$(devno "$(blk_of_region "$L0NOW")")" ]'
 module m4 "$ARGS_M"; module l4 "$ARGS_L"
-checkc "each run: changed false, no process started" '[ "$(jv "$W/m4.json" changed)" = false ] && [ "$(jv "$W/l4.json" changed)" = false ] && [ -z "$(spawns m4)$(spawns l4)" ]'
+checkc "each run: changed false, no process started" '[ "$(rc_of m4)$(rc_of l4)" = 00 ] && [ "$(jv "$W/m4.json" changed)" = false ] && [ "$(jv "$W/l4.json" changed)" = false ] && [ -z "$(spawns m4)$(spawns l4)" ]'
 
 section "state: absent on the booted host"
 module mabs "$(with_key "$ARGS_M" '{"state":"absent","allow_data_loss":true}')"
@@ -35,10 +35,10 @@ checkc "units, saved states and name records gone" '[ ! -e "$UNITS/mnt-m.mount" 
 for r in $M0 $M1 $L0NOW; do echo "  $r: $(mode_of_region "$r") $(blk_of_region "$r")"; done
 checkc "the namespaces are as the kernel gives them: memmap page-mapped, DIMMs raw, each with its block device" '[ "$(mode_of_region "$M0")" = fsdax/mem/ ] && [ "$(mode_of_region "$L0NOW")" = raw// ] && [ -n "$(blk_of_region "$L0NOW")" ]'
 module mabs2 "$(with_key "$ARGS_M" '{"state":"absent","allow_data_loss":true}')"
-checkc "absent again: changed false" '[ "$(jv "$W/mabs2.json" changed)" = false ]'
+checkc "absent again: rc 0, changed false" '[ "$(rc_of mabs2)" = 0 ] && [ "$(jv "$W/mabs2.json" changed)" = false ]'
 section "converge again"
 module m5 "$ARGS_M"
 checkc "converge after the teardown: rc 0, changed" '[ "$(rc_of m5)" = 0 ] && [ "$(jv "$W/m5.json" changed)" = true ] && grep -q " /mnt/m .*dax=always" /proc/self/mountinfo'
 module m6 "$ARGS_M"
-checkc "and again: changed false" '[ "$(jv "$W/m6.json" changed)" = false ]'
+checkc "and again: rc 0, changed false" '[ "$(rc_of m6)" = 0 ] && [ "$(jv "$W/m6.json" changed)" = false ]'
 summary
