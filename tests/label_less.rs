@@ -353,3 +353,26 @@ fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
     assert!(bad.failed);
     assert_msg(&bad, &["namespaces[0].uuid: \"nope\" is not a uuid"]);
 }
+
+/// On labelled DIMMs an unnamed namespace made by hand is left alone; when the region
+/// has no room for the declared one, the refusal names it and the uuid that adopts it.
+#[test]
+fn a_full_region_names_its_unnamed_namespaces_and_their_uuids() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    converge(
+        &mut fake,
+        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
+    );
+    fake.state.namespaces[0].name = None;
+    let label = fake.state.namespaces[0].uuid.clone().expect("a label uuid");
+    let n = fake.mutations();
+    run_fails(
+        &mut fake,
+        &json!({"namespaces": [{"name": "other", "region": "region0", "mode": "fsdax"}]}),
+        &[
+            "namespace other: missing",
+            &format!("region0 holds namespaces without a name, left alone: namespace0.0 (fsdax, 1G; uuid: {label})"),
+        ],
+    );
+    assert_eq!(fake.mutations(), n);
+}

@@ -301,7 +301,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
             // it is created because no namespace of that name exists: say so, since
             // a namespace that held data and is gone (its DIMM removed or failed) ends
             // here too
-            "namespace {}: missing (no namespace of that name in any region; if it existed, its DIMM may be gone) and cannot be created: {} has {} available, {} needed",
+            "namespace {}: missing (no namespace of that name in any region; if it existed, its DIMM may be gone) and cannot be created: {} has {} available, {} needed{}",
             spec.name,
             spec.region,
             available,
@@ -309,7 +309,8 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
                 "some space".to_string()
             } else {
                 need.to_string()
-            }
+            },
+            unnamed_hint(cx, &spec.region)
         ));
         return;
     }
@@ -342,6 +343,31 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         ndctl_words(spec, None),
         false,
     );
+}
+
+/// Namespaces of `region` without a name (made by hand or by another tool), for a
+/// refusal: the `uuid` that would adopt each.
+fn unnamed_hint(cx: &Ctx, region: &str) -> String {
+    let hints: Vec<String> =
+        cx.a.namespaces
+            .iter()
+            .filter(|n| n.region == region && n.name.is_none() && !n.size.is_zero())
+            .filter_map(|n| {
+                let u = n.uuid.as_deref().or(n.info_uuid.as_deref())?;
+                Some(
+                    format!("{} ({}, {})", n.dev, n.mode, n.size)
+                        .replace(')', &format!("; uuid: {u})")),
+                )
+            })
+            .collect();
+    if hints.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ". {region} holds namespaces without a name, left alone: {}; to adopt one as it is, with its data, declare its uuid",
+            hints.join(", ")
+        )
+    }
 }
 
 /// The uuids a namespace shows, for people.
