@@ -177,6 +177,7 @@ impl FakeSystem {
         }
         self.state.dm_devices.clear();
         self.state.mounts.clear();
+        self.state.elsewhere.clear();
         // /run is empty after a boot
         self.state.files.retain(|f| !f.path.starts_with("/run/"));
         for b in &mut self.state.block_devices {
@@ -297,6 +298,14 @@ impl FakeSystem {
         if let Some(m) = self.state.mounts.iter().find(|m| m.devno == bd.devno) {
             return Some(format!("{} is mounted on {}", bd.path, m.target));
         }
+        if let Some(m) = self.state.elsewhere.iter().find(|m| m.devno == bd.devno) {
+            return Some(format!(
+                "{} is mounted on {} in the mount namespace of {}",
+                bd.path,
+                m.target,
+                m.who()
+            ));
+        }
         if let Some(p) = self
             .state
             .partitions_of(&bd.name)
@@ -360,6 +369,12 @@ impl FakeSystem {
             } => self.mount(source, target, fstype, options)?,
             Op::Remount { target, options } => self.remount(target, options)?,
             Op::Umount { target, .. } => self.umount(target)?,
+            Op::UmountElsewhere {
+                target,
+                devno,
+                copies,
+                ..
+            } => self.umount_elsewhere(target, *devno, copies),
             Op::WriteFile {
                 path,
                 content,
@@ -422,6 +437,12 @@ impl System for FakeSystem {
             }
         }
         a.unreadable = unreadable;
+        // other namespaces' mounts are listed for the runs that ask, of devices in scope
+        if self.scope.elsewhere {
+            a.elsewhere.retain(|m| r.in_scope(m.devno));
+        } else {
+            a.elsewhere.clear();
+        }
         Ok(a)
     }
 
