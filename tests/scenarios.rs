@@ -1652,3 +1652,33 @@ fn a_copy_elsewhere_at_an_undeclared_path_is_refused_and_a_remade_device_loses_i
     );
     assert!(fake.state.elsewhere.is_empty());
 }
+
+/// A copy no mountinfo shows (systemd before 253 keeps one under the root of each service
+/// it sandboxes, reached only by mount propagation): after unmounting the copies it can
+/// see, the run fails at the dm removal, naming the namespaces whose services hold it
+/// and what releases it.
+#[test]
+fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
+    let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+    fake.held_unseen
+        .insert(devno, "a hidden copy in mnt:[4026532212]".into());
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &[
+            "step 3 of 3 failed (remove_dm /dev/mapper/pmem-striped)",
+            "copies of its mount were unmounted in the mount namespaces of systemd-logind (pid 345, mnt:[4026532212])",
+            "restarting that service releases it",
+        ],
+    );
+    // once released, the next run finishes
+    fake.held_unseen.clear();
+    let r = converge(&mut fake, &absent);
+    assert_eq!(actions(&r), ["remove_dm"]);
+}

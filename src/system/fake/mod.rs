@@ -74,6 +74,9 @@ pub struct FakeSystem {
     pub scope: ProbeScope,
     /// Paths of the devices the probes read, in order (what the real probe would open).
     pub reads: Vec<String>,
+    /// Devices held open by something no probe shows (a copy of a mount hidden under a
+    /// sandboxed service's root), with what holds them: removing one fails as busy.
+    pub held_unseen: std::collections::BTreeMap<Devno, String>,
 }
 
 impl FakeSystem {
@@ -292,6 +295,9 @@ impl FakeSystem {
     }
 
     fn busy(&self, bd: &BlockDevice) -> Option<String> {
+        if let Some(what) = self.held_unseen.get(&bd.devno) {
+            return Some(format!("{} is open ({what})", bd.path));
+        }
         if !bd.holders.is_empty() {
             return Some(format!("{} is held by {}", bd.path, bd.holders.join(", ")));
         }

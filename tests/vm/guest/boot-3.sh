@@ -51,19 +51,35 @@ section "teardown of B after this boot, where systemd mounted it: state absent, 
 DEV_B=$(cat "/sys/block/$(basename "$(readlink -f /dev/mapper/pmem-lin)")/dev")
 echo "  the module runs in mount namespace $(readlink /proc/self/ns/mnt); PID 1 (systemd) in $(readlink /proc/1/ns/mnt)"
 check "the module runs in PID 1's mount namespace" [ "$(readlink /proc/self/ns/mnt)" = "$(readlink /proc/1/ns/mnt)" ]
-echo "  mount namespaces before the teardown (pid comm ns):"; mount_namespaces | sed 's/^/    /'
-echo "  processes whose mountinfo holds /mnt/b (device $DEV_B) before the teardown:"
-copies "$DEV_B" /mnt/b | sed 's/^/    /'
-echo "  the same processes' /mnt (propagation: shared:N = peer group, master:N = slave of it):"
-copies "-" /mnt | sed 's/^/    /'
+echo "  /mnt and /mnt/b in each namespace (shared:N = peer group, master:N = slave of it):"
+copies "$DEV_B" /mnt /mnt/b | sort -u -k3,3 -k8,8 | sed 's/^/    /'
 echo "  systemd-logind: $(systemctl show -p MainPID -p ProtectSystem -p ProtectHome -p PrivateTmp -p PrivateDevices -p MountFlags systemd-logind | tr '\n' ' ')"
-checkc "before: /mnt/b is held in more than one mount namespace" '[ "$(copies "$DEV_B" /mnt/b | awk "{print \$3}" | sort -u | wc -l)" -gt 1 ]'
+# a process in a private mount namespace of its own (no propagation from ours: as a
+# container or `unshare -m` keeps it), holding a copy of /mnt/b that only an umount in
+# its namespace removes
+unshare --mount --propagation private sleep 900 & HOLDER=$!
+for _ in $(seq 50); do [ "$(readlink /proc/$HOLDER/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] && grep -q " /mnt/b " /proc/$HOLDER/mountinfo && break; sleep 0.1; done
+echo "  a holder in a private namespace: pid $HOLDER ($(cat /proc/$HOLDER/comm)), $(readlink /proc/$HOLDER/ns/mnt): $(grep " /mnt/b " /proc/$HOLDER/mountinfo)"
+echo "  mount namespaces before the teardown (pid comm ns):"; mount_namespaces | sed 's/^/    /'
+echo "  copies of /mnt/b before the teardown, one line per namespace:"
+copies "$DEV_B" /mnt/b | sort -u -k3,3 | sed 's/^/    /'
+checkc "before: /mnt/b is held in more than one mount namespace (systemd-logind's, the holder's)" '[ "$(copies "$DEV_B" /mnt/b | awk "{print \$3}" | sort -u | wc -l)" -gt 2 ]'
 module absb "${ARGS_B%\}},\"state\":\"absent\",\"allow_data_loss\":true}"
 echo "  B absent: rc $(rc_of absb): $(jv "$W/absb.json" msg)"
+python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))
+for s in r.get("plan", []):
+    if s["action"] == "umount_elsewhere": print("  planned: umount_elsewhere:", s["detail"])
+for s in r.get("skipped_steps", []):
+    print("  skipped:", s["step"]["action"], s["step"]["target"], "-", s["why"])
+print("  operations run:", " ".join(o["op"] for o in (r.get("timing") or {}).get("operations", [])))' "$W/absb.json"
+checkc "B absent: umount_elsewhere planned and run" '[ "$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(any(s[\"action\"]==\"umount_elsewhere\" for s in r[\"done\"]) and \"umount_elsewhere\" in [o[\"op\"] for o in r[\"timing\"][\"operations\"]])" "$W/absb.json")" = True ]'
 echo "  programs it ran: $(spawns absb | sort | uniq -c | tr '\n' ' ')"
 checkc "B absent: rc 0, changed true" '[ "$(rc_of absb)" = 0 ] && [ "$(jv "$W/absb.json" changed)" = true ]'
 echo "  mount namespaces checked after the teardown (pid comm ns):"; mount_namespaces | sed 's/^/    /'
 copies "$DEV_B" /mnt/b | sed 's/^/    still: /'
+checkc "after: the holder still runs, in its own namespace, without the copy" 'kill -0 $HOLDER && ! grep -q " /mnt/b " /proc/$HOLDER/mountinfo'
+kill $HOLDER
 checkc "after: no process's mountinfo holds /mnt/b or device $DEV_B ($(ls -d /proc/[0-9]* | wc -l) processes, $(mount_namespaces | wc -l) namespaces)" '[ -z "$(copies "$DEV_B" /mnt/b)" ]'
 dmsetup ls | sed 's/^/  dmsetup ls: /'
 checkc "after: dmsetup ls has no pmem-lin" '! dmsetup ls | grep -q "^pmem-lin\b"'
