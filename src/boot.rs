@@ -49,8 +49,21 @@ pub const STATE_DIR: &str = "/etc/pmem-stack/state.d";
 /// replaced by `STATE_DIR/<key>.json` on the first persisted run of the task that
 /// declares its objects (removed by that task's `state: absent`).
 pub const LEGACY_STATE_FILE: &str = "/etc/pmem-stack/state.json";
-/// Where the module installs itself for the boot unit.
-pub const BINARY: &str = "/usr/local/sbin/pmem_stack";
+/// Where the module installs its copy of itself for the boot replay: a directory named
+/// after the project, which no one else installs into, so a `pmem_stack` an operator
+/// installed (`/usr/local/bin`, `/usr/local/sbin`, anywhere on the `PATH`) is never
+/// overwritten or removed. Under `/usr`: the replay runs before `local-fs-pre.target`,
+/// when only the root filesystem and `/usr` are sure to be there (systemd needs a
+/// separate `/usr` mounted by the initramfs, before it starts); `/var` (as
+/// `/var/lib/pmem-stack`) may be a filesystem of its own that is mounted only on the
+/// way to `local-fs.target`, after the replay. (A `/usr/local` of its own would be
+/// mounted late as well: the replay does not support that layout, as before.)
+pub const BINARY: &str = "/usr/local/libexec/pmem-stack/pmem_stack";
+/// Where earlier versions installed that copy, a directory on every `PATH` where an
+/// operator may have installed a `pmem_stack` of their own. A file there is removed
+/// only when it is provably the copy such a version installed, and no unit left in
+/// place still runs it (see [`legacy_copy_removal`]); anything else there is left alone.
+pub const LEGACY_BINARY: &str = "/usr/local/sbin/pmem_stack";
 /// systemd's directory for local units.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// The replay service template: its instance `pmem-stack@<stem>.service` replays
@@ -609,7 +622,8 @@ pub fn removals(b: &Bound) -> Vec<Removal> {
         }
     }
     let removed: Vec<String> = out.list.iter().map(|r| r.path.clone()).collect();
-    if legacy_service_needed(a, &wanted_paths, &removed).is_none() {
+    let legacy_service_goes = legacy_service_needed(a, &wanted_paths, &removed).is_none();
+    if legacy_service_goes {
         let service = format!("{UNIT_DIR}/{LEGACY_SERVICE}");
         let ours = matches!(a.file(&service).map(|f| &f.content),
             Some(FileContent::Text { text }) if is_generated(text));
@@ -634,7 +648,71 @@ pub fn removals(b: &Bound) -> Vec<Removal> {
         }
         out.list.splice(legacy_at..legacy_at, legacy);
     }
+    let removed: Vec<String> = out.list.iter().map(|r| r.path.clone()).collect();
     out.list
+        .extend(legacy_copy_removal(a, &wanted_paths, &removed));
+    out.list
+}
+
+/// Whether the text of a unit runs [`LEGACY_BINARY`] (an `ExecStart=` naming it).
+fn runs_legacy_copy(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix("ExecStart=")
+            .and_then(|v| v.split_whitespace().next())
+            .is_some_and(|w| w.trim_start_matches(['-', '@', ':', '+', '!']) == LEGACY_BINARY)
+    })
+}
+
+/// The removal of the boot copy earlier versions installed at [`LEGACY_BINARY`], when
+/// this run (which writes `wanted` and removes `removed`) leaves no unit running it.
+///
+/// The file there is taken for that copy only when it is provably one: a regular file,
+/// run by an `ExecStart=` of one of our own units found on the machine (the replay
+/// template, or the shared service of earlier versions, both carrying our marker).
+/// Those versions wrote the copy there before those units, in the same run, and rewrote
+/// it at every persisted run: while their units run it, the file is theirs. Anything
+/// else at that path (an operator's `pmem_stack`, a link, a file no unit of ours runs)
+/// is never removed. A unit that stays and still runs it (the shared service of earlier
+/// versions, kept while another task's units require it; the template, until a
+/// persisted run rewrites it) keeps the copy too. A run stopped after rewriting the
+/// units and before this removal leaves the copy in place (never a boot without it);
+/// nothing then proves it ours any more, and it stays.
+pub fn legacy_copy_removal(a: &Actual, wanted: &[String], removed: &[String]) -> Option<Removal> {
+    let units = [
+        format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
+        format!("{UNIT_DIR}/{LEGACY_SERVICE}"),
+    ];
+    let running: Vec<&String> = units
+        .iter()
+        .filter(|u| {
+            matches!(a.file(u).map(|f| &f.content),
+                Some(FileContent::Text { text }) if is_generated(text) && runs_legacy_copy(text))
+        })
+        .collect();
+    let is_copy = matches!(
+        a.file(LEGACY_BINARY).map(|f| &f.content),
+        Some(FileContent::Binary { .. })
+    );
+    // a unit rewritten by this run runs [`BINARY`]
+    let stays = running
+        .iter()
+        .any(|u| !removed.contains(u) && !wanted.contains(u));
+    (is_copy && !running.is_empty() && !stays).then(|| Removal {
+        path: LEGACY_BINARY.into(),
+        why: format!(
+            "the boot copy of earlier versions, run by their {}, which this run {}; the copy is {BINARY} now",
+            running
+                .iter()
+                .map(|u| u.trim_start_matches(&format!("{UNIT_DIR}/")))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if running.iter().all(|u| removed.contains(u)) {
+                "removes"
+            } else {
+                "rewrites or removes"
+            }
+        ),
+    })
 }
 
 /// The removals being gathered: each path once, and only when it exists.
@@ -912,7 +990,7 @@ mod tests {
             "RemainAfterExit=yes",
             // its own saved state alone (the shared service of earlier versions replayed
             // every one, so one stack that failed failed all the mounts)
-            "ExecStart=/usr/local/sbin/pmem_stack --boot /etc/pmem-stack/state.d/%i.json",
+            "ExecStart=/usr/local/libexec/pmem-stack/pmem_stack --boot /etc/pmem-stack/state.d/%i.json",
             "StandardOutput=journal",
             "StandardError=journal",
             "WantedBy=local-fs-pre.target",

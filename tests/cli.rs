@@ -427,6 +427,7 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
         "block",
         "contents",
         "dm",
+        "elsewhere",
         "extsize",
         "files",
         "mounts",
@@ -1421,6 +1422,49 @@ fn a_live_run_reports_each_step_as_it_starts_and_ends() {
                 text.lines()
                     .all(|l| l.ends_with(" ...") || l.contains(": done (")),
                 "{text}"
+            );
+        }
+    }
+}
+
+/// `boot.persist` plans the boot copy in the module's own directory; an operator's own
+/// `/usr/local/sbin/pmem_stack` (run by no unit of ours) is in no step, whatever the
+/// state asked.
+#[test]
+fn the_boot_copy_is_planned_apart_from_an_operators_pmem_stack() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.state.files.push(pmem_stack::actual::FileState {
+        path: "/usr/local/sbin/pmem_stack".into(),
+        content: pmem_stack::actual::FileContent::Binary {
+            matches_self: false,
+        },
+        mode: Some(0o755),
+    });
+    let snap = tmp(
+        "operators-own.json",
+        &serde_json::to_string(&fake.state).expect("json"),
+    );
+    let mut args = recipe();
+    args["boot"] = json!({"persist": true});
+    for state in ["present", "absent"] {
+        args["state"] = json!(state);
+        let out = offline(&snap, &tmp("persist-args.json", &args.to_string()));
+        let v = one_object(&out);
+        assert!(out.status.success(), "{v}");
+        let targets: Vec<&str> = v["plan"]
+            .as_array()
+            .expect("plan")
+            .iter()
+            .filter_map(|s| s["target"].as_str())
+            .collect();
+        assert!(
+            !targets.contains(&"/usr/local/sbin/pmem_stack"),
+            "{state}: {targets:?}"
+        );
+        if state == "present" {
+            assert!(
+                targets.contains(&"/usr/local/libexec/pmem-stack/pmem_stack"),
+                "{targets:?}"
             );
         }
     }

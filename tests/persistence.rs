@@ -8,7 +8,8 @@ use common::*;
 use pmem_stack::actual::{FileContent, FileState};
 use pmem_stack::boot::{
     declared_objects, replay_args, replay_link, replay_unit_for, state_path_for, unit_file_of,
-    BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
+    BINARY, LEGACY_BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR,
+    UNIT_DIR,
 };
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
@@ -109,7 +110,7 @@ fn persistence_writes_state_units_and_links_once() {
     let template = text(&fake, &format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"));
     assert!(
         template.contains(
-            "ExecStart=/usr/local/sbin/pmem_stack --boot /etc/pmem-stack/state.d/%i.json\n"
+            "ExecStart=/usr/local/libexec/pmem-stack/pmem_stack --boot /etc/pmem-stack/state.d/%i.json\n"
         ),
         "{template}"
     );
@@ -642,15 +643,18 @@ impl Systemd<'_> {
             return Job::Skipped;
         }
         let exec = values("ExecStart");
-        let installed = self.fake.state.file(BINARY).is_some();
+        // the copy of this version, or the one earlier versions installed
+        let installed = |bin: &str| {
+            [BINARY, LEGACY_BINARY].contains(&bin) && self.fake.state.file(bin).is_some()
+        };
         let states = match exec
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>()
             .as_slice()
         {
-            [bin, "--boot"] if *bin == BINARY && installed => self.fake.saved_states(),
-            [bin, "--boot", file] if *bin == BINARY && installed => {
+            [bin, "--boot"] if installed(bin) => self.fake.saved_states(),
+            [bin, "--boot", file] if installed(bin) => {
                 let t = match self.fake.state.file(file).map(|f| &f.content) {
                     Some(FileContent::Text { text }) => Ok(text.clone()),
                     _ => Err(format!("{file}: no such file")),
@@ -686,7 +690,7 @@ ConditionPathExists=|{LEGACY_STATE_FILE}
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart={BINARY} --boot
+ExecStart={LEGACY_BINARY} --boot
 StandardOutput=journal
 StandardError=journal
 
@@ -700,6 +704,7 @@ WantedBy=local-fs-pre.target
 /// instance links, the one shared `pmem-stack.service` (replaying every saved state) and
 /// its link, mount units requiring it.
 fn to_previous_release(fake: &mut FakeSystem) {
+    to_legacy_copy(fake);
     let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
     fake.state.files.retain(|f| {
         f.path != template
@@ -732,6 +737,22 @@ fn to_previous_release(fake: &mut FakeSystem) {
         },
         mode: None,
     });
+}
+
+/// Turn the boot copy into what releases before the move to [`BINARY`] left: the copy
+/// at [`LEGACY_BINARY`], and the template running it.
+fn to_legacy_copy(fake: &mut FakeSystem) {
+    for f in &mut fake.state.files {
+        if f.path == BINARY {
+            f.path = LEGACY_BINARY.to_string();
+        }
+        if let FileContent::Text { text } = &mut f.content {
+            *text = text.replace(
+                &format!("ExecStart={BINARY} "),
+                &format!("ExecStart={LEGACY_BINARY} "),
+            );
+        }
+    }
 }
 
 /// The units that name the legacy service.
@@ -1059,11 +1080,13 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
         .collect();
 
     // A, run once by the new version: its unit requires its own instance now; B's unit
-    // still requires the old service, so that stays, as found
+    // still requires the old service, so that stays, as found, and so does the copy
+    // of the binary it runs
     let r = converge(&mut fake, &a);
     assert_eq!(
         files_changed(&r),
         [
+            ("write_file", BINARY.to_string()),
             ("write_file", format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")),
             ("write_file", instance_link(&a)),
             ("write_file", unit_a.clone()),
@@ -1091,6 +1114,10 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
         fake.state.file(&instance_link(&b)).is_none(),
         "B has not run"
     );
+    assert!(
+        fake.state.file(LEGACY_BINARY).is_some() && fake.state.file(BINARY).is_some(),
+        "the old service still runs the old copy"
+    );
 
     // a boot in between: both come up (A by its instance, B by the old service, which
     // replays A again: nothing to do then)
@@ -1111,6 +1138,7 @@ fn the_shared_service_of_the_previous_release_stays_until_no_unit_or_state_needs
             ("write_file", unit_b.clone()),
             ("remove_file", service_link.clone()),
             ("remove_file", service.clone()),
+            ("remove_file", LEGACY_BINARY.to_string()),
         ],
         "{:?}",
         r.plan
@@ -1286,6 +1314,8 @@ fn state_absent_on_a_host_of_the_previous_release_removes_the_shared_service_wit
             ("remove_file", replay_link(LEGACY_SERVICE)),
             ("remove_file", service.clone()),
             ("remove_file", state_file(&b)),
+            // the copy the old service ran: no unit runs it any more
+            ("remove_file", LEGACY_BINARY.to_string()),
         ],
         "{:?}",
         r.plan
@@ -1325,6 +1355,7 @@ fn a_stack_without_mounts_keeps_the_shared_service_until_its_task_moves() {
             ("write_file", instance_link(&b)),
             ("remove_file", replay_link(LEGACY_SERVICE)),
             ("remove_file", service.clone()),
+            ("remove_file", LEGACY_BINARY.to_string()),
         ],
         "{:?}",
         r.plan
@@ -1494,4 +1525,112 @@ fn the_boot_replay_never_makes_a_missing_member_anew_nor_a_filesystem_over_the_s
     let r = converge(&mut fake, &a);
     assert!(!r.failed, "{}", r.msg);
     assert!(mounted(&fake, "/mnt/a"));
+}
+
+/// An operator's own `pmem_stack` where earlier versions put their boot copy.
+fn operators_own() -> FileState {
+    FileState {
+        path: LEGACY_BINARY.to_string(),
+        content: FileContent::Binary {
+            matches_self: false,
+        },
+        mode: Some(0o755),
+    }
+}
+
+/// The boot copy lives in the module's own directory: an operator's own
+/// /usr/local/sbin/pmem_stack (other content, run by no unit of ours) is never
+/// overwritten, nor removed by the teardown of the last persisted stack.
+#[test]
+fn an_operators_own_pmem_stack_survives_persist_and_teardown() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.state.files.push(operators_own());
+    let r = converge(&mut fake, &persisted());
+    assert!(
+        !r.plan.iter().any(|s| s.target == LEGACY_BINARY),
+        "{:?}",
+        r.plan
+    );
+    assert!(r
+        .plan
+        .iter()
+        .any(|s| s.action == "write_file" && s.target == BINARY));
+    assert_eq!(fake.state.file(LEGACY_BINARY), Some(&operators_own()));
+    let template = text(&fake, &format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"));
+    assert!(template.contains(&format!("ExecStart={BINARY} --boot ")));
+    assert!(!template.contains(LEGACY_BINARY));
+    // a reboot replays with the module's copy
+    fake.reboot();
+    let jobs = systemd_boot(&mut fake);
+    assert!(
+        jobs.values().all(|j| *j == Job::Done) && mounted(&fake, "/mnt/pmem"),
+        "{jobs:?}"
+    );
+    let mut gone = persisted();
+    gone["state"] = json!("absent");
+    let r = converge(&mut fake, &gone);
+    assert!(removed_files(&r).contains(&BINARY.to_string()));
+    assert!(!removed_files(&r).contains(&LEGACY_BINARY.to_string()));
+    assert_eq!(
+        fake.state.files,
+        vec![operators_own()],
+        "only the operator's file is left"
+    );
+}
+
+/// A host persisted by a release that kept the boot copy at /usr/local/sbin: the next
+/// persisted run installs the copy in its own directory, points the template at it and
+/// removes the old copy, which the old template proved ours; a boot then runs the new
+/// copy. Were the file there a link, or not run by a unit of ours, it would stay.
+#[test]
+fn the_boot_copy_of_an_earlier_release_moves_to_its_own_directory() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &persisted());
+    to_legacy_copy(&mut fake);
+    assert!(fake.state.file(BINARY).is_none());
+    assert_boot_runs(&mut fake, &[&persisted()], &["mnt-pmem.mount"]);
+    let template = format!("{UNIT_DIR}/{SERVICE_TEMPLATE}");
+
+    // the old copy is a link an operator made: not a copy of ours, left alone
+    let mut linked = fake.clone();
+    for f in &mut linked.state.files {
+        if f.path == LEGACY_BINARY {
+            f.content = FileContent::Link {
+                target: "/opt/pmem/bin/pmem_stack".into(),
+            };
+        }
+    }
+    let r = converge(&mut linked, &persisted());
+    assert!(!removed_files(&r).contains(&LEGACY_BINARY.to_string()));
+    assert!(linked.state.file(LEGACY_BINARY).is_some());
+
+    let r = converge(&mut fake, &persisted());
+    assert_eq!(
+        files_changed(&r),
+        [
+            ("write_file", BINARY.to_string()),
+            ("write_file", template.clone()),
+            ("remove_file", LEGACY_BINARY.to_string()),
+        ],
+        "{:?}",
+        r.plan
+    );
+    let removal = r
+        .plan
+        .iter()
+        .find(|s| s.target == LEGACY_BINARY)
+        .map(|s| s.detail.clone())
+        .unwrap_or_default();
+    assert!(
+        removal.contains("run by their pmem-stack@.service") && removal.contains(BINARY),
+        "{removal}"
+    );
+    // the copy goes after the template that ran it was rewritten
+    let at = |t: &str| r.plan.iter().position(|s| s.target == t);
+    assert!(at(&template) < at(LEGACY_BINARY));
+    assert!(fake.state.file(LEGACY_BINARY).is_none());
+    assert!(text(&fake, &template).contains(&format!("ExecStart={BINARY} --boot ")));
+    fake.reboot();
+    assert_boot_runs(&mut fake, &[&persisted()], &["mnt-pmem.mount"]);
+    unchanged(&mut fake, &persisted(), "the moved stack");
 }

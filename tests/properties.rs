@@ -1072,14 +1072,15 @@ fn mount() -> impl Strategy<Value = Value> {
 
 fn file_state() -> impl Strategy<Value = Value> {
     use pmem_stack::boot::{
-        replay_link, BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE,
-        STATE_DIR, UNIT_DIR,
+        replay_link, BINARY, LEGACY_BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER,
+        SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
     };
     (
         prop_oneof![
             Just(LEGACY_STATE_FILE.to_string()),
             Just(format!("{STATE_DIR}/pm0-0123456789abcdef.json")),
             Just(BINARY.to_string()),
+            Just(LEGACY_BINARY.to_string()),
             Just(format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")),
             Just(replay_link("pmem-stack@pm0-0123456789abcdef.service")),
             Just(format!("{UNIT_DIR}/{LEGACY_SERVICE}")),
@@ -1091,6 +1092,9 @@ fn file_state() -> impl Strategy<Value = Value> {
             Just(json!({"kind": "text", "text": format!("{MARKER}\n[Mount]\n")})),
             Just(
                 json!({"kind": "text", "text": format!("{MARKER}\n[Unit]\nRequires={LEGACY_SERVICE}\n[Mount]\n")})
+            ),
+            Just(
+                json!({"kind": "text", "text": format!("{MARKER}\n[Service]\nExecStart={LEGACY_BINARY} --boot\n")})
             ),
             Just(json!({"kind": "link", "target": format!("{UNIT_DIR}/{SERVICE_TEMPLATE}")})),
             Just(json!({"kind": "text", "text": "{\"namespaces\": 3}"})),
@@ -1138,6 +1142,7 @@ fn random_actual() -> impl Strategy<Value = Actual> {
                 vec!["nvdimm", "device_mapper", "device_mapper_access"],
                 0..=3,
             ),
+            proptest::collection::vec(ns_mount(), 0..3),
         ),
     )
         .prop_map(
@@ -1151,18 +1156,31 @@ fn random_actual() -> impl Strategy<Value = Actual> {
                 mounts,
                 files,
                 platform,
-                (unreadable, missing),
+                (unreadable, missing, elsewhere),
             )| {
                 let v = json!({
                     "regions": regions, "namespaces": namespaces, "block_devices": blocks,
                     "dm_devices": dms, "partition_tables": tables, "filesystems": filesystems,
                     "mounts": mounts, "files": files, "platform": platform,
-                    "unreadable": unreadable, "missing": missing,
+                    "unreadable": unreadable, "missing": missing, "elsewhere": elsewhere,
                 });
                 serde_json::from_value::<Actual>(v)
                     .expect("the generated snapshot fits the snapshot schema")
             },
         )
+}
+
+/// A mount another mount namespace holds (of any device, at a declared or other path).
+fn ns_mount() -> impl Strategy<Value = Value> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        prop_oneof![Just("/mnt/x0"), Just("/mnt/pmem"), Just("/data"), Just("/")],
+        devno_json(),
+    )
+        .prop_map(|(ns, pid, target, devno)| {
+            json!({"ns": ns, "pid": pid, "comm": "svc", "target": target, "devno": devno})
+        })
 }
 
 fn unreadable() -> impl Strategy<Value = Value> {

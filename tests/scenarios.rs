@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use pmem_stack::actual::{BlockDevice, Devno, DmDevice, Filesystem, Missing, Mount};
+use pmem_stack::actual::{BlockDevice, Devno, DmDevice, Filesystem, Missing, Mount, NsMount};
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
-use pmem_stack::system::System;
+use pmem_stack::system::{Op, System};
 use pmem_stack::units::Sectors;
 use serde_json::{json, Value};
 
@@ -1509,4 +1509,176 @@ fn a_partition_without_number_or_size_shows_no_false_diff() {
         !diff.iter().any(|d| d.before_header.contains("partition")),
         "no partition line changes: {diff:?}"
     );
+}
+
+/// The mount namespace of systemd-logind in these tests (a service with
+/// `ProtectSystem=strict`, started after the stack was mounted).
+const LOGIND_NS: u64 = 4_026_532_212;
+
+/// After a boot where systemd mounted the stack, a sandboxed service started later
+/// (systemd-logind) holds a copy of the mount in its own mount namespace, which our umount
+/// does not reach, and the dm device stays busy. `state: absent` unmounts the copy there
+/// too, after its own umount and before the dm removal; only a run that may tear down
+/// looks at other namespaces at all.
+#[test]
+fn state_absent_unmounts_the_copies_other_mount_namespaces_hold() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
+    // a copy of an unrelated mount in the same namespace is none of our business
+    fake.state.elsewhere.push(NsMount {
+        ns: LOGIND_NS,
+        pid: 345,
+        comm: "systemd-logind".into(),
+        target: "/".into(),
+        devno: Devno {
+            major: 254,
+            minor: 1,
+        },
+    });
+    assert!(
+        !fake.scope.elsewhere,
+        "a converge without allow_data_loss walks no /proc"
+    );
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    absent["allow_data_loss"] = json!(true);
+    let r = converge(&mut fake, &absent);
+    assert_eq!(
+        actions(&r),
+        [
+            "umount",
+            "umount_elsewhere",
+            "remove_dm",
+            "destroy_namespace",
+            "destroy_namespace"
+        ]
+    );
+    assert_eq!(r.plan[1].target, "/mnt/pmem");
+    assert_detail(&r, 1, |d| {
+        d.contains("systemd-logind (pid 345, mnt:[4026532212])")
+            && d.contains("/dev/mapper/pmem-striped stays busy")
+    });
+    assert!(fake.scope.elsewhere);
+    assert!(fake.state.dm("pmem-striped").is_none());
+    assert_eq!(
+        fake.state
+            .elsewhere
+            .iter()
+            .map(|m| m.target.as_str())
+            .collect::<Vec<_>>(),
+        ["/"],
+        "only the copy of the torn-down device is unmounted"
+    );
+    let lazy = fake.executed.iter().any(|op| {
+        matches!(op, Op::UmountElsewhere { target, lazy: true, copies, .. }
+            if target == "/mnt/pmem" && copies.len() == 1 && copies[0].ns == LOGIND_NS)
+    });
+    assert!(lazy, "{:?}", fake.executed);
+    // and the stack converges again
+    let r = converge(&mut fake, &striped_xfs());
+    assert!(r.changed);
+}
+
+/// Without the umount in the other namespace the dm removal fails as busy, naming the
+/// namespace; a run stopped right after its own umount leaves the copy, and the next run
+/// unmounts it and goes on (nothing is left half-done).
+#[test]
+fn a_copy_left_by_a_stopped_teardown_is_unmounted_by_the_next_run() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    // the second operation (the umount in logind's namespace) is stopped before it runs
+    fake.kill_mid_op = Some(fake.executed.len() + 2);
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    fake.kill_mid_op = None;
+    assert!(fake.state.mount_at("/mnt/pmem").is_none());
+    assert_eq!(fake.state.elsewhere.len(), 1);
+    let r = converge(&mut fake, &absent);
+    assert_eq!(actions(&r), ["umount_elsewhere", "remove_dm"]);
+    let umount = fake.executed.iter().rev().find_map(|op| match op {
+        Op::UmountElsewhere { lazy, .. } => Some(*lazy),
+        _ => None,
+    });
+    assert_eq!(umount, Some(false), "not lazy without allow_data_loss");
+    assert!(fake.state.elsewhere.is_empty() && fake.state.dm("pmem-striped").is_none());
+}
+
+/// A copy at a path the arguments do not declare (a container's bind mount of it) is
+/// someone else's use of the device: the teardown is refused, naming the namespace; a
+/// re-made device (allow_data_loss, present) unmounts its copies as it does its mounts.
+#[test]
+fn a_copy_elsewhere_at_an_undeclared_path_is_refused_and_a_remade_device_loses_its_copies() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let devno = fake.state.mount_at("/mnt/pmem").expect("mounted").devno;
+    fake.state.elsewhere.push(NsMount {
+        ns: 4_026_532_300,
+        pid: 900,
+        comm: "containerd-shim".into(),
+        target: "/data".into(),
+        devno,
+    });
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    let before = fake.state.clone();
+    let r = run(&mut fake, &absent);
+    assert!(r.failed && !r.changed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &["/dev/mapper/pmem-striped is mounted on /data in the mount namespace of containerd-shim (pid 900, mnt:[4026532300])"],
+    );
+    assert_eq!(fake.state, before, "a refusal changes nothing");
+
+    fake.state.elsewhere.clear();
+    fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
+    let mut args = striped_xfs();
+    args["devices"][0]["chunk"] = json!("4M");
+    args["allow_data_loss"] = json!(true);
+    let r = converge(&mut fake, &args);
+    assert_eq!(
+        actions(&r),
+        [
+            "umount",
+            "umount_elsewhere",
+            "reload_dm",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+    assert!(fake.state.elsewhere.is_empty());
+}
+
+/// A copy no mountinfo shows (systemd before 253 keeps one under the root of each service
+/// it sandboxes, reached only by mount propagation): after unmounting the copies it can
+/// see, the run fails at the dm removal, naming the namespaces whose services hold it
+/// and what releases it.
+#[test]
+fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
+    let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+    fake.held_unseen
+        .insert(devno, "a hidden copy in mnt:[4026532212]".into());
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &[
+            "step 3 of 3 failed (remove_dm /dev/mapper/pmem-striped)",
+            "copies of its mount were unmounted in the mount namespaces of systemd-logind (pid 345, mnt:[4026532212])",
+            "restarting that service releases it",
+        ],
+    );
+    // once released, the next run finishes
+    fake.held_unseen.clear();
+    let r = converge(&mut fake, &absent);
+    assert_eq!(actions(&r), ["remove_dm"]);
 }

@@ -292,7 +292,10 @@ fn vm_dax_audit_and_pmd_faults_on_6_12() {
 /// Real boots with systemd as PID 1 on `kernel`: boot 1 converges two persisted stacks
 /// and enables a consumer; boot 2 (DIMMs reversed) checks that systemd brought both up
 /// by itself, in order; boot 3 (the second DIMM removed) that the stack missing a member
-/// fails alone and the boot goes on. The guest's writes to its root (/etc, /usr/local,
+/// fails alone and the boot goes on, then tears the stack that systemd brought back down
+/// (`state: absent`, `allow_data_loss`: its mount in every mount namespace, systemd-logind's
+/// and a private one's included, the dm device, units, saved state and boot copy) and
+/// converges it again. The guest's writes to its root (/etc, /usr/local,
 /// /var) and the NVDIMM files are kept between the boots.
 fn real_boots(kernel: &str) {
     let keep =

@@ -347,6 +347,34 @@ pub struct Mount {
     pub root_extsize: Option<Extsize>,
 }
 
+/// A mount held in another mount namespace than the run's own, found in the mountinfo
+/// of a process of that namespace (`/proc/PID/mountinfo`), one entry per namespace,
+/// mount point and device.
+///
+/// Why they outlive our umount: a namespace made as a copy of ours keeps its copies of
+/// our mounts; an umount in ours reaches them only through mount propagation (a copy
+/// that is a slave of, or a peer to, ours), and only where nothing is mounted over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsMount {
+    /// The namespace: the inode of `/proc/PID/ns/mnt` (`mnt:[N]`).
+    pub ns: u64,
+    /// A process in it (the lowest pid found there), through which it is entered.
+    pub pid: u32,
+    /// That process's command name (`/proc/PID/comm`), for people.
+    pub comm: String,
+    /// Mount point, as that process sees it (relative to its root).
+    pub target: String,
+    /// Device number of the mounted device.
+    pub devno: Devno,
+}
+
+impl NsMount {
+    /// `systemd-logind (pid 345, mnt:[4026532212])`.
+    pub fn who(&self) -> String {
+        format!("{} (pid {}, mnt:[{}])", self.comm, self.pid, self.ns)
+    }
+}
+
 /// An extent size hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extsize {
@@ -432,6 +460,14 @@ pub struct Actual {
     /// Mounts.
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// Mounts of this run's devices held in *other* mount namespaces than the run's own:
+    /// the copies a process took when it got its own namespace (systemd's sandboxed
+    /// services, `ProtectSystem=`/`ProtectHome=`, such as systemd-logind), which an
+    /// umount in ours does not always reach (see [`NsMount`]). Probed only for runs that
+    /// may tear something down (`state: absent`, `allow_data_loss`; see
+    /// [`crate::system::ProbeScope`]), and only for the devices the probe lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<NsMount>,
     /// Files of boot persistence that exist (state, units, links, the installed binary).
     #[serde(default)]
     pub files: Vec<FileState>,
@@ -556,6 +592,16 @@ impl Actual {
     /// Mounts of a device.
     pub fn mounts_of(&self, devno: Devno) -> impl Iterator<Item = &Mount> {
         self.mounts.iter().filter(move |m| m.devno == devno)
+    }
+    /// Copies of the mount of `devno` at `target` held in other mount namespaces.
+    pub fn copies_elsewhere<'a>(
+        &'a self,
+        devno: Devno,
+        target: &'a str,
+    ) -> impl Iterator<Item = &'a NsMount> + 'a {
+        self.elsewhere
+            .iter()
+            .filter(move |m| m.devno == devno && m.target == target)
     }
     /// Partition block devices of a disk.
     pub fn partitions_of<'a>(

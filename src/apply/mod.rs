@@ -256,8 +256,12 @@ pub(crate) fn apply(
                 StepFailure::Refused(r) => result.refused_at(i, step, r),
                 StepFailure::System(s) => result.failed_at(i, step, s),
             };
+            let hint = match &e {
+                StepFailure::System(_) => hidden_copy_hint(run, &done, step),
+                StepFailure::Refused(_) => String::new(),
+            };
             return result.fail(format!(
-                    "step {} of {n} failed ({} {}): {e}. {} step{} done before it; nothing after it was run. Running the module again continues from the state left",
+                    "step {} of {n} failed ({} {}): {e}{hint}. {} step{} done before it; nothing after it was run. Running the module again continues from the state left",
                     i + 1,
                     step.action.name(),
                     step.action.target(),
@@ -279,6 +283,40 @@ pub(crate) fn apply(
     let mut result = result.steps(run.steps, &done, false);
     result.skipped_steps = skipped;
     verify(run, result, &done, system)
+}
+
+/// When removing a device fails after this run unmounted copies of its mount in other
+/// mount namespaces: which namespaces they were, and why one may still hold it. systemd
+/// before 253 builds a sandboxed service's root by moving a second copy of the whole tree
+/// over the first (`MS_MOVE`), which stays underneath, shown in no mountinfo and reached
+/// by no path; only mount propagation from ours (a shared mount, systemd's default)
+/// unmounts it, or the service's end.
+fn hidden_copy_hint(run: &LiveRun<'_>, done: &[plan::Step], step: &plan::Step) -> String {
+    if !matches!(
+        step.action,
+        plan::Action::RemoveDm { .. }
+            | plan::Action::DestroyNamespace { .. }
+            | plan::Action::DeletePartition { .. }
+    ) {
+        return String::new();
+    }
+    let mut who: Vec<String> = Vec::new();
+    for d in done {
+        if let plan::Action::UmountElsewhere { path, device } = &d.action {
+            for m in run.before.copies_elsewhere(*device, path) {
+                if !who.contains(&m.who()) {
+                    who.push(m.who());
+                }
+            }
+        }
+    }
+    if who.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (copies of its mount were unmounted in the mount namespaces of {}; one of them may still hold a copy that no mountinfo shows: systemd before 253 keeps one under the root of each service it sandboxes, which only mount propagation from a shared mount reaches; restarting that service releases it)",
+        who.join(", ")
+    )
 }
 
 /// After the steps (`done` ran): probe again, fill the diff, check DAX on the declared

@@ -69,6 +69,9 @@ fn doing(action: &Action) -> String {
         Action::Mount { device, path, .. } => format!("mounting {device} on {path}"),
         Action::Remount { path, .. } => format!("remounting {path}"),
         Action::Umount { path } => format!("unmounting {path}"),
+        Action::UmountElsewhere { path, .. } => {
+            format!("unmounting {path} in the other mount namespaces")
+        }
         Action::SetExtsize { path, .. } => format!("setting the extent size hint on {path}"),
         Action::WriteFile { path, .. } => format!("writing {path}"),
         Action::RemoveFile { path } => format!("removing {path}"),
@@ -215,6 +218,15 @@ fn guard(action: &Action, bound: &Bound) -> Result<Option<String>, Refused> {
                     b.path, e.start, e.size
                 )));
             }
+        }
+        // our umount may have reached them already (a copy that is a slave or a peer
+        // of ours goes with it)
+        Action::UmountElsewhere { path, device }
+            if a.copies_elsewhere(*device, path).next().is_none() =>
+        {
+            return Ok(Some(format!(
+                "no other mount namespace holds {path} any more"
+            )));
         }
         Action::SetExtsize { path, size }
             if a.mount_at(path).and_then(|m| m.root_extsize)
@@ -534,6 +546,12 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
         }
         Action::Umount { path } => Op::Umount {
             target: path.clone(),
+            lazy: d.allow_data_loss,
+        },
+        Action::UmountElsewhere { path, device } => Op::UmountElsewhere {
+            target: path.clone(),
+            devno: *device,
+            copies: a.copies_elsewhere(*device, path).cloned().collect(),
             lazy: d.allow_data_loss,
         },
         Action::WriteFile { path, kind, mode } => Op::WriteFile {

@@ -4,8 +4,9 @@
 //! |---|---|---|---|---|
 //! | mount | mounted from the declared device | - | - | umount |
 //! | mount | something else mounted there | - | - | nothing (warning) |
+//! | copy of the mount in another mount namespace | of the declared device, at the mount point | - | - | umount it there (after ours) |
 //! | boot files (state, units, links, binary) | yes | - | - | remove, then daemon-reload |
-//! | dm device / partition mapping | yes | yes (foreign holder, foreign mount) | - | refuse, naming the holder |
+//! | dm device / partition mapping | yes | yes (foreign holder, foreign mount, in any mount namespace) | - | refuse, naming the holder |
 //! | dm device / partition mapping | yes | no | - | remove |
 //! | partition | yes | - | - | delete the GPT entry (the data stays on the disk) |
 //! | namespace | yes | - | yes | destroy |
@@ -18,17 +19,21 @@ use crate::args::validate::DevRef;
 pub(crate) fn plan(cx: &mut Ctx) {
     let declared_paths: Vec<String> = cx.d.mounts.iter().map(|m| m.path.clone()).collect();
     for spec in cx.d.mounts.iter().rev() {
-        let Some(m) = cx.b.mount_at(&spec.path) else {
-            continue;
-        };
-        let ours = cx.b.block(&spec.device).is_some_and(|b| b.devno == m.devno);
-        if ours {
-            cx.umount_first(&spec.path, "state: absent");
-        } else {
-            cx.warnings.push(format!(
-                "{}: {} is mounted there, not {}; left alone",
-                spec.path, m.source, spec.device
-            ));
+        let device = cx.b.block(&spec.device);
+        if let Some(m) = cx.b.mount_at(&spec.path) {
+            if device.is_some_and(|b| b.devno == m.devno) {
+                cx.umount_first(&spec.path, "state: absent");
+            } else {
+                cx.warnings.push(format!(
+                    "{}: {} is mounted there, not {}; left alone",
+                    spec.path, m.source, spec.device
+                ));
+            }
+        }
+        // the copies other namespaces hold, also when ours is gone already (a run
+        // stopped after its umount)
+        if let Some(bd) = device {
+            cx.umount_elsewhere(bd, &spec.path);
         }
     }
     // then the boot files (saved state, units), so a reboot does not bring it back
@@ -188,6 +193,15 @@ fn free_of_foreign_users(
             cx.refusals.push(format!(
                 "refusing {why}: {} is mounted on {}, which these arguments do not declare",
                 bd.path, m.target
+            ));
+            ok = false;
+        }
+    }
+    for m in cx.a.elsewhere.iter().filter(|m| m.devno == bd.devno) {
+        if !declared_paths.contains(&m.target) {
+            cx.refusals.push(format!(
+                "refusing {why}: {} is mounted on {} in the mount namespace of {}, which these arguments do not declare",
+                bd.path, m.target, m.who()
             ));
             ok = false;
         }

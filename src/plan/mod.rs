@@ -228,6 +228,15 @@ pub enum Action {
         /// Mount point.
         path: String,
     },
+    /// Unmount the copies of the mount at `path` that other mount namespaces hold
+    /// (sandboxed services keep them: systemd-logind's `ProtectSystem=`), before the
+    /// device mounted there is removed: while one is held, the device stays busy.
+    UmountElsewhere {
+        /// Mount point, as the processes of those namespaces see it.
+        path: String,
+        /// The device mounted there (one this plan removes or destroys).
+        device: Devno,
+    },
     /// Set the extent size hint (inherited) on a mounted xfs root directory.
     SetExtsize {
         /// Mount point.
@@ -274,6 +283,7 @@ impl Action {
             Action::Mount { .. } => "mount",
             Action::Remount { .. } => "remount",
             Action::Umount { .. } => "umount",
+            Action::UmountElsewhere { .. } => "umount_elsewhere",
             Action::SetExtsize { .. } => "set_extsize",
             Action::WriteFile { .. } => "write_file",
             Action::RemoveFile { .. } => "remove_file",
@@ -307,6 +317,7 @@ impl Action {
             Action::Mount { path, .. }
             | Action::Remount { path, .. }
             | Action::Umount { path }
+            | Action::UmountElsewhere { path, .. }
             | Action::SetExtsize { path, .. }
             | Action::WriteFile { path, .. }
             | Action::RemoveFile { path } => path.clone(),
@@ -471,6 +482,8 @@ pub(crate) struct Ctx<'a> {
     removed_dm: BTreeSet<String>,
     /// Mount points unmounted by the teardown.
     unmounted: BTreeSet<String>,
+    /// Mounts (device, mount point) unmounted in the other mount namespaces holding them.
+    unmounted_elsewhere: BTreeSet<(Devno, String)>,
     /// Disks that get a new GPT in this plan.
     pub gpt_new: BTreeSet<DevRef>,
     /// Partition numbers used per disk by this plan.
@@ -499,6 +512,7 @@ impl<'a> Ctx<'a> {
             wiped: BTreeSet::new(),
             removed_dm: BTreeSet::new(),
             unmounted: BTreeSet::new(),
+            unmounted_elsewhere: BTreeSet::new(),
             gpt_new: BTreeSet::new(),
             numbers: BTreeMap::new(),
             new_fs: BTreeSet::new(),
@@ -816,6 +830,49 @@ impl<'a> Ctx<'a> {
         for t in targets {
             self.umount_first(&t, &format!("{} changes underneath", bd.path));
         }
+        let copies: Vec<String> = self
+            .a
+            .elsewhere
+            .iter()
+            .filter(|m| m.devno == bd.devno)
+            .map(|m| m.target.clone())
+            .collect();
+        for t in copies {
+            self.umount_elsewhere(bd, &t);
+        }
+    }
+
+    /// Add to the teardown the umount of the copies of `bd`'s mount at `path` that other
+    /// mount namespaces hold (once per device and mount point; nothing when none does),
+    /// after the umount in ours: `bd` is removed or destroyed by this plan, and stays busy
+    /// while one is held. An umount in our namespace reaches such a copy only through
+    /// mount propagation, when the copy is a slave of ours or a peer; systemd's stop of a
+    /// mount unit is such an umount, in PID 1's namespace, and reaches no further.
+    pub fn umount_elsewhere(&mut self, bd: &BlockDevice, path: &str) {
+        let who: Vec<String> = self
+            .a
+            .copies_elsewhere(bd.devno, path)
+            .map(|m| m.who())
+            .collect();
+        if who.is_empty()
+            || !self
+                .unmounted_elsewhere
+                .insert((bd.devno, path.to_string()))
+        {
+            return;
+        }
+        self.teardown.push(Step {
+            action: Action::UmountElsewhere {
+                path: path.to_string(),
+                device: bd.devno,
+            },
+            detail: format!(
+                "umount {path} in the other mount namespaces holding a copy of it ({}): {} stays busy while one is held",
+                who.join(", "),
+                bd.path
+            ),
+            destructive: false,
+        });
     }
 
     /// Add an umount to the teardown (once per mount point), without data-loss checks.

@@ -4,7 +4,7 @@
 //! (`system/real/argv.rs`); the fake carries the op out in memory.
 
 use crate::actual::dm::TableLine;
-use crate::actual::Devno;
+use crate::actual::{Devno, NsMount};
 use crate::args::{FsType, MapMode, NamespaceMode};
 use crate::geometry::FsGeometry;
 use crate::units::{Bytes, Sectors};
@@ -173,6 +173,20 @@ pub enum Op {
     Umount {
         /// Mount point.
         target: String,
+        /// Detach even while files are open.
+        lazy: bool,
+    },
+    /// umount(2) of the copies of a mount that other mount namespaces hold, in each of
+    /// them (entered with setns(2) through a process in it, and left again); lazy
+    /// (MNT_DETACH) only when data loss is allowed. A copy is unmounted only while the
+    /// path, as that namespace sees it, is still on `devno`.
+    UmountElsewhere {
+        /// Mount point.
+        target: String,
+        /// The device mounted there.
+        devno: Devno,
+        /// The namespaces holding a copy (one entry each, with a process in it).
+        copies: Vec<NsMount>,
         /// Detach even while files are open.
         lazy: bool,
     },

@@ -37,6 +37,11 @@ pub struct ProbeScope {
     pub paths: BTreeSet<String>,
     /// Declared mount points: whatever is mounted there is in scope.
     pub mount_points: BTreeSet<String>,
+    /// Also list the mounts of the devices in scope that other mount namespaces hold
+    /// ([`Actual::elsewhere`]): only for a run that may tear a device down (`state:
+    /// absent`, `allow_data_loss`), which must unmount them there first. Other runs
+    /// (and `--facts`) do not walk `/proc`.
+    pub elsewhere: bool,
 }
 
 impl Default for ProbeScope {
@@ -53,6 +58,7 @@ impl ProbeScope {
             dm_names: BTreeSet::new(),
             paths: BTreeSet::new(),
             mount_points: BTreeSet::new(),
+            elsewhere: false,
         }
     }
 
@@ -77,6 +83,7 @@ impl ProbeScope {
             dm_names: d.devices.iter().map(|x| x.name.clone()).collect(),
             paths,
             mount_points: d.mounts.iter().map(|m| m.path.clone()).collect(),
+            elsewhere: d.state == crate::args::State::Absent || d.allow_data_loss,
         }
     }
 }
@@ -319,6 +326,7 @@ mod tests {
             dm_names: BTreeSet::from(["s".to_string()]),
             paths: BTreeSet::new(),
             mount_points: BTreeSet::new(),
+            elsewhere: false,
         };
         let r = reach(&scope, &a);
         // the foreign dm-4 holds pmem0: in scope; vda, loop0, err, susp are not
@@ -335,6 +343,7 @@ mod tests {
             dm_names: BTreeSet::new(),
             paths: BTreeSet::from(["/dev/vda".to_string()]),
             mount_points: BTreeSet::from(["/mnt/v".to_string(), "/mnt/none".to_string()]),
+            elsewhere: false,
         };
         let r = reach(&scope, &a);
         // vda brings its partition and its holder (err); /mnt/v brings vda1
@@ -381,6 +390,7 @@ mod tests {
                 dm_names: names.iter().map(|n| n.to_string()).collect(),
                 paths: BTreeSet::new(),
                 mount_points: BTreeSet::new(),
+                elsewhere: false,
             }
         }
     }

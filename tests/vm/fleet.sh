@@ -75,14 +75,14 @@ done
 for h in pmem-a pmem-b; do cat "$W/$h.console"; done
 # no copy of the module on the hosts, no Python module anywhere in their way
 for h in pmem-a pmem-b; do
-  checkc "$h: no pmem_stack installed before the run" '! on $h "command -v pmem_stack; ls /usr/local/sbin/pmem_stack" 2>/dev/null | grep -q .'
+  checkc "$h: no pmem_stack installed before the run" '! on $h "command -v pmem_stack; ls /usr/local/sbin/pmem_stack /usr/local/libexec/pmem-stack" 2>/dev/null | grep -q .'
 done
 
 # what a host has of PMEM and of boot persistence: compared before and after a run that
 # must change nothing
 snap() {
   on "$1" 'ndctl list -N 2>&1; dmsetup table 2>&1; grep -E "^[^ ]+ /mnt/" /proc/mounts;
-           ls /etc/systemd/system /usr/local/sbin /var/lib/pmem-stack 2>&1 | grep -i pmem'
+           ls /etc/systemd/system /usr/local/sbin /usr/local/libexec /var/lib/pmem-stack 2>&1 | grep -i pmem'
 }
 
 # ---- the controller ------------------------------------------------------------------

@@ -206,6 +206,12 @@ ExecStart=/bin/bash $OUTDIR/.inner.sh
 StandardOutput=console
 UNIT
   ln -sf /etc/systemd/system/pmemvm-command.service $R/etc/systemd/system/multi-user.target.wants/pmemvm-command.service
+  # Shared mount propagation, as systemd sets it up on a real host at boot (mount-setup:
+  # MS_REC|MS_SHARED on /). Here it would skip that: it sees the host's /.dockerenv
+  # through the 9p root (when this machine is a Docker container) and takes itself for a
+  # container (systemd-detect-virt -c: docker). Without it every mount is private and a
+  # sandboxed service (systemd-logind) keeps copies of later mounts that no umount reaches.
+  mount --make-rshared $R || echo "PMEMVM: making the root shared (--make-rshared) failed"
   exec switch_root $R /lib/systemd/systemd
   fail "switch_root to systemd failed"
 fi

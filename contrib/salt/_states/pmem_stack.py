@@ -4,10 +4,10 @@ Persistent memory (NVDIMM / PMEM) stacks through the ``pmem_stack`` binary
 
 A custom Salt state module: put this file in ``_states/`` of a file root (or in
 ``extension_modules``) and the states run the ``pmem_stack`` binary of pmem-stack, which
-must be installed on the minion (``/usr/local/bin/pmem_stack`` by default; not
-``/usr/local/sbin/pmem_stack``, which is the binary's own copy for the boot replay: it
-writes it with ``boot: {persist: true}`` and removes it when the last persisted stack
-goes).
+must be installed on the minion (``/usr/local/bin/pmem_stack`` by default; the
+binary's own copy for the boot replay, which ``boot: {persist: true}`` writes and the
+teardown of the last persisted stack removes, lives apart, in
+``/usr/local/libexec/pmem-stack/``, and never touches a ``pmem_stack`` you install).
 
 The keyword arguments are the binary's own options (``namespaces``, ``devices``,
 ``partitions``, ``filesystems``, ``mounts``, ``boot``, ``allow_data_loss``,

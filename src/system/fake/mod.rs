@@ -74,6 +74,9 @@ pub struct FakeSystem {
     pub scope: ProbeScope,
     /// Paths of the devices the probes read, in order (what the real probe would open).
     pub reads: Vec<String>,
+    /// Devices held open by something no probe shows (a copy of a mount hidden under a
+    /// sandboxed service's root), with what holds them: removing one fails as busy.
+    pub held_unseen: std::collections::BTreeMap<Devno, String>,
 }
 
 impl FakeSystem {
@@ -210,6 +213,7 @@ impl FakeSystem {
         }
         self.state.dm_devices.clear();
         self.state.mounts.clear();
+        self.state.elsewhere.clear();
         // /run is empty after a boot
         self.state.files.retain(|f| !f.path.starts_with("/run/"));
         for b in &mut self.state.block_devices {
@@ -324,11 +328,22 @@ impl FakeSystem {
     }
 
     fn busy(&self, bd: &BlockDevice) -> Option<String> {
+        if let Some(what) = self.held_unseen.get(&bd.devno) {
+            return Some(format!("{} is open ({what})", bd.path));
+        }
         if !bd.holders.is_empty() {
             return Some(format!("{} is held by {}", bd.path, bd.holders.join(", ")));
         }
         if let Some(m) = self.state.mounts.iter().find(|m| m.devno == bd.devno) {
             return Some(format!("{} is mounted on {}", bd.path, m.target));
+        }
+        if let Some(m) = self.state.elsewhere.iter().find(|m| m.devno == bd.devno) {
+            return Some(format!(
+                "{} is mounted on {} in the mount namespace of {}",
+                bd.path,
+                m.target,
+                m.who()
+            ));
         }
         if let Some(p) = self
             .state
@@ -399,6 +414,12 @@ impl FakeSystem {
             } => self.mount(source, target, fstype, options)?,
             Op::Remount { target, options } => self.remount(target, options)?,
             Op::Umount { target, .. } => self.umount(target)?,
+            Op::UmountElsewhere {
+                target,
+                devno,
+                copies,
+                ..
+            } => self.umount_elsewhere(target, *devno, copies),
             Op::WriteFile {
                 path,
                 content,
@@ -462,6 +483,12 @@ impl System for FakeSystem {
         }
         a.unreadable = unreadable;
         a.apply_name_records();
+        // other namespaces' mounts are listed for the runs that ask, of devices in scope
+        if self.scope.elsewhere {
+            a.elsewhere.retain(|m| r.in_scope(m.devno));
+        } else {
+            a.elsewhere.clear();
+        }
         Ok(a)
     }
 

@@ -3,7 +3,7 @@
 //! umount, the root's extent size hint; and the checks after mounting.
 
 use super::FakeSystem;
-use crate::actual::{DaxSyntax, Extsize, Mount};
+use crate::actual::{DaxSyntax, Devno, Extsize, Mount, NsMount};
 use crate::args::DaxMode;
 use crate::system::{DaxCheck, DevId, PmdFaults, SystemError};
 use crate::units::Bytes;
@@ -129,6 +129,33 @@ impl FakeSystem {
             .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
         self.state.mounts.remove(i);
         Ok(())
+    }
+
+    /// A sandboxed service starts now (systemd's `ProtectSystem=`, as systemd-logind):
+    /// its new mount namespace `ns` holds a copy of every block-device mount there is,
+    /// which an umount in ours does not reach (no propagation is modelled).
+    pub fn start_sandboxed_service(&mut self, comm: &str, pid: u32, ns: u64) {
+        let copies: Vec<NsMount> = self
+            .state
+            .mounts
+            .iter()
+            .map(|m| NsMount {
+                ns,
+                pid,
+                comm: comm.to_string(),
+                target: m.target.clone(),
+                devno: m.devno,
+            })
+            .collect();
+        self.state.elsewhere.extend(copies);
+    }
+
+    /// umount(2) of `target` (of `devno`) in the namespaces of `copies`; a namespace
+    /// without it (gone, or unmounted meanwhile) has nothing to do.
+    pub(super) fn umount_elsewhere(&mut self, target: &str, devno: Devno, copies: &[NsMount]) {
+        self.state.elsewhere.retain(|m| {
+            !(m.target == target && m.devno == devno && copies.iter().any(|c| c.ns == m.ns))
+        });
     }
 
     /// FS_IOC_FSSETXATTR on the root: the hint, inherited, kept with the filesystem.

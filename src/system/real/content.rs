@@ -304,6 +304,7 @@ mod tests {
             dm_names: set(dm),
             paths: set(paths),
             mount_points: set(mounts),
+            elsewhere: false,
         }
     }
 

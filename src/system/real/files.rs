@@ -7,8 +7,8 @@ use super::exec;
 use crate::actual::{FileContent, FileState, Uncleared};
 use crate::boot::{
     is_generated, is_state_path, is_unit_path, reload_pending_marker, replay_link, BINARY,
-    LEGACY_SERVICE, LEGACY_STATE_FILE, RELOAD_PENDING, REPLAY_TARGET, SERVICE_TEMPLATE, STATE_DIR,
-    UNIT_DIR,
+    LEGACY_BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, RELOAD_PENDING, REPLAY_TARGET,
+    SERVICE_TEMPLATE, STATE_DIR, UNIT_DIR,
 };
 use crate::system::{Output, SystemError};
 use std::io::Write;
@@ -164,6 +164,7 @@ pub fn drop_uncleared(root: &Path, name: &str) -> Result<(), SystemError> {
 pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
     let mut paths = vec![
         BINARY.to_string(),
+        LEGACY_BINARY.to_string(),
         LEGACY_STATE_FILE.to_string(),
         format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
         format!("{UNIT_DIR}/{LEGACY_SERVICE}"),
@@ -213,6 +214,15 @@ pub fn probe(root: &Path) -> Result<Vec<FileState>, SystemError> {
         } else if p == BINARY {
             FileContent::Binary {
                 matches_self: same_as_self(&full, &meta),
+            }
+        } else if p == LEGACY_BINARY {
+            // never compared: never rewritten, only removed when our units prove it ours
+            // (`boot::legacy_copy_removal`); a link or a directory there is not a copy
+            if !meta.is_file() {
+                continue;
+            }
+            FileContent::Binary {
+                matches_self: false,
             }
         } else {
             let bytes = std::fs::read(&full).map_err(|e| SystemError::Probe {
@@ -404,13 +414,19 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Remove `path` (a missing file is fine).
+/// Remove `path` (a missing file is fine); the boot copy's own directory goes with it
+/// when empty.
 pub fn remove(root: &Path, path: &str) -> Result<Output, SystemError> {
     let full = at(root, path);
     match std::fs::remove_file(&full) {
         Ok(()) => {
             if let Some(dir) = full.parent() {
                 sync_dir(dir);
+                if path == BINARY && std::fs::remove_dir(dir).is_ok() {
+                    if let Some(up) = dir.parent() {
+                        sync_dir(up);
+                    }
+                }
             }
             Ok(Output::default())
         }
@@ -497,6 +513,56 @@ mod tests {
                 matches_self: false
             })
         );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Whatever is at the old boot copy's path is probed without being read: a regular
+    /// file as a binary that is not this one, a link as a link, a directory not at all;
+    /// installing and removing the boot copy (in its own directory, which goes with it)
+    /// never touches it.
+    #[test]
+    fn the_boot_copy_lives_apart_from_an_operators_pmem_stack() {
+        let root = fresh_dir("own-copy");
+        let legacy = at(&root, LEGACY_BINARY);
+        std::fs::create_dir_all(legacy.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&legacy, "#!/bin/sh\necho the operator's\n").expect("operator's");
+        let found = |root: &Path| -> Option<FileContent> {
+            probe(root)
+                .expect("probe")
+                .into_iter()
+                .find(|f| f.path == LEGACY_BINARY)
+                .map(|f| f.content)
+        };
+        assert_eq!(
+            found(&root),
+            Some(FileContent::Binary {
+                matches_self: false
+            })
+        );
+        let bin = FileContent::Binary { matches_self: true };
+        write(&root, BINARY, &bin, 0o755).expect("install");
+        remove(&root, BINARY).expect("remove");
+        assert!(!at(&root, BINARY).exists());
+        assert!(
+            !at(&root, "/usr/local/libexec/pmem-stack").exists(),
+            "its own directory goes with it"
+        );
+        assert!(at(&root, "/usr/local/libexec").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(&legacy).expect("still there"),
+            "#!/bin/sh\necho the operator's\n"
+        );
+        std::fs::remove_file(&legacy).expect("rm");
+        std::os::unix::fs::symlink("/opt/pmem/pmem_stack", &legacy).expect("link");
+        assert_eq!(
+            found(&root),
+            Some(FileContent::Link {
+                target: "/opt/pmem/pmem_stack".into()
+            })
+        );
+        std::fs::remove_file(&legacy).expect("rm");
+        std::fs::create_dir(&legacy).expect("a directory");
+        assert_eq!(found(&root), None);
         let _ = std::fs::remove_dir_all(&root);
     }
 

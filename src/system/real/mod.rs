@@ -9,6 +9,8 @@
 //!   the scope is `system/scope.rs`); a device that fails is recorded, not fatal
 //! - `fs.rs`: filesystem signatures and geometry from ext4/xfs superblocks
 //! - `mounts.rs`: mountinfo (procfs crate), root extsize (FS_IOC_FSGETXATTR); mount/umount/extsize ops
+//! - `elsewhere.rs`: mounts of our devices held in other mount namespaces (`/proc/PID/mountinfo`),
+//!   and their umount there (setns)
 //! - `dm.rs`: dm devices and tables through the devicemapper crate; create/reload/remove
 //! - `gpt.rs`: GPT read/write through the gpt crate; BLKPG add/delete
 //!
@@ -29,6 +31,7 @@ pub mod block;
 pub mod content;
 pub mod dax;
 pub mod dm;
+pub mod elsewhere;
 pub mod exec;
 pub mod files;
 pub mod fs;
@@ -68,6 +71,9 @@ pub struct RealSystem {
     /// after those steps (nothing a step resolves against changes), so the next re-probe
     /// reads the files too.
     files_changed: bool,
+    /// Set when the run could not come back to its own mount namespace after unmounting
+    /// a copy in another one: then nothing more is probed or run.
+    stranded: Option<String>,
 }
 
 impl Default for RealSystem {
@@ -89,6 +95,7 @@ impl RealSystem {
                 .unwrap_or_else(|| PathBuf::from("/")),
             record: Recorder::new(start),
             files_changed: false,
+            stranded: None,
         }
     }
 }
@@ -185,10 +192,25 @@ fn scope_devnos(scope: &ProbeScope, mounts: &[crate::actual::Mount]) -> Vec<crat
 }
 
 impl RealSystem {
+    /// Refuse to go on once the run is stranded in another mount namespace.
+    fn not_stranded(&self) -> Result<(), SystemError> {
+        match &self.stranded {
+            Some(why) => Err(SystemError::Unavailable {
+                msg: format!("stopped: {why}; this run's view of mounts is not its own"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
         self.files_changed = false;
         let mut a = list(&self.sys, &self.dev, &self.scope, &self.record)?;
         let reach = scope::reach(&self.scope, &a);
+        if self.scope.elsewhere {
+            a.elsewhere = self.record.part("elsewhere", || {
+                elsewhere::probe(a.dax_syntax(), &|d| reach.in_scope(d))
+            })?;
+        }
         let contents = self.record.part("contents", || {
             content::read(&a.block_devices, &reach, &self.sys, &content::open_device)
         });
@@ -247,6 +269,13 @@ impl RealSystem {
         }
         let reach = scope::reach(&self.scope, &a);
         let before = scope::reach(&self.scope, prev);
+        // the other namespaces' copies follow our mounts (propagation), the devices
+        // (gone, new) and the scope's reach
+        if self.scope.elsewhere && (t.mounts || t.dm || t.nd || reach != before) {
+            a.elsewhere = self.record.part("elsewhere", || {
+                elsewhere::probe(a.dax_syntax(), &|d| reach.in_scope(d))
+            })?;
+        }
         let again = t.devices_in(&a);
         let contents = self.record.part("contents", || {
             let mut out = content::Contents::default();
@@ -425,6 +454,21 @@ impl RealSystem {
             Op::Umount { target, lazy } => self
                 .record
                 .kernel("umount", || mounts::umount(target, *lazy))?,
+            Op::UmountElsewhere {
+                target,
+                devno,
+                copies,
+                lazy,
+            } => match self.record.kernel("umount", || {
+                elsewhere::umount(target, *devno, copies, *lazy)
+            }) {
+                Ok(out) => out,
+                Err(elsewhere::Failure::Failed(e)) => return Err(e),
+                Err(elsewhere::Failure::Stranded(e)) => {
+                    self.stranded = Some(e.to_string());
+                    return Err(e);
+                }
+            },
             Op::WriteFile {
                 path,
                 content,
@@ -602,6 +646,12 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             devices: vec![source.devno],
             ..t
         },
+        Op::UmountElsewhere { devno, .. } => Touched {
+            mounts: true,
+            dm: true,
+            devices: vec![*devno],
+            ..t
+        },
         Op::Remount { target, .. } | Op::Umount { target, .. } | Op::SetExtsize { target, .. } => {
             Touched {
                 mounts: true,
@@ -627,6 +677,7 @@ impl System for RealSystem {
     }
 
     fn probe(&mut self) -> Result<Actual, SystemError> {
+        self.not_stranded()?;
         let started = std::time::Instant::now();
         let a = self.probe_all();
         self.record.probe(started);
@@ -634,6 +685,7 @@ impl System for RealSystem {
     }
 
     fn probe_after(&mut self, op: &Op, before: &Actual) -> Result<Actual, SystemError> {
+        self.not_stranded()?;
         let started = std::time::Instant::now();
         let a = self.probe_after_op(op, before);
         self.record.probe(started);
@@ -649,6 +701,11 @@ impl System for RealSystem {
                 let mut a = a.clone();
                 a.block_devices.iter_mut().for_each(|b| b.aliases.clear());
                 a.dm_devices.iter_mut().for_each(|d| d.open_count = 0);
+                // which process of a namespace shows first can change between the two
+                a.elsewhere.iter_mut().for_each(|m| {
+                    m.pid = 0;
+                    m.comm.clear();
+                });
                 a
             };
             let differ = differing_parts(&unlinked(&a), &unlinked(&full));
@@ -666,6 +723,7 @@ impl System for RealSystem {
     }
 
     fn execute(&mut self, op: &Op) -> Result<Output, SystemError> {
+        self.not_stranded()?;
         let started = std::time::Instant::now();
         let external_before = self.record.external_ms();
         let kernel_before = self.record.kernel_ms();

@@ -9,6 +9,11 @@ source "$(dirname "$0")/boot-lib.sh"
 # fresh DIMMs are label-less (one raw namespace per region, converted only whole): give
 # them labels so that a region holds two namespaces
 ndctl disable-region all >/dev/null && ndctl init-labels -f all >/dev/null && ndctl enable-region all >/dev/null
+section "an operator's own pmem_stack where earlier versions kept the boot copy"
+mkdir -p /usr/local/sbin
+printf '#!/bin/sh\necho "the operator'"'"'s own pmem_stack"\n' > /usr/local/sbin/pmem_stack
+chmod 755 /usr/local/sbin/pmem_stack
+(cd /usr/local/sbin && sha256sum pmem_stack) > "$KEEP/operators-own.sha256"
 section "two tasks converge and persist their stacks"
 module a1 "$ARGS_A"
 check "A: rc 0" [ "$(rc_of a1)" = 0 ]
@@ -28,6 +33,10 @@ checkc "C: A's and B's saved states and units untouched" 'sha256sum -c --quiet "
 checkc "C: three saved states" '[ "$(ls /etc/pmem-stack/state.d | wc -l)" = 3 ]'
 module a3 "$ARGS_A"; module b3 "$ARGS_B"; module c2 "$ARGS_C"
 checkc "each of the three again: unchanged, no process started" '[ "$(jv "$W/a3.json" changed)" = false ] && [ -z "$(spawns a3)" ] && [ "$(jv "$W/b3.json" changed)" = false ] && [ -z "$(spawns b3)" ] && [ "$(jv "$W/c2.json" changed)" = false ] && [ -z "$(spawns c2)" ]'
+section "the boot copy"
+grep "^ExecStart=" $UNITS/pmem-stack@.service | sed 's/^/  pmem-stack@.service: /'
+checkc "the boot copy is $BOOT_COPY, byte-identical to the module, and the template runs it" 'cmp -s "$BIN" "$BOOT_COPY" && grep -q "^ExecStart=$BOOT_COPY --boot " $UNITS/pmem-stack@.service'
+checkc "the operator's /usr/local/sbin/pmem_stack untouched" '(cd /usr/local/sbin && sha256sum -c --quiet "$KEEP/operators-own.sha256")'
 section "what systemd has now"
 RA=$(replay_of mnt-a.mount); RB=$(replay_of mnt-b.mount); RC=$(replay_of mnt-c.mount)
 echo "  replay units: A $RA, B $RB, C $RC"

@@ -21,6 +21,8 @@ ARGS_C='{"namespaces":[{"name":"pm3","region":"region0","mode":"fsdax"}],
 "filesystems":[{"device":"pmem-c","type":"ext4"}],
 "mounts":[{"path":"/mnt/c","device":"pmem-c","dax":"always"}],"boot":{"persist":true}}'
 UNITS=/etc/systemd/system
+# the module's own copy of itself for the boot replay
+BOOT_COPY=/usr/local/libexec/pmem-stack/pmem_stack
 # prop UNIT PROPERTY: one property as systemd reports it
 prop() { systemctl show -p "$2" --value "$1"; }
 # the replay service a mount unit requires (read from systemd)
@@ -39,3 +41,26 @@ journal() {
 }
 check "systemd is PID 1" [ "$(cat /proc/1/comm)" = systemd ]
 echo "  kernel $(uname -r); systemd $(systemctl --version | head -1)"
+# mount_namespaces: every mount namespace on the host, once each (the first process seen
+# in it), as "pid comm ns-inode"; our own is marked "(this shell)"
+mount_namespaces() {
+  local p ns seen=" " self
+  self=$(readlink /proc/self/ns/mnt); self=${self#mnt:[}; self=${self%]}
+  for p in /proc/[0-9]*; do
+    ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+    ns=${ns#mnt:[}; ns=${ns%]}
+    case $seen in *" $ns "*) continue;; esac
+    seen="$seen$ns "
+    echo "${p#/proc/} $(cat "$p/comm" 2>/dev/null) $ns$([ "$ns" = "$self" ] && echo " (this shell)")"
+  done
+}
+# copies MAJ:MIN PATH...: every process whose mountinfo has a mount of device MAJ:MIN or
+# at one of PATHs, as "pid comm mnt:[ns]: mountinfo line" (every pid, not one per namespace)
+copies() {
+  local devno=$1 p ns; shift
+  for p in /proc/[0-9]*; do
+    ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+    awk -v d="$devno" -v pre="${p#/proc/} $(cat "$p/comm" 2>/dev/null) $ns: " -v paths=" $* " \
+      '$3 == d || index(paths, " " $5 " ") { print pre $0 }' "$p/mountinfo" 2>/dev/null
+  done
+}

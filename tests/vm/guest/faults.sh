@@ -155,7 +155,7 @@ half_written() {
       printf '%s is not whole JSON ' "${st#"$R"}"
     fi
   done
-  if [ -f "$R/usr/local/sbin/pmem_stack" ] && ! cmp -s "$BIN" "$R/usr/local/sbin/pmem_stack"; then
+  if [ -f "$R/usr/local/libexec/pmem-stack/pmem_stack" ] && ! cmp -s "$BIN" "$R/usr/local/libexec/pmem-stack/pmem_stack"; then
     printf 'the installed binary is not whole '
   fi
 }

@@ -127,7 +127,7 @@ def half_written():
             json.load(open(os.path.join(states, name)))
         except ValueError:
             found.append("state.d/%s is not whole JSON" % name)
-    binary = os.path.join(ROOT, "usr/local/sbin/pmem_stack")
+    binary = os.path.join(ROOT, "usr/local/libexec/pmem-stack/pmem_stack")
     if os.path.exists(binary) and open(binary, "rb").read() != open(BIN, "rb").read():
         found.append("the installed binary is not whole")
     return found

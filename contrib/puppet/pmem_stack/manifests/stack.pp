@@ -12,8 +12,9 @@
 #   The binary's arguments, as its README lists them (namespaces, devices, partitions,
 #   filesystems, mounts, boot, state, allow_data_loss, verify_pmd).
 # @param binary
-#   Path of the pmem_stack binary on the node (not /usr/local/sbin/pmem_stack: that is
-#   the binary's own copy for the boot replay, removed with the last persisted stack).
+#   Path of the pmem_stack binary on the node (not the binary's own copy for the boot
+#   replay, /usr/local/libexec/pmem-stack/pmem_stack, removed with the last persisted
+#   stack).
 # @param args_dir
 #   Where the arguments file goes: `<args_dir>/<title>.json` (the title's characters
 #   other than letters, digits, `_`, `.` and `-` become `_`). Its parent must exist; not
