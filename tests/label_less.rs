@@ -203,21 +203,28 @@ fn label_less_regions_refuse_carving_and_a_second_namespace() {
     );
 }
 
-/// An fsdax namespace made by hand in a label-less region (an info block, no record)
-/// is never reformatted on a guess: refused, naming the uuid that would adopt it.
-#[test]
-fn a_hand_made_label_less_namespace_is_refused_with_the_way_to_adopt_it() {
+/// One DIMM without a label area holding an fsdax namespace made by hand, or by
+/// another tool: an info block, no name and no record; and its info block's uuid.
+fn hand_made_fsdax() -> (FakeSystem, String) {
     let mut fake = FakeSystem::label_less_dimms(1, DIMM);
     converge(
         &mut fake,
         &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
     );
-    // the record lost (made by hand, or by another tool)
     fake.state.name_records.clear();
+    fake.state.apply_name_records();
     let info = fake.state.namespaces[0]
         .info_uuid
         .clone()
         .expect("an info block");
+    (fake, info)
+}
+
+/// An fsdax namespace made by hand in a label-less region (an info block, no record)
+/// is never reformatted on a guess: refused, naming the uuid that would adopt it.
+#[test]
+fn a_hand_made_label_less_namespace_is_refused_with_the_way_to_adopt_it() {
+    let (mut fake, info) = hand_made_fsdax();
     let r = run_fails(
         &mut fake,
         &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "devdax"}]}),
@@ -286,17 +293,7 @@ fn a_label_less_namespace_killed_before_clearing_is_cleared_not_converted() {
 /// region the record follows the address range.
 #[test]
 fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
-    let mut fake = FakeSystem::label_less_dimms(1, DIMM);
-    converge(
-        &mut fake,
-        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
-    );
-    fake.state.name_records.clear();
-    fake.state.apply_name_records();
-    let info = fake.state.namespaces[0]
-        .info_uuid
-        .clone()
-        .expect("an info block");
+    let (mut fake, info) = hand_made_fsdax();
     let args = json!({
         "namespaces": [{"name": "data", "region": "region0", "mode": "fsdax", "uuid": info.to_uppercase()}],
         "devices": [{"name": "lin", "target": "linear", "members": ["data"]}]
@@ -308,13 +305,7 @@ fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
     });
     assert!(matches!(fake.state.name_records[0].of, Named::Region(_)));
     // not as declared: refused, nothing done
-    let mut fake = FakeSystem::label_less_dimms(1, DIMM);
-    converge(
-        &mut fake,
-        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
-    );
-    fake.state.name_records.clear();
-    fake.state.apply_name_records();
+    let (mut fake, _) = hand_made_fsdax();
     let n = fake.mutations();
     run_fails(
         &mut fake,

@@ -298,21 +298,40 @@ fn vm_dax_audit_and_pmd_faults_on_6_12() {
 /// converges it again. The guest's writes to its root (/etc, /usr/local,
 /// /var) and the NVDIMM files are kept between the boots.
 fn real_boots(kernel: &str) {
+    boots("boots", kernel, &[], |boot| {
+        boot("boot-1.sh", 2, 1024, &[])?;
+        boot("boot-2.sh", 2, 1024, &["-r"])?;
+        boot("boot-3.sh", 1, 1024, &[])
+    });
+}
+
+/// One boot of a series: script, DIMMs, MiB each, more rig options.
+type Boot<'a> = dyn Fn(&str, u32, u32, &[&str]) -> std::thread::Result<()> + 'a;
+
+/// A series of real boots (systemd as PID 1) on `kernel` that share the guest's root
+/// writes (`-P`), the NVDIMM files (`-k`) and a directory for the test's own notes
+/// (`KEEP`), with `rig` options for every boot; `series` runs the boots in order (a
+/// failed one stops it). The kept files are removed at the end, pass or fail.
+fn boots(
+    name: &str,
+    kernel: &str,
+    rig: &[&str],
+    series: impl FnOnce(&Boot) -> std::thread::Result<()>,
+) {
     let keep =
-        std::env::temp_dir().join(format!("pmem-stack-boots-{}-{kernel}", std::process::id()));
+        std::env::temp_dir().join(format!("pmem-stack-{name}-{}-{kernel}", std::process::id()));
     let _ = std::fs::remove_dir_all(&keep);
     std::fs::create_dir_all(&keep).expect("keep dir");
     let k = keep.display().to_string();
     let persist = keep.join("root").display().to_string();
     let env = [format!("KEEP={k}")];
-    let boot = |script: &str, dimms: u32, extra: &[&str]| {
-        let mut rig = vec!["-S", "-P", &persist, "-k", &k, "-w", &k, "-K", kernel];
-        rig.extend_from_slice(extra);
-        std::panic::catch_unwind(|| guest_with(script, dimms, 1024, &rig, &env))
+    let boot = |script: &str, dimms: u32, mib: u32, extra: &[&str]| {
+        let mut all = vec!["-S", "-P", &persist, "-k", &k, "-w", &k, "-K", kernel];
+        all.extend_from_slice(rig);
+        all.extend_from_slice(extra);
+        std::panic::catch_unwind(|| guest_with(script, dimms, mib, &all, &env))
     };
-    let result = boot("boot-1.sh", 2, &[])
-        .and_then(|_| boot("boot-2.sh", 2, &["-r"]))
-        .and_then(|_| boot("boot-3.sh", 1, &[]));
+    let result = series(&boot);
     let _ = std::fs::remove_dir_all(&keep);
     if let Err(e) = result {
         std::panic::resume_unwind(e);
@@ -337,43 +356,28 @@ fn vm_real_boots_with_systemd_on_6_12() {
 /// (DIMMs reversed) checks that systemd brought both back with the data intact, then
 /// tears both down on the booted host and converges again.
 fn label_less(kernel: &str) {
-    let keep = std::env::temp_dir().join(format!(
-        "pmem-stack-label-less-{}-{kernel}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&keep);
-    std::fs::create_dir_all(&keep).expect("keep dir");
-    let k = keep.display().to_string();
-    let persist = keep.join("root").display().to_string();
-    let ram = keep.join("ram.img").display().to_string();
-    let env = [format!("KEEP={k}")];
-    let boot = |script: &str, extra: &[&str]| {
-        let mut rig = vec![
-            "-S",
-            "-P",
-            &persist,
-            "-k",
-            &k,
-            "-w",
-            &k,
-            "-K",
-            kernel,
-            "-L",
-            "-m",
-            "2560M",
-            "-E",
-            "memmap=512M!1G memmap=512M!1536M",
-            "-R",
-            &ram,
-        ];
-        rig.extend_from_slice(extra);
-        std::panic::catch_unwind(|| guest_with(script, 2, 512, &rig, &env))
-    };
-    let result = boot("label-less-1.sh", &[]).and_then(|_| boot("label-less-2.sh", &["-r"]));
-    let _ = std::fs::remove_dir_all(&keep);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let ram = std::env::temp_dir()
+        .join(format!(
+            "pmem-stack-label-less-ram-{}-{kernel}.img",
+            std::process::id()
+        ))
+        .display()
+        .to_string();
+    let _ = std::fs::remove_file(&ram);
+    let rig = [
+        "-L",
+        "-m",
+        "2560M",
+        "-E",
+        "memmap=512M!1G memmap=512M!1536M",
+        "-R",
+        &ram,
+    ];
+    boots("label-less", kernel, &rig, |boot| {
+        boot("label-less-1.sh", 2, 512, &[])?;
+        boot("label-less-2.sh", 2, 512, &["-r"])
+    });
+    let _ = std::fs::remove_file(&ram);
 }
 
 #[test]

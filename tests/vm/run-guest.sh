@@ -301,6 +301,19 @@ if [ "$NDIMM" -gt 0 ]; then MEMOPT="${MEM_MIB}M,slots=$((NDIMM+1)),maxmem=$((MEM
 QEMU_RAM=()
 if [ -n "$RAMFILE" ]; then
   [ -f "$RAMFILE" ] || truncate -s "${MEM_MIB}M" "$RAMFILE"
+  # Only the memmap= ranges keep what the last boot left, as PMEM does across a warm
+  # reboot; the rest of the RAM starts zeroed, as at power-on (a 6.12 guest once crashed
+  # early in boot over the previous boot's RAM). Below 2816 MiB q35 maps all RAM low, so
+  # a file offset is the guest physical address.
+  keep_from=0
+  for r in $(printf '%s\n' $KARGS | sed -n 's/^memmap=\([0-9]*[KMG]\)!\([0-9]*[KMG]\)$/\2:\1/p' | \
+             while IFS=: read -r start size; do echo "$(numfmt --from=iec "$start"):$(numfmt --from=iec "$size")"; done | sort -n); do
+    start=${r%%:*}; size=${r##*:}
+    [ "$start" -gt "$keep_from" ] && fallocate --punch-hole --offset "$keep_from" --length $((start - keep_from)) "$RAMFILE"
+    keep_from=$((start + size))
+  done
+  total=$(stat -c %s "$RAMFILE")
+  [ "$total" -gt "$keep_from" ] && fallocate --punch-hole --offset "$keep_from" --length $((total - keep_from)) "$RAMFILE"
   QEMU_RAM=(-object "memory-backend-file,id=guestram,share=on,mem-path=$(realpath "$RAMFILE"),size=${MEM_MIB}M")
   MACHINE="$MACHINE,memory-backend=guestram"
 fi

@@ -148,18 +148,7 @@ impl FakeSystem {
                 info_uuid: None,
                 name_recorded: false,
             });
-            let devno = s.next_devno(PMEM_MAJOR);
-            s.state.block_devices.push(BlockDevice {
-                name: blk.clone(),
-                devno,
-                path: format!("/dev/{blk}"),
-                aliases: vec![],
-                size: size.sectors(),
-                dax: false,
-                holders: vec![],
-                partition: None,
-                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
-            });
+            s.add_pmem_block(&blk, size, false);
         }
         s
     }

@@ -117,19 +117,8 @@ impl FakeSystem {
             })),
         };
         if let Some(b) = &blockdev {
-            let devno = self.next_devno(PMEM_MAJOR);
             let usable = Self::usable(ns_size, c.mode, c.align, c.map);
-            self.state.block_devices.push(BlockDevice {
-                name: b.clone(),
-                devno,
-                path: format!("/dev/{b}"),
-                aliases: vec![],
-                size: usable.sectors(),
-                dax: c.mode == NamespaceMode::Fsdax,
-                holders: vec![],
-                partition: None,
-                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
-            });
+            self.add_pmem_block(b, usable, c.mode == NamespaceMode::Fsdax);
         }
         let region_name = self
             .state
@@ -221,18 +210,7 @@ impl FakeSystem {
                 .blockdev
                 .clone()
                 .unwrap_or_else(|| format!("pmem{}", dev.trim_start_matches("namespace")));
-            let devno = self.next_devno(PMEM_MAJOR);
-            self.state.block_devices.push(BlockDevice {
-                name: blk.clone(),
-                devno,
-                path: format!("/dev/{blk}"),
-                aliases: vec![],
-                size: ns.size.sectors(),
-                dax: memmap,
-                holders: vec![],
-                partition: None,
-                max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
-            });
+            self.add_pmem_block(&blk, ns.size, memmap);
             if let Some(n) = self.state.namespaces.iter_mut().find(|n| n.dev == *dev) {
                 n.mode = if memmap {
                     NamespaceMode::Fsdax
@@ -252,6 +230,22 @@ impl FakeSystem {
         }
         self.state.namespaces.retain(|n| n.dev != *dev);
         Ok(())
+    }
+
+    /// A new pmem block device `name` of `size` (the kernel's queue limits of pmem).
+    pub(super) fn add_pmem_block(&mut self, name: &str, size: Bytes, dax: bool) {
+        let devno = self.next_devno(PMEM_MAJOR);
+        self.state.block_devices.push(BlockDevice {
+            name: name.to_string(),
+            devno,
+            path: format!("/dev/{name}"),
+            aliases: vec![],
+            size: size.sectors(),
+            dax,
+            holders: vec![],
+            partition: None,
+            max_sectors_kb: Some(PMEM_MAX_SECTORS_KB),
+        });
     }
 
     /// Usable block device size of a namespace in a mode.

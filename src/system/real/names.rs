@@ -22,22 +22,12 @@ fn path_of(name: &str) -> String {
 /// reason to fail a run.
 pub fn probe(root: &Path) -> Result<Vec<NameRecord>, SystemError> {
     let dir = root.join(NAMES_DIR.trim_start_matches('/'));
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(SystemError::Probe {
-                msg: format!("{}: {e}", dir.display()),
-            })
-        }
-    };
     let mut out = Vec::new();
-    for e in rd.flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
+    for file in super::nd::list_dir(&dir)? {
         let Some(name) = file.strip_suffix(".json") else {
             continue;
         };
-        let Ok(text) = std::fs::read_to_string(e.path()) else {
+        let Ok(text) = std::fs::read_to_string(dir.join(&file)) else {
             continue;
         };
         match serde_json::from_str::<NameRecord>(&text) {
