@@ -320,10 +320,9 @@ fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
     assert_eq!(fake.mutations(), n);
 }
 
-/// On labelled DIMMs too: an unnamed namespace is adopted by its label uuid and found
-/// by it from then on; a uuid that is not a uuid fails with its path.
-#[test]
-fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
+/// One labelled DIMM holding an fsdax namespace made without a name; and its label
+/// uuid.
+fn unnamed_labelled() -> (FakeSystem, String) {
     let mut fake = FakeSystem::fresh_dimms(1, DIMM);
     converge(
         &mut fake,
@@ -331,6 +330,14 @@ fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
     );
     fake.state.namespaces[0].name = None;
     let label = fake.state.namespaces[0].uuid.clone().expect("a label uuid");
+    (fake, label)
+}
+
+/// On labelled DIMMs too: an unnamed namespace is adopted by its label uuid and found
+/// by it from then on; a uuid that is not a uuid fails with its path.
+#[test]
+fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
+    let (mut fake, label) = unnamed_labelled();
     let r = converge(
         &mut fake,
         &json!({"namespaces": [{"name": "keep", "region": "region0", "mode": "fsdax", "uuid": label}]}),
@@ -349,13 +356,7 @@ fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
 /// has no room for the declared one, the refusal names it and the uuid that adopts it.
 #[test]
 fn a_full_region_names_its_unnamed_namespaces_and_their_uuids() {
-    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
-    converge(
-        &mut fake,
-        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
-    );
-    fake.state.namespaces[0].name = None;
-    let label = fake.state.namespaces[0].uuid.clone().expect("a label uuid");
+    let (mut fake, label) = unnamed_labelled();
     let n = fake.mutations();
     run_fails(
         &mut fake,
