@@ -368,3 +368,27 @@ fn a_full_region_names_its_unnamed_namespaces_and_their_uuids() {
     );
     assert_eq!(fake.mutations(), n);
 }
+
+/// The DAX audit walks a stack on `memmap=` ranges like one on NVDIMMs: every layer
+/// lets DAX map 2 MiB pages, and the namespace layer names each range by its recorded
+/// name.
+#[test]
+fn the_dax_audit_walks_a_memmap_stack() {
+    let mut fake = FakeSystem::memmap(2, RANGE);
+    let r = converge(&mut fake, &striped_xfs());
+    let audit = r.dax_audit.as_ref().expect("audit in every result");
+    let stack = &audit.mounts[0];
+    assert!(stack.pmd_ok, "{:#?}", stack.layers);
+    let namespaces: Vec<&str> = stack
+        .layers
+        .iter()
+        .filter(|l| l.layer == "namespace")
+        .map(|l| l.object.as_str())
+        .collect();
+    assert_eq!(namespaces.len(), 2, "{:#?}", stack.layers);
+    assert!(
+        namespaces.iter().any(|o| o.contains("pm0"))
+            && namespaces.iter().any(|o| o.contains("pm1")),
+        "{namespaces:?}"
+    );
+}
