@@ -980,8 +980,9 @@ fn normalize_mount_path(p: &str) -> Option<String> {
     Some(format!("/{}", parts.join("/")))
 }
 
-/// Whether `s` is a uuid as ndctl prints one (8-4-4-4-12 hexadecimal digits).
-fn is_uuid(s: &str) -> bool {
+/// Whether `s` is a uuid as ndctl prints one (8-4-4-4-12 hexadecimal digits); also
+/// what the real system's uncleared markers are named by.
+pub fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',

@@ -51,7 +51,7 @@ pub fn probe_uncleared(root: &Path) -> Result<Vec<Uncleared>, SystemError> {
     let mut out = Vec::new();
     for e in entries(root, CLEARING_DIR)? {
         let uuid = e.file_name().to_string_lossy().into_owned();
-        if !is_uuid(&uuid) {
+        if !crate::args::validate::is_uuid(&uuid) {
             continue; // not ours
         }
         // a marker cut short by a kill still names its uuid; its name may be missing
@@ -65,14 +65,6 @@ pub fn probe_uncleared(root: &Path) -> Result<Vec<Uncleared>, SystemError> {
     }
     out.sort_by(|a, b| a.uuid.cmp(&b.uuid));
     Ok(out)
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
 }
 
 /// A new random (version 4) uuid, from the kernel's random pool.
