@@ -5,6 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# what the tests report past the harness (tests/common/report.rs): each VM suite's time
+# and every skipped suite, printed at the end, pass or fail
+rm -rf target/test-report
+report() {
+  local rc=$?
+  if [ -s target/test-report/vm-times ]; then
+    echo "scripts/test.sh: VM suites, longest first (seconds in the VM):"
+    sort -rn target/test-report/vm-times
+  fi
+  echo "scripts/test.sh: $(cat target/test-report/skipped 2>/dev/null | wc -l) suites skipped"
+  [ -s target/test-report/skipped ] && sed 's/^/  SKIPPED /' target/test-report/skipped
+  return $rc
+}
+trap report EXIT
 bash scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -1234,6 +1234,7 @@ fn a_step_never_runs_over_a_device_that_turned_out_unreadable() {
         Op::Umount {
             target: "/mnt/pmem".into(),
             lazy: false,
+            when_busy: String::new(),
         },
         Op::DmRemove {
             name: "pmem-linear".into(),

@@ -8,7 +8,7 @@
 //!
 //! | kernel | `dax: always` | `dax: inode` | `dax: never` | mountinfo without a dax option |
 //! |---|---|---|---|---|
-//! | 5.8 or later, or not known | `dax=always` | `dax=inode` | `dax=never` (dropped for xfs at mount) | not shown (`None`, taken as never) |
+//! | 5.8 or later, or not known | `dax=always` | `dax=inode` | `dax=never` | not shown (`None`, taken as never) |
 //! | before 5.8 | `dax` | refused: the mode does not exist | no dax option | never |
 //!
 //! "Not known" is a snapshot captured before the kernel release was recorded, or a

@@ -19,7 +19,7 @@
 use crate::actual::dm::{build_table, table_text, TableLine, Target};
 use crate::actual::{Actual, BlockDevice};
 use crate::args::validate::{Desired, DevRef};
-use crate::args::{DaxMode, DmTarget, MapMode, NamespaceMode, State};
+use crate::args::{DmTarget, MapMode, NamespaceMode, State};
 use crate::bind::{bind, Bound};
 use crate::plan::filesystem::dax_geometry;
 use crate::plan::{rest_of_disk, Action, Refused};
@@ -68,7 +68,7 @@ fn doing(action: &Action) -> String {
         Action::Mkfs { device, fstype, .. } => format!("making {fstype} on {device}"),
         Action::Mount { device, path, .. } => format!("mounting {device} on {path}"),
         Action::Remount { path, .. } => format!("remounting {path}"),
-        Action::Umount { path } => format!("unmounting {path}"),
+        Action::Umount { path, .. } => format!("unmounting {path}"),
         Action::UmountElsewhere { path, .. } => {
             format!("unmounting {path} in the other mount namespaces")
         }
@@ -519,12 +519,10 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
             if let Some(why) = crate::plan::mount::no_such_mode(syntax, *dax, a.kernel()) {
                 return Err(refused(format!("{path}: {why}")));
             }
-            let opts = if *dax == DaxMode::Never && fstype == "xfs" {
-                // xfs before 5.8 knew no dax=never; it is the default anyway
-                options.clone()
-            } else {
-                crate::plan::mount::mount_options(syntax, *dax, options)
-            };
+            // `dax=never` is given as such (from 5.8; before, no dax option means never):
+            // without it, ext4 and xfs mount in the per-file `inode` mode, where a file
+            // with the DAX flag still maps the media directly
+            let opts = crate::plan::mount::mount_options(syntax, *dax, options);
             Op::Mount {
                 source: dev(device)?,
                 target: path.clone(),
@@ -544,9 +542,14 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
                 options: full,
             }
         }
-        Action::Umount { path } => Op::Umount {
+        Action::Umount { path, detachable } => Op::Umount {
             target: path.clone(),
-            lazy: d.allow_data_loss,
+            lazy: d.allow_data_loss && *detachable,
+            when_busy: if *detachable {
+                "set allow_data_loss: true to detach it lazily: the old mount lives on until they are closed".into()
+            } else {
+                "close them first: a filesystem with open files stays alive when detached, holding its device (mounted again it would be shared, its dax= unchanged), so not even allow_data_loss detaches it for this".into()
+            },
         },
         Action::UmountElsewhere { path, device } => Op::UmountElsewhere {
             target: path.clone(),

@@ -22,7 +22,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
         let device = cx.b.block(&spec.device);
         if let Some(m) = cx.b.mount_at(&spec.path) {
             if device.is_some_and(|b| b.devno == m.devno) {
-                cx.umount_first(&spec.path, "state: absent");
+                cx.umount_first(&spec.path, "state: absent", false);
             } else {
                 cx.warnings.push(format!(
                     "{}: {} is mounted there, not {}; left alone",

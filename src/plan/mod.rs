@@ -227,6 +227,13 @@ pub enum Action {
     Umount {
         /// Mount point.
         path: String,
+        /// Whether, with `allow_data_loss`, a mount whose files are open may be detached
+        /// lazily: only when another device is mounted at the path in its place. A
+        /// filesystem with open files stays alive after a lazy detach, holding its
+        /// device: mounted again it would be shared, old `dax=` included, and a device
+        /// changed or removed under it would be written by it or stay busy.
+        #[serde(skip)]
+        detachable: bool,
     },
     /// Unmount the copies of the mount at `path` that other mount namespaces hold
     /// (sandboxed services keep them: systemd-logind's `ProtectSystem=`), before the
@@ -316,7 +323,7 @@ impl Action {
             Action::Mkfs { device, .. } => device.to_string(),
             Action::Mount { path, .. }
             | Action::Remount { path, .. }
-            | Action::Umount { path }
+            | Action::Umount { path, .. }
             | Action::UmountElsewhere { path, .. }
             | Action::SetExtsize { path, .. }
             | Action::WriteFile { path, .. }
@@ -828,7 +835,7 @@ impl<'a> Ctx<'a> {
             .map(|m| m.target.clone())
             .collect();
         for t in targets {
-            self.umount_first(&t, &format!("{} changes underneath", bd.path));
+            self.umount_first(&t, &format!("{} changes underneath", bd.path), false);
         }
         let copies: Vec<String> = self
             .a
@@ -876,11 +883,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Add an umount to the teardown (once per mount point), without data-loss checks.
-    pub fn umount_first(&mut self, path: &str, why: &str) {
+    /// Unmount `path` first (`detachable`: see [`Action::Umount`]).
+    pub fn umount_first(&mut self, path: &str, why: &str, detachable: bool) {
         if self.unmounted.insert(path.to_string()) {
             self.teardown.push(Step {
                 action: Action::Umount {
                     path: path.to_string(),
+                    detachable,
                 },
                 detail: format!("umount {path} ({why})"),
                 destructive: false,

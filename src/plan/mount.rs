@@ -78,6 +78,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             cx.umount_first(
                 &spec.path,
                 &format!("{} is mounted there instead", m.source),
+                true,
             );
             mount(cx, &spec, &fstype, "replaces the other mount");
             continue;
@@ -91,6 +92,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     have.as_str(),
                     spec.dax.as_str()
                 ),
+                false,
             );
             mount(cx, &spec, &fstype, "to change dax");
             continue;

@@ -169,12 +169,15 @@ pub enum Op {
         /// Options.
         options: Vec<String>,
     },
-    /// umount(2); lazy (MNT_DETACH) only when data loss is allowed.
+    /// umount(2); lazy (MNT_DETACH) only when data loss is allowed and another device
+    /// is mounted at the path in its place.
     Umount {
         /// Mount point.
         target: String,
         /// Detach even while files are open.
         lazy: bool,
+        /// What to tell the user when files are open on it (EBUSY).
+        when_busy: String,
     },
     /// umount(2) of the copies of a mount that other mount namespaces hold, in each of
     /// them (entered with setns(2) through a process in it, and left again); lazy

@@ -451,9 +451,13 @@ impl RealSystem {
             Op::Remount { target, options } => self
                 .record
                 .kernel("mount", || mounts::remount(target, options))?,
-            Op::Umount { target, lazy } => self
+            Op::Umount {
+                target,
+                lazy,
+                when_busy,
+            } => self
                 .record
-                .kernel("umount", || mounts::umount(target, *lazy))?,
+                .kernel("umount", || mounts::umount(target, *lazy, when_busy))?,
             Op::UmountElsewhere {
                 target,
                 devno,

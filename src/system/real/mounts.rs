@@ -238,8 +238,9 @@ pub fn remount(target: &str, options: &[String]) -> Result<Output, SystemError> 
     Ok(Output::default())
 }
 
-/// umount(2) `target`; `lazy` detaches it (MNT_DETACH) even while files are open.
-pub fn umount(target: &str, lazy: bool) -> Result<Output, SystemError> {
+/// umount(2) `target`; `lazy` detaches it (MNT_DETACH) even while files are open;
+/// `when_busy` is what the error says to do when files are open.
+pub fn umount(target: &str, lazy: bool, when_busy: &str) -> Result<Output, SystemError> {
     let flags = if lazy {
         nix::mount::MntFlags::MNT_DETACH
     } else {
@@ -248,7 +249,7 @@ pub fn umount(target: &str, lazy: bool) -> Result<Output, SystemError> {
     nix::mount::umount2(target, flags).map_err(|e| SystemError::Os {
         what: format!("umount {target}"),
         error: if e == nix::errno::Errno::EBUSY {
-            format!("{e}: files are open on it; refused (set allow_data_loss: true to detach it lazily: the old mount lives on until they are closed)")
+            format!("{e}: files are open on it; refused ({when_busy})")
         } else {
             e.to_string()
         },
@@ -648,9 +649,9 @@ mod tests {
         eprintln!("target is a file: {e}");
         std::fs::remove_file(format!("{mnt}/file")).expect("rm");
 
-        umount(&mnt, false).expect("umount");
+        umount(&mnt, false, "").expect("umount");
         assert!(live().is_none());
-        let e = umount(&mnt, false).expect_err("not mounted");
+        let e = umount(&mnt, false, "").expect_err("not mounted");
         eprintln!("umount again: {e}");
     }
 

@@ -40,6 +40,9 @@ P0=$(ns_blk pm0); P1=$(ns_blk pm1); S0=$(size_of "$P0"); S1=$(size_of "$P1"); MI
 WANT="0 $(( 2 * (MIN / 4096) * 4096 )) striped 2 4096 $(devno "$P0") 0 $(devno "$P1") 0"
 echo "  table: $(dmtable pmem-striped)"; echo "  want:  $WANT"
 check "A: striped table with pm0 first, pm1 second (by name), chunk 2 MiB" [ "$(dmtable pmem-striped)" = "$WANT" ]
+MSK=$(cat "/sys/block/$(basename "$(readlink -f /dev/mapper/pmem-striped)")/queue/max_sectors_kb")
+echo "  A's striped device: queue/max_sectors_kb $MSK (a striped device made by hand gets 1280 on 6.1)"
+check "A: the boot replay raised queue/max_sectors_kb to the 2 MiB chunk" [ "$MSK" -ge 2048 ]
 checkc "B: linear table over pm2" '[ "$(dmtable pmem-lin)" = "0 $(size_of "$(ns_blk pm2)") linear $(devno "$(ns_blk pm2)") 0" ]'
 grep -E " /mnt/(a|b|c) " /proc/self/mountinfo | sed 's/^/  mountinfo: /'
 checkc "/mnt/a, /mnt/b and /mnt/c mounted with dax=always" 'grep -q " /mnt/a .*dax=always" /proc/self/mountinfo && grep -q " /mnt/b .*dax=always" /proc/self/mountinfo && grep -q " /mnt/c .*dax=always" /proc/self/mountinfo'

@@ -14,12 +14,19 @@ grep -m1 -o -w -E 'pse|pdpe1gb' /proc/cpuinfo | sort -u | tr '\n' ' '; echo; cat
 
 section "aligned: striped (chunk 2M) xfs, verify_pmd"
 ALIGNED="{\"namespaces\":$NS,\"devices\":[{\"name\":\"s2m\",\"target\":\"striped\",\"members\":[\"pm0\",\"pm1\"],\"chunk\":\"2M\"}],\"filesystems\":[{\"device\":\"s2m\",\"type\":\"xfs\"}],\"mounts\":[{\"path\":\"/mnt/a\",\"device\":\"s2m\"}],\"verify_pmd\":true}"
+# tracefs mounted before the run, so what the run leaves in it can be seen after
+grep -q ' tracefs ' /proc/mounts || mount -t tracefs nodev /sys/kernel/tracing
+TRACEFS=$(awk '$3 == "tracefs" {print $2; exit}' /proc/mounts)
 module aligned "$ALIGNED"
 layers "$W/aligned.json"; echo "  pmd_faults: $(faults "$W/aligned.json")"
 check "aligned: rc 0" [ "$(rc_of aligned)" = 0 ]
 check "aligned: every layer allows 2 MiB faults" [ -z "$(bad_layers "$W/aligned.json")" ]
 checkc "aligned: NOPAGE faults counted, none fell back" '[ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.nopage")" -gt 0 ] && [ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.fallback")" = 0 ]'
-checkc "aligned: the check left no file and tracing off" '! ls -A /mnt/a | grep -q pmem-stack && [ "$(cat /sys/kernel/tracing/events/fs_dax/dax_pmd_fault_done/enable 2>/dev/null || cat /sys/kernel/debug/tracing/events/fs_dax/dax_pmd_fault_done/enable)" = 0 ]'
+# the check traces into its own tracefs instance (instances/pmem-stack-pmd-<pid>), which
+# it must remove, leaving the global event off and tracefs mounted as it found it
+echo "  tracefs before the run: ${TRACEFS:-(not mounted)}; after: $(awk '$3 == "tracefs" {print $2}' /proc/mounts | tr '\n' ' '); instances left: $(ls "${TRACEFS:-/nonexistent}/instances" 2>/dev/null | tr '\n' ' ')"
+checkc "aligned: the check left no file in the mount" '! ls -A /mnt/a | grep -q pmem-stack'
+checkc "aligned: the check removed its tracefs instance, left the global event off and tracefs mounted" '[ "$(awk '\''$3 == "tracefs" {print $2; exit}'\'' /proc/mounts)" = "$TRACEFS" ] && [ -d "$TRACEFS/instances" ] && [ -z "$(ls "$TRACEFS/instances" | grep pmem-stack-pmd)" ] && [ "$(cat "$TRACEFS/events/fs_dax/dax_pmd_fault_done/enable")" = 0 ]'
 facts facts
 checkc "--facts carries the audit too" 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d[\"dax_audit\"][\"mounts\"][0][\"mount\"] == \"/mnt/a\"" "$W/facts.json"'
 section "the largest I/O of the striped device (queue/max_sectors_kb) on kernel $(uname -r)"

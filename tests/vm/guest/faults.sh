@@ -323,7 +323,8 @@ checkc "absent while a file is open: fails at the umount, nothing done, data int
 exec 3<&-
 run ds.never "$NEVER"
 checkc "dax: never once the file is closed: umount, mount (rc 0)" '[ "$(rc_of ds.never)" = 0 ] && grep -q "^umount,mount" <<< "$(acts ds.never done)"'
-checkc "dax: never: mounted without dax=always, data intact" 'grep " /mnt/pmem " /proc/self/mountinfo | grep -qv "dax=always" && (cd /mnt/pmem && sha256sum -c --quiet "$W/data.sum")'
+DAXATTR=$(xfs_io -c 'statx -r' /mnt/pmem/data | sed -n 's/^stat.attributes = //p')
+checkc "dax: never: mountinfo shows dax=never, the data file has no STATX_ATTR_DAX, data intact" 'grep " /mnt/pmem " /proc/self/mountinfo | grep -q "dax=never" && [ -n "$DAXATTR" ] && [ $(( DAXATTR & 0x200000 )) -eq 0 ] && (cd /mnt/pmem && sha256sum -c --quiet "$W/data.sum")'
 run ds.always "$STRIPED"
 checkc "back to dax: always: rc 0, data intact, mounted with DAX" '[ "$(rc_of ds.always)" = 0 ] && intact'
 

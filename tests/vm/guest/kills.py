@@ -13,7 +13,12 @@ After each kill the module is run again and must converge: rc 0, then a run with
 changed false; no stray dm device; exactly the namespaces pm0 and pm1, none disabled
 or nameless; no uncleared marker or half-written file; the xfs mounted with dax=always
 is a new one (never a filesystem from before the teardown) and it mounts.
-Prints how many kills hit each step and each external program, and ends with SUMMARY.
+Only a kill that hit a live run counts (the run had not ended, and it died of the
+SIGKILL); every kind of operation of the reference run that lasts long enough to aim at
+(50 ms) must have been hit at least once from each starting point. A kill that left a program the run started (ndctl, mkfs)
+running as an orphan is followed at once by a run that may not wait for the lock: it
+must be refused, naming the lock, while the orphan lives.
+Prints how many kills hit each operation and each external program, and ends with SUMMARY.
 """
 import json
 import os
@@ -28,6 +33,7 @@ ROOT = os.path.join(W, "root")
 ENV = dict(os.environ, PMEM_STACK_ROOT=ROOT, PMEM_STACK_LOCK_WAIT="300")
 GRID = float(os.environ.get("KILL_GRID", "0.5"))
 MAX_KILLS = int(os.environ.get("KILL_MAX", "14"))
+AIM_MS = 50
 ARGS = {
     "namespaces": [
         {"name": "pm0", "region": "region0", "mode": "fsdax"},
@@ -75,7 +81,7 @@ def module(name, args):
 
 
 def children(pid):
-    """Command names of the processes whose parent is `pid`."""
+    """(pid, command name) of the processes whose parent is `pid`."""
     names = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -87,8 +93,17 @@ def children(pid):
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])
         if ppid == pid:
-            names.append(comm)
+            names.append((int(d), comm))
     return names
+
+
+def alive(pid):
+    """Whether `pid` is a live process (not a zombie)."""
+    try:
+        stat = open("/proc/%d/stat" % pid).read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
 
 
 def namespaces():
@@ -162,23 +177,27 @@ def label_less():
 
 
 def windows(result):
-    """(start, end, label) of each operation and each external program, in ms."""
+    """(start, end, label, kind) of each operation and each external program, in ms."""
     t = result["timing"]
     done = result["done"]
-    ops = [(o["start_ms"], o["start_ms"] + o["ms"], "step %s %s" % (done[i]["action"], done[i]["target"]) if i < len(done) else o["op"])
+    ops = [(o["start_ms"], o["start_ms"] + o["ms"], "step %s %s" % (done[i]["action"], done[i]["target"]) if i < len(done) else o["op"], "op " + o["op"])
            for i, o in enumerate(t["operations"])]
-    tools = [(x["start_ms"], x["start_ms"] + x["ms"], "tool " + x["command"]) for x in t["external"]]
+    tools = [(x["start_ms"], x["start_ms"] + x["ms"], "tool " + x["command"], "tool " + x["command"]) for x in t["external"]]
     return ops, tools, t["wall_ms"]
 
 
 def where(ms, wins):
-    for a, b, label in wins:
+    """The window (label, kind) the instant `ms` falls in, if any."""
+    for a, b, label, kind in wins:
         if a <= ms <= b:
-            return label
+            return label, kind
     return None
 
 
 HITS = {}
+KINDS = {}
+KILLED = [0]
+ORPHANS = {"refused": 0, "inconclusive": 0}
 T0 = time.time()
 
 
@@ -188,15 +207,42 @@ def kill_case(tag, i, delay, ref, old_uuids):
     p = subprocess.Popen([BIN, args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     time.sleep(delay)
     kids = children(p.pid)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    live = p.poll() is None
+    if live:
+        p.send_signal(signal.SIGKILL)
+    rc = p.wait()
     ms = delay * 1000
-    step = where(ms, ops) or ("after the run" if ms > ops[-1][1] else "between steps (probe, plan)")
+    op = where(ms, ops)
+    step = op[0] if op else ("after the run" if ms > ops[-1][1] else "between steps (probe, plan)")
     tool = where(ms, tools)
-    for k in [step] + ([tool] if tool else []):
-        HITS[(tag, k)] = HITS.get((tag, k), 0) + 1
-    print("--- %s kill %d at %.2f s: %s%s; running then: %s (%.0f s into the suite)" % (
-        tag, i, delay, step, (", " + tool) if tool else "", " ".join(kids) or "-", time.time() - T0))
+    killed = live and rc == -signal.SIGKILL
+    if killed:
+        KILLED[0] += 1
+        # only a kill that hit a live run counts: by the reference run's timeline for the
+        # operation, and by the programs seen running for the tools
+        for k in [op[1] if op else step] + ["ran " + c for _, c in kids]:
+            HITS[(tag, k)] = HITS.get((tag, k), 0) + 1
+    print("--- %s kill %d at %.2f s: %s%s; running then: %s; %s (%.0f s into the suite)" % (
+        tag, i, delay, step, (", " + tool[0]) if tool else "", " ".join(c for _, c in kids) or "-",
+        "killed" if killed else "NOT A KILL: the run had ended (rc %s)" % rc, time.time() - T0))
+    orphans = [(pid, c) for pid, c in kids if alive(pid)]
+    if killed and orphans:
+        # the orphan still holds the run's lock: a run that may not wait is refused
+        # while it lives (if it ended before the answer, nothing can be concluded)
+        env0 = dict(ENV, PMEM_STACK_LOCK_WAIT="0")
+        p0 = subprocess.run([BIN, write_args("%s.lock%d" % (tag, i), ARGS)], capture_output=True, text=True, env=env0)
+        still = [c for pid, c in orphans if alive(pid)]
+        try:
+            msg0 = json.loads(p0.stdout).get("msg", "")
+        except ValueError:
+            msg0 = p0.stdout
+        if still:
+            ORPHANS["refused"] += 1
+            check("%s %.2f s: with %s left running by the kill, a run that may not wait is refused, naming the lock" % (tag, delay, " ".join(still)),
+                  p0.returncode == 1 and "or a program it started that is still running, is working" in msg0, "rc %s: %s" % (p0.returncode, msg0))
+        else:
+            ORPHANS["inconclusive"] += 1
+            print("  (the orphan %s ended before the run without waiting answered: no conclusion)" % " ".join(c for _, c in orphans))
     rc, r = module("%s.re%d" % (tag, i), ARGS)
     msg = (r or {}).get("msg", "")
     check("%s %.2f s: the re-run converges (rc 0)" % (tag, delay), rc == 0, "rc %s: %s" % (rc, msg))
@@ -226,15 +272,22 @@ def delays(ref):
     end = wall / 1000 + 0.3
     grid = max(GRID, end / 10)
     long_window = max(300, wall / 8)
+    # the middle of the longest window of every kind of operation and program: always
+    # kept, whatever the thinning below drops
+    longest = {}
+    for a, b, _, kind in ops + tools:
+        if kind not in longest or b - a > longest[kind][1] - longest[kind][0]:
+            longest[kind] = (a, b)
+    must = {round((a + b) / 2000, 3) for a, b in longest.values()}
     aimed = set()
-    for a, b, _ in ops + tools:
+    for a, b, _, _ in ops + tools:
         # the middle of every window, and its quarters when it is long enough to aim at
         for f in (0.5,) if b - a < long_window else (0.25, 0.5, 0.75):
             aimed.add(round((a + f * (b - a)) / 1000, 3))
     # inside an operation, the stretches between its programs are this program's own
     # work (clearing a namespace's ends, dm ioctls, waits): aim at those too
-    for a, b, _ in ops:
-        edges = sorted((max(a, ta), min(b, tb)) for ta, tb, _ in tools if ta < b and tb > a)
+    for a, b, _, _ in ops:
+        edges = sorted((max(a, ta), min(b, tb)) for ta, tb, _, _ in tools if ta < b and tb > a)
         at = a
         for ta, tb in edges + [(b, b)]:
             if ta - at > 50:
@@ -246,13 +299,14 @@ def delays(ref):
         ds.add(round(t, 3))
         t += grid
     kept = []
-    for d in sorted(ds):
+    for d in sorted(ds - must):
         if not kept or d - kept[-1] > 0.08:
             kept.append(d)
-    if len(kept) > MAX_KILLS:
-        step = len(kept) / MAX_KILLS
-        kept = [kept[int(i * step)] for i in range(MAX_KILLS)]
-    return kept
+    room = max(0, MAX_KILLS - len(must))
+    if len(kept) > room:
+        step = len(kept) / room if room else 0
+        kept = [kept[int(i * step)] for i in range(room)]
+    return sorted(set(kept) | must)
 
 
 def main():
@@ -280,10 +334,19 @@ def main():
         if m:
             old.add(m[0])
         ref = windows(ref_result)
-        for a, b, label in ref[0]:
+        for a, b, label, _ in ref[0]:
             print("  op   %7.0f-%7.0f ms  %s" % (a, b, label))
-        for a, b, label in ref[1]:
+        for a, b, label, _ in ref[1]:
             print("  tool %7.0f-%7.0f ms  %s" % (a, b, label))
+        # the kinds of operation a kill can be aimed at: those with a window of at least
+        # AIM_MS; shorter ones (a unit file written in 1 ms) are left to faults.sh, which
+        # kills the module after every step
+        longest = {}
+        for a, b, _, kind in ref[0]:
+            longest[kind] = max(longest.get(kind, 0), b - a)
+        KINDS[tag] = sorted(k for k, ms in longest.items() if ms >= AIM_MS)
+        print("operations too short to aim a kill at (< %d ms): %s" % (
+            AIM_MS, ", ".join(sorted(k for k, ms in longest.items() if ms < AIM_MS)) or "none"))
         ds = delays(ref)
         print("kill delays (s): " + " ".join("%.2f" % d for d in ds))
         total += len(ds)
@@ -297,10 +360,16 @@ def main():
 
     dm_leftovers()
     teardown("end")
-    print("\nkills that hit each step and program (by the timeline of the reference run from the same starting point):")
+    print("\nkills that hit a live run, by operation (the reference run's timeline from the same starting point) and by program seen running:")
     for (tag, k), n in sorted(HITS.items()):
         print("  %-9s %3d  %s" % (tag, n, k))
-    print("kills: %d over 2 starting points" % total)
+    for tag, kinds in sorted(KINDS.items()):
+        missed = [k for k in kinds if not HITS.get((tag, k))]
+        check("%s: every kind of operation of the reference run was hit by a kill (%s)" % (tag, ", ".join(kinds)),
+              not missed, "never hit: " + ", ".join(missed))
+    print("kills aimed: %d over 2 starting points; that hit a live run: %d" % (total, KILLED[0]))
+    print("orphans left running by a kill: %d seen refusing a run that may not wait, %d ended too soon to tell" % (ORPHANS["refused"], ORPHANS["inconclusive"]))
+    check("at least one kill left a program running whose lock refused the next run", ORPHANS["refused"] > 0, str(ORPHANS))
     summary(t0)
 
 

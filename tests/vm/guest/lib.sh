@@ -16,7 +16,8 @@ actions() { python3 "$HERE/j.py" actions "$1"; }
 module() {
   local name=$1 json=$2
   printf '%s' "$json" > "$W/$name.args"
-  strace -f -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
+  rm -f "$W/$name.trace"
+  strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
   local rc=$?
   echo "$rc" > "$W/$name.rc"
   echo "  [$name] rc=$rc changed=$(jv "$W/$name.json" changed) plan=$(python3 -c 'import json,sys; print(", ".join("%s %s" % (s["action"], s["target"]) for s in json.load(open(sys.argv[1])).get("plan", [])))' "$W/$name.json" 2>/dev/null)"
@@ -30,8 +31,17 @@ module_stdin() {
   echo $? > "$W/$name.rc"
 }
 rc_of() { cat "$W/$1.rc"; }
-# programs a run started, other than the module itself (one per line)
-spawns() { grep -o 'execve("[^"]*"' "$W/$1.trace" | sed 's/execve("//; s/"$//' | grep -v -x -F "$BIN" || true; }
+# programs a run started, other than the module itself (one per line). The trace must
+# exist and show the module's own execve succeeding; else a line saying so is printed,
+# so that a check for "no process started" (an empty list) fails.
+spawns() {
+  local t="$W/$1.trace"
+  if [ ! -s "$t" ] || ! grep -F "execve(\"$BIN\", " "$t" | grep -q ' = 0$'; then
+    echo "(no trace of the module's own run in $t)"
+    return 0
+  fi
+  grep -o 'execve("[^"]*"' "$t" | sed 's/execve("//; s/"$//' | grep -v -x -F "$BIN" || true
+}
 facts() { "$BIN" --facts > "$W/$1.json"; }
 # the live table of a dm device, one line
 dmtable() { dmsetup table "$1" 2>/dev/null | tr '\n' '|' | sed 's/|$//'; }

@@ -48,7 +48,7 @@ echo "  dmsetup table: $(dmtable pmem-striped)"
 echo "  expected:      $WANT"
 check "striped: dmsetup table is 2 x floor(min/4096) x 4096, chunk 4096, pm0 then pm1" [ "$(dmtable pmem-striped)" = "$WANT" ]
 check "striped: /dev/mapper/pmem-striped exists" [ -b /dev/mapper/pmem-striped ]
-checkc "striped: namespaces named and fsdax" '[ "$(ndctl list -N | grep -c '\''"mode":"fsdax"'\'')" = 2 ]'
+checkc "striped: namespaces pm0 and pm1 by name, each fsdax, and no other" '[ "$(ns_mode pm0)/$(ns_mode pm1)" = fsdax/fsdax ] && [ "$(ndctl list -N | grep -c '\''"name":'\'')" = 2 ]'
 DM=$(basename "$(readlink -f /dev/mapper/pmem-striped)")
 check "striped: the dm device can do DAX (queue/dax=1)" [ "$(cat /sys/block/$DM/queue/dax)" = 1 ]
 
@@ -82,6 +82,8 @@ check "chunk change allowed: umount, reload" [ "$(actions "$W/chunk2.json")" = "
 check "--facts + --actual gives the live run's plan" [ "$(jv "$W/offline.json" plan)" = "$(jv "$W/chunk2.json" plan)" ]
 check "--actual is a dry run" [ "$(jv "$W/offline.json" check_mode)" = true ]
 checkc "chunk change allowed: chunk 8192 in the table" '[ "$(dmtable pmem-striped | awk '\''{print $3, $5}'\'')" = "striped 8192" ]'
+echo "  after the reload: queue/max_sectors_kb $(cat /sys/block/$DM/queue/max_sectors_kb) (chunk 4 MiB)"
+check "chunk change allowed: the reload raised queue/max_sectors_kb to the 4 MiB chunk" [ "$(cat /sys/block/$DM/queue/max_sectors_kb)" -ge 4096 ]
 module chunk3 "$ALLOW"
 check "chunk change: then converged" [ "$(jv "$W/chunk3.json" changed)" = false ]
 
@@ -105,7 +107,7 @@ DEVDAX='{"namespaces":[{"name":"pm1","region":"region1","mode":"devdax"}],"allow
 module mode1 "$DEVDAX"
 check "devdax while held by pmem-linear: refused" [ "$(rc_of mode1)" = 1 ]
 check "the refusal names the holder" grep -q 'held by dm device pmem-linear' "$W/mode1.json"
-checkc "namespace unchanged" '[ "$(ndctl list -N | grep -c '\''"mode":"fsdax"'\'')" = 2 ]'
+checkc "namespace unchanged" '[ "$(ns_mode pm0)/$(ns_mode pm1)" = fsdax/fsdax ]'
 module linear3 "${LINEAR%\}},\"state\":\"absent\"}"
 module mode2 "$DEVDAX"
 checkc "devdax: rc 0, reconfigured" '[ "$(rc_of mode2)" = 0 ] && [ "$(actions "$W/mode2.json")" = reconfigure_namespace ]'

@@ -1,0 +1,39 @@
+//! What a test run reports past the harness: skipped suites and each VM suite's time,
+//! in target/test-report/ (scripts/test.sh clears it first and prints it at the end).
+//! Included with `#[path = "common/report.rs"] mod report;`.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-report")
+}
+
+fn append(file: &str, line: &str) {
+    let d = dir();
+    let _ = std::fs::create_dir_all(&d);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join(file))
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Say loudly that `test` was skipped and why: straight to stderr (past the harness's
+/// capture of `eprintln!`, so a passing test still shows it) and one line
+/// `<test>: <why>` in target/test-report/skipped.
+pub fn skipped(test: &str, why: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPED {test}: {why} !!!!!!!!\n"
+    );
+    append("skipped", &format!("{test}: {why}"));
+}
+
+/// One line `<seconds> s  <suite>  <summary>` in target/test-report/vm-times.
+pub fn time(suite: &str, secs: f64, summary: &str) {
+    append("vm-times", &format!("{secs:6.0} s  {suite}  {summary}"));
+}
