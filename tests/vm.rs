@@ -320,7 +320,7 @@ fn vm_namespaces_and_device_mapper_on_6_12() {
 }
 
 /// Checks in tests/vm/guest/promises.sh.
-const PROMISES_CHECKS: u32 = 27;
+const PROMISES_CHECKS: u32 = 28;
 
 /// What the README promises that no other suite shows on a real kernel
 /// (tests/vm/guest/promises.sh): sector, raw, `map: mem` and a 4 KiB `align`, the user's

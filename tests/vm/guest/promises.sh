@@ -81,7 +81,7 @@ exec 4< /mnt/gpt/data
 NEVER="${ALL/'"path":"/mnt/gpt","device":"lp1","dax":"always"'/'"path":"/mnt/gpt","device":"lp1","dax":"never"'}"
 module busy1 "$NEVER"
 echo "  msg: $(jv "$W/busy1.json" msg)"
-checkc "dax: never, without allow_data_loss: refused at the umount, naming the open files and allow_data_loss; still dax=always" '[ "$(rc_of busy1)" = 1 ] && grep -q "files are open.*allow_data_loss: true to detach it lazily" "$W/busy1.json" && mnt_opts /mnt/gpt | grep -q "dax=always"'
+checkc "dax: never: refused at the umount, saying to close the files (allow_data_loss cannot help); still dax=always" '[ "$(rc_of busy1)" = 1 ] && grep -q "files are open on it; refused (close them first" "$W/busy1.json" && mnt_opts /mnt/gpt | grep -q "dax=always"'
 # a lazy detach cannot change dax=: the filesystem lives on with its open file, and
 # mounting the device again shares it, dax=always included (seen on 6.1 and 6.12)
 module busy2 "$(with "$NEVER" '"allow_data_loss":true')"
@@ -90,9 +90,10 @@ checkc "dax: never, even with allow_data_loss: refused at the umount, saying to 
 # another device mounted at the path: with allow_data_loss the busy mount is detached
 # lazily and lives on for the open file
 umount /mnt/k4
-MOVED="${ALL/'"path":"/mnt/k4","device":"n4k","dax":"always"},'/}"
+MOVED="${ALL/'{"path":"/mnt/k4","device":"n4k","dax":"always"},'/}"
 MOVED="${MOVED/'"path":"/mnt/gpt","device":"lp1"'/'"path":"/mnt/gpt","device":"n4k"'}"
 module move1 "$MOVED"
+echo "  msg: $(jv "$W/move1.json" msg)"
 checkc "another device at /mnt/gpt, without allow_data_loss: refused before anything runs" '[ "$(rc_of move1)" = 1 ] && grep -q "is mounted there. Set allow_data_loss: true" "$W/move1.json" && [ -z "$(spawns move1)" ]'
 module move2 "$(with "$MOVED" '"allow_data_loss":true')"
 echo "  plan: $(actions "$W/move2.json"); /mnt/gpt now: $(awk '$5 == "/mnt/gpt" {print $(NF-2), $(NF-1)}' /proc/self/mountinfo | tr '\n' ' ')"
