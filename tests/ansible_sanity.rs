@@ -10,16 +10,37 @@
 //! scripts/install-deps.sh makes: the newest ansible-core with ansible-lint in
 //! target/ansible-venv (`PMEM_STACK_ANSIBLE_VENV`), the oldest supported one (2.14, the
 //! collection's requires_ansible) in target/ansible-venv-2.14
-//! (`PMEM_STACK_ANSIBLE_OLDEST_VENV`). Without them a test fails in CI (`CI` set);
-//! elsewhere it says loudly that it skipped.
+//! (`PMEM_STACK_ANSIBLE_OLDEST_VENV`). Without them a test fails, unless
+//! `PMEM_STACK_SKIP_ANSIBLE=1` is set outside CI: it then skips, says so and records the
+//! skip in target/test-report/skipped.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The checks on the venv `env` names (default `target/<default>`), whose ansible-core
-/// version starts with `core`; `newest`: the venv of the newest ansible-core, where
-/// ansible-lint runs too.
-fn ansible_checks(env: &str, default: &str, core: &str, newest: bool) {
+#[path = "common/report.rs"]
+mod report;
+
+/// `test` cannot run here, for `why`: in CI it fails; elsewhere it skips only when
+/// `PMEM_STACK_SKIP_ANSIBLE=1` says so (recorded in target/test-report/skipped), and
+/// otherwise fails saying how to make the venvs.
+fn skip_or_fail(test: &str, why: &str) {
+    let fix = "run `bash scripts/install-deps.sh`, which makes the venvs";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run in CI: {why}; {fix}"
+    );
+    assert!(
+        std::env::var("PMEM_STACK_SKIP_ANSIBLE").as_deref() == Ok("1"),
+        "{test} cannot run: {why}; {fix} (or set PMEM_STACK_SKIP_ANSIBLE=1 to skip it, \
+         recorded in target/test-report/skipped)"
+    );
+    report::skipped(test, why);
+}
+
+/// The checks of `test` on the venv `env` names (default `target/<default>`), whose
+/// ansible-core version starts with `core`; `newest`: the venv of the newest
+/// ansible-core, where ansible-lint runs too.
+fn ansible_checks(test: &str, env: &str, default: &str, core: &str, newest: bool) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let venv = std::env::var_os(env)
         .map(PathBuf::from)
@@ -35,16 +56,13 @@ fn ansible_checks(env: &str, default: &str, core: &str, newest: bool) {
         .filter(|t| !venv.join("bin").join(t).is_file())
         .collect();
     if !missing.is_empty() {
-        let why = format!("{} missing from {}", missing.join(", "), venv.display());
-        if std::env::var_os("CI").is_none() {
-            eprintln!(
-                "\n!!!!!!!! SKIPPED THE ANSIBLE CHECKS: {why}; run scripts/install-deps.sh !!!!!!!!\n"
-            );
-            return;
-        }
-        panic!(
-            "the Ansible checks cannot run in CI: {why}; scripts/install-deps.sh makes the venv"
+        let why = format!(
+            "{} missing from {} (or set {env})",
+            missing.join(", "),
+            venv.display()
         );
+        skip_or_fail(test, &why);
+        return;
     }
     let bin = std::env::var("PMEM_STACK_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pmem_stack").to_string());
@@ -83,12 +101,19 @@ fn ansible_checks(env: &str, default: &str, core: &str, newest: bool) {
 
 #[test]
 fn ansible_test_sanity_ansible_lint_and_a_playbook_run_of_the_collection() {
-    ansible_checks("PMEM_STACK_ANSIBLE_VENV", "ansible-venv", "2.", true);
+    ansible_checks(
+        "ansible_test_sanity_ansible_lint_and_a_playbook_run_of_the_collection",
+        "PMEM_STACK_ANSIBLE_VENV",
+        "ansible-venv",
+        "2.",
+        true,
+    );
 }
 
 #[test]
 fn ansible_test_sanity_and_a_playbook_run_of_the_collection_on_ansible_core_2_14() {
     ansible_checks(
+        "ansible_test_sanity_and_a_playbook_run_of_the_collection_on_ansible_core_2_14",
         "PMEM_STACK_ANSIBLE_OLDEST_VENV",
         "ansible-venv-2.14",
         "2.14.",

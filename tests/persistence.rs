@@ -13,6 +13,7 @@ use pmem_stack::boot::{
 };
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
+use pmem_stack::system::{DevId, Op, System};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -1443,7 +1444,7 @@ fn a_move_stopped_at_any_step_boots_every_stack_and_is_finished_by_the_next_run(
 
 #[test]
 fn under_systemd_the_replay_leaves_the_mounts_to_their_units() {
-    let (mut fake, _, _) = a_and_b();
+    let (mut fake, a, _) = a_and_b();
     fake.reboot();
     // A's mount has its unit (systemd mounts it after the replay); B's is left to the
     // replay (as when `--boot` runs without systemd)
@@ -1464,14 +1465,35 @@ fn under_systemd_the_replay_leaves_the_mounts_to_their_units() {
     assert!(mounted(&fake, "/mnt/b"), "the replay mounted /mnt/b");
     // what the unit then mounts is what the task declared: the task's run is unchanged
     // once /mnt/a is mounted as its unit says
-    let unit = fake
-        .state
-        .file(&format!("{UNIT_DIR}/mnt-a.mount"))
-        .expect("A's mount unit");
-    let FileContent::Text { text } = &unit.content else {
-        panic!("a unit is text")
+    let unit = text(&fake, &format!("{UNIT_DIR}/mnt-a.mount"));
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_string)
     };
-    assert!(text.contains("Where=/mnt/a"), "{text}");
+    let need = |key: &str| value(key).unwrap_or_else(|| panic!("no {key}= in A's unit: {unit}"));
+    let (what, at, fstype) = (need("What"), need("Where"), need("Type"));
+    assert_eq!(at, "/mnt/a", "{unit}");
+    let options: Vec<String> = value("Options")
+        .map(|o| o.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let devno = fake
+        .state
+        .block_at(&what)
+        .map(|b| b.devno)
+        .unwrap_or_else(|| panic!("What={what} is no device: {unit}"));
+    // as systemd mounts it: mount(2) of What= on Where= as Type= with Options=
+    fake.execute(&Op::Mount {
+        source: DevId { path: what, devno },
+        target: at,
+        fstype,
+        options,
+    })
+    .unwrap_or_else(|e| panic!("mounting /mnt/a as its unit says: {e:?}\n{unit}"));
+    assert!(mounted(&fake, "/mnt/a"));
+    let n = fake.mutations();
+    unchanged(&mut fake, &a, "A, /mnt/a mounted by its unit");
+    assert_eq!(fake.mutations(), n, "A's run executed something");
 }
 
 /// The namespace named `name` gone (its labels lost, or its DIMM replaced by a blank

@@ -6,7 +6,13 @@
 //! in one fsdax namespace each): namespaces `pm<i>`, dm devices over them, partitions,
 //! filesystems, mounts, `allow_data_loss`, `state`. Invalid combinations are generated
 //! on purpose (regions that do not exist, sizes that do not fit, devdax under a DAX
-//! mount, ...): the module must then fail cleanly.
+//! mount, ...): the module must then fail cleanly. Four choices in five are drawn
+//! coherent (see `coherent_stack`), so that most runs build something.
+//!
+//! Each property counts how many of its cases reach its assertions and how many return
+//! early (the first run failed, nothing to check), prints the counts (`--nocapture`)
+//! and fails when fewer than 60% reach it (see `Tally`): a property whose cases mostly
+//! return early passes while testing little.
 //!
 //! Case counts are per property (see `cases()`); `PMEM_STACK_PROP_CASES=N` overrides
 //! them all (e.g. `PMEM_STACK_PROP_CASES=20000 cargo test --release --test properties`).
@@ -20,10 +26,12 @@ use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::system::Snapshot;
 use pmem_stack::units::{Bytes, Sectors};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write as _;
 
 const MIB: u64 = 1 << 20;
 
@@ -143,6 +151,9 @@ struct ArgChoice {
     allow_data_loss: bool,
     absent: bool,
     persist: bool,
+    /// Draw the stack so that it can be built (see [`coherent_stack`]); otherwise the
+    /// choices go as drawn, conflicts included.
+    coherent: bool,
 }
 
 fn ns_choice() -> impl Strategy<Value = NsChoice> {
@@ -200,6 +211,7 @@ fn arg_choice(dimms: u32) -> impl Strategy<Value = ArgChoice> {
         allow_data_loss: any::<bool>(),
         absent: proptest::bool::weighted(0.15),
         persist: proptest::bool::weighted(0.1),
+        coherent: proptest::bool::weighted(0.8),
     })
 }
 
@@ -211,8 +223,9 @@ fn pick(pool: &[String], idx: u8, dimms: u32) -> String {
     }
 }
 
-/// The module arguments of a choice, as JSON.
-fn args_json(c: &ArgChoice, dimms: u32) -> Value {
+/// The module arguments of a choice on machine `m`, as JSON.
+fn args_json(c: &ArgChoice, m: &Machine) -> Value {
+    let dimms = m.dimms;
     let mut ns_names = Vec::new();
     let namespaces: Vec<Value> =
         c.ns.iter()
@@ -220,15 +233,20 @@ fn args_json(c: &ArgChoice, dimms: u32) -> Value {
             .map(|(i, n)| {
                 let name = format!("pm{i}");
                 ns_names.push(name.clone());
+                // coherent: in its own region, fsdax, the whole region
+                let (region, mode) = match c.coherent {
+                    true => (i as u32, "fsdax"),
+                    false => (n.region.unwrap_or(i as u32), n.mode),
+                };
                 let mut v = json!({
                     "name": name,
-                    "region": format!("region{}", n.region.unwrap_or(i as u32)),
-                    "mode": n.mode,
+                    "region": format!("region{region}"),
+                    "mode": mode,
                 });
-                if let Some(s) = n.size_16m {
+                if let (Some(s), false) = (n.size_16m, c.coherent) {
                     v["size"] = json!(format!("{}M", s * 16));
                 }
-                if let Some(a) = n.align {
+                if let Some(a) = n.align.filter(|a| !c.coherent || *a == "2M") {
                     v["align"] = json!(a);
                 }
                 if let Some(m) = n.map {
@@ -237,7 +255,222 @@ fn args_json(c: &ArgChoice, dimms: u32) -> Value {
                 v
             })
             .collect();
-    let mut pool = ns_names.clone();
+    let (devices, partitions, filesystems, mounts) = if c.coherent {
+        coherent_stack(c, m)
+    } else {
+        drawn_stack(c, ns_names, dimms)
+    };
+    let mut v = json!({"namespaces": namespaces});
+    for (k, list) in [
+        ("devices", devices),
+        ("partitions", partitions),
+        ("filesystems", filesystems),
+        ("mounts", mounts),
+    ] {
+        v[k] = Value::Array(list);
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, list| list.as_array().is_none_or(|l| !l.is_empty()));
+    }
+    if c.allow_data_loss {
+        v["allow_data_loss"] = json!(true);
+    }
+    if c.absent {
+        v["state"] = json!("absent");
+    }
+    if c.persist {
+        v["boot"] = json!({"persist": true});
+    }
+    v
+}
+
+/// The devices, partitions, filesystems and mounts of a choice, as lists.
+type Stack = (Vec<Value>, Vec<Value>, Vec<Value>, Vec<Value>);
+
+/// A block device a coherent stack may still use.
+#[derive(Clone, Debug)]
+struct Free {
+    name: String,
+    mib: u64,
+    dax: bool,
+    /// A partition (which holds no partitions).
+    partition: bool,
+}
+
+/// A disk holding partitions: its room left (MiB) and the partition numbers taken.
+struct Disk {
+    free: Free,
+    left_mib: u64,
+    numbers: Vec<u32>,
+}
+
+/// The stack of a coherent choice: each block device (the DIMM's namespace, or its
+/// `/dev/pmemN` when none is declared for it; dm devices; partitions) is used once, as
+/// a dm member, a filesystem's device or a disk of partitions (a disk may hold several,
+/// laid out so they fit); an item with no device left is dropped. xfs only where mkfs.xfs
+/// fits it (else ext4), DAX mounts only on DAX-capable devices and as the kernel spells
+/// them. The choices still decide which devices, their order, sizes, starts, numbers and
+/// options, so most runs build something and the properties get past the first run.
+fn coherent_stack(c: &ArgChoice, m: &Machine) -> Stack {
+    // a namespace's size, a little under the DIMM's (the label area)
+    let dimm_mib = (m.size_16m * 16).saturating_sub(16);
+    let mut free: Vec<Free> = (0..m.dimms as usize)
+        .map(|i| Free {
+            name: match i < c.ns.len() {
+                true => format!("pm{i}"),
+                false => format!("/dev/pmem{i}"),
+            },
+            mib: dimm_mib,
+            dax: i < c.ns.len() || m.fsdax,
+            partition: false,
+        })
+        .collect();
+    let take = |free: &mut Vec<Free>, idx: u8| -> Option<Free> {
+        (!free.is_empty()).then(|| free.remove(usize::from(idx) % free.len()))
+    };
+    let mut devices = Vec::new();
+    for (j, d) in c.devs.iter().enumerate() {
+        let need = if d.striped {
+            d.members.len().max(2)
+        } else {
+            d.members.len()
+        };
+        if free.len() < need {
+            continue;
+        }
+        let members: Vec<Free> = (0..need)
+            .filter_map(|k| take(&mut free, d.members.get(k).copied().unwrap_or(0)))
+            .collect();
+        let least = members.iter().map(|f| f.mib).min().unwrap_or(0);
+        let name = format!("dv{j}");
+        let mut v = json!({
+            "name": name,
+            "target": if d.striped { "striped" } else { "linear" },
+            "members": members.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        });
+        if let (true, Some(chunk)) = (d.striped, d.chunk.filter(|c| c.ends_with('M'))) {
+            v["chunk"] = json!(chunk);
+        }
+        devices.push(v);
+        free.push(Free {
+            name,
+            mib: match d.striped {
+                true => least.saturating_sub(8) * members.len() as u64,
+                false => members.iter().map(|f| f.mib).sum(),
+            },
+            dax: members.iter().all(|f| f.dax),
+            partition: false,
+        });
+    }
+    let mut disks: Vec<Disk> = Vec::new();
+    let mut partitions = Vec::new();
+    for (j, p) in c.parts.iter().enumerate() {
+        // a disk already holding partitions, or a free device made one
+        let whole = free.iter().filter(|f| !f.partition).count();
+        let at = usize::from(p.disk) % (whole + disks.len()).max(1);
+        let k = if at < disks.len() {
+            at
+        } else {
+            let Some(i) = free
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !f.partition)
+                .map(|(i, _)| i)
+                .nth(at - disks.len())
+            else {
+                continue;
+            };
+            let f = free.remove(i);
+            // the GPT's own sectors at both ends
+            let left_mib = f.mib.saturating_sub(2);
+            disks.push(Disk {
+                free: f,
+                left_mib,
+                numbers: Vec::new(),
+            });
+            disks.len() - 1
+        };
+        let disk = &mut disks[k];
+        let first = disk.numbers.is_empty();
+        // a start only for the disk's first partition (the others follow it)
+        let start = p.start_2m.filter(|_| first).map(|s| 2 * s).unwrap_or(1);
+        let room = disk.left_mib.saturating_sub(start);
+        if room < 16 {
+            continue;
+        }
+        let size = p.size_16m.map(|s| (s * 16).min(room / 16 * 16));
+        // numbers rise in the order the partitions are laid out on the disk
+        let after = disk.numbers.iter().max().copied().unwrap_or(0);
+        let number = p.number.map_or(after + 1, |n| n.max(after + 1));
+        disk.numbers.push(number);
+        disk.left_mib = room - size.unwrap_or(room);
+        let name = format!("pt{j}");
+        let mut v = json!({"name": name, "disk": disk.free.name});
+        if let (true, Some(s)) = (first, p.start_2m) {
+            v["start"] = json!(format!("{}M", 2 * s));
+        }
+        if let Some(s) = size {
+            v["size"] = json!(format!("{s}M"));
+        }
+        if p.number.is_some() || !first {
+            v["number"] = json!(number);
+        }
+        partitions.push(v);
+        let dax = disk.free.dax;
+        free.push(Free {
+            name,
+            mib: size.unwrap_or(room),
+            dax,
+            partition: true,
+        });
+    }
+    let mut filesystems = Vec::new();
+    let mut with_fs: Vec<Free> = Vec::new();
+    for (j, f) in c.fss.iter().enumerate() {
+        let Some(dev) = take(&mut free, f.device) else {
+            continue;
+        };
+        // mkfs.xfs: 300 MB at least, and its 64 MiB log in one of 8 allocation groups
+        let xfs = f.xfs && dev.mib >= 640;
+        let mut v = json!({"device": dev.name, "type": if xfs { "xfs" } else { "ext4" }});
+        if f.label {
+            v["label"] = json!(format!("lbl{j}"));
+        }
+        filesystems.push(v);
+        with_fs.push(dev);
+    }
+    let modes = !m.kernel.is_some_and(|k| k.starts_with("5.4"));
+    let mut mounts = Vec::new();
+    for (j, mc) in c.mounts.iter().enumerate() {
+        if with_fs.is_empty() {
+            break;
+        }
+        let dev = &with_fs[usize::from(mc.device) % with_fs.len()];
+        let dax = match (mc.dax, dev.dax) {
+            (_, false) => "never",
+            ("inode", true) if !modes => "always",
+            (d, true) => d,
+        };
+        let path = format!("/mnt/x{j}");
+        if mounts
+            .iter()
+            .any(|v: &Value| v["device"] == json!(dev.name))
+        {
+            continue;
+        }
+        let mut v = json!({"path": path, "device": dev.name, "dax": dax});
+        if mc.noatime {
+            v["options"] = json!(["noatime"]);
+        }
+        mounts.push(v);
+    }
+    (devices, partitions, filesystems, mounts)
+}
+
+/// The stack of a choice as drawn: members, disks and devices picked from everything
+/// declared before (and `/dev/pmemN` paths) without regard for conflicts.
+fn drawn_stack(c: &ArgChoice, ns_names: Vec<String>, dimms: u32) -> Stack {
+    let mut pool = ns_names;
     let mut devices = Vec::new();
     for (j, d) in c.devs.iter().enumerate() {
         let mut members: Vec<String> = Vec::new();
@@ -315,28 +548,7 @@ fn args_json(c: &ArgChoice, dimms: u32) -> Value {
         }
         mounts.push(v);
     }
-    let mut v = json!({});
-    for (k, list) in [
-        ("namespaces", namespaces),
-        ("devices", devices),
-        ("partitions", partitions),
-        ("filesystems", filesystems),
-        ("mounts", mounts),
-    ] {
-        if !list.is_empty() {
-            v[k] = Value::Array(list);
-        }
-    }
-    if c.allow_data_loss {
-        v["allow_data_loss"] = json!(true);
-    }
-    if c.absent {
-        v["state"] = json!("absent");
-    }
-    if c.persist {
-        v["boot"] = json!({"persist": true});
-    }
-    v
+    (devices, partitions, filesystems, mounts)
 }
 
 /// A machine and arguments for it; printed as JSON when a property fails.
@@ -346,7 +558,8 @@ struct Case {
     args: Value,
     /// A second set of arguments for the same machine.
     later: Value,
-    /// Fault injection: fail the k-th operation.
+    /// Fault injection: fail the k-th operation, k counted round the operations the run
+    /// makes (the fault falls on one of them whatever their number).
     fail_at: usize,
     /// Ask for diffs.
     diff: bool,
@@ -363,22 +576,83 @@ impl fmt::Debug for Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    machine().prop_flat_map(|m| {
+    case_of(|_| {}, false)
+}
+
+/// [`case`] with the first arguments' choice adjusted by `adjust`; `again`: the later
+/// arguments are the first ones half of the time.
+fn case_of(adjust: fn(&mut ArgChoice), again: bool) -> impl Strategy<Value = Case> {
+    machine().prop_flat_map(move |m| {
         (
             Just(m),
             arg_choice(m.dimms),
             arg_choice(m.dimms),
-            1usize..=10,
+            1usize..=64,
+            any::<bool>(),
             any::<bool>(),
         )
-            .prop_map(|(machine, a, b, fail_at, diff)| Case {
-                machine,
-                args: args_json(&a, machine.dimms),
-                later: args_json(&b, machine.dimms),
-                fail_at,
-                diff,
+            .prop_map(move |(machine, mut a, b, fail_at, diff, same)| {
+                adjust(&mut a);
+                let args = args_json(&a, &machine);
+                Case {
+                    machine,
+                    later: match again && same {
+                        true => args.clone(),
+                        false => args_json(&b, &machine),
+                    },
+                    args,
+                    fail_at,
+                    diff,
+                }
             })
     })
+}
+
+/// Cases for (e): the first arguments build something (not `absent`, which on the
+/// fresh machine has nothing to tear down and so no operation to fault).
+fn fault_case() -> impl Strategy<Value = Case> {
+    case_of(|a| a.absent = false, false)
+}
+
+/// Cases for (f): the first arguments make a filesystem.
+fn fs_case() -> impl Strategy<Value = Case> {
+    case_of(
+        |a| {
+            a.absent = false;
+            if a.fss.is_empty() {
+                a.fss.push(FsChoice {
+                    device: 0,
+                    xfs: false,
+                    label: false,
+                });
+            }
+        },
+        false,
+    )
+}
+
+/// Cases for (g): the first arguments make a dm device or a partition.
+fn raw_case() -> impl Strategy<Value = Case> {
+    case_of(
+        |a| {
+            a.absent = false;
+            if a.devs.is_empty() && a.parts.is_empty() {
+                a.devs.push(DevChoice {
+                    striped: false,
+                    members: vec![0],
+                    chunk: None,
+                    short: false,
+                });
+            }
+        },
+        false,
+    )
+}
+
+/// Cases for the unreadable device: the later arguments are the first ones half of the
+/// time (what a task's next run declares), and otherwise others.
+fn unreadable_case() -> impl Strategy<Value = (Case, u8)> {
+    (case_of(|_| {}, true), any::<u8>())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -470,17 +744,87 @@ fn declared_filesystems(d: &Desired, a: &Actual) -> BTreeMap<String, String> {
 // Properties over the fake system
 // ---------------------------------------------------------------------------------------
 
+/// How a case of a property ended: it reached the property's own assertions, or it
+/// returned before them (the arguments failed, nothing to check, ...), saying why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Reach {
+    Reached,
+    Early(&'static str),
+}
+
+/// What a property's body returns: how the case ended, or the property's failure.
+type Checked = Result<Reach, TestCaseError>;
+
+/// The share of a property's cases, in percent, that must reach its assertions: a case
+/// that returns early tests nothing of it, so a generator whose cases mostly do leaves
+/// the property untested while it passes. Measured rates (`--nocapture` prints them) are
+/// well above it; a property below it needs a better generator, not a lower bar.
+const MIN_REACHED_PERCENT: usize = 60;
+
+/// Below this many cases (`PMEM_STACK_PROP_CASES=20`, say) the share is only printed:
+/// too few cases to judge it without failing at random.
+const JUDGED_FROM: usize = 100;
+
+/// The cases of one property, by how they ended.
+struct Tally {
+    property: &'static str,
+    ended: RefCell<BTreeMap<Reach, usize>>,
+}
+
+impl Tally {
+    fn new(property: &'static str) -> Tally {
+        Tally {
+            property,
+            ended: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Count one case's end; its failure goes on to proptest.
+    fn count(&self, checked: Checked) -> Result<(), TestCaseError> {
+        let reach = checked?;
+        *self.ended.borrow_mut().entry(reach).or_default() += 1;
+        Ok(())
+    }
+
+    /// Print the counts (straight to stderr: shown with `--nocapture`), and fail unless
+    /// at least [`MIN_REACHED_PERCENT`] of the cases reached the property.
+    fn judge(&self) {
+        let ended = self.ended.borrow();
+        let total: usize = ended.values().sum();
+        let reached = ended.get(&Reach::Reached).copied().unwrap_or(0);
+        let mut line = format!(
+            "{}: {reached} of {total} cases reached the property ({}%)",
+            self.property,
+            (reached * 100).checked_div(total).unwrap_or(0)
+        );
+        for (reach, n) in ended.iter() {
+            if let Reach::Early(why) = reach {
+                line.push_str(&format!("; {n} returned early: {why}"));
+            }
+        }
+        let _ = writeln!(std::io::stderr(), "{line}");
+        assert!(
+            total < JUDGED_FROM || reached * 100 >= MIN_REACHED_PERCENT * total,
+            "fewer than {MIN_REACHED_PERCENT}% of the cases reached the property: {line}; \
+             make its generator draw cases that do"
+        );
+    }
+}
+
 /// A property: a `#[test]` that checks `body` on cases drawn from `strategy`, `cases` of
-/// them by default (see [`cases`]).
+/// them by default (see [`cases`]), and counts how many reach the property (see
+/// [`Tally`]).
 macro_rules! property {
     ($(#[$doc:meta])* fn $name:ident($strategy:expr, $body:path, $cases:expr);) => {
-        proptest! {
-            #![proptest_config(cases($cases))]
-            $(#[$doc])*
-            #[test]
-            fn $name(c in $strategy) {
-                $body(c)?;
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            let tally = Tally::new(stringify!($name));
+            let mut runner = TestRunner::new(cases($cases));
+            if let Err(e) = runner.run(&$strategy, |c| tally.count($body(c))) {
+                panic!("{e}");
             }
+            tally.judge();
         }
     };
 }
@@ -498,14 +842,14 @@ property! {
     /// (e) With a fault injected at operation k, a rerun without faults converges (a
     /// third run changes nothing), unless the fault left something the arguments refuse
     /// to touch, which must then be a refusal, not a failed step or a panic.
-    fn a_fault_anywhere_then_rerun_converges(case(), fault_then_rerun_body, 5000);
+    fn a_fault_anywhere_then_rerun_converges(fault_case(), fault_then_rerun_body, 5000);
 }
 
 property! {
     /// (f) Data safety: once a filesystem exists on a declared device, a later run with
     /// other arguments and allow_data_loss=false never removes or replaces it (same uuid
     /// and type before and after), whether that run succeeds, fails or is refused.
-    fn no_filesystem_is_lost_without_allow_data_loss(case(), data_safety_body, 5000);
+    fn no_filesystem_is_lost_without_allow_data_loss(fs_case(), data_safety_body, 5000);
 }
 
 // (g) and (h) replay every sector through the fake's tables: ten times the cost of a
@@ -518,7 +862,7 @@ property! {
     /// other arguments and allow_data_loss=false (the fake's own sector map of
     /// dm-linear/dm-stripe and partition starts says so, down to the namespaces), and the
     /// device is still there under the same name. That run plans no destructive step.
-    fn no_raw_data_moves_without_allow_data_loss(case(), raw_data_safety_body, 1000);
+    fn no_raw_data_moves_without_allow_data_loss(raw_case(), raw_data_safety_body, 1000);
 }
 
 property! {
@@ -577,8 +921,8 @@ fn part_change_case() -> impl Strategy<Value = Case> {
                 }
                 Case {
                     machine,
-                    args: args_json(&a, machine.dimms),
-                    later: args_json(&b, machine.dimms),
+                    args: args_json(&a, &machine),
+                    later: args_json(&b, &machine),
                     fail_at: 1,
                     diff: false,
                 }
@@ -586,7 +930,7 @@ fn part_change_case() -> impl Strategy<Value = Case> {
     })
 }
 
-fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
+fn check_then_run_then_idempotent_body(c: Case) -> Checked {
     let mut fake = c.machine.build();
     let before = fake.state.clone();
     let n0 = fake.mutations();
@@ -636,7 +980,7 @@ fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
         if r.failed_step.is_none() && r.plan.is_empty() {
             prop_assert!(r.errors.len() + r.refusals.len() > 0 || !r.msg.is_empty());
         }
-        return Ok(());
+        return Ok(Reach::Early("the run failed: no idempotence to check"));
     }
     accounted(&r)?;
 
@@ -662,30 +1006,35 @@ fn check_then_run_then_idempotent_body(c: Case) -> Result<(), TestCaseError> {
         again
     );
     prop_assert_eq!(fake.mutations(), n1, "second run executed something");
-    Ok(())
+    Ok(Reach::Reached)
 }
 
-fn fault_then_rerun_body(c: Case) -> Result<(), TestCaseError> {
+fn fault_then_rerun_body(c: Case) -> Checked {
     let mut baseline = c.machine.build();
     let b = run(&mut baseline, &c.args);
     let ops = baseline.mutations();
+    // the fault at one of the operations the run makes: `fail_at` counted round them
+    let fail_at = match ops {
+        0 => c.fail_at,
+        _ => (c.fail_at - 1) % ops + 1,
+    };
 
     let mut fake = c.machine.build();
-    fake.fail_at = Some(c.fail_at);
+    fake.fail_at = Some(fail_at);
     let before = fake.state.clone();
     let r1 = run(&mut fake, &c.args);
     sane(&r1)?;
-    if b.failed && ops == 0 {
+    if ops == 0 {
         // nothing runs in this case; the faulty run is the same as the baseline
-        prop_assert!(r1.failed);
+        prop_assert_eq!(r1.failed, b.failed);
         prop_assert_eq!(&fake.state, &before);
-        return Ok(());
+        return Ok(Reach::Early("no operation to fault"));
     }
-    if !b.failed && c.fail_at <= ops {
+    if !b.failed {
         prop_assert!(
             r1.failed,
             "the fault at {} of {} operations was not reported",
-            c.fail_at,
+            fail_at,
             ops
         );
         let f = r1
@@ -693,23 +1042,25 @@ fn fault_then_rerun_body(c: Case) -> Result<(), TestCaseError> {
             .as_ref()
             .expect("the failed step is reported");
         prop_assert!(f.stderr.contains("injected fault"), "{:?}", f);
-        prop_assert_eq!(r1.done.len(), c.fail_at - 1);
+        prop_assert_eq!(r1.done.len(), fail_at - 1);
     }
     fake.fail_at = None;
     let r2 = run(&mut fake, &c.args);
     sane(&r2)?;
     if b.failed {
-        return Ok(()); // the arguments do not converge even without faults
+        return Ok(Reach::Early(
+            "the arguments do not converge even without faults",
+        ));
     }
     if r2.failed {
         prop_assert!(
             !r2.refusals.is_empty() && r2.failed_step.is_none() && r2.done.is_empty(),
             "rerun after a fault at operation {} failed without a refusal: {}\nfirst: {}",
-            c.fail_at,
+            fail_at,
             r2.msg,
             r1.msg
         );
-        return Ok(());
+        return Ok(Reach::Reached);
     }
     let n = fake.mutations();
     let r3 = run(&mut fake, &c.args);
@@ -719,7 +1070,7 @@ fn fault_then_rerun_body(c: Case) -> Result<(), TestCaseError> {
         r3
     );
     prop_assert_eq!(fake.mutations(), n);
-    Ok(())
+    Ok(Reach::Reached)
 }
 
 /// The machine after the case's first run, when it succeeded.
@@ -740,12 +1091,15 @@ fn later_without_data_loss(c: &Case) -> Value {
     later
 }
 
-fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
+fn data_safety_body(c: Case) -> Checked {
     let Some(mut fake) = after_first_run(&c) else {
-        return Ok(());
+        return Ok(Reach::Early("the first run failed"));
     };
     let d = desired(&c.args).expect("valid");
     let kept = declared_filesystems(&d, &fake.state);
+    if kept.is_empty() {
+        return Ok(Reach::Early("no filesystem on a declared device to keep"));
+    }
     let r2 = run(&mut fake, &later_without_data_loss(&c));
     sane(&r2)?;
     let after: BTreeMap<String, String> = fake
@@ -768,12 +1122,12 @@ fn data_safety_body(c: Case) -> Result<(), TestCaseError> {
                 .collect::<Vec<_>>()
         );
     }
-    Ok(())
+    Ok(Reach::Reached)
 }
 
-fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
+fn raw_data_safety_body(c: Case) -> Checked {
     let Some(mut fake) = after_first_run(&c) else {
-        return Ok(());
+        return Ok(Reach::Early("the first run failed"));
     };
     // the declared dm devices, and the declared partitions as the first run left them:
     // a partition of a pmem disk by its kernel name (`pmem0p1`), one of a dm disk by its
@@ -835,7 +1189,11 @@ fn raw_data_safety_body(c: Case) -> Result<(), TestCaseError> {
             fake.state.dm(n).map(|d| d.table.clone())
         );
     }
-    Ok(())
+    Ok(if names.is_empty() {
+        Reach::Early("no dm device or partition declared: no raw data to keep")
+    } else {
+        Reach::Reached
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1362,16 +1720,22 @@ impl fmt::Debug for DamageCase {
 fn snap_case() -> impl Strategy<Value = SnapCase> {
     (
         random_actual(),
-        (1u32..=3).prop_flat_map(|n| arg_choice(n).prop_map(move |a| args_json(&a, n))),
+        machine()
+            .prop_map(|m| Machine {
+                dimms: m.dimms.min(3),
+                ..m
+            })
+            .prop_flat_map(|m| arg_choice(m.dimms).prop_map(move |a| args_json(&a, &m))),
     )
         .prop_map(|(actual, args)| SnapCase { actual, args })
 }
 
-fn random_snapshot_body(c: SnapCase) -> Result<(), TestCaseError> {
+fn random_snapshot_body(c: SnapCase) -> Checked {
     let text = serde_json::to_string(&c.actual).expect("serialises");
     let back = pmem_stack::read_snapshot(&text);
     prop_assert_eq!(back.as_ref(), Ok(&c.actual));
-    plan_against(&c.actual, &c.args)
+    plan_against(&c.actual, &c.args)?;
+    Ok(Reach::Reached)
 }
 
 fn damage_case() -> impl Strategy<Value = DamageCase> {
@@ -1379,7 +1743,7 @@ fn damage_case() -> impl Strategy<Value = DamageCase> {
         .prop_map(|(case, damage)| DamageCase { case, damage })
 }
 
-fn damaged_snapshot_body(c: DamageCase) -> Result<(), TestCaseError> {
+fn damaged_snapshot_body(c: DamageCase) -> Checked {
     let mut fake = c.case.machine.build();
     let _ = run(&mut fake, &c.case.args);
     let mut actual = fake.state.clone();
@@ -1387,7 +1751,8 @@ fn damaged_snapshot_body(c: DamageCase) -> Result<(), TestCaseError> {
         apply_damage(&mut actual, d);
     }
     plan_against(&actual, &c.case.later)?;
-    plan_against(&actual, &c.case.args)
+    plan_against(&actual, &c.case.args)?;
+    Ok(Reach::Reached)
 }
 
 property! {
@@ -1404,30 +1769,28 @@ property! {
 }
 
 /// What a random run left, with one block device unreadable: a plan for the later
-/// arguments never goes ahead when a declared object's device is that one; and the
-/// refusal names its path.
-fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
+/// arguments never goes ahead when a declared object's device is that one, or one a
+/// declaration uses (a dm member, a partition's disk); and the refusal names its path.
+fn unreadable_body((c, i): (Case, u8)) -> Checked {
     let mut fake = c.machine.build();
     let _ = run(&mut fake, &c.args);
     let mut actual = fake.state.clone();
     apply_damage(&mut actual, &Damage::Unreadable(i));
     let Some(u) = actual.unreadable.last().cloned() else {
-        return Ok(());
+        return Ok(Reach::Early("no block device to make unreadable"));
     };
     let Some(d) = desired(&c.later) else {
-        return Ok(());
+        return Ok(Reach::Early("the later arguments do not validate"));
     };
-    let declared = d
-        .own_devices()
-        .chain(d.filesystems.iter().map(|x| x.device.clone()))
-        .chain(d.mounts.iter().map(|x| x.device.clone()))
-        .any(|r| {
-            pmem_stack::bind::bind(&d, &actual)
-                .block(&r)
-                .is_some_and(|b| b.devno == u.device)
-        });
+    // declared, or used by a declaration: a dm member, a partition's disk, a
+    // filesystem's or a mount's device
+    let declared = d.own_devices().chain(d.used_devices().cloned()).any(|r| {
+        pmem_stack::bind::bind(&d, &actual)
+            .block(&r)
+            .is_some_and(|b| b.devno == u.device)
+    });
     let planned = pmem_stack::plan::plan(&d, &actual);
-    if declared {
+    let reach = if declared {
         match planned {
             Ok(p) => prop_assert!(false, "planned over unreadable {}: {:?}", u.path, p.steps),
             Err(r) => prop_assert!(
@@ -1436,6 +1799,7 @@ fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
                 u.path
             ),
         }
+        Reach::Reached
     } else if let Ok(p) = planned {
         // not needed: a warning naming it
         prop_assert!(
@@ -1444,19 +1808,18 @@ fn unreadable_body(c: Case, i: u8) -> Result<(), TestCaseError> {
             u.path,
             p.warnings
         );
-    }
-    plan_against(&actual, &c.later)
+        Reach::Reached
+    } else {
+        Reach::Early("not declared, and the plan is refused for another reason")
+    };
+    plan_against(&actual, &c.later)?;
+    Ok(reach)
 }
 
-proptest! {
-    #![proptest_config(cases(1500))]
-
+property! {
     /// An unreadable device under a declared object stops the plan, naming it; one the
     /// plan does not need (and does not refuse for another reason) is a warning.
-    #[test]
-    fn a_plan_never_goes_ahead_over_an_unreadable_declared_device(c in case(), i in any::<u8>()) {
-        unreadable_body(c, i)?;
-    }
+    fn a_plan_never_goes_ahead_over_an_unreadable_declared_device(unreadable_case(), unreadable_body, 1500);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1569,14 +1932,19 @@ fn survey() {
             Ok(())
         },
     );
-    survey::run(
-        "check_then_run",
-        case(),
-        n,
-        check_then_run_then_idempotent_body,
-    );
-    survey::run("fault", case(), n, fault_then_rerun_body);
-    survey::run("data_safety", case(), n, data_safety_body);
-    survey::run("random_snapshot", snap_case(), n, random_snapshot_body);
-    survey::run("damaged_snapshot", damage_case(), n, damaged_snapshot_body);
+    survey::run("check_then_run", case(), n, |c| {
+        check_then_run_then_idempotent_body(c).map(drop)
+    });
+    survey::run("fault", fault_case(), n, |c| {
+        fault_then_rerun_body(c).map(drop)
+    });
+    survey::run("data_safety", fs_case(), n, |c| {
+        data_safety_body(c).map(drop)
+    });
+    survey::run("random_snapshot", snap_case(), n, |c| {
+        random_snapshot_body(c).map(drop)
+    });
+    survey::run("damaged_snapshot", damage_case(), n, |c| {
+        damaged_snapshot_body(c).map(drop)
+    });
 }
