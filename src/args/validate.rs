@@ -535,7 +535,7 @@ impl Validator {
     }
 
     fn partitions(&mut self, draft: &Draft) -> Vec<PartitionSpec> {
-        let mut out = Vec::new();
+        let mut out: Vec<PartitionSpec> = Vec::new();
         let mut numbers: BTreeMap<(String, u32), usize> = BTreeMap::new();
         for (i, part) in read_items(&draft.partitions) {
             let p = format!("partitions[{i}]");
@@ -592,13 +592,40 @@ impl Validator {
                 }
             }
             if let (Some(name), Some(disk)) = (&part.name, disk) {
-                out.push(PartitionSpec {
+                let spec = PartitionSpec {
                     name: name.clone(),
                     disk,
                     number: part.number.given().copied(),
                     start: start.sectors(),
                     size: part.size.given().map(|s| s.bytes.sectors()),
-                });
+                };
+                // two declared partitions of one disk never share a sector (`start`
+                // defaults to 2M for each; a missing `size` runs to the disk's end)
+                if let Some((j, other)) = out
+                    .iter()
+                    .enumerate()
+                    .find(|(_, o)| o.disk == spec.disk && overlap(o, &spec))
+                {
+                    let extent = |x: &PartitionSpec| match x.size {
+                        Some(z) => format!(
+                            "sectors {}-{}",
+                            x.start,
+                            x.start.saturating_add(z) - Sectors(1)
+                        ),
+                        None => format!("sectors {} to the end of the disk", x.start),
+                    };
+                    self.err(
+                        format!("{p}.start"),
+                        format!(
+                            "partition {:?} ({}) overlaps partition {:?} (partitions[{j}], {}) on the same disk; give each partition its own start, and all but the last a size",
+                            spec.name,
+                            extent(&spec),
+                            other.name,
+                            extent(other),
+                        ),
+                    );
+                }
+                out.push(spec);
             }
         }
         out
@@ -988,4 +1015,13 @@ pub fn is_uuid(s: &str) -> bool {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
+}
+
+/// Whether two partitions' sector ranges meet (a missing size runs to the disk's end).
+fn overlap(a: &PartitionSpec, b: &PartitionSpec) -> bool {
+    let below = |x: &PartitionSpec, y: &PartitionSpec| {
+        x.size
+            .is_some_and(|z| x.start.saturating_add(z) <= y.start)
+    };
+    !below(a, b) && !below(b, a)
 }
