@@ -155,44 +155,43 @@ fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
 }
 
 /// The stack converged, then left as a stopped run leaves its dm device: `state` says
-/// what the ioctls had done (`"created"`: no live table; `"suspended"`: table live,
-/// device suspended), with the filesystem unmounted.
+/// what the ioctls had done (`"created"`: no table loaded; `"loaded"`: a table loaded,
+/// none live; `"suspended"`: table live, device suspended), with the filesystem
+/// unmounted. The first two: the device removed (its xfs stays on the members), then
+/// made again by a run killed between the table load and the resume.
 fn dm_left(state: &str) -> FakeSystem {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
     fake.state.mounts.clear();
     let dm = fake.state.dm("pmem-striped").expect("dm").clone();
-    let slot = fake
+    if state == "suspended" {
+        if let Some(slot) = fake.state.dm_devices.iter_mut().find(|d| d.name == dm.name) {
+            slot.suspended = true;
+        }
+        return fake;
+    }
+    let remove = pmem_stack::system::Op::DmRemove {
+        name: dm.name.clone(),
+    };
+    pmem_stack::system::System::execute(&mut fake, &remove).expect("removed");
+    fake.kill_mid_op = Some(fake.executed.len() + 1);
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed, "the killed run fails: {}", r.msg);
+    fake.kill_mid_op = None;
+    let dm = fake.state.dm("pmem-striped").expect("dm made").clone();
+    assert!(dm.table.is_empty(), "no table live: {:?}", dm.table);
+    let disk = fake
         .state
-        .dm_devices
-        .iter_mut()
-        .find(|d| d.name == dm.name)
-        .expect("dm");
-    match state {
-        "loaded" => {
-            // its table loaded, never resumed: the members are held, the disk has no
-            // size, no table is live
-            slot.table.clear();
-            if let Some(b) = fake
-                .state
-                .block_devices
-                .iter_mut()
-                .find(|b| b.devno == dm.devno)
-            {
-                b.size = pmem_stack::units::Sectors(0);
-            }
+        .block(dm.devno)
+        .expect("the disk came with the table load");
+    assert_eq!(disk.size.0, 0, "a disk with no size");
+    if state == "created" {
+        // no table loaded: nothing holds the members, and the kernel adds a dm
+        // device's disk only with its first table
+        for b in &mut fake.state.block_devices {
+            b.holders.clear();
         }
-        "created" => {
-            // no live table: nothing maps the members (the xfs on them is kept where
-            // the fake keeps a dm device's content, and shows again once loaded)
-            slot.table.clear();
-            for b in &mut fake.state.block_devices {
-                b.holders.clear();
-            }
-            // the kernel adds a dm device's disk only with its first table
-            fake.state.block_devices.retain(|b| b.devno != dm.devno);
-        }
-        _ => slot.suspended = true,
+        fake.state.block_devices.retain(|b| b.devno != dm.devno);
     }
     fake
 }

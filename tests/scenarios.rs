@@ -1452,9 +1452,10 @@ fn a_new_device_over_a_new_device_that_carries_a_filesystem_is_refused() {
     };
     let before = uuid(&fake);
     assert_eq!(before.len(), 1);
+    // pm0, a sector namespace, is the btt disk pmem0s
     let later = json!({"devices":[
         {"name":"dv0","target":"linear","members":["/dev/pmem1"]},
-        {"name":"dv1","target":"striped","members":["dv0","/dev/pmem0"]}]});
+        {"name":"dv1","target":"striped","members":["dv0","/dev/pmem0s"]}]});
     let r = run_fails(
         &mut fake,
         &later,
