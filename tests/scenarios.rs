@@ -1683,3 +1683,196 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
     let r = converge(&mut fake, &absent);
     assert_eq!(actions(&r), ["remove_dm"]);
 }
+
+/// A teardown meets files held open: a file open on the mount fails the umount as busy
+/// (not lazy without allow_data_loss); with allow_data_loss the umount is lazy, and the
+/// filesystem, alive while its file is open, keeps the dm device busy; a plain open of
+/// the dm device's node fails its removal as busy too. Once closed, the next run ends
+/// the teardown.
+#[test]
+fn open_files_keep_a_mount_and_its_device_busy() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    assert!(fake.open_file("/mnt/pmem/db/log", "postgres (pid 77)"));
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &["target is busy", "/mnt/pmem/db/log", "postgres (pid 77)"],
+    );
+    assert!(fake.state.mount_at("/mnt/pmem").is_some(), "still mounted");
+
+    let r = run(&mut fake, &allowing_data_loss(&absent));
+    assert!(r.failed, "{}", r.msg);
+    assert!(fake.state.mount_at("/mnt/pmem").is_none(), "detached");
+    assert_msg(&r, &["remove_dm", "busy", "/mnt/pmem/db/log is open"]);
+    assert!(fake.state.dm("pmem-striped").is_some());
+
+    fake.open_files.clear();
+    assert!(fake.open_file("/dev/mapper/pmem-striped", "dd (pid 88)"));
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &[
+            "remove_dm",
+            "busy",
+            "/dev/mapper/pmem-striped is open (dd (pid 88))",
+        ],
+    );
+
+    fake.open_files.clear();
+    let r = converge(&mut fake, &absent);
+    assert_eq!(actions(&r), ["remove_dm"]);
+    assert!(fake.state.dm("pmem-striped").is_none());
+}
+
+/// A dm device removed leaves nothing under its device number, which the next dm device
+/// gets again (the kernel hands out the lowest free minor): a new device over another
+/// table shows no filesystem and gets its own mkfs, while the same table made again shows
+/// the xfs its members still hold.
+#[test]
+fn a_removed_dm_devices_filesystem_does_not_show_on_the_next_device() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let old = fake.state.dm("pmem-striped").expect("dm").devno;
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    converge(&mut fake, &absent);
+    // the striped table again: its xfs is still on the members
+    let r = converge(&mut fake, &striped_xfs());
+    assert!(
+        r.skipped_steps.iter().any(|s| s.step.action == "mkfs"),
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(
+        dm_filesystem(&fake, "pmem-striped").label.as_deref(),
+        Some("pmemfs")
+    );
+    converge(&mut fake, &absent);
+    // pm1 alone: its start held the second chunk, no superblock
+    let other = json!({
+        "namespaces": fsdax(0..2),
+        "devices": [{"name": "lin", "target": "linear", "members": ["pm1"]}],
+        "filesystems": [{"device": "lin", "type": "ext4", "label": "new"}],
+    });
+    let r = converge(&mut fake, &other);
+    let lin = fake.state.dm("lin").expect("lin").devno;
+    assert_eq!(lin, old, "the lowest free minor again");
+    assert!(actions(&r).contains(&"mkfs".to_string()), "{:?}", r.plan);
+    assert_eq!(dm_filesystem(&fake, "lin").label.as_deref(), Some("new"));
+}
+
+/// A dm device left with no live table (a create killed between its table load and its
+/// resume) and then loaded with another table shows no content of its own: the new
+/// table maps other data, so the filesystem is made.
+#[test]
+fn a_reload_into_a_device_with_no_table_brings_no_old_content() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let old = dm_filesystem(&fake, "pmem-striped").uuid.clone();
+    fake.state.mounts.clear();
+    let remove = Op::DmRemove {
+        name: "pmem-striped".into(),
+    };
+    pmem_stack::system::System::execute(&mut fake, &remove).expect("removed");
+    fake.kill_mid_op = Some(fake.executed.len() + 1);
+    assert!(run(&mut fake, &striped_xfs()).failed);
+    fake.kill_mid_op = None;
+    let mut args = allowing_data_loss(&striped_xfs());
+    args["devices"][0]["chunk"] = json!("4M");
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r)[0], "reload_dm", "{:?}", r.plan);
+    assert!(
+        fake.executed
+            .iter()
+            .rev()
+            .take(4)
+            .any(|o| matches!(o, Op::Mkfs { .. })),
+        "the xfs is made again: {:?}",
+        r.plan
+    );
+    assert_ne!(dm_filesystem(&fake, "pmem-striped").uuid, old, "a new xfs");
+}
+
+/// Namespaces get the kernel's names: the lowest free id in their region, and the disk
+/// `pmemX` for id 0, `pmemX.Y` for the others; a namespace made after one was destroyed
+/// collides with none.
+#[test]
+fn namespaces_made_after_a_destroy_get_free_kernel_names() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    // labels initialised: the region is empty and can hold several namespaces
+    fake.state.namespaces.clear();
+    fake.state.block_devices.clear();
+    let r0 = &mut fake.state.regions[0];
+    r0.available_size = r0.size;
+    let two = json!({"namespaces": [
+        {"name": "a", "region": "region0", "mode": "fsdax", "size": "256M"},
+        {"name": "b", "region": "region0", "mode": "fsdax", "size": "256M"}]});
+    converge(&mut fake, &allowing_data_loss(&two));
+    let dev = |f: &FakeSystem, n: &str| {
+        let ns = f.state.namespace_named(n).expect("namespace");
+        (ns.dev.clone(), ns.blockdev.clone().unwrap_or_default())
+    };
+    let (a_dev, a_blk) = dev(&fake, "a");
+    let (b_dev, b_blk) = dev(&fake, "b");
+    assert_ne!(a_dev, b_dev);
+    let blks = [a_blk.clone(), b_blk.clone()];
+    assert!(blks.contains(&"pmem0".to_string()), "{blks:?}");
+    assert!(blks.iter().any(|b| b.starts_with("pmem0.")), "{blks:?}");
+    // a destroyed, c made: c takes a's free id, b keeps its own
+    let first = if a_blk == "pmem0" { "a" } else { "b" };
+    let keep = if first == "a" { "b" } else { "a" };
+    let destroy = json!({"namespaces": [
+        {"name": first, "region": "region0", "mode": "fsdax"}],
+        "state": "absent", "allow_data_loss": true});
+    converge(&mut fake, &destroy);
+    let next = json!({"namespaces": [
+        {"name": keep, "region": "region0", "mode": "fsdax", "size": "256M"},
+        {"name": "c", "region": "region0", "mode": "fsdax", "size": "256M"}]});
+    converge(&mut fake, &next);
+    let mut devs: Vec<String> = fake
+        .state
+        .namespaces
+        .iter()
+        .map(|n| n.dev.clone())
+        .collect();
+    let mut disks: Vec<String> = fake
+        .state
+        .block_devices
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
+    let (nd, nb) = (devs.len(), disks.len());
+    devs.dedup();
+    disks.sort();
+    disks.dedup();
+    assert_eq!((devs.len(), disks.len()), (nd, nb), "no name taken twice");
+    assert_eq!(dev(&fake, "c").1, "pmem0", "the free id 0 again");
+}
+
+/// The kernel's own largest I/O for a new striped device: 6.1 stacks pmem's 1280 KiB,
+/// which the module raises to the chunk; 6.12 gives the optimal I/O size (chunk x
+/// stripes) itself. A reload to a larger chunk raises it again.
+#[test]
+fn max_sectors_kb_is_what_the_kernel_gives_raised_by_the_module() {
+    for (kernel, created) in [(None, 2048), (Some("6.12.117+deb12-amd64"), 4096)] {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        if let Some(p) = fake.state.platform.as_mut() {
+            p.kernel = kernel.map(String::from);
+        }
+        converge(&mut fake, &striped_xfs());
+        let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+        let msk = |f: &FakeSystem| f.state.block(devno).and_then(|b| b.max_sectors_kb);
+        assert_eq!(msk(&fake), Some(created), "{kernel:?}");
+        let mut args = allowing_data_loss(&striped_xfs());
+        args["devices"][0]["chunk"] = json!("4M");
+        args["verify_pmd"] = json!(true);
+        let r = converge(&mut fake, &args);
+        assert!(actions(&r).contains(&"reload_dm".to_string()));
+        assert!(msk(&fake) >= Some(4096), "{kernel:?}: {:?}", msk(&fake));
+    }
+}

@@ -56,6 +56,15 @@ impl FakeSystem {
             .iter_mut()
             .find(|t| t.disk == disk.devno)
             .ok_or_else(|| Self::fail("add partition", "no GPT"))?;
+        // as the real side: an identical entry already there is not written again
+        // (the kernel is still told)
+        let there = t
+            .partitions
+            .iter()
+            .any(|p| p.number == number && p.name == *name && p.start == *start && p.size == *size);
+        if there {
+            t.partitions.retain(|p| p.number != number);
+        }
         if t.partitions.iter().any(|p| p.number == number)
             || *start + *size > t.last_usable + Sectors(1)
         {
@@ -88,6 +97,12 @@ impl FakeSystem {
         });
         if !dm_disk && !killed {
             let pname = partition_name(&bd.name, number);
+            if self.state.block_named(&pname).is_some() {
+                return Err(Self::fail(
+                    "BLKPG_ADD_PARTITION",
+                    format!("{pname}: Device or resource busy"),
+                ));
+            }
             let devno = self.next_devno(PMEM_MAJOR);
             self.state.block_devices.push(BlockDevice {
                 name: pname.clone(),
