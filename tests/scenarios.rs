@@ -1876,3 +1876,58 @@ fn max_sectors_kb_is_what_the_kernel_gives_raised_by_the_module() {
         assert!(msk(&fake) >= Some(4096), "{kernel:?}: {:?}", msk(&fake));
     }
 }
+
+/// The fake's own model of the 2 MiB DAX fault answers `verify_pmd` from the stack as
+/// built: each layer that breaks the 2 MiB path makes the faults fall back, and an
+/// aligned stack maps them all.
+#[test]
+fn pmd_faults_follow_the_stack_as_built() {
+    let faults = |fake: &mut FakeSystem, args: &Value, path: &str| {
+        let mut a = args.clone();
+        a["verify_pmd"] = json!(true);
+        let r = run(fake, &a);
+        let f = r
+            .pmd_faults
+            .as_ref()
+            .and_then(|p| p.get(path))
+            .unwrap_or_else(|| panic!("counts for {path}: {}", r.msg));
+        (f.nopage, f.fallback)
+    };
+    let part = |start: &str, opts: Value| {
+        json!({
+            "namespaces": fsdax(0..1),
+            "partitions": [{"name": "data", "disk": "pm0", "start": start, "size": "256M"}],
+            "filesystems": [{"device": "data", "type": "ext4", "mkfs_options": opts}],
+            "mounts": [{"path": "/mnt/data", "device": "data"}],
+            "allow_data_loss": true
+        })
+    };
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    assert_eq!(
+        faults(&mut fake, &part("2M", json!([])), "/mnt/data"),
+        (8, 0)
+    );
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    assert_eq!(
+        faults(&mut fake, &part("1M", json!([])), "/mnt/data"),
+        (0, 8)
+    );
+    // the user's stride of 1 MiB: the allocator aligns files on 1 MiB
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    let stride = part("2M", json!(["-E", "stride=256"]));
+    assert_eq!(faults(&mut fake, &stride, "/mnt/data"), (0, 8));
+    // a linear device over two namespaces
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let linear = dm_stack(0..2, "linear", "lin", "xfs", "/mnt/lin");
+    assert_eq!(faults(&mut fake, &linear, "/mnt/lin"), (8, 0));
+    // the striped device's largest I/O lowered below its chunk by hand
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+    fake.write_sysfs(
+        &format!("/sys/dev/block/{devno}/queue/max_sectors_kb"),
+        "1280",
+    )
+    .expect("written");
+    assert_eq!(faults(&mut fake, &striped_xfs(), "/mnt/pmem"), (0, 8));
+}
