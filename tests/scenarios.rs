@@ -1882,6 +1882,8 @@ fn max_sectors_kb_is_what_the_kernel_gives_raised_by_the_module() {
 /// aligned stack maps them all.
 #[test]
 fn pmd_faults_follow_the_stack_as_built() {
+    // the counts, checked against the module's audit of the same stack: it must call
+    // the stack fine exactly where the faults map 2 MiB pages
     let faults = |fake: &mut FakeSystem, args: &Value, path: &str| {
         let mut a = args.clone();
         a["verify_pmd"] = json!(true);
@@ -1891,6 +1893,19 @@ fn pmd_faults_follow_the_stack_as_built() {
             .as_ref()
             .and_then(|p| p.get(path))
             .unwrap_or_else(|| panic!("counts for {path}: {}", r.msg));
+        let audit = r.dax_audit.as_ref().expect("audit");
+        let stack = audit
+            .mounts
+            .iter()
+            .find(|m| m.mount == path)
+            .expect("audited");
+        assert_eq!(
+            stack.pmd_ok,
+            f.fallback == 0 && f.nopage > 0,
+            "the audit of {path} and the faults disagree: {:?} / {:#?}",
+            (f.nopage, f.fallback),
+            stack.layers
+        );
         (f.nopage, f.fallback)
     };
     let part = |start: &str, opts: Value| {

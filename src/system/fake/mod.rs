@@ -1,14 +1,16 @@
 //! The fake system: an in-memory [`Actual`] that the typed operations mutate the way the
-//! kernel and the tools would (device numbers, holders, sizes after fsdax metadata, busy
-//! devices, the mkfs geometry asked for, XFS's silent DAX fall-back). It sits *below*
-//! the planner and knows nothing of it, so tests exercise the real decisions. It can fail
-//! on purpose at a chosen operation, and devices can fail to read
-//! ([`FakeSystem::read_errors`]).
+//! kernel and the tools would (device numbers and names, holders, sizes after fsdax
+//! metadata, queue limits, busy devices and open files, what mkfs makes of its words,
+//! XFS's silent DAX fall-back, 2 MiB DAX faults). It sits *below* the planner and knows
+//! nothing of it: its answers come from its own models of the kernel and the tools,
+//! never from the module's functions (the audit, the geometry), so a planner bug shows
+//! as a test failure. It can fail on purpose at a chosen operation, stop one half-way as
+//! a kill would, and devices can fail to read ([`FakeSystem::read_errors`]).
 //!
 //! Files, by subsystem (as `real/`): `nd.rs` namespaces, `dm.rs` device mapper (and where
 //! raw data lives), `gpt.rs` partition tables, `fs.rs` mkfs, `mount.rs` mounts and the
-//! checks after mounting, `files.rs` boot persistence files; here the machine, its
-//! reboot, the probe and the dispatch of an op.
+//! DAX check after mounting, `pmd.rs` the PMD fault check, `files.rs` boot persistence
+//! files; here the machine, its reboot, the probe and the dispatch of an op.
 //!
 //! A probe returns what the real one would: the scope the run set applies (see
 //! `system/scope.rs`), so the content of devices out of scope is not in the snapshot,

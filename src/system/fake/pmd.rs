@@ -68,7 +68,7 @@ impl FakeSystem {
         let mut out = none;
         for k in 0..CHECK_BYTES / PMD_BYTES {
             let at = start + k * PMD_BYTES;
-            if at % 512 == 0 && self.direct_access_pmd(m.devno, at / 512, 0) {
+            if at.is_multiple_of(512) && self.direct_access_pmd(m.devno, at / 512, 0) {
                 out.nopage += 1;
             } else {
                 out.fallback += 1;
@@ -196,7 +196,7 @@ fn allocation_alignment(fs: &Filesystem, m: &Mount) -> u64 {
                 .find(|s| *s != 0 && *s <= per_group)
                 .unwrap_or(0);
             let request = CHECK_BYTES / block;
-            if stripe > 1 && request % stripe == 0 {
+            if stripe > 1 && request.is_multiple_of(stripe) {
                 stripe
             } else {
                 0
