@@ -9,6 +9,7 @@ use pmem_stack::actual::{Filesystem, Namespace, Uncleared};
 use pmem_stack::args::NamespaceMode;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
+use serde_json::json;
 
 /// The xfs a destroyed stack left on the media, which ndctl does not clear.
 fn old_xfs() -> Filesystem {
@@ -155,44 +156,43 @@ fn a_nameless_namespace_of_ours_is_reused_and_a_foreign_one_left_alone() {
 }
 
 /// The stack converged, then left as a stopped run leaves its dm device: `state` says
-/// what the ioctls had done (`"created"`: no live table; `"suspended"`: table live,
-/// device suspended), with the filesystem unmounted.
+/// what the ioctls had done (`"created"`: no table loaded; `"loaded"`: a table loaded,
+/// none live; `"suspended"`: table live, device suspended), with the filesystem
+/// unmounted. The first two: the device removed (its xfs stays on the members), then
+/// made again by a run killed between the table load and the resume.
 fn dm_left(state: &str) -> FakeSystem {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
     fake.state.mounts.clear();
     let dm = fake.state.dm("pmem-striped").expect("dm").clone();
-    let slot = fake
+    if state == "suspended" {
+        if let Some(slot) = fake.state.dm_devices.iter_mut().find(|d| d.name == dm.name) {
+            slot.suspended = true;
+        }
+        return fake;
+    }
+    let remove = pmem_stack::system::Op::DmRemove {
+        name: dm.name.clone(),
+    };
+    pmem_stack::system::System::execute(&mut fake, &remove).expect("removed");
+    fake.kill_mid_op = Some(fake.executed.len() + 1);
+    let r = run(&mut fake, &striped_xfs());
+    assert!(r.failed, "the killed run fails: {}", r.msg);
+    fake.kill_mid_op = None;
+    let dm = fake.state.dm("pmem-striped").expect("dm made").clone();
+    assert!(dm.table.is_empty(), "no table live: {:?}", dm.table);
+    let disk = fake
         .state
-        .dm_devices
-        .iter_mut()
-        .find(|d| d.name == dm.name)
-        .expect("dm");
-    match state {
-        "loaded" => {
-            // its table loaded, never resumed: the members are held, the disk has no
-            // size, no table is live
-            slot.table.clear();
-            if let Some(b) = fake
-                .state
-                .block_devices
-                .iter_mut()
-                .find(|b| b.devno == dm.devno)
-            {
-                b.size = pmem_stack::units::Sectors(0);
-            }
+        .block(dm.devno)
+        .expect("the disk came with the table load");
+    assert_eq!(disk.size.0, 0, "a disk with no size");
+    if state == "created" {
+        // no table loaded: nothing holds the members, and the kernel adds a dm
+        // device's disk only with its first table
+        for b in &mut fake.state.block_devices {
+            b.holders.clear();
         }
-        "created" => {
-            // no live table: nothing maps the members (the xfs on them is kept where
-            // the fake keeps a dm device's content, and shows again once loaded)
-            slot.table.clear();
-            for b in &mut fake.state.block_devices {
-                b.holders.clear();
-            }
-            // the kernel adds a dm device's disk only with its first table
-            fake.state.block_devices.retain(|b| b.devno != dm.devno);
-        }
-        _ => slot.suspended = true,
+        fake.state.block_devices.retain(|b| b.devno != dm.devno);
     }
     fake
 }
@@ -235,4 +235,111 @@ fn a_suspended_dm_device_of_the_stack_is_resumed() {
     assert!(acts.contains(&"mount".to_string()));
     assert!(r.plan[0].detail.starts_with("resume pmem-striped"));
     assert!(!fake.state.dm("pmem-striped").expect("dm").suspended);
+}
+
+/// The machine's stack as a comparable summary: dm tables, mounts with their DAX, the
+/// filesystems with their geometry and label by the path of their device, partition
+/// entries, and each dm device's largest I/O.
+fn stack_summary(fake: &FakeSystem) -> Vec<String> {
+    let a = &fake.state;
+    let path = |d: pmem_stack::actual::Devno| {
+        a.block(d)
+            .map(|b| b.path.clone())
+            .unwrap_or_else(|| d.to_string())
+    };
+    let mut v: Vec<String> = a
+        .dm_devices
+        .iter()
+        .map(|d| {
+            format!(
+                "dm {} {:?} suspended={} max_sectors_kb={:?}",
+                d.name,
+                table(fake, &d.name),
+                d.suspended,
+                a.block(d.devno).and_then(|b| b.max_sectors_kb)
+            )
+        })
+        .collect();
+    v.extend(
+        a.mounts
+            .iter()
+            .map(|m| format!("mount {} {} {:?}", m.target, m.source, m.dax)),
+    );
+    v.extend(a.filesystems.iter().map(|f| {
+        format!(
+            "fs {} {} {:?} bs={:?} su={:?} sw={:?}",
+            path(f.device),
+            f.fstype,
+            f.label,
+            f.block_size,
+            f.stripe_unit,
+            f.stripe_width
+        )
+    }));
+    v.extend(a.partition_tables.iter().flat_map(|t| {
+        t.partitions.iter().map(move |p| {
+            format!(
+                "gpt {} {} {} {}+{}",
+                path(t.disk),
+                p.number,
+                p.name,
+                p.start,
+                p.size
+            )
+        })
+    }));
+    v.extend(
+        a.block_devices
+            .iter()
+            .filter(|b| b.partition.is_some())
+            .map(|b| format!("partition {}", b.path)),
+    );
+    v.sort();
+    v
+}
+
+/// A run killed at any one of its operations, half-way where the real operation can be
+/// left half-done (a namespace made and not cleared, a dm table loaded and not resumed,
+/// a reload suspended, mkfs or a new GPT with the old content wiped and the new one
+/// incomplete, a GPT entry the kernel was not told of), then run again, ends with the
+/// stack a run never killed makes.
+#[test]
+fn a_run_killed_at_any_operation_is_finished_by_the_next_run() {
+    let mut partitioned = json!({
+        "namespaces": fsdax(0..1),
+        "partitions": [{"name": "pmemdata", "disk": "pm0", "start": "2M", "size": "256M"}],
+        "filesystems": [{"device": "pmemdata", "type": "ext4", "label": "data"}],
+        "mounts": [{"path": "/mnt/data", "device": "pmemdata"}]
+    });
+    partitioned["verify_pmd"] = json!(true);
+    let mut striped = striped_xfs();
+    striped["verify_pmd"] = json!(true);
+    for args in [striped, partitioned] {
+        let mut clean = FakeSystem::fresh_dimms(2, DIMM);
+        converge(&mut clean, &args);
+        let want = stack_summary(&clean);
+        let n = clean.mutations();
+        for k in 1..=n {
+            let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+            fake.kill_mid_op = Some(k);
+            let r = run(&mut fake, &args);
+            assert!(r.failed, "k={k}: the killed run fails");
+            let killed = fake.executed.len();
+            fake.kill_mid_op = None;
+            let r = run(&mut fake, &args);
+            assert!(
+                !r.failed,
+                "k={k} ({:?}): the next run finishes: {}",
+                clean.executed.get(k - 1).map(|o| format!("{o:?}")),
+                r.msg
+            );
+            assert_eq!(
+                stack_summary(&fake),
+                want,
+                "k={k} (killed after {killed} ops): the stack a clean run makes"
+            );
+            let again = run(&mut fake, &args);
+            assert!(!again.changed, "k={k}: then converged: {:?}", again.plan);
+        }
+    }
 }

@@ -273,6 +273,7 @@ fn a_foreign_holder_blocks_teardown_and_is_named() {
     let size = fake.state.block(dm.devno).expect("bd").size;
     let op = pmem_stack::system::Op::DmCreate {
         name: "someone-else".into(),
+        max_sectors_kb: None,
         table: vec![format!("0 {} linear {} 0", size.0, dm.devno)
             .parse()
             .expect("line")],

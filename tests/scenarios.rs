@@ -1453,9 +1453,10 @@ fn a_new_device_over_a_new_device_that_carries_a_filesystem_is_refused() {
     };
     let before = uuid(&fake);
     assert_eq!(before.len(), 1);
+    // pm0, a sector namespace, is the btt disk pmem0s
     let later = json!({"devices":[
         {"name":"dv0","target":"linear","members":["/dev/pmem1"]},
-        {"name":"dv1","target":"striped","members":["dv0","/dev/pmem0"]}]});
+        {"name":"dv1","target":"striped","members":["dv0","/dev/pmem0s"]}]});
     let r = run_fails(
         &mut fake,
         &later,
@@ -1682,4 +1683,271 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
     fake.held_unseen.clear();
     let r = converge(&mut fake, &absent);
     assert_eq!(actions(&r), ["remove_dm"]);
+}
+
+/// A teardown meets files held open: a file open on the mount fails the umount as busy,
+/// with allow_data_loss too (a lazy detach would leave the filesystem alive, holding the
+/// dm device the teardown removes), saying to close the files; a plain open of the dm
+/// device's node fails its removal as busy too. Once closed, the next run ends the
+/// teardown.
+#[test]
+fn open_files_keep_a_mount_and_its_device_busy() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    assert!(fake.open_file("/mnt/pmem/db/log", "postgres (pid 77)"));
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &["target is busy", "/mnt/pmem/db/log", "postgres (pid 77)"],
+    );
+    assert!(fake.state.mount_at("/mnt/pmem").is_some(), "still mounted");
+
+    let r = run(&mut fake, &allowing_data_loss(&absent));
+    assert!(r.failed, "{}", r.msg);
+    assert!(fake.state.mount_at("/mnt/pmem").is_some(), "not detached");
+    assert_msg(
+        &r,
+        &["umount", "/mnt/pmem/db/log is open", "close them first"],
+    );
+    assert!(r.done.is_empty(), "nothing done: {:?}", r.done);
+    assert!(fake.state.dm("pmem-striped").is_some());
+
+    fake.open_files.clear();
+    assert!(fake.open_file("/dev/mapper/pmem-striped", "dd (pid 88)"));
+    let r = run(&mut fake, &absent);
+    assert!(r.failed, "{}", r.msg);
+    assert_msg(
+        &r,
+        &[
+            "remove_dm",
+            "busy",
+            "/dev/mapper/pmem-striped is open (dd (pid 88))",
+        ],
+    );
+
+    fake.open_files.clear();
+    let r = converge(&mut fake, &absent);
+    assert_eq!(actions(&r), ["remove_dm"]);
+    assert!(fake.state.dm("pmem-striped").is_none());
+}
+
+/// A dm device removed leaves nothing under its device number, which the next dm device
+/// gets again (the kernel hands out the lowest free minor): a new device over another
+/// table shows no filesystem and gets its own mkfs, while the same table made again shows
+/// the xfs its members still hold.
+#[test]
+fn a_removed_dm_devices_filesystem_does_not_show_on_the_next_device() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let old = fake.state.dm("pmem-striped").expect("dm").devno;
+    let mut absent = striped_xfs();
+    absent["state"] = json!("absent");
+    converge(&mut fake, &absent);
+    // the striped table again: its xfs is still on the members
+    let r = converge(&mut fake, &striped_xfs());
+    assert!(
+        r.skipped_steps.iter().any(|s| s.step.action == "mkfs"),
+        "{:?}",
+        r.plan
+    );
+    assert_eq!(
+        dm_filesystem(&fake, "pmem-striped").label.as_deref(),
+        Some("pmemfs")
+    );
+    converge(&mut fake, &absent);
+    // pm1 alone: its start held the second chunk, no superblock
+    let other = json!({
+        "namespaces": fsdax(0..2),
+        "devices": [{"name": "lin", "target": "linear", "members": ["pm1"]}],
+        "filesystems": [{"device": "lin", "type": "ext4", "label": "new"}],
+    });
+    let r = converge(&mut fake, &other);
+    let lin = fake.state.dm("lin").expect("lin").devno;
+    assert_eq!(lin, old, "the lowest free minor again");
+    assert!(actions(&r).contains(&"mkfs".to_string()), "{:?}", r.plan);
+    assert_eq!(dm_filesystem(&fake, "lin").label.as_deref(), Some("new"));
+}
+
+/// A dm device left with no live table (a create killed between its table load and its
+/// resume) and then loaded with another table shows no content of its own: the new
+/// table maps other data, so the filesystem is made.
+#[test]
+fn a_reload_into_a_device_with_no_table_brings_no_old_content() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let old = dm_filesystem(&fake, "pmem-striped").uuid.clone();
+    fake.state.mounts.clear();
+    let remove = Op::DmRemove {
+        name: "pmem-striped".into(),
+    };
+    pmem_stack::system::System::execute(&mut fake, &remove).expect("removed");
+    fake.kill_mid_op = Some(fake.executed.len() + 1);
+    assert!(run(&mut fake, &striped_xfs()).failed);
+    fake.kill_mid_op = None;
+    let mut args = allowing_data_loss(&striped_xfs());
+    args["devices"][0]["chunk"] = json!("4M");
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r)[0], "reload_dm", "{:?}", r.plan);
+    assert!(
+        fake.executed
+            .iter()
+            .rev()
+            .take(4)
+            .any(|o| matches!(o, Op::Mkfs { .. })),
+        "the xfs is made again: {:?}",
+        r.plan
+    );
+    assert_ne!(dm_filesystem(&fake, "pmem-striped").uuid, old, "a new xfs");
+}
+
+/// Namespaces get the kernel's names: the lowest free id in their region, and the disk
+/// `pmemX` for id 0, `pmemX.Y` for the others; a namespace made after one was destroyed
+/// collides with none.
+#[test]
+fn namespaces_made_after_a_destroy_get_free_kernel_names() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    // labels initialised: the region is empty and can hold several namespaces
+    fake.state.namespaces.clear();
+    fake.state.block_devices.clear();
+    let r0 = &mut fake.state.regions[0];
+    r0.available_size = r0.size;
+    let two = json!({"namespaces": [
+        {"name": "a", "region": "region0", "mode": "fsdax", "size": "256M"},
+        {"name": "b", "region": "region0", "mode": "fsdax", "size": "256M"}]});
+    converge(&mut fake, &allowing_data_loss(&two));
+    let dev = |f: &FakeSystem, n: &str| {
+        let ns = f.state.namespace_named(n).expect("namespace");
+        (ns.dev.clone(), ns.blockdev.clone().unwrap_or_default())
+    };
+    let (a_dev, a_blk) = dev(&fake, "a");
+    let (b_dev, b_blk) = dev(&fake, "b");
+    assert_ne!(a_dev, b_dev);
+    let blks = [a_blk.clone(), b_blk.clone()];
+    assert!(blks.contains(&"pmem0".to_string()), "{blks:?}");
+    assert!(blks.iter().any(|b| b.starts_with("pmem0.")), "{blks:?}");
+    // a destroyed, c made: c takes a's free id, b keeps its own
+    let first = if a_blk == "pmem0" { "a" } else { "b" };
+    let keep = if first == "a" { "b" } else { "a" };
+    let destroy = json!({"namespaces": [
+        {"name": first, "region": "region0", "mode": "fsdax"}],
+        "state": "absent", "allow_data_loss": true});
+    converge(&mut fake, &destroy);
+    let next = json!({"namespaces": [
+        {"name": keep, "region": "region0", "mode": "fsdax", "size": "256M"},
+        {"name": "c", "region": "region0", "mode": "fsdax", "size": "256M"}]});
+    converge(&mut fake, &next);
+    let mut devs: Vec<String> = fake
+        .state
+        .namespaces
+        .iter()
+        .map(|n| n.dev.clone())
+        .collect();
+    let mut disks: Vec<String> = fake
+        .state
+        .block_devices
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
+    let (nd, nb) = (devs.len(), disks.len());
+    devs.dedup();
+    disks.sort();
+    disks.dedup();
+    assert_eq!((devs.len(), disks.len()), (nd, nb), "no name taken twice");
+    assert_eq!(dev(&fake, "c").1, "pmem0", "the free id 0 again");
+}
+
+/// The kernel's own largest I/O for a new striped device: 6.1 stacks pmem's 1280 KiB,
+/// which the module raises to the chunk; 6.12 gives the optimal I/O size (chunk x
+/// stripes) itself. A reload to a larger chunk raises it again.
+#[test]
+fn max_sectors_kb_is_what_the_kernel_gives_raised_by_the_module() {
+    for (kernel, created) in [(None, 2048), (Some("6.12.117+deb12-amd64"), 4096)] {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        if let Some(p) = fake.state.platform.as_mut() {
+            p.kernel = kernel.map(String::from);
+        }
+        converge(&mut fake, &striped_xfs());
+        let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+        let msk = |f: &FakeSystem| f.state.block(devno).and_then(|b| b.max_sectors_kb);
+        assert_eq!(msk(&fake), Some(created), "{kernel:?}");
+        let mut args = allowing_data_loss(&striped_xfs());
+        args["devices"][0]["chunk"] = json!("4M");
+        args["verify_pmd"] = json!(true);
+        let r = converge(&mut fake, &args);
+        assert!(actions(&r).contains(&"reload_dm".to_string()));
+        assert!(msk(&fake) >= Some(4096), "{kernel:?}: {:?}", msk(&fake));
+    }
+}
+
+/// The fake's own model of the 2 MiB DAX fault answers `verify_pmd` from the stack as
+/// built: each layer that breaks the 2 MiB path makes the faults fall back, and an
+/// aligned stack maps them all.
+#[test]
+fn pmd_faults_follow_the_stack_as_built() {
+    // the counts, checked against the module's audit of the same stack: it must call
+    // the stack fine exactly where the faults map 2 MiB pages
+    let faults = |fake: &mut FakeSystem, args: &Value, path: &str| {
+        let mut a = args.clone();
+        a["verify_pmd"] = json!(true);
+        let r = run(fake, &a);
+        let f = r
+            .pmd_faults
+            .as_ref()
+            .and_then(|p| p.get(path))
+            .unwrap_or_else(|| panic!("counts for {path}: {}", r.msg));
+        let audit = r.dax_audit.as_ref().expect("audit");
+        let stack = audit
+            .mounts
+            .iter()
+            .find(|m| m.mount == path)
+            .expect("audited");
+        assert_eq!(
+            stack.pmd_ok,
+            f.fallback == 0 && f.nopage > 0,
+            "the audit of {path} and the faults disagree: {:?} / {:#?}",
+            (f.nopage, f.fallback),
+            stack.layers
+        );
+        (f.nopage, f.fallback)
+    };
+    let part = |start: &str, opts: Value| {
+        json!({
+            "namespaces": fsdax(0..1),
+            "partitions": [{"name": "data", "disk": "pm0", "start": start, "size": "256M"}],
+            "filesystems": [{"device": "data", "type": "ext4", "mkfs_options": opts}],
+            "mounts": [{"path": "/mnt/data", "device": "data"}],
+            "allow_data_loss": true
+        })
+    };
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    assert_eq!(
+        faults(&mut fake, &part("2M", json!([])), "/mnt/data"),
+        (8, 0)
+    );
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    assert_eq!(
+        faults(&mut fake, &part("1M", json!([])), "/mnt/data"),
+        (0, 8)
+    );
+    // the user's stride of 1 MiB: the allocator aligns files on 1 MiB
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    let stride = part("2M", json!(["-E", "stride=256"]));
+    assert_eq!(faults(&mut fake, &stride, "/mnt/data"), (0, 8));
+    // a linear device over two namespaces
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let linear = dm_stack(0..2, "linear", "lin", "xfs", "/mnt/lin");
+    assert_eq!(faults(&mut fake, &linear, "/mnt/lin"), (8, 0));
+    // the striped device's largest I/O lowered below its chunk by hand
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &striped_xfs());
+    let devno = fake.state.dm("pmem-striped").expect("dm").devno;
+    fake.write_sysfs(
+        &format!("/sys/dev/block/{devno}/queue/max_sectors_kb"),
+        "1280",
+    )
+    .expect("written");
+    assert_eq!(faults(&mut fake, &striped_xfs(), "/mnt/pmem"), (0, 8));
 }

@@ -16,7 +16,7 @@
 //!   then); a partition mapping is made only over an entry that a declared partition of
 //!   that disk names.
 
-use crate::actual::dm::{build_table, table_text, TableLine, Target};
+use crate::actual::dm::{build_table, striped_chunk_kb, table_text, TableLine, Target};
 use crate::actual::{Actual, BlockDevice};
 use crate::args::validate::{Desired, DevRef};
 use crate::args::{DmTarget, MapMode, NamespaceMode, State};
@@ -389,10 +389,14 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
                     "{name}: a member is smaller than one chunk ({chunk} sectors)"
                 ))
             })?;
+            // dm-striped maps DAX only up to the device's largest I/O: one request
+            // carries a whole chunk
+            let max_sectors_kb = Some(striped_chunk_kb(&table)).filter(|k| *k != 0);
             if matches!(action, Action::CreateDm { .. }) {
                 Op::DmCreate {
                     name: name.clone(),
                     table,
+                    max_sectors_kb,
                 }
             } else {
                 if !d.allow_data_loss {
@@ -401,6 +405,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
                 Op::DmReload {
                     name: name.clone(),
                     table,
+                    max_sectors_kb,
                 }
             }
         }
@@ -474,6 +479,7 @@ fn resolve_op(action: &Action, bound: &Bound) -> Result<Op, Refused> {
             }
             Op::DmCreate {
                 name: dm_name.clone(),
+                max_sectors_kb: None,
                 table: vec![TableLine {
                     start: Sectors(0),
                     length: e.size,

@@ -1020,8 +1020,7 @@ pub fn is_uuid(s: &str) -> bool {
 /// Whether two partitions' sector ranges meet (a missing size runs to the disk's end).
 fn overlap(a: &PartitionSpec, b: &PartitionSpec) -> bool {
     let below = |x: &PartitionSpec, y: &PartitionSpec| {
-        x.size
-            .is_some_and(|z| x.start.saturating_add(z) <= y.start)
+        x.size.is_some_and(|z| x.start.saturating_add(z) <= y.start)
     };
     !below(a, b) && !below(b, a)
 }

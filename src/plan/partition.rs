@@ -6,7 +6,7 @@
 //! | no (disk new or bare) | - | - | no | - | create GPT, add |
 //! | no, disk holds a filesystem / is used | - | - | yes | yes / no | teardown, create GPT, add / refuse |
 //! | yes | no | - | - | - | add (refused if the number is taken or the range overlaps another entry or does not fit) |
-//! | yes | yes | yes | - | - | nothing (map it at its entry if on a dm disk and unmapped) |
+//! | yes | yes | yes | - | - | nothing (map it at its entry if on a dm disk and unmapped; tell the kernel of it if it has no partition for it) |
 //! | yes | yes | no (number, start or size) | whatever is or is not recognised | no | refuse, naming the partition and the change |
 //! | yes | yes | no (number, start or size) | - | yes | teardown (users, its mapping), delete, add (and map), destructive |
 //!
@@ -112,6 +112,31 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                         map(cx, &spec, e.number, dm);
                         cx.unknown.insert(DevRef::Partition(spec.name.clone()));
                     }
+                } else if disk_bd.is_some()
+                    && cx.current(&DevRef::Partition(spec.name.clone())).is_none()
+                {
+                    // the entry is written but the kernel has no partition for it (a run
+                    // stopped between the write and BLKPG): the add, finding the entry
+                    // there, only tells the kernel; the partition shows its old content
+                    cx.step(
+                        Action::AddPartition {
+                            disk: spec.disk.clone(),
+                            number: e.number,
+                            name: spec.name.clone(),
+                            start: e.start,
+                            size: Some(e.size),
+                            if_missing: false,
+                        },
+                        format!(
+                            "GPT entry {} {:?} on {} is there but the kernel has no partition for it (a run stopped half-way leaves this): tell the kernel (BLKPG)",
+                            e.number,
+                            spec.name,
+                            cx.b.describe(&spec.disk)
+                        ),
+                        false,
+                    );
+                    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+                    cx.unknown.insert(DevRef::Partition(spec.name.clone()));
                 }
                 return;
             }

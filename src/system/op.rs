@@ -92,21 +92,30 @@ pub enum Op {
         /// Kernel device.
         dev: String,
     },
-    /// Create a dm device with a table and resume it.
+    /// Create a dm device with a table and resume it; then raise its
+    /// `queue/max_sectors_kb` to `max_sectors_kb` where the kernel gave it less.
     DmCreate {
         /// Name.
         name: String,
         /// Table.
         #[serde(serialize_with = "lines")]
         table: Vec<TableLine>,
+        /// The largest I/O the device must take, KiB (dm-striped maps a 2 MiB DAX page
+        /// only up to it); none: left as the kernel sets it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_sectors_kb: Option<u32>,
     },
-    /// Suspend, load, resume.
+    /// Suspend, load, resume; then raise `queue/max_sectors_kb` as [`Op::DmCreate`] does
+    /// (the new table's queue limits replace those the device had).
     DmReload {
         /// Name.
         name: String,
         /// Table.
         #[serde(serialize_with = "lines")]
         table: Vec<TableLine>,
+        /// As [`Op::DmCreate`]'s.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_sectors_kb: Option<u32>,
     },
     /// Remove a dm device.
     DmRemove {

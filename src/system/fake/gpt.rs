@@ -8,7 +8,8 @@ use crate::units::Sectors;
 
 impl FakeSystem {
     /// A new empty GPT (refused while the disk is in use): what was on the disk is gone.
-    pub(super) fn gpt_create(&mut self, disk: &DevId) -> Result<(), SystemError> {
+    /// `killed`: stopped half-way, the old content wiped and no complete table written.
+    pub(super) fn gpt_create(&mut self, disk: &DevId, killed: bool) -> Result<(), SystemError> {
         let bd = self
             .state
             .block(disk.devno)
@@ -18,6 +19,9 @@ impl FakeSystem {
             return Err(Self::fail("write GPT", why));
         }
         self.wipe(disk.devno);
+        if killed {
+            return Ok(());
+        }
         self.state.partition_tables.push(PartitionTable {
             disk: disk.devno,
             first_usable: Sectors(34),
@@ -28,12 +32,14 @@ impl FakeSystem {
     }
 
     /// A new entry (refused over a taken number, past the end, or over another entry),
-    /// and unless `dm_disk` its partition block device.
+    /// and unless `dm_disk` its partition block device (`BLKPG`; not when `killed`
+    /// after the entry was written).
     pub(super) fn gpt_add(
         &mut self,
         disk: &DevId,
         entry: &GptEntry,
         dm_disk: bool,
+        killed: bool,
     ) -> Result<(), SystemError> {
         let GptEntry {
             name, start, size, ..
@@ -50,6 +56,15 @@ impl FakeSystem {
             .iter_mut()
             .find(|t| t.disk == disk.devno)
             .ok_or_else(|| Self::fail("add partition", "no GPT"))?;
+        // as the real side: an identical entry already there is not written again
+        // (the kernel is still told)
+        let there = t
+            .partitions
+            .iter()
+            .any(|p| p.number == number && p.name == *name && p.start == *start && p.size == *size);
+        if there {
+            t.partitions.retain(|p| p.number != number);
+        }
         if t.partitions.iter().any(|p| p.number == number)
             || *start + *size > t.last_usable + Sectors(1)
         {
@@ -80,8 +95,14 @@ impl FakeSystem {
             type_guid: Some("0fc63daf-8483-4772-8e79-3d69d8477de4".into()), // Linux filesystem data
             uuid: Some(uuid.clone()),
         });
-        if !dm_disk {
+        if !dm_disk && !killed {
             let pname = partition_name(&bd.name, number);
+            if self.state.block_named(&pname).is_some() {
+                return Err(Self::fail(
+                    "BLKPG_ADD_PARTITION",
+                    format!("{pname}: Device or resource busy"),
+                ));
+            }
             let devno = self.next_devno(PMEM_MAJOR);
             self.state.block_devices.push(BlockDevice {
                 name: pname.clone(),

@@ -1,14 +1,16 @@
 //! The fake system: an in-memory [`Actual`] that the typed operations mutate the way the
-//! kernel and the tools would (device numbers, holders, sizes after fsdax metadata, busy
-//! devices, the mkfs geometry asked for, XFS's silent DAX fall-back). It sits *below*
-//! the planner and knows nothing of it, so tests exercise the real decisions. It can fail
-//! on purpose at a chosen operation, and devices can fail to read
-//! ([`FakeSystem::read_errors`]).
+//! kernel and the tools would (device numbers and names, holders, sizes after fsdax
+//! metadata, queue limits, busy devices and open files, what mkfs makes of its words,
+//! XFS's silent DAX fall-back, 2 MiB DAX faults). It sits *below* the planner and knows
+//! nothing of it: its answers come from its own models of the kernel and the tools,
+//! never from the module's functions (the audit, the geometry), so a planner bug shows
+//! as a test failure. It can fail on purpose at a chosen operation, stop one half-way as
+//! a kill would, and devices can fail to read ([`FakeSystem::read_errors`]).
 //!
 //! Files, by subsystem (as `real/`): `nd.rs` namespaces, `dm.rs` device mapper (and where
 //! raw data lives), `gpt.rs` partition tables, `fs.rs` mkfs, `mount.rs` mounts and the
-//! checks after mounting, `files.rs` boot persistence files; here the machine, its
-//! reboot, the probe and the dispatch of an op.
+//! DAX check after mounting, `pmd.rs` the PMD fault check, `files.rs` boot persistence
+//! files; here the machine, its reboot, the probe and the dispatch of an op.
 //!
 //! A probe returns what the real one would: the scope the run set applies (see
 //! `system/scope.rs`), so the content of devices out of scope is not in the snapshot,
@@ -21,12 +23,14 @@ mod fs;
 mod gpt;
 mod mount;
 mod nd;
+mod pmd;
 
 use super::argv::command_line;
 use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
 use crate::actual::{
-    partition_name, Actual, BlockDevice, Devno, Extsize, Filesystem, Namespace, Region, Unreadable,
+    partition_name, Actual, BlockDevice, Devno, Extsize, Filesystem, Namespace, PartitionTable,
+    Region, Unreadable,
 };
 use crate::args::{MapMode, NamespaceMode};
 use crate::units::Bytes;
@@ -48,9 +52,15 @@ pub struct FakeSystem {
     pub fail_at: Option<usize>,
     /// Number of probes made.
     pub probes: usize,
-    /// Stop the operation with this 1-based index half-way, as a SIGKILL would: a
-    /// namespace is made (with its uncleared marker) but not cleared; other operations
-    /// are not done at all. The execute returns an error, as the next run would find.
+    /// Stop the operation with this 1-based index half-way, as a SIGKILL would, where
+    /// the real operation has steps a kill can come between: a namespace is made (with
+    /// its uncleared marker) but not cleared; a dm create has its table loaded but not
+    /// resumed (no table live); a dm reload has suspended the device but not resumed
+    /// it; mkfs has wiped the old signatures but not finished its superblock (nothing
+    /// is recognised); a new GPT has wiped the old one but is not complete (none is
+    /// recognised); a GPT entry is written but the kernel not told (no partition
+    /// device). Other operations (one syscall, or a file renamed into place) are not
+    /// done at all. The execute returns an error, as the next run would find.
     pub kill_mid_op: Option<usize>,
     /// Content an earlier namespace left on the media: every namespace made shows this
     /// filesystem until its ends are cleared (ndctl does not clear them).
@@ -60,6 +70,8 @@ pub struct FakeSystem {
     /// Filesystems on dm devices, by the table in member identity (namespace devices):
     /// the data lives on the members, so it comes back when the same table is loaded.
     pub dm_content: std::collections::BTreeMap<String, Filesystem>,
+    /// Partition tables on dm devices, kept as [`FakeSystem::dm_content`] is.
+    pub dm_gpt: std::collections::BTreeMap<String, PartitionTable>,
     /// xfs root extent size hints, by filesystem uuid (they live on disk).
     pub extsize_by_fs: std::collections::BTreeMap<String, Extsize>,
     /// Raw data an application wrote straight to a dm device or a partition (no
@@ -77,6 +89,22 @@ pub struct FakeSystem {
     /// Devices held open by something no probe shows (a copy of a mount hidden under a
     /// sandboxed service's root), with what holds them: removing one fails as busy.
     pub held_unseen: std::collections::BTreeMap<Devno, String>,
+    /// Files processes hold open, which no probe shows (see [`FakeSystem::open_file`]).
+    pub open_files: Vec<OpenFile>,
+}
+
+/// A file a process holds open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFile {
+    /// Its path.
+    pub path: String,
+    /// The process (`comm (pid N)`).
+    pub by: String,
+    /// The device it is on (a device node: that device).
+    pub devno: Devno,
+    /// A file on a filesystem (not a device node): the filesystem is in use while it is
+    /// open, mounted or lazily unmounted.
+    pub on_fs: bool,
 }
 
 impl FakeSystem {
@@ -178,29 +206,16 @@ impl FakeSystem {
     /// `/dev/pmemN` names and numbers of the namespaces swap around; data stays on the
     /// namespaces (a dm device's filesystem returns when the same table is loaded).
     pub fn reboot(&mut self) {
+        // every device's content put away while all their tables still name each other
         for dm in self.state.dm_devices.clone() {
-            if let (Some(key), Some(fs)) = (
-                dm.table.lines().ok().and_then(|t| self.identity(t)),
-                self.state.filesystem(dm.devno).cloned(),
-            ) {
-                // with the device down, its superblock is seen on its first member
-                let first = dm
-                    .table
-                    .lines()
-                    .ok()
-                    .and_then(|t| t.first().and_then(|l| l.members().first().copied()));
-                if let Some(first) = first {
-                    self.state.filesystems.push(Filesystem {
-                        device: first,
-                        ..fs.clone()
-                    });
-                }
-                self.dm_content.insert(key, fs);
-            }
-            self.state.filesystems.retain(|f| f.device != dm.devno);
+            self.put_away(&dm);
+        }
+        for dm in self.state.dm_devices.clone() {
             self.state.block_devices.retain(|b| b.devno != dm.devno);
         }
         self.state.dm_devices.clear();
+        // no process survives a boot
+        self.open_files.clear();
         self.state.mounts.clear();
         self.state.elsewhere.clear();
         // /run is empty after a boot
@@ -304,16 +319,69 @@ impl FakeSystem {
         self.executed.len()
     }
 
+    /// A new device's number: the lowest minor of `major` no device has (dm's idr and
+    /// the block layer's extended minors both hand out the lowest free one); a dm
+    /// device without a disk holds its minor too.
     fn next_devno(&self, major: u32) -> Devno {
-        let minor = self
+        let used: std::collections::BTreeSet<u32> = self
             .state
             .block_devices
             .iter()
-            .filter(|b| b.devno.major == major)
-            .map(|b| b.devno.minor + 1)
-            .max()
-            .unwrap_or(0);
+            .map(|b| b.devno)
+            .chain(self.state.dm_devices.iter().map(|d| d.devno))
+            .filter(|d| d.major == major)
+            .map(|d| d.minor)
+            .collect();
+        let minor = (0..=u32::MAX)
+            .find(|m| !used.contains(m))
+            .unwrap_or(u32::MAX);
         Devno { major, minor }
+    }
+
+    /// A process `by` opens `path` and keeps it open: a device node (a block device's
+    /// path or alias) or a file under a mount point (on the filesystem mounted on top
+    /// there). False when the path is neither.
+    pub fn open_file(&mut self, path: &str, by: &str) -> bool {
+        let device = self
+            .state
+            .block_devices
+            .iter()
+            .find(|b| b.path == path || b.aliases.iter().any(|a| a == path))
+            .map(|b| b.devno);
+        let file = || {
+            self.state
+                .mounts
+                .iter()
+                .rev()
+                .filter(|m| {
+                    let t = m.target.trim_end_matches('/');
+                    path.strip_prefix(t).is_some_and(|r| r.starts_with('/'))
+                })
+                .max_by_key(|m| m.target.len())
+                .map(|m| m.devno)
+        };
+        let (devno, on_fs) = match device {
+            Some(d) => (d, false),
+            None => match file() {
+                Some(d) => (d, true),
+                None => return false,
+            },
+        };
+        self.open_files.push(OpenFile {
+            path: path.to_string(),
+            by: by.to_string(),
+            devno,
+            on_fs,
+        });
+        true
+    }
+
+    /// A plain open of device `devno` (what makes dm refuse to remove it).
+    fn open_on(&self, devno: Devno) -> Option<String> {
+        self.open_files
+            .iter()
+            .find(|f| f.devno == devno && !f.on_fs)
+            .map(|f| format!("{} is open ({})", f.path, f.by))
     }
 
     fn busy(&self, bd: &BlockDevice) -> Option<String> {
@@ -325,6 +393,18 @@ impl FakeSystem {
         }
         if let Some(m) = self.state.mounts.iter().find(|m| m.devno == bd.devno) {
             return Some(format!("{} is mounted on {}", bd.path, m.target));
+        }
+        // a filesystem with an open file lives on after a lazy umount, its device
+        // claimed
+        if let Some(f) = self
+            .open_files
+            .iter()
+            .find(|f| f.on_fs && f.devno == bd.devno)
+        {
+            return Some(format!(
+                "{} is in use: {} is open ({}) on its filesystem",
+                bd.path, f.path, f.by
+            ));
         }
         if let Some(m) = self.state.elsewhere.iter().find(|m| m.devno == bd.devno) {
             return Some(format!(
@@ -344,8 +424,19 @@ impl FakeSystem {
         None
     }
 
-    /// Forget what was on a device (its content was destroyed).
+    /// Forget what was on a device (its content was destroyed), and what a dm device
+    /// over it kept there (the start of that device's data is gone with it).
     fn wipe(&mut self, devno: Devno) {
+        if let Some(ns) = self
+            .state
+            .block(devno)
+            .and_then(|b| self.state.namespace_of_block(&b.name))
+            .map(|n| n.dev.clone())
+        {
+            let on = |k: &String| k.split([' ', '|', '[', ']']).any(|w| w == ns);
+            self.dm_content.retain(|k, _| !on(k));
+            self.dm_gpt.retain(|k, _| !on(k));
+        }
         self.state.filesystems.retain(|f| f.device != devno);
         self.state.partition_tables.retain(|t| t.disk != devno);
         if let Some(name) = self.state.block(devno).map(|b| b.name.clone()) {
@@ -375,26 +466,29 @@ impl FakeSystem {
                 self.state.name_records.sort_by(|a, b| a.name.cmp(&b.name));
             }
             Op::ForgetName { name } => self.state.name_records.retain(|r| r.name != *name),
-            Op::DmCreate { name, table } => self.dm_create(name, table)?,
-            Op::DmReload { name, table } => self.dm_reload(name, table)?,
+            Op::DmCreate {
+                name,
+                table,
+                max_sectors_kb,
+            } => self.dm_create(name, table, *max_sectors_kb, killed)?,
+            Op::DmReload {
+                name,
+                table,
+                max_sectors_kb,
+            } => self.dm_reload(name, table, *max_sectors_kb, killed)?,
             Op::DmRemove { name } => self.dm_remove(name)?,
-            Op::GptCreate { disk } => self.gpt_create(disk)?,
+            Op::GptCreate { disk } => self.gpt_create(disk, killed)?,
             Op::GptAdd {
                 disk,
                 entry,
                 dm_disk,
-            } => self.gpt_add(disk, entry, *dm_disk)?,
+            } => self.gpt_add(disk, entry, *dm_disk, killed)?,
             Op::GptDelete {
                 disk,
                 number,
                 dm_disk,
             } => self.gpt_delete(disk, *number, *dm_disk)?,
-            Op::Mkfs {
-                geometry, extra, ..
-            } => {
-                // what mkfs makes: the geometry asked for, as the user's words leave it
-                self.mkfs(op, geometry.layout(extra))?
-            }
+            Op::Mkfs { .. } => self.mkfs(op, killed)?,
             Op::Mount {
                 source,
                 target,
@@ -402,7 +496,11 @@ impl FakeSystem {
                 options,
             } => self.mount(source, target, fstype, options)?,
             Op::Remount { target, options } => self.remount(target, options)?,
-            Op::Umount { target, .. } => self.umount(target)?,
+            Op::Umount {
+                target,
+                lazy,
+                when_busy,
+            } => self.umount(target, *lazy, when_busy)?,
             Op::UmountElsewhere {
                 target,
                 devno,
@@ -492,11 +590,21 @@ impl System for FakeSystem {
             });
         }
         let killed = self.kill_mid_op == Some(n);
-        let makes_namespace = matches!(
-            op,
-            Op::CreateNamespace { .. } | Op::ReconfigureNamespace { .. }
-        );
-        if killed && !makes_namespace {
+        // where the real operation has steps a kill can come between
+        let half_way = match op {
+            Op::CreateNamespace { .. } | Op::ReconfigureNamespace { .. } => {
+                Some("after ndctl, before the clearing")
+            }
+            Op::DmCreate { .. } => Some("after the table load, before the resume"),
+            Op::DmReload { .. } => Some("after the suspend, before the resume"),
+            Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
+            Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
+            Op::GptAdd { dm_disk: false, .. } => {
+                Some("after the entry was written, before the kernel was told")
+            }
+            _ => None,
+        };
+        if killed && half_way.is_none() {
             return Err(Self::fail(
                 "killed",
                 format!("operation {n} stopped before it did anything"),
@@ -507,10 +615,10 @@ impl System for FakeSystem {
         self.state.apply_name_records();
         let out = out?;
         self.executed.push(op.clone());
-        if killed {
+        if let (true, Some(when)) = (killed, half_way) {
             return Err(Self::fail(
                 "killed",
-                format!("operation {n} stopped after ndctl, before the clearing"),
+                format!("operation {n} stopped {when}"),
             ));
         }
         Ok(out)

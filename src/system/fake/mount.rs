@@ -5,7 +5,7 @@
 use super::FakeSystem;
 use crate::actual::{DaxSyntax, Devno, Extsize, Mount, NsMount};
 use crate::args::DaxMode;
-use crate::system::{DaxCheck, DevId, PmdFaults, SystemError};
+use crate::system::{DaxCheck, DevId, SystemError};
 use crate::units::Bytes;
 
 impl FakeSystem {
@@ -119,14 +119,38 @@ impl FakeSystem {
             .ok_or_else(|| Self::fail(what, format!("{target}: not mounted")))
     }
 
-    /// umount(2) of the top mount at `target`.
-    pub(super) fn umount(&mut self, target: &str) -> Result<(), SystemError> {
+    /// umount(2) of the top mount at `target`: EBUSY while a file on it is open,
+    /// unless `lazy` (MNT_DETACH), which detaches it at once (the filesystem lives on
+    /// until its files are closed).
+    pub(super) fn umount(
+        &mut self,
+        target: &str,
+        lazy: bool,
+        when_busy: &str,
+    ) -> Result<(), SystemError> {
         let i = self
             .state
             .mounts
             .iter()
             .rposition(|m| m.target == *target)
             .ok_or_else(|| Self::fail("umount", format!("{target}: not mounted")))?;
+        let devno = self.state.mounts[i].devno;
+        let t = target.trim_end_matches('/');
+        if let Some(f) = self.open_files.iter().find(|f| {
+            f.on_fs
+                && f.devno == devno
+                && f.path.strip_prefix(t).is_some_and(|r| r.starts_with('/'))
+        }) {
+            if !lazy {
+                return Err(Self::fail(
+                    "umount",
+                    format!(
+                        "{target}: target is busy ({} is open: {}); refused ({when_busy})",
+                        f.path, f.by
+                    ),
+                ));
+            }
+        }
         self.state.mounts.remove(i);
         Ok(())
     }
@@ -186,22 +210,6 @@ impl FakeSystem {
             )),
             _ => Ok(()),
         }
-    }
-
-    /// The fake kernel maps 2 MiB pages exactly where the audit finds every layer aligned.
-    pub(super) fn pmd_faults(&self, mount_point: &str) -> Result<PmdFaults, SystemError> {
-        let a = crate::audit::audit(&self.state, Some(&[mount_point.to_string()]));
-        let s = a
-            .mounts
-            .first()
-            .ok_or_else(|| Self::fail("pmd check", format!("{mount_point}: not mounted")))?;
-        let faults = 8;
-        Ok(PmdFaults {
-            nopage: if s.pmd_ok { faults } else { 0 },
-            fallback: if s.pmd_ok { 0 } else { faults },
-            other: 0,
-            bytes: 16 << 20,
-        })
     }
 
     /// A new file on the filesystem at `mount_point` has DAX when it is mounted with

@@ -28,13 +28,18 @@ impl FakeSystem {
             return Err(Self::fail(what, format!("{region}: not enough space")));
         }
         r.available_size -= s;
+        // the region's lowest free namespace id, as the kernel's ida gives it
         let idx = region.trim_start_matches("region");
-        let k = self
+        let taken: Vec<String> = self
             .state
             .namespaces
             .iter()
             .filter(|n| n.region == *region)
-            .count();
+            .map(|n| n.dev.clone())
+            .collect();
+        let k = (0..)
+            .find(|k| !taken.contains(&format!("namespace{idx}.{k}")))
+            .unwrap_or(0);
         let dev = format!("namespace{idx}.{k}");
         self.make_namespace(&dev, region, s, None, c, killed);
         Ok(())
@@ -107,14 +112,21 @@ impl FakeSystem {
             }
             self.state.block_devices.retain(|b| b.name != *old);
         }
+        // the disk keeps its name across a reconfiguration (a boot may have renumbered
+        // it), with the btt's `s` as the mode has it
         let blockdev = match c.mode {
             NamespaceMode::Devdax => None,
-            _ => Some(old_blk.clone().unwrap_or_else(|| {
-                let n = (0..)
-                    .find(|i| self.state.block_named(&format!("pmem{i}")).is_none())
-                    .unwrap_or(0);
-                format!("pmem{n}")
-            })),
+            mode => {
+                let base = old_blk
+                    .as_deref()
+                    .map(|b| b.trim_end_matches('s').to_string())
+                    .unwrap_or_else(|| kernel_blockdev(dev, NamespaceMode::Raw));
+                Some(if mode == NamespaceMode::Sector {
+                    format!("{base}s")
+                } else {
+                    base
+                })
+            }
         };
         if let Some(b) = &blockdev {
             let usable = Self::usable(ns_size, c.mode, c.align, c.map);
@@ -209,7 +221,8 @@ impl FakeSystem {
             let blk = ns
                 .blockdev
                 .clone()
-                .unwrap_or_else(|| format!("pmem{}", dev.trim_start_matches("namespace")));
+                .map(|b| b.trim_end_matches('s').to_string())
+                .unwrap_or_else(|| kernel_blockdev(dev, NamespaceMode::Raw));
             self.add_pmem_block(&blk, ns.size, memmap);
             if let Some(n) = self.state.namespaces.iter_mut().find(|n| n.dev == *dev) {
                 n.mode = if memmap {
@@ -267,5 +280,47 @@ impl FakeSystem {
                 size.saturating_sub(meta)
             }
         }
+    }
+}
+
+/// The block device the kernel names for namespace `dev` (`namespaceX.Y`, in
+/// `nvdimm_namespace_disk_name`): `pmemX` for namespace 0 of region X, `pmemX.Y` for
+/// the others, and `s` after it for a sector (btt) namespace.
+fn kernel_blockdev(dev: &str, mode: NamespaceMode) -> String {
+    let id = dev.trim_start_matches("namespace");
+    let base = match id.split_once('.') {
+        Some((x, "0")) => format!("pmem{x}"),
+        Some((x, y)) => format!("pmem{x}.{y}"),
+        None => format!("pmem{id}"),
+    };
+    if mode == NamespaceMode::Sector {
+        format!("{base}s")
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_devices_are_named_as_the_kernel_names_them() {
+        assert_eq!(
+            kernel_blockdev("namespace0.0", NamespaceMode::Fsdax),
+            "pmem0"
+        );
+        assert_eq!(
+            kernel_blockdev("namespace1.2", NamespaceMode::Raw),
+            "pmem1.2"
+        );
+        assert_eq!(
+            kernel_blockdev("namespace0.2", NamespaceMode::Sector),
+            "pmem0.2s"
+        );
+        assert_eq!(
+            kernel_blockdev("namespace3.0", NamespaceMode::Sector),
+            "pmem3s"
+        );
     }
 }

@@ -229,8 +229,14 @@ fn resume(dm: &DM, id: &DevId<'_>) -> Result<(), DmError> {
 ///
 /// The ioctls' time goes to `record` as kernel time. Once the device is live, this
 /// waits for udev's `/dev/mapper/NAME` link to the new device (the path the next steps
-/// open; [`super::block::wait_node`]) rather than for all of udev's queue.
-pub fn create(name: &str, table: &[TableLine], record: &Recorder) -> Result<Output, SystemError> {
+/// open; [`super::block::wait_node`]) rather than for all of udev's queue. Its
+/// `queue/max_sectors_kb` is then raised to `max_sectors_kb` where below it.
+pub fn create(
+    name: &str,
+    table: &[TableLine],
+    max_sectors_kb: Option<u32>,
+    record: &Recorder,
+) -> Result<Output, SystemError> {
     let dm_name = dm_name(name, "DM_DEV_CREATE")?;
     let targets = targets(name, table)?;
     let dm = open()?;
@@ -277,7 +283,7 @@ pub fn create(name: &str, table: &[TableLine], record: &Recorder) -> Result<Outp
         major: dev.major,
         minor: dev.minor,
     };
-    raise_max_sectors(devno, table)?;
+    raise_max_sectors(devno, max_sectors_kb)?;
     super::block::wait_node(&format!("/dev/mapper/{name}"), devno, record)?;
     Ok(Output {
         argv: None,
@@ -299,8 +305,15 @@ pub fn create(name: &str, table: &[TableLine], record: &Recorder) -> Result<Outp
 /// then is the device suspended and resumed, which swaps them. A table the kernel
 /// refuses therefore never stops I/O. If suspending fails, the inactive table is cleared
 /// (the old one stays live); if resuming fails, the inactive table is cleared and the
-/// device resumed with the old table, and the error says so.
-pub fn reload(name: &str, table: &[TableLine], record: &Recorder) -> Result<Output, SystemError> {
+/// device resumed with the old table, and the error says so. Its `queue/max_sectors_kb`
+/// is then raised to `max_sectors_kb` where below it (the new table's limits replace
+/// the old ones).
+pub fn reload(
+    name: &str,
+    table: &[TableLine],
+    max_sectors_kb: Option<u32>,
+    record: &Recorder,
+) -> Result<Output, SystemError> {
     let dm_name = dm_name(name, "DM_TABLE_LOAD")?;
     let targets = targets(name, table)?;
     let dm = open()?;
@@ -356,7 +369,7 @@ pub fn reload(name: &str, table: &[TableLine], record: &Recorder) -> Result<Outp
         .find(|d| d.name == name)
         .map(|d| d.devno)
     {
-        raise_max_sectors(devno, table)?;
+        raise_max_sectors(devno, max_sectors_kb)?;
     }
     Ok(Output {
         argv: None,
@@ -403,12 +416,11 @@ pub fn remove(name: &str, record: &Recorder) -> Result<Output, SystemError> {
 
 /// dm-striped maps DAX only up to the device's largest I/O (`queue/max_sectors_kb`, 1280
 /// KiB inherited from pmem on 6.1): below the chunk every fault falls back to 4 KiB
-/// pages. Raise it to the chunk, within what the device allows.
-fn raise_max_sectors(devno: Devno, table: &[TableLine]) -> Result<(), SystemError> {
-    let want = crate::actual::dm::striped_chunk_kb(table);
-    if want == 0 {
+/// pages. Raise it to `want` (the op's), within what the device allows.
+fn raise_max_sectors(devno: Devno, want: Option<u32>) -> Result<(), SystemError> {
+    let Some(want) = want.filter(|w| *w != 0) else {
         return Ok(());
-    }
+    };
     let q = format!("/sys/dev/block/{devno}/queue");
     let now: u32 = std::fs::read_to_string(format!("{q}/max_sectors_kb"))
         .ok()

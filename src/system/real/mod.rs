@@ -426,8 +426,16 @@ impl RealSystem {
             Op::Mkfs { .. } => {
                 exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
             }
-            Op::DmCreate { name, table } => dm::create(name, table, &self.record)?,
-            Op::DmReload { name, table } => dm::reload(name, table, &self.record)?,
+            Op::DmCreate {
+                name,
+                table,
+                max_sectors_kb,
+            } => dm::create(name, table, *max_sectors_kb, &self.record)?,
+            Op::DmReload {
+                name,
+                table,
+                max_sectors_kb,
+            } => dm::reload(name, table, *max_sectors_kb, &self.record)?,
             Op::DmRemove { name } => dm::remove(name, &self.record)?,
             Op::GptCreate { disk } => gpt::create(disk)?,
             Op::GptAdd {
