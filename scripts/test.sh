@@ -14,7 +14,7 @@ report() {
     echo "scripts/test.sh: VM suites, longest first (seconds in the VM):"
     sort -rn target/test-report/vm-times
   fi
-  echo "scripts/test.sh: $(cat target/test-report/skipped 2>/dev/null | wc -l) suites skipped"
+  echo "scripts/test.sh: $(cat target/test-report/skipped 2>/dev/null | wc -l) tests skipped"
   [ -s target/test-report/skipped ] && sed 's/^/  SKIPPED /' target/test-report/skipped
   return $rc
 }

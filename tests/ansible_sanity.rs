@@ -20,21 +20,15 @@ use std::process::Command;
 #[path = "common/report.rs"]
 mod report;
 
-/// `test` cannot run here, for `why`: in CI it fails; elsewhere it skips only when
-/// `PMEM_STACK_SKIP_ANSIBLE=1` says so (recorded in target/test-report/skipped), and
-/// otherwise fails saying how to make the venvs.
+/// `test` cannot run here, for `why`: skipped, or failing as [`report::skip_or_fail`]
+/// says, with `PMEM_STACK_SKIP_ANSIBLE=1` as the opt-in.
 fn skip_or_fail(test: &str, why: &str) {
-    let fix = "run `bash scripts/install-deps.sh`, which makes the venvs";
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} cannot run in CI: {why}; {fix}"
+    report::skip_or_fail(
+        test,
+        why,
+        "PMEM_STACK_SKIP_ANSIBLE",
+        "run `bash scripts/install-deps.sh`, which makes the venvs",
     );
-    assert!(
-        std::env::var("PMEM_STACK_SKIP_ANSIBLE").as_deref() == Ok("1"),
-        "{test} cannot run: {why}; {fix} (or set PMEM_STACK_SKIP_ANSIBLE=1 to skip it, \
-         recorded in target/test-report/skipped)"
-    );
-    report::skipped(test, why);
 }
 
 /// The checks of `test` on the venv `env` names (default `target/<default>`), whose

@@ -33,6 +33,22 @@ pub fn skipped(test: &str, why: &str) {
     append("skipped", &format!("{test}: {why}"));
 }
 
+/// `test` cannot run here, for `why`. In CI (`CI` set) it fails; elsewhere it is skipped
+/// (as [`skipped`] records it) only when the environment variable `opt_in` is `1`, and
+/// otherwise fails saying `fix`.
+pub fn skip_or_fail(test: &str, why: &str, opt_in: &str, fix: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run in CI: {why}; {fix}"
+    );
+    assert!(
+        std::env::var(opt_in).as_deref() == Ok("1"),
+        "{test} cannot run: {why}; {fix} (or set {opt_in}=1 to skip it, recorded in \
+         target/test-report/skipped)"
+    );
+    skipped(test, why);
+}
+
 /// One line `<seconds> s  <suite>  <summary>` in target/test-report/vm-times.
 pub fn time(suite: &str, secs: f64, summary: &str) {
     append("vm-times", &format!("{secs:6.0} s  {suite}  {summary}"));

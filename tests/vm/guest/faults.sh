@@ -45,8 +45,6 @@ MNTJ='"mounts":[{"path":"/mnt/pmem","device":"pmem-striped","dax":"always","opti
 BOOTJ='"boot":{"persist":true}'
 STRIPED="{$NSJ,$DEVJ,$FSJ,$MNTJ,$BOOTJ}"
 PART='{"namespaces":[{"name":"pm0","region":"region0","mode":"fsdax"}],"partitions":[{"name":"pmemdata","disk":"pm0","start":"2M"}],"filesystems":[{"device":"pmemdata","type":"ext4"}],"mounts":[{"path":"/mnt/pmemdata","device":"pmemdata","dax":"always"}],"boot":{"persist":true}}'
-# with JSON 'KEYS': the arguments with more top-level keys
-with() { printf '%s' "${1%\}},$2}"; }
 CHECKMODE='"_ansible_check_mode":true'
 ABSENT='"state":"absent"'
 DESTROY='"state":"absent","allow_data_loss":true'

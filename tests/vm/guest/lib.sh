@@ -31,6 +31,8 @@ module_stdin() {
   echo $? > "$W/$name.rc"
 }
 rc_of() { cat "$W/$1.rc"; }
+# with JSON 'KEYS': the arguments JSON with more top-level keys
+with() { printf '%s' "${1%\}},$2}"; }
 # programs a run started, other than the module itself (one per line). The trace must
 # exist and show the module's own execve succeeding; else a line saying so is printed,
 # so that a check for "no process started" (an empty list) fails.

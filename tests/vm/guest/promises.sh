@@ -21,7 +21,6 @@ PARTS='{"name":"lp1","disk":"lin","start":"2M"}'
 FS='{"device":"nmem","type":"ext4","mkfs_options":["-I","512","-m","1"]},{"device":"n4k","type":"ext4"},{"device":"nsec","type":"ext4"},{"device":"lp1","type":"xfs"}'
 MNT='{"path":"/mnt/inode","device":"nmem","dax":"inode"},{"path":"/mnt/k4","device":"n4k","dax":"always"},{"path":"/mnt/sec","device":"nsec","dax":"never"},{"path":"/mnt/gpt","device":"lp1","dax":"always"}'
 ALL="{\"namespaces\":[$NS],\"devices\":[$DEV],\"partitions\":[$PARTS],\"filesystems\":[$FS],\"mounts\":[$MNT]}"
-with() { printf '%s' "${1%\}},$2}"; }
 # "mode/map/align/sector_size" of the namespace named $1, from ndctl's JSON
 ns_shape() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; n=[n for n in d if n.get('name')=='$1']; print('%s/%s/%s/%s' % (n[0].get('mode',''), n[0].get('map',''), n[0].get('align',''), n[0].get('sector_size','')) if n else '')"; }
 mnt_opts() { awk -v p="$1" '$5 == p {print $6 "," $NF}' /proc/self/mountinfo; }
