@@ -8,8 +8,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=${W:-/tmp/pmem-stack-vm}
 rm -rf "$W"; mkdir -p "$W"
 source "$HERE/../checks.sh"
-jv() { python3 "$HERE/j.py" "$@"; }
-actions() { python3 "$HERE/j.py" actions "$1"; }
+jv() { python3 -I -S "$HERE/j.py" "$@"; }
+actions() { python3 -I -S "$HERE/j.py" actions "$1"; }
 
 # module NAME JSON: run the module with JSON in an args file (as Ansible does), under
 # strace to record every process it starts; result in $W/NAME.json, rc in $W/NAME.rc.
@@ -20,8 +20,14 @@ module() {
   strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
   local rc=$?
   echo "$rc" > "$W/$name.rc"
-  echo "  [$name] rc=$rc changed=$(jv "$W/$name.json" changed) plan=$(python3 -c 'import json,sys; print(", ".join("%s %s" % (s["action"], s["target"]) for s in json.load(open(sys.argv[1])).get("plan", [])))' "$W/$name.json" 2>/dev/null)"
-  echo "  [$name] msg: $(jv "$W/$name.json" msg)"
+  # one python for both lines (a python start costs about half a second under TCG)
+  python3 -I -S - "$W/$name.json" "$name" "$rc" <<'PY' 2>/dev/null || echo "  [$name] rc=$rc: no JSON result"
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("  [%s] rc=%s changed=%s plan=%s" % (sys.argv[2], sys.argv[3], json.dumps(r.get("changed")),
+      ", ".join("%s %s" % (s["action"], s["target"]) for s in r.get("plan", []))))
+m = r.get("msg"); print("  [%s] msg: %s" % (sys.argv[2], m if isinstance(m, str) else json.dumps(m)))
+PY
   return 0
 }
 # module_stdin NAME JSON: same arguments through stdin (Salt/Puppet wrappers)
