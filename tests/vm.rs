@@ -530,9 +530,11 @@ fn vm_crash_at_every_step_faults_and_data_safety_on_6_12() {
 /// (tests/vm/guest/wrappers.sh): `salt-call --local` with the state module and the
 /// cmd.run route (test=True, apply, re-apply, a bad argument), then `puppet apply` with
 /// pmem_stack::stack (--noop, apply, re-apply, a failure). The salt venv may be moved
-/// (`PMEM_STACK_SALT_VENV`, as scripts/install-deps.sh reads it).
+/// (`PMEM_STACK_SALT_VENV`, as scripts/install-deps.sh reads it). Named to sort early:
+/// the harness starts the tests in name order, and this one guest, among the longest,
+/// would otherwise run last, alone.
 #[test]
-fn vm_salt_and_puppet_wrappers() {
+fn vm_by_salt_and_puppet_through_their_wrappers() {
     let env: Vec<String> = std::env::var("PMEM_STACK_SALT_VENV")
         .map(|v| vec![format!("PMEM_STACK_SALT_VENV={v}")])
         .unwrap_or_default();
