@@ -204,11 +204,11 @@ T0 = time.time()
 def start_over(tag, i):
     """Back to the starting point `tag`: the stack torn down (and for `fresh`, the
     labels zeroed)."""
-    teardown("%s%d" % (tag, i))
+    teardown("%s%s" % (tag, i))
     if tag == "fresh":
         zero_labels()
         if not label_less():
-            check("%s %d: back to label-less DIMMs" % (tag, i), False, json.dumps(namespaces()))
+            check("%s %s: back to label-less DIMMs" % (tag, i), False, json.dumps(namespaces()))
 
 
 def remap(ms, ref, result):
