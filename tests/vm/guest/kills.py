@@ -32,7 +32,7 @@ W = os.environ.get("W", "/tmp/pmem-stack-vm")
 ROOT = os.path.join(W, "root")
 ENV = dict(os.environ, PMEM_STACK_ROOT=ROOT, PMEM_STACK_LOCK_WAIT="300")
 GRID = float(os.environ.get("KILL_GRID", "0.5"))
-MAX_KILLS = int(os.environ.get("KILL_MAX", "11"))
+MAX_KILLS = int(os.environ.get("KILL_MAX", "10"))
 AIM_MS = 50
 ARGS = {
     "namespaces": [
