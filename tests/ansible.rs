@@ -288,7 +288,7 @@ fn whole_diff(bh: &str, ah: &str, before: &str, after: &str) -> String {
 /// The venvs `test` runs on: the newest ansible-core (`PMEM_STACK_ANSIBLE_VENV`, default
 /// target/ansible-venv) and the oldest the collection supports
 /// (`PMEM_STACK_ANSIBLE_OLDEST_VENV`, default target/ansible-venv-2.14); a missing one
-/// fails the test, unless skipping is allowed (see [`skip_or_fail`]).
+/// fails the test, unless skipping is allowed (see [`report::skip_or_fail_ansible`]).
 fn venvs(test: &str) -> Vec<PathBuf> {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let mut found = Vec::new();
@@ -307,20 +307,9 @@ fn venvs(test: &str) -> Vec<PathBuf> {
             "{} has no bin/ansible-playbook (or set {var})",
             venv.display()
         );
-        skip_or_fail(test, &why);
+        report::skip_or_fail_ansible(test, &why);
     }
     found
-}
-
-/// `test` cannot run here, for `why`: skipped, or failing as [`report::skip_or_fail`]
-/// says, with `PMEM_STACK_SKIP_ANSIBLE=1` as the opt-in.
-fn skip_or_fail(test: &str, why: &str) {
-    report::skip_or_fail(
-        test,
-        why,
-        "PMEM_STACK_SKIP_ANSIBLE",
-        "run `bash scripts/install-deps.sh`, which makes the venvs",
-    );
 }
 
 /// A scratch directory with `library/`, and the ansible-playbook runs made in it.

@@ -20,17 +20,6 @@ use std::process::Command;
 #[path = "common/report.rs"]
 mod report;
 
-/// `test` cannot run here, for `why`: skipped, or failing as [`report::skip_or_fail`]
-/// says, with `PMEM_STACK_SKIP_ANSIBLE=1` as the opt-in.
-fn skip_or_fail(test: &str, why: &str) {
-    report::skip_or_fail(
-        test,
-        why,
-        "PMEM_STACK_SKIP_ANSIBLE",
-        "run `bash scripts/install-deps.sh`, which makes the venvs",
-    );
-}
-
 /// The checks of `test` on the venv `env` names (default `target/<default>`), whose
 /// ansible-core version starts with `core`; `newest`: the venv of the newest
 /// ansible-core, where ansible-lint runs too.
@@ -55,7 +44,7 @@ fn ansible_checks(test: &str, env: &str, default: &str, core: &str, newest: bool
             missing.join(", "),
             venv.display()
         );
-        skip_or_fail(test, &why);
+        report::skip_or_fail_ansible(test, &why);
         return;
     }
     let bin = std::env::var("PMEM_STACK_TEST_BIN")

@@ -49,6 +49,17 @@ pub fn skip_or_fail(test: &str, why: &str, opt_in: &str, fix: &str) {
     skipped(test, why);
 }
 
+/// An Ansible test that cannot run here: [`skip_or_fail`] with
+/// `PMEM_STACK_SKIP_ANSIBLE=1` as the opt-in.
+pub fn skip_or_fail_ansible(test: &str, why: &str) {
+    skip_or_fail(
+        test,
+        why,
+        "PMEM_STACK_SKIP_ANSIBLE",
+        "run `bash scripts/install-deps.sh`, which makes the venvs",
+    );
+}
+
 /// One line `<seconds> s  <suite>  <summary>` in target/test-report/vm-times.
 pub fn time(suite: &str, secs: f64, summary: &str) {
     append("vm-times", &format!("{secs:6.0} s  {suite}  {summary}"));

@@ -374,25 +374,19 @@ def main():
         # first boot's DIMMs are fresh; leftovers: the stack just converged, torn down)
         if tag == "leftovers":
             teardown("ref-" + tag)
-        rc, ref_result = module("ref-" + tag, ARGS)
-        check("%s: reference converge (rc 0)" % tag, rc == 0 and ref_result is not None,
-              (ref_result or {}).get("msg", ""))
-        if rc != 0 or ref_result is None:
-            return summary(t0)
-        m = mounted_xfs()
-        if m:
-            old.add(m[0])
         # the timeline is the second run's from the same starting point: the first one
         # reads the binary it installs through the guest's cold cache (seconds longer)
-        start_over(tag, "-ref")
-        rc, ref_result = module("ref2-" + tag, ARGS)
-        check("%s: second reference converge (rc 0)" % tag, rc == 0 and ref_result is not None,
-              (ref_result or {}).get("msg", ""))
-        if rc != 0 or ref_result is None:
-            return summary(t0)
-        m = mounted_xfs()
-        if m:
-            old.add(m[0])
+        for n, name in enumerate(("ref-", "ref2-")):
+            if n:
+                start_over(tag, "-ref")
+            rc, ref_result = module(name + tag, ARGS)
+            check("%s: reference converge %d (rc 0)" % (tag, n + 1), rc == 0 and ref_result is not None,
+                  (ref_result or {}).get("msg", ""))
+            if rc != 0 or ref_result is None:
+                return summary(t0)
+            m = mounted_xfs()
+            if m:
+                old.add(m[0])
         ref = windows(ref_result)
         for a, b, label, _ in ref[0]:
             print("  op   %7.0f-%7.0f ms  %s" % (a, b, label))
