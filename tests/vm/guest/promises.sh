@@ -82,7 +82,7 @@ module busy1 "$NEVER"
 echo "  msg: $(jv "$W/busy1.json" msg)"
 checkc "dax: never: refused at the umount, saying to close the files (allow_data_loss cannot help); still dax=always" '[ "$(rc_of busy1)" = 1 ] && grep -q "files are open on it; refused (close them first" "$W/busy1.json" && mnt_opts /mnt/gpt | grep -q "dax=always"'
 # a lazy detach cannot change dax=: the filesystem lives on with its open file, and
-# mounting the device again shares it, dax=always included (seen on 6.1 and 6.12)
+# mounting the device again shares it, dax=always included (seen on 6.1)
 module busy2 "$(with "$NEVER" '"allow_data_loss":true')"
 echo "  msg: $(jv "$W/busy2.json" msg)"
 checkc "dax: never, even with allow_data_loss: refused at the umount, saying to close the files; nothing done, still dax=always" '[ "$(rc_of busy2)" = 1 ] && grep -q "files are open on it; refused (close them first" "$W/busy2.json" && [ -z "$(jv "$W/busy2.json" done -l)" ] && mnt_opts /mnt/gpt | grep -q "dax=always"'
