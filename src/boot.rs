@@ -870,59 +870,46 @@ WantedBy=local-fs.target
 /// Every file persistence wants, in the order they are written.
 pub fn wanted(b: &Bound) -> Vec<Wanted> {
     let d = b.desired();
-    let text = |t: Option<String>| t.map(|text| FileContent::Text { text });
+    // each file's content is what `content_of` says for its kind: one mapping, used at
+    // planning (here) and at apply time
+    let want = |path: String, kind: FileKind, mode: u32| Wanted {
+        content: content_of(&kind, b),
+        path,
+        kind,
+        mode,
+    };
+    let link = |target: &str, unit: &str| {
+        want(
+            format!("{UNIT_DIR}/{target}.wants/{unit}"),
+            FileKind::WantsLink {
+                target: target.into(),
+                unit: unit.into(),
+            },
+            0o777,
+        )
+    };
     let mut out = vec![
-        Wanted {
-            path: BINARY.into(),
-            kind: FileKind::Binary,
-            content: Some(FileContent::Binary { matches_self: true }),
-            mode: 0o755,
-        },
-        Wanted {
-            path: state_path(&d.args),
-            kind: FileKind::State,
-            content: Some(FileContent::Text {
-                text: state_text(&d.args),
-            }),
-            mode: 0o600,
-        },
-        Wanted {
-            path: format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
-            kind: FileKind::Service,
-            content: Some(FileContent::Text {
-                text: service_text(),
-            }),
-            mode: 0o644,
-        },
+        want(BINARY.into(), FileKind::Binary, 0o755),
+        want(state_path(&d.args), FileKind::State, 0o600),
+        want(
+            format!("{UNIT_DIR}/{SERVICE_TEMPLATE}"),
+            FileKind::Service,
+            0o644,
+        ),
         link(REPLAY_TARGET, &replay_unit(&d.args)),
     ];
     for m in &d.mounts {
         let unit = mount_unit_name(&m.path);
-        out.push(Wanted {
-            path: format!("{UNIT_DIR}/{unit}"),
-            kind: FileKind::MountUnit {
+        out.push(want(
+            format!("{UNIT_DIR}/{unit}"),
+            FileKind::MountUnit {
                 mount: m.path.clone(),
             },
-            content: text(mount_unit_text(b, &m.path)),
-            mode: 0o644,
-        });
+            0o644,
+        ));
         out.push(link("local-fs.target", &unit));
     }
     out
-}
-
-fn link(target: &str, unit: &str) -> Wanted {
-    Wanted {
-        path: format!("{UNIT_DIR}/{target}.wants/{unit}"),
-        kind: FileKind::WantsLink {
-            target: target.into(),
-            unit: unit.into(),
-        },
-        content: Some(FileContent::Link {
-            target: unit_file_of(unit),
-        }),
-        mode: 0o777,
-    }
 }
 
 /// The content of a wanted file computed against `a` (apply time).
