@@ -136,7 +136,7 @@ fn run_as(
         Ok(p) => p,
         Err(refusal) => {
             result.warnings = refusal.warnings.clone();
-            result.refusals = refusal.reasons.clone();
+            result.refusals = refusal.refused.clone();
             return result.fail(refusal.to_string());
         }
     };
@@ -247,7 +247,7 @@ pub fn replay_observed(
         all.warnings
             .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
         all.refusals
-            .extend(r.refusals.into_iter().map(|w| format!("{path}: {w}")));
+            .extend(r.refusals.into_iter().map(|w| w.within(&path)));
         all.errors.extend(r.errors);
         if all.failed_step.is_none() {
             all.failed_step = r.failed_step;

@@ -132,8 +132,12 @@ pub struct ModuleResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorItem>,
     /// Refusals (destructive steps not allowed, foreign holders, no space).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub refusals: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "crate::plan::refusal_texts"
+    )]
+    #[schemars(with = "Vec<String>")]
+    pub refusals: Vec<crate::plan::Refused>,
     /// The failed step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<FailedStep>,

@@ -1150,7 +1150,7 @@ fn destroying_over_an_unreadable_device_is_refused_even_with_allow_data_loss() {
     let r = run(&mut fake, &args);
     assert!(r.failed, "{}", r.msg);
     assert!(
-        r.refusals.iter().any(|x| x.starts_with("refusing converting label-less namespace namespace0.0")
+        r.refusals.iter().map(|x| x.to_string()).any(|x| x.starts_with("refusing converting label-less namespace namespace0.0")
             && x.contains(&format!("what it would destroy is unknown: /dev/pmem0 could not be read (reading the start of /dev/pmem0: {EIO})"))),
         "{:?}",
         r.refusals

@@ -180,7 +180,7 @@ pub(crate) fn apply(
             })
             .collect();
         if !refused.is_empty() {
-            result.refusals = refused.clone();
+            result.refusals = refused.iter().map(plan::Refused::because).collect();
             let result = result.steps(run.steps, &[], false);
             return result.fail(format!(
                 "the boot replay only reassembles what exists and would have to {}; nothing was done. Run the task that declares this stack once what is missing is back (or to rebuild it)",
@@ -219,11 +219,10 @@ pub(crate) fn apply(
             .map_err(StepFailure::Refused)
             .and_then(|r| match r {
                 resolve::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
-                    Err(StepFailure::Refused(plan::Refused {
-                        what: format!("making a filesystem on {} at boot", step.action.target()),
-                        reason: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
-                        data_loss: false,
-                    }))
+                    Err(StepFailure::Refused(plan::Refused::new(
+                        format!("making a filesystem on {} at boot", step.action.target()),
+                        "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem",
+                    )))
                 }
                 resolve::Resolved::Run(op) => system
                     .execute(&op)

@@ -684,6 +684,6 @@ mod tests {
         });
         let r = resolve(&blank_only_mkfs(), &allowed, &fake.state).expect_err("refused");
         assert!(!r.data_loss, "{r}");
-        assert!(r.reason.contains("what it holds is unknown"), "{r}");
+        assert!(r.why.contains("what it holds is unknown"), "{r}");
     }
 }

@@ -12,7 +12,7 @@
 //! | namespace | yes | - | yes | destroy |
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 use crate::actual::{partition_name, BlockDevice};
 use crate::args::validate::DevRef;
 
@@ -181,28 +181,36 @@ fn free_of_foreign_users(
                 .map(|d| d.name.clone())
                 .unwrap_or_else(|| h.clone());
         if !cx.is_removed_dm(&name) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is held by {name} ({h}), which these arguments do not declare",
-                bd.path
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                    "{} is held by {name} ({h}), which these arguments do not declare",
+                    bd.path
+                ),
             ));
             ok = false;
         }
     }
     for m in cx.a.mounts_of(bd.devno) {
         if !declared_paths.contains(&m.target) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is mounted on {}, which these arguments do not declare",
-                bd.path, m.target
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                    "{} is mounted on {}, which these arguments do not declare",
+                    bd.path, m.target
+                ),
             ));
             ok = false;
         }
     }
     for m in cx.a.elsewhere.iter().filter(|m| m.devno == bd.devno) {
         if !declared_paths.contains(&m.target) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is mounted on {} in the mount namespace of {}, which these arguments do not declare",
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                "{} is mounted on {} in the mount namespace of {}, which these arguments do not declare",
                 bd.path, m.target, m.who()
-            ));
+            )));
             ok = false;
         }
     }

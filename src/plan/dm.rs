@@ -33,7 +33,7 @@
 //! table from the members as they are then and, without `allow_data_loss`, refuses one
 //! that would move data after all (the members changed between planning and the step).
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 use crate::actual::dm::{build_table, linear_table, table_length, table_text, TableLine, Target};
 use crate::actual::{Devno, Missing};
 use crate::args::validate::DevRef;
@@ -49,8 +49,10 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             .iter()
             .find(|m| matches!(m, Missing::DeviceMapper | Missing::DeviceMapperAccess))
     {
-        cx.refusals
-            .push(format!("dm device {name}: {}", m.explain()));
+        cx.refusals.push(Refused::because(format!(
+            "dm device {name}: {}",
+            m.explain()
+        )));
         return;
     }
     // each member's (number, size) as it will be when the step runs; None: made by this run
@@ -60,8 +62,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             Some(bd) => sized.push(Some((bd.devno, bd.size))),
             None => {
                 if let DevRef::Path(p) = m {
-                    cx.refusals
-                        .push(format!("dm device {name}: member {p} does not exist"));
+                    cx.refusals.push(Refused::because(format!(
+                        "dm device {name}: member {p} does not exist"
+                    )));
                     return;
                 }
                 sized.push(None);
@@ -73,10 +76,10 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         match build_table(spec.target, spec.chunk, known) {
             Some(t) => Some(t),
             None => {
-                cx.refusals.push(format!(
+                cx.refusals.push(Refused::because(format!(
                     "dm device {name}: a member is smaller than one chunk ({} sectors)",
                     spec.chunk
-                ));
+                )));
                 return;
             }
         }
@@ -305,14 +308,17 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             );
             if !cx.d.allow_data_loss {
                 let lost = cx.lost_with(bd);
-                cx.refusals.push(format!(
-                    "refusing {why}: {}{}. Set allow_data_loss: true to allow it",
-                    moves_phrase(&reasons, cuts_only),
-                    if lost.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; it would destroy {}", lost.join(", "))
-                    }
+                cx.refusals.push(Refused::losing_data(
+                    &why,
+                    format!(
+                        "{}{}",
+                        moves_phrase(&reasons, cuts_only),
+                        if lost.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; it would destroy {}", lost.join(", "))
+                        }
+                    ),
                 ));
                 return;
             }

@@ -14,7 +14,7 @@
 //! 512 x stripes; xfs sunit 512 blocks, swidth 512 x stripes, reflink off (6.x kernels
 //! refuse DAX with reflink on a partition).
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 use crate::actual::Filesystem;
 use crate::args::validate::{DevRef, FilesystemSpec};
 use crate::args::FsType;
@@ -144,8 +144,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
         }
         let Some(bd) = cx.current(&spec.device) else {
             if let DevRef::Path(p) = &spec.device {
-                cx.refusals
-                    .push(format!("filesystems[{i}]: {p} does not exist"));
+                cx.refusals.push(Refused::because(format!(
+                    "filesystems[{i}]: {p} does not exist"
+                )));
             }
             continue;
         };
@@ -255,9 +256,9 @@ fn mkfs_step(
     let geometry = dax_geometry(spec.fstype, &spec.mkfs_options, spec.stripes);
     if let Some(size) = size_bound(cx, &spec.device, 0) {
         if let Some(why) = crate::geometry::xfs_cannot_fit(size, &geometry, &spec.mkfs_options) {
-            cx.refusals.push(format!(
-                "refusing making {} on {}: {why}",
-                spec.fstype, spec.device
+            cx.refusals.push(Refused::new(
+                format!("making {} on {}", spec.fstype, spec.device),
+                why,
             ));
             return;
         }

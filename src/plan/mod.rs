@@ -33,6 +33,7 @@
 //! a step refused then is a [`Refused`].
 
 mod absent;
+mod action;
 mod boot;
 pub(crate) mod dm;
 pub(crate) mod filesystem;
@@ -41,6 +42,9 @@ mod namespace;
 mod partition;
 
 pub use crate::actual::dm::striped_chunk_kb;
+pub use action::{
+    refusal_texts, Action, Layer, Plan, PlanItem, Refusal, Refused, Step, ALLOW_DATA_LOSS,
+};
 pub use filesystem::{
     dax_geometry, expected_geometry, geometry_problems, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
 };
@@ -48,390 +52,10 @@ pub use partition::rest_of_disk;
 
 use crate::actual::{Actual, BlockDevice, Devno};
 use crate::args::validate::{Desired, DevRef};
-use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode, State};
+use crate::args::State;
 use crate::bind::{bind, Bound};
-use crate::units::{Bytes, Sectors};
-use schemars::JsonSchema;
-use serde::Serialize;
+use crate::units::Sectors;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-
-/// A typed step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// `ndctl create-namespace -r REGION` (a new labelled namespace).
-    CreateNamespace {
-        /// Name.
-        name: String,
-        /// Region.
-        region: String,
-        /// Mode.
-        mode: NamespaceMode,
-        /// Size (None: all available).
-        size: Option<Bytes>,
-        /// Alignment.
-        align: Bytes,
-        /// Map.
-        map: MapMode,
-    },
-    /// `ndctl create-namespace -f -e DEV` (reconfigure in place; destroys its data).
-    ReconfigureNamespace {
-        /// Kernel device (namespaceX.Y).
-        dev: String,
-        /// Name to set.
-        name: String,
-        /// Mode.
-        mode: NamespaceMode,
-        /// Size (None: keep).
-        size: Option<Bytes>,
-        /// Alignment.
-        align: Bytes,
-        /// Map.
-        map: MapMode,
-    },
-    /// Clear the ends of a namespace an interrupted run made and did not clear.
-    ClearNamespace {
-        /// Its name.
-        name: String,
-        /// Kernel device.
-        dev: String,
-    },
-    /// Keep the name of a namespace no label can carry (the one namespace of a
-    /// label-less region, or one adopted by its uuid), before it is made or as it is.
-    RecordName {
-        /// The name.
-        name: String,
-        /// Kernel device (namespaceX.Y) it names now.
-        dev: String,
-        /// What names it from now on.
-        of: crate::actual::Named,
-    },
-    /// Drop the record of a name (its namespace is destroyed or no longer declared so).
-    ForgetName {
-        /// The name.
-        name: String,
-    },
-    /// `ndctl destroy-namespace -f DEV`.
-    DestroyNamespace {
-        /// Kernel device.
-        dev: String,
-        /// Its name.
-        name: String,
-    },
-    /// Create a dm device.
-    CreateDm {
-        /// Name.
-        name: String,
-        /// Target.
-        target: DmTarget,
-        /// Members.
-        members: Vec<DevRef>,
-        /// Chunk (striped).
-        chunk: Sectors,
-    },
-    /// Suspend, load a new table, resume.
-    ReloadDm {
-        /// Name.
-        name: String,
-        /// Target.
-        target: DmTarget,
-        /// Members.
-        members: Vec<DevRef>,
-        /// Chunk (striped).
-        chunk: Sectors,
-    },
-    /// Remove a dm device.
-    RemoveDm {
-        /// Name.
-        name: String,
-    },
-    /// Write an empty GPT (protective MBR, headers).
-    CreateGpt {
-        /// The disk.
-        disk: DevRef,
-        /// The disk's content was unknown when planned (it is made over data that
-        /// existed before): skipped if it has a GPT by then, refused if anything else.
-        if_blank: bool,
-    },
-    /// Add a GPT entry and tell the kernel.
-    AddPartition {
-        /// The disk.
-        disk: DevRef,
-        /// Number.
-        number: u32,
-        /// GPT name.
-        name: String,
-        /// Start.
-        start: Sectors,
-        /// Size (None: the rest, rounded down to 2 MiB).
-        size: Option<Sectors>,
-        /// The table was unknown when planned: skipped if the same entry is there by then.
-        if_missing: bool,
-    },
-    /// Delete a GPT entry and tell the kernel.
-    DeletePartition {
-        /// The disk.
-        disk: DevRef,
-        /// Number.
-        number: u32,
-    },
-    /// Expose a partition of a dm device as a dm-linear mapping (what kpartx does).
-    MapPartition {
-        /// The dm disk.
-        disk: DevRef,
-        /// Partition number.
-        number: u32,
-        /// The mapping's dm name.
-        dm_name: String,
-    },
-    /// Make a filesystem.
-    Mkfs {
-        /// Device.
-        device: DevRef,
-        /// Type.
-        fstype: FsType,
-        /// Label.
-        label: Option<String>,
-        /// Extra options.
-        extra: Vec<String>,
-        /// Stripes under it.
-        stripes: u32,
-        /// Overwrite an existing signature (only when the plan allowed data loss).
-        force: bool,
-        /// The device's content was unknown when planned (made over data that existed
-        /// before): skipped if it holds this filesystem by then, refused if anything else.
-        if_blank: bool,
-    },
-    /// Mount.
-    Mount {
-        /// Device.
-        device: DevRef,
-        /// Mount point.
-        path: String,
-        /// Filesystem type.
-        fstype: String,
-        /// DAX mode.
-        dax: DaxMode,
-        /// Other options.
-        options: Vec<String>,
-    },
-    /// Change options of a mounted filesystem in place (not dax: the kernel refuses that).
-    Remount {
-        /// Mount point.
-        path: String,
-        /// Options to apply.
-        options: Vec<String>,
-    },
-    /// Unmount.
-    Umount {
-        /// Mount point.
-        path: String,
-        /// Whether, with `allow_data_loss`, a mount whose files are open may be detached
-        /// lazily: only when another device is mounted at the path in its place. A
-        /// filesystem with open files stays alive after a lazy detach, holding its
-        /// device: mounted again it would be shared, old `dax=` included, and a device
-        /// changed or removed under it would be written by it or stay busy.
-        #[serde(skip)]
-        detachable: bool,
-    },
-    /// Unmount the copies of the mount at `path` that other mount namespaces hold
-    /// (sandboxed services keep them: systemd-logind's `ProtectSystem=`), before the
-    /// device mounted there is removed: while one is held, the device stays busy.
-    UmountElsewhere {
-        /// Mount point, as the processes of those namespaces see it.
-        path: String,
-        /// The device mounted there (one this plan removes or destroys).
-        device: Devno,
-    },
-    /// Set the extent size hint (inherited) on a mounted xfs root directory.
-    SetExtsize {
-        /// Mount point.
-        path: String,
-        /// Size.
-        size: Bytes,
-    },
-    /// Write a boot persistence file (atomically).
-    WriteFile {
-        /// Path on the machine.
-        path: String,
-        /// What it is (its content is rendered when the step runs).
-        kind: crate::boot::FileKind,
-        /// Permissions.
-        mode: u32,
-    },
-    /// Remove a boot persistence file.
-    RemoveFile {
-        /// Path on the machine.
-        path: String,
-    },
-    /// `systemctl daemon-reload`.
-    DaemonReload,
-}
-
-impl Action {
-    /// The action's snake_case name (as in the result's `plan[].action`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::CreateNamespace { .. } => "create_namespace",
-            Action::ReconfigureNamespace { .. } => "reconfigure_namespace",
-            Action::DestroyNamespace { .. } => "destroy_namespace",
-            Action::ClearNamespace { .. } => "clear_namespace",
-            Action::RecordName { .. } => "record_name",
-            Action::ForgetName { .. } => "forget_name",
-            Action::CreateDm { .. } => "create_dm",
-            Action::ReloadDm { .. } => "reload_dm",
-            Action::RemoveDm { .. } => "remove_dm",
-            Action::CreateGpt { .. } => "create_gpt",
-            Action::AddPartition { .. } => "add_partition",
-            Action::DeletePartition { .. } => "delete_partition",
-            Action::MapPartition { .. } => "map_partition",
-            Action::Mkfs { .. } => "mkfs",
-            Action::Mount { .. } => "mount",
-            Action::Remount { .. } => "remount",
-            Action::Umount { .. } => "umount",
-            Action::UmountElsewhere { .. } => "umount_elsewhere",
-            Action::SetExtsize { .. } => "set_extsize",
-            Action::WriteFile { .. } => "write_file",
-            Action::RemoveFile { .. } => "remove_file",
-            Action::DaemonReload => "daemon_reload",
-        }
-    }
-
-    /// The object the step acts on, for people.
-    pub fn target(&self) -> String {
-        match self {
-            Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
-            Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
-            Action::DestroyNamespace { dev, name }
-            | Action::ClearNamespace { name, dev }
-            | Action::RecordName { name, dev, .. } => {
-                format!("namespace {name} ({dev})")
-            }
-            Action::ForgetName { name } => format!("namespace {name}"),
-            Action::CreateDm { name, .. }
-            | Action::ReloadDm { name, .. }
-            | Action::RemoveDm { name } => {
-                format!("/dev/mapper/{name}")
-            }
-            Action::CreateGpt { disk, .. } => disk.to_string(),
-            Action::AddPartition {
-                disk, number, name, ..
-            } => format!("{disk} partition {number} ({name})"),
-            Action::DeletePartition { disk, number } => format!("{disk} partition {number}"),
-            Action::MapPartition { dm_name, .. } => format!("/dev/mapper/{dm_name}"),
-            Action::Mkfs { device, .. } => device.to_string(),
-            Action::Mount { path, .. }
-            | Action::Remount { path, .. }
-            | Action::Umount { path, .. }
-            | Action::UmountElsewhere { path, .. }
-            | Action::SetExtsize { path, .. }
-            | Action::WriteFile { path, .. }
-            | Action::RemoveFile { path } => path.clone(),
-            Action::DaemonReload => "systemd".into(),
-        }
-    }
-}
-
-/// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// What to do.
-    pub action: Action,
-    /// One line for people: what and why.
-    pub detail: String,
-    /// It destroys data (only planned when allowed).
-    pub destructive: bool,
-}
-
-/// A step as the result shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct PlanItem {
-    /// Action name (create_namespace, create_dm, reload_dm, mkfs, mount, ...).
-    pub action: String,
-    /// The object acted on.
-    pub target: String,
-    /// One line: what and why.
-    pub detail: String,
-    /// Whether it destroys data.
-    pub destructive: bool,
-}
-
-impl Step {
-    /// The result's view of the step.
-    pub fn item(&self) -> PlanItem {
-        PlanItem {
-            action: self.action.name().to_string(),
-            target: self.action.target(),
-            detail: self.detail.clone(),
-            destructive: self.destructive,
-        }
-    }
-}
-
-/// An ordered plan, with advice that did not need a step.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
-    /// Steps in order.
-    pub steps: Vec<Step>,
-    /// Warnings (geometry that costs 2 MiB pages, things left in place, ...).
-    pub warnings: Vec<String>,
-}
-
-/// Why no plan could be made: destructive steps without `allow_data_loss`, foreign
-/// holders, or things the machine cannot do (a missing region, no space).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// One message per problem.
-    pub reasons: Vec<String>,
-    /// Warnings found on the way.
-    pub warnings: Vec<String>,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reasons.join("; "))
-    }
-}
-
-/// A step refused when it came to run: the state it would run against is not the one
-/// the plan was made for, and running it would lose data or act on the unknown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// What the step would do, as the refusal names it ("making ext4 on ...").
-    pub what: String,
-    /// Why it is not done.
-    pub reason: String,
-    /// Data loss is the reason: `allow_data_loss: true` would allow the step.
-    pub data_loss: bool,
-}
-
-impl Refused {
-    pub(crate) fn new(what: impl Into<String>, reason: impl Into<String>) -> Refused {
-        Refused {
-            what: what.into(),
-            reason: reason.into(),
-            data_loss: false,
-        }
-    }
-
-    pub(crate) fn losing_data(what: impl Into<String>, reason: impl Into<String>) -> Refused {
-        Refused {
-            data_loss: true,
-            ..Refused::new(what, reason)
-        }
-    }
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refusing {}: {}", self.what, self.reason)?;
-        if self.data_loss {
-            f.write_str(". Set allow_data_loss: true to allow it")?;
-        }
-        Ok(())
-    }
-}
 
 /// Plan the steps that take `actual` to `desired`.
 pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
@@ -446,7 +70,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
             let conflicts =
                 crate::args::validate::role_conflicts(desired, |r| cx.b.block(r).map(|b| b.devno));
             for (path, msg) in conflicts {
-                cx.refusals.push(format!("{path}: {msg}"));
+                cx.refusals.push(Refused::because(format!("{path}: {msg}")));
             }
             namespace::plan(&mut cx);
             for r in cx.stack_order() {
@@ -479,7 +103,7 @@ pub(crate) struct Ctx<'a> {
     pub b: Bound<'a>,
     teardown: Vec<Step>,
     build: Vec<Step>,
-    pub refusals: Vec<String>,
+    pub refusals: Vec<Refused>,
     pub warnings: Vec<String>,
     /// Declared objects whose content is new after this plan (created or destroyed).
     fresh: BTreeSet<DevRef>,
@@ -561,10 +185,10 @@ impl<'a> Ctx<'a> {
             };
             self.unreadable_needed.insert(bd.devno);
             if seen.insert(bd.devno) {
-                self.refusals.push(format!(
+                self.refusals.push(Refused::because(format!(
                     "{r} ({}) could not be read: {}. What it holds is unknown, so nothing is planned over it; fix or free the device and run again",
                     u.path, u.error
-                ));
+                )));
             }
         }
         if d.state != State::Present {
@@ -582,10 +206,10 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             if seen.insert(mt.devno) {
-                self.refusals.push(format!(
+                self.refusals.push(Refused::because(format!(
                     "{}: the device mounted there ({}) could not be read: {}; fix or unmount it and run again",
                     m.path, u.path, u.error
-                ));
+                )));
             }
         }
     }
@@ -612,7 +236,7 @@ impl<'a> Ctx<'a> {
             })
         } else {
             Err(Refusal {
-                reasons: self.refusals,
+                refused: self.refusals,
                 warnings: self.warnings,
             })
         }
@@ -771,9 +395,12 @@ impl<'a> Ctx<'a> {
         if !blind.is_empty() {
             for u in blind {
                 self.unreadable_needed.insert(u.device);
-                self.refusals.push(format!(
-                    "refusing {why}: what it would destroy is unknown: {} could not be read ({})",
-                    u.path, u.error
+                self.refusals.push(Refused::new(
+                    why,
+                    format!(
+                        "what it would destroy is unknown: {} could not be read ({})",
+                        u.path, u.error
+                    ),
                 ));
             }
             return false;
@@ -781,14 +408,14 @@ impl<'a> Ctx<'a> {
         let foreign = self.foreign_holders(bd);
         if !foreign.is_empty() {
             self.refusals
-                .extend(foreign.into_iter().map(|f| format!("refusing {why}: {f}")));
+                .extend(foreign.into_iter().map(|f| Refused::new(why, f)));
             return false;
         }
         let lost = self.lost_with(bd);
         if !lost.is_empty() && !self.d.allow_data_loss {
-            self.refusals.push(format!(
-                "refusing {why}: it would destroy {}. Set allow_data_loss: true to allow it",
-                lost.join(", ")
+            self.refusals.push(Refused::losing_data(
+                why,
+                format!("it would destroy {}", lost.join(", ")),
             ));
             return false;
         }

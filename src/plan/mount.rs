@@ -17,7 +17,7 @@
 //! mode does not exist there). A snapshot without a kernel release keeps the 5.8 form.
 
 use super::filesystem::XFS_EXTSIZE;
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 pub use crate::actual::kernel::mount_options;
 use crate::actual::{DaxSyntax, Extsize};
 use crate::args::validate::{DevRef, MountSpec};
@@ -28,7 +28,8 @@ pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.mounts.iter().enumerate() {
         let spec = spec.clone();
         if let Some(why) = no_such_mode(syntax, spec.dax, cx.a.kernel()) {
-            cx.refusals.push(format!("mounts[{i}].dax: {why}"));
+            cx.refusals
+                .push(Refused::because(format!("mounts[{i}].dax: {why}")));
             continue;
         }
         let declared_fs =
@@ -41,19 +42,19 @@ pub(crate) fn plan(cx: &mut Ctx) {
             (Some(t), _) => t,
             (None, Some(fs)) => fs.fstype.clone(),
             (None, None) => {
-                cx.refusals.push(format!(
+                cx.refusals.push(Refused::because(format!(
                     "mounts[{i}]: no filesystem on {} to mount; declare one under filesystems",
                     spec.device
-                ));
+                )));
                 continue;
             }
         };
         if spec.dax != DaxMode::Never {
             if let Some(why) = not_dax_now(cx, &spec.device, 0) {
-                cx.refusals.push(format!(
+                cx.refusals.push(Refused::because(format!(
                     "mounts[{i}]: dax={} needs a DAX-capable device, but {why}",
                     spec.dax.as_str()
-                ));
+                )));
                 continue;
             }
         }
@@ -69,10 +70,13 @@ pub(crate) fn plan(cx: &mut Ctx) {
         let same = bd.is_some_and(|b| b.devno == m.devno) && !cx.new_fs.contains(&spec.device);
         if !same {
             if !cx.d.allow_data_loss {
-                cx.refusals.push(format!(
-                    "refusing to mount {} on {}: {} ({}) is mounted there. Set allow_data_loss: true to unmount it",
-                    spec.device, spec.path, m.source, m.fstype
-                ));
+                cx.refusals.push(
+                    Refused::new(
+                        format!("to mount {} on {}", spec.device, spec.path),
+                        format!("{} ({}) is mounted there", m.source, m.fstype),
+                    )
+                    .allowed_to("unmount it"),
+                );
                 continue;
             }
             cx.umount_first(

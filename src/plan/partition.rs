@@ -29,7 +29,7 @@
 //! those are exposed as dm-linear mappings named like kpartx does (`<disk>p<N>` when
 //! the disk's name ends in a digit, else `<disk><N>`).
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 use crate::actual::{partition_name, PartitionTable};
 use crate::args::validate::{DevRef, PartitionSpec};
 use crate::units::{Sectors, HUGE_PAGE};
@@ -56,8 +56,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     };
     if disk_bd.is_none() && !disk_fresh {
         if let DevRef::Path(p) = &spec.disk {
-            cx.refusals
-                .push(format!("partition {name}: disk {p} does not exist"));
+            cx.refusals.push(Refused::because(format!(
+                "partition {name}: disk {p} does not exist"
+            )));
         }
         return; // a declared disk that could not be planned was refused already
     }
@@ -157,8 +158,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 } else {
                     format!("; it would also destroy {}", lost.join(", "))
                 };
-                cx.refusals.push(format!(
-                    "refusing {why}: the entry would be deleted and made again, which moves or drops the data on the partition whatever is or is not recognised on it (raw data counts){also}. Set allow_data_loss: true to allow it"
+                cx.refusals.push(Refused::losing_data(
+                    &why,
+                    format!("the entry would be deleted and made again, which moves or drops the data on the partition whatever is or is not recognised on it (raw data counts){also}"),
                 ));
                 return;
             }
@@ -262,10 +264,10 @@ fn fits(
         || spec.start < gpt.first_usable
         || end == Sectors(u64::MAX)
     {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "partition {}: start {} size {} does not fit the disk (usable sectors {}-{})",
             spec.name, spec.start, size, gpt.first_usable, gpt.last_usable
-        ));
+        )));
         ok = false;
     }
     for p in gpt
@@ -274,15 +276,15 @@ fn fits(
         .filter(|p| Some(p.number) != replacing && p.name != spec.name)
     {
         if p.number == number {
-            cx.refusals.push(format!(
+            cx.refusals.push(Refused::because(format!(
                 "partition {}: number {number} is taken by partition {:?}, which these arguments do not declare; choose another number",
                 spec.name, p.name
-            ));
+            )));
             ok = false;
         }
         let p_end = p.start.saturating_add(p.size);
         if spec.start < p_end && p.start < end {
-            cx.refusals.push(format!(
+            cx.refusals.push(Refused::because(format!(
                 "partition {}: sectors {}-{} overlap partition {} ({:?}, sectors {}-{})",
                 spec.name,
                 spec.start,
@@ -291,7 +293,7 @@ fn fits(
                 p.name,
                 p.start,
                 p_end.saturating_sub(Sectors(1))
-            ));
+            )));
             ok = false;
         }
     }
