@@ -247,7 +247,7 @@ pub fn replay_observed(
         all.warnings
             .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
         all.refusals
-            .extend(r.refusals.into_iter().map(|w| w.within(&path)));
+            .extend(r.refusals.into_iter().map(|w| w.within(path)));
         all.errors.extend(r.errors);
         if all.failed_step.is_none() {
             all.failed_step = r.failed_step;
