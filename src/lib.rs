@@ -33,6 +33,7 @@ pub mod bind;
 pub mod boot;
 pub mod facts;
 pub mod geometry;
+pub mod op;
 pub mod plan;
 pub mod report;
 pub mod system;

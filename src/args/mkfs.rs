@@ -1,6 +1,6 @@
 //! Force flags in `mkfs_options`: refused at validation, because forcing comes only from
 //! `allow_data_loss`. The planner asks for mke2fs's `-F` and mkfs.xfs's `-f` itself (the
-//! `force` of `Op::Mkfs`, spelled by `system::argv::mkfs`), and only where it has found
+//! `force` of `Op::Mkfs`, spelled by `op::argv::mkfs`), and only where it has found
 //! that overwriting is allowed; a force among the user's words would let mkfs overwrite
 //! a signature that the planner does not know about.
 //!

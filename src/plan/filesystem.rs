@@ -267,7 +267,7 @@ fn mkfs_step(
         .current(&spec.device)
         .map(|b| b.path.clone())
         .unwrap_or_else(|| format!("<{}>", spec.device));
-    let command = crate::system::argv::mkfs(
+    let command = crate::op::argv::mkfs(
         spec.fstype,
         &geometry,
         spec.label.as_deref(),
@@ -374,7 +374,7 @@ mod tests {
         force: bool,
     ) -> Vec<String> {
         let geometry = dax_geometry(fstype, extra, stripes);
-        crate::system::argv::mkfs(fstype, &geometry, label, force, extra, device)
+        crate::op::argv::mkfs(fstype, &geometry, label, force, extra, device)
     }
 
     fn fs(t: &str, su: u32, sw: u32, reflink: Option<bool>) -> Filesystem {

@@ -687,7 +687,7 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
 /// The ndctl command the step will run, for the plan's detail: in place over `dev`, or
 /// new in the spec's region.
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    let config = crate::system::NamespaceConfig {
+    let config = crate::op::NamespaceConfig {
         name: spec.name.clone(),
         mode: spec.mode,
         size: spec.size,
@@ -695,16 +695,16 @@ fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
         map: spec.map,
     };
     let op = match dev {
-        Some(dev) => crate::system::Op::ReconfigureNamespace {
+        Some(dev) => crate::op::Op::ReconfigureNamespace {
             dev: dev.to_string(),
             config,
         },
-        None => crate::system::Op::CreateNamespace {
+        None => crate::op::Op::CreateNamespace {
             region: spec.region.clone(),
             config,
         },
     };
-    crate::system::argv::command_line(&op)
+    crate::op::argv::command_line(&op)
         .unwrap_or_default()
         .join(" ")
 }

@@ -10,7 +10,7 @@
 use super::FakeSystem;
 use crate::actual::dm::{TableLine, Target};
 use crate::actual::{Devno, Filesystem};
-use crate::system::argv::command_line;
+use crate::op::argv::command_line;
 use crate::system::{Op, SystemError};
 use crate::units::Bytes;
 

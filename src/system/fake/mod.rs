@@ -25,7 +25,7 @@ mod mount;
 mod nd;
 mod pmd;
 
-use super::argv::command_line;
+use crate::op::argv::command_line;
 use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
 use crate::actual::{

@@ -26,7 +26,7 @@
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 //! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
 
-pub mod argv;
+use crate::op::argv;
 pub mod block;
 pub mod content;
 pub mod dax;
