@@ -224,6 +224,20 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// The block device `r` leads to now, or why there is none (for a step that runs
+    /// on it).
+    pub fn existing(&self, r: &DevRef) -> Result<&'a BlockDevice, String> {
+        self.block(r).ok_or_else(|| format!("{r} does not exist"))
+    }
+
+    /// The device `r` leads to now, as an op names it.
+    pub fn dev_id(&self, r: &DevRef) -> Result<crate::op::DevId, String> {
+        self.existing(r).map(|b| crate::op::DevId {
+            path: b.path.clone(),
+            devno: b.devno,
+        })
+    }
+
     /// The filesystem found on the device a reference leads to.
     pub fn filesystem(&self, r: &DevRef) -> Option<&'a Filesystem> {
         match self.bindings.get(r) {

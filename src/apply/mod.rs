@@ -269,13 +269,7 @@ pub(crate) fn apply(
                 ));
         }
         if let Ok(Some(op)) = outcome {
-            let changes_state = !matches!(
-                step.action,
-                plan::Action::WriteFile { .. }
-                    | plan::Action::RemoveFile { .. }
-                    | plan::Action::DaemonReload
-            );
-            stale = changes_state.then_some(op);
+            stale = step.action.changes_state().then_some(op);
             done.push(step.clone());
         }
     }

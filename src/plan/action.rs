@@ -10,6 +10,7 @@
 use crate::actual::Devno;
 use crate::args::validate::DevRef;
 use crate::args::{DaxMode, DmTarget, FsType, MapMode, NamespaceMode};
+use crate::op::Op;
 use crate::units::{Bytes, Sectors};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -443,6 +444,26 @@ pub enum Layer {
     Mount,
     /// Boot persistence files and systemd.
     Boot,
+}
+
+/// What a step comes to when it runs (its layer's guard and translation, against the
+/// state probed just before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Do this.
+    Run(Op),
+    /// Nothing to do after all (a conditional step whose condition is not met), and why.
+    Skip(String),
+}
+
+impl Refused {
+    /// An action handed to a room that does not own it (a dispatch error, never planned).
+    pub(crate) fn not_mine(action: &Action, layer: Layer) -> Refused {
+        Refused::new(
+            action.doing(),
+            format!("it is not a step of the {layer:?} layer (an internal error)"),
+        )
+    }
 }
 
 /// Why no plan could be made: destructive steps without `allow_data_loss`, foreign

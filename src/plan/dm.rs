@@ -33,11 +33,15 @@
 //! table from the members as they are then and, without `allow_data_loss`, refuses one
 //! that would move data after all (the members changed between planning and the step).
 
-use super::{Action, Ctx, Refused};
-use crate::actual::dm::{build_table, linear_table, table_length, table_text, TableLine, Target};
+use super::{Action, Ctx, Layer, Refused, Resolved};
+use crate::actual::dm::{
+    build_table, linear_table, striped_chunk_kb, table_length, table_text, TableLine, Target,
+};
 use crate::actual::{Devno, Missing};
 use crate::args::validate::DevRef;
 use crate::args::DmTarget;
+use crate::bind::Bound;
+use crate::op::Op;
 use crate::units::Sectors;
 
 pub(crate) fn plan(cx: &mut Ctx, name: &str) {
@@ -341,7 +345,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
 /// A member of a wanted table: an existing device, or one this run makes (named by its
 /// reference; it has no device number yet).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Member {
+enum Member {
     /// An existing block device.
     Dev(Devno),
     /// A device that does not exist (or is remade) before the step runs.
@@ -349,7 +353,7 @@ pub(crate) enum Member {
 }
 
 /// The table a reload would load, as far as it is known when deciding.
-pub(crate) struct Wanted {
+struct Wanted {
     /// Target type.
     pub target: DmTarget,
     /// Chunk (striped).
@@ -365,7 +369,7 @@ pub(crate) struct Wanted {
 
 /// What loading a new table over a live one does to what the device holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reload {
+enum Reload {
     /// Every sector of the live device maps to the same member sector in the new table
     /// (the device may be longer): its data stays where it is.
     Keeps,
@@ -404,11 +408,7 @@ fn shown_through<'a>(
     }
 }
 
-pub(crate) fn reload_effect(
-    live: &[TableLine],
-    wanted: &Wanted,
-    name: &dyn Fn(&Member) -> String,
-) -> Reload {
+fn reload_effect(live: &[TableLine], wanted: &Wanted, name: &dyn Fn(&Member) -> String) -> Reload {
     if keeps_data(live, &wanted.mapped) {
         return Reload::Keeps;
     }
@@ -418,7 +418,7 @@ pub(crate) fn reload_effect(
 }
 
 /// "the change moves data already on it (chunk 2M -> 1M): ..." for refusals and details.
-pub(crate) fn moves_phrase(reasons: &[String], cuts_only: bool) -> String {
+fn moves_phrase(reasons: &[String], cuts_only: bool) -> String {
     format!(
         "the change {} data already on it ({}), so whatever the device holds is lost, a filesystem or raw data alike, recognised or not",
         if cuts_only { "cuts off" } else { "moves" },
@@ -427,7 +427,7 @@ pub(crate) fn moves_phrase(reasons: &[String], cuts_only: bool) -> String {
 }
 
 /// A device or member for messages: its path, else its number.
-pub(crate) fn member_name(a: &crate::actual::Actual, m: &Member) -> String {
+fn member_name(a: &crate::actual::Actual, m: &Member) -> String {
     match m {
         Member::Dev(d) => a
             .block(*d)
@@ -619,6 +619,112 @@ fn chunk_words(t: DmTarget, chunk: crate::units::Sectors) -> String {
     match t {
         DmTarget::Striped => format!(" (chunk {chunk} sectors = {})", chunk.bytes()),
         DmTarget::Linear => String::new(),
+    }
+}
+
+/// Apply time: a dm step as its op, the table built from the members as they are now.
+/// The guard: without `allow_data_loss`, a reload must keep every live sector where it
+/// is ([`reload_keeps_data`]).
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    let (name, target, members, chunk) = match action {
+        Action::RemoveDm { name } => return Ok(Resolved::Run(Op::DmRemove { name: name.clone() })),
+        Action::CreateDm {
+            name,
+            target,
+            members,
+            chunk,
+        }
+        | Action::ReloadDm {
+            name,
+            target,
+            members,
+            chunk,
+        } => (name, *target, members, *chunk),
+        _ => return Err(Refused::not_mine(action, Layer::Dm)),
+    };
+    let mut sized = Vec::new();
+    for m in members {
+        let b = bound
+            .block(m)
+            .ok_or_else(|| refused(format!("member {m} of {name} does not exist")))?;
+        sized.push((b.devno, b.size));
+    }
+    let table = build_table(target, chunk, &sized).ok_or_else(|| {
+        refused(format!(
+            "{name}: a member is smaller than one chunk ({chunk} sectors)"
+        ))
+    })?;
+    // dm-striped maps DAX only up to the device's largest I/O: one request carries a
+    // whole chunk
+    let max_sectors_kb = Some(striped_chunk_kb(&table)).filter(|k| *k != 0);
+    Ok(Resolved::Run(
+        if matches!(action, Action::CreateDm { .. }) {
+            Op::DmCreate {
+                name: name.clone(),
+                table,
+                max_sectors_kb,
+            }
+        } else {
+            if !d.allow_data_loss {
+                reload_keeps_data(a, name, target, chunk, &table)?;
+            }
+            Op::DmReload {
+                name: name.clone(),
+                table,
+                max_sectors_kb,
+            }
+        },
+    ))
+}
+
+/// The guard on a reload without `allow_data_loss`: the planner only plans one that keeps
+/// the data, but the table is built from the members as they are when the step runs; if
+/// that table would move the data already on the device (a member was remade or resized
+/// since), refuse rather than scramble it.
+fn reload_keeps_data(
+    a: &crate::actual::Actual,
+    name: &str,
+    target: DmTarget,
+    chunk: Sectors,
+    table: &[TableLine],
+) -> Result<(), Refused> {
+    let Some(dm) = a.dm(name) else {
+        // nothing there to move (the load itself will say the device is missing)
+        return Ok(());
+    };
+    let wanted = Wanted {
+        target,
+        chunk,
+        members: table
+            .iter()
+            .flat_map(|l| l.members())
+            .map(Member::Dev)
+            .collect(),
+        mapped: table.to_vec(),
+        complete: true,
+    };
+    let effect = match dm.table.lines() {
+        Ok(live) => reload_effect(live, &wanted, &|m| member_name(a, m)),
+        Err(e) => Reload::Moves {
+            reasons: vec![format!("its live table cannot be read: {e}")],
+            cuts_only: false,
+        },
+    };
+    match effect {
+        Reload::Keeps => Ok(()),
+        Reload::Moves { reasons, cuts_only } => Err(Refused::losing_data(
+            format!(
+                "to reload dm device {name} (now {}; built now from its members: {})",
+                dm.table.text().join(" / "),
+                table_text(table).join(" / "),
+            ),
+            format!(
+                "{}; the plan expected a reload that keeps the data, but the members changed before this step",
+                moves_phrase(&reasons, cuts_only)
+            ),
+        )),
     }
 }
 

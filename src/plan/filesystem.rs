@@ -14,12 +14,14 @@
 //! 512 x stripes; xfs sunit 512 blocks, swidth 512 x stripes, reflink off (6.x kernels
 //! refuse DAX with reflink on a partition).
 
-use super::{Action, Ctx, Refused};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::Filesystem;
 use crate::args::validate::{DevRef, FilesystemSpec};
 use crate::args::FsType;
+use crate::bind::Bound;
 pub use crate::geometry::STRIPE_UNIT_BLOCKS;
 use crate::geometry::{Ext4Stripe, FsGeometry, Layout, XfsStripe};
+use crate::op::Op;
 use crate::units::{Bytes, HUGE_PAGE, PAGE};
 
 /// The geometry pmem_stack asks mkfs for: 4 KiB blocks; ext4 stride 512 blocks and
@@ -357,6 +359,80 @@ fn size_bound(cx: &Ctx, r: &DevRef, depth: usize) -> Option<Bytes> {
 
 /// Extent size hint wanted on an xfs root for 2 MiB allocations.
 pub const XFS_EXTSIZE: Bytes = HUGE_PAGE;
+
+/// Apply time: a mkfs step as its op, decided on the device as it is now.
+///
+/// | found now | planned over unknown content (`if_blank`) | allowed | outcome |
+/// |---|---|---|---|
+/// | a device mkfs.xfs cannot make this filesystem on | - | - | refuse |
+/// | this very filesystem (type, geometry, size) | yes | - | skip |
+/// | another filesystem | yes | no / yes | refuse / make it over the other (forced) |
+/// | a partition table | yes | - | refuse |
+/// | anything | no | - | make it (the plan allowed what it destroys) |
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    let Action::Mkfs {
+        device,
+        fstype,
+        label,
+        extra,
+        stripes,
+        force,
+        if_blank,
+    } = action
+    else {
+        return Err(Refused::not_mine(action, Layer::Filesystem));
+    };
+    let b = bound.existing(device).map_err(refused)?;
+    // a filesystem mkfs.xfs cannot make on the device as it came out (the planner
+    // judged an upper bound of its size): refused before mkfs prints its usage text
+    let geometry = dax_geometry(*fstype, extra, *stripes);
+    if let Some(why) = crate::geometry::xfs_cannot_fit(b.size.bytes(), &geometry, extra) {
+        return Err(refused(why));
+    }
+    let found = a.filesystem(b.devno);
+    if *if_blank {
+        if let Some(fs) = found {
+            // what this mkfs would make: only that very filesystem counts as found
+            let expected = expected_geometry(*fstype, extra, *stripes);
+            let same = fs.fstype == fstype.as_str()
+                && geometry_problems(*fstype, expected, fs).is_empty()
+                && fs.size.is_none_or(|s| s <= b.size.bytes());
+            if same {
+                return Ok(Resolved::Skip(format!(
+                    "{} already holds {} with this geometry (built over existing data)",
+                    b.path, fs.fstype
+                )));
+            }
+            // with allow_data_loss it is made over the other one (forced)
+            if !d.allow_data_loss {
+                return Err(Refused::losing_data(
+                    action.doing(),
+                    format!(
+                        "{} turned out to hold {} (other geometry or size) once it appeared",
+                        b.path, fs.fstype
+                    ),
+                ));
+            }
+        } else if a.gpt(b.devno).is_some() {
+            return Err(refused(format!(
+                "{} turned out to hold a partition table once it appeared",
+                b.path
+            )));
+        }
+    }
+    Ok(Resolved::Run(Op::Mkfs {
+        geometry,
+        fstype: *fstype,
+        label: label.clone(),
+        // a conditional mkfs that runs over another filesystem (allowed above, with
+        // allow_data_loss) overwrites it
+        force: *force || (*if_blank && found.is_some()),
+        extra: extra.clone(),
+        device: bound.dev_id(device).map_err(refused)?,
+    }))
+}
 
 #[cfg(test)]
 mod tests {

@@ -35,15 +35,15 @@
 mod absent;
 mod action;
 mod boot;
-pub(crate) mod dm;
-pub(crate) mod filesystem;
-pub(crate) mod mount;
+mod dm;
+mod filesystem;
+mod mount;
 mod namespace;
 mod partition;
 
 pub use crate::actual::dm::striped_chunk_kb;
 pub use action::{
-    refusal_texts, Action, Layer, Plan, PlanItem, Refusal, Refused, Step, ALLOW_DATA_LOSS,
+    refusal_texts, Action, Layer, Plan, PlanItem, Refusal, Refused, Resolved, Step, ALLOW_DATA_LOSS,
 };
 pub use filesystem::{
     dax_geometry, expected_geometry, geometry_problems, STRIPE_UNIT_BLOCKS, XFS_EXTSIZE,
@@ -56,6 +56,17 @@ use crate::args::State;
 use crate::bind::{bind, Bound};
 use crate::units::Sectors;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Each layer's apply-time part (its guard and its action -> op translation), for
+/// [`crate::apply::resolve`].
+pub(crate) mod rooms {
+    pub(crate) use super::boot::resolve as boot;
+    pub(crate) use super::dm::resolve as dm;
+    pub(crate) use super::filesystem::resolve as filesystem;
+    pub(crate) use super::mount::resolve as mount;
+    pub(crate) use super::namespace::resolve as namespace;
+    pub(crate) use super::partition::resolve as partition;
+}
 
 /// Plan the steps that take `actual` to `desired`.
 pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {

@@ -34,10 +34,12 @@
 //! A nameless namespace carrying one of our uncleared uuids for a declared name is what
 //! ndctl stopped between its label writes left: it is reconfigured with the name.
 
-use super::{Action, Ctx, Refused};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::{Actual, Missing, NameRecord, Named, Namespace};
 use crate::args::validate::{Desired, DevRef, NamespaceSpec};
 use crate::args::NamespaceMode;
+use crate::bind::Bound;
+use crate::op::{NamespaceConfig, Op};
 use crate::units::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -685,9 +687,9 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
 }
 
 /// The ndctl command the step will run, for the plan's detail: in place over `dev`, or
-/// new in the spec's region.
+/// new in the spec's region (spelled from the op the step becomes, see [`resolve`]).
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    let config = crate::op::NamespaceConfig {
+    let config = NamespaceConfig {
         name: spec.name.clone(),
         mode: spec.mode,
         size: spec.size,
@@ -695,11 +697,11 @@ fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
         map: spec.map,
     };
     let op = match dev {
-        Some(dev) => crate::op::Op::ReconfigureNamespace {
+        Some(dev) => Op::ReconfigureNamespace {
             dev: dev.to_string(),
             config,
         },
-        None => crate::op::Op::CreateNamespace {
+        None => Op::CreateNamespace {
             region: spec.region.clone(),
             config,
         },
@@ -707,6 +709,58 @@ fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
     crate::op::argv::command_line(&op)
         .unwrap_or_default()
         .join(" ")
+}
+
+/// Apply time: a namespace step as its op. No guard of its own: what it acts on was
+/// decided by the plan against the kernel's namespaces, which ndctl checks again.
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let config = |name: &str, mode, size, align, map| NamespaceConfig {
+        name: name.to_string(),
+        mode,
+        size,
+        align,
+        map,
+    };
+    Ok(Resolved::Run(match action {
+        Action::CreateNamespace {
+            name,
+            region,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::CreateNamespace {
+            region: region.clone(),
+            config: config(name, *mode, *size, *align, *map),
+        },
+        Action::ReconfigureNamespace {
+            dev,
+            name,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::ReconfigureNamespace {
+            dev: dev.clone(),
+            config: config(name, *mode, *size, *align, *map),
+        },
+        Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
+        Action::RecordName { name, of, .. } => Op::RecordName {
+            record: NameRecord {
+                name: name.clone(),
+                planned: false,
+                of: of.clone(),
+            },
+        },
+        Action::ForgetName { name } => Op::ForgetName { name: name.clone() },
+        Action::ClearNamespace { name, .. } => Op::ClearNamespace {
+            name: name.clone(),
+            device: bound
+                .dev_id(&DevRef::Namespace(name.clone()))
+                .map_err(|why| Refused::new(action.doing(), why))?,
+        },
+        _ => return Err(Refused::not_mine(action, Layer::Namespace)),
+    }))
 }
 
 #[cfg(test)]

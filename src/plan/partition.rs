@@ -29,9 +29,13 @@
 //! those are exposed as dm-linear mappings named like kpartx does (`<disk>p<N>` when
 //! the disk's name ends in a digit, else `<disk><N>`).
 
-use super::{Action, Ctx, Refused};
+use super::{Action, Ctx, Layer, Refused, Resolved};
+use crate::actual::dm::{TableLine, Target};
 use crate::actual::{partition_name, PartitionTable};
 use crate::args::validate::{DevRef, PartitionSpec};
+use crate::args::State;
+use crate::bind::Bound;
+use crate::op::{GptEntry, Op};
 use crate::units::{Sectors, HUGE_PAGE};
 
 /// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
@@ -373,6 +377,148 @@ fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
         false,
     );
     cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+}
+
+/// Apply time: a partition step as its op, decided on the disk's table as it is now.
+///
+/// | step | found now | outcome |
+/// |---|---|---|
+/// | create GPT, planned over unknown content | a GPT | skip |
+/// | create GPT, planned over unknown content | a filesystem | refuse |
+/// | add entry, planned over an unknown table | the same entry | skip |
+/// | add entry, planned over an unknown table | an entry of that name, other geometry | refuse |
+/// | delete entry, `state: present` | - | refuse without `allow_data_loss` (the planner re-makes an entry only with it) |
+/// | map entry | an entry no declared partition of the disk names | refuse |
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    // a dm disk: its partitions are mappings the module makes (the kernel does not
+    // partition dm devices)
+    let is_dm = |r: &DevRef| -> bool {
+        matches!(r, DevRef::Device(_))
+            || bound
+                .block(r)
+                .is_some_and(|b| a.dm_by_devno(b.devno).is_some())
+    };
+    Ok(Resolved::Run(match action {
+        Action::CreateGpt { disk, if_blank } => {
+            if *if_blank {
+                let b = bound.existing(disk).map_err(refused)?;
+                if a.gpt(b.devno).is_some() {
+                    return Ok(Resolved::Skip(format!(
+                        "{} already has a GPT (built over existing data)",
+                        b.path
+                    )));
+                }
+                if let Some(fs) = a.filesystem(b.devno) {
+                    return Err(refused(format!(
+                        "{} turned out to hold {} once it appeared",
+                        b.path, fs.fstype
+                    )));
+                }
+            }
+            Op::GptCreate {
+                disk: bound.dev_id(disk).map_err(refused)?,
+            }
+        }
+        Action::AddPartition {
+            disk,
+            number,
+            name,
+            start,
+            size,
+            if_missing,
+        } => {
+            let b = bound.existing(disk).map_err(refused)?;
+            let table = a.gpt(b.devno);
+            let want =
+                |t: &PartitionTable| size.unwrap_or_else(|| rest_of_disk(t.last_usable, *start));
+            if *if_missing {
+                if let Some((t, e)) = table.and_then(|t| {
+                    t.partitions
+                        .iter()
+                        .find(|p| p.name == *name)
+                        .map(|e| (t, e))
+                }) {
+                    if e.start == *start && e.size == want(t) {
+                        return Ok(Resolved::Skip(format!(
+                            "{} already has partition {name}",
+                            b.path
+                        )));
+                    }
+                    return Err(refused(format!(
+                        "{} already has a partition {name} with other geometry (start {} size {})",
+                        b.path, e.start, e.size
+                    )));
+                }
+            }
+            let size = match size {
+                Some(s) => *s,
+                None => want(table.ok_or_else(|| refused(format!("{disk} has no GPT")))?),
+            };
+            Op::GptAdd {
+                dm_disk: is_dm(disk),
+                disk: bound.dev_id(disk).map_err(refused)?,
+                entry: GptEntry {
+                    number: *number,
+                    name: name.clone(),
+                    start: *start,
+                    size,
+                },
+            }
+        }
+        Action::DeletePartition { disk, number } => {
+            // the planner deletes an entry only to re-make it with allow_data_loss, or
+            // for `state: absent`; anything else would drop the data on it
+            if d.state == State::Present && !d.allow_data_loss {
+                return Err(Refused::losing_data(
+                    format!("to delete partition {number} of {disk} while the arguments declare it present"),
+                    "that moves or drops the data on it",
+                ));
+            }
+            Op::GptDelete {
+                dm_disk: is_dm(disk),
+                disk: bound.dev_id(disk).map_err(refused)?,
+                number: *number,
+            }
+        }
+        Action::MapPartition {
+            disk,
+            number,
+            dm_name,
+        } => {
+            let disk_id = bound.dev_id(disk).map_err(refused)?;
+            let e = a
+                .gpt(disk_id.devno)
+                .and_then(|t| t.partitions.iter().find(|p| p.number == *number))
+                .ok_or_else(|| refused(format!("{disk} has no partition {number}")))?;
+            // the planner maps a declared partition's entry; if entry `number` is now
+            // another one, its data is not ours to expose under a declared name
+            if !d
+                .partitions
+                .iter()
+                .any(|p| p.disk == *disk && p.name == e.name)
+            {
+                return Err(refused(format!(
+                    "{disk} partition {number} is {:?}, which these arguments do not declare on it; not mapping it as {dm_name}",
+                    e.name
+                )));
+            }
+            Op::DmCreate {
+                name: dm_name.clone(),
+                max_sectors_kb: None,
+                table: vec![TableLine {
+                    start: Sectors(0),
+                    length: e.size,
+                    target: Target::Linear {
+                        dev: disk_id.devno,
+                        offset: e.start,
+                    },
+                }],
+            }
+        }
+        _ => return Err(Refused::not_mine(action, Layer::Partition)),
+    }))
 }
 
 #[cfg(test)]

@@ -25,7 +25,6 @@ mod mount;
 mod nd;
 mod pmd;
 
-use crate::op::argv::command_line;
 use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
 use crate::actual::{
@@ -33,6 +32,7 @@ use crate::actual::{
     Region, Unreadable,
 };
 use crate::args::{MapMode, NamespaceMode};
+use crate::op::argv::command_line;
 use crate::units::Bytes;
 
 /// Major numbers as the kernel hands them out to pmem and dm.
