@@ -25,10 +25,11 @@
 //! nest partitions: the join terminates on both (a reference cycle, or a chain of more
 //! than [`MAX_DEPTH`] partitions, binds to nothing; each holder is walked once).
 
-use crate::actual::dm::{build_table, TableLine};
+use crate::actual::dm::TableLine;
 use crate::actual::{mapping_prefix_matches, partition_name};
 use crate::actual::{Actual, BlockDevice, Devno, Filesystem, GptPartition, Mount};
 use crate::args::validate::{Desired, DevRef};
+use crate::dm_table::build_table;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The longest chain of partitions (a partition whose disk is a partition ...) that binds.
@@ -468,7 +469,7 @@ mod tests {
         assert!(!b.is_declared_dm("other"));
         assert!(!b.is_declared_dm("dv1x"));
         let table = b.table("dv").expect("both members exist");
-        assert_eq!(crate::actual::dm::table_length(&table), Sectors(4_194_304));
+        assert_eq!(crate::dm_table::table_length(&table), Sectors(4_194_304));
         let binding = b.binding(&DevRef::Device("dv".into())).expect("declared");
         assert_eq!(
             binding

@@ -31,6 +31,7 @@ pub mod args;
 pub mod audit;
 pub mod bind;
 pub mod boot;
+pub mod dm_table;
 pub mod facts;
 pub mod geometry;
 pub mod op;

@@ -41,7 +41,7 @@ mod mount;
 mod namespace;
 mod partition;
 
-pub use crate::actual::dm::striped_chunk_kb;
+pub use crate::dm_table::striped_chunk_kb;
 pub use action::{
     refusal_texts, Action, Layer, Plan, PlanItem, Refusal, Refused, Resolved, Step, ALLOW_DATA_LOSS,
 };

@@ -4,8 +4,9 @@
 //! partition lives on the device under it (the raw data model).
 
 use super::{FakeSystem, DM_MAJOR};
-use crate::actual::dm::{table_length, table_text, DmTable, TableLine, Target};
+use crate::actual::dm::{table_text, DmTable, TableLine, Target};
 use crate::actual::{Actual, BlockDevice, Devno, DmDevice, Filesystem, PartitionTable};
+use crate::dm_table::table_length;
 use crate::system::SystemError;
 
 /// `queue/max_hw_sectors_kb` of pmem and of dm over it: pmem sets no limit (UINT_MAX
