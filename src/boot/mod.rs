@@ -41,6 +41,10 @@
 //! - [`ownership`](mod@ownership): which saved states are this run's, and which boot
 //!   files it removes;
 //! - [`render`]: which files are wanted and what each holds.
+//!
+//! What a replay may do (the saved arguments rewritten for it, the steps it refuses) is
+//! the boot-replay policy, [`crate::plan::replay`]: it speaks of plan actions, and this
+//! module sits below the planner (it never imports it).
 
 pub mod names;
 pub mod ownership;
@@ -61,49 +65,3 @@ pub use render::{
     content_of, is_generated, mount_unit_text, reload_pending_marker, service_text, state_text,
     wanted, FileKind, Wanted, MARKER, MARKER_PREFIX,
 };
-
-/// The arguments a boot replay runs with: the saved options, data loss disallowed
-/// whatever they say, and boot files left alone (they are what is running).
-pub fn replay_args(saved: &str) -> Result<String, String> {
-    replay_args_with(saved, &|_| false)
-}
-
-/// [`replay_args`], without the mounts for which `by_unit(path)` is true: at a boot
-/// under systemd, a mount that has its mount unit is mounted by that unit, after the
-/// replay service (`Requires=`/`After=` it), so that systemd knows the mount from its
-/// start and orders whatever needs it (`RequiresMountsFor=`) after it. Were the replay to
-/// mount it, the mount would appear while the service still runs and its consumers could
-/// start before the replay ends. Without systemd (an init script runs `--boot`) there is
-/// no unit to do it and the replay mounts everything.
-pub fn replay_args_with(saved: &str, by_unit: &dyn Fn(&str) -> bool) -> Result<String, String> {
-    let mut v: serde_json::Value = serde_json::from_str(saved)
-        .map_err(|e| format!("the saved state is not valid JSON: {e}"))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or("the saved state is not a JSON object")?;
-    if let Some(serde_json::Value::Array(mounts)) = obj.get_mut("mounts") {
-        mounts.retain(|m| !m.get("path").and_then(|p| p.as_str()).is_some_and(by_unit));
-    }
-    obj.insert("allow_data_loss".into(), serde_json::Value::Bool(false));
-    obj.insert("boot".into(), serde_json::json!({"persist": false}));
-    obj.insert("state".into(), serde_json::Value::String("present".into()));
-    obj.retain(|k, _| !k.starts_with("_ansible_"));
-    Ok(v.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replay_never_allows_data_loss() {
-        let r = replay_args(r#"{"allow_data_loss": true, "state": "absent", "boot": {"persist": true}, "_ansible_check_mode": true, "devices": []}"#)
-            .expect("replay args");
-        let v: serde_json::Value = serde_json::from_str(&r).expect("json");
-        assert_eq!(v["allow_data_loss"], false);
-        assert_eq!(v["state"], "present");
-        assert_eq!(v["boot"]["persist"], false);
-        assert!(v.get("_ansible_check_mode").is_none());
-        assert!(replay_args("[1]").is_err());
-    }
-}

@@ -40,6 +40,7 @@ mod filesystem;
 mod mount;
 mod namespace;
 mod partition;
+pub mod replay;
 
 pub use crate::actual::dm::striped_chunk_kb;
 pub use action::{
