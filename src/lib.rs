@@ -83,7 +83,7 @@ pub fn run_observed(
 }
 
 /// The run of one saved state at boot: as [`run`], but a step that would make or change
-/// what should be on the media (see `not_at_boot`) fails the state before anything is
+/// what should be on the media (see [`plan::replay`]) fails the state before anything is
 /// done, and a filesystem that would be made because a rebuilt device turned out blank
 /// fails it instead.
 pub fn run_replay(input: &str, system: &mut dyn System) -> ModuleResult {
@@ -196,10 +196,10 @@ fn run_as(
 
 /// The boot replay: run every saved state `(path, text, or why it could not be read)`
 /// in the order given, each with data loss disallowed and the boot files left alone
-/// (`boot::replay_args`), against `system`. A state that fails does not keep the others
-/// down (they are independent stacks); the result joins them: changed or failed when
-/// any is, the plans, steps done and skipped one after the other, and `msg` one
-/// `<path>: <msg>` per state.
+/// (`plan::replay::replay_args`), against `system`. A state that fails does not keep
+/// the others down (they are independent stacks); the result joins them: changed or
+/// failed when any is, the plans, steps done and skipped one after the other, and `msg`
+/// one `<path>: <msg>` per state.
 pub fn replay(
     states: &[(String, Result<String, String>)],
     system: &mut dyn System,
@@ -208,7 +208,7 @@ pub fn replay(
 }
 
 /// [`replay`], leaving the mounts for which `by_unit(path)` is true to their mount
-/// units (`boot::replay_args_with`).
+/// units (`plan::replay::replay_args_with`).
 pub fn replay_with(
     states: &[(String, Result<String, String>)],
     system: &mut dyn System,
@@ -235,7 +235,7 @@ pub fn replay_observed(
         let r = match text
             .as_ref()
             .map_err(|e| format!("cannot read the saved state: {e}"))
-            .and_then(|t| boot::replay_args_with(t, by_unit))
+            .and_then(|t| plan::replay::replay_args_with(t, by_unit))
         {
             Ok(input) => run_as(&input, system, false, true, Overrides::default(), progress),
             Err(e) => ModuleResult::new(Default::default()).fail(e),

@@ -40,6 +40,7 @@ mod filesystem;
 mod mount;
 mod namespace;
 mod partition;
+pub mod replay;
 
 pub use crate::dm_table::striped_chunk_kb;
 pub use action::{
