@@ -74,7 +74,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                             format!("dmsetup remove {m}"),
                             false,
                         );
-                        cx.note_removed_dm(&m);
+                        cx.o.remove_dm(&m);
                     }
                 }
                 cx.step(
@@ -107,7 +107,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     format!("dmsetup remove {name}"),
                     false,
                 );
-                cx.note_removed_dm(name);
+                cx.o.remove_dm(name);
             }
             _ => {}
         }
@@ -180,7 +180,7 @@ fn free_of_foreign_users(
                 .and_then(|hb| cx.a.dm_by_devno(hb.devno))
                 .map(|d| d.name.clone())
                 .unwrap_or_else(|| h.clone());
-        if !cx.is_removed_dm(&name) {
+        if !cx.o.is_removed_dm(&name) {
             cx.refusals.push(Refused::new(
                 why,
                 format!(

@@ -106,7 +106,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     // (a device without a table has no block device yet: the kernel adds its disk when
     // the first table is loaded)
     let existing = cx.a.dm(name).filter(|dm| {
-        !cx.is_removed_dm(name)
+        !cx.o.is_removed_dm(name)
             && (dm.table.is_empty() || cx.current(&DevRef::Device(name.to_string())).is_some())
     });
     // A member that already carries something (a filesystem, a partition table, a mount,
@@ -126,7 +126,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         .map(|b| b.name.clone());
     let mut old_content = false;
     for m in &spec.members {
-        if cx.is_unknown(m) {
+        if cx.o.is_unknown(m) {
             old_content = true;
             // A member this plan makes over content that existed before shows, from its
             // sector 0, what its first member holds now. A filesystem found there that
@@ -198,9 +198,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             format!("dmsetup create {name}: {table_words}"),
             false,
         );
-        cx.mark_fresh(DevRef::Device(name.to_string()));
+        cx.o.mark_fresh(DevRef::Device(name.to_string()));
         if old_content {
-            cx.unknown.insert(DevRef::Device(name.to_string()));
+            cx.o.mark_unknown(DevRef::Device(name.to_string()));
         }
         return;
     };
@@ -208,7 +208,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         // Made, its table never loaded (a create stopped between DM_DEV_CREATE and the
         // load): nothing maps through it, so nothing is lost; what the members hold
         // shows once the table is live, so the steps over it are conditional.
-        cx.unknown.insert(DevRef::Device(name.to_string()));
+        cx.o.mark_unknown(DevRef::Device(name.to_string()));
         cx.step(
             Action::ReloadDm {
                 name: name.to_string(),
@@ -239,7 +239,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 // nothing on it could be read while suspended: decided when it is back
                 // (mounted, the mount says what it holds: see the filesystem layer)
                 if cx.a.mounts_of(dm.devno).next().is_none() {
-                    cx.unknown.insert(DevRef::Device(name.to_string()));
+                    cx.o.mark_unknown(DevRef::Device(name.to_string()));
                 }
                 cx.step(
                     reload,
@@ -293,7 +293,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             // members hold shows only once it is loaded, so the steps on it are
             // conditional, as on a device rebuilt over its members.
             if live.as_ref().is_ok_and(|l| l.is_empty()) {
-                cx.unknown.insert(DevRef::Device(name.to_string()));
+                cx.o.mark_unknown(DevRef::Device(name.to_string()));
             }
             let grows = expected.as_ref().is_none_or(|t| table_length(t) > bd.size);
             cx.step(
@@ -340,7 +340,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 ),
                 true,
             );
-            cx.mark_fresh(DevRef::Device(name.to_string()));
+            cx.o.mark_fresh(DevRef::Device(name.to_string()));
         }
     }
 }
@@ -357,7 +357,7 @@ fn shown_through<'a>(
     if depth > 16 {
         return None;
     }
-    if !cx.is_unknown(r) {
+    if !cx.o.is_unknown(r) {
         return cx.current(r);
     }
     match r {

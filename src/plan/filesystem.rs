@@ -118,7 +118,7 @@ fn suspended_but_mounted_with(cx: &Ctx, r: &DevRef, fstype: &str) -> bool {
 pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.filesystems.iter().enumerate() {
         let spec = spec.clone();
-        if cx.is_unknown(&spec.device) {
+        if cx.o.is_unknown(&spec.device) {
             // Made over content that existed before (a dm device rebuilt over its members):
             // what it holds is seen only once it exists. Decided when the step runs.
             mkfs_step(
@@ -138,7 +138,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             // not be read, but the mount shows the filesystem is there.
             continue;
         }
-        if cx.is_fresh(&spec.device) {
+        if cx.o.is_fresh(&spec.device) {
             // The device is new or its content was judged (and given up) by a lower layer:
             // stale signatures on it (a superblock surviving a reload) are not data.
             mkfs(cx, &spec, true, false, "new device".into());
@@ -290,7 +290,7 @@ fn mkfs_step(
         format!("{} ({why})", command.join(" ")),
         destructive,
     );
-    cx.new_fs.insert(spec.device.clone());
+    cx.o.new_fs(&spec.device);
 }
 
 /// The most the device of `r` can hold once this plan made it, if that can be told

@@ -25,7 +25,7 @@
 //!
 //! The layers find the declared objects through the bound view of the probed state
 //! ([`crate::bind`], made once per plan and held by [`Ctx`]); what this plan creates,
-//! re-makes or removes is [`Ctx`]'s overlay on it ([`Ctx::current`]).
+//! re-makes or removes is [`Ctx`]'s overlay on it ([`overlay::Overlay`], read through [`Ctx::current`]).
 //!
 //! Steps name objects symbolically ([`DevRef`]); [`resolve`](crate::apply::resolve) turns a step into a concrete
 //! [`Op`](crate::system::Op) against the state probed just before it runs, because a
@@ -39,6 +39,7 @@ mod dm;
 mod filesystem;
 mod mount;
 mod namespace;
+mod overlay;
 mod partition;
 pub mod replay;
 
@@ -56,7 +57,8 @@ use crate::args::validate::{Desired, DevRef};
 use crate::args::State;
 use crate::bind::{bind, Bound};
 use crate::units::Sectors;
-use std::collections::{BTreeMap, BTreeSet};
+use overlay::Overlay;
+use std::collections::BTreeSet;
 
 /// Each layer's apply-time part (its guard and its action -> op translation), for
 /// [`crate::apply::resolve`].
@@ -117,26 +119,8 @@ pub(crate) struct Ctx<'a> {
     build: Vec<Step>,
     pub refusals: Vec<Refused>,
     pub warnings: Vec<String>,
-    /// Declared objects whose content is new after this plan (created or destroyed).
-    fresh: BTreeSet<DevRef>,
-    /// Existing devices whose content this plan destroys (their users are torn down).
-    wiped: BTreeSet<Devno>,
-    /// dm devices removed by the teardown.
-    removed_dm: BTreeSet<String>,
-    /// Mount points unmounted by the teardown.
-    unmounted: BTreeSet<String>,
-    /// Mounts (device, mount point) unmounted in the other mount namespaces holding them.
-    unmounted_elsewhere: BTreeSet<(Devno, String)>,
-    /// Disks that get a new GPT in this plan.
-    pub gpt_new: BTreeSet<DevRef>,
-    /// Partition numbers used per disk by this plan.
-    pub numbers: BTreeMap<DevRef, BTreeSet<u32>>,
-    /// Devices that get a new filesystem in this plan.
-    pub new_fs: BTreeSet<DevRef>,
-    /// Devices this plan creates over content that existed before (a dm device rebuilt
-    /// over its members, a partition mapped again): what they hold is known only once
-    /// they exist, so the steps on them are conditional.
-    pub unknown: BTreeSet<DevRef>,
+    /// This plan's changes to the probed state, as the layers above see them.
+    pub o: Overlay,
     /// Unreadable devices this plan depends on (already refused, not warned about).
     unreadable_needed: BTreeSet<Devno>,
 }
@@ -151,15 +135,7 @@ impl<'a> Ctx<'a> {
             build: Vec::new(),
             refusals: Vec::new(),
             warnings: d.warnings.clone(),
-            fresh: BTreeSet::new(),
-            wiped: BTreeSet::new(),
-            removed_dm: BTreeSet::new(),
-            unmounted: BTreeSet::new(),
-            unmounted_elsewhere: BTreeSet::new(),
-            gpt_new: BTreeSet::new(),
-            numbers: BTreeMap::new(),
-            new_fs: BTreeSet::new(),
-            unknown: BTreeSet::new(),
+            o: Overlay::default(),
             unreadable_needed: BTreeSet::new(),
         }
     }
@@ -263,49 +239,24 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    /// Mark a declared object as having new content after this plan.
-    pub fn mark_fresh(&mut self, r: DevRef) {
-        self.fresh.insert(r);
-    }
-
-    /// The object gets new content in this plan (created, reconfigured, re-made).
-    pub fn is_fresh(&self, r: &DevRef) -> bool {
-        self.fresh.contains(r)
-    }
-
-    /// Whether a device this plan creates shows content that existed before.
-    pub fn is_unknown(&self, r: &DevRef) -> bool {
-        self.unknown.contains(r)
-    }
-
     /// The device as it is now and will still be when the build steps run
     /// (`None` if missing, or fresh, or removed by the teardown).
     pub fn current(&self, r: &DevRef) -> Option<&'a BlockDevice> {
-        if self.is_fresh(r) {
+        if self.o.is_fresh(r) {
             return None;
         }
         let bd = self.b.block(r)?;
         if let Some(dm) = self.a.dm_by_devno(bd.devno) {
-            if self.removed_dm.contains(&dm.name) {
+            if self.o.is_removed_dm(&dm.name) {
                 return None;
             }
         }
         Some(bd)
     }
 
-    /// Whether this plan removes dm device `name` before building.
-    pub fn is_removed_dm(&self, name: &str) -> bool {
-        self.removed_dm.contains(name)
-    }
-
-    /// Record that a build step removes dm device `name`.
-    pub fn note_removed_dm(&mut self, name: &str) {
-        self.removed_dm.insert(name.to_string());
-    }
-
     /// Whether a mount point is still mounted when the build steps run.
     pub fn still_mounted(&self, path: &str) -> bool {
-        !self.unmounted.contains(path) && self.b.mount_at(path).is_some()
+        !self.o.is_unmounted(path) && self.b.mount_at(path).is_some()
     }
 
     /// Everything stacked on `bd` that destroying its content would lose, recursively
@@ -319,7 +270,7 @@ impl<'a> Ctx<'a> {
     // `seen`: each device once (a corrupt snapshot may have holder cycles, and a device
     // reached twice says nothing new)
     fn lost_inner(&self, bd: &BlockDevice, lost: &mut Vec<String>, seen: &mut BTreeSet<Devno>) {
-        if !seen.insert(bd.devno) || self.wiped.contains(&bd.devno) {
+        if !seen.insert(bd.devno) || self.o.is_wiped(bd.devno) {
             return;
         }
         if let Some(fs) = self.a.filesystem(bd.devno) {
@@ -342,7 +293,7 @@ impl<'a> Ctx<'a> {
             ));
         }
         for m in self.a.mounts_of(bd.devno) {
-            if !self.unmounted.contains(&m.target) {
+            if !self.o.is_unmounted(&m.target) {
                 lost.push(format!("the mount of {} on {}", bd.path, m.target));
             }
         }
@@ -356,7 +307,7 @@ impl<'a> Ctx<'a> {
                     .dm_by_devno(hb.devno)
                     .map(|d| d.name.clone())
                     .unwrap_or_else(|| h.clone());
-                if !self.removed_dm.contains(&name) {
+                if !self.o.is_removed_dm(&name) {
                     lost.push(format!("dm device {name} over {}", bd.path));
                 }
                 self.lost_inner(hb, lost, seen);
@@ -372,7 +323,7 @@ impl<'a> Ctx<'a> {
         out: &mut Vec<&'a crate::actual::Unreadable>,
         seen: &mut BTreeSet<Devno>,
     ) {
-        if !seen.insert(bd.devno) || self.wiped.contains(&bd.devno) {
+        if !seen.insert(bd.devno) || self.o.is_wiped(bd.devno) {
             return;
         }
         out.extend(self.a.unreadable(bd.devno));
@@ -391,7 +342,7 @@ impl<'a> Ctx<'a> {
     /// those this plan removes first are gone), as messages.
     fn foreign_holders(&self, bd: &BlockDevice) -> Vec<String> {
         self.b
-            .foreign_holders(bd, &|name| self.removed_dm.contains(name))
+            .foreign_holders(bd, &|name| self.o.is_removed_dm(name))
             .into_iter()
             .map(|f| format!("{} is held by dm device {} ({}), which these arguments do not declare; remove it first", f.held, f.name, f.kernel))
             .collect()
@@ -432,7 +383,7 @@ impl<'a> Ctx<'a> {
             return false;
         }
         self.tear_down(bd, &mut BTreeSet::new());
-        self.wiped.insert(bd.devno);
+        self.o.wipe(bd.devno);
         true
     }
 
@@ -448,11 +399,11 @@ impl<'a> Ctx<'a> {
             let Some(dm) = self.a.dm_by_devno(hb.devno) else {
                 continue;
             };
-            if self.removed_dm.contains(&dm.name) {
+            if self.o.is_removed_dm(&dm.name) {
                 continue;
             }
             self.tear_down(hb, seen);
-            self.removed_dm.insert(dm.name.clone());
+            self.o.remove_dm(&dm.name);
             self.teardown.push(Step {
                 action: Action::RemoveDm {
                     name: dm.name.clone(),
@@ -500,11 +451,7 @@ impl<'a> Ctx<'a> {
             .copies_elsewhere(bd.devno, path)
             .map(|m| m.who())
             .collect();
-        if who.is_empty()
-            || !self
-                .unmounted_elsewhere
-                .insert((bd.devno, path.to_string()))
-        {
+        if who.is_empty() || !self.o.unmount_elsewhere(bd.devno, path) {
             return;
         }
         self.teardown.push(Step {
@@ -524,7 +471,7 @@ impl<'a> Ctx<'a> {
     /// Add an umount to the teardown (once per mount point), without data-loss checks.
     /// Unmount `path` first (`detachable`: see [`Action::Umount`]).
     pub fn umount_first(&mut self, path: &str, why: &str, detachable: bool) {
-        if self.unmounted.insert(path.to_string()) {
+        if self.o.unmount(path) {
             self.teardown.push(Step {
                 action: Action::Umount {
                     path: path.to_string(),

@@ -69,7 +69,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             mount(cx, &spec, &fstype, "not mounted");
             continue;
         };
-        let same = bd.is_some_and(|b| b.devno == m.devno) && !cx.new_fs.contains(&spec.device);
+        let same = bd.is_some_and(|b| b.devno == m.devno) && !cx.o.has_new_fs(&spec.device);
         if !same {
             if !cx.d.allow_data_loss {
                 cx.refusals.push(

@@ -99,7 +99,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                                     ),
                                     false,
                                 );
-                                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
                             } else {
                                 cx.refusals.push(Refused::because(format!(
                                     "namespace {} ({}) was made by a run stopped before it cleared it, yet it is in use ({}); it is not cleared while in use: stop what uses it, then run again",
@@ -174,7 +174,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     ),
                     destructive,
                 );
-                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
             None if spec.uuid.is_some() => adopt_missing(cx, &spec),
             None => {
@@ -203,7 +203,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         ),
                         false,
                     );
-                    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
                     continue;
                 }
                 let label_less = cx.a.namespaces.iter().find(|n| {
@@ -260,7 +260,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 } else {
                     create(cx, &spec, &mut reserved);
                 }
-                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
         }
     }
@@ -634,7 +634,7 @@ fn label_less_region(
         ),
         !lost.is_empty(),
     );
-    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
 }
 
 /// Whether nothing but content left from before is on `bd`: no mount, holder or

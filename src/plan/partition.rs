@@ -51,7 +51,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         return;
     };
     let disk_bd = cx.current(&spec.disk);
-    let disk_fresh = cx.is_fresh(&spec.disk);
+    let disk_fresh = cx.o.is_fresh(&spec.disk);
     let dm_disk = match &spec.disk {
         DevRef::Device(n) => Some(n.clone()),
         _ => disk_bd
@@ -66,13 +66,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         }
         return; // a declared disk that could not be planned was refused already
     }
-    let gpt = if cx.gpt_new.contains(&spec.disk) {
+    let gpt = if cx.o.has_new_gpt(&spec.disk) {
         None
     } else {
         disk_bd.and_then(|bd| cx.a.gpt(bd.devno))
     };
     let Some(gpt) = gpt else {
-        if !cx.gpt_new.contains(&spec.disk) {
+        if !cx.o.has_new_gpt(&spec.disk) {
             let mut destructive = false;
             if let Some(bd) = disk_bd {
                 destructive = !cx.lost_with(bd).is_empty();
@@ -83,12 +83,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             cx.step(
                 Action::CreateGpt {
                     disk: spec.disk.clone(),
-                    if_blank: cx.is_unknown(&spec.disk),
+                    if_blank: cx.o.is_unknown(&spec.disk),
                 },
                 format!("new GPT (protective MBR) on {}", cx.b.describe(&spec.disk)),
                 destructive,
             );
-            cx.gpt_new.insert(spec.disk.clone());
+            cx.o.new_gpt(&spec.disk);
         }
         let number = spec
             .number
@@ -105,17 +105,14 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 .unwrap_or_else(|| rest_of_disk(gpt.last_usable, spec.start));
             let number_ok = spec.number.is_none_or(|n| n == e.number);
             if e.start == spec.start && e.size == want_size && number_ok {
-                cx.numbers
-                    .entry(spec.disk.clone())
-                    .or_default()
-                    .insert(e.number);
+                cx.o.use_number(&spec.disk, e.number);
                 if let Some(dm) = &dm_disk {
                     let mapped = cx.a.dm(&partition_name(dm, e.number)).is_some()
                         && cx.current(&DevRef::Partition(spec.name.clone())).is_some();
                     if !mapped {
                         // the entry existed: the mapping shows its old content
                         map(cx, &spec, e.number, dm);
-                        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+                        cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
                     }
                 } else if disk_bd.is_some()
                     && cx.current(&DevRef::Partition(spec.name.clone())).is_none()
@@ -140,8 +137,8 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                         ),
                         false,
                     );
-                    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
-                    cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+                    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
+                    cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
                 }
                 return;
             }
@@ -179,13 +176,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             }
             if let Some(dm) = &dm_disk {
                 let m = partition_name(dm, e.number);
-                if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
+                if cx.a.dm(&m).is_some() && !cx.o.is_removed_dm(&m) {
                     cx.step(
                         Action::RemoveDm { name: m.clone() },
                         format!("dmsetup remove {m} (partition {} is made again)", spec.name),
                         true,
                     );
-                    cx.note_removed_dm(&m);
+                    cx.o.remove_dm(&m);
                 }
             }
             cx.step(
@@ -305,7 +302,7 @@ fn fits(
 }
 
 fn next_free(cx: &Ctx, disk: &DevRef, gpt: Option<&PartitionTable>) -> u32 {
-    let planned = cx.numbers.get(disk);
+    let planned = cx.o.numbers(disk);
     let taken = |n: u32| {
         planned.is_some_and(|s| s.contains(&n))
             || gpt.is_some_and(|g| g.partitions.iter().any(|p| p.number == n))
@@ -325,11 +322,8 @@ fn add(
     dm_disk: Option<&str>,
     last_usable: Option<Sectors>,
 ) {
-    cx.numbers
-        .entry(spec.disk.clone())
-        .or_default()
-        .insert(number);
-    let unknown_disk = cx.is_unknown(&spec.disk);
+    cx.o.use_number(&spec.disk, number);
+    let unknown_disk = cx.o.is_unknown(&spec.disk);
     let size_words = match (spec.size, last_usable) {
         (Some(s), _) => super::sectors_h(s),
         (None, Some(l)) => format!(
@@ -363,9 +357,9 @@ fn add(
     if let Some(dm) = dm_disk {
         map(cx, spec, number, dm);
     }
-    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
     if unknown_disk {
-        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+        cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
     }
 }
 
@@ -376,7 +370,7 @@ fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
         format!("dm-linear /dev/mapper/{m} over partition {number} of {dm} (the kernel does not partition dm devices)"),
         false,
     );
-    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
 }
 
 /// Apply time: a partition step as its op, decided on the disk's table as it is now.
