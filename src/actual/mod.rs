@@ -612,6 +612,42 @@ impl Actual {
             .iter()
             .filter(move |b| b.partition.as_ref().is_some_and(|p| p.disk == disk))
     }
+    /// The dm devices (and other holders) that hold `bd`, as block devices, in the order
+    /// the kernel lists them (a holder not listed as a block device is left out).
+    pub fn holders_of<'a>(
+        &'a self,
+        bd: &'a BlockDevice,
+    ) -> impl Iterator<Item = &'a BlockDevice> + 'a {
+        bd.holders.iter().filter_map(|h| self.block_named(h))
+    }
+    /// The device graph upwards: `devno` and everything stacked on it (its partitions,
+    /// then the devices holding it, depth first), transitively, each once: a corrupt
+    /// snapshot may have holder cycles, and a device reached twice says nothing new.
+    pub fn stack_above(&self, devno: Devno) -> Vec<&BlockDevice> {
+        self.stack_above_until(devno, &|_| false)
+    }
+    /// [`Actual::stack_above`], neither listing nor climbing above a device for which
+    /// `stop` is true (one whose stack a caller has accounted for already).
+    pub fn stack_above_until(
+        &self,
+        devno: Devno,
+        stop: &dyn Fn(&BlockDevice) -> bool,
+    ) -> Vec<&BlockDevice> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&BlockDevice> = self.block(devno).into_iter().collect();
+        while let Some(b) = todo.pop() {
+            if stop(b) || !seen.insert(b.devno) {
+                continue;
+            }
+            out.push(b);
+            // pushed in reverse, so that they are visited partitions first, in order
+            let above: Vec<&BlockDevice> =
+                self.partitions_of(&b.name).chain(self.holders_of(b)).collect();
+            todo.extend(above.into_iter().rev());
+        }
+        out
+    }
     /// A managed file by path.
     pub fn file(&self, path: &str) -> Option<&FileState> {
         self.files.iter().find(|f| f.path == path)

@@ -317,24 +317,12 @@ impl<'a> Ctx<'a> {
 
     /// The unreadable devices among `bd` and everything stacked on it (the devices
     /// [`Ctx::lost_with`] looks at).
-    fn unreadable_in(
-        &self,
-        bd: &BlockDevice,
-        out: &mut Vec<&'a crate::actual::Unreadable>,
-        seen: &mut BTreeSet<Devno>,
-    ) {
-        if !seen.insert(bd.devno) || self.o.is_wiped(bd.devno) {
-            return;
-        }
-        out.extend(self.a.unreadable(bd.devno));
-        for p in self.a.partitions_of(&bd.name) {
-            self.unreadable_in(p, out, seen);
-        }
-        for h in &bd.holders {
-            if let Some(hb) = self.a.block_named(h) {
-                self.unreadable_in(hb, out, seen);
-            }
-        }
+    fn unreadable_in(&self, bd: &BlockDevice) -> Vec<&'a crate::actual::Unreadable> {
+        self.a
+            .stack_above_until(bd.devno, &|b| self.o.is_wiped(b.devno))
+            .into_iter()
+            .filter_map(|b| self.a.unreadable(b.devno))
+            .collect()
     }
 
     /// Users of `bd` that are not ours to touch (dm holders not declared and not a
@@ -353,8 +341,7 @@ impl<'a> Ctx<'a> {
     /// allowed; then everything stacked on it is torn down first. Otherwise records the
     /// refusal and returns false.
     pub fn destroy(&mut self, bd: &BlockDevice, why: &str) -> bool {
-        let mut blind = Vec::new();
-        self.unreadable_in(bd, &mut blind, &mut BTreeSet::new());
+        let blind = self.unreadable_in(bd);
         if !blind.is_empty() {
             for u in blind {
                 self.unreadable_needed.insert(u.device);
