@@ -1668,7 +1668,7 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
     fake.held_unseen
         .insert(devno, "a hidden copy in mnt:[4026532212]".into());
     let absent = tearing_down(&striped_xfs());
-    run_fails(
+    held_until_released(
         &mut fake,
         &absent,
         &[
@@ -1676,10 +1676,22 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
             "copies of its mount were unmounted in the mount namespaces of systemd-logind (pid 345, mnt:[4026532212])",
             "restarting that service releases it",
         ],
+        |fake| fake.held_unseen.clear(),
     );
-    // once released, the next run finishes
-    fake.held_unseen.clear();
-    let r = converge(&mut fake, &absent);
+}
+
+/// The teardown `absent` stops at the dm removal (its message has every one of
+/// `fragments`) while something holds the device; once `release` lets it go, the next
+/// run finishes the teardown: the dm removal alone.
+fn held_until_released(
+    fake: &mut FakeSystem,
+    absent: &Value,
+    fragments: &[&str],
+    release: impl FnOnce(&mut FakeSystem),
+) {
+    run_fails(fake, absent, fragments);
+    release(fake);
+    let r = converge(fake, absent);
     assert_eq!(actions(&r), ["remove_dm"]);
 }
 
@@ -1713,7 +1725,7 @@ fn open_files_keep_a_mount_and_its_device_busy() {
 
     fake.open_files.clear();
     assert!(fake.open_file("/dev/mapper/pmem-striped", "dd (pid 88)"));
-    run_fails(
+    held_until_released(
         &mut fake,
         &absent,
         &[
@@ -1721,11 +1733,8 @@ fn open_files_keep_a_mount_and_its_device_busy() {
             "busy",
             "/dev/mapper/pmem-striped is open (dd (pid 88))",
         ],
+        |fake| fake.open_files.clear(),
     );
-
-    fake.open_files.clear();
-    let r = converge(&mut fake, &absent);
-    assert_eq!(actions(&r), ["remove_dm"]);
     assert!(fake.state.dm("pmem-striped").is_none());
 }
 
