@@ -555,6 +555,10 @@ impl Actual {
     pub fn region(&self, name: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.name == name)
     }
+    /// Region called `name`, to change.
+    pub fn region_mut(&mut self, name: &str) -> Option<&mut Region> {
+        self.regions.iter_mut().find(|r| r.name == name)
+    }
     /// Block device by kernel name.
     pub fn block_named(&self, name: &str) -> Option<&BlockDevice> {
         self.block_devices.iter().find(|b| b.name == name)

@@ -108,31 +108,24 @@ impl Reach {
 /// Which devices of `a` the probe reads under `scope`. `a` needs its namespaces, block
 /// devices, dm devices and mounts (everything listed without opening a device).
 pub fn reach(scope: &ProbeScope, a: &Actual) -> Reach {
-    let mut todo: Vec<Devno> = Vec::new();
-    for ns in &a.namespaces {
-        if let Some(b) = ns.blockdev.as_deref().and_then(|n| a.block_named(n)) {
-            todo.push(b.devno);
-        }
-    }
-    for dm in &a.dm_devices {
-        if scope.all_dm || scope.dm_names.contains(&dm.name) {
-            todo.push(dm.devno);
-        }
-    }
-    todo.extend(
-        scope
-            .paths
-            .iter()
-            .filter_map(|p| a.block_at(p))
-            .map(|b| b.devno),
-    );
-    todo.extend(
-        scope
-            .mount_points
-            .iter()
-            .filter_map(|p| a.mount_at(p))
-            .map(|m| m.devno),
-    );
+    // where it starts: PMEM's block devices, the devices at the named paths, the dm
+    // devices in scope and the devices mounted at the declared mount points
+    let pmem = a
+        .namespaces
+        .iter()
+        .filter_map(|ns| a.block_named(ns.blockdev.as_deref()?));
+    let at_paths = scope.paths.iter().filter_map(|p| a.block_at(p));
+    let dm = a
+        .dm_devices
+        .iter()
+        .filter(|dm| scope.all_dm || scope.dm_names.contains(&dm.name));
+    let mounted = scope.mount_points.iter().filter_map(|p| a.mount_at(p));
+    let mut todo: Vec<Devno> = pmem
+        .chain(at_paths)
+        .map(|b| b.devno)
+        .chain(dm.map(|dm| dm.devno))
+        .chain(mounted.map(|m| m.devno))
+        .collect();
 
     // upwards: partitions and holders, transitively
     let mut in_scope = BTreeSet::new();

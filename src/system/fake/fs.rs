@@ -297,11 +297,7 @@ impl FakeSystem {
             stdout: String::new(),
             stderr,
         };
-        let bd = self
-            .state
-            .block(device.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("mkfs", "no device"))?;
+        let bd = self.device(device, "mkfs", "no device")?;
         // as mke2fs and mkfs.xfs: nothing is made on an empty device
         if bd.size.0 == 0 {
             return Err(failed(format!(

@@ -26,7 +26,7 @@ mod nd;
 mod pmd;
 
 use super::scope::{reach, ProbeScope};
-use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
+use super::{DaxCheck, DevId, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
 use crate::actual::{
     partition_name, Actual, BlockDevice, Devno, Extsize, Filesystem, Namespace, PartitionTable,
     Region, Unreadable,
@@ -527,6 +527,19 @@ impl FakeSystem {
             what: what.to_string(),
             error: error.into(),
         }
+    }
+
+    /// The block device `dev` (a copy), or `what` fails with `error`.
+    fn device(
+        &self,
+        dev: &DevId,
+        what: &str,
+        error: impl Into<String>,
+    ) -> Result<BlockDevice, SystemError> {
+        self.state
+            .block(dev.devno)
+            .cloned()
+            .ok_or_else(|| Self::fail(what, error))
     }
 }
 
