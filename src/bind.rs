@@ -117,7 +117,7 @@ pub fn bind<'a>(d: &'a Desired, a: &'a Actual) -> Bound<'a> {
             filesystem: block.and_then(|bd| a.filesystem(bd.devno)),
             stable_path: b.stable_path_of(&r),
             holders: block
-                .map(|bd| bd.holders.iter().filter_map(|h| a.block_named(h)).collect())
+                .map(|bd| a.holders_of(bd).collect())
                 .unwrap_or_default(),
             foreign: block
                 .map(|bd| b.foreign_holders(bd, &|_| false))
@@ -355,15 +355,12 @@ impl<'a> Bound<'a> {
         if !seen.insert(bd.devno) {
             return;
         }
-        for h in &bd.holders {
-            let Some(hb) = self.a.block_named(h) else {
-                continue;
-            };
+        for hb in self.a.holders_of(bd) {
             let name = self
                 .a
                 .dm_by_devno(hb.devno)
                 .map(|d| d.name.clone())
-                .unwrap_or_else(|| h.clone());
+                .unwrap_or_else(|| hb.name.clone());
             if gone(&name) {
                 continue;
             }
@@ -373,7 +370,7 @@ impl<'a> Bound<'a> {
                 out.push(Foreign {
                     held: bd.path.clone(),
                     name,
-                    kernel: h.clone(),
+                    kernel: hb.name.clone(),
                 });
             }
         }

@@ -300,18 +300,16 @@ impl<'a> Ctx<'a> {
         for p in self.a.partitions_of(&bd.name) {
             self.lost_inner(p, lost, seen);
         }
-        for h in &bd.holders {
-            if let Some(hb) = self.a.block_named(h) {
-                let name = self
-                    .a
-                    .dm_by_devno(hb.devno)
-                    .map(|d| d.name.clone())
-                    .unwrap_or_else(|| h.clone());
-                if !self.o.is_removed_dm(&name) {
-                    lost.push(format!("dm device {name} over {}", bd.path));
-                }
-                self.lost_inner(hb, lost, seen);
+        for hb in self.a.holders_of(bd) {
+            let name = self
+                .a
+                .dm_by_devno(hb.devno)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| hb.name.clone());
+            if !self.o.is_removed_dm(&name) {
+                lost.push(format!("dm device {name} over {}", bd.path));
             }
+            self.lost_inner(hb, lost, seen);
         }
     }
 
@@ -379,11 +377,9 @@ impl<'a> Ctx<'a> {
         if !seen.insert(bd.devno) {
             return;
         }
-        for h in bd.holders.clone() {
-            let Some(hb) = self.a.block_named(&h) else {
-                continue;
-            };
-            let Some(dm) = self.a.dm_by_devno(hb.devno) else {
+        let a = self.a;
+        for hb in a.holders_of(bd) {
+            let Some(dm) = a.dm_by_devno(hb.devno) else {
                 continue;
             };
             if self.o.is_removed_dm(&dm.name) {

@@ -120,30 +120,20 @@ pub fn reach(scope: &ProbeScope, a: &Actual) -> Reach {
         .iter()
         .filter(|dm| scope.all_dm || scope.dm_names.contains(&dm.name));
     let mounted = scope.mount_points.iter().filter_map(|p| a.mount_at(p));
-    let mut todo: Vec<Devno> = pmem
+    let starts: Vec<Devno> = pmem
         .chain(at_paths)
         .map(|b| b.devno)
         .chain(dm.map(|dm| dm.devno))
         .chain(mounted.map(|m| m.devno))
         .collect();
 
-    // upwards: partitions and holders, transitively
-    let mut in_scope = BTreeSet::new();
-    while let Some(d) = todo.pop() {
-        let Some(b) = a.block(d) else {
-            continue; // not a listed block device (gone, or a mount of no block device)
-        };
-        if !in_scope.insert(d) {
-            continue;
-        }
-        todo.extend(a.partitions_of(&b.name).map(|p| p.devno));
-        todo.extend(
-            b.holders
-                .iter()
-                .filter_map(|h| a.block_named(h))
-                .map(|h| h.devno),
-        );
-    }
+    // upwards: partitions and holders, transitively (a start that is no listed block
+    // device, gone or a mount of no block device, has nothing above it)
+    let in_scope: BTreeSet<Devno> = starts
+        .iter()
+        .flat_map(|d| a.stack_above(*d))
+        .map(|b| b.devno)
+        .collect();
 
     // downwards, for each: the devices it is stacked on (its partition's disk, the
     // devices it holds), to find a suspended dm device under it
