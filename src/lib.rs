@@ -162,7 +162,7 @@ fn run_as(
         if want_diff {
             result.diff = Some(diff(
                 &render_actual(&desired, &before),
-                &render_desired(&desired, &before),
+                &render_desired(&desired, &before, &planned),
             ));
         }
         result.msg = format!(

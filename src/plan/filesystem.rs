@@ -16,6 +16,7 @@
 
 use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::Filesystem;
+use crate::args::mkfs::{self, MkfsOpt};
 use crate::args::validate::{DevRef, FilesystemSpec};
 use crate::args::FsType;
 use crate::bind::Bound;
@@ -26,34 +27,32 @@ use crate::units::{Bytes, HUGE_PAGE, PAGE};
 
 /// The geometry pmem_stack asks mkfs for: 4 KiB blocks; ext4 stride 512 blocks and
 /// stripe width 512 x stripes (none over one device); xfs su 2 MiB, sw stripes, reflink
-/// off. An option the user's `mkfs_options` restate (an `-E` with `stride`, a `-b`, a
-/// `-d` with `su`/`sunit`, an `-m` with `reflink`) is left to them, so the user's value
-/// wins instead of mkfs refusing the option twice.
+/// off. An option the user's `mkfs_options` restate (an `-E` with `stride` or
+/// `stripe_width`, a `-b`, a `-d` with `su`/`sunit`/`sw`/`swidth`, an `-m` with
+/// `reflink`, in any spelling getopt reads: [`mkfs::read`]) is left to them, so the
+/// user's value wins instead of mkfs refusing the option twice.
 pub fn dax_geometry(fstype: FsType, extra: &[String], stripes: u32) -> FsGeometry {
     let stripes = stripes.max(1);
-    // does the user give `flag` with a value containing one of `keys`?
-    let given = |flag: &str, keys: &[&str]| {
-        extra.windows(2).any(|w| {
-            w[0] == flag
-                && (keys.is_empty()
-                    || w[1]
-                        .split(',')
-                        .any(|kv| keys.iter().any(|k| kv.starts_with(k))))
-        })
-    };
+    let user = mkfs::read(fstype, extra);
+    let given = |pick: fn(MkfsOpt) -> bool| mkfs::gives(&user, pick);
     match fstype {
         FsType::Ext4 => FsGeometry::Ext4 {
-            block_size: (!given("-b", &[])).then_some(PAGE),
-            stripe: (!given("-E", &["stride=", "stripe_width=", "stripe-width="])).then_some(
-                Ext4Stripe {
+            block_size: (!given(|o| matches!(o, MkfsOpt::BlockSize(_)))).then_some(PAGE),
+            stripe: (!given(|o| matches!(o, MkfsOpt::Stride(_) | MkfsOpt::StripeWidth(_))))
+                .then_some(Ext4Stripe {
                     stride: STRIPE_UNIT_BLOCKS,
                     stripe_width: (stripes > 1).then_some(STRIPE_UNIT_BLOCKS * stripes),
-                },
-            ),
+                }),
         },
         FsType::Xfs => FsGeometry::Xfs {
-            reflink: (!given("-m", &["reflink="])).then_some(false),
-            stripe: (!given("-d", &["su=", "sunit=", "sw=", "swidth="])).then_some(XfsStripe {
+            reflink: (!given(|o| matches!(o, MkfsOpt::Reflink(_)))).then_some(false),
+            stripe: (!given(|o| {
+                matches!(
+                    o,
+                    MkfsOpt::Su(_) | MkfsOpt::Sunit(_) | MkfsOpt::Sw(_) | MkfsOpt::Swidth(_)
+                )
+            }))
+            .then_some(XfsStripe {
                 su: HUGE_PAGE,
                 sw: stripes,
             }),
@@ -513,6 +512,76 @@ mod tests {
         assert!(mkfs_argv(FsType::Ext4, "/dev/x", None, &extra, 1, false)
             .join(" ")
             .contains("-E stride=512 -E lazy_itable_init=0"));
+    }
+
+    /// Where the planner read only a flag word followed by its value word and validation
+    /// read the words as getopt does, getopt's reading now decides both what the planner
+    /// leaves to the user and the superblock it expects; each tool reads its own options.
+    #[test]
+    fn the_users_words_are_read_as_mkfs_reads_them() {
+        use FsType::{Ext4, Xfs};
+        let w = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let argv = |fstype, extra: &[String], stripes| {
+            mkfs_argv(fstype, "/dev/x", None, extra, stripes, false).join(" ")
+        };
+        let layout = |stripe_unit, stripe_width, reflink| Layout {
+            stripe_unit,
+            stripe_width,
+            reflink,
+        };
+        // a value attached to its option, or an option ending a cluster: the user's
+        // value, not ours as well (mke2fs made the user's stride while the planner
+        // expected ours; mkfs.xfs refuses an option "respecified"); sunit/swidth
+        // (512-byte sectors) leave ours out and are read (the planner expected 0 and 0)
+        #[rustfmt::skip]
+        let cases = [
+            (Ext4, "-Estride=256", 1, "-b 4096", layout(256, 0, true)),
+            (Ext4, "-qE stride=256", 1, "-b 4096", layout(256, 0, true)),
+            (Ext4, "-b4096", 1, "-E stride=512", layout(512, 0, true)),
+            (Xfs, "-dsu=1m,sw=4", 2, "-m reflink=0", layout(256, 1024, false)),
+            (Xfs, "-Kd su=1m,sw=4", 2, "-m reflink=0", layout(256, 1024, false)),
+            (Xfs, "-mreflink=1", 1, "-d su=2m,sw=1", layout(512, 512, true)),
+            (Xfs, "-m reflink", 1, "-d su=2m,sw=1", layout(512, 512, true)),
+            (Xfs, "-d sunit=2048,swidth=4096", 2, "-m reflink=0", layout(256, 512, false)),
+        ];
+        for (fstype, words, stripes, ours, made) in cases {
+            let extra = w(&words.split(' ').collect::<Vec<_>>());
+            assert_eq!(
+                argv(fstype, &extra, stripes),
+                format!("mkfs.{fstype} -q {ours} {} /dev/x", extra.join(" "))
+            );
+            assert_eq!(
+                expected_geometry(fstype, &extra, stripes),
+                made,
+                "{extra:?}"
+            );
+        }
+        // a word that is another option's value is no option: `-L -b` is a label, and
+        // our block size stays
+        assert_eq!(
+            dax_geometry(
+                FsType::Ext4,
+                &w(&["-L", "-b", "-E", "lazy_itable_init=0"]),
+                1
+            ),
+            FsGeometry::Ext4 {
+                block_size: Some(PAGE),
+                stripe: Some(Ext4Stripe {
+                    stride: STRIPE_UNIT_BLOCKS,
+                    stripe_width: None
+                })
+            }
+        );
+        // one tool's option is not the other's: mkfs.xfs has no -E, mke2fs's -d is
+        // the directory to copy in (the layout took both for stripe geometry)
+        assert_eq!(
+            expected_geometry(FsType::Xfs, &w(&["-E", "stride=16"]), 2),
+            layout(512, 1024, false)
+        );
+        assert_eq!(
+            expected_geometry(FsType::Ext4, &w(&["-d", "su=1m"]), 1),
+            layout(512, 0, true)
+        );
     }
 
     #[test]
