@@ -23,7 +23,7 @@
 //! ends; `--format text` ([`text`]) prints them as they come and the result at the end.
 //!
 //! The same binary run as `pmem_stack_info` ([`invoked_as_info`]) is the read-only facts
-//! module: [`info`], which is [`facts`] (`--facts`) taking Ansible's arguments.
+//! module: [`info`], which is [`facts()`] (`--facts`) taking Ansible's arguments.
 
 pub mod actual;
 pub mod apply;

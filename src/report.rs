@@ -491,7 +491,7 @@ fn file_text(c: &crate::actual::FileContent) -> String {
 
 /// Text of each declared object as `plan` leaves it (check mode's after side), same
 /// shape as [`render_actual`]. With `state: absent`, the objects as found less those
-/// the plan's steps take away ([`render_absent`]). Otherwise as declared, where the
+/// the plan's steps take away (`render_absent`). Otherwise as declared, where the
 /// planner decides read from the plan or from the planner's own rules: the filesystem
 /// the plan's mkfs makes (the one found where it makes none), the extent size hint the
 /// mount layer sets; values only known once lower layers exist are taken from `a` when

@@ -7,7 +7,7 @@
 //!   can have changed, the rest kept from the probe before it).
 //! - After the last step: probe again, check that each declared DAX mount has DAX in
 //!   effect, and plan again: the plan must be empty (the stack converged).
-//! - [`finish`] adds the DAX audit and, when asked, the PMD fault check, to every run
+//! - `finish` adds the DAX audit and, when asked, the PMD fault check, to every run
 //!   that gets that far (a dry run or a run with nothing to do too).
 //!
 //! An observer hears about each step as it starts and ends ([`Progress`]): `--format

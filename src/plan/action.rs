@@ -519,7 +519,7 @@ impl Refused {
         }
     }
 
-    /// Refused with a reason that names its object itself ("mounts[0].dax: ...").
+    /// Refused with a reason that names its object itself (`"mounts[0].dax: ..."`).
     pub fn because(why: impl Into<String>) -> Refused {
         Refused::new("", why)
     }

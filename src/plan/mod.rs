@@ -6,7 +6,7 @@
 //!
 //! When a step destroys the content of an existing device (reconfiguring a namespace,
 //! reloading a table with other geometry, re-making a filesystem, writing a partition
-//! table over a filesystem) the planner first asks [`Ctx::destroy`] what would be lost
+//! table over a filesystem) the planner first asks `Ctx::destroy` what would be lost
 //! (filesystems, partition tables, mounts, dm devices stacked on it, recursively). If
 //! anything would be lost and `allow_data_loss` is off, the step is refused with that
 //! list. If allowed, the users are torn down first (umount, dm remove: the *teardown*
@@ -20,15 +20,16 @@
 //! stacked on it). What is on them is unknown, not empty, so the plan must not depend on
 //! them: a declared object on one (or, with `state: present`, a mount at a declared
 //! mount point from one) is refused, naming the device and the error; so is a step whose
-//! content-at-risk walk ([`Ctx::destroy`]) reaches one, whatever `allow_data_loss` says.
+//! content-at-risk walk (`Ctx::destroy`) reaches one, whatever `allow_data_loss` says.
 //! Any other unreadable device is only a warning: it is not part of this stack.
 //!
 //! The layers find the declared objects through the bound view of the probed state
-//! ([`crate::bind`], made once per plan and held by [`Ctx`]); what this plan creates,
-//! re-makes or removes is [`Ctx`]'s overlay on it ([`overlay::Overlay`], read through [`Ctx::current`]).
+//! ([`crate::bind`], made once per plan and held by `Ctx`); what this plan creates,
+//! re-makes or removes is `Ctx`'s overlay on it
+//! (`overlay::Overlay`, read through `Ctx::current`).
 //!
-//! Steps name objects symbolically ([`DevRef`]); [`resolve`](crate::apply::resolve) turns a step into a concrete
-//! [`Op`](crate::system::Op) against the state probed just before it runs, because a
+//! Steps name objects symbolically ([`DevRef`]); [`resolve`](crate::apply::resolve()) turns a step into a concrete
+//! [`Op`](crate::op::Op) against the state probed just before it runs, because a
 //! device created by step k only gets its device number and size when step k has run;
 //! a step refused then is a [`Refused`].
 
