@@ -14,7 +14,7 @@ use crate::actual::Actual;
 use crate::args::validate::Desired;
 use crate::bind::bind;
 pub use crate::plan::Resolved;
-use crate::plan::{Action, Layer, Refused};
+use crate::plan::{Action, Refused};
 
 /// Resolve a planned action against the state probed just before it runs.
 pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Refused> {
@@ -32,15 +32,7 @@ pub fn resolve(action: &Action, d: &Desired, a: &Actual) -> Result<Resolved, Ref
             ),
         ));
     }
-    use crate::plan::rooms;
-    match action.layer() {
-        Layer::Namespace => rooms::namespace(action, &bound),
-        Layer::Dm => rooms::dm(action, &bound),
-        Layer::Partition => rooms::partition(action, &bound),
-        Layer::Filesystem => rooms::filesystem(action, &bound),
-        Layer::Mount => rooms::mount(action, &bound),
-        Layer::Boot => rooms::boot(action, &bound),
-    }
+    crate::plan::resolve_in_room(action, &bound)
 }
 
 #[cfg(test)]

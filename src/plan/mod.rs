@@ -61,15 +61,18 @@ use crate::units::Sectors;
 use overlay::Overlay;
 use std::collections::BTreeSet;
 
-/// Each layer's apply-time part (its guard and its action -> op translation), for
-/// [`crate::apply::resolve`].
-pub(crate) mod rooms {
-    pub(crate) use super::boot::resolve as boot;
-    pub(crate) use super::dm::resolve as dm;
-    pub(crate) use super::filesystem::resolve as filesystem;
-    pub(crate) use super::mount::resolve as mount;
-    pub(crate) use super::namespace::resolve as namespace;
-    pub(crate) use super::partition::resolve as partition;
+/// A planned step at apply time, in its layer's room: the layer's guard and its
+/// translation into an op, against the bound view of the state probed just before it
+/// (for [`crate::apply::resolve()`], which first applies the guard common to all layers).
+pub(crate) fn resolve_in_room(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    match action.layer() {
+        Layer::Namespace => namespace::resolve(action, bound),
+        Layer::Dm => dm::resolve(action, bound),
+        Layer::Partition => partition::resolve(action, bound),
+        Layer::Filesystem => filesystem::resolve(action, bound),
+        Layer::Mount => mount::resolve(action, bound),
+        Layer::Boot => boot::resolve(action, bound),
+    }
 }
 
 /// Plan the steps that take `actual` to `desired`.
