@@ -115,6 +115,23 @@ pub struct Wanted {
     pub complete: bool,
 }
 
+impl Wanted {
+    /// A whole table, built from existing members.
+    pub fn whole(target: DmTarget, chunk: Sectors, table: &[TableLine]) -> Wanted {
+        Wanted {
+            target,
+            chunk,
+            members: table
+                .iter()
+                .flat_map(|l| l.members())
+                .map(Member::Dev)
+                .collect(),
+            mapped: table.to_vec(),
+            complete: true,
+        }
+    }
+}
+
 /// What loading a new table over a live one does to what the device holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
@@ -425,17 +442,7 @@ mod tests {
     }
 
     fn wanted(target: DmTarget, chunk: u64, t: &[TableLine]) -> Wanted {
-        Wanted {
-            target,
-            chunk: Sectors(chunk),
-            members: t
-                .iter()
-                .flat_map(|l| l.members())
-                .map(Member::Dev)
-                .collect(),
-            mapped: t.to_vec(),
-            complete: true,
-        }
+        Wanted::whole(target, Sectors(chunk), t)
     }
 
     fn reasons(old: &[TableLine], w: &Wanted) -> Vec<String> {

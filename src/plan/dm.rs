@@ -455,17 +455,7 @@ fn reload_keeps_data(
         // nothing there to move (the load itself will say the device is missing)
         return Ok(());
     };
-    let wanted = Wanted {
-        target,
-        chunk,
-        members: table
-            .iter()
-            .flat_map(|l| l.members())
-            .map(Member::Dev)
-            .collect(),
-        mapped: table.to_vec(),
-        complete: true,
-    };
+    let wanted = Wanted::whole(target, chunk, table);
     let effect = match dm.table.lines() {
         Ok(live) => reload_effect(live, &wanted, &|m| member_name(a, m)),
         Err(e) => Reload::Moves {
