@@ -34,6 +34,7 @@ pub mod boot;
 pub mod dm_table;
 pub mod facts;
 pub mod geometry;
+pub mod lvm;
 pub mod op;
 pub mod plan;
 pub mod report;

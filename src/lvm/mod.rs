@@ -1,0 +1,303 @@
+//! LVM2 as it is on disk: the PV label, the metadata area header and the volume group
+//! metadata text, read from bytes with no system access, so that a probe learns about
+//! PVs, VGs and LVs without starting `lvm`.
+//!
+//! Hand-written: the crates `lvm2` (0.0.3, untouched since 2022) and its fork `lamlvm`
+//! (0.1.1) check no CRC, look for the label in sector 1 only, do not follow metadata
+//! text that wraps around the end of its area, size a buffer from the on-disk length
+//! unchecked and type `stripes` as one `(pv, offset)` pair, so a striped LV fails the
+//! whole VG; `exhume_lvm` is the same code under GPL-3.0 with a CLI's dependencies.
+//!
+//! The format, as LVM 2.03 writes it (all integers little-endian):
+//! - [`label`]: a 512-byte label in one of the first 4 sectors (`LABELONE`, its own
+//!   sector number, a CRC of bytes 20..512, `LVM2 001`), then the `pv_header`: the PV
+//!   uuid, the device size, a list of data areas (the first starts at `pe_start`), a list
+//!   of metadata areas, and an extension (version, flags, bootloader areas).
+//! - [`mda`]: each metadata area starts with a 512-byte header (CRC of bytes 4..512,
+//!   magic, version 1, its own start and size) whose first `raw_locn` places the
+//!   committed metadata text (offset from the area's start, size including a trailing
+//!   NUL, CRC); the rest of the area is a circular buffer, so the text may continue at
+//!   byte 512 of the area.
+//! - [`config`]: the text's syntax (sections, `key = value`, strings, integers, arrays,
+//!   `#` comments); [`metadata`]: the volume group it describes, typed.
+//!
+//! Every CRC is LVM's [`crc::calc_crc`]. Nothing is allocated from an on-disk length
+//! before it is checked against the structure that holds it and [`MAX_METADATA_TEXT`].
+//! [`read_pv`] puts the pieces together for one device.
+
+pub mod config;
+pub mod crc;
+pub mod label;
+pub mod mda;
+pub mod metadata;
+
+pub use label::{read_label, DiskArea, PvExtension, PvLabel};
+pub use mda::{read_mda, Mda, MdaContent, MdaHeader, RawLocn};
+pub use metadata::{parse_vg, LogicalVolume, PhysicalVolume, Segment, Stripe, VolumeGroup};
+
+use std::fmt;
+use std::io;
+
+/// Sector size of every LVM on-disk structure (the label, the mda header).
+pub const SECTOR: usize = 512;
+
+/// The largest metadata text this reader accepts (LVM's own default metadata area is
+/// under 1 MiB; a VG with thousands of LVs stays well below this).
+pub const MAX_METADATA_TEXT: u64 = 16 << 20;
+
+/// A positioned read of a device: `(offset, len)` gives `len` bytes from byte `offset`.
+pub type ReadAt<'a> = dyn FnMut(u64, usize) -> io::Result<Vec<u8>> + 'a;
+
+/// What is wrong with LVM bytes or text. Offsets are byte offsets from the start of the
+/// device; fields are named as LVM's structures name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LvmError {
+    /// The bytes end before the structure does.
+    Truncated {
+        /// The structure.
+        what: &'static str,
+        /// Where it starts.
+        offset: u64,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes there are.
+        available: u64,
+    },
+    /// A stored checksum does not match the bytes it covers.
+    Checksum {
+        /// What the checksum covers.
+        what: &'static str,
+        /// Where that starts.
+        offset: u64,
+        /// The checksum stored on disk.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// A field holds a value the format does not allow.
+    BadField {
+        /// The field (`label_header.sector`, `raw_locn[0].offset`, ...).
+        field: &'static str,
+        /// Where the structure holding it starts.
+        offset: u64,
+        /// Its value as found.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A list of disk locations has no terminating entry before its sector ends.
+    Unterminated {
+        /// The list.
+        what: &'static str,
+        /// Where the sector holding it starts.
+        offset: u64,
+    },
+    /// An on-disk length is larger than this reader accepts.
+    TooLarge {
+        /// What has that length.
+        what: &'static str,
+        /// Where it starts.
+        offset: u64,
+        /// Its length in bytes.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A positioned read failed.
+    Read {
+        /// Where.
+        offset: u64,
+        /// How many bytes were asked for.
+        len: u64,
+        /// The error.
+        error: String,
+    },
+    /// A positioned read returned another number of bytes than asked for.
+    ShortRead {
+        /// Where.
+        offset: u64,
+        /// Bytes asked for.
+        wanted: u64,
+        /// Bytes returned.
+        got: u64,
+    },
+    /// The metadata text is not in LVM's config syntax.
+    Syntax {
+        /// Line (from 1) in the text.
+        line: usize,
+        /// What was expected or found.
+        what: String,
+    },
+    /// The metadata text lacks a field or holds one of the wrong kind.
+    Field {
+        /// Where in the text: section names and the field joined by `/`
+        /// (`vgp/logical_volumes/lvs/segment1/stripes`).
+        path: String,
+        /// What is wrong.
+        problem: FieldProblem,
+    },
+}
+
+/// What is wrong with a field of the metadata text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldProblem {
+    /// It is not there.
+    Missing,
+    /// It is there twice.
+    Duplicate,
+    /// It is not of the kind wanted.
+    WrongType {
+        /// The kind wanted (`an integer`, `a section`, ...).
+        expected: &'static str,
+    },
+    /// Its value breaks a rule of the format.
+    Invalid {
+        /// The rule.
+        why: String,
+    },
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldProblem::Missing => write!(f, "missing"),
+            FieldProblem::Duplicate => write!(f, "given more than once"),
+            FieldProblem::WrongType { expected } => write!(f, "not {expected}"),
+            FieldProblem::Invalid { why } => write!(f, "{why}"),
+        }
+    }
+}
+
+impl fmt::Display for LvmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LvmError::Truncated {
+                what,
+                offset,
+                needed,
+                available,
+            } => write!(
+                f,
+                "{what} at byte {offset} is cut short: {needed} bytes needed, {available} there"
+            ),
+            LvmError::Checksum {
+                what,
+                offset,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "{what} at byte {offset}: checksum {computed:#010x} does not match the stored {stored:#010x}"
+            ),
+            LvmError::BadField {
+                field,
+                offset,
+                value,
+                why,
+            } => write!(f, "{field} (structure at byte {offset}) is {value}: {why}"),
+            LvmError::Unterminated { what, offset } => write!(
+                f,
+                "{what} in the sector at byte {offset} has no end marker"
+            ),
+            LvmError::TooLarge {
+                what,
+                offset,
+                size,
+                limit,
+            } => write!(
+                f,
+                "{what} at byte {offset} is {size} bytes, over this reader's limit of {limit}"
+            ),
+            LvmError::Read { offset, len, error } => {
+                write!(f, "reading {len} bytes at byte {offset} failed: {error}")
+            }
+            LvmError::ShortRead {
+                offset,
+                wanted,
+                got,
+            } => write!(
+                f,
+                "reading {wanted} bytes at byte {offset} returned {got} bytes"
+            ),
+            LvmError::Syntax { line, what } => {
+                write!(f, "metadata text, line {line}: {what}")
+            }
+            LvmError::Field { path, problem } => write!(f, "metadata field {path}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for LvmError {}
+
+/// An [`LvmError`] on a named device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvReadError {
+    /// The device as the caller named it (`/dev/pmem0`).
+    pub device: String,
+    /// What is wrong on it.
+    pub error: LvmError,
+}
+
+impl fmt::Display for PvReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LVM on {}: {}", self.device, self.error)
+    }
+}
+
+impl std::error::Error for PvReadError {}
+
+/// One device's LVM state as its own bytes tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvOnDisk {
+    /// The PV label.
+    pub label: PvLabel,
+    /// Its metadata areas, in the label's order.
+    pub mdas: Vec<Mda>,
+    /// The volume group in the newest (highest `seqno`) metadata text of its areas;
+    /// `None` for a PV in no VG (its areas hold no text) or with every area ignored.
+    pub vg: Option<VolumeGroup>,
+}
+
+/// Read a device's LVM state: the label from `head` (the device's first bytes; the
+/// label is in one of its first 4 sectors), then each metadata area through `read`.
+/// `Ok(None)` when the device carries no LVM2 label. `device` only names the device in
+/// errors. A damaged metadata area is an error even when the PV has another good one
+/// (LVM would read the other): the caller learns of the damage rather than a guess.
+pub fn read_pv(
+    device: &str,
+    head: &[u8],
+    read: &mut ReadAt<'_>,
+) -> Result<Option<PvOnDisk>, PvReadError> {
+    let on = |error| PvReadError {
+        device: device.to_string(),
+        error,
+    };
+    let Some(label) = read_label(head).map_err(on)? else {
+        return Ok(None);
+    };
+    let mut mdas = Vec::with_capacity(label.metadata_areas.len());
+    let mut vg: Option<VolumeGroup> = None;
+    for area in &label.metadata_areas {
+        let mda = read_mda(*area, read).map_err(on)?;
+        if let MdaContent::Text { text, .. } = &mda.content {
+            let parsed = parse_vg(text).map_err(on)?;
+            if vg.as_ref().is_none_or(|v| parsed.seqno > v.seqno) {
+                vg = Some(parsed);
+            }
+        }
+        mdas.push(mda);
+    }
+    Ok(Some(PvOnDisk { label, mdas, vg }))
+}
+
+/// Little-endian integers at a byte offset of a slice (`None` past its end).
+pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// See [`le_u32`].
+pub(crate) fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
