@@ -31,6 +31,9 @@ pub mod label;
 pub mod mda;
 pub mod metadata;
 
+#[cfg(test)]
+mod tests;
+
 pub use label::{read_label, DiskArea, PvExtension, PvLabel};
 pub use mda::{read_mda, Mda, MdaContent, MdaHeader, RawLocn};
 pub use metadata::{parse_vg, LogicalVolume, PhysicalVolume, Segment, Stripe, VolumeGroup};
