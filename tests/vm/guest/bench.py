@@ -281,6 +281,9 @@ def main(out):
         """A new copy of the binary for each run, as Ansible copies a module to the host
         for every task: no page of it is cached, and QEMU has translated none of its code."""
         fresh["i"] += 1
+        # the last run's copy goes first: 101 copies of a 4.7 MB binary do not fit in the
+        # guest's /tmp (its RAM); a new file is never cached either way
+        subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
         path = f"{W}/fresh/{fresh['i']}/pmem_stack"
         os.makedirs(os.path.dirname(path), exist_ok=True)
         subprocess.run(["cp", BIN, path], check=True)
