@@ -83,9 +83,7 @@ pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>
 }
 
 fn attr(dir: &Path, rel: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(rel))
-        .ok()
-        .map(|s| s.trim().to_string())
+    super::sysfs::read(&dir.join(rel))
 }
 
 /// The device (or, for a partition, its disk) is removable.

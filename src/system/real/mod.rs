@@ -25,6 +25,7 @@
 //! - `argv.rs`: the command lines of the ops that run one of those programs
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 //! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
+//! - `sysfs.rs`: one attribute in one read (open, read, close)
 
 pub mod argv;
 pub mod block;
@@ -44,6 +45,7 @@ pub mod nd;
 pub mod platform;
 pub mod pmd;
 pub mod record;
+pub mod sysfs;
 
 use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
@@ -51,6 +53,7 @@ use crate::actual::{Actual, Missing};
 use crate::system::timing::{OperationTime, Timing};
 use crate::system::Op;
 use record::Recorder;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The machine we run on.
@@ -74,6 +77,8 @@ pub struct RealSystem {
     /// Set when the run could not come back to its own mount namespace after unmounting
     /// a copy in another one: then nothing more is probed or run.
     stranded: Option<String>,
+    /// What the last listing saw beyond the snapshot (see [`Seen`]).
+    seen: Seen,
 }
 
 impl Default for RealSystem {
@@ -96,35 +101,65 @@ impl RealSystem {
             record: Recorder::new(start),
             files_changed: false,
             stranded: None,
+            seen: Seen::default(),
         }
     }
+}
+
+/// What the last listing saw beyond the snapshot, for the re-probe after a step: the
+/// DIMMs each region maps, and the block device names and udev links.
+#[derive(Debug, Default)]
+struct Seen {
+    dimms: std::collections::BTreeMap<String, Vec<String>>,
+    blocks: block::Seen,
 }
 
 /// Everything the probe learns without opening a block device: regions and namespaces
 /// (sysfs), dm devices (ioctls on the control node), block devices (sysfs) and mounts
 /// (mountinfo), and what kernel support is missing.
-/// The time of each part goes to `record`.
+/// The time of each part goes to `record`; what the listing saw beyond it to `seen`.
 fn list(
     sys: &std::path::Path,
     dev: &std::path::Path,
     scope: &ProbeScope,
     record: &Recorder,
+    seen: &mut Seen,
 ) -> Result<Actual, SystemError> {
     let mut a = Actual::default();
-    list_nd(&mut a, sys, record)?;
-    list_dm(&mut a, record)?;
+    list_nd(&mut a, sys, record, seen, None)?;
+    list_dm(&mut a, record, None)?;
     // the kernel release (in the platform facts) tells how mountinfo shows dax
     a.platform = Some(record.part("platform", platform::probe));
     list_mounts(&mut a, record)?;
-    list_blocks(&mut a, sys, dev, scope, record)?;
+    list_blocks(&mut a, sys, dev, scope, record, &mut seen.blocks, None)?;
     Ok(a)
 }
 
-/// Regions and namespaces (sysfs), and whether the NVDIMM bus is missing.
-fn list_nd(a: &mut Actual, sys: &Path, record: &Recorder) -> Result<(), SystemError> {
-    let (regions, namespaces) = record.part("namespaces", || nd::probe(sys))?;
-    a.regions = regions;
-    a.namespaces = namespaces;
+/// Regions and namespaces (sysfs), and whether the NVDIMM bus is missing. With
+/// `again = Some(regions)`, after a step that changed those regions (see
+/// [`nd::affected`]): they are read, the others kept from `a`.
+fn list_nd(
+    a: &mut Actual,
+    sys: &Path,
+    record: &Recorder,
+    seen: &mut Seen,
+    again: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), SystemError> {
+    let listing = record.part("namespaces", || match again {
+        None => nd::list(sys, None),
+        Some(changed) => {
+            let prev = nd::Again {
+                regions: &a.regions,
+                namespaces: &a.namespaces,
+                dimms: &seen.dimms,
+                changed,
+            };
+            nd::list(sys, Some(prev))
+        }
+    })?;
+    a.regions = listing.regions;
+    a.namespaces = listing.namespaces;
+    seen.dimms = listing.dimms;
     a.missing.retain(|m| *m != Missing::Nvdimm);
     if a.regions.is_empty() && !nd::has_bus(sys) {
         // first, as a full listing says it
@@ -133,13 +168,23 @@ fn list_nd(a: &mut Actual, sys: &Path, record: &Recorder) -> Result<(), SystemEr
     Ok(())
 }
 
-/// dm devices (ioctls on the control node), and whether device-mapper is missing.
-fn list_dm(a: &mut Actual, record: &Recorder) -> Result<(), SystemError> {
+/// dm devices (ioctls on the control node), and whether device-mapper is missing. With
+/// `again = Some(names)`, after a step: the devices of `a` not named are kept as they
+/// were (their name and number unchanged).
+fn list_dm(
+    a: &mut Actual,
+    record: &Recorder,
+    again: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), SystemError> {
     a.missing.retain(|m| *m == Missing::Nvdimm);
-    a.dm_devices = record.part("dm", dm::probe)?.unwrap_or_else(|missing| {
-        a.missing.push(missing);
-        Vec::new()
-    });
+    let prev = std::mem::take(&mut a.dm_devices);
+    let keep = again.map(|dirty| (prev.as_slice(), dirty));
+    a.dm_devices = record
+        .part("dm", || dm::probe_again(keep))?
+        .unwrap_or_else(|missing| {
+            a.missing.push(missing);
+            Vec::new()
+        });
     Ok(())
 }
 
@@ -151,20 +196,20 @@ fn list_mounts(a: &mut Actual, record: &Recorder) -> Result<(), SystemError> {
 }
 
 /// Block devices (sysfs): every one for `--facts`, else those the scope can involve.
+/// With `again`, after a step: see [`block::list`].
 fn list_blocks(
     a: &mut Actual,
     sys: &Path,
     dev: &Path,
     scope: &ProbeScope,
     record: &Recorder,
+    seen: &mut block::Seen,
+    again: Option<block::Again<'_>>,
 ) -> Result<(), SystemError> {
     a.block_devices = record.part("block", || {
-        if scope.all_dm {
-            // `--facts`: every block device is listed (sysfs only; none is opened)
-            block::probe(sys, dev, &a.dm_devices)
-        } else {
-            block::probe_scoped(sys, dev, &a.dm_devices, &scope_devnos(scope, &a.mounts))
-        }
+        // `--facts`: every block device is listed (sysfs only; none is opened)
+        let scoped = (!scope.all_dm).then(|| scope_devnos(scope, &a.mounts));
+        block::list(sys, dev, &a.dm_devices, scoped.as_deref(), seen, again)
     })?;
     Ok(())
 }
@@ -204,7 +249,13 @@ impl RealSystem {
 
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
         self.files_changed = false;
-        let mut a = list(&self.sys, &self.dev, &self.scope, &self.record)?;
+        let mut a = list(
+            &self.sys,
+            &self.dev,
+            &self.scope,
+            &self.record,
+            &mut self.seen,
+        )?;
         let reach = scope::reach(&self.scope, &a);
         if self.scope.elsewhere {
             a.elsewhere = self.record.part("elsewhere", || {
@@ -229,10 +280,12 @@ impl RealSystem {
     }
 
     /// The state after `op` ran on `prev`: what `op` can have changed is read again (see
-    /// [`Touched`]), the rest of `prev` is kept. A device's content is read again when
-    /// `op` touched it or something it is stacked under, or when its listing (size,
-    /// holders, partitions, links) or whether the scope reaches it changed; else its
-    /// content in `prev` is kept.
+    /// [`Touched`]), the rest of `prev` is kept: the regions it changed (and their
+    /// namespaces), the dm devices it made, changed, opened or closed, the block devices
+    /// it made, changed or stacked something on (and what came or went meanwhile), the
+    /// mounts. A device's content is read again when `op` touched it or something it is
+    /// stacked under, or when its listing (size, holders, partitions, links) or whether
+    /// the scope reaches it changed; else its content in `prev` is kept.
     fn probe_after_op(&mut self, op: &Op, prev: &Actual) -> Result<Actual, SystemError> {
         let mut t = touched(op, prev);
         t.files |= std::mem::take(&mut self.files_changed);
@@ -241,10 +294,21 @@ impl RealSystem {
         }
         let mut a = prev.clone();
         if t.nd {
-            list_nd(&mut a, &self.sys, &self.record)?;
+            // the regions sharing a DIMM with one the op changed, too
+            let changed: BTreeSet<String> = t.regions.iter().cloned().collect();
+            let regions = nd::affected(&self.seen.dimms, &changed);
+            t.regions = regions.iter().cloned().collect();
+            list_nd(
+                &mut a,
+                &self.sys,
+                &self.record,
+                &mut self.seen,
+                Some(&regions),
+            )?;
         }
         if t.dm {
-            list_dm(&mut a, &self.record)?;
+            let dirty = t.dm_dirty(prev);
+            list_dm(&mut a, &self.record, Some(&dirty))?;
         }
         if t.mounts {
             list_mounts(&mut a, &self.record)?;
@@ -265,7 +329,20 @@ impl RealSystem {
             || (t.mounts
                 && scope_devnos(&self.scope, &a.mounts) != scope_devnos(&self.scope, &prev.mounts))
         {
-            list_blocks(&mut a, &self.sys, &self.dev, &self.scope, &self.record)?;
+            let dirty = t.blocks_dirty(prev, &a);
+            let again = block::Again {
+                prev: &prev.block_devices,
+                dirty: &dirty,
+            };
+            list_blocks(
+                &mut a,
+                &self.sys,
+                &self.dev,
+                &self.scope,
+                &self.record,
+                &mut self.seen.blocks,
+                Some(again),
+            )?;
         }
         let reach = scope::reach(&self.scope, &a);
         let before = scope::reach(&self.scope, prev);
@@ -316,18 +393,44 @@ impl RealSystem {
         a.partition_tables = contents.partition_tables;
         a.filesystems = contents.filesystems;
         a.unreadable = contents.unreadable;
-        if t.mounts {
-            self.record
-                .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
-        } else if reach.read != before.read {
-            // whether a mount's root is read depends on the scope's reach
-            let mut fresh = a.mounts.clone();
-            for m in &mut fresh {
-                m.root_extsize = None;
+        if t.mounts || reach.read != before.read {
+            // a mount's root is read when the scope reaches its device: read it for a
+            // mount that is new, or whose device came into reach, or that the step
+            // touched; keep it for the others
+            let changed = |m: &crate::actual::Mount| {
+                t.targets.contains(&m.target)
+                    || reach.read.contains(&m.devno) != before.read.contains(&m.devno)
+                    || !prev
+                        .mounts
+                        .iter()
+                        .any(|p| p.target == m.target && p.devno == m.devno && p.fstype == m.fstype)
+            };
+            let mut fresh = Vec::new();
+            for m in &mut a.mounts {
+                if changed(m) {
+                    m.root_extsize = None;
+                    fresh.push(m.clone());
+                } else {
+                    m.root_extsize = prev
+                        .mounts
+                        .iter()
+                        .find(|p| p.target == m.target && p.devno == m.devno)
+                        .and_then(|p| p.root_extsize);
+                }
             }
-            self.record
-                .part("extsize", || mounts::read_extsize(&mut fresh, &reach));
-            a.mounts = fresh;
+            if !fresh.is_empty() {
+                self.record
+                    .part("extsize", || mounts::read_extsize(&mut fresh, &reach));
+                for f in fresh {
+                    if let Some(m) = a
+                        .mounts
+                        .iter_mut()
+                        .find(|m| m.target == f.target && m.devno == f.devno)
+                    {
+                        m.root_extsize = f.root_extsize;
+                    }
+                }
+            }
         }
         if t.files {
             a.files = self.record.part("files", || files::probe(&self.root))?;
@@ -529,6 +632,8 @@ struct Touched {
     everything: bool,
     /// Regions and namespaces (and so the block devices).
     nd: bool,
+    /// ... of these regions (and those sharing a DIMM with them).
+    regions: Vec<String>,
     /// dm devices (and so the block devices, when a dm device came, went or changed its
     /// table: holders, new or gone dm disks); also their open counts.
     dm: bool,
@@ -536,6 +641,10 @@ struct Touched {
     blocks: bool,
     /// Mounts (and their extent size hints).
     mounts: bool,
+    /// ... at these mount points (their extent size hint is read again).
+    targets: Vec<String>,
+    /// dm tables the op loaded: their members' holders change.
+    tables: Vec<Vec<crate::actual::dm::TableLine>>,
     /// Boot files.
     files: bool,
     /// Uncleared-namespace markers.
@@ -551,6 +660,88 @@ struct Touched {
 }
 
 impl Touched {
+    /// The dm devices (by name) whose status the op can have changed: those it made,
+    /// reloaded or removed and the dm devices among their members (held or let go),
+    /// and those it opened or closed (a mount's source).
+    fn dm_dirty(&self, prev: &Actual) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.dm_names.iter().cloned().collect();
+        let mut members: Vec<crate::actual::Devno> = self.devices.clone();
+        for d in prev
+            .dm_devices
+            .iter()
+            .filter(|d| self.dm_names.contains(&d.name))
+        {
+            members.extend(
+                d.table
+                    .lines()
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|l| l.members()),
+            );
+        }
+        members.extend(self.tables.iter().flatten().flat_map(|l| l.members()));
+        out.extend(
+            prev.dm_devices
+                .iter()
+                .filter(|d| members.contains(&d.devno))
+                .map(|d| d.name.clone()),
+        );
+        out
+    }
+
+    /// The block devices of `prev` (kernel names) whose listing the op can have changed
+    /// (`a`: the namespaces and dm devices after it): the devices it names, the block
+    /// devices of the namespaces of the regions it changed and of the dm devices it
+    /// made, changed or removed, the members of those (their holders), and the
+    /// partitions of all these. A device that is new or gone is found by the listing.
+    fn blocks_dirty(&self, prev: &Actual, a: &Actual) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.disks.iter().cloned().collect();
+        let mut devnos: Vec<crate::actual::Devno> = self.devices.clone();
+        for s in [prev, a] {
+            names.extend(
+                s.namespaces
+                    .iter()
+                    .filter(|n| {
+                        self.namespaces.contains(&n.dev) || self.regions.contains(&n.region)
+                    })
+                    .filter_map(|n| n.blockdev.clone()),
+            );
+            for d in s
+                .dm_devices
+                .iter()
+                .filter(|d| self.dm_names.contains(&d.name))
+            {
+                devnos.push(d.devno);
+                devnos.extend(
+                    d.table
+                        .lines()
+                        .unwrap_or_default()
+                        .iter()
+                        .flat_map(|l| l.members()),
+                );
+            }
+        }
+        devnos.extend(self.tables.iter().flatten().flat_map(|l| l.members()));
+        names.extend(
+            prev.block_devices
+                .iter()
+                .filter(|b| devnos.contains(&b.devno))
+                .map(|b| b.name.clone()),
+        );
+        let parts: Vec<String> = prev
+            .block_devices
+            .iter()
+            .filter(|b| {
+                b.partition
+                    .as_ref()
+                    .is_some_and(|p| names.contains(&p.disk))
+            })
+            .map(|b| b.name.clone())
+            .collect();
+        names.extend(parts);
+        names
+    }
+
     /// The devices of `a` whose content must be read again: those named, and what is
     /// stacked on them (holders, partitions), transitively.
     fn devices_in(&self, a: &Actual) -> std::collections::BTreeSet<crate::actual::Devno> {
@@ -605,22 +796,35 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             .map(|b| b.name.clone())
             .collect::<Vec<_>>()
     };
+    // the region of namespace `dev`
+    let region = |dev: &str| {
+        prev.namespaces
+            .iter()
+            .find(|n| n.dev == dev)
+            .map(|n| n.region.clone())
+            .or_else(|| nd::region_of(dev))
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
     match op {
         // a new namespace is a new block device (read for being new); one reconfigured
         // in place keeps its name, so it is named
-        Op::CreateNamespace { .. } => Touched {
+        Op::CreateNamespace { region, .. } => Touched {
             nd: true,
+            regions: vec![region.clone()],
             uncleared: true,
             ..t
         },
         Op::ReconfigureNamespace { dev, .. } => Touched {
             nd: true,
+            regions: region(dev),
             uncleared: true,
             namespaces: vec![dev.clone()],
             ..t
         },
-        Op::DestroyNamespace { .. } => Touched {
+        Op::DestroyNamespace { dev } => Touched {
             nd: true,
+            regions: region(dev),
             uncleared: true,
             ..t
         },
@@ -633,7 +837,13 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             devices: vec![device.devno],
             ..t
         },
-        Op::DmCreate { name, .. } | Op::DmReload { name, .. } | Op::DmRemove { name } => Touched {
+        Op::DmCreate { name, table, .. } | Op::DmReload { name, table, .. } => Touched {
+            dm: true,
+            dm_names: vec![name.clone()],
+            tables: vec![table.clone()],
+            ..t
+        },
+        Op::DmRemove { name } => Touched {
             dm: true,
             dm_names: vec![name.clone()],
             ..t
@@ -652,15 +862,17 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             ..t
         },
         // a mount opens its device: a dm device's open count changes
-        Op::Mount { source, .. } => Touched {
+        Op::Mount { source, target, .. } => Touched {
             mounts: true,
             dm: true,
+            targets: vec![target.clone()],
             devices: vec![source.devno],
             ..t
         },
-        Op::UmountElsewhere { devno, .. } => Touched {
+        Op::UmountElsewhere { devno, target, .. } => Touched {
             mounts: true,
             dm: true,
+            targets: vec![target.clone()],
             devices: vec![*devno],
             ..t
         },
@@ -668,6 +880,7 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             Touched {
                 mounts: true,
                 dm: true,
+                targets: vec![target.clone()],
                 devices: prev
                     .mounts
                     .iter()

@@ -23,26 +23,102 @@ use crate::actual::{Namespace, Region};
 use crate::args::{MapMode, NamespaceMode};
 use crate::system::SystemError;
 use crate::units::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
 /// Regions and namespaces under `sys`/bus/nd/devices. No nd bus (no NVDIMM support or
 /// no NVDIMMs) is not an error: both lists are empty.
 pub fn probe(sys: &Path) -> Result<(Vec<Region>, Vec<Namespace>), SystemError> {
+    let l = list(sys, None)?;
+    Ok((l.regions, l.namespaces))
+}
+
+/// What the nd listing found, with the DIMMs of each region.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Regions, in the kernel's order (`region2` before `region10`).
+    pub regions: Vec<Region>,
+    /// Namespaces (not the seeds), in the same order.
+    pub namespaces: Vec<Namespace>,
+    /// Region name -> the DIMMs (`nmemN`) it maps.
+    pub dimms: BTreeMap<String, Vec<String>>,
+}
+
+/// The regions a change in `changed` (region names) can have changed: those, and every
+/// region sharing a DIMM with one of them (a DIMM's label area holds the labels of
+/// all its regions). A region `known` does not map is counted in.
+pub fn affected(
+    known: &BTreeMap<String, Vec<String>>,
+    changed: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let dimms: BTreeSet<&String> = changed
+        .iter()
+        .filter_map(|r| known.get(r))
+        .flatten()
+        .collect();
+    let mut out = changed.clone();
+    out.extend(
+        known
+            .iter()
+            .filter(|(_, ds)| ds.iter().any(|d| dimms.contains(d)))
+            .map(|(r, _)| r.clone()),
+    );
+    out
+}
+
+/// The listing before a step, and the regions it changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Again<'a> {
+    /// Regions before.
+    pub regions: &'a [Region],
+    /// Namespaces before.
+    pub namespaces: &'a [Namespace],
+    /// The DIMMs of each region before.
+    pub dimms: &'a BTreeMap<String, Vec<String>>,
+    /// Regions to read again (see [`affected`]).
+    pub changed: &'a BTreeSet<String>,
+}
+
+/// List the nd devices. With `again`, only the regions it names (and their namespaces)
+/// are read; the other regions and their namespaces are kept (they cannot have
+/// changed: see [`affected`]). A region the listing before did not have is read too.
+pub fn list(sys: &Path, again: Option<Again<'_>>) -> Result<Listing, SystemError> {
     let devices = sys.join("bus/nd/devices");
     let mut names = list_dir(&devices)?;
     names.sort_by_key(|n| natural_key(n));
-    let mut regions = Vec::new();
-    let mut namespaces = Vec::new();
+    let fresh = |region: &str| {
+        again.is_none_or(|g| g.changed.contains(region) || !g.dimms.contains_key(region))
+    };
+    let mut out = Listing::default();
     for name in &names {
         let dir = devices.join(name);
         if name.starts_with("region") {
-            regions.extend(region(&devices, name, &dir)?);
+            if fresh(name) {
+                if let Some((r, dimms)) = region(&devices, name, &dir)? {
+                    out.regions.push(r);
+                    out.dimms.insert(name.clone(), dimms);
+                }
+            } else if let Some(g) = again {
+                out.regions
+                    .extend(g.regions.iter().find(|r| r.name == *name).cloned());
+                out.dimms.extend(
+                    g.dimms
+                        .get_key_value(name)
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
         } else if name.starts_with("namespace") {
-            namespaces.extend(namespace(&devices, name, &dir)?);
+            if region_of(name).is_none_or(|of| fresh(&of)) {
+                out.namespaces.extend(namespace(&devices, name, &dir)?);
+            } else if let Some(g) = again {
+                // a name the last listing did not keep is a seed (size 0), as it was
+                out.namespaces
+                    .extend(g.namespaces.iter().find(|n| n.dev == *name).cloned());
+            }
         }
     }
-    Ok((regions, namespaces))
+    Ok(out)
 }
 
 /// Whether an NVDIMM bus is registered (`sys`/bus/nd/devices/ndbusN): without one the
@@ -53,7 +129,12 @@ pub fn has_bus(sys: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, SystemError> {
+/// A region and the DIMMs it maps.
+fn region(
+    devices: &Path,
+    name: &str,
+    dir: &Path,
+) -> Result<Option<(Region, Vec<String>)>, SystemError> {
     if devtype(dir).as_deref() != Some("nd_pmem") {
         return Ok(None);
     }
@@ -81,6 +162,7 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
     // (those are label-less *in use* but can be labelled in place), which the region's
     // `nstype` (4 = label-less io, 5 = labelled pmem) does not tell apart.
     let mut labels = mappings > 0;
+    let mut dimms = Vec::new();
     for k in 0..mappings {
         let file = format!("mapping{k}");
         let Some(text) = attr(dir, &file) else {
@@ -98,8 +180,9 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         if attr(&devices.join(nmem), "available_slots").is_none() {
             labels = false;
         }
+        dimms.push(nmem.to_string());
     }
-    Ok(Some(Region {
+    let region = Region {
         name: name.to_string(),
         size: Bytes(size),
         available_size: Bytes(available_size),
@@ -108,7 +191,8 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         interleave_ways: Some(mappings),
         labels,
         start: attr_u64(dir, "resource")?,
-    }))
+    };
+    Ok(Some((region, dimms)))
 }
 
 fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>, SystemError> {
@@ -202,7 +286,7 @@ pub fn is_label_less_namespace(sys: &Path, dev: &str) -> bool {
 }
 
 /// `namespaceX.Y` -> `regionX` (the kernel names namespaces after their region's id).
-fn region_of(name: &str) -> Option<String> {
+pub fn region_of(name: &str) -> Option<String> {
     let (x, y) = name.strip_prefix("namespace")?.split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (digits(x) && digits(y)).then(|| format!("region{x}"))
@@ -262,9 +346,7 @@ pub(super) fn natural_key(name: &str) -> (String, Vec<u64>) {
 /// sysfs answers ENXIO or EIO for attributes that have no value in a device's current
 /// state (a seed's `resource`, an unbound DIMM's `available_slots`).
 pub(super) fn attr(dir: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(name))
-        .ok()
-        .map(|s| s.trim().to_string())
+    super::sysfs::read(&dir.join(name))
 }
 
 /// A number attribute (decimal, or hex with `0x` as the kernel prints addresses and
@@ -455,6 +537,77 @@ mod tests {
         assert_eq!(n.name.as_deref(), Some("pmd"));
         assert_eq!(n.align, Some(Bytes(2 * 1024 * 1024)));
         assert_eq!(n.map, Some(MapMode::Dev));
+    }
+
+    /// After a step, the regions it changed (and their namespaces) are read; the others
+    /// are kept as they were: from the "fresh" tree to the "stack" one, with both
+    /// regions changed it is the full listing, with one, the other is the old one.
+    #[test]
+    fn a_listing_after_a_step_reads_the_regions_it_changed() {
+        let fresh = list(&fixture("sysfs-trees/fresh/sys"), None).expect("fresh");
+        let stack_sys = fixture("sysfs-trees/stack/sys");
+        let stack = list(&stack_sys, None).expect("stack");
+        let after = |changed: &[&str]| {
+            let changed: BTreeSet<String> = changed.iter().map(|r| r.to_string()).collect();
+            let again = Again {
+                regions: &fresh.regions,
+                namespaces: &fresh.namespaces,
+                dimms: &fresh.dimms,
+                changed: &changed,
+            };
+            list(&stack_sys, Some(again)).expect("listing")
+        };
+        assert_eq!(after(&["region0", "region1"]), stack);
+        assert_eq!(after(&[]).regions, fresh.regions);
+        let one = after(&["region1"]);
+        assert_eq!(
+            one.regions,
+            [fresh.regions[0].clone(), stack.regions[1].clone()]
+        );
+        let mut want: Vec<Namespace> = fresh
+            .namespaces
+            .iter()
+            .filter(|n| n.region == "region0")
+            .cloned()
+            .collect();
+        want.extend(
+            stack
+                .namespaces
+                .iter()
+                .filter(|n| n.region == "region1")
+                .cloned(),
+        );
+        assert_eq!(one.namespaces, want);
+        // a region the listing before did not have is read
+        let mut known = fresh.dimms.clone();
+        known.remove("region0");
+        let again = Again {
+            regions: &fresh.regions,
+            namespaces: &fresh.namespaces,
+            dimms: &known,
+            changed: &BTreeSet::new(),
+        };
+        assert_eq!(
+            list(&stack_sys, Some(again)).expect("listing").regions[0],
+            stack.regions[0]
+        );
+    }
+
+    #[test]
+    fn regions_sharing_a_dimm_change_together() {
+        let dimms = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        let known = BTreeMap::from([
+            ("region0".to_string(), dimms(&["nmem0"])),
+            ("region1".to_string(), dimms(&["nmem1"])),
+            ("region2".to_string(), dimms(&["nmem0", "nmem2"])),
+        ]);
+        let set = |v: &[&str]| v.iter().map(|r| r.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            affected(&known, &set(&["region0"])),
+            set(&["region0", "region2"])
+        );
+        assert_eq!(affected(&known, &set(&["region1"])), set(&["region1"]));
+        assert_eq!(affected(&known, &set(&["region9"])), set(&["region9"]));
     }
 
     #[test]
