@@ -915,11 +915,15 @@ impl System for RealSystem {
         let a = self.probe_after_op(op, before);
         self.record.probe(started);
         let a = a?;
-        if cfg!(debug_assertions)
-            || option_env!("PMEM_STACK_CHECK_REPROBE").is_some()
-            || std::env::var_os(CHECK_REPROBE).is_some()
-        {
-            let full = self.probe_all()?;
+        if check_reprobe() {
+            // timed apart: the check is not the run's own work
+            let started = std::time::Instant::now();
+            let scratch = self.record.scratch();
+            let saved = std::mem::replace(&mut self.record, scratch);
+            let full = self.probe_all();
+            self.record = saved;
+            self.record.reprobe_check(started);
+            let full = full?;
             // udev's links may appear between the two probes, and udev's reads open a
             // device for a moment: neither is compared
             let unlinked = |a: &Actual| {
@@ -989,11 +993,22 @@ impl System for RealSystem {
     }
 }
 
-/// Set (to anything) to have every re-probe after a step checked against a full probe
-/// (always on in a debug build, and in one built with that variable set): a difference fails the run, naming the parts that
-/// differ (a test aid; it costs a full probe per step). udev's links (`aliases`) and dm
-/// open counts are not compared: udev alone can change them between the two probes.
+/// Set (to anything but empty or `0`) to have every re-probe after a step checked
+/// against a full probe (always on in a debug build, and in one built with that variable
+/// set): a difference fails the run, naming the parts that differ (a test aid; it costs
+/// a full probe per step, counted in the result's `timing.reprobe_checks` and
+/// `reprobe_check_ms`, not in its probes). The VM suites set it for every run
+/// (tests/vm.rs), on the binary operators deploy. udev's links (`aliases`) and dm open
+/// counts are not compared: udev alone can change them between the two probes.
 pub const CHECK_REPROBE: &str = "PMEM_STACK_CHECK_REPROBE";
+
+/// Whether re-probes are checked (see [`CHECK_REPROBE`]).
+fn check_reprobe() -> bool {
+    let on = |v: &std::ffi::OsStr| !v.is_empty() && v != "0";
+    cfg!(debug_assertions)
+        || option_env!("PMEM_STACK_CHECK_REPROBE").is_some_and(|v| on(v.as_ref()))
+        || std::env::var_os(CHECK_REPROBE).is_some_and(|v| on(&v))
+}
 
 /// The op's name, as the result shows it (`namespace`, `dm_create`, ...).
 fn op_name(op: &Op) -> String {

@@ -16,6 +16,8 @@ pub struct Recorder {
     external: RefCell<Vec<ExternalRun>>,
     /// Probes made: (count, milliseconds).
     probes: RefCell<(u32, f64)>,
+    /// Re-probes checked against a full probe: (count, milliseconds of the full probes).
+    checks: RefCell<(u32, f64)>,
     /// Milliseconds by part of the probe, summed over the probes.
     probe_parts: RefCell<BTreeMap<String, f64>>,
     operations: RefCell<Vec<OperationTime>>,
@@ -39,6 +41,7 @@ impl Recorder {
             start,
             external: RefCell::new(Vec::new()),
             probes: RefCell::new((0, 0.0)),
+            checks: RefCell::new((0, 0.0)),
             probe_parts: RefCell::new(BTreeMap::new()),
             operations: RefCell::new(Vec::new()),
             kernel: RefCell::new(BTreeMap::new()),
@@ -108,6 +111,19 @@ impl Recorder {
         p.1 += started.elapsed().as_secs_f64() * 1e3;
     }
 
+    /// A recorder for work that is not the run's own (the full probe of a re-probe
+    /// check), counting from the same start.
+    pub fn scratch(&self) -> Recorder {
+        Recorder::new(self.start)
+    }
+
+    /// A re-probe was checked against a full probe, from `started` until now.
+    pub fn reprobe_check(&self, started: Instant) {
+        let mut c = self.checks.borrow_mut();
+        c.0 += 1;
+        c.1 += started.elapsed().as_secs_f64() * 1e3;
+    }
+
     /// An operation ran.
     pub fn operation(&self, op: OperationTime) {
         self.operations.borrow_mut().push(op);
@@ -117,6 +133,7 @@ impl Recorder {
     /// memory of this process.
     pub fn timing(&self) -> Timing {
         let (probes, probe_ms) = *self.probes.borrow();
+        let (reprobe_checks, reprobe_check_ms) = *self.checks.borrow();
         Timing {
             probes,
             probe_ms,
@@ -127,6 +144,8 @@ impl Recorder {
             external: self.external.borrow().clone(),
             kernel_ms: self.kernel_ms(),
             kernel_calls_ms: self.kernel.borrow().clone(),
+            reprobe_checks,
+            reprobe_check_ms,
             peak_rss_kib: peak_rss_kib(),
         }
     }
