@@ -16,6 +16,7 @@
 //! kernel name), so a link belongs to the device whose kernel name ends its target.
 
 use super::nd::{attr, attr_parsed, list_dir, malformed, natural_key, required_u64};
+use super::sysfs::Dir;
 use crate::actual::{BlockDevice, Devno, DmDevice, PartitionOf};
 use crate::system::SystemError;
 use crate::units::Sectors;
@@ -80,8 +81,11 @@ pub fn list(
     seen: &mut Seen,
     again: Option<Again<'_>>,
 ) -> Result<Vec<BlockDevice>, SystemError> {
-    let class = sys.join("class/block");
-    let names: BTreeSet<String> = list_dir(&class)?.into_iter().collect();
+    let path = sys.join("class/block");
+    let names: BTreeSet<String> = list_dir(&path)?.into_iter().collect();
+    let Some(class) = Dir::open(&path) else {
+        return Ok(Vec::new()); // no block devices at all
+    };
     let kept: BTreeMap<&str, &BlockDevice> = match again {
         Some(g) => kept(&class, &names, &seen.names, g),
         None => BTreeMap::new(),
@@ -110,9 +114,8 @@ pub fn list(
             out.push(b);
             continue;
         }
-        let dir = class.join(name);
         let held = holders.remove(name);
-        if let Some(b) = device(&dir, name, dev, dms, &linked, held)? {
+        if let Some(b) = device(&class, name, dev, dms, &linked, held)? {
             out.push(b);
         }
     }
@@ -125,7 +128,7 @@ pub fn list(
 /// that came (not in `before`, the last listing's names) or went since (its holders
 /// changed).
 fn kept<'a>(
-    class: &Path,
+    class: &Dir,
     names: &BTreeSet<String>,
     before: &BTreeSet<String>,
     g: Again<'a>,
@@ -142,7 +145,7 @@ fn kept<'a>(
         }
     };
     for new in names.iter().filter(new) {
-        dirty.extend(list_dir(&class.join(new).join("slaves")).unwrap_or_default());
+        dirty.extend(class.entries(&format!("{new}/slaves")).unwrap_or_default());
     }
     // a device gone no longer holds what it was stacked on
     for b in g.prev {
@@ -161,7 +164,7 @@ fn kept<'a>(
 /// to `holders`; those of a `kept` device are its listing's.
 fn wanted_names(
     sys: &Path,
-    class: &Path,
+    class: &Dir,
     names: &BTreeSet<String>,
     also: &[Devno],
     kept: &BTreeMap<&str, &BlockDevice>,
@@ -185,7 +188,7 @@ fn wanted_names(
     // PMEM or dm device's partitions are named after it, and wanted already
     let parts: Vec<String> = extra
         .iter()
-        .flat_map(|disk| list_dir(&class.join(disk)).unwrap_or_default())
+        .flat_map(|disk| class.entries(disk).unwrap_or_default())
         .filter(|n| names.contains(n))
         .collect();
     extra.extend(parts);
@@ -196,7 +199,7 @@ fn wanted_names(
         let held = match kept.get(n.as_str()) {
             Some(b) => b.holders.clone(),
             None => {
-                let h = list_dir(&class.join(&n).join("holders")).unwrap_or_default();
+                let h = class.entries(&format!("{n}/holders")).unwrap_or_default();
                 holders.insert(n.clone(), h.clone());
                 h
             }
@@ -210,17 +213,20 @@ fn wanted_names(
     wanted
 }
 
+/// Block device `name` (a name in `class`, `/sys/class/block`), with its `holders` when
+/// they were read already.
 fn device(
-    dir: &Path,
+    class: &Dir,
     name: &str,
     dev: &Path,
     dms: &[DmDevice],
     links: &BTreeMap<String, Vec<String>>,
     holders: Option<Vec<String>>,
 ) -> Result<Option<BlockDevice>, SystemError> {
-    if !dir.exists() {
+    let Some(d) = class.at(name) else {
         return Ok(None); // removed while we looked
-    }
+    };
+    let dir = &d;
     let size = required_u64(dir, "size")?;
     if size == 0
         && ["loop", "ram", "zram"].iter().any(|p| {
@@ -233,23 +239,29 @@ fn device(
     let dev_text = attr(dir, "dev").unwrap_or_default();
     let devno: Devno = dev_text
         .parse()
-        .map_err(|_| malformed(&dir.join("dev"), &dev_text, "major:minor"))?;
+        .map_err(|_| malformed(&dir.path().join("dev"), &dev_text, "major:minor"))?;
 
     let (partition, dax) = match attr_parsed::<u32>(dir, "partition")? {
         Some(number) => {
             let start = required_u64(dir, "start")?;
-            // the disk is the directory the partition's directory sits in
-            let real = std::fs::canonicalize(dir).map_err(|e| SystemError::Probe {
-                msg: format!("{}: {e}", dir.display()),
-            })?;
-            let disk_dir = real.parent().ok_or_else(|| SystemError::Probe {
-                msg: format!("{}: partition without a parent disk", real.display()),
-            })?;
-            let disk = disk_dir
-                .file_name()
+            // the disk is the directory the partition's directory sits in: where its
+            // `/sys/class/block` link leads (`../../devices/.../DISK/NAME`)
+            let real = match class.link(name) {
+                Ok(target) => target,
+                Err(_) => std::fs::canonicalize(dir.path()).map_err(|e| SystemError::Probe {
+                    msg: format!("{}: {e}", dir.path().display()),
+                })?,
+            };
+            let disk = real
+                .parent()
+                .and_then(Path::file_name)
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let dax = queue_dax(disk_dir)
+                .filter(|n| !n.is_empty() && n != "..")
+                .ok_or_else(|| SystemError::Probe {
+                    msg: format!("{}: partition without a parent disk", real.display()),
+                })?;
+            // the disk's own entry in /sys/class/block is its directory
+            let dax = class.attr(&format!("{disk}/queue/dax")).as_deref() == Some("1")
                 && start.is_multiple_of(PAGE_SECTORS)
                 && size.is_multiple_of(PAGE_SECTORS);
             let p = PartitionOf {
@@ -264,16 +276,24 @@ fn device(
 
     let mut holders = match holders {
         Some(h) => h,
-        None => list_dir(&dir.join("holders"))?,
+        None => dir.entries("holders").map_err(|e| SystemError::Probe {
+            msg: format!("{}: {e}", dir.path().join("holders").display()),
+        })?,
     };
     holders.sort_by_key(|h| natural_key(h));
 
     let kernel_path = dev.join(name).to_string_lossy().into_owned();
-    let dm_name = attr(dir, "dm/name").filter(|n| !n.is_empty()).or_else(|| {
-        dms.iter()
-            .find(|d| d.devno == devno)
-            .map(|d| d.name.clone())
-    });
+    // only a dm device (the kernel names it dm-N) has `dm/`
+    let dm_name = name
+        .starts_with("dm-")
+        .then(|| attr(dir, "dm/name"))
+        .flatten()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            dms.iter()
+                .find(|d| d.devno == devno)
+                .map(|d| d.name.clone())
+        });
     let mut aliases = Vec::new();
     let path = match dm_name {
         Some(n) => {
@@ -298,7 +318,7 @@ fn device(
 }
 
 /// `queue/dax` is 1.
-fn queue_dax(dir: &Path) -> bool {
+fn queue_dax(dir: &Dir) -> bool {
     attr(dir, "queue/dax").as_deref() == Some("1")
 }
 

@@ -677,7 +677,21 @@ pub fn read_table(file: &mut File, devno: Devno) -> io::Result<Option<PartitionT
     let Some(lb) = block_size(bytes) else {
         return Ok(None);
     };
-    let g = geometry(&mut *file, lb)?;
+    let g = Geometry {
+        lb,
+        lbas: file.seek(SeekFrom::End(0))? / lb.as_u64(),
+    };
+    // Most disks the probe reads carry no GPT: look for either header's signature with
+    // two positioned reads first (what `read` would find), and stop there.
+    let signed = |lba: u64| -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut sig = [0u8; 8];
+        file.read_exact_at(&mut sig, lba * g.lb.as_u64())?;
+        Ok(sig == *SIGNATURE)
+    };
+    if g.lbas < 6 || !(signed(1)? || signed(g.last_lba())?) {
+        return Ok(None);
+    }
     let found = read(&mut *file, g)?;
     Ok(found.map(|disk| table_of(&disk, devno, g)))
 }

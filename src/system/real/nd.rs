@@ -19,6 +19,7 @@
 //!
 //! The helpers at the bottom (`attr`, `parse_u64`, ...) are shared with `block.rs`.
 
+use super::sysfs::{self, Dir};
 use crate::actual::{Namespace, Region};
 use crate::args::{MapMode, NamespaceMode};
 use crate::system::SystemError;
@@ -84,18 +85,23 @@ pub struct Again<'a> {
 /// are read; the other regions and their namespaces are kept (they cannot have
 /// changed: see [`affected`]). A region the listing before did not have is read too.
 pub fn list(sys: &Path, again: Option<Again<'_>>) -> Result<Listing, SystemError> {
-    let devices = sys.join("bus/nd/devices");
-    let mut names = list_dir(&devices)?;
+    let mut out = Listing::default();
+    let path = sys.join("bus/nd/devices");
+    let mut names = list_dir(&path)?;
+    let Some(devices) = Dir::open(&path) else {
+        return Ok(out); // no nd bus
+    };
     names.sort_by_key(|n| natural_key(n));
     let fresh = |region: &str| {
         again.is_none_or(|g| g.changed.contains(region) || !g.dimms.contains_key(region))
     };
-    let mut out = Listing::default();
+    // a device gone since the directory was listed is not there
+    let dir = |name: &str| devices.at(name);
     for name in &names {
-        let dir = devices.join(name);
         if name.starts_with("region") {
             if fresh(name) {
-                if let Some((r, dimms)) = region(&devices, name, &dir)? {
+                let Some(d) = dir(name) else { continue };
+                if let Some((r, dimms)) = region(&devices, name, &d)? {
                     out.regions.push(r);
                     out.dimms.insert(name.clone(), dimms);
                 }
@@ -110,7 +116,8 @@ pub fn list(sys: &Path, again: Option<Again<'_>>) -> Result<Listing, SystemError
             }
         } else if name.starts_with("namespace") {
             if region_of(name).is_none_or(|of| fresh(&of)) {
-                out.namespaces.extend(namespace(&devices, name, &dir)?);
+                let Some(d) = dir(name) else { continue };
+                out.namespaces.extend(namespace(&devices, name, &d)?);
             } else if let Some(g) = again {
                 // a name the last listing did not keep is a seed (size 0), as it was
                 out.namespaces
@@ -131,9 +138,9 @@ pub fn has_bus(sys: &Path) -> bool {
 
 /// A region and the DIMMs it maps.
 fn region(
-    devices: &Path,
+    devices: &Dir,
     name: &str,
-    dir: &Path,
+    dir: &Dir,
 ) -> Result<Option<(Region, Vec<String>)>, SystemError> {
     if devtype(dir).as_deref() != Some("nd_pmem") {
         return Ok(None);
@@ -149,7 +156,7 @@ fn region(
         None => {
             // older kernels without `mappings`: count the mappingK attributes
             let mut n = 0;
-            while dir.join(format!("mapping{n}")).exists() {
+            while dir.has(&format!("mapping{n}")) {
                 n += 1;
             }
             n
@@ -172,12 +179,12 @@ fn region(
         let nmem = text.split(',').next().unwrap_or_default();
         if nmem.is_empty() || nmem.contains('/') {
             return Err(malformed(
-                &dir.join(&file),
+                &dir.path().join(&file),
                 &text,
                 "nmemN,offset,length,position",
             ));
         }
-        if attr(&devices.join(nmem), "available_slots").is_none() {
+        if devices.attr(&format!("{nmem}/available_slots")).is_none() {
             labels = false;
         }
         dimms.push(nmem.to_string());
@@ -195,7 +202,7 @@ fn region(
     Ok(Some((region, dimms)))
 }
 
-fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>, SystemError> {
+fn namespace(devices: &Dir, name: &str, dir: &Dir) -> Result<Option<Namespace>, SystemError> {
     if !matches!(
         devtype(dir).as_deref(),
         Some("nd_namespace_pmem" | "nd_namespace_io")
@@ -205,13 +212,13 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
     // seeds read as 0; an unreadable size is a namespace going away under us
     let size = match attr(dir, "size") {
         None => return Ok(None),
-        Some(t) => parse_u64(&dir.join("size"), &t)?,
+        Some(t) => parse_u64(&dir.path().join("size"), &t)?,
     };
     if size == 0 {
         return Ok(None);
     }
     let region = region_of(name).ok_or_else(|| SystemError::Probe {
-        msg: format!("{}: not a namespaceX.Y device name", dir.display()),
+        msg: format!("{}: not a namespaceX.Y device name", dir.path().display()),
     })?;
     let mode_text = attr(dir, "mode").unwrap_or_default();
     let mode = match mode_text.as_str() {
@@ -221,17 +228,14 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
         "raw" => NamespaceMode::Raw,
         _ => {
             return Err(malformed(
-                &dir.join("mode"),
+                &dir.path().join("mode"),
                 &mode_text,
                 "memory, dax, safe or raw",
             ))
         }
     };
     let holder = attr(dir, "holder").filter(|h| !h.is_empty() && !h.contains('/'));
-    let holder_dir = holder
-        .as_ref()
-        .map(|h| devices.join(h))
-        .filter(|d| d.exists());
+    let holder_dir = holder.as_ref().and_then(|h| devices.at(h));
     let (mut align, mut map, mut info_uuid) = (None, None, None);
     if let (Some(_), Some(hd)) = (&holder, &holder_dir) {
         info_uuid = attr(hd, "uuid").filter(|s| !s.is_empty());
@@ -251,11 +255,11 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
             };
         }
     }
-    let host = holder_dir.as_deref().unwrap_or(dir);
-    let blockdev = first_entry(&host.join("block"), |_| true)?;
+    let host = holder_dir.as_ref().unwrap_or(dir);
+    let blockdev = first_entry(host, "block", |_| true)?;
     let chardev = match (mode, &holder_dir) {
         (NamespaceMode::Devdax, Some(hd)) => {
-            first_entry(hd, |p| p.join("dev").exists())?.filter(|n| n.starts_with("dax"))
+            first_entry(hd, ".", |n| hd.has(&format!("{n}/dev")))?.filter(|n| n.starts_with("dax"))
         }
         _ => None,
     };
@@ -280,9 +284,10 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
 /// Whether `dev` (`namespaceX.Y`) is a label-less namespace that still exists (a
 /// destroyed one stays, disabled, spanning its region).
 pub fn is_label_less_namespace(sys: &Path, dev: &str) -> bool {
-    let dir = sys.join("bus/nd/devices").join(dev);
-    devtype(&dir).as_deref() == Some("nd_namespace_io")
-        && attr(&dir, "size").is_some_and(|s| s != "0")
+    Dir::open(&sys.join("bus/nd/devices").join(dev)).is_some_and(|dir| {
+        devtype(&dir).as_deref() == Some("nd_namespace_io")
+            && attr(&dir, "size").is_some_and(|s| s != "0")
+    })
 }
 
 /// `namespaceX.Y` -> `regionX` (the kernel names namespaces after their region's id).
@@ -293,7 +298,7 @@ pub fn region_of(name: &str) -> Option<String> {
 }
 
 /// The device type: the `devtype` attribute, or `DEVTYPE=` in `uevent`.
-fn devtype(dir: &Path) -> Option<String> {
+fn devtype(dir: &Dir) -> Option<String> {
     attr(dir, "devtype").or_else(|| {
         attr(dir, "uevent")?
             .lines()
@@ -301,33 +306,25 @@ fn devtype(dir: &Path) -> Option<String> {
     })
 }
 
-/// The first (sorted) entry name of `dir` for which `keep(path)` holds; `None` when
-/// there is none or the directory does not exist.
-fn first_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Option<String>, SystemError> {
-    let mut names = list_dir(dir)?;
+/// The first (sorted) entry name of directory `rel` in `dir` for which `keep(name)`
+/// holds; `None` when there is none or the directory does not exist.
+fn first_entry(
+    dir: &Dir,
+    rel: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Option<String>, SystemError> {
+    let mut names = dir.entries(rel).map_err(|e| SystemError::Probe {
+        msg: format!("{}: {e}", dir.path().join(rel).display()),
+    })?;
     names.sort_by_key(|n| natural_key(n));
-    Ok(names.into_iter().find(|n| keep(&dir.join(n))))
+    Ok(names.into_iter().find(|n| keep(n)))
 }
 
 /// Entry names of a directory; a missing directory has none.
 pub(super) fn list_dir(dir: &Path) -> Result<Vec<String>, SystemError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(SystemError::Probe {
-                msg: format!("{}: {e}", dir.display()),
-            })
-        }
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| SystemError::Probe {
-            msg: format!("{}: {e}", dir.display()),
-        })?;
-        out.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    Ok(out)
+    sysfs::list(dir).map_err(|e| SystemError::Probe {
+        msg: format!("{}: {e}", dir.display()),
+    })
 }
 
 /// Sort key that orders `region2` before `region10` and `namespace0.2` before
@@ -345,33 +342,33 @@ pub(super) fn natural_key(name: &str) -> (String, Vec<u64>) {
 /// One sysfs attribute, trimmed. `None` when the file is missing or cannot be read:
 /// sysfs answers ENXIO or EIO for attributes that have no value in a device's current
 /// state (a seed's `resource`, an unbound DIMM's `available_slots`).
-pub(super) fn attr(dir: &Path, name: &str) -> Option<String> {
-    super::sysfs::read(&dir.join(name))
+pub(super) fn attr(dir: &Dir, name: &str) -> Option<String> {
+    dir.attr(name)
 }
 
 /// A number attribute (decimal, or hex with `0x` as the kernel prints addresses and
 /// alignments); `None` when unreadable, an error naming the file when malformed.
-pub(super) fn attr_u64(dir: &Path, name: &str) -> Result<Option<u64>, SystemError> {
+pub(super) fn attr_u64(dir: &Dir, name: &str) -> Result<Option<u64>, SystemError> {
     attr(dir, name)
-        .map(|t| parse_u64(&dir.join(name), &t))
+        .map(|t| parse_u64(&dir.path().join(name), &t))
         .transpose()
 }
 
 /// A number attribute that must be there.
-pub(super) fn required_u64(dir: &Path, name: &str) -> Result<u64, SystemError> {
+pub(super) fn required_u64(dir: &Dir, name: &str) -> Result<u64, SystemError> {
     attr_u64(dir, name)?.ok_or_else(|| SystemError::Probe {
-        msg: format!("{}: missing or unreadable", dir.join(name).display()),
+        msg: format!("{}: missing or unreadable", dir.path().join(name).display()),
     })
 }
 
 /// A decimal attribute parsed as `T`; `None` when unreadable.
-pub(super) fn attr_parsed<T: FromStr>(dir: &Path, name: &str) -> Result<Option<T>, SystemError> {
+pub(super) fn attr_parsed<T: FromStr>(dir: &Dir, name: &str) -> Result<Option<T>, SystemError> {
     match attr(dir, name) {
         None => Ok(None),
         Some(t) => t
             .parse()
             .map(Some)
-            .map_err(|_| malformed(&dir.join(name), &t, "a number")),
+            .map_err(|_| malformed(&dir.path().join(name), &t, "a number")),
     }
 }
 

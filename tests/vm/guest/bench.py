@@ -117,11 +117,20 @@ SYSCALL = re.compile(r'^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)(?:<([
 FD = re.compile(r'^(-?\d+)<([^>]*)>')
 
 
+def relative_to(params, path):
+    """The traced fd a call's path is relative to (its first argument, a directory the
+    run opened), or None for an absolute path or one relative to the working directory."""
+    fd = FD.match(params)
+    if fd is None or path.startswith("/") or fd.group(1) == "-100":
+        return None
+    return fd.group(1)
+
+
 def replay_script(args_path, out):
     """Record a no-op run with strace and write the replay script for read_replay."""
     trace = f"{W}/reads.trace"
     subprocess.run(["strace", "-f", "-qq", "-y", "-s", "0", "-X", "raw", "-e", "signal=none",
-                    "-e", "trace=openat,open,read,pread64,getdents64,ioctl,close,readlink,readlinkat,statx,newfstatat",
+                    "-e", "trace=openat,open,read,pread64,getdents64,ioctl,close,readlink,readlinkat,statx,newfstatat,faccessat,faccessat2",
                     "-o", trace, BIN, args_path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lines, started, dm_done, skipped = [], False, False, {}
     for raw in open(trace):
@@ -144,10 +153,22 @@ def replay_script(args_path, out):
                     lines.append("dm")
                     dm_done = True
                 continue
-            lines.append(f"open\t{ret}\t{fl}\t{path}")
+            at = relative_to(params, path)
+            if at is not None:
+                # opened relative to a directory the run holds open (sysfs device dirs)
+                lines.append(f"openat\t{ret}\t{at}\t{fl}\t{path}")
+            else:
+                lines.append(f"open\t{ret}\t{fl}\t{path}")
             continue
         if not started:
             continue
+        if call in ("readlinkat", "statx", "newfstatat", "faccessat", "faccessat2"):
+            path = re.search(r'"([^"]*)"', params)
+            at = relative_to(params, path.group(1)) if path and path.group(1) else None
+            if at is not None:
+                kind = {"readlinkat": "readlinkat", "faccessat": "access", "faccessat2": "access"}.get(call, "statat")
+                lines.append(f"{kind}\t{at}\t{path.group(1)}")
+                continue
         fd = FD.match(params)
         if call in ("read", "pread64", "getdents64", "ioctl", "close") and fd:
             ident, path = fd.groups()
