@@ -20,7 +20,6 @@ use crate::actual::{Devno, Filesystem};
 use crate::units::Bytes;
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 
 /// Bytes read from the start of each device: 64 KiB + 4 KiB covers every superblock we
 /// look for (btrfs sits at 64 KiB; swap's signature ends its first page, up to 64 KiB).
@@ -28,17 +27,34 @@ pub const READ_LEN: usize = 0x11000;
 
 /// The first [`READ_LEN`] bytes of an opened device (fewer if it is smaller).
 pub fn read_head(f: &File) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; READ_LEN];
-    let mut got = 0;
-    while got < READ_LEN {
-        match f.read_at(&mut buf[got..], got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    use std::os::fd::AsRawFd;
+    // not zeroed first: pread(2) writes what it returns
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_LEN);
+    while buf.len() < READ_LEN {
+        let at = buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..READ_LEN - at];
+        // SAFETY: pread(2) writes at most `spare.len()` bytes at `spare`'s start.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                at as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
         }
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel initialised the `n` bytes after the vector's length.
+        unsafe { buf.set_len(at + n as usize) };
     }
-    buf.truncate(got);
     Ok(buf)
 }
 
@@ -286,6 +302,20 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn the_head_of_a_file_up_to_read_len() {
+        let dir = std::env::temp_dir().join(format!("pmem-stack-head-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for len in [0, 100, READ_LEN, READ_LEN + 5000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let p = dir.join(format!("f{len}"));
+            std::fs::write(&p, &bytes).expect("write");
+            let got = read_head(&File::open(&p).expect("open")).expect("read");
+            assert_eq!(got, bytes[..len.min(READ_LEN)], "{len} bytes");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     const DEV: Devno = Devno {
         major: 254,

@@ -597,7 +597,9 @@ impl RealSystem {
                 files::remove(&self.root, path)?
             }
             Op::DaemonReload => files::daemon_reload(&self.root, &self.record)?,
-            Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
+            Op::SetExtsize { target, size } => self
+                .record
+                .kernel("FS_IOC_FSSETXATTR", || mounts::set_extsize(target, *size))?,
         };
         // Device nodes (/dev/mapper/NAME, by-id links) are made by udev. A new namespace
         // (its /dev/pmemN, from devtmpfs) and a new dm device (its /dev/mapper/NAME) were

@@ -203,17 +203,20 @@ fn region(
 }
 
 fn namespace(devices: &Dir, name: &str, dir: &Dir) -> Result<Option<Namespace>, SystemError> {
+    // seeds read as 0; an unreadable size is a namespace going away under us (the size
+    // first: a region's seed is then skipped without reading its type)
+    let size_text = match attr(dir, "size") {
+        None => return Ok(None),
+        Some(t) if t == "0" => return Ok(None),
+        Some(t) => t,
+    };
     if !matches!(
         devtype(dir).as_deref(),
         Some("nd_namespace_pmem" | "nd_namespace_io")
     ) {
         return Ok(None);
     }
-    // seeds read as 0; an unreadable size is a namespace going away under us
-    let size = match attr(dir, "size") {
-        None => return Ok(None),
-        Some(t) => parse_u64(&dir.path().join("size"), &t)?,
-    };
+    let size = parse_u64(&dir.path().join("size"), &size_text)?;
     if size == 0 {
         return Ok(None);
     }

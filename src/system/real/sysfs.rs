@@ -35,25 +35,34 @@ pub fn read(path: &Path) -> Option<String> {
 
 /// The whole of `f` (see [`read`]).
 fn read_file(mut f: File) -> Option<String> {
-    let mut page = [0u8; PAGE];
-    let n = read_some(&mut f, &mut page)?;
+    let mut page = Vec::with_capacity(PAGE);
+    let n = read_into(&f, &mut page).ok()?;
     if n < PAGE {
-        return trimmed(&page[..n]);
+        return trimmed(&page);
     }
     // a full page: more may follow (not a sysfs attribute, or a test's file)
-    let mut all = page.to_vec();
-    f.read_to_end(&mut all).ok()?;
-    trimmed(&all)
+    f.read_to_end(&mut page).ok()?;
+    trimmed(&page)
 }
 
-/// One read, retried when interrupted.
-fn read_some(f: &mut File, buf: &mut [u8]) -> Option<usize> {
+/// One read(2) of `f` into the spare capacity of `buf` (not zeroed first: the kernel
+/// writes what it returns), retried when interrupted; the bytes read.
+pub fn read_into(f: &impl AsRawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     loop {
-        match f.read(buf) {
-            Ok(n) => return Some(n),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return None,
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) writes at most `spare.len()` bytes at `spare`'s start.
+        let n = unsafe { libc::read(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
         }
+        let n = usize::try_from(n).unwrap_or(0);
+        // SAFETY: the kernel initialised the `n` bytes after the vector's length.
+        unsafe { buf.set_len(buf.len() + n) };
+        return Ok(n);
     }
 }
 
@@ -91,16 +100,20 @@ fn open_at(dir: Option<&OwnedFd>, name: &OsStr, flags: libc::c_int) -> io::Resul
 fn entries_of(fd: &OwnedFd) -> io::Result<Vec<String>> {
     // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name (NUL-ended)
     const NAME_AT: usize = 19;
-    let mut buf = [0u8; 8192];
+    const LEN: usize = 8192;
+    let mut buf: Vec<u8> = Vec::with_capacity(LEN);
     let mut out = Vec::new();
     loop {
-        // SAFETY: getdents64 writes at most `buf.len()` bytes into `buf`.
+        buf.clear();
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: getdents64 writes at most `LEN` bytes at the start of the spare capacity
+        // (at least `LEN` bytes long).
         let n = unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
                 fd.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
+                spare.as_mut_ptr(),
+                LEN.min(spare.len()),
             )
         };
         if n < 0 {
@@ -114,6 +127,8 @@ fn entries_of(fd: &OwnedFd) -> io::Result<Vec<String>> {
         if n == 0 {
             return Ok(out);
         }
+        // SAFETY: the kernel initialised the first `n` bytes.
+        unsafe { buf.set_len(n) };
         let mut at = 0;
         while at + NAME_AT <= n {
             let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
