@@ -239,6 +239,7 @@ def converge_report(r):
         "own_share": round((wall - ext - kern) / wall, 4) if wall else None,
         "probes": t.get("probes"),
         "probe_ms": round(t.get("probe_ms", 0.0), 1),
+        "probe_parts_ms": {k: round(v, 1) for k, v in t.get("probe_parts_ms", {}).items()},
         "external_by_command_ms": by,
         # each operation's time less its external programs: this program and the kernel
         "own_by_operation_ms": own_by_op(t.get("operations", [])),
@@ -252,10 +253,24 @@ def own_by_op(ops):
     return by
 
 
-def converge_both(tag, args, teardown):
+def fresh_dimms():
+    """Back to fresh DIMMs after a teardown: labels zeroed and the NVDIMM drivers loaded
+    again, so that the DIMMs are probed anew and, their label areas holding no index, are
+    label-less as on the first boot (a teardown alone leaves labelled regions, where a
+    converge creates namespaces instead of converting the label-less ones)."""
+    for argv in (["ndctl", "disable-region", "all"], ["ndctl", "zero-labels", "all"],
+                 ["modprobe", "-r", "dax_pmem", "nd_pmem", "nd_btt", "nfit"],
+                 ["modprobe", "-r", "libnvdimm"],
+                 ["modprobe", "nfit"], ["modprobe", "nd_pmem"], ["modprobe", "nd_btt"],
+                 ["modprobe", "dax_pmem"], ["udevadm", "settle"]):
+        subprocess.run(argv, capture_output=True)
+
+
+def converge_both(tag, args, teardown, refresh=None):
     """With a baseline: converge with the baseline, tear down (`teardown`: the absent
-    arguments, run by the same binary), then converge with the new binary from the same
-    state. Returns {"baseline": report, "new": report} (no baseline: just "new")."""
+    arguments, run by the same binary; then `refresh()`, if given, restores the starting
+    point), then converge with the new binary from the same state. Returns {"baseline":
+    report, "new": report} (no baseline: just "new")."""
     out = {}
     if BASE:
         r = module(f"{tag}-baseline", args, BASE)
@@ -264,6 +279,8 @@ def converge_both(tag, args, teardown):
         out["baseline"] = converge_report(r)
         log(f" baseline converge {tag}:", json.dumps(out["baseline"]))
         module(f"{tag}-baseline-teardown", teardown, BASE)
+        if refresh:
+            refresh()
     r = module(tag, args)
     if not r["changed"]:
         sys.exit(f"{tag}: the converge changed nothing")
@@ -275,7 +292,8 @@ def converge_both(tag, args, teardown):
 def main(out):
     res = {}
     log("== converge the striped-xfs stack from fresh DIMMs")
-    both = converge_both("converge", STRIPED, dict(STRIPED, state="absent", allow_data_loss=True))
+    both = converge_both("converge", STRIPED, dict(STRIPED, state="absent", allow_data_loss=True),
+                         refresh=fresh_dimms)
     res["converge"] = both["new"]
     if BASE:
         res["baseline_converge"] = both["baseline"]
