@@ -28,9 +28,18 @@ use std::path::Path;
 /// How the probe opens a device node (read-only). Tests record the paths.
 pub type Opener<'a> = dyn Fn(&str) -> io::Result<File> + 'a;
 
-/// The real opener: `O_RDONLY|O_CLOEXEC`.
+/// The real opener: `O_RDONLY|O_CLOEXEC|O_DIRECT` (the probe's reads bypass the page
+/// cache, see `fs::read_at`), or without `O_DIRECT` where it cannot be had.
 pub fn open_device(path: &str) -> io::Result<File> {
-    File::open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => File::open(path),
+        other => other,
+    }
 }
 
 /// What the devices in reach hold.

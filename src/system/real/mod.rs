@@ -323,11 +323,27 @@ impl RealSystem {
                 .map(|d| (&d.name, d.devno, &d.table, d.suspended))
                 .collect()
         }
+        // a mount at a declared mount point brings its source into the listing's scope:
+        // that changes the listing only for a device not listed anyway (PMEM and dm
+        // devices always are, with their partitions)
+        let scope_moved = || {
+            let (now, was) = (
+                scope_devnos(&self.scope, &a.mounts),
+                scope_devnos(&self.scope, &prev.mounts),
+            );
+            now.iter()
+                .filter(|d| !was.contains(d))
+                .chain(was.iter().filter(|d| !now.contains(d)))
+                .any(|d| {
+                    !prev
+                        .block(*d)
+                        .is_some_and(|b| b.name.starts_with("pmem") || b.name.starts_with("dm-"))
+                })
+        };
         if t.nd
             || t.blocks
             || (t.dm && dm_moved(&a) != dm_moved(prev))
-            || (t.mounts
-                && scope_devnos(&self.scope, &a.mounts) != scope_devnos(&self.scope, &prev.mounts))
+            || (t.mounts && scope_moved())
         {
             let dirty = t.blocks_dirty(prev, &a);
             let again = block::Again {
