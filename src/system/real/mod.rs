@@ -667,6 +667,10 @@ struct Touched {
     files: bool,
     /// Uncleared-namespace markers.
     uncleared: bool,
+    /// The op wrote to the devices it names (a GPT, a filesystem, zeroes): what they are
+    /// stacked on holds those bytes too (a linear or striped member, a partition's
+    /// disk), and its content is read again as well.
+    writes: bool,
     /// Devices whose content is read again, by number.
     devices: Vec<crate::actual::Devno>,
     /// ... by kernel name: a disk whose partitions are read again too.
@@ -760,8 +764,9 @@ impl Touched {
         names
     }
 
-    /// The devices of `a` whose content must be read again: those named, and what is
-    /// stacked on them (holders, partitions), transitively.
+    /// The devices of `a` whose content must be read again: those named, what is
+    /// stacked on them (holders, partitions), transitively, and when the op wrote to
+    /// them, what they are stacked on (and what else is stacked on that).
     fn devices_in(&self, a: &Actual) -> std::collections::BTreeSet<crate::actual::Devno> {
         let mut names: Vec<String> = a
             .block_devices
@@ -782,6 +787,28 @@ impl Touched {
                 .filter_map(|d| a.block_devices.iter().find(|b| b.devno == d.devno))
                 .map(|b| b.name.clone()),
         );
+        if self.writes {
+            // downwards: a partition's disk, the devices a dm device holds
+            let mut todo = names.clone();
+            let mut below = std::collections::BTreeSet::new();
+            while let Some(name) = todo.pop() {
+                let Some(b) = a.block_named(&name) else {
+                    continue;
+                };
+                let lower = a
+                    .block_devices
+                    .iter()
+                    .filter(|l| l.holders.contains(&name))
+                    .map(|l| l.name.clone())
+                    .chain(b.partition.as_ref().map(|p| p.disk.clone()));
+                for l in lower.collect::<Vec<_>>() {
+                    if below.insert(l.clone()) {
+                        todo.push(l);
+                    }
+                }
+            }
+            names.extend(below);
+        }
         let mut out = std::collections::BTreeSet::new();
         let mut seen = std::collections::BTreeSet::new();
         while let Some(name) = names.pop() {
@@ -852,6 +879,7 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
         },
         Op::ClearNamespace { device, .. } => Touched {
             uncleared: true,
+            writes: true,
             devices: vec![device.devno],
             ..t
         },
@@ -869,6 +897,7 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
         Op::GptCreate { disk: d } | Op::GptAdd { disk: d, .. } | Op::GptDelete { disk: d, .. } => {
             Touched {
                 blocks: true,
+                writes: true,
                 disks: disk(d),
                 ..t
             }
@@ -876,6 +905,7 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
         // the filesystem's links (by-uuid, by-label) are listed with the device
         Op::Mkfs { device, .. } => Touched {
             blocks: true,
+            writes: true,
             devices: vec![device.devno],
             ..t
         },
@@ -1127,6 +1157,33 @@ mod tests {
             extra: vec![],
         };
         assert_eq!(names(&mkfs), ["pmem1.2"]);
+        // mkfs on the striped device writes its members' bytes too (their first sectors,
+        // where a GPT header would be)
+        let mkfs_dm = Op::Mkfs {
+            device: id("dm-0"),
+            fstype: crate::args::FsType::Xfs,
+            geometry: crate::geometry::FsGeometry::Xfs {
+                reflink: None,
+                stripe: None,
+            },
+            label: None,
+            force: false,
+            extra: vec![],
+        };
+        assert_eq!(names(&mkfs_dm), ["dm-0", "pmem0", "pmem1"]);
+        // mkfs on a partition: its disk holds its bytes
+        let mkfs_part = Op::Mkfs {
+            device: id("pmem1.1p1"),
+            fstype: crate::args::FsType::Ext4,
+            geometry: crate::geometry::FsGeometry::Ext4 {
+                block_size: None,
+                stripe: None,
+            },
+            label: None,
+            force: false,
+            extra: vec![],
+        };
+        assert_eq!(names(&mkfs_part), ["pmem1.1", "pmem1.1p1"]);
         // a new namespace: nothing existing is read again (the new device is new)
         let config = |name: &str| crate::system::NamespaceConfig {
             name: name.into(),
