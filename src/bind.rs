@@ -25,10 +25,11 @@
 //! nest partitions: the join terminates on both (a reference cycle, or a chain of more
 //! than [`MAX_DEPTH`] partitions, binds to nothing; each holder is walked once).
 
-use crate::actual::dm::{build_table, TableLine};
+use crate::actual::dm::TableLine;
 use crate::actual::{mapping_prefix_matches, partition_name};
 use crate::actual::{Actual, BlockDevice, Devno, Filesystem, GptPartition, Mount};
 use crate::args::validate::{Desired, DevRef};
+use crate::dm_table::build_table;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The longest chain of partitions (a partition whose disk is a partition ...) that binds.
@@ -116,7 +117,7 @@ pub fn bind<'a>(d: &'a Desired, a: &'a Actual) -> Bound<'a> {
             filesystem: block.and_then(|bd| a.filesystem(bd.devno)),
             stable_path: b.stable_path_of(&r),
             holders: block
-                .map(|bd| bd.holders.iter().filter_map(|h| a.block_named(h)).collect())
+                .map(|bd| a.holders_of(bd).collect())
                 .unwrap_or_default(),
             foreign: block
                 .map(|bd| b.foreign_holders(bd, &|_| false))
@@ -222,6 +223,20 @@ impl<'a> Bound<'a> {
             Some(b) => b.block,
             None => direct(self.a, r),
         }
+    }
+
+    /// The block device `r` leads to now, or why there is none (for a step that runs
+    /// on it).
+    pub fn existing(&self, r: &DevRef) -> Result<&'a BlockDevice, String> {
+        self.block(r).ok_or_else(|| format!("{r} does not exist"))
+    }
+
+    /// The device `r` leads to now, as an op names it.
+    pub fn dev_id(&self, r: &DevRef) -> Result<crate::op::DevId, String> {
+        self.existing(r).map(|b| crate::op::DevId {
+            path: b.path.clone(),
+            devno: b.devno,
+        })
     }
 
     /// The filesystem found on the device a reference leads to.
@@ -340,15 +355,12 @@ impl<'a> Bound<'a> {
         if !seen.insert(bd.devno) {
             return;
         }
-        for h in &bd.holders {
-            let Some(hb) = self.a.block_named(h) else {
-                continue;
-            };
+        for hb in self.a.holders_of(bd) {
             let name = self
                 .a
                 .dm_by_devno(hb.devno)
                 .map(|d| d.name.clone())
-                .unwrap_or_else(|| h.clone());
+                .unwrap_or_else(|| hb.name.clone());
             if gone(&name) {
                 continue;
             }
@@ -358,7 +370,7 @@ impl<'a> Bound<'a> {
                 out.push(Foreign {
                     held: bd.path.clone(),
                     name,
-                    kernel: h.clone(),
+                    kernel: hb.name.clone(),
                 });
             }
         }
@@ -454,7 +466,7 @@ mod tests {
         assert!(!b.is_declared_dm("other"));
         assert!(!b.is_declared_dm("dv1x"));
         let table = b.table("dv").expect("both members exist");
-        assert_eq!(crate::actual::dm::table_length(&table), Sectors(4_194_304));
+        assert_eq!(crate::dm_table::table_length(&table), Sectors(4_194_304));
         let binding = b.binding(&DevRef::Device("dv".into())).expect("declared");
         assert_eq!(
             binding

@@ -5,9 +5,12 @@
 //! The planner decides the geometry (`plan::filesystem`); the system boundary carries it
 //! in `Op::Mkfs` and only `system/real` spells it as mkfs words. The user's
 //! `mkfs_options` stay words: an option they give replaces ours (its field is `None`),
-//! and [`FsGeometry::layout`] reads those words the way the superblock ends up.
+//! and [`FsGeometry::layout`] reads those words (typed by [`crate::args::mkfs::read`])
+//! the way the superblock ends up.
 
-use crate::units::{parse_size, Bytes, HUGE_PAGE, PAGE};
+use crate::args::mkfs::{self, MkfsOpt};
+use crate::args::FsType;
+use crate::units::{Bytes, HUGE_PAGE, PAGE};
 use serde::Serialize;
 
 /// Stripe unit in 4 KiB blocks for 2 MiB: 512.
@@ -67,20 +70,21 @@ pub struct Layout {
 impl FsGeometry {
     /// What mkfs makes with this geometry followed by the user's `extra` words: the
     /// stripe unit and width and reflink, ours unless an option among `extra` says
-    /// otherwise (read as mkfs reads `-E stride=`/`stripe_width=`, `-d su=`/`sw=` and
-    /// `-m reflink=0`).
+    /// otherwise (the typed words of [`mkfs::read`]: `-E stride=`/`stripe_width=`,
+    /// `-d su=`/`sw=` or `sunit=`/`swidth=`, `-m reflink=`; a later one wins).
     pub fn layout(&self, extra: &[String]) -> Layout {
         let mut su = 0;
         let mut sw = 0;
         let mut reflink = true;
         let mut sw_count = 1;
         let mut xfs_su = false;
-        match *self {
+        let fstype = match *self {
             FsGeometry::Ext4 { stripe, .. } => {
                 if let Some(s) = stripe {
                     su = s.stride;
                     sw = s.stripe_width.unwrap_or(0);
                 }
+                FsType::Ext4
             }
             FsGeometry::Xfs { reflink: r, stripe } => {
                 reflink = r.unwrap_or(true);
@@ -89,34 +93,21 @@ impl FsGeometry {
                     su = blocks(s.su);
                     sw_count = s.sw;
                 }
+                FsType::Xfs
             }
-        }
-        for w in extra.windows(2) {
-            match w[0].as_str() {
-                "-E" => {
-                    for kv in w[1].split(',') {
-                        match kv.split_once('=') {
-                            Some(("stride", v)) => su = v.parse().unwrap_or(0),
-                            Some(("stripe_width" | "stripe-width", v)) => {
-                                sw = v.parse().unwrap_or(0)
-                            }
-                            _ => {}
-                        }
-                    }
+        };
+        for w in mkfs::read(fstype, extra) {
+            match w.opt {
+                MkfsOpt::Stride(v) => su = v.unwrap_or(0),
+                MkfsOpt::StripeWidth(v) => sw = v.unwrap_or(0),
+                MkfsOpt::Su(v) => {
+                    xfs_su = true;
+                    su = v.map(blocks).unwrap_or(0);
                 }
-                "-d" => {
-                    for kv in w[1].split(',') {
-                        match kv.split_once('=') {
-                            Some(("su", v)) => {
-                                xfs_su = true;
-                                su = parse_size(v).map(blocks).unwrap_or(0);
-                            }
-                            Some(("sw", v)) => sw_count = v.parse().unwrap_or(1),
-                            _ => {}
-                        }
-                    }
-                }
-                "-m" if w[1].split(',').any(|kv| kv == "reflink=0") => reflink = false,
+                MkfsOpt::Sw(v) => sw_count = v.unwrap_or(1),
+                MkfsOpt::Sunit(v) => su = v.map(sectors_to_blocks).unwrap_or(0),
+                MkfsOpt::Swidth(v) => sw = v.map(sectors_to_blocks).unwrap_or(0),
+                MkfsOpt::Reflink(Some(r)) => reflink = r,
                 _ => {}
             }
         }
@@ -134,6 +125,11 @@ impl FsGeometry {
 /// 4 KiB blocks in `b`.
 fn blocks(b: Bytes) -> u32 {
     (b.0 / PAGE.0) as u32
+}
+
+/// 4 KiB blocks in `s` 512-byte sectors (mkfs.xfs's `sunit=`/`swidth=` unit).
+fn sectors_to_blocks(s: u32) -> u32 {
+    blocks(Bytes(u64::from(s) * 512))
 }
 
 #[cfg(test)]
@@ -213,10 +209,7 @@ pub fn xfs_cannot_fit(size: Bytes, geometry: &FsGeometry, extra: &[String]) -> O
     let FsGeometry::Xfs { stripe, .. } = geometry else {
         return None;
     };
-    let own_layout = extra.iter().any(|w| {
-        w == "-l" || w.starts_with("-l") || w.contains("agcount=") || w.contains("agsize=")
-    });
-    if own_layout {
+    if mkfs::gives(&mkfs::read(FsType::Xfs, extra), |o| o == MkfsOpt::XfsLayout) {
         return None;
     }
     if size < XFS_MIN_SIZE {
@@ -303,6 +296,12 @@ mod size_tests {
         assert!(
             xfs_cannot_fit(kib(400 << 10), &dax(2), &["-l".into(), "size=32m".into()]).is_none()
         );
+        // the user's log, read as mkfs.xfs's getopt reads it: `-ql` takes the next word;
+        // a label `-l` is no log
+        let w = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert!(xfs_cannot_fit(kib(400 << 10), &dax(2), &w(&["-ql", "size=32m"])).is_none());
+        assert!(xfs_cannot_fit(kib(400 << 10), &dax(2), &w(&["-dagcount=16"])).is_none());
+        assert!(xfs_cannot_fit(kib(400 << 10), &dax(2), &w(&["-L", "-l"])).is_some());
         let why = xfs_cannot_fit(Bytes(500 << 20), &dax(2), &[]).expect("too small");
         assert!(
             why.contains("8 groups of 62 MiB") && why.contains("at least 513 MiB"),

@@ -23,7 +23,7 @@
 //! ends; `--format text` ([`text`]) prints them as they come and the result at the end.
 //!
 //! The same binary run as `pmem_stack_info` ([`invoked_as_info`]) is the read-only facts
-//! module: [`info`], which is [`facts`] (`--facts`) taking Ansible's arguments.
+//! module: [`info`], which is [`facts()`] (`--facts`) taking Ansible's arguments.
 
 pub mod actual;
 pub mod apply;
@@ -31,8 +31,10 @@ pub mod args;
 pub mod audit;
 pub mod bind;
 pub mod boot;
+pub mod dm_table;
 pub mod facts;
 pub mod geometry;
+pub mod op;
 pub mod plan;
 pub mod report;
 pub mod system;
@@ -81,7 +83,7 @@ pub fn run_observed(
 }
 
 /// The run of one saved state at boot: as [`run`], but a step that would make or change
-/// what should be on the media (see `not_at_boot`) fails the state before anything is
+/// what should be on the media (see [`plan::replay`]) fails the state before anything is
 /// done, and a filesystem that would be made because a rebuilt device turned out blank
 /// fails it instead.
 pub fn run_replay(input: &str, system: &mut dyn System) -> ModuleResult {
@@ -136,7 +138,7 @@ fn run_as(
         Ok(p) => p,
         Err(refusal) => {
             result.warnings = refusal.warnings.clone();
-            result.refusals = refusal.reasons.clone();
+            result.refusals = refusal.refused.clone();
             return result.fail(refusal.to_string());
         }
     };
@@ -160,7 +162,7 @@ fn run_as(
         if want_diff {
             result.diff = Some(diff(
                 &render_actual(&desired, &before),
-                &render_desired(&desired, &before),
+                &render_desired(&desired, &before, &planned),
             ));
         }
         result.msg = format!(
@@ -194,10 +196,10 @@ fn run_as(
 
 /// The boot replay: run every saved state `(path, text, or why it could not be read)`
 /// in the order given, each with data loss disallowed and the boot files left alone
-/// (`boot::replay_args`), against `system`. A state that fails does not keep the others
-/// down (they are independent stacks); the result joins them: changed or failed when
-/// any is, the plans, steps done and skipped one after the other, and `msg` one
-/// `<path>: <msg>` per state.
+/// (`plan::replay::replay_args`), against `system`. A state that fails does not keep
+/// the others down (they are independent stacks); the result joins them: changed or
+/// failed when any is, the plans, steps done and skipped one after the other, and `msg`
+/// one `<path>: <msg>` per state.
 pub fn replay(
     states: &[(String, Result<String, String>)],
     system: &mut dyn System,
@@ -206,7 +208,7 @@ pub fn replay(
 }
 
 /// [`replay`], leaving the mounts for which `by_unit(path)` is true to their mount
-/// units (`boot::replay_args_with`).
+/// units (`plan::replay::replay_args_with`).
 pub fn replay_with(
     states: &[(String, Result<String, String>)],
     system: &mut dyn System,
@@ -233,7 +235,7 @@ pub fn replay_observed(
         let r = match text
             .as_ref()
             .map_err(|e| format!("cannot read the saved state: {e}"))
-            .and_then(|t| boot::replay_args_with(t, by_unit))
+            .and_then(|t| plan::replay::replay_args_with(t, by_unit))
         {
             Ok(input) => run_as(&input, system, false, true, Overrides::default(), progress),
             Err(e) => ModuleResult::new(Default::default()).fail(e),
@@ -247,7 +249,7 @@ pub fn replay_observed(
         all.warnings
             .extend(r.warnings.into_iter().map(|w| format!("{path}: {w}")));
         all.refusals
-            .extend(r.refusals.into_iter().map(|w| format!("{path}: {w}")));
+            .extend(r.refusals.into_iter().map(|w| w.within(path)));
         all.errors.extend(r.errors);
         if all.failed_step.is_none() {
             all.failed_step = r.failed_step;

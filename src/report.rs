@@ -13,17 +13,18 @@
 //! through `ansible-playbook`.
 
 use crate::actual::dm::table_text;
-use crate::actual::Actual;
-use crate::args::validate::Desired;
-use crate::args::InputError;
+use crate::actual::{Actual, Extsize};
+use crate::args::validate::{Desired, DevRef};
+use crate::args::{FsType, InputError, State};
 use crate::bind::{bind, Bound};
-use crate::plan::{PlanItem, Step};
+use crate::plan::{Action, Plan, PlanItem, Step};
 use crate::system::SystemError;
 // the timing types belong to the system boundary, which records them; here for the result
 pub use crate::system::timing::{ExternalRun, OperationTime, Timing};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 /// `invocation` as Ansible modules report it.
 #[derive(Debug, Clone, Serialize, JsonSchema, Default)]
@@ -132,8 +133,12 @@ pub struct ModuleResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorItem>,
     /// Refusals (destructive steps not allowed, foreign holders, no space).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub refusals: Vec<String>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "crate::plan::refusal_texts"
+    )]
+    #[schemars(with = "Vec<String>")]
+    pub refusals: Vec<crate::plan::Refused>,
     /// The failed step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<FailedStep>,
@@ -292,14 +297,14 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
                 t
             })
             .unwrap_or_default();
-        out.push((format!("namespace {}", ns.name), text));
+        out.push((Object::Namespace(&ns.name).header(), text));
     }
     for dev in &d.devices {
         let text = a
             .dm(&dev.name)
             .map(|dm| lines(&dm.table.text()))
             .unwrap_or_default();
-        out.push((format!("dm table {}", dev.name), text));
+        out.push((Object::DmTable(&dev.name).header(), text));
     }
     for p in &d.partitions {
         let text = b
@@ -311,28 +316,13 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
                 )
             })
             .unwrap_or_default();
-        out.push((format!("partition {}", p.name), text));
+        out.push((Object::Partition(&p.name).header(), text));
     }
     for f in &d.filesystems {
-        let text = b
-            .filesystem(&f.device)
-            .map(|fs| {
-                let mut t = format!("type: {}\n", fs.fstype);
-                if let Some(l) = &fs.label {
-                    t.push_str(&format!("label: {l}\n"));
-                }
-                t.push_str(&format!(
-                    "stripe_unit: {}\nstripe_width: {}\n",
-                    fs.stripe_unit.unwrap_or(0),
-                    fs.stripe_width.unwrap_or(0)
-                ));
-                if let Some(r) = fs.reflink {
-                    t.push_str(&format!("reflink: {}\n", u8::from(r)));
-                }
-                t
-            })
-            .unwrap_or_default();
-        out.push((format!("filesystem on {}", f.device), text));
+        out.push((
+            Object::Filesystem(&f.device).header(),
+            found_filesystem_text(&b, &f.device),
+        ));
     }
     for m in &d.mounts {
         let text = a
@@ -360,27 +350,118 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
                     ));
                 }
                 if let Some(e) = mt.root_extsize {
-                    t.push_str(&format!(
-                        "extsize: {}{}\n",
-                        e.size,
-                        if e.inherit { " inherit" } else { "" }
-                    ));
+                    t.push_str(&extsize_text(e));
                 }
                 t
             })
             .unwrap_or_default();
-        out.push((format!("mount {}", m.path), text));
+        out.push((Object::Mount(&m.path).header(), text));
     }
-    if d.persist || d.state == crate::args::State::Absent {
+    if d.persist || d.state == State::Absent {
         for path in boot_paths(&b) {
             let text = a
                 .file(&path)
                 .map(|f| file_text(&f.content))
                 .unwrap_or_default();
-            out.push((format!("file {path}"), text));
+            out.push((Object::File(&path).header(), text));
         }
     }
     out
+}
+
+/// The filesystem found on `device`, as a diff shows it ("" when there is none).
+fn found_filesystem_text(b: &Bound, device: &DevRef) -> String {
+    b.filesystem(device)
+        .map(|fs| {
+            filesystem_text(
+                &fs.fstype,
+                fs.label.as_deref(),
+                fs.stripe_unit.unwrap_or(0),
+                fs.stripe_width.unwrap_or(0),
+                fs.reflink,
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// A filesystem as a diff shows it: type, label, stripe unit and width (4 KiB blocks),
+/// and reflink where the filesystem records it (xfs).
+fn filesystem_text(
+    fstype: &str,
+    label: Option<&str>,
+    stripe_unit: u32,
+    stripe_width: u32,
+    reflink: Option<bool>,
+) -> String {
+    let mut t = format!("type: {fstype}\n");
+    if let Some(l) = label {
+        t.push_str(&format!("label: {l}\n"));
+    }
+    t.push_str(&format!(
+        "stripe_unit: {stripe_unit}\nstripe_width: {stripe_width}\n"
+    ));
+    if let Some(r) = reflink {
+        t.push_str(&format!("reflink: {}\n", u8::from(r)));
+    }
+    t
+}
+
+/// The filesystem the plan's mkfs on `device` makes, as a diff shows it: the DAX
+/// geometry as the user's `mkfs_options` leave it ([`crate::plan::expected_geometry`]).
+fn planned_mkfs(plan: &Plan, device: &DevRef) -> Option<String> {
+    plan.steps.iter().find_map(|s| match &s.action {
+        Action::Mkfs {
+            device: on,
+            fstype,
+            label,
+            extra,
+            stripes,
+            ..
+        } if on == device => {
+            let made = crate::plan::expected_geometry(*fstype, extra, *stripes);
+            Some(filesystem_text(
+                fstype.as_str(),
+                label.as_deref(),
+                made.stripe_unit,
+                made.stripe_width,
+                (*fstype == FsType::Xfs).then_some(made.reflink),
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The extent size hint on the root of the mount at `path` once the plan has run: the
+/// one the plan sets; none on a filesystem it mounts there without setting one; else
+/// the one found.
+fn planned_extsize(plan: &Plan, a: &Actual, path: &str) -> Option<Extsize> {
+    let mut mounted = false;
+    for s in &plan.steps {
+        match &s.action {
+            Action::SetExtsize { path: at, size } if at == path => {
+                return Some(Extsize {
+                    size: *size,
+                    inherit: true,
+                })
+            }
+            Action::Mount { path: at, .. } if at == path => mounted = true,
+            _ => {}
+        }
+    }
+    if mounted {
+        None
+    } else {
+        a.mount_at(path).and_then(|m| m.root_extsize)
+    }
+}
+
+/// A mount's root extent size hint as a diff shows it.
+fn extsize_text(e: Extsize) -> String {
+    format!(
+        "extsize: {}{}\n",
+        e.size,
+        if e.inherit { " inherit" } else { "" }
+    )
 }
 
 /// The boot files a diff shows: the wanted ones, then those this run removes.
@@ -408,27 +489,16 @@ fn file_text(c: &crate::actual::FileContent) -> String {
     }
 }
 
-/// Text of each declared object as the arguments want it (check mode's after side):
-/// same shape as [`render_actual`]; values only known once lower layers exist are
-/// taken from `a` when they exist there, else described.
-pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
-    if d.state == crate::args::State::Absent {
-        // what stays: namespaces unless data loss is allowed; everything else goes
-        let keep = d.namespaces.len();
-        return render_actual(d, a)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (h, t))| {
-                (
-                    h,
-                    if i < keep && !d.allow_data_loss {
-                        t
-                    } else {
-                        String::new()
-                    },
-                )
-            })
-            .collect();
+/// Text of each declared object as `plan` leaves it (check mode's after side), same
+/// shape as [`render_actual`]. With `state: absent`, the objects as found less those
+/// the plan's steps take away (`render_absent`). Otherwise as declared, where the
+/// planner decides read from the plan or from the planner's own rules: the filesystem
+/// the plan's mkfs makes (the one found where it makes none), the extent size hint the
+/// mount layer sets; values only known once lower layers exist are taken from `a` when
+/// they exist there, else described.
+pub fn render_desired(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, String)> {
+    if d.state == State::Absent {
+        return render_absent(d, a, plan);
     }
     let b = bind(d, a);
     let mut out = Vec::new();
@@ -445,7 +515,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         ) {
             t.push_str(&format!("align: {}\nmap: {}\n", ns.align, ns.map.as_str()));
         }
-        out.push((format!("namespace {}", ns.name), t));
+        out.push((Object::Namespace(&ns.name).header(), t));
     }
     for dev in &d.devices {
         let text = match b.table(&dev.name) {
@@ -462,7 +532,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             )
             .to_lowercase(),
         };
-        out.push((format!("dm table {}", dev.name), text));
+        out.push((Object::DmTable(&dev.name).header(), text));
     }
     for p in &d.partitions {
         let disk_dev = b.block(&p.disk);
@@ -486,7 +556,7 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             .map(|n| n.to_string())
             .unwrap_or_else(|| "(next free)".into());
         out.push((
-            format!("partition {}", p.name),
+            Object::Partition(&p.name).header(),
             format!(
                 "disk: {disk}\nnumber: {number}\nstart: {}\nsize: {size}\n",
                 p.start
@@ -494,20 +564,10 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         ));
     }
     for f in &d.filesystems {
-        // what the declared mkfs makes: the DAX geometry as the user's options leave it
-        let made = crate::plan::expected_geometry(f.fstype, &f.mkfs_options, f.stripes);
-        let mut t = format!("type: {}\n", f.fstype);
-        if let Some(l) = &f.label {
-            t.push_str(&format!("label: {l}\n"));
-        }
-        t.push_str(&format!(
-            "stripe_unit: {}\nstripe_width: {}\n",
-            made.stripe_unit, made.stripe_width
-        ));
-        if f.fstype == crate::args::FsType::Xfs {
-            t.push_str(&format!("reflink: {}\n", u8::from(made.reflink)));
-        }
-        out.push((format!("filesystem on {}", f.device), t));
+        // what the plan's mkfs makes; where it makes none, the filesystem stays as found
+        let text =
+            planned_mkfs(plan, &f.device).unwrap_or_else(|| found_filesystem_text(&b, &f.device));
+        out.push((Object::Filesystem(&f.device).header(), text));
     }
     for m in &d.mounts {
         let source = b
@@ -522,35 +582,114 @@ pub fn render_desired(d: &Desired, a: &Actual) -> Vec<(String, String)> {
         if !m.options.is_empty() {
             t.push_str(&format!("options: {}\n", m.options.join(",")));
         }
-        if fstype == "xfs" && m.dax != crate::args::DaxMode::Never {
-            t.push_str("extsize: 2M inherit\n");
+        if let Some(e) = planned_extsize(plan, a, &m.path) {
+            t.push_str(&extsize_text(e));
         }
-        out.push((format!("mount {}", m.path), t));
+        out.push((Object::Mount(&m.path).header(), t));
     }
-    if d.persist || d.state == crate::args::State::Absent {
+    if d.persist {
         let wanted = crate::boot::wanted(&b);
-        let removed: Vec<String> = crate::boot::removals(&b)
-            .into_iter()
-            .map(|r| r.path)
-            .collect();
         for path in boot_paths(&b) {
             let w = wanted.iter().find(|w| w.path == path);
-            let text = if removed.contains(&path) {
+            let removed = plan
+                .steps
+                .iter()
+                .any(|s| matches!(&s.action, Action::RemoveFile { path: p } if *p == path));
+            let text = if removed {
                 String::new()
-            } else if d.state == crate::args::State::Absent {
-                // kept (the shared template while other saved states remain)
-                a.file(&path)
-                    .map(|f| file_text(&f.content))
-                    .unwrap_or_default()
             } else {
                 w.and_then(|w| w.content.as_ref())
                     .map(file_text)
                     .unwrap_or_else(|| "(derived once the device exists)\n".into())
             };
-            out.push((format!("file {path}"), text));
+            out.push((Object::File(&path).header(), text));
         }
     }
     out
+}
+
+/// What a `state: absent` plan leaves: each declared object as found, less those the
+/// plan's steps take away (an unmounted mount, a removed boot file or dm device, a
+/// deleted GPT entry, a destroyed namespace) and the filesystems on those devices.
+/// What the plan leaves alone stays: a namespace kept without `allow_data_loss`, the
+/// filesystem on it, another filesystem mounted at a declared mount point, a boot file
+/// still shared with other saved states.
+fn render_absent(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, String)> {
+    let b = bind(d, a);
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for step in &plan.steps {
+        let object = match &step.action {
+            Action::Umount { path, .. } => Object::Mount(path),
+            Action::RemoveFile { path } => Object::File(path),
+            Action::RemoveDm { name } => Object::DmTable(name),
+            Action::DestroyNamespace { name, .. } => Object::Namespace(name),
+            Action::DeletePartition { disk, number } => {
+                let deleted = d.partitions.iter().find(|p| {
+                    p.disk == *disk
+                        && b.gpt_entry(&p.name)
+                            .is_some_and(|(_, e)| e.number == *number)
+                });
+                match deleted {
+                    Some(p) => Object::Partition(&p.name),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        gone.insert(object.header());
+    }
+    for f in &d.filesystems {
+        if Object::device(&f.device).is_some_and(|o| gone.contains(&o.header())) {
+            gone.insert(Object::Filesystem(&f.device).header());
+        }
+    }
+    render_actual(d, a)
+        .into_iter()
+        .map(|(h, t)| {
+            let t = if gone.contains(&h) { String::new() } else { t };
+            (h, t)
+        })
+        .collect()
+}
+
+/// A declared object as a diff names it.
+enum Object<'a> {
+    /// A namespace, by name.
+    Namespace(&'a str),
+    /// A dm device's table, by name.
+    DmTable(&'a str),
+    /// A GPT partition, by name.
+    Partition(&'a str),
+    /// The filesystem on a device.
+    Filesystem(&'a DevRef),
+    /// A mount, by mount point.
+    Mount(&'a str),
+    /// A boot file, by path.
+    File(&'a str),
+}
+
+impl Object<'_> {
+    /// The declared object that is the device `r` (a path is none).
+    fn device(r: &DevRef) -> Option<Object<'_>> {
+        match r {
+            DevRef::Namespace(n) => Some(Object::Namespace(n)),
+            DevRef::Device(n) => Some(Object::DmTable(n)),
+            DevRef::Partition(n) => Some(Object::Partition(n)),
+            DevRef::Path(_) => None,
+        }
+    }
+
+    /// Its header in a diff.
+    fn header(&self) -> String {
+        match self {
+            Object::Namespace(n) => format!("namespace {n}"),
+            Object::DmTable(n) => format!("dm table {n}"),
+            Object::Partition(n) => format!("partition {n}"),
+            Object::Filesystem(r) => format!("filesystem on {r}"),
+            Object::Mount(p) => format!("mount {p}"),
+            Object::File(p) => format!("file {p}"),
+        }
+    }
 }
 
 fn lines(v: &[String]) -> String {
@@ -577,6 +716,51 @@ mod tests {
     use super::*;
     use crate::system::fake::FakeSystem;
 
+    /// The after side is what the plan leaves: with `state: absent` and no
+    /// `allow_data_loss` the namespace stays and so does the filesystem on it; a label
+    /// the planner does not change (it warns) is no change in the diff.
+    #[test]
+    fn the_after_side_is_what_the_plan_leaves() {
+        let mut fake = FakeSystem::with_fsdax(1, crate::units::Bytes(1 << 30));
+        let stack = serde_json::json!({
+            "namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}],
+            "filesystems": [{"device": "pm0", "type": "xfs", "label": "data"}],
+            "mounts": [{"path": "/mnt/pm0", "device": "pm0", "dax": "always"}]
+        });
+        let r = crate::run(&stack.to_string(), &mut fake, false);
+        assert!(!r.failed && r.changed, "{}", r.msg);
+        let changed = |args: &serde_json::Value| {
+            let input = crate::args::parse_input(&args.to_string())
+                .map_err(|e| e.errors)
+                .expect("parses");
+            let d = crate::args::validate::validate(&input.args).expect("valid");
+            let plan = crate::plan::plan(&d, &fake.state).expect("plans");
+            let before = render_actual(&d, &fake.state);
+            diff(&before, &render_desired(&d, &fake.state, &plan))
+                .into_iter()
+                .map(|i| (i.before_header, i.after))
+                .collect::<Vec<_>>()
+        };
+        let mut absent = stack.clone();
+        absent["state"] = serde_json::json!("absent");
+        assert_eq!(
+            changed(&absent),
+            [("mount /mnt/pm0 (before)".to_string(), String::new())]
+        );
+        let mut relabelled = stack.clone();
+        relabelled["filesystems"][0]["label"] = serde_json::json!("other");
+        relabelled["mounts"][0]["options"] = serde_json::json!(["noatime"]);
+        let diff = changed(&relabelled);
+        assert_eq!(diff.len(), 1, "{diff:?}");
+        assert!(
+            diff[0].0 == "mount /mnt/pm0 (before)"
+                && diff[0]
+                    .1
+                    .contains("options: noatime\nextsize: 2M inherit\n"),
+            "{diff:?}"
+        );
+    }
+
     /// The after side of a check-mode diff shows the geometry the declared mkfs makes:
     /// the user's `mkfs_options` where they give one, the DAX geometry elsewhere.
     #[test]
@@ -591,7 +775,8 @@ mod tests {
                 .map_err(|e| e.errors)
                 .expect("parses");
             let d = crate::args::validate::validate(&input.args).expect("valid");
-            render_desired(&d, &fake.state)
+            let plan = crate::plan::plan(&d, &fake.state).expect("plans");
+            render_desired(&d, &fake.state, &plan)
                 .into_iter()
                 .find(|(h, _)| h.starts_with("filesystem on"))
                 .map(|(_, t)| t)

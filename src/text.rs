@@ -31,7 +31,8 @@ pub fn render(r: &ModuleResult) -> String {
 
 fn write_result(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
     // a refusal's or an input error's text is `msg`, and is listed below: said once
-    if !r.refusals.is_empty() && r.msg == r.refusals.join("; ") {
+    let refusal_texts: Vec<String> = r.refusals.iter().map(|x| x.to_string()).collect();
+    if !r.refusals.is_empty() && r.msg == refusal_texts.join("; ") {
         let refusals = counted(r.refusals.len(), "refusal");
         writeln!(out, "{}: {refusals}, nothing was done", status(r))?;
     } else if !r.errors.is_empty() {
@@ -74,7 +75,7 @@ fn write_result(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
         writeln!(out, "Refused (nothing was done):")?;
         for why in &r.refusals {
             writeln!(out, "  - {why}")?;
-            if let Some(option) = allowed_by(why) {
+            if let Some(option) = why.allowed_by {
                 writeln!(out, "    allowed by: {option}")?;
             }
         }
@@ -141,13 +142,6 @@ fn status(r: &ModuleResult) -> &'static str {
         (false, false, true) => "OK, nothing to do (check mode)",
         (false, false, false) => "OK, no changes",
     }
-}
-
-/// The option a refusal names as the one that would allow it (`allow_data_loss: true`).
-fn allowed_by(refusal: &str) -> Option<&'static str> {
-    refusal
-        .contains("allow_data_loss: true")
-        .then_some("allow_data_loss: true")
 }
 
 /// How each step of the plan went, in plan order: the steps done and skipped are in
@@ -668,14 +662,14 @@ Timing: 1234.5 ms wall, 1000.0 ms in 0 external programs, 3 probes (12.2 ms), 0 
     fn refusals_and_errors() {
         let mut r = ModuleResult::new(Default::default());
         r.refusals = vec![
-            "refusing reloading dm device s: it moves data. Set allow_data_loss: true to allow it"
-                .into(),
-            "/dev/pmem1 is held by md0, which is not declared".into(),
+            crate::plan::Refused::losing_data("reloading dm device s", "it moves data"),
+            crate::plan::Refused::because("/dev/pmem1 is held by md0, which is not declared"),
         ];
         let r = r.fail("refusing ...");
         let text = render(&r);
         assert!(text.starts_with("FAILED: refusing ...\n"), "{text}");
-        let msg = r.refusals.join("; ");
+        let msg: Vec<String> = r.refusals.iter().map(|x| x.to_string()).collect();
+        let msg = msg.join("; ");
         let text = render(&r.fail(msg));
         assert!(
             text.starts_with("FAILED: 2 refusals, nothing was done\n\nRefused"),

@@ -203,28 +203,24 @@ fn label_less_regions_refuse_carving_and_a_second_namespace() {
     );
 }
 
-/// One DIMM without a label area holding an fsdax namespace made by hand, or by
-/// another tool: an info block, no name and no record; and its info block's uuid.
-fn hand_made_fsdax() -> (FakeSystem, String) {
-    let mut fake = FakeSystem::label_less_dimms(1, DIMM);
-    converge(
-        &mut fake,
-        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
-    );
-    fake.state.name_records.clear();
-    fake.state.apply_name_records();
-    let info = fake.state.namespaces[0]
-        .info_uuid
-        .clone()
-        .expect("an info block");
-    (fake, info)
+/// `dimm` (one DIMM) holding an fsdax namespace made by hand, or by another tool: no
+/// name and no record of one; and the uuid that adopts it: its label's, or without a
+/// label area (only an info block) its info block's.
+fn unnamed_fsdax(mut dimm: FakeSystem) -> (FakeSystem, String) {
+    converge(&mut dimm, &json!({"namespaces": fsdax(0..1)}));
+    dimm.state.namespaces[0].name = None;
+    dimm.state.name_records.clear();
+    dimm.state.apply_name_records();
+    let ns = &dimm.state.namespaces[0];
+    let uuid = ns.uuid.clone().or_else(|| ns.info_uuid.clone());
+    (dimm, uuid.expect("a label or an info block"))
 }
 
 /// An fsdax namespace made by hand in a label-less region (an info block, no record)
 /// is never reformatted on a guess: refused, naming the uuid that would adopt it.
 #[test]
 fn a_hand_made_label_less_namespace_is_refused_with_the_way_to_adopt_it() {
-    let (mut fake, info) = hand_made_fsdax();
+    let (mut fake, info) = unnamed_fsdax(FakeSystem::label_less_dimms(1, DIMM));
     let r = run_fails(
         &mut fake,
         &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "devdax"}]}),
@@ -244,8 +240,7 @@ fn a_hand_made_label_less_namespace_is_refused_with_the_way_to_adopt_it() {
 fn label_less_teardown_forgets_the_name_and_converges_again() {
     let mut fake = FakeSystem::label_less_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
-    let mut absent = allowing_data_loss(&striped_xfs());
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&allowing_data_loss(&striped_xfs()));
     let r = converge(&mut fake, &absent);
     let acts = actions(&r);
     assert_eq!(
@@ -293,7 +288,7 @@ fn a_label_less_namespace_killed_before_clearing_is_cleared_not_converted() {
 /// region the record follows the address range.
 #[test]
 fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
-    let (mut fake, info) = hand_made_fsdax();
+    let (mut fake, info) = unnamed_fsdax(FakeSystem::label_less_dimms(1, DIMM));
     let args = json!({
         "namespaces": [{"name": "data", "region": "region0", "mode": "fsdax", "uuid": info.to_uppercase()}],
         "devices": [{"name": "lin", "target": "linear", "members": ["data"]}]
@@ -305,7 +300,7 @@ fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
     });
     assert!(matches!(fake.state.name_records[0].of, Named::Region(_)));
     // not as declared: refused, nothing done
-    let (mut fake, _) = hand_made_fsdax();
+    let (mut fake, _) = unnamed_fsdax(FakeSystem::label_less_dimms(1, DIMM));
     let n = fake.mutations();
     run_fails(
         &mut fake,
@@ -320,24 +315,11 @@ fn a_hand_made_namespace_is_adopted_by_its_uuid_with_its_data() {
     assert_eq!(fake.mutations(), n);
 }
 
-/// One labelled DIMM holding an fsdax namespace made without a name; and its label
-/// uuid.
-fn unnamed_labelled() -> (FakeSystem, String) {
-    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
-    converge(
-        &mut fake,
-        &json!({"namespaces": [{"name": "pm0", "region": "region0", "mode": "fsdax"}]}),
-    );
-    fake.state.namespaces[0].name = None;
-    let label = fake.state.namespaces[0].uuid.clone().expect("a label uuid");
-    (fake, label)
-}
-
 /// On labelled DIMMs too: an unnamed namespace is adopted by its label uuid and found
 /// by it from then on; a uuid that is not a uuid fails with its path.
 #[test]
 fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
-    let (mut fake, label) = unnamed_labelled();
+    let (mut fake, label) = unnamed_fsdax(FakeSystem::fresh_dimms(1, DIMM));
     let r = converge(
         &mut fake,
         &json!({"namespaces": [{"name": "keep", "region": "region0", "mode": "fsdax", "uuid": label}]}),
@@ -356,7 +338,7 @@ fn an_unnamed_labelled_namespace_is_adopted_by_its_label_uuid() {
 /// has no room for the declared one, the refusal names it and the uuid that adopts it.
 #[test]
 fn a_full_region_names_its_unnamed_namespaces_and_their_uuids() {
-    let (mut fake, label) = unnamed_labelled();
+    let (mut fake, label) = unnamed_fsdax(FakeSystem::fresh_dimms(1, DIMM));
     let n = fake.mutations();
     run_fails(
         &mut fake,

@@ -7,10 +7,11 @@ mod common;
 use common::*;
 use pmem_stack::actual::{FileContent, FileState};
 use pmem_stack::boot::{
-    declared_objects, replay_args, replay_link, replay_unit_for, state_path_for, unit_file_of,
-    BINARY, LEGACY_BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR,
+    declared_objects, replay_link, replay_unit_for, state_path_for, unit_file_of, BINARY,
+    LEGACY_BINARY, LEGACY_SERVICE, LEGACY_STATE_FILE, MARKER, SERVICE_TEMPLATE, STATE_DIR,
     UNIT_DIR,
 };
+use pmem_stack::plan::replay::replay_args;
 use pmem_stack::report::ModuleResult;
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::system::{DevId, Op, System};

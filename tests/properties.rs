@@ -1794,7 +1794,7 @@ fn unreadable_body((c, i): (Case, u8)) -> Checked {
         match planned {
             Ok(p) => prop_assert!(false, "planned over unreadable {}: {:?}", u.path, p.steps),
             Err(r) => prop_assert!(
-                r.reasons.iter().any(|x| x.contains(&u.path)),
+                r.refused.iter().any(|x| x.to_string().contains(&u.path)),
                 "the refusal does not name {}: {r}",
                 u.path
             ),

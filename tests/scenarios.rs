@@ -381,8 +381,7 @@ fn growing_a_linear_device_keeps_its_data() {
 fn state_absent_tears_down_in_reverse_and_keeps_namespaces_unless_allowed() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&striped_xfs());
     let r = converge(&mut fake, &absent);
     assert_eq!(actions(&r), ["umount", "remove_dm"]);
     assert!(r
@@ -390,8 +389,7 @@ fn state_absent_tears_down_in_reverse_and_keeps_namespaces_unless_allowed() {
         .iter()
         .any(|w| w.contains("namespace pm0") && w.contains("left in place")));
     assert!(fake.state.dm("pmem-striped").is_none() && fake.state.mount_at("/mnt/pmem").is_none());
-    absent["allow_data_loss"] = json!(true);
-    let r = converge(&mut fake, &absent);
+    let r = converge(&mut fake, &allowing_data_loss(&absent));
     assert_eq!(actions(&r), ["destroy_namespace", "destroy_namespace"]);
     assert!(fake.state.namespace_named("pm0").is_none());
 }
@@ -570,15 +568,21 @@ fn one_device_named_two_ways_in_two_roles_is_refused_before_anything_runs() {
     assert!(fake.executed.is_empty() && fake.state == before);
 }
 
-#[test]
-fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
-    // found on the real kernel: 8 DIMMs with label areas have a 16 MiB region alignment
+/// One DIMM with its labels initialised: the region is empty and can hold several
+/// namespaces.
+fn labels_initialised() -> FakeSystem {
     let mut fake = FakeSystem::fresh_dimms(1, DIMM);
-    // labels initialised: the region is empty and can hold several namespaces
     fake.state.namespaces.clear();
     fake.state.block_devices.clear();
     let r0 = &mut fake.state.regions[0];
     r0.available_size = r0.size;
+    fake
+}
+
+#[test]
+fn a_size_off_the_region_alignment_is_refused_before_ndctl_would_fail() {
+    // found on the real kernel: 8 DIMMs with label areas have a 16 MiB region alignment
+    let mut fake = labels_initialised();
     let args = json!({"namespaces": [{"name": "n0", "region": "region0", "mode": "fsdax", "size": "120M"}]});
     let r = run(&mut fake, &args);
     assert!(r.failed && fake.executed.is_empty(), "{}", r.msg);
@@ -1150,7 +1154,7 @@ fn destroying_over_an_unreadable_device_is_refused_even_with_allow_data_loss() {
     let r = run(&mut fake, &args);
     assert!(r.failed, "{}", r.msg);
     assert!(
-        r.refusals.iter().any(|x| x.starts_with("refusing converting label-less namespace namespace0.0")
+        r.refusals.iter().map(|x| x.to_string()).any(|x| x.starts_with("refusing converting label-less namespace namespace0.0")
             && x.contains(&format!("what it would destroy is unknown: /dev/pmem0 could not be read (reading the start of /dev/pmem0: {EIO})"))),
         "{:?}",
         r.refusals
@@ -1542,9 +1546,7 @@ fn state_absent_unmounts_the_copies_other_mount_namespaces_hold() {
         !fake.scope.elsewhere,
         "a converge without allow_data_loss walks no /proc"
     );
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
-    absent["allow_data_loss"] = json!(true);
+    let absent = allowing_data_loss(&tearing_down(&striped_xfs()));
     let r = converge(&mut fake, &absent);
     assert_eq!(
         actions(&r),
@@ -1590,8 +1592,7 @@ fn a_copy_left_by_a_stopped_teardown_is_unmounted_by_the_next_run() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
     fake.start_sandboxed_service("systemd-logind", 345, LOGIND_NS);
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&striped_xfs());
     // the second operation (the umount in logind's namespace) is stopped before it runs
     fake.kill_mid_op = Some(fake.executed.len() + 2);
     let r = run(&mut fake, &absent);
@@ -1624,8 +1625,7 @@ fn a_copy_elsewhere_at_an_undeclared_path_is_refused_and_a_remade_device_loses_i
         target: "/data".into(),
         devno,
     });
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&striped_xfs());
     let before = fake.state.clone();
     let r = run(&mut fake, &absent);
     assert!(r.failed && !r.changed, "{}", r.msg);
@@ -1667,21 +1667,31 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
     let devno = fake.state.dm("pmem-striped").expect("dm").devno;
     fake.held_unseen
         .insert(devno, "a hidden copy in mnt:[4026532212]".into());
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
-    let r = run(&mut fake, &absent);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    let absent = tearing_down(&striped_xfs());
+    held_until_released(
+        &mut fake,
+        &absent,
         &[
             "step 3 of 3 failed (remove_dm /dev/mapper/pmem-striped)",
             "copies of its mount were unmounted in the mount namespaces of systemd-logind (pid 345, mnt:[4026532212])",
             "restarting that service releases it",
         ],
+        |fake| fake.held_unseen.clear(),
     );
-    // once released, the next run finishes
-    fake.held_unseen.clear();
-    let r = converge(&mut fake, &absent);
+}
+
+/// The teardown `absent` stops at the dm removal (its message has every one of
+/// `fragments`) while something holds the device; once `release` lets it go, the next
+/// run finishes the teardown: the dm removal alone.
+fn held_until_released(
+    fake: &mut FakeSystem,
+    absent: &Value,
+    fragments: &[&str],
+    release: impl FnOnce(&mut FakeSystem),
+) {
+    run_fails(fake, absent, fragments);
+    release(fake);
+    let r = converge(fake, absent);
     assert_eq!(actions(&r), ["remove_dm"]);
 }
 
@@ -1694,13 +1704,11 @@ fn a_device_still_busy_after_the_copies_elsewhere_names_their_namespaces() {
 fn open_files_keep_a_mount_and_its_device_busy() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&striped_xfs());
     assert!(fake.open_file("/mnt/pmem/db/log", "postgres (pid 77)"));
-    let r = run(&mut fake, &absent);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    run_fails(
+        &mut fake,
+        &absent,
         &["target is busy", "/mnt/pmem/db/log", "postgres (pid 77)"],
     );
     assert!(fake.state.mount_at("/mnt/pmem").is_some(), "still mounted");
@@ -1717,20 +1725,16 @@ fn open_files_keep_a_mount_and_its_device_busy() {
 
     fake.open_files.clear();
     assert!(fake.open_file("/dev/mapper/pmem-striped", "dd (pid 88)"));
-    let r = run(&mut fake, &absent);
-    assert!(r.failed, "{}", r.msg);
-    assert_msg(
-        &r,
+    held_until_released(
+        &mut fake,
+        &absent,
         &[
             "remove_dm",
             "busy",
             "/dev/mapper/pmem-striped is open (dd (pid 88))",
         ],
+        |fake| fake.open_files.clear(),
     );
-
-    fake.open_files.clear();
-    let r = converge(&mut fake, &absent);
-    assert_eq!(actions(&r), ["remove_dm"]);
     assert!(fake.state.dm("pmem-striped").is_none());
 }
 
@@ -1743,8 +1747,7 @@ fn a_removed_dm_devices_filesystem_does_not_show_on_the_next_device() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
     converge(&mut fake, &striped_xfs());
     let old = fake.state.dm("pmem-striped").expect("dm").devno;
-    let mut absent = striped_xfs();
-    absent["state"] = json!("absent");
+    let absent = tearing_down(&striped_xfs());
     converge(&mut fake, &absent);
     // the striped table again: its xfs is still on the members
     let r = converge(&mut fake, &striped_xfs());
@@ -1808,12 +1811,7 @@ fn a_reload_into_a_device_with_no_table_brings_no_old_content() {
 /// collides with none.
 #[test]
 fn namespaces_made_after_a_destroy_get_free_kernel_names() {
-    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
-    // labels initialised: the region is empty and can hold several namespaces
-    fake.state.namespaces.clear();
-    fake.state.block_devices.clear();
-    let r0 = &mut fake.state.regions[0];
-    r0.available_size = r0.size;
+    let mut fake = labels_initialised();
     let two = json!({"namespaces": [
         {"name": "a", "region": "region0", "mode": "fsdax", "size": "256M"},
         {"name": "b", "region": "region0", "mode": "fsdax", "size": "256M"}]});
@@ -1839,18 +1837,10 @@ fn namespaces_made_after_a_destroy_get_free_kernel_names() {
         {"name": keep, "region": "region0", "mode": "fsdax", "size": "256M"},
         {"name": "c", "region": "region0", "mode": "fsdax", "size": "256M"}]});
     converge(&mut fake, &next);
-    let mut devs: Vec<String> = fake
-        .state
-        .namespaces
-        .iter()
-        .map(|n| n.dev.clone())
-        .collect();
-    let mut disks: Vec<String> = fake
-        .state
-        .block_devices
-        .iter()
-        .map(|b| b.name.clone())
-        .collect();
+    let (mut devs, mut disks): (Vec<_>, Vec<_>) = (
+        fake.state.namespaces.iter().map(|n| &n.dev).collect(),
+        fake.state.block_devices.iter().map(|b| &b.name).collect(),
+    );
     let (nd, nb) = (devs.len(), disks.len());
     devs.dedup();
     disks.sort();

@@ -310,87 +310,53 @@ const SECOND_KERNEL: &str = "6.12";
 
 /// Checks in tests/vm/guest/namespaces-dm.sh.
 const NAMESPACES_DM_CHECKS: u32 = 50;
-
-#[test]
-fn vm_namespaces_and_device_mapper() {
-    guest("namespaces-dm.sh", 2, 512, NAMESPACES_DM_CHECKS);
-}
-
-#[test]
-fn vm_namespaces_and_device_mapper_on_6_12() {
-    guest_with(
-        "namespaces-dm.sh",
-        2,
-        512,
-        &["-K", SECOND_KERNEL],
-        &[],
-        NAMESPACES_DM_CHECKS,
-    );
-}
-
 /// Checks in tests/vm/guest/promises.sh.
 const PROMISES_CHECKS: u32 = 28;
-
-/// What the README promises that no other suite shows on a real kernel
-/// (tests/vm/guest/promises.sh): sector, raw, `map: mem` and a 4 KiB `align`, the user's
-/// `mkfs_options` on the real mke2fs, `dax: inode`, a GPT on a dm device with its
-/// kpartx-style mapping, a busy mount detached lazily with `allow_data_loss`, and a
-/// mount path through a directory not owned by root refused.
-#[test]
-fn vm_readme_promises_on_a_real_kernel() {
-    guest("promises.sh", 2, 1024, PROMISES_CHECKS);
-}
-
-#[test]
-fn vm_readme_promises_on_a_real_kernel_on_6_12() {
-    guest_with(
-        "promises.sh",
-        2,
-        1024,
-        &["-K", SECOND_KERNEL],
-        &[],
-        PROMISES_CHECKS,
-    );
-}
-
 /// Checks in tests/vm/guest/recipes.sh.
 const RECIPES_CHECKS: u32 = 72;
-
-#[test]
-fn vm_recipes_through_ansible() {
-    guest("recipes.sh", 2, 1024, RECIPES_CHECKS);
-}
-
-#[test]
-fn vm_recipes_through_ansible_on_6_12() {
-    guest_with(
-        "recipes.sh",
-        2,
-        1024,
-        &["-K", SECOND_KERNEL],
-        &[],
-        RECIPES_CHECKS,
-    );
-}
-
 /// Checks in tests/vm/guest/dax-audit.sh.
 const DAX_AUDIT_CHECKS: u32 = 14;
+/// At least this many checks in tests/vm/guest/kills.py: six per kill, over two
+/// starting points of at least seven kills each (one per kind of operation and program
+/// of the reference run), and the checks after them.
+const KILLS_CHECKS: u32 = 90;
+/// Checks in tests/vm/guest/faults.sh.
+const FAULTS_CHECKS: u32 = 266;
 
-#[test]
-fn vm_dax_audit_and_pmd_faults() {
-    guest("dax-audit.sh", 2, 1024, DAX_AUDIT_CHECKS);
+/// Two tests for each suite: `name` runs its script on the default kernel, `on_second`
+/// on [`SECOND_KERNEL`], each in a VM with `dimms` NVDIMMs of `mib` MiB and at least
+/// `checks` of its checks to pass.
+macro_rules! on_both_kernels {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident, $on_second:ident: $script:literal, $dimms:literal, $mib:literal, $checks:ident;
+    )*) => {$(
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            guest($script, $dimms, $mib, $checks);
+        }
+
+        #[test]
+        fn $on_second() {
+            guest_with($script, $dimms, $mib, &["-K", SECOND_KERNEL], &[], $checks);
+        }
+    )*};
 }
 
-#[test]
-fn vm_dax_audit_and_pmd_faults_on_6_12() {
-    guest_with(
-        "dax-audit.sh",
-        2,
-        1024,
-        &["-K", SECOND_KERNEL],
-        &[],
-        DAX_AUDIT_CHECKS,
-    );
+on_both_kernels! {
+    vm_namespaces_and_device_mapper, vm_namespaces_and_device_mapper_on_6_12: "namespaces-dm.sh", 2, 512, NAMESPACES_DM_CHECKS;
+    /// What the README promises that no other suite shows on a real kernel
+    /// (tests/vm/guest/promises.sh): sector, raw, `map: mem` and a 4 KiB `align`, the user's
+    /// `mkfs_options` on the real mke2fs, `dax: inode`, a GPT on a dm device with its
+    /// kpartx-style mapping, a busy mount detached lazily with `allow_data_loss`, and a
+    /// mount path through a directory not owned by root refused.
+    vm_readme_promises_on_a_real_kernel, vm_readme_promises_on_a_real_kernel_on_6_12: "promises.sh", 2, 1024, PROMISES_CHECKS;
+    vm_recipes_through_ansible, vm_recipes_through_ansible_on_6_12: "recipes.sh", 2, 1024, RECIPES_CHECKS;
+    vm_dax_audit_and_pmd_faults, vm_dax_audit_and_pmd_faults_on_6_12: "dax-audit.sh", 2, 1024, DAX_AUDIT_CHECKS;
+    vm_killed_in_the_middle_of_any_step_converges, vm_killed_in_the_middle_of_any_step_converges_on_6_12: "kills.sh", 2, 512, KILLS_CHECKS;
+    // 3 DIMMs: two for the recipes, one for the foreign namespace and dm device
+    vm_crash_at_every_step_faults_and_data_safety, vm_crash_at_every_step_faults_and_data_safety_on_6_12: "faults.sh", 3, 1024, FAULTS_CHECKS;
 }
 
 /// Real boots with systemd as PID 1 on `kernel`: boot 1 converges two persisted stacks
@@ -492,49 +458,6 @@ fn vm_label_less_pmem_memmap_and_dimms_without_labels() {
 #[test]
 fn vm_label_less_pmem_memmap_and_dimms_without_labels_on_6_12() {
     label_less(SECOND_KERNEL);
-}
-
-/// At least this many checks in tests/vm/guest/kills.py: six per kill, over two
-/// starting points of at least seven kills each (one per kind of operation and program
-/// of the reference run), and the checks after them.
-const KILLS_CHECKS: u32 = 90;
-
-#[test]
-fn vm_killed_in_the_middle_of_any_step_converges() {
-    guest("kills.sh", 2, 512, KILLS_CHECKS);
-}
-
-#[test]
-fn vm_killed_in_the_middle_of_any_step_converges_on_6_12() {
-    guest_with(
-        "kills.sh",
-        2,
-        512,
-        &["-K", SECOND_KERNEL],
-        &[],
-        KILLS_CHECKS,
-    );
-}
-
-/// Checks in tests/vm/guest/faults.sh.
-const FAULTS_CHECKS: u32 = 266;
-
-#[test]
-fn vm_crash_at_every_step_faults_and_data_safety() {
-    // 3 DIMMs: two for the recipes, one for the foreign namespace and dm device
-    guest("faults.sh", 3, 1024, FAULTS_CHECKS);
-}
-
-#[test]
-fn vm_crash_at_every_step_faults_and_data_safety_on_6_12() {
-    guest_with(
-        "faults.sh",
-        3,
-        1024,
-        &["-K", SECOND_KERNEL],
-        &[],
-        FAULTS_CHECKS,
-    );
 }
 
 /// The Salt and Puppet wrappers of contrib/ through the real clients in the guest

@@ -3,7 +3,6 @@
 //! derivation of the tables we build (linear concatenation, striped length
 //! `stripes x floor(min member / chunk) x chunk`).
 
-use crate::args::DmTarget;
 use crate::units::Sectors;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -270,89 +269,9 @@ impl<'de> Deserialize<'de> for DmTable {
     }
 }
 
-/// Linear: members concatenated in order, each over its whole size.
-/// `None` when the total overflows (only a corrupt snapshot has such sizes).
-pub fn linear_table(members: &[(Devno, Sectors)]) -> Option<Vec<TableLine>> {
-    let mut start = Sectors::ZERO;
-    members
-        .iter()
-        .map(|(dev, size)| {
-            let line = TableLine {
-                start,
-                length: *size,
-                target: Target::Linear {
-                    dev: *dev,
-                    offset: Sectors::ZERO,
-                },
-            };
-            start = start.checked_add(*size)?;
-            Some(line)
-        })
-        .collect()
-}
-
-/// Striped: one line of `stripes x floor(min member / chunk) x chunk` sectors.
-/// `None` when a member is smaller than one chunk (nothing to map), or the length
-/// overflows.
-pub fn striped_table(members: &[(Devno, Sectors)], chunk: Sectors) -> Option<Vec<TableLine>> {
-    let min = members.iter().map(|(_, s)| *s).min()?;
-    let per = min.align_down(chunk);
-    if per.is_zero() || chunk.is_zero() {
-        return None;
-    }
-    Some(vec![TableLine {
-        start: Sectors::ZERO,
-        length: per.checked_mul(members.len() as u64)?,
-        target: Target::Striped {
-            chunk,
-            stripes: members.iter().map(|(d, _)| (*d, Sectors(0))).collect(),
-        },
-    }])
-}
-
-/// The table a `target` device maps over its members (`(devno, size)` in order):
-/// [`linear_table`] or [`striped_table`]; `None` without members.
-pub fn build_table(
-    target: DmTarget,
-    chunk: Sectors,
-    members: &[(Devno, Sectors)],
-) -> Option<Vec<TableLine>> {
-    if members.is_empty() {
-        return None;
-    }
-    match target {
-        DmTarget::Linear => linear_table(members),
-        DmTarget::Striped => striped_table(members, chunk),
-    }
-}
-
-/// Total length of a table.
-pub fn table_length(lines: &[TableLine]) -> Sectors {
-    lines
-        .iter()
-        .fold(Sectors::ZERO, |n, l| n.saturating_add(l.length))
-}
-
-/// The chunk of the striped lines of a table, in KiB (0 when none is striped): what a
-/// dm device's `max_sectors_kb` is raised to, so one request carries a whole chunk.
-pub fn striped_chunk_kb(table: &[TableLine]) -> u32 {
-    table
-        .iter()
-        .filter_map(|l| match &l.target {
-            Target::Striped { chunk, .. } => u32::try_from(chunk.bytes().0 / 1024).ok(),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dn(s: &str) -> Devno {
-        s.parse().expect("devno")
-    }
 
     #[test]
     fn kernel_lines_round_trip() {
@@ -409,50 +328,5 @@ mod tests {
             Some(r#"dm table line "0 8 striped x": stripe count is not a number"#)
         );
         assert!(DmTable::default().is_empty());
-    }
-
-    #[test]
-    fn striped_length_uses_the_smaller_member_rounded_to_chunks() {
-        let t = striped_table(
-            &[
-                (dn("259:0"), Sectors(520_192 + 100)),
-                (dn("259:1"), Sectors(530_000)),
-            ],
-            Sectors(4096),
-        )
-        .expect("table");
-        assert_eq!(
-            table_text(&t),
-            vec!["0 1040384 striped 2 4096 259:0 0 259:1 0"]
-        );
-        assert!(striped_table(
-            &[(dn("1:1"), Sectors(10)), (dn("1:2"), Sectors(10))],
-            Sectors(4096)
-        )
-        .is_none());
-    }
-
-    #[test]
-    fn linear_concatenates() {
-        let t =
-            linear_table(&[(dn("259:0"), Sectors(100)), (dn("259:1"), Sectors(50))]).expect("fits");
-        let fits = linear_table(&[
-            (dn("259:0"), Sectors(u64::MAX - 1)),
-            (dn("259:1"), Sectors(1)),
-        ]);
-        assert_eq!(
-            fits.map(|t| t.len()),
-            Some(2),
-            "a total of u64::MAX sectors fits"
-        );
-        assert!(
-            linear_table(&[(dn("259:0"), Sectors(u64::MAX)), (dn("259:1"), Sectors(1))]).is_none(),
-            "a total beyond u64::MAX is no table"
-        );
-        assert_eq!(
-            table_text(&t),
-            vec!["0 100 linear 259:0 0", "100 50 linear 259:1 0"]
-        );
-        assert_eq!(table_length(&t), Sectors(150));
     }
 }

@@ -555,6 +555,10 @@ impl Actual {
     pub fn region(&self, name: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.name == name)
     }
+    /// Region called `name`, to change.
+    pub fn region_mut(&mut self, name: &str) -> Option<&mut Region> {
+        self.regions.iter_mut().find(|r| r.name == name)
+    }
     /// Block device by kernel name.
     pub fn block_named(&self, name: &str) -> Option<&BlockDevice> {
         self.block_devices.iter().find(|b| b.name == name)
@@ -611,6 +615,44 @@ impl Actual {
         self.block_devices
             .iter()
             .filter(move |b| b.partition.as_ref().is_some_and(|p| p.disk == disk))
+    }
+    /// The dm devices (and other holders) that hold `bd`, as block devices, in the order
+    /// the kernel lists them (a holder not listed as a block device is left out).
+    pub fn holders_of<'a>(
+        &'a self,
+        bd: &'a BlockDevice,
+    ) -> impl Iterator<Item = &'a BlockDevice> + 'a {
+        bd.holders.iter().filter_map(|h| self.block_named(h))
+    }
+    /// The device graph upwards: `devno` and everything stacked on it (its partitions,
+    /// then the devices holding it, depth first), transitively, each once: a corrupt
+    /// snapshot may have holder cycles, and a device reached twice says nothing new.
+    pub fn stack_above(&self, devno: Devno) -> Vec<&BlockDevice> {
+        self.stack_above_until(devno, &|_| false)
+    }
+    /// [`Actual::stack_above`], neither listing nor climbing above a device for which
+    /// `stop` is true (one whose stack a caller has accounted for already).
+    pub fn stack_above_until(
+        &self,
+        devno: Devno,
+        stop: &dyn Fn(&BlockDevice) -> bool,
+    ) -> Vec<&BlockDevice> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo: Vec<&BlockDevice> = self.block(devno).into_iter().collect();
+        while let Some(b) = todo.pop() {
+            if stop(b) || !seen.insert(b.devno) {
+                continue;
+            }
+            out.push(b);
+            // pushed in reverse, so that they are visited partitions first, in order
+            let above: Vec<&BlockDevice> = self
+                .partitions_of(&b.name)
+                .chain(self.holders_of(b))
+                .collect();
+            todo.extend(above.into_iter().rev());
+        }
+        out
     }
     /// A managed file by path.
     pub fn file(&self, path: &str) -> Option<&FileState> {
@@ -693,6 +735,57 @@ impl Actual {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The device graph upwards: partitions first, then holders, depth first; each
+    /// device once however the holders loop; `stop` neither lists nor climbs.
+    #[test]
+    fn the_stack_above_a_device_is_walked_once_through_cycles() {
+        let dev = |name: &str, minor: u32, holders: &[&str], part_of: Option<&str>| BlockDevice {
+            name: name.into(),
+            devno: Devno { major: 259, minor },
+            path: format!("/dev/{name}"),
+            aliases: Vec::new(),
+            size: Sectors(8),
+            dax: true,
+            holders: holders.iter().map(|h| h.to_string()).collect(),
+            partition: part_of.map(|d| PartitionOf {
+                disk: d.into(),
+                number: 1,
+                start: Sectors(0),
+            }),
+            max_sectors_kb: None,
+        };
+        let a = Actual {
+            block_devices: vec![
+                dev("pmem0", 0, &["dm-0", "dm-9"], None),
+                dev("dm-0", 1, &["dm-1"], None),
+                // a ring: dm-1 holds dm-0 again, and a device that is its own partition
+                dev("dm-1", 2, &["dm-0"], Some("dm-1")),
+                dev("pmem0p1", 3, &[], Some("pmem0")),
+            ],
+            ..Actual::default()
+        };
+        let names = |v: Vec<&BlockDevice>| v.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
+        let pmem0 = Devno {
+            major: 259,
+            minor: 0,
+        };
+        // dm-9 is no listed block device: left out
+        assert_eq!(
+            names(a.stack_above(pmem0)),
+            ["pmem0", "pmem0p1", "dm-0", "dm-1"]
+        );
+        assert_eq!(
+            names(a.stack_above_until(pmem0, &|b| b.name == "dm-0")),
+            ["pmem0", "pmem0p1"]
+        );
+        assert!(a.stack_above(Devno { major: 1, minor: 1 }).is_empty());
+        let held: Vec<&str> = a
+            .holders_of(&a.block_devices[0])
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(held, ["dm-0"]);
+    }
 
     #[test]
     fn kpartx_names() {

@@ -7,7 +7,7 @@
 //!   can have changed, the rest kept from the probe before it).
 //! - After the last step: probe again, check that each declared DAX mount has DAX in
 //!   effect, and plan again: the plan must be empty (the stack converged).
-//! - [`finish`] adds the DAX audit and, when asked, the PMD fault check, to every run
+//! - `finish` adds the DAX audit and, when asked, the PMD fault check, to every run
 //!   that gets that far (a dry run or a run with nothing to do too).
 //!
 //! An observer hears about each step as it starts and ends ([`Progress`]): `--format
@@ -127,7 +127,7 @@ pub(crate) struct LiveRun<'a> {
     pub before: &'a Actual,
     /// The plan's steps.
     pub steps: &'a [plan::Step],
-    /// A boot replay (see `not_at_boot`).
+    /// A boot replay (see [`plan::replay`]).
     pub replay: bool,
     /// Report before/after in `diff`.
     pub want_diff: bool,
@@ -135,35 +135,11 @@ pub(crate) struct LiveRun<'a> {
     pub verify_pmd: bool,
 }
 
-/// What a boot replay may not do: the replay reassembles what exists (namespaces on
-/// their labels, partition tables and filesystems on the media) and rebuilds the dm
-/// tables, which have no on-disk metadata. A step that would make or change what
-/// should already be on the media means that something is missing or was replaced (a
-/// DIMM removed or failed): doing it at boot would build a new, empty stack over the
-/// survivors (a new namespace for the missing member, then a filesystem over both).
-/// `Some(why)` for such a step.
-fn not_at_boot(action: &plan::Action) -> Option<&'static str> {
-    use plan::Action as A;
-    match action {
-        A::CreateNamespace { .. } => Some("it is missing (its DIMM removed or failed?)"),
-        A::ReconfigureNamespace { .. }
-        | A::ClearNamespace { .. }
-        | A::DestroyNamespace { .. }
-        | A::RecordName { .. }
-        | A::ForgetName { .. } => Some("it is not as saved"),
-        A::CreateGpt { .. } | A::AddPartition { .. } | A::DeletePartition { .. } => {
-            Some("its partition table is not as saved")
-        }
-        A::Mkfs {
-            if_blank: false, ..
-        } => Some("its filesystem is missing"),
-        _ => None,
-    }
-}
-
 /// Apply `run`'s steps to `system`, telling `progress` about each as it starts and ends,
-/// then verify the result. A boot replay whose plan has a step that `not_at_boot`
-/// forbids fails before anything is done.
+/// then verify the result. A boot replay whose plan has a step that the replay policy
+/// forbids ([`plan::replay::refused_plan`]) fails before anything is done, and one whose
+/// step it refuses when that step comes to run ([`plan::replay::refused_when_run`])
+/// fails there.
 pub(crate) fn apply(
     run: &LiveRun<'_>,
     mut result: ModuleResult,
@@ -171,21 +147,10 @@ pub(crate) fn apply(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> ModuleResult {
     if run.replay {
-        let refused: Vec<String> = run
-            .steps
-            .iter()
-            .filter_map(|s| {
-                not_at_boot(&s.action)
-                    .map(|why| format!("{} {} ({why})", s.action.name(), s.action.target()))
-            })
-            .collect();
-        if !refused.is_empty() {
-            result.refusals = refused.clone();
+        if let Some(refused) = plan::replay::refused_plan(run.steps) {
+            result.refusals = refused.refusals;
             let result = result.steps(run.steps, &[], false);
-            return result.fail(format!(
-                "the boot replay only reassembles what exists and would have to {}; nothing was done. Run the task that declares this stack once what is missing is back (or to rebuild it)",
-                refused.join(", ")
-            ));
+            return result.fail(refused.msg);
         }
     }
     let mut done = Vec::new();
@@ -217,24 +182,25 @@ pub(crate) fn apply(
         });
         let outcome = resolve::resolve(&step.action, run.desired, &actual)
             .map_err(StepFailure::Refused)
-            .and_then(|r| match r {
-                resolve::Resolved::Run(_) if run.replay && matches!(step.action, plan::Action::Mkfs { .. }) => {
-                    Err(StepFailure::Refused(plan::Refused {
-                        what: format!("making a filesystem on {} at boot", step.action.target()),
-                        reason: "the rebuilt device is blank where its filesystem should be (its members changed?); the replay never makes a filesystem".into(),
-                        data_loss: false,
-                    }))
+            .and_then(|r| {
+                if run.replay {
+                    let would_run = matches!(r, resolve::Resolved::Run(_));
+                    if let Some(refused) = plan::replay::refused_when_run(&step.action, would_run) {
+                        return Err(StepFailure::Refused(refused));
+                    }
                 }
-                resolve::Resolved::Run(op) => system
-                    .execute(&op)
-                    .map(|_| Some(op))
-                    .map_err(StepFailure::System),
-                resolve::Resolved::Skip(why) => {
-                    skipped.push(report::SkippedItem {
-                        step: step.item(),
-                        why,
-                    });
-                    Ok(None)
+                match r {
+                    resolve::Resolved::Run(op) => system
+                        .execute(&op)
+                        .map(|_| Some(op))
+                        .map_err(StepFailure::System),
+                    resolve::Resolved::Skip(why) => {
+                        skipped.push(report::SkippedItem {
+                            step: step.item(),
+                            why,
+                        });
+                        Ok(None)
+                    }
                 }
             });
         progress(Progress::Ended {
@@ -270,13 +236,7 @@ pub(crate) fn apply(
                 ));
         }
         if let Ok(Some(op)) = outcome {
-            let changes_state = !matches!(
-                step.action,
-                plan::Action::WriteFile { .. }
-                    | plan::Action::RemoveFile { .. }
-                    | plan::Action::DaemonReload
-            );
-            stale = changes_state.then_some(op);
+            stale = step.action.changes_state().then_some(op);
             done.push(step.clone());
         }
     }

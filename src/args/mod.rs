@@ -11,6 +11,7 @@
 //! errors are reported together. [`parse_info_input`] reads the arguments of
 //! `pmem_stack_info`, which takes Ansible's internal keys and no option.
 
+pub mod desired;
 pub mod draft;
 pub mod mkfs;
 pub mod validate;

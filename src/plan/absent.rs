@@ -12,7 +12,7 @@
 //! | namespace | yes | - | yes | destroy |
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Refused};
 use crate::actual::{partition_name, BlockDevice};
 use crate::args::validate::DevRef;
 
@@ -74,7 +74,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                             format!("dmsetup remove {m}"),
                             false,
                         );
-                        cx.note_removed_dm(&m);
+                        cx.o.remove_dm(&m);
                     }
                 }
                 cx.step(
@@ -107,7 +107,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     format!("dmsetup remove {name}"),
                     false,
                 );
-                cx.note_removed_dm(name);
+                cx.o.remove_dm(name);
             }
             _ => {}
         }
@@ -180,29 +180,37 @@ fn free_of_foreign_users(
                 .and_then(|hb| cx.a.dm_by_devno(hb.devno))
                 .map(|d| d.name.clone())
                 .unwrap_or_else(|| h.clone());
-        if !cx.is_removed_dm(&name) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is held by {name} ({h}), which these arguments do not declare",
-                bd.path
+        if !cx.o.is_removed_dm(&name) {
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                    "{} is held by {name} ({h}), which these arguments do not declare",
+                    bd.path
+                ),
             ));
             ok = false;
         }
     }
     for m in cx.a.mounts_of(bd.devno) {
         if !declared_paths.contains(&m.target) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is mounted on {}, which these arguments do not declare",
-                bd.path, m.target
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                    "{} is mounted on {}, which these arguments do not declare",
+                    bd.path, m.target
+                ),
             ));
             ok = false;
         }
     }
     for m in cx.a.elsewhere.iter().filter(|m| m.devno == bd.devno) {
         if !declared_paths.contains(&m.target) {
-            cx.refusals.push(format!(
-                "refusing {why}: {} is mounted on {} in the mount namespace of {}, which these arguments do not declare",
+            cx.refusals.push(Refused::new(
+                why,
+                format!(
+                "{} is mounted on {} in the mount namespace of {}, which these arguments do not declare",
                 bd.path, m.target, m.who()
-            ));
+            )));
             ok = false;
         }
     }

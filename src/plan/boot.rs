@@ -21,9 +21,11 @@
 //! The system marks the reload pending (`boot::RELOAD_PENDING`) before it touches a unit
 //! and clears the mark once the reload has run, so a run killed in between is repaired.
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::FileContent;
+use crate::bind::Bound;
 use crate::boot::{self, FileKind};
+use crate::op::Op;
 
 pub(crate) fn plan(cx: &mut Ctx) {
     let wanted = boot::wanted(&cx.b);
@@ -110,4 +112,24 @@ fn describe(k: &FileKind) -> &'static str {
         FileKind::MountUnit { .. } => "write the mount unit",
         FileKind::WantsLink { .. } => "enable with the link",
     }
+}
+
+/// Apply time: a boot step as its op, the file's content rendered from the state as it
+/// is now (a device made earlier in this run is named by what identifies it now).
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    Ok(Resolved::Run(match action {
+        Action::WriteFile { path, kind, mode } => Op::WriteFile {
+            path: path.clone(),
+            content: boot::content_of(kind, bound).ok_or_else(|| {
+                Refused::new(
+                    action.doing(),
+                    format!("{path}: the device it names does not exist yet"),
+                )
+            })?,
+            mode: *mode,
+        },
+        Action::RemoveFile { path } => Op::RemoveFile { path: path.clone() },
+        Action::DaemonReload => Op::DaemonReload,
+        _ => return Err(Refused::not_mine(action, Layer::Boot)),
+    }))
 }

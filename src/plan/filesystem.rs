@@ -14,44 +14,45 @@
 //! 512 x stripes; xfs sunit 512 blocks, swidth 512 x stripes, reflink off (6.x kernels
 //! refuse DAX with reflink on a partition).
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::Filesystem;
+use crate::args::mkfs::{self, MkfsOpt};
 use crate::args::validate::{DevRef, FilesystemSpec};
 use crate::args::FsType;
+use crate::bind::Bound;
 pub use crate::geometry::STRIPE_UNIT_BLOCKS;
 use crate::geometry::{Ext4Stripe, FsGeometry, Layout, XfsStripe};
+use crate::op::Op;
 use crate::units::{Bytes, HUGE_PAGE, PAGE};
 
 /// The geometry pmem_stack asks mkfs for: 4 KiB blocks; ext4 stride 512 blocks and
 /// stripe width 512 x stripes (none over one device); xfs su 2 MiB, sw stripes, reflink
-/// off. An option the user's `mkfs_options` restate (an `-E` with `stride`, a `-b`, a
-/// `-d` with `su`/`sunit`, an `-m` with `reflink`) is left to them, so the user's value
-/// wins instead of mkfs refusing the option twice.
+/// off. An option the user's `mkfs_options` restate (an `-E` with `stride` or
+/// `stripe_width`, a `-b`, a `-d` with `su`/`sunit`/`sw`/`swidth`, an `-m` with
+/// `reflink`, in any spelling getopt reads: [`mkfs::read`]) is left to them, so the
+/// user's value wins instead of mkfs refusing the option twice.
 pub fn dax_geometry(fstype: FsType, extra: &[String], stripes: u32) -> FsGeometry {
     let stripes = stripes.max(1);
-    // does the user give `flag` with a value containing one of `keys`?
-    let given = |flag: &str, keys: &[&str]| {
-        extra.windows(2).any(|w| {
-            w[0] == flag
-                && (keys.is_empty()
-                    || w[1]
-                        .split(',')
-                        .any(|kv| keys.iter().any(|k| kv.starts_with(k))))
-        })
-    };
+    let user = mkfs::read(fstype, extra);
+    let given = |pick: fn(MkfsOpt) -> bool| mkfs::gives(&user, pick);
     match fstype {
         FsType::Ext4 => FsGeometry::Ext4 {
-            block_size: (!given("-b", &[])).then_some(PAGE),
-            stripe: (!given("-E", &["stride=", "stripe_width=", "stripe-width="])).then_some(
-                Ext4Stripe {
+            block_size: (!given(|o| matches!(o, MkfsOpt::BlockSize(_)))).then_some(PAGE),
+            stripe: (!given(|o| matches!(o, MkfsOpt::Stride(_) | MkfsOpt::StripeWidth(_))))
+                .then_some(Ext4Stripe {
                     stride: STRIPE_UNIT_BLOCKS,
                     stripe_width: (stripes > 1).then_some(STRIPE_UNIT_BLOCKS * stripes),
-                },
-            ),
+                }),
         },
         FsType::Xfs => FsGeometry::Xfs {
-            reflink: (!given("-m", &["reflink="])).then_some(false),
-            stripe: (!given("-d", &["su=", "sunit=", "sw=", "swidth="])).then_some(XfsStripe {
+            reflink: (!given(|o| matches!(o, MkfsOpt::Reflink(_)))).then_some(false),
+            stripe: (!given(|o| {
+                matches!(
+                    o,
+                    MkfsOpt::Su(_) | MkfsOpt::Sunit(_) | MkfsOpt::Sw(_) | MkfsOpt::Swidth(_)
+                )
+            }))
+            .then_some(XfsStripe {
                 su: HUGE_PAGE,
                 sw: stripes,
             }),
@@ -116,7 +117,7 @@ fn suspended_but_mounted_with(cx: &Ctx, r: &DevRef, fstype: &str) -> bool {
 pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.filesystems.iter().enumerate() {
         let spec = spec.clone();
-        if cx.is_unknown(&spec.device) {
+        if cx.o.is_unknown(&spec.device) {
             // Made over content that existed before (a dm device rebuilt over its members):
             // what it holds is seen only once it exists. Decided when the step runs.
             mkfs_step(
@@ -136,7 +137,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             // not be read, but the mount shows the filesystem is there.
             continue;
         }
-        if cx.is_fresh(&spec.device) {
+        if cx.o.is_fresh(&spec.device) {
             // The device is new or its content was judged (and given up) by a lower layer:
             // stale signatures on it (a superblock surviving a reload) are not data.
             mkfs(cx, &spec, true, false, "new device".into());
@@ -144,8 +145,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
         }
         let Some(bd) = cx.current(&spec.device) else {
             if let DevRef::Path(p) = &spec.device {
-                cx.refusals
-                    .push(format!("filesystems[{i}]: {p} does not exist"));
+                cx.refusals.push(Refused::because(format!(
+                    "filesystems[{i}]: {p} does not exist"
+                )));
             }
             continue;
         };
@@ -255,9 +257,9 @@ fn mkfs_step(
     let geometry = dax_geometry(spec.fstype, &spec.mkfs_options, spec.stripes);
     if let Some(size) = size_bound(cx, &spec.device, 0) {
         if let Some(why) = crate::geometry::xfs_cannot_fit(size, &geometry, &spec.mkfs_options) {
-            cx.refusals.push(format!(
-                "refusing making {} on {}: {why}",
-                spec.fstype, spec.device
+            cx.refusals.push(Refused::new(
+                format!("making {} on {}", spec.fstype, spec.device),
+                why,
             ));
             return;
         }
@@ -266,7 +268,7 @@ fn mkfs_step(
         .current(&spec.device)
         .map(|b| b.path.clone())
         .unwrap_or_else(|| format!("<{}>", spec.device));
-    let command = crate::system::argv::mkfs(
+    let command = crate::op::argv::mkfs(
         spec.fstype,
         &geometry,
         spec.label.as_deref(),
@@ -287,7 +289,7 @@ fn mkfs_step(
         format!("{} ({why})", command.join(" ")),
         destructive,
     );
-    cx.new_fs.insert(spec.device.clone());
+    cx.o.new_fs(&spec.device);
 }
 
 /// The most the device of `r` can hold once this plan made it, if that can be told
@@ -357,6 +359,80 @@ fn size_bound(cx: &Ctx, r: &DevRef, depth: usize) -> Option<Bytes> {
 /// Extent size hint wanted on an xfs root for 2 MiB allocations.
 pub const XFS_EXTSIZE: Bytes = HUGE_PAGE;
 
+/// Apply time: a mkfs step as its op, decided on the device as it is now.
+///
+/// | found now | planned over unknown content (`if_blank`) | allowed | outcome |
+/// |---|---|---|---|
+/// | a device mkfs.xfs cannot make this filesystem on | - | - | refuse |
+/// | this very filesystem (type, geometry, size) | yes | - | skip |
+/// | another filesystem | yes | no / yes | refuse / make it over the other (forced) |
+/// | a partition table | yes | - | refuse |
+/// | anything | no | - | make it (the plan allowed what it destroys) |
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    let Action::Mkfs {
+        device,
+        fstype,
+        label,
+        extra,
+        stripes,
+        force,
+        if_blank,
+    } = action
+    else {
+        return Err(Refused::not_mine(action, Layer::Filesystem));
+    };
+    let b = bound.existing(device).map_err(refused)?;
+    // a filesystem mkfs.xfs cannot make on the device as it came out (the planner
+    // judged an upper bound of its size): refused before mkfs prints its usage text
+    let geometry = dax_geometry(*fstype, extra, *stripes);
+    if let Some(why) = crate::geometry::xfs_cannot_fit(b.size.bytes(), &geometry, extra) {
+        return Err(refused(why));
+    }
+    let found = a.filesystem(b.devno);
+    if *if_blank {
+        if let Some(fs) = found {
+            // what this mkfs would make: only that very filesystem counts as found
+            let expected = expected_geometry(*fstype, extra, *stripes);
+            let same = fs.fstype == fstype.as_str()
+                && geometry_problems(*fstype, expected, fs).is_empty()
+                && fs.size.is_none_or(|s| s <= b.size.bytes());
+            if same {
+                return Ok(Resolved::Skip(format!(
+                    "{} already holds {} with this geometry (built over existing data)",
+                    b.path, fs.fstype
+                )));
+            }
+            // with allow_data_loss it is made over the other one (forced)
+            if !d.allow_data_loss {
+                return Err(Refused::losing_data(
+                    action.doing(),
+                    format!(
+                        "{} turned out to hold {} (other geometry or size) once it appeared",
+                        b.path, fs.fstype
+                    ),
+                ));
+            }
+        } else if a.gpt(b.devno).is_some() {
+            return Err(refused(format!(
+                "{} turned out to hold a partition table once it appeared",
+                b.path
+            )));
+        }
+    }
+    Ok(Resolved::Run(Op::Mkfs {
+        geometry,
+        fstype: *fstype,
+        label: label.clone(),
+        // a conditional mkfs that runs over another filesystem (allowed above, with
+        // allow_data_loss) overwrites it
+        force: *force || (*if_blank && found.is_some()),
+        extra: extra.clone(),
+        device: bound.dev_id(device).map_err(refused)?,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +449,7 @@ mod tests {
         force: bool,
     ) -> Vec<String> {
         let geometry = dax_geometry(fstype, extra, stripes);
-        crate::system::argv::mkfs(fstype, &geometry, label, force, extra, device)
+        crate::op::argv::mkfs(fstype, &geometry, label, force, extra, device)
     }
 
     fn fs(t: &str, su: u32, sw: u32, reflink: Option<bool>) -> Filesystem {
@@ -436,6 +512,76 @@ mod tests {
         assert!(mkfs_argv(FsType::Ext4, "/dev/x", None, &extra, 1, false)
             .join(" ")
             .contains("-E stride=512 -E lazy_itable_init=0"));
+    }
+
+    /// Where the planner read only a flag word followed by its value word and validation
+    /// read the words as getopt does, getopt's reading now decides both what the planner
+    /// leaves to the user and the superblock it expects; each tool reads its own options.
+    #[test]
+    fn the_users_words_are_read_as_mkfs_reads_them() {
+        use FsType::{Ext4, Xfs};
+        let w = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let argv = |fstype, extra: &[String], stripes| {
+            mkfs_argv(fstype, "/dev/x", None, extra, stripes, false).join(" ")
+        };
+        let layout = |stripe_unit, stripe_width, reflink| Layout {
+            stripe_unit,
+            stripe_width,
+            reflink,
+        };
+        // a value attached to its option, or an option ending a cluster: the user's
+        // value, not ours as well (mke2fs made the user's stride while the planner
+        // expected ours; mkfs.xfs refuses an option "respecified"); sunit/swidth
+        // (512-byte sectors) leave ours out and are read (the planner expected 0 and 0)
+        #[rustfmt::skip]
+        let cases = [
+            (Ext4, "-Estride=256", 1, "-b 4096", layout(256, 0, true)),
+            (Ext4, "-qE stride=256", 1, "-b 4096", layout(256, 0, true)),
+            (Ext4, "-b4096", 1, "-E stride=512", layout(512, 0, true)),
+            (Xfs, "-dsu=1m,sw=4", 2, "-m reflink=0", layout(256, 1024, false)),
+            (Xfs, "-Kd su=1m,sw=4", 2, "-m reflink=0", layout(256, 1024, false)),
+            (Xfs, "-mreflink=1", 1, "-d su=2m,sw=1", layout(512, 512, true)),
+            (Xfs, "-m reflink", 1, "-d su=2m,sw=1", layout(512, 512, true)),
+            (Xfs, "-d sunit=2048,swidth=4096", 2, "-m reflink=0", layout(256, 512, false)),
+        ];
+        for (fstype, words, stripes, ours, made) in cases {
+            let extra = w(&words.split(' ').collect::<Vec<_>>());
+            assert_eq!(
+                argv(fstype, &extra, stripes),
+                format!("mkfs.{fstype} -q {ours} {} /dev/x", extra.join(" "))
+            );
+            assert_eq!(
+                expected_geometry(fstype, &extra, stripes),
+                made,
+                "{extra:?}"
+            );
+        }
+        // a word that is another option's value is no option: `-L -b` is a label, and
+        // our block size stays
+        assert_eq!(
+            dax_geometry(
+                FsType::Ext4,
+                &w(&["-L", "-b", "-E", "lazy_itable_init=0"]),
+                1
+            ),
+            FsGeometry::Ext4 {
+                block_size: Some(PAGE),
+                stripe: Some(Ext4Stripe {
+                    stride: STRIPE_UNIT_BLOCKS,
+                    stripe_width: None
+                })
+            }
+        );
+        // one tool's option is not the other's: mkfs.xfs has no -E, mke2fs's -d is
+        // the directory to copy in (the layout took both for stripe geometry)
+        assert_eq!(
+            expected_geometry(FsType::Xfs, &w(&["-E", "stride=16"]), 2),
+            layout(512, 1024, false)
+        );
+        assert_eq!(
+            expected_geometry(FsType::Ext4, &w(&["-d", "su=1m"]), 1),
+            layout(512, 0, true)
+        );
     }
 
     #[test]

@@ -17,18 +17,21 @@
 //! mode does not exist there). A snapshot without a kernel release keeps the 5.8 form.
 
 use super::filesystem::XFS_EXTSIZE;
-use super::{Action, Ctx};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 pub use crate::actual::kernel::mount_options;
 use crate::actual::{DaxSyntax, Extsize};
 use crate::args::validate::{DevRef, MountSpec};
 use crate::args::{DaxMode, FsType};
+use crate::bind::Bound;
+use crate::op::Op;
 
 pub(crate) fn plan(cx: &mut Ctx) {
     let syntax = cx.a.dax_syntax();
     for (i, spec) in cx.d.mounts.iter().enumerate() {
         let spec = spec.clone();
         if let Some(why) = no_such_mode(syntax, spec.dax, cx.a.kernel()) {
-            cx.refusals.push(format!("mounts[{i}].dax: {why}"));
+            cx.refusals
+                .push(Refused::because(format!("mounts[{i}].dax: {why}")));
             continue;
         }
         let declared_fs =
@@ -41,19 +44,19 @@ pub(crate) fn plan(cx: &mut Ctx) {
             (Some(t), _) => t,
             (None, Some(fs)) => fs.fstype.clone(),
             (None, None) => {
-                cx.refusals.push(format!(
+                cx.refusals.push(Refused::because(format!(
                     "mounts[{i}]: no filesystem on {} to mount; declare one under filesystems",
                     spec.device
-                ));
+                )));
                 continue;
             }
         };
         if spec.dax != DaxMode::Never {
             if let Some(why) = not_dax_now(cx, &spec.device, 0) {
-                cx.refusals.push(format!(
+                cx.refusals.push(Refused::because(format!(
                     "mounts[{i}]: dax={} needs a DAX-capable device, but {why}",
                     spec.dax.as_str()
-                ));
+                )));
                 continue;
             }
         }
@@ -66,13 +69,16 @@ pub(crate) fn plan(cx: &mut Ctx) {
             mount(cx, &spec, &fstype, "not mounted");
             continue;
         };
-        let same = bd.is_some_and(|b| b.devno == m.devno) && !cx.new_fs.contains(&spec.device);
+        let same = bd.is_some_and(|b| b.devno == m.devno) && !cx.o.has_new_fs(&spec.device);
         if !same {
             if !cx.d.allow_data_loss {
-                cx.refusals.push(format!(
-                    "refusing to mount {} on {}: {} ({}) is mounted there. Set allow_data_loss: true to unmount it",
-                    spec.device, spec.path, m.source, m.fstype
-                ));
+                cx.refusals.push(
+                    Refused::new(
+                        format!("to mount {} on {}", spec.device, spec.path),
+                        format!("{} ({}) is mounted there", m.source, m.fstype),
+                    )
+                    .allowed_to("unmount it"),
+                );
                 continue;
             }
             cx.umount_first(
@@ -126,11 +132,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
 }
 
 /// Why the running kernel cannot mount with `dax`, if it cannot (`inode` before 5.8).
-pub(crate) fn no_such_mode(
-    syntax: DaxSyntax,
-    dax: DaxMode,
-    kernel: Option<&str>,
-) -> Option<String> {
+fn no_such_mode(syntax: DaxSyntax, dax: DaxMode, kernel: Option<&str>) -> Option<String> {
     syntax.option(dax).err().map(|_| {
         format!(
             "{} does not exist on this kernel ({}): dax=always|inode|never came with Linux {}; before it a filesystem is mounted with DAX on every file (dax: always, mounted -o dax) or on none (dax: never)",
@@ -219,6 +221,95 @@ fn not_dax_now(cx: &Ctx, r: &DevRef, depth: usize) -> Option<String> {
         }
         DevRef::Namespace(_) => None,
     }
+}
+
+/// Apply time: a mount step as its op, with the options worked out by
+/// [`mount_options`] (the one place, used by the plan's detail and the boot unit too).
+///
+/// | step | found now | outcome |
+/// |---|---|---|
+/// | mount | a DAX mode the running kernel has no option for | refuse |
+/// | remount | - | the whole option set (MS_REMOUNT resets what it is not given), dax unchanged |
+/// | umount | open files | lazy only with `allow_data_loss` and another device to mount in its place |
+/// | umount elsewhere | no other namespace holds it any more | skip |
+/// | set extsize | the inherited hint already set | skip |
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    Ok(Resolved::Run(match action {
+        Action::Mount {
+            device,
+            path,
+            fstype,
+            dax,
+            options,
+        } => {
+            // the DAX option as the running kernel spells it (`dax=MODE` from 5.8, a bare
+            // `dax` or nothing before); `dax=never` is given as such (from 5.8; before,
+            // no dax option means never): without it, ext4 and xfs mount in the per-file
+            // `inode` mode, where a file with the DAX flag still maps the media directly
+            let syntax = a.dax_syntax();
+            if let Some(why) = no_such_mode(syntax, *dax, a.kernel()) {
+                return Err(refused(format!("{path}: {why}")));
+            }
+            Op::Mount {
+                source: bound.dev_id(device).map_err(refused)?,
+                target: path.clone(),
+                fstype: fstype.clone(),
+                options: mount_options(syntax, *dax, options),
+            }
+        }
+        Action::Remount { path, options } => Op::Remount {
+            target: path.clone(),
+            // MS_REMOUNT resets what it is not given: pass the whole set, dax included
+            // (unchanged, which the kernel accepts on remount), in the kernel's spelling
+            options: match d.mounts.iter().find(|m| m.path == *path) {
+                Some(m) => mount_options(a.dax_syntax(), m.dax, options),
+                None => options.clone(),
+            },
+        },
+        Action::Umount { path, detachable } => Op::Umount {
+            target: path.clone(),
+            lazy: d.allow_data_loss && *detachable,
+            when_busy: if *detachable {
+                "set allow_data_loss: true to detach it lazily: the old mount lives on until they are closed".into()
+            } else {
+                "close them first: a filesystem with open files stays alive when detached, holding its device (mounted again it would be shared, its dax= unchanged), so not even allow_data_loss detaches it for this".into()
+            },
+        },
+        // our umount may have reached them already (a copy that is a slave or a peer of
+        // ours goes with it)
+        Action::UmountElsewhere { path, device } => {
+            let copies: Vec<_> = a.copies_elsewhere(*device, path).cloned().collect();
+            if copies.is_empty() {
+                return Ok(Resolved::Skip(format!(
+                    "no other mount namespace holds {path} any more"
+                )));
+            }
+            Op::UmountElsewhere {
+                target: path.clone(),
+                devno: *device,
+                copies,
+                lazy: d.allow_data_loss,
+            }
+        }
+        Action::SetExtsize { path, size } => {
+            let want = Extsize {
+                size: *size,
+                inherit: true,
+            };
+            if a.mount_at(path).and_then(|m| m.root_extsize) == Some(want) {
+                return Ok(Resolved::Skip(format!(
+                    "{path} already has an inherited {size} extent size hint"
+                )));
+            }
+            Op::SetExtsize {
+                target: path.clone(),
+                size: *size,
+            }
+        }
+        _ => return Err(Refused::not_mine(action, Layer::Mount)),
+    }))
 }
 
 #[cfg(test)]

@@ -34,10 +34,12 @@
 //! A nameless namespace carrying one of our uncleared uuids for a declared name is what
 //! ndctl stopped between its label writes left: it is reconfigured with the name.
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Layer, Refused, Resolved};
 use crate::actual::{Actual, Missing, NameRecord, Named, Namespace};
 use crate::args::validate::{Desired, DevRef, NamespaceSpec};
 use crate::args::NamespaceMode;
+use crate::bind::Bound;
+use crate::op::{NamespaceConfig, Op};
 use crate::units::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,17 +57,17 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     continue;
                 }
                 if let Some(u) = spec.uuid.as_deref().filter(|u| !ns.has_uuid(u)) {
-                    cx.refusals.push(format!(
+                    cx.refusals.push(Refused::because(format!(
                         "namespace {}: the namespace named so is {} ({}), not the one with uuid {u}; drop uuid to keep {}, or name the one to adopt otherwise",
                         spec.name,
                         ns.dev,
                         uuids_of(ns),
                         ns.dev
-                    ));
+                    )));
                     continue;
                 }
                 if let Some(why) = cannot_carve(cx, &spec, ns) {
-                    cx.refusals.push(why);
+                    cx.refusals.push(Refused::because(why));
                     continue;
                 }
                 if ns.region != spec.region {
@@ -97,14 +99,14 @@ pub(crate) fn plan(cx: &mut Ctx) {
                                     ),
                                     false,
                                 );
-                                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
                             } else {
-                                cx.refusals.push(format!(
+                                cx.refusals.push(Refused::because(format!(
                                     "namespace {} ({}) was made by a run stopped before it cleared it, yet it is in use ({}); it is not cleared while in use: stop what uses it, then run again",
                                     spec.name,
                                     bd.path,
                                     cx.lost_with(bd).join(", ")
-                                ));
+                                )));
                             }
                         }
                     }
@@ -130,19 +132,32 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     continue;
                 }
                 if devdax && !cx.d.allow_data_loss {
-                    cx.refusals.push(format!(
-                        "refusing {why}: it would destroy the contents of devdax namespace {} ({}), which cannot be inspected. Set allow_data_loss: true to allow it",
-                        spec.name,
-                        ns.chardev.as_deref().unwrap_or(&ns.dev)
+                    cx.refusals.push(Refused::losing_data(
+                        &why,
+                        format!(
+                            "it would destroy the contents of devdax namespace {} ({}), which cannot be inspected",
+                            spec.name,
+                            ns.chardev.as_deref().unwrap_or(&ns.dev)
+                        ),
                     ));
                     continue;
                 }
                 let disabled = ns.is_disabled() && !ours;
                 if disabled && !cx.d.allow_data_loss {
-                    cx.refusals.push(format!(
-                        "refusing {why}: namespace {} ({}) is disabled, so its contents cannot be inspected. Enable it (ndctl enable-namespace {}) or set allow_data_loss: true to allow it",
-                        spec.name, ns.dev, ns.dev
-                    ));
+                    cx.refusals.push(
+                        Refused::new(
+                            &why,
+                            format!(
+                                "namespace {} ({}) is disabled, so its contents cannot be inspected",
+                                spec.name, ns.dev
+                            ),
+                        )
+                        .advised(format!(
+                            "Enable it (ndctl enable-namespace {}) or set {} to allow it",
+                            ns.dev,
+                            super::ALLOW_DATA_LOSS
+                        )),
+                    );
                     continue;
                 }
                 let destructive = devdax || disabled || !lost.is_empty();
@@ -159,7 +174,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     ),
                     destructive,
                 );
-                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
             None if spec.uuid.is_some() => adopt_missing(cx, &spec),
             None => {
@@ -188,7 +203,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                         ),
                         false,
                     );
-                    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
                     continue;
                 }
                 let label_less = cx.a.namespaces.iter().find(|n| {
@@ -222,10 +237,10 @@ pub(crate) fn plan(cx: &mut Ctx) {
                     // ndctl cannot sub-divide a label-less namespace ("Legacy / label-less
                     // namespaces do not support sub-dividing a region"): it converts whole.
                     if spec.size.is_some_and(|s| s != ns.size) {
-                        cx.refusals.push(format!(
+                        cx.refusals.push(Refused::because(format!(
                             "namespace {}: {} holds only the label-less namespace {} of fresh DIMMs, which can only be converted whole ({}); drop size, or initialise labels first (ndctl disable-region {r}; ndctl init-labels -f <its nmems>; ndctl enable-region {r})",
                             spec.name, spec.region, ns.dev, ns.size, r = spec.region
-                        ));
+                        )));
                         continue;
                     }
                     reserved.insert(spec.region.clone(), ns.size);
@@ -245,7 +260,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 } else {
                     create(cx, &spec, &mut reserved);
                 }
-                cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+                cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
             }
         }
     }
@@ -262,7 +277,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         } else {
             String::new()
         };
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "namespace {}: {} does not exist on this machine (regions: {}){why}",
             spec.name,
             spec.region,
@@ -271,7 +286,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
             } else {
                 known.join(", ")
             }
-        ));
+        )));
         return;
     };
     if !region.labels {
@@ -284,20 +299,20 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
                     None => format!(": its namespace is {}", n.dev),
                 })
                 .unwrap_or_default();
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "namespace {}: {} is label-less ({}), so it holds exactly one namespace, spanning the whole region{holder}; namespace {} cannot be made there. Declare one namespace per label-less region (with a label area, DIMMs can be carved: ndctl init-labels)",
             spec.name,
             spec.region,
             label_less_kind(region),
             spec.name
-        ));
+        )));
         return;
     }
     let used = reserved.get(&spec.region).copied().unwrap_or_default();
     let available = region.available_size.saturating_sub(used);
     let need = spec.size.unwrap_or(available);
     if need.is_zero() || need > available {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             // it is created because no namespace of that name exists: say so, since
             // a namespace that held data and is gone (its DIMM removed or failed) ends
             // here too
@@ -311,7 +326,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
                 need.to_string()
             },
             unnamed_hint(cx, &spec.region)
-        ));
+        )));
         return;
     }
     // the kernel refuses a size that is not a multiple of the region's alignment times
@@ -319,14 +334,14 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
     if let (Some(size), Some(align)) = (spec.size, region.align) {
         let unit = align.saturating_mul(u64::from(region.interleave_ways.unwrap_or(1).max(1)));
         if !unit.is_zero() && !size.is_multiple_of(unit) {
-            cx.refusals.push(format!(
+            cx.refusals.push(Refused::because(format!(
                 "namespace {}: size {size} is not a multiple of {}, the alignment of {} (its align x interleave ways); use {} or {}",
                 spec.name,
                 unit,
                 spec.region,
                 size.align_down(unit),
                 unit.saturating_mul(size.0 / unit.0 + 1),
-            ));
+            )));
             return;
         }
     }
@@ -442,16 +457,16 @@ fn adopt_missing(cx: &mut Ctx, spec: &NamespaceSpec) {
         return;
     };
     match cx.a.namespaces.iter().find(|n| n.has_uuid(u) && !n.size.is_zero()) {
-        None => cx.refusals.push(format!(
+        None => cx.refusals.push(Refused::because(format!(
             "namespace {}: no namespace has uuid {u} (ndctl list -N shows each one's); drop uuid to make a new one",
             spec.name
-        )),
-        Some(ns) => cx.refusals.push(format!(
+        ))),
+        Some(ns) => cx.refusals.push(Refused::because(format!(
             "namespace {}: the namespace with uuid {u} is {}, named {}; declare it by that name, or drop uuid",
             spec.name,
             ns.dev,
             ns.name.as_deref().unwrap_or("otherwise")
-        )),
+        ))),
     }
 }
 
@@ -466,13 +481,13 @@ fn adopt_found(cx: &mut Ctx, spec: &NamespaceSpec, ns: &Namespace, of: Named) {
     let u = spec.uuid.as_deref().unwrap_or_default();
     let diffs = differences(spec, ns);
     if !diffs.is_empty() {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "namespace {}: {} (uuid {u}) is adopted as it is, with its data, and it is not as declared ({}); declare it as it is, or destroy it first (ndctl destroy-namespace -f {}) and drop uuid to make it anew",
             spec.name,
             ns.dev,
             diffs.join(", "),
             ns.dev
-        ));
+        )));
         return;
     }
     if ns.region != spec.region {
@@ -547,18 +562,18 @@ fn label_less_region(
     region: &crate::actual::Region,
 ) {
     if let Some(why) = cannot_carve(cx, spec, ns) {
-        cx.refusals.push(why);
+        cx.refusals.push(Refused::because(why));
         return;
     }
     let Some(id) = region.identity() else {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "namespace {}: {} is label-less and the kernel shows no address for it (no resource attribute), so the name cannot be kept for it across runs and boots",
             spec.name, region.name
-        ));
+        )));
         return;
     };
     if !ns.is_fresh() {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "namespace {}: {} of label-less {} is already {} (an info block with uuid {}, made by hand or by another tool) and has no name here; it is never reformatted on a guess. To adopt it as {} with its data, add uuid: {} to that namespace; to make it anew, destroy it first (ndctl destroy-namespace -f {})",
             spec.name,
             ns.dev,
@@ -568,7 +583,7 @@ fn label_less_region(
             spec.name,
             ns.info_uuid.as_deref().unwrap_or("?"),
             ns.dev
-        ));
+        )));
         return;
     }
     let diffs = differences(spec, ns);
@@ -619,7 +634,7 @@ fn label_less_region(
         ),
         !lost.is_empty(),
     );
-    cx.mark_fresh(DevRef::Namespace(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
 }
 
 /// Whether nothing but content left from before is on `bd`: no mount, holder or
@@ -672,9 +687,9 @@ fn differences(spec: &NamespaceSpec, ns: &crate::actual::Namespace) -> Vec<Strin
 }
 
 /// The ndctl command the step will run, for the plan's detail: in place over `dev`, or
-/// new in the spec's region.
+/// new in the spec's region (spelled from the op the step becomes, see [`resolve`]).
 fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
-    let config = crate::system::NamespaceConfig {
+    let config = NamespaceConfig {
         name: spec.name.clone(),
         mode: spec.mode,
         size: spec.size,
@@ -682,18 +697,70 @@ fn ndctl_words(spec: &NamespaceSpec, dev: Option<&str>) -> String {
         map: spec.map,
     };
     let op = match dev {
-        Some(dev) => crate::system::Op::ReconfigureNamespace {
+        Some(dev) => Op::ReconfigureNamespace {
             dev: dev.to_string(),
             config,
         },
-        None => crate::system::Op::CreateNamespace {
+        None => Op::CreateNamespace {
             region: spec.region.clone(),
             config,
         },
     };
-    crate::system::argv::command_line(&op)
+    crate::op::argv::command_line(&op)
         .unwrap_or_default()
         .join(" ")
+}
+
+/// Apply time: a namespace step as its op. No guard of its own: what it acts on was
+/// decided by the plan against the kernel's namespaces, which ndctl checks again.
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let config = |name: &str, mode, size, align, map| NamespaceConfig {
+        name: name.to_string(),
+        mode,
+        size,
+        align,
+        map,
+    };
+    Ok(Resolved::Run(match action {
+        Action::CreateNamespace {
+            name,
+            region,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::CreateNamespace {
+            region: region.clone(),
+            config: config(name, *mode, *size, *align, *map),
+        },
+        Action::ReconfigureNamespace {
+            dev,
+            name,
+            mode,
+            size,
+            align,
+            map,
+        } => Op::ReconfigureNamespace {
+            dev: dev.clone(),
+            config: config(name, *mode, *size, *align, *map),
+        },
+        Action::DestroyNamespace { dev, .. } => Op::DestroyNamespace { dev: dev.clone() },
+        Action::RecordName { name, of, .. } => Op::RecordName {
+            record: NameRecord {
+                name: name.clone(),
+                planned: false,
+                of: of.clone(),
+            },
+        },
+        Action::ForgetName { name } => Op::ForgetName { name: name.clone() },
+        Action::ClearNamespace { name, .. } => Op::ClearNamespace {
+            name: name.clone(),
+            device: bound
+                .dev_id(&DevRef::Namespace(name.clone()))
+                .map_err(|why| Refused::new(action.doing(), why))?,
+        },
+        _ => return Err(Refused::not_mine(action, Layer::Namespace)),
+    }))
 }
 
 #[cfg(test)]

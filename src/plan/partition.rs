@@ -29,9 +29,13 @@
 //! those are exposed as dm-linear mappings named like kpartx does (`<disk>p<N>` when
 //! the disk's name ends in a digit, else `<disk><N>`).
 
-use super::{Action, Ctx};
+use super::{Action, Ctx, Layer, Refused, Resolved};
+use crate::actual::dm::{TableLine, Target};
 use crate::actual::{partition_name, PartitionTable};
 use crate::args::validate::{DevRef, PartitionSpec};
+use crate::args::State;
+use crate::bind::Bound;
+use crate::op::{GptEntry, Op};
 use crate::units::{Sectors, HUGE_PAGE};
 
 /// The default size: the rest of the usable area from `start`, rounded down to 2 MiB.
@@ -47,7 +51,7 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
         return;
     };
     let disk_bd = cx.current(&spec.disk);
-    let disk_fresh = cx.is_fresh(&spec.disk);
+    let disk_fresh = cx.o.is_fresh(&spec.disk);
     let dm_disk = match &spec.disk {
         DevRef::Device(n) => Some(n.clone()),
         _ => disk_bd
@@ -56,18 +60,19 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
     };
     if disk_bd.is_none() && !disk_fresh {
         if let DevRef::Path(p) = &spec.disk {
-            cx.refusals
-                .push(format!("partition {name}: disk {p} does not exist"));
+            cx.refusals.push(Refused::because(format!(
+                "partition {name}: disk {p} does not exist"
+            )));
         }
         return; // a declared disk that could not be planned was refused already
     }
-    let gpt = if cx.gpt_new.contains(&spec.disk) {
+    let gpt = if cx.o.has_new_gpt(&spec.disk) {
         None
     } else {
         disk_bd.and_then(|bd| cx.a.gpt(bd.devno))
     };
     let Some(gpt) = gpt else {
-        if !cx.gpt_new.contains(&spec.disk) {
+        if !cx.o.has_new_gpt(&spec.disk) {
             let mut destructive = false;
             if let Some(bd) = disk_bd {
                 destructive = !cx.lost_with(bd).is_empty();
@@ -78,12 +83,12 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             cx.step(
                 Action::CreateGpt {
                     disk: spec.disk.clone(),
-                    if_blank: cx.is_unknown(&spec.disk),
+                    if_blank: cx.o.is_unknown(&spec.disk),
                 },
                 format!("new GPT (protective MBR) on {}", cx.b.describe(&spec.disk)),
                 destructive,
             );
-            cx.gpt_new.insert(spec.disk.clone());
+            cx.o.new_gpt(&spec.disk);
         }
         let number = spec
             .number
@@ -100,17 +105,14 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 .unwrap_or_else(|| rest_of_disk(gpt.last_usable, spec.start));
             let number_ok = spec.number.is_none_or(|n| n == e.number);
             if e.start == spec.start && e.size == want_size && number_ok {
-                cx.numbers
-                    .entry(spec.disk.clone())
-                    .or_default()
-                    .insert(e.number);
+                cx.o.use_number(&spec.disk, e.number);
                 if let Some(dm) = &dm_disk {
                     let mapped = cx.a.dm(&partition_name(dm, e.number)).is_some()
                         && cx.current(&DevRef::Partition(spec.name.clone())).is_some();
                     if !mapped {
                         // the entry existed: the mapping shows its old content
                         map(cx, &spec, e.number, dm);
-                        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+                        cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
                     }
                 } else if disk_bd.is_some()
                     && cx.current(&DevRef::Partition(spec.name.clone())).is_none()
@@ -135,8 +137,8 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                         ),
                         false,
                     );
-                    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
-                    cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+                    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
+                    cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
                 }
                 return;
             }
@@ -157,8 +159,9 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
                 } else {
                     format!("; it would also destroy {}", lost.join(", "))
                 };
-                cx.refusals.push(format!(
-                    "refusing {why}: the entry would be deleted and made again, which moves or drops the data on the partition whatever is or is not recognised on it (raw data counts){also}. Set allow_data_loss: true to allow it"
+                cx.refusals.push(Refused::losing_data(
+                    &why,
+                    format!("the entry would be deleted and made again, which moves or drops the data on the partition whatever is or is not recognised on it (raw data counts){also}"),
                 ));
                 return;
             }
@@ -173,13 +176,13 @@ pub(crate) fn plan(cx: &mut Ctx, name: &str) {
             }
             if let Some(dm) = &dm_disk {
                 let m = partition_name(dm, e.number);
-                if cx.a.dm(&m).is_some() && !cx.is_removed_dm(&m) {
+                if cx.a.dm(&m).is_some() && !cx.o.is_removed_dm(&m) {
                     cx.step(
                         Action::RemoveDm { name: m.clone() },
                         format!("dmsetup remove {m} (partition {} is made again)", spec.name),
                         true,
                     );
-                    cx.note_removed_dm(&m);
+                    cx.o.remove_dm(&m);
                 }
             }
             cx.step(
@@ -262,10 +265,10 @@ fn fits(
         || spec.start < gpt.first_usable
         || end == Sectors(u64::MAX)
     {
-        cx.refusals.push(format!(
+        cx.refusals.push(Refused::because(format!(
             "partition {}: start {} size {} does not fit the disk (usable sectors {}-{})",
             spec.name, spec.start, size, gpt.first_usable, gpt.last_usable
-        ));
+        )));
         ok = false;
     }
     for p in gpt
@@ -274,15 +277,15 @@ fn fits(
         .filter(|p| Some(p.number) != replacing && p.name != spec.name)
     {
         if p.number == number {
-            cx.refusals.push(format!(
+            cx.refusals.push(Refused::because(format!(
                 "partition {}: number {number} is taken by partition {:?}, which these arguments do not declare; choose another number",
                 spec.name, p.name
-            ));
+            )));
             ok = false;
         }
         let p_end = p.start.saturating_add(p.size);
         if spec.start < p_end && p.start < end {
-            cx.refusals.push(format!(
+            cx.refusals.push(Refused::because(format!(
                 "partition {}: sectors {}-{} overlap partition {} ({:?}, sectors {}-{})",
                 spec.name,
                 spec.start,
@@ -291,7 +294,7 @@ fn fits(
                 p.name,
                 p.start,
                 p_end.saturating_sub(Sectors(1))
-            ));
+            )));
             ok = false;
         }
     }
@@ -299,7 +302,7 @@ fn fits(
 }
 
 fn next_free(cx: &Ctx, disk: &DevRef, gpt: Option<&PartitionTable>) -> u32 {
-    let planned = cx.numbers.get(disk);
+    let planned = cx.o.numbers(disk);
     let taken = |n: u32| {
         planned.is_some_and(|s| s.contains(&n))
             || gpt.is_some_and(|g| g.partitions.iter().any(|p| p.number == n))
@@ -319,11 +322,8 @@ fn add(
     dm_disk: Option<&str>,
     last_usable: Option<Sectors>,
 ) {
-    cx.numbers
-        .entry(spec.disk.clone())
-        .or_default()
-        .insert(number);
-    let unknown_disk = cx.is_unknown(&spec.disk);
+    cx.o.use_number(&spec.disk, number);
+    let unknown_disk = cx.o.is_unknown(&spec.disk);
     let size_words = match (spec.size, last_usable) {
         (Some(s), _) => super::sectors_h(s),
         (None, Some(l)) => format!(
@@ -357,9 +357,9 @@ fn add(
     if let Some(dm) = dm_disk {
         map(cx, spec, number, dm);
     }
-    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
     if unknown_disk {
-        cx.unknown.insert(DevRef::Partition(spec.name.clone()));
+        cx.o.mark_unknown(DevRef::Partition(spec.name.clone()));
     }
 }
 
@@ -370,7 +370,149 @@ fn map(cx: &mut Ctx, spec: &PartitionSpec, number: u32, dm: &str) {
         format!("dm-linear /dev/mapper/{m} over partition {number} of {dm} (the kernel does not partition dm devices)"),
         false,
     );
-    cx.mark_fresh(DevRef::Partition(spec.name.clone()));
+    cx.o.mark_fresh(DevRef::Partition(spec.name.clone()));
+}
+
+/// Apply time: a partition step as its op, decided on the disk's table as it is now.
+///
+/// | step | found now | outcome |
+/// |---|---|---|
+/// | create GPT, planned over unknown content | a GPT | skip |
+/// | create GPT, planned over unknown content | a filesystem | refuse |
+/// | add entry, planned over an unknown table | the same entry | skip |
+/// | add entry, planned over an unknown table | an entry of that name, other geometry | refuse |
+/// | delete entry, `state: present` | - | refuse without `allow_data_loss` (the planner re-makes an entry only with it) |
+/// | map entry | an entry no declared partition of the disk names | refuse |
+pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
+    let (d, a) = (bound.desired(), bound.actual());
+    let refused = |why: String| Refused::new(action.doing(), why);
+    // a dm disk: its partitions are mappings the module makes (the kernel does not
+    // partition dm devices)
+    let is_dm = |r: &DevRef| -> bool {
+        matches!(r, DevRef::Device(_))
+            || bound
+                .block(r)
+                .is_some_and(|b| a.dm_by_devno(b.devno).is_some())
+    };
+    Ok(Resolved::Run(match action {
+        Action::CreateGpt { disk, if_blank } => {
+            if *if_blank {
+                let b = bound.existing(disk).map_err(refused)?;
+                if a.gpt(b.devno).is_some() {
+                    return Ok(Resolved::Skip(format!(
+                        "{} already has a GPT (built over existing data)",
+                        b.path
+                    )));
+                }
+                if let Some(fs) = a.filesystem(b.devno) {
+                    return Err(refused(format!(
+                        "{} turned out to hold {} once it appeared",
+                        b.path, fs.fstype
+                    )));
+                }
+            }
+            Op::GptCreate {
+                disk: bound.dev_id(disk).map_err(refused)?,
+            }
+        }
+        Action::AddPartition {
+            disk,
+            number,
+            name,
+            start,
+            size,
+            if_missing,
+        } => {
+            let b = bound.existing(disk).map_err(refused)?;
+            let table = a.gpt(b.devno);
+            let want =
+                |t: &PartitionTable| size.unwrap_or_else(|| rest_of_disk(t.last_usable, *start));
+            if *if_missing {
+                if let Some((t, e)) = table.and_then(|t| {
+                    t.partitions
+                        .iter()
+                        .find(|p| p.name == *name)
+                        .map(|e| (t, e))
+                }) {
+                    if e.start == *start && e.size == want(t) {
+                        return Ok(Resolved::Skip(format!(
+                            "{} already has partition {name}",
+                            b.path
+                        )));
+                    }
+                    return Err(refused(format!(
+                        "{} already has a partition {name} with other geometry (start {} size {})",
+                        b.path, e.start, e.size
+                    )));
+                }
+            }
+            let size = match size {
+                Some(s) => *s,
+                None => want(table.ok_or_else(|| refused(format!("{disk} has no GPT")))?),
+            };
+            Op::GptAdd {
+                dm_disk: is_dm(disk),
+                disk: bound.dev_id(disk).map_err(refused)?,
+                entry: GptEntry {
+                    number: *number,
+                    name: name.clone(),
+                    start: *start,
+                    size,
+                },
+            }
+        }
+        Action::DeletePartition { disk, number } => {
+            // the planner deletes an entry only to re-make it with allow_data_loss, or
+            // for `state: absent`; anything else would drop the data on it
+            if d.state == State::Present && !d.allow_data_loss {
+                return Err(Refused::losing_data(
+                    format!("to delete partition {number} of {disk} while the arguments declare it present"),
+                    "that moves or drops the data on it",
+                ));
+            }
+            Op::GptDelete {
+                dm_disk: is_dm(disk),
+                disk: bound.dev_id(disk).map_err(refused)?,
+                number: *number,
+            }
+        }
+        Action::MapPartition {
+            disk,
+            number,
+            dm_name,
+        } => {
+            let disk_id = bound.dev_id(disk).map_err(refused)?;
+            let e = a
+                .gpt(disk_id.devno)
+                .and_then(|t| t.partitions.iter().find(|p| p.number == *number))
+                .ok_or_else(|| refused(format!("{disk} has no partition {number}")))?;
+            // the planner maps a declared partition's entry; if entry `number` is now
+            // another one, its data is not ours to expose under a declared name
+            if !d
+                .partitions
+                .iter()
+                .any(|p| p.disk == *disk && p.name == e.name)
+            {
+                return Err(refused(format!(
+                    "{disk} partition {number} is {:?}, which these arguments do not declare on it; not mapping it as {dm_name}",
+                    e.name
+                )));
+            }
+            Op::DmCreate {
+                name: dm_name.clone(),
+                max_sectors_kb: None,
+                table: vec![TableLine {
+                    start: Sectors(0),
+                    length: e.size,
+                    target: Target::Linear {
+                        dev: disk_id.devno,
+                        offset: e.start,
+                    },
+                }],
+            }
+        }
+        _ => return Err(Refused::not_mine(action, Layer::Partition)),
+    }))
 }
 
 #[cfg(test)]

@@ -4,16 +4,15 @@
 //! everything above is pure and shared.
 
 pub mod fake;
-pub mod op;
 pub mod real;
 pub mod scope;
 pub mod timing;
 
 use crate::actual::Actual;
-pub use op::{DevId, GptEntry, NamespaceConfig, Op};
 /// The command lines of the ops that run a program, for people as well (plan details,
 /// a failed step's `argv`): the words the real system runs.
-pub use real::argv;
+pub use crate::op::argv;
+pub use crate::op::{self, DevId, GptEntry, NamespaceConfig, Op};
 pub use scope::ProbeScope;
 use serde::Serialize;
 use std::fmt;

@@ -108,49 +108,32 @@ impl Reach {
 /// Which devices of `a` the probe reads under `scope`. `a` needs its namespaces, block
 /// devices, dm devices and mounts (everything listed without opening a device).
 pub fn reach(scope: &ProbeScope, a: &Actual) -> Reach {
-    let mut todo: Vec<Devno> = Vec::new();
-    for ns in &a.namespaces {
-        if let Some(b) = ns.blockdev.as_deref().and_then(|n| a.block_named(n)) {
-            todo.push(b.devno);
-        }
-    }
-    for dm in &a.dm_devices {
-        if scope.all_dm || scope.dm_names.contains(&dm.name) {
-            todo.push(dm.devno);
-        }
-    }
-    todo.extend(
-        scope
-            .paths
-            .iter()
-            .filter_map(|p| a.block_at(p))
-            .map(|b| b.devno),
-    );
-    todo.extend(
-        scope
-            .mount_points
-            .iter()
-            .filter_map(|p| a.mount_at(p))
-            .map(|m| m.devno),
-    );
+    // where it starts: PMEM's block devices, the devices at the named paths, the dm
+    // devices in scope and the devices mounted at the declared mount points
+    let pmem = a
+        .namespaces
+        .iter()
+        .filter_map(|ns| a.block_named(ns.blockdev.as_deref()?));
+    let at_paths = scope.paths.iter().filter_map(|p| a.block_at(p));
+    let dm = a
+        .dm_devices
+        .iter()
+        .filter(|dm| scope.all_dm || scope.dm_names.contains(&dm.name));
+    let mounted = scope.mount_points.iter().filter_map(|p| a.mount_at(p));
+    let starts: Vec<Devno> = pmem
+        .chain(at_paths)
+        .map(|b| b.devno)
+        .chain(dm.map(|dm| dm.devno))
+        .chain(mounted.map(|m| m.devno))
+        .collect();
 
-    // upwards: partitions and holders, transitively
-    let mut in_scope = BTreeSet::new();
-    while let Some(d) = todo.pop() {
-        let Some(b) = a.block(d) else {
-            continue; // not a listed block device (gone, or a mount of no block device)
-        };
-        if !in_scope.insert(d) {
-            continue;
-        }
-        todo.extend(a.partitions_of(&b.name).map(|p| p.devno));
-        todo.extend(
-            b.holders
-                .iter()
-                .filter_map(|h| a.block_named(h))
-                .map(|h| h.devno),
-        );
-    }
+    // upwards: partitions and holders, transitively (a start that is no listed block
+    // device, gone or a mount of no block device, has nothing above it)
+    let in_scope: BTreeSet<Devno> = starts
+        .iter()
+        .flat_map(|d| a.stack_above(*d))
+        .map(|b| b.devno)
+        .collect();
 
     // downwards, for each: the devices it is stacked on (its partition's disk, the
     // devices it holds), to find a suspended dm device under it

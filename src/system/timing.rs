@@ -72,7 +72,7 @@ pub struct OperationTime {
 /// One external program run and how long it took.
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct ExternalRun {
-    /// The program (argv[0]) and its first argument.
+    /// The program (`argv[0]`) and its first argument.
     pub command: String,
     /// When it started, in milliseconds since the process started.
     pub start_ms: f64,

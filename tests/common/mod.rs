@@ -184,6 +184,13 @@ pub fn allowing_data_loss(args: &Value) -> Value {
     allowed
 }
 
+/// `args` with `state: absent`.
+pub fn tearing_down(args: &Value) -> Value {
+    let mut absent = args.clone();
+    absent["state"] = json!("absent");
+    absent
+}
+
 /// The live table of a dm device in the fake.
 pub fn table(fake: &FakeSystem, name: &str) -> Vec<String> {
     fake.state

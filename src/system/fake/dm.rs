@@ -4,8 +4,9 @@
 //! partition lives on the device under it (the raw data model).
 
 use super::{FakeSystem, DM_MAJOR};
-use crate::actual::dm::{table_length, table_text, DmTable, TableLine, Target};
+use crate::actual::dm::{table_text, DmTable, TableLine, Target};
 use crate::actual::{Actual, BlockDevice, Devno, DmDevice, Filesystem, PartitionTable};
+use crate::dm_table::table_length;
 use crate::system::SystemError;
 
 /// `queue/max_hw_sectors_kb` of pmem and of dm over it: pmem sets no limit (UINT_MAX
@@ -38,19 +39,8 @@ impl FakeSystem {
         let devno = self.next_devno(DM_MAJOR);
         let kname = format!("dm-{}", devno.minor);
         self.set_holders(&kname, &[], table);
-        // the first table load adds the disk with the table's queue limits (DAX, the
-        // largest I/O); its size comes with the resume
-        self.state.block_devices.push(BlockDevice {
-            name: kname.clone(),
-            devno,
-            path: format!("/dev/mapper/{name}"),
-            aliases: vec![format!("/dev/{kname}")],
-            size: crate::units::Sectors(0),
-            dax: self.table_dax(table),
-            holders: vec![],
-            partition: None,
-            max_sectors_kb: Some(self.kernel_max_sectors_kb(table)),
-        });
+        let disk = self.dm_disk(name, devno, table);
+        self.state.block_devices.push(disk);
         self.state.dm_devices.push(DmDevice {
             name: name.to_string(),
             devno,
@@ -64,6 +54,23 @@ impl FakeSystem {
         }
         self.go_live(name, devno, table);
         self.raise_max_sectors(devno, max_sectors_kb)
+    }
+
+    /// The disk of dm device `name` (`devno`) as its first table load adds it: the table's
+    /// queue limits (DAX, the largest I/O) and no size yet (that comes with the resume).
+    fn dm_disk(&self, name: &str, devno: Devno, table: &[TableLine]) -> BlockDevice {
+        let kname = format!("dm-{}", devno.minor);
+        BlockDevice {
+            aliases: vec![format!("/dev/{kname}")],
+            name: kname,
+            devno,
+            path: format!("/dev/mapper/{name}"),
+            size: crate::units::Sectors(0),
+            dax: self.table_dax(table),
+            holders: vec![],
+            partition: None,
+            max_sectors_kb: Some(self.kernel_max_sectors_kb(table)),
+        }
     }
 
     /// `table` made live on dm device `name` (`devno`), whose disk exists: its size, DAX
@@ -227,17 +234,8 @@ impl FakeSystem {
         let kname = format!("dm-{}", dm.devno.minor);
         if self.state.block(dm.devno).is_none() {
             // as the kernel does: a dm device gets its disk with its first table
-            self.state.block_devices.push(BlockDevice {
-                name: kname.clone(),
-                devno: dm.devno,
-                path: format!("/dev/mapper/{name}"),
-                aliases: vec![format!("/dev/{kname}")],
-                size: crate::units::Sectors(0),
-                dax: self.table_dax(table),
-                holders: vec![],
-                partition: None,
-                max_sectors_kb: Some(self.kernel_max_sectors_kb(table)),
-            });
+            let disk = self.dm_disk(name, dm.devno, table);
+            self.state.block_devices.push(disk);
         }
         if killed {
             if let Some(d) = self.state.dm_devices.iter_mut().find(|d| d.name == name) {

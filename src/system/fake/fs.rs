@@ -10,7 +10,7 @@
 use super::FakeSystem;
 use crate::actual::dm::{TableLine, Target};
 use crate::actual::{Devno, Filesystem};
-use crate::system::argv::command_line;
+use crate::op::argv::command_line;
 use crate::system::{Op, SystemError};
 use crate::units::Bytes;
 
@@ -297,11 +297,7 @@ impl FakeSystem {
             stdout: String::new(),
             stderr,
         };
-        let bd = self
-            .state
-            .block(device.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("mkfs", "no device"))?;
+        let bd = self.device(device, "mkfs", "no device")?;
         // as mke2fs and mkfs.xfs: nothing is made on an empty device
         if bd.size.0 == 0 {
             return Err(failed(format!(

@@ -10,11 +10,7 @@ impl FakeSystem {
     /// A new empty GPT (refused while the disk is in use): what was on the disk is gone.
     /// `killed`: stopped half-way, the old content wiped and no complete table written.
     pub(super) fn gpt_create(&mut self, disk: &DevId, killed: bool) -> Result<(), SystemError> {
-        let bd = self
-            .state
-            .block(disk.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("write GPT", format!("{} not found", disk.path)))?;
+        let bd = self.device(disk, "write GPT", format!("{} not found", disk.path))?;
         if let Some(why) = self.busy(&bd) {
             return Err(Self::fail("write GPT", why));
         }
@@ -45,11 +41,7 @@ impl FakeSystem {
             name, start, size, ..
         } = entry;
         let number = entry.number;
-        let bd = self
-            .state
-            .block(disk.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("add partition", "no disk"))?;
+        let bd = self.device(disk, "add partition", "no disk")?;
         let t = self
             .state
             .partition_tables
@@ -130,11 +122,7 @@ impl FakeSystem {
         number: u32,
         dm_disk: bool,
     ) -> Result<(), SystemError> {
-        let bd = self
-            .state
-            .block(disk.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("delete partition", "no disk"))?;
+        let bd = self.device(disk, "delete partition", "no disk")?;
         if !dm_disk {
             let part = self
                 .state

@@ -25,14 +25,14 @@ mod mount;
 mod nd;
 mod pmd;
 
-use super::argv::command_line;
 use super::scope::{reach, ProbeScope};
-use super::{DaxCheck, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
+use super::{DaxCheck, DevId, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
 use crate::actual::{
     partition_name, Actual, BlockDevice, Devno, Extsize, Filesystem, Namespace, PartitionTable,
     Region, Unreadable,
 };
 use crate::args::{MapMode, NamespaceMode};
+use crate::op::argv::command_line;
 use crate::units::Bytes;
 
 /// Major numbers as the kernel hands them out to pmem and dm.
@@ -527,6 +527,19 @@ impl FakeSystem {
             what: what.to_string(),
             error: error.into(),
         }
+    }
+
+    /// The block device `dev` (a copy), or `what` fails with `error`.
+    fn device(
+        &self,
+        dev: &DevId,
+        what: &str,
+        error: impl Into<String>,
+    ) -> Result<BlockDevice, SystemError> {
+        self.state
+            .block(dev.devno)
+            .cloned()
+            .ok_or_else(|| Self::fail(what, error))
     }
 }
 

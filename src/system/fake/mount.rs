@@ -17,11 +17,7 @@ impl FakeSystem {
         fstype: &str,
         options: &[String],
     ) -> Result<(), SystemError> {
-        let bd = self
-            .state
-            .block(source.devno)
-            .cloned()
-            .ok_or_else(|| Self::fail("mount", "no device"))?;
+        let bd = self.device(source, "mount", "no device")?;
         let fs = self.state.filesystem(bd.devno).cloned().ok_or_else(|| {
             Self::fail(
                 "mount",

@@ -8,6 +8,10 @@ use crate::args::{MapMode, NamespaceMode};
 use crate::system::{DevId, NamespaceConfig, SystemError};
 use crate::units::Bytes;
 
+/// The command both a new and a reconfigured namespace are made by (what their failures
+/// name).
+const CREATE_NAMESPACE: &str = "ndctl create-namespace";
+
 impl FakeSystem {
     /// `ndctl create-namespace -r REGION`: a new namespace in what the region has left.
     pub(super) fn create_namespace(
@@ -16,16 +20,16 @@ impl FakeSystem {
         c: &NamespaceConfig,
         killed: bool,
     ) -> Result<(), SystemError> {
-        let what = "ndctl create-namespace";
         let r = self
             .state
-            .regions
-            .iter_mut()
-            .find(|r| r.name == *region)
-            .ok_or_else(|| Self::fail(what, format!("{region} not found")))?;
+            .region_mut(region)
+            .ok_or_else(|| Self::fail(CREATE_NAMESPACE, format!("{region} not found")))?;
         let s = c.size.unwrap_or(r.available_size);
         if s.is_zero() || s > r.available_size {
-            return Err(Self::fail(what, format!("{region}: not enough space")));
+            return Err(Self::fail(
+                CREATE_NAMESPACE,
+                format!("{region}: not enough space"),
+            ));
         }
         r.available_size -= s;
         // the region's lowest free namespace id, as the kernel's ida gives it
@@ -53,19 +57,16 @@ impl FakeSystem {
         c: &NamespaceConfig,
         killed: bool,
     ) -> Result<(), SystemError> {
-        let what = "ndctl create-namespace";
-        let ns = self.idle_namespace(dev, what)?;
+        let ns = self.idle_namespace(dev, CREATE_NAMESPACE)?;
         let r = self
             .state
-            .regions
-            .iter_mut()
-            .find(|r| r.name == ns.region)
-            .ok_or_else(|| Self::fail(what, "no region"))?;
+            .region_mut(&ns.region)
+            .ok_or_else(|| Self::fail(CREATE_NAMESPACE, "no region"))?;
         let new_size = c.size.unwrap_or(ns.size);
         if ns.is_label_less() {
             r.available_size = r.size.saturating_sub(new_size);
         } else if new_size > r.available_size + ns.size {
-            return Err(Self::fail(what, "not enough space"));
+            return Err(Self::fail(CREATE_NAMESPACE, "not enough space"));
         } else {
             r.available_size = r.available_size + ns.size - new_size;
         }
@@ -238,7 +239,7 @@ impl FakeSystem {
             }
             return Ok(());
         }
-        if let Some(r) = self.state.regions.iter_mut().find(|r| r.name == ns.region) {
+        if let Some(r) = self.state.region_mut(&ns.region) {
             r.available_size += ns.size;
         }
         self.state.namespaces.retain(|n| n.dev != *dev);
@@ -306,21 +307,13 @@ mod tests {
 
     #[test]
     fn block_devices_are_named_as_the_kernel_names_them() {
-        assert_eq!(
-            kernel_blockdev("namespace0.0", NamespaceMode::Fsdax),
-            "pmem0"
-        );
-        assert_eq!(
-            kernel_blockdev("namespace1.2", NamespaceMode::Raw),
-            "pmem1.2"
-        );
-        assert_eq!(
-            kernel_blockdev("namespace0.2", NamespaceMode::Sector),
-            "pmem0.2s"
-        );
-        assert_eq!(
-            kernel_blockdev("namespace3.0", NamespaceMode::Sector),
-            "pmem3s"
-        );
+        for (dev, mode, disk) in [
+            ("namespace0.0", NamespaceMode::Fsdax, "pmem0"),
+            ("namespace1.2", NamespaceMode::Raw, "pmem1.2"),
+            ("namespace0.2", NamespaceMode::Sector, "pmem0.2s"),
+            ("namespace3.0", NamespaceMode::Sector, "pmem3s"),
+        ] {
+            assert_eq!(kernel_blockdev(dev, mode), disk);
+        }
     }
 }

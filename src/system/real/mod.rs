@@ -27,7 +27,7 @@
 //! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
 //! - `sysfs.rs`: one attribute in one read (open, read, close)
 
-pub mod argv;
+use crate::op::argv;
 pub mod block;
 pub mod content;
 pub mod dax;

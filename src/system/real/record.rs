@@ -57,7 +57,7 @@ impl Recorder {
     /// An external program ran from `started` until now: `command` is its name and
     /// first argument.
     pub fn external(&self, command: String, started: Instant) {
-        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let ms = ms_since(started);
         let start_ms = self.since_start_ms(started);
         self.external.borrow_mut().push(ExternalRun {
             command,
@@ -77,14 +77,7 @@ impl Recorder {
     /// for an operation (zeroing, a dm table made live, a filesystem mounted), counted
     /// apart from this program's own time. Only the call itself is inside `f`.
     pub fn kernel<T>(&self, call: &str, f: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let out = f();
-        *self
-            .kernel
-            .borrow_mut()
-            .entry(call.to_string())
-            .or_default() += started.elapsed().as_secs_f64() * 1e3;
-        out
+        timed(&self.kernel, call, f)
     }
 
     /// Milliseconds spent in kernel calls made on purpose so far.
@@ -94,21 +87,14 @@ impl Recorder {
 
     /// Run one part of the probe, adding its time to the part `name`.
     pub fn part<T>(&self, name: &str, f: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let out = f();
-        *self
-            .probe_parts
-            .borrow_mut()
-            .entry(name.to_string())
-            .or_default() += started.elapsed().as_secs_f64() * 1e3;
-        out
+        timed(&self.probe_parts, name, f)
     }
 
     /// A probe ran from `started` until now.
     pub fn probe(&self, started: Instant) {
         let mut p = self.probes.borrow_mut();
         p.0 += 1;
-        p.1 += started.elapsed().as_secs_f64() * 1e3;
+        p.1 += ms_since(started);
     }
 
     /// A recorder for work that is not the run's own (the full probe of a re-probe
@@ -139,7 +125,7 @@ impl Recorder {
             probe_ms,
             probe_parts_ms: self.probe_parts.borrow().clone(),
             operations: self.operations.borrow().clone(),
-            wall_ms: self.start.elapsed().as_secs_f64() * 1e3,
+            wall_ms: ms_since(self.start),
             external_ms: self.external_ms(),
             external: self.external.borrow().clone(),
             kernel_ms: self.kernel_ms(),
@@ -149,6 +135,19 @@ impl Recorder {
             peak_rss_kib: peak_rss_kib(),
         }
     }
+}
+
+/// Milliseconds from `t` until now.
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Run `f`, adding its milliseconds to `key` in `times`.
+fn timed<T>(times: &RefCell<BTreeMap<String, f64>>, key: &str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    *times.borrow_mut().entry(key.to_string()).or_default() += ms_since(started);
+    out
 }
 
 /// `VmHWM` of this process: the peak of this program alone (getrusage's maxrss would

@@ -7,6 +7,10 @@ source "$(dirname "$0")/lib.sh"
 NS='[{"name":"pm0","region":"region0","mode":"fsdax"},{"name":"pm1","region":"region1","mode":"fsdax"}]'
 layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print("   %-10s %-5s %s %s" % (l["layer"], "ok" if l["pmd_ok"] else "NO", l["found"], ("  fix: " + l["fix"]) if l.get("fix") else "")) for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"]]' "$1"; }
 faults() { jv "$1" "pmd_faults" ; }
+# what the audit of run NAME says of each layer, and the faults it counted
+audited() { layers "$W/$1.json"; echo "  pmd_faults: $(faults "$W/$1.json")"; }
+# a misaligned stack: the run NAME of ARGS, its audit and faults, and its message
+misaligned() { module "$1" "$2"; audited "$1"; echo "  msg: $(jv "$W/$1.json" msg)"; }
 bad_layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(",".join(l["layer"] for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"] if not l["pmd_ok"]))' "$1"; }
 
 section "platform"
@@ -18,7 +22,7 @@ ALIGNED="{\"namespaces\":$NS,\"devices\":[{\"name\":\"s2m\",\"target\":\"striped
 grep -q ' tracefs ' /proc/mounts || mount -t tracefs nodev /sys/kernel/tracing
 TRACEFS=$(awk '$3 == "tracefs" {print $2; exit}' /proc/mounts)
 module aligned "$ALIGNED"
-layers "$W/aligned.json"; echo "  pmd_faults: $(faults "$W/aligned.json")"
+audited aligned
 check "aligned: rc 0" [ "$(rc_of aligned)" = 0 ]
 check "aligned: every layer allows 2 MiB faults" [ -z "$(bad_layers "$W/aligned.json")" ]
 checkc "aligned: NOPAGE faults counted, none fell back" '[ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.nopage")" -gt 0 ] && [ "$(jv "$W/aligned.json" "pmd_faults./mnt/a.fallback")" = 0 ]'
@@ -54,9 +58,7 @@ module aligned_down "${ALIGNED%\}},\"state\":\"absent\"}"
 
 section "misaligned chunk: striped with a 1 MiB chunk"
 CHUNK="{\"namespaces\":$NS,\"devices\":[{\"name\":\"s1m\",\"target\":\"striped\",\"members\":[\"pm0\",\"pm1\"],\"chunk\":\"1M\"}],\"filesystems\":[{\"device\":\"s1m\",\"type\":\"xfs\",\"mkfs_options\":[\"-d\",\"su=1m,sw=2\"]}],\"mounts\":[{\"path\":\"/mnt/c\",\"device\":\"s1m\"}],\"verify_pmd\":true,\"allow_data_loss\":true}"
-module chunk "$CHUNK"
-layers "$W/chunk.json"; echo "  pmd_faults: $(faults "$W/chunk.json")"
-echo "  msg: $(jv "$W/chunk.json" msg)"
+misaligned chunk "$CHUNK"
 checkc "1M chunk: the audit names the dm layer" '[[ ",$(bad_layers "$W/chunk.json")," == *,dm,* ]]'
 checkc "1M chunk: faults fell back, none mapped 2 MiB" '[ "$(jv "$W/chunk.json" "pmd_faults./mnt/c.nopage")" = 0 ] && [ "$(jv "$W/chunk.json" "pmd_faults./mnt/c.fallback")" -gt 0 ]'
 checkc "1M chunk: the run fails saying all faults fell back" '[ "$(rc_of chunk)" = 1 ] && grep -q "no 2 MiB DAX faults" "$W/chunk.json"'
@@ -64,9 +66,7 @@ module chunk_down "${CHUNK%\}},\"state\":\"absent\"}"
 
 section "misaligned partition: ext4 on a partition at 1 MiB"
 PART="{\"namespaces\":$NS,\"partitions\":[{\"name\":\"p1m\",\"disk\":\"pm0\",\"start\":\"1M\",\"size\":\"512M\"}],\"filesystems\":[{\"device\":\"p1m\",\"type\":\"ext4\"}],\"mounts\":[{\"path\":\"/mnt/p\",\"device\":\"p1m\"}],\"verify_pmd\":true,\"allow_data_loss\":true}"
-module part "$PART"
-layers "$W/part.json"; echo "  pmd_faults: $(faults "$W/part.json")"
-echo "  msg: $(jv "$W/part.json" msg)"
+misaligned part "$PART"
 checkc "1M partition: the audit names the partition layer" '[[ ",$(bad_layers "$W/part.json")," == *,partition,* ]]'
 checkc "1M partition: the warning names the fix" 'grep -q "fix: start: 2M" "$W/part.json"'
 checkc "1M partition: faults fell back" '[ "$(jv "$W/part.json" "pmd_faults./mnt/p.nopage")" = 0 ] && [ "$(jv "$W/part.json" "pmd_faults./mnt/p.fallback")" -gt 0 ]'

@@ -1,7 +1,8 @@
 //! The operations the system boundary carries out, typed: device ids, namespace
-//! configurations, dm tables, GPT entries, mkfs geometry. No command line is here: the
-//! real system spells an op as argv next to its table of programs
-//! (`system/real/argv.rs`); the fake carries the op out in memory.
+//! configurations, dm tables, GPT entries, mkfs geometry; and, in [`argv`], the one
+//! place an op that runs a program becomes its command line. Below both the planner
+//! (which makes ops at apply time and spells commands in its details) and the system
+//! (the real one runs them, the fake carries them out in memory).
 
 use crate::actual::dm::TableLine;
 use crate::actual::{Devno, NsMount};
@@ -9,6 +10,8 @@ use crate::args::{FsType, MapMode, NamespaceMode};
 use crate::geometry::FsGeometry;
 use crate::units::{Bytes, Sectors};
 use serde::Serialize;
+
+pub mod argv;
 
 /// What a namespace is made as (the `-m -n -s -a -M` of `ndctl create-namespace`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

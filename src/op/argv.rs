@@ -6,7 +6,7 @@
 
 use crate::args::{FsType, NamespaceMode};
 use crate::geometry::FsGeometry;
-use crate::system::{NamespaceConfig, Op};
+use crate::op::{NamespaceConfig, Op};
 use crate::units::Bytes;
 
 /// The command `op` runs, if it runs one.
