@@ -768,66 +768,39 @@ impl Touched {
     /// stacked on them (holders, partitions), transitively, and when the op wrote to
     /// them, what they are stacked on (and what else is stacked on that).
     fn devices_in(&self, a: &Actual) -> std::collections::BTreeSet<crate::actual::Devno> {
-        let mut names: Vec<String> = a
+        let named = a
             .block_devices
             .iter()
             .filter(|b| self.devices.contains(&b.devno) || self.disks.contains(&b.name))
-            .map(|b| b.name.clone())
-            .collect();
-        names.extend(
-            a.namespaces
-                .iter()
-                .filter(|n| self.namespaces.contains(&n.dev))
-                .filter_map(|n| n.blockdev.clone()),
-        );
-        names.extend(
-            a.dm_devices
-                .iter()
-                .filter(|d| self.dm_names.contains(&d.name))
-                .filter_map(|d| a.block_devices.iter().find(|b| b.devno == d.devno))
-                .map(|b| b.name.clone()),
-        );
-        if self.writes {
-            // downwards: a partition's disk, the devices a dm device holds
-            let mut todo = names.clone();
-            let mut below = std::collections::BTreeSet::new();
-            while let Some(name) = todo.pop() {
-                let Some(b) = a.block_named(&name) else {
-                    continue;
-                };
-                let lower = a
-                    .block_devices
+            .map(|b| b.devno)
+            .chain(
+                a.namespaces
                     .iter()
-                    .filter(|l| l.holders.contains(&name))
-                    .map(|l| l.name.clone())
-                    .chain(b.partition.as_ref().map(|p| p.disk.clone()));
-                for l in lower.collect::<Vec<_>>() {
-                    if below.insert(l.clone()) {
-                        todo.push(l);
-                    }
-                }
-            }
-            names.extend(below);
-        }
-        let mut out = std::collections::BTreeSet::new();
-        let mut seen = std::collections::BTreeSet::new();
-        while let Some(name) = names.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            let Some(b) = a.block_named(&name) else {
-                continue;
-            };
-            out.insert(b.devno);
-            names.extend(b.holders.iter().cloned());
-            names.extend(
-                a.block_devices
+                    .filter(|n| self.namespaces.contains(&n.dev))
+                    .filter_map(|n| n.blockdev.as_deref())
+                    .filter_map(|name| a.block_named(name))
+                    .map(|b| b.devno),
+            )
+            .chain(
+                a.dm_devices
                     .iter()
-                    .filter(|p| p.partition.as_ref().is_some_and(|p| p.disk == name))
-                    .map(|p| p.name.clone()),
+                    .filter(|d| self.dm_names.contains(&d.name))
+                    .map(|d| d.devno),
             );
+        let mut roots: std::collections::BTreeSet<_> = named.collect();
+        if self.writes {
+            let below: Vec<_> = roots
+                .iter()
+                .flat_map(|d| a.stack_below(*d))
+                .map(|b| b.devno)
+                .collect();
+            roots.extend(below);
         }
-        out
+        roots
+            .iter()
+            .flat_map(|d| a.stack_above(*d))
+            .map(|b| b.devno)
+            .collect()
     }
 }
 
