@@ -152,7 +152,7 @@ fn private_bin(dir: &Path) -> String {
 
 /// The guest's `PMEM_STACK_CHECK_REPROBE`: in every suite, each run of the module checks
 /// every re-probe after a step against a full probe and fails on a difference
-/// (src/system/real/mod.rs, `CHECK_REPROBE`), on the binary operators deploy and the
+/// (src/system/real/reprobe.rs, `CHECK_REPROBE`), on the binary operators deploy and the
 /// real kernel; the result's `timing.reprobe_checks` counts them. On unless
 /// `PMEM_STACK_CHECK_REPROBE=0` is set here.
 fn check_reprobe() -> String {
