@@ -277,12 +277,19 @@ impl RealSystem {
         self.record
             .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
         a.files = self.record.part("files", || files::probe(&self.root))?;
+        self.probe_markers(&mut a)?;
+        a.apply_name_records();
+        Ok(a)
+    }
+
+    /// The uncleared-namespace markers and the names kept for label-less namespaces
+    /// (timed as `files`).
+    fn probe_markers(&self, a: &mut Actual) -> Result<(), SystemError> {
         a.uncleared = self
             .record
             .part("files", || files::probe_uncleared(&self.root))?;
         a.name_records = self.record.part("files", || names::probe(&self.root))?;
-        a.apply_name_records();
-        Ok(a)
+        Ok(())
     }
 
     /// Run `op` (`execute` wraps it to time it).

@@ -178,10 +178,7 @@ impl RealSystem {
             a.files = self.record.part("files", || files::probe(&self.root))?;
         }
         if t.uncleared || t.files {
-            a.uncleared = self
-                .record
-                .part("files", || files::probe_uncleared(&self.root))?;
-            a.name_records = self.record.part("files", || names::probe(&self.root))?;
+            self.probe_markers(&mut a)?;
         }
         a.apply_name_records();
         Ok(a)
@@ -269,26 +266,35 @@ struct Touched {
 }
 
 impl Touched {
+    /// The dm devices of `s` the op names.
+    fn named_dm<'a>(
+        &'a self,
+        s: &'a Actual,
+    ) -> impl Iterator<Item = &'a crate::actual::DmDevice> + 'a {
+        s.dm_devices
+            .iter()
+            .filter(|d| self.dm_names.contains(&d.name))
+    }
+
+    /// The members of the dm devices the op names, in each of `states`, and of the
+    /// tables it loads.
+    fn dm_members(&self, states: &[&Actual]) -> Vec<crate::actual::Devno> {
+        states
+            .iter()
+            .flat_map(|s| self.named_dm(s))
+            .flat_map(|d| d.table.lines().unwrap_or_default())
+            .chain(self.tables.iter().flatten())
+            .flat_map(|l| l.members())
+            .collect()
+    }
+
     /// The dm devices (by name) whose status the op can have changed: those it made,
     /// reloaded or removed and the dm devices among their members (held or let go),
     /// and those it opened or closed (a mount's source).
     fn dm_dirty(&self, prev: &Actual) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.dm_names.iter().cloned().collect();
         let mut members: Vec<crate::actual::Devno> = self.devices.clone();
-        for d in prev
-            .dm_devices
-            .iter()
-            .filter(|d| self.dm_names.contains(&d.name))
-        {
-            members.extend(
-                d.table
-                    .lines()
-                    .unwrap_or_default()
-                    .iter()
-                    .flat_map(|l| l.members()),
-            );
-        }
-        members.extend(self.tables.iter().flatten().flat_map(|l| l.members()));
+        members.extend(self.dm_members(&[prev]));
         out.extend(
             prev.dm_devices
                 .iter()
@@ -315,22 +321,9 @@ impl Touched {
                     })
                     .filter_map(|n| n.blockdev.clone()),
             );
-            for d in s
-                .dm_devices
-                .iter()
-                .filter(|d| self.dm_names.contains(&d.name))
-            {
-                devnos.push(d.devno);
-                devnos.extend(
-                    d.table
-                        .lines()
-                        .unwrap_or_default()
-                        .iter()
-                        .flat_map(|l| l.members()),
-                );
-            }
+            devnos.extend(self.named_dm(s).map(|d| d.devno));
         }
-        devnos.extend(self.tables.iter().flatten().flat_map(|l| l.members()));
+        devnos.extend(self.dm_members(&[prev, a]));
         names.extend(
             prev.block_devices
                 .iter()
@@ -582,44 +575,31 @@ mod tests {
         assert_eq!(names(&gpt), ["pmem1.1", "pmem1.1p1"]);
         assert!(touched(&gpt, &a).blocks);
         // mkfs: that device only (and its links are listed again)
-        let mkfs = Op::Mkfs {
-            device: id("pmem1.2"),
-            fstype: crate::args::FsType::Ext4,
-            geometry: crate::geometry::FsGeometry::Ext4 {
-                block_size: None,
-                stripe: None,
+        let mkfs = |device: &str, fstype: crate::args::FsType| Op::Mkfs {
+            device: id(device),
+            geometry: match fstype {
+                crate::args::FsType::Ext4 => crate::geometry::FsGeometry::Ext4 {
+                    block_size: None,
+                    stripe: None,
+                },
+                crate::args::FsType::Xfs => crate::geometry::FsGeometry::Xfs {
+                    reflink: None,
+                    stripe: None,
+                },
             },
+            fstype,
             label: None,
             force: false,
             extra: vec![],
         };
-        assert_eq!(names(&mkfs), ["pmem1.2"]);
+        let mkfs_ext4 = mkfs("pmem1.2", crate::args::FsType::Ext4);
+        assert_eq!(names(&mkfs_ext4), ["pmem1.2"]);
         // mkfs on the striped device writes its members' bytes too (their first sectors,
         // where a GPT header would be)
-        let mkfs_dm = Op::Mkfs {
-            device: id("dm-0"),
-            fstype: crate::args::FsType::Xfs,
-            geometry: crate::geometry::FsGeometry::Xfs {
-                reflink: None,
-                stripe: None,
-            },
-            label: None,
-            force: false,
-            extra: vec![],
-        };
+        let mkfs_dm = mkfs("dm-0", crate::args::FsType::Xfs);
         assert_eq!(names(&mkfs_dm), ["dm-0", "pmem0", "pmem1"]);
         // mkfs on a partition: its disk holds its bytes
-        let mkfs_part = Op::Mkfs {
-            device: id("pmem1.1p1"),
-            fstype: crate::args::FsType::Ext4,
-            geometry: crate::geometry::FsGeometry::Ext4 {
-                block_size: None,
-                stripe: None,
-            },
-            label: None,
-            force: false,
-            extra: vec![],
-        };
+        let mkfs_part = mkfs("pmem1.1p1", crate::args::FsType::Ext4);
         assert_eq!(names(&mkfs_part), ["pmem1.1", "pmem1.1p1"]);
         // a new namespace: nothing existing is read again (the new device is new)
         let config = |name: &str| crate::system::NamespaceConfig {

@@ -48,21 +48,28 @@ fn read_file(mut f: File) -> Option<String> {
 /// One read(2) of `f` into the spare capacity of `buf` (not zeroed first: the kernel
 /// writes what it returns), retried when interrupted; the bytes read.
 pub fn read_into(f: &impl AsRawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: read(2) writes at most `spare.len()` bytes at `spare`'s start.
+    let n = retrying(|| unsafe {
+        libc::read(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) as i64
+    })?;
+    // SAFETY: the kernel initialised the `n` bytes after the vector's length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// A system call that returns a count, or -1 and errno, made again while it is
+/// interrupted (EINTR); the count.
+pub fn retrying(mut call: impl FnMut() -> i64) -> io::Result<usize> {
     loop {
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes at `spare`'s start.
-        let n = unsafe { libc::read(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
+        let n = call();
+        if n >= 0 {
+            return Ok(usize::try_from(n).unwrap_or(0));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != ErrorKind::Interrupted {
             return Err(e);
         }
-        let n = usize::try_from(n).unwrap_or(0);
-        // SAFETY: the kernel initialised the `n` bytes after the vector's length.
-        unsafe { buf.set_len(buf.len() + n) };
-        return Ok(n);
     }
 }
 
@@ -108,22 +115,14 @@ fn entries_of(fd: &OwnedFd) -> io::Result<Vec<String>> {
         let spare = buf.spare_capacity_mut();
         // SAFETY: getdents64 writes at most `LEN` bytes at the start of the spare capacity
         // (at least `LEN` bytes long).
-        let n = unsafe {
+        let n = retrying(|| unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
                 fd.as_raw_fd(),
                 spare.as_mut_ptr(),
                 LEN.min(spare.len()),
             )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        let n = usize::try_from(n).unwrap_or(0);
+        })?;
         if n == 0 {
             return Ok(out);
         }

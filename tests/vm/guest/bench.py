@@ -29,6 +29,9 @@ import subprocess
 import sys
 import time
 
+# back to fresh DIMMs, as the kill suite does (its module, next to this one)
+from kills import zero_labels as fresh_dimms
+
 BIN = os.environ["PMEM_STACK_BIN"]
 BIN_PIE = os.environ.get("PMEM_STACK_BIN_PIE", "")
 BASE = os.environ.get("PMEM_STACK_BIN_BASELINE", "")
@@ -251,19 +254,6 @@ def own_by_op(ops):
     for o in ops:
         by[o["op"]] = round(by.get(o["op"], 0.0) + o["ms"] - o["external_ms"] - o.get("kernel_ms", 0.0), 1)
     return by
-
-
-def fresh_dimms():
-    """Back to fresh DIMMs after a teardown: labels zeroed and the NVDIMM drivers loaded
-    again, so that the DIMMs are probed anew and, their label areas holding no index, are
-    label-less as on the first boot (a teardown alone leaves labelled regions, where a
-    converge creates namespaces instead of converting the label-less ones)."""
-    for argv in (["ndctl", "disable-region", "all"], ["ndctl", "zero-labels", "all"],
-                 ["modprobe", "-r", "dax_pmem", "nd_pmem", "nd_btt", "nfit"],
-                 ["modprobe", "-r", "libnvdimm"],
-                 ["modprobe", "nfit"], ["modprobe", "nd_pmem"], ["modprobe", "nd_btt"],
-                 ["modprobe", "dax_pmem"], ["udevadm", "settle"]):
-        subprocess.run(argv, capture_output=True)
 
 
 def converge_both(tag, args, teardown, refresh=None):
