@@ -38,6 +38,7 @@ def converge_side_by_side(b, n):
         ("external by command", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c["external_by_command_ms"].items())),
         ("kernel by call", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("kernel_calls_ms", {}).items()) or "-"),
         ("own by operation", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("own_by_operation_ms", {}).items())),
+        ("own by phase", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("own_by_phase_ms", {}).items()) or "-"),
     ]
     for name, f in rows:
         print(f"| {name} | {f(b)} | {f(n)} |")
@@ -75,6 +76,9 @@ if m:
     for k, v in m["ratios"].items():
         print(f"- {k}: {v}")
     print(f"\nReplayed operations: {m['replay_ops']}")
+    if m.get("noop_profile"):
+        prof = ", ".join(f"{k} {v:.2f}" for k, v in m["noop_profile"].items())
+        print(f"Where a no-op's time goes (ms, medians of the result's timing): {prof}")
     print(f"Processes started by a no-op / check run: {m['spawns']}")
     c = m["converge"]
     if "baseline_converge" in m:

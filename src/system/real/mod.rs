@@ -528,6 +528,10 @@ impl System for RealSystem {
         pmd::check(mount_point)
     }
 
+    fn mark(&mut self, phase: &'static str) {
+        self.record.mark(phase);
+    }
+
     fn timing(&self) -> Option<Timing> {
         Some(self.record.timing())
     }

@@ -246,7 +246,23 @@ def converge_report(r):
         "external_by_command_ms": by,
         # each operation's time less its external programs: this program and the kernel
         "own_by_operation_ms": own_by_op(t.get("operations", [])),
+        "own_by_phase_ms": {k: round(v, 1) for k, v in t.get("own_by_phase_ms", {}).items()},
     }
+
+
+def noop_profile(args_file, n):
+    """Medians over `n` no-op runs of what the result's `timing` says: the wall time, the
+    probe and its parts, and this program's own time by phase (`own_by_phase_ms`)."""
+    keys = {}
+    for _ in range(n):
+        p = subprocess.run([BIN, args_file], capture_output=True, text=True)
+        t = json.loads(p.stdout).get("timing") or {}
+        row = {"wall": t.get("wall_ms", 0.0), "probe": t.get("probe_ms", 0.0)}
+        row.update({f"probe {k}": v for k, v in t.get("probe_parts_ms", {}).items()})
+        row.update({f"own {k}": v for k, v in t.get("own_by_phase_ms", {}).items()})
+        for k, v in row.items():
+            keys.setdefault(k, []).append(v)
+    return {k: round(statistics.median(v), 2) for k, v in keys.items()}
 
 
 def own_by_op(ops):
@@ -349,6 +365,8 @@ def main(out):
             res[k]["peak_rss_kib"] = peaks[k]
         log(f" {k}", res[k])
     subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
+    res["noop_profile"] = noop_profile(noop, min(n, 31))
+    log(" where a no-op's own time goes (medians):", res["noop_profile"])
 
     res["foreign_devices"] = foreign_devices(n)
 
