@@ -7,6 +7,8 @@
 //! | line | replays |
 //! |---|---|
 //! | `open ID FLAGS PATH` | `openat(PATH, FLAGS)` (never creating or truncating); ID is the traced fd number |
+//! | `openat ID DIR FLAGS NAME` | `openat(DIR, NAME, FLAGS)`, relative to the directory opened as DIR |
+//! | `readlinkat DIR NAME` / `statat DIR NAME` / `access DIR NAME` | `readlinkat` / `fstatat` / `faccessat(F_OK)` relative to DIR |
 //! | `read ID COUNT` | `read(fd, COUNT)` |
 //! | `pread ID COUNT OFFSET` | `pread64(fd, COUNT, OFFSET)` |
 //! | `getdents ID COUNT` | `getdents64(fd, COUNT)` |
@@ -112,6 +114,27 @@ fn main() {
                 if r >= 0 {
                     fds.insert(id, r);
                 }
+            }
+            ["openat", id, dir, fl, name] => {
+                let Ok(c) = CString::new(*name) else { continue };
+                let r = unsafe { libc::openat(fd(dir), c.as_ptr(), flags(fl)) };
+                if r >= 0 {
+                    fds.insert(id, r);
+                }
+            }
+            ["readlinkat", dir, name] => {
+                let Ok(c) = CString::new(*name) else { continue };
+                let (p, n) = need(4096);
+                unsafe { libc::readlinkat(fd(dir), c.as_ptr(), p.cast(), n) };
+            }
+            ["statat", dir, name] => {
+                let Ok(c) = CString::new(*name) else { continue };
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                unsafe { libc::fstatat(fd(dir), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+            }
+            ["access", dir, name] => {
+                let Ok(c) = CString::new(*name) else { continue };
+                unsafe { libc::faccessat(fd(dir), c.as_ptr(), libc::F_OK, 0) };
             }
             ["read", id, _] => {
                 let (p, n) = need(num(2));

@@ -15,6 +15,12 @@ def pct(x):
     return f"{100 * x:.1f}%" if x is not None else "-"
 
 
+def own_text(c):
+    """A converge's own time in ms and its share: `own 410 ms, 8.1%`."""
+    ms = c.get("own_ms", c["outside_external_tools_ms"])
+    return f"own {ms:.0f} ms, {pct(c.get('own_share', c['outside_external_tools_share']))}"
+
+
 def converge_side_by_side(b, n):
     """A converge by the baseline and by the new binary, from the same state, in the same boot."""
     print("\n### Converge, baseline against new (same boot, same starting state)\n")
@@ -28,9 +34,11 @@ def converge_side_by_side(b, n):
         ("own share", lambda c: pct(c.get("own_share", c["outside_external_tools_share"]))),
         ("outside external programs (old measure)", lambda c: pct(c["outside_external_tools_share"])),
         ("probes", lambda c: f"{c['probes']}, {c['probe_ms']:.0f} ms"),
+        ("probe parts", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("probe_parts_ms", {}).items()) or "-"),
         ("external by command", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c["external_by_command_ms"].items())),
         ("kernel by call", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("kernel_calls_ms", {}).items()) or "-"),
         ("own by operation", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("own_by_operation_ms", {}).items())),
+        ("own by phase", lambda c: ", ".join(f"{k} {v:.0f}" for k, v in c.get("own_by_phase_ms", {}).items()) or "-"),
     ]
     for name, f in rows:
         print(f"| {name} | {f(b)} | {f(n)} |")
@@ -68,6 +76,9 @@ if m:
     for k, v in m["ratios"].items():
         print(f"- {k}: {v}")
     print(f"\nReplayed operations: {m['replay_ops']}")
+    if m.get("noop_profile"):
+        prof = ", ".join(f"{k} {v:.2f}" for k, v in m["noop_profile"].items())
+        print(f"Where a no-op's time goes (ms, medians of the result's timing): {prof}")
     print(f"Processes started by a no-op / check run: {m['spawns']}")
     c = m["converge"]
     if "baseline_converge" in m:
@@ -109,11 +120,9 @@ if s:
         c = r["converge"]
         # own: outside external programs and the kernel calls it asked for (older results
         # have no kernel time: outside external programs)
-        share = c.get("own_share", c["outside_external_tools_share"])
-        share = f"{100 * share:.1f}%" if share is not None else "-"
         print(f"| {r['stacks']} | {o['namespaces']} | {o['block_devices']} | {o['dm_devices']} | {o['filesystems']} | "
               f"{o['mounts']} | {sum(o.values())} | {r['noop']['median_ms']:.1f} ms | {r['noop_peak_rss_kib'] / 1024:.1f} MiB | "
-              f"{c['wall_ms'] / 1000:.1f} s ({share}) |")
+              f"{c['wall_ms'] / 1000:.1f} s ({own_text(c)}) |")
     if "baseline_noop_ms_fit" in s:
         print("\n#### Baseline against new, same boot (converge from the same state; no-op runs alternating)\n")
         print("| stacks | objects | no-op baseline | no-op new | per object, baseline | per object, new | converge baseline (own share) | converge new (own share) |")
@@ -123,8 +132,8 @@ if s:
             b, c = r["baseline_converge"], r["converge"]
             print(f"| {r['stacks']} | {n_obj} | {r['baseline_noop']['median_ms']:.1f} ms | {r['noop']['median_ms']:.1f} ms | "
                   f"{r['baseline_noop']['median_ms'] / n_obj:.2f} ms | {r['noop']['median_ms'] / n_obj:.2f} ms | "
-                  f"{b['wall_ms'] / 1000:.2f} s ({pct(b.get('own_share', b['outside_external_tools_share']))}) | "
-                  f"{c['wall_ms'] / 1000:.2f} s ({pct(c.get('own_share', c['outside_external_tools_share']))}) |")
+                  f"{b['wall_ms'] / 1000:.2f} s ({own_text(b)}; {b['probes']} probes {b['probe_ms']:.0f} ms) | "
+                  f"{c['wall_ms'] / 1000:.2f} s ({own_text(c)}; {c['probes']} probes {c['probe_ms']:.0f} ms) |")
         bf = s["baseline_noop_ms_fit"]
         print(f"\nLinear fit of the no-op, baseline: {bf['intercept_ms']} ms + {bf['ms_per_object']} ms/object (R² {bf['r2']}); "
               f"new: {s['noop_ms_fit']['intercept_ms']} ms + {s['noop_ms_fit']['ms_per_object']} ms/object (R² {s['noop_ms_fit']['r2']})")

@@ -130,12 +130,15 @@ fn run_as(
     if let Err(e) = system.lock() {
         return result.fail(e.to_string());
     }
+    system.mark("start");
     let before = match system.probe() {
         Ok(a) => a,
         Err(e) => return result.fail(e.to_string()),
     };
     let mut result = result;
-    let planned = match plan::plan(&desired, &before) {
+    let planned = plan::plan(&desired, &before);
+    system.mark("plan");
+    let planned = match planned {
         Ok(p) => p,
         Err(refusal) => {
             result.warnings = refusal.warnings.clone();

@@ -150,6 +150,16 @@ fn private_bin(dir: &Path) -> String {
     bin.display().to_string()
 }
 
+/// The guest's `PMEM_STACK_CHECK_REPROBE`: in every suite, each run of the module checks
+/// every re-probe after a step against a full probe and fails on a difference
+/// (src/system/real/reprobe.rs, `CHECK_REPROBE`), on the binary operators deploy and the
+/// real kernel; the result's `timing.reprobe_checks` counts them. On unless
+/// `PMEM_STACK_CHECK_REPROBE=0` is set here.
+fn check_reprobe() -> String {
+    let v = std::env::var("PMEM_STACK_CHECK_REPROBE").unwrap_or_else(|_| "1".into());
+    format!("PMEM_STACK_CHECK_REPROBE={v}")
+}
+
 /// Same, with extra run-guest.sh options and guest environment (`NAME=value`).
 fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String], min_passed: u32) {
     if !vm_available(script) {
@@ -179,11 +189,12 @@ fn guest_with(script: &str, dimms: u32, mib: u32, rig: &[&str], env: &[String], 
         ])
         .args(cpus())
         .args(rig)
-        .args(["--", "env", &format!("PMEM_STACK_BIN={bin}")])
-        .args(
-            std::env::var("PMEM_STACK_CHECK_REPROBE")
-                .map(|v| format!("PMEM_STACK_CHECK_REPROBE={v}")),
-        )
+        .args([
+            "--",
+            "env",
+            &format!("PMEM_STACK_BIN={bin}"),
+            &check_reprobe(),
+        ])
         .args(env)
         .arg("bash")
         .arg(repo().join("tests/vm/guest").join(script))

@@ -654,6 +654,27 @@ impl Actual {
         }
         out
     }
+    /// The device graph downwards: what `devno` is stacked on (a partition's disk, the
+    /// members a dm device holds), transitively, each once, without `devno` itself.
+    pub fn stack_below(&self, devno: Devno) -> Vec<&BlockDevice> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::from([devno]);
+        let mut todo: Vec<&BlockDevice> = self.block(devno).into_iter().collect();
+        while let Some(b) = todo.pop() {
+            let below = self
+                .block_devices
+                .iter()
+                .filter(|l| l.holders.contains(&b.name))
+                .chain(b.partition.as_ref().and_then(|p| self.block_named(&p.disk)));
+            for l in below {
+                if seen.insert(l.devno) {
+                    out.push(l);
+                    todo.push(l);
+                }
+            }
+        }
+        out
+    }
     /// A managed file by path.
     pub fn file(&self, path: &str) -> Option<&FileState> {
         self.files.iter().find(|f| f.path == path)
@@ -785,6 +806,16 @@ mod tests {
             .map(|b| b.name.as_str())
             .collect();
         assert_eq!(held, ["dm-0"]);
+        // downwards: a partition's disk, the devices a dm device holds (dm-0 holds pmem0
+        // and, through the ring, dm-1); each once, never the device itself
+        let minor = |m| Devno {
+            major: 259,
+            minor: m,
+        };
+        assert_eq!(names(a.stack_below(minor(3))), ["pmem0"]);
+        assert_eq!(names(a.stack_below(minor(1))), ["pmem0", "dm-1"]);
+        assert_eq!(names(a.stack_below(minor(2))), ["dm-0", "pmem0"]);
+        assert!(a.stack_below(pmem0).is_empty());
     }
 
     #[test]

@@ -240,6 +240,7 @@ pub(crate) fn apply(
             done.push(step.clone());
         }
     }
+    system.mark("steps");
     let mut result = result.steps(run.steps, &done, false);
     result.skipped_steps = skipped;
     verify(run, result, &done, system)
@@ -333,7 +334,9 @@ fn verify(
             None => return result.fail(format!("{} is not mounted after the run", m.path)),
         }
     }
-    match plan::plan(desired, &after) {
+    let replanned = plan::plan(desired, &after);
+    system.mark("verify");
+    match replanned {
         Ok(p) if p.steps.is_empty() => {
             result.msg = format!(
                 "{} step{} done",

@@ -143,6 +143,11 @@ pub trait System {
     /// After mounting: make a file on the filesystem at `mount_point`, read its statx
     /// attributes, remove it; on no DAX, collect the kernel's reason.
     fn dax_check(&mut self, mount_point: &str) -> Result<DaxCheck, SystemError>;
+    /// The phase `phase` of the run (`start`, `plan`, `steps`, `verify`) ends now: for
+    /// the result's `timing.own_by_phase_ms`. Default: no time is kept.
+    fn mark(&mut self, phase: &'static str) {
+        let _ = phase;
+    }
     /// Where this system's time went so far (probes, operations, external programs), for
     /// the result's `timing`. Default: none is kept.
     fn timing(&self) -> Option<timing::Timing> {

@@ -33,9 +33,33 @@ pub struct Timing {
     /// Each operation run, in order, with its time and the parts of it spent in external
     /// programs and in kernel calls made on purpose (the rest is this program).
     pub operations: Vec<OperationTime>,
+    /// This program's own time (`wall_ms` less probes, external programs, kernel calls
+    /// made on purpose and re-probe checks) by phase of the run: `start` (process start,
+    /// reading and validating the arguments, the lock), `plan`, `steps` (resolving each
+    /// step, running its operation, bookkeeping), `verify` (the diff, the DAX checks and
+    /// the plan after the steps), `result` (the audit and the result, up to this
+    /// timing). Their sum and `probe_ms` are the run's own time.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub own_by_phase_ms: std::collections::BTreeMap<String, f64>,
+    /// Re-probes after a step checked against a full probe (`PMEM_STACK_CHECK_REPROBE`,
+    /// a test aid; absent when none was).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reprobe_checks: u32,
+    /// Milliseconds of the full probes those checks made (not in `probe_ms` or
+    /// `probe_parts_ms`).
+    #[serde(default, skip_serializing_if = "is_zero_ms")]
+    pub reprobe_check_ms: f64,
     /// Peak resident memory of this process (`VmHWM`), in KiB, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_kib: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_ms(ms: &f64) -> bool {
+    *ms == 0.0
 }
 
 /// One operation run (a step that was not skipped) and how long it took.

@@ -16,10 +16,11 @@
 //! kernel name), so a link belongs to the device whose kernel name ends its target.
 
 use super::nd::{attr, attr_parsed, list_dir, malformed, natural_key, required_u64};
+use super::sysfs::Dir;
 use crate::actual::{BlockDevice, Devno, DmDevice, PartitionOf};
 use crate::system::SystemError;
 use crate::units::Sectors;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Sectors in a 4 KiB page: partition start and size must be multiples for DAX.
@@ -38,7 +39,7 @@ const LINK_DIRS: [&str; 5] = [
 /// Unused loop, ram and zram devices (size 0) are left out. `dms` gives dm names when
 /// sysfs has no `dm/name`.
 pub fn probe(sys: &Path, dev: &Path, dms: &[DmDevice]) -> Result<Vec<BlockDevice>, SystemError> {
-    probe_some(sys, dev, dms, None)
+    list(sys, dev, dms, None, &mut Seen::default(), None)
 }
 
 /// The same, but only the block devices this stack can involve: PMEM (`pmem*`), dm
@@ -53,56 +54,141 @@ pub fn probe_scoped(
     dms: &[DmDevice],
     also: &[Devno],
 ) -> Result<Vec<BlockDevice>, SystemError> {
-    probe_some(sys, dev, dms, Some(also))
+    list(sys, dev, dms, Some(also), &mut Seen::default(), None)
 }
 
-fn probe_some(
+/// A listing after a step: the block devices of `prev` that the step cannot have
+/// changed are kept (their udev links are read again), the rest is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Again<'a> {
+    /// The listing before the step.
+    pub prev: &'a [BlockDevice],
+    /// Kernel names the step may have changed (made, removed, resized, stacked on or
+    /// under something, given a partition or a filesystem): read again.
+    pub dirty: &'a BTreeSet<String>,
+}
+
+/// List the block devices: all of them (`scoped` None) or those a run can involve (see
+/// [`probe_scoped`]). With `again`, the devices of `again.prev` that are not dirty are
+/// kept as they were, except for their udev links; a device that is new (not in the
+/// last listing, `seen`), or gone, makes the devices it sits on dirty (their holders
+/// changed). With `again`, a udev link `seen` before (same inode) is not read again.
+pub fn list(
     sys: &Path,
     dev: &Path,
     dms: &[DmDevice],
     scoped: Option<&[Devno]>,
+    seen: &mut Seen,
+    again: Option<Again<'_>>,
 ) -> Result<Vec<BlockDevice>, SystemError> {
-    let class = sys.join("class/block");
-    let names = list_dir(&class)?;
-    let wanted: Option<std::collections::BTreeSet<String>> =
-        scoped.map(|also| wanted_names(sys, &class, &names, also));
-    let links = udev_links(dev, wanted.as_ref())?;
+    let path = sys.join("class/block");
+    let names: BTreeSet<String> = list_dir(&path)?.into_iter().collect();
+    let Some(class) = Dir::open(&path) else {
+        return Ok(Vec::new()); // no block devices at all
+    };
+    let kept: BTreeMap<&str, &BlockDevice> = match again {
+        Some(g) => kept(&class, &names, &seen.names, g),
+        None => BTreeMap::new(),
+    };
+    // holders read while finding what is wanted are not read again
+    let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let wanted: Option<BTreeSet<String>> =
+        scoped.map(|also| wanted_names(sys, &class, &names, also, &kept, &mut holders));
+    let linked = seen.read_links(dev, wanted.as_ref(), again.is_some())?;
     let mut out = Vec::new();
-    for name in names {
-        if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
+    for name in &names {
+        if wanted.as_ref().is_some_and(|w| !w.contains(name)) {
             continue;
         }
-        if let Some(b) = device(&class.join(&name), &name, dev, dms, &links)? {
+        if let Some(b) = kept.get(name.as_str()) {
+            let mut b = (*b).clone();
+            let kernel_path = b.path != dev.join(name).to_string_lossy();
+            b.aliases.clear();
+            if kernel_path {
+                // a dm device: /dev/mapper/NAME, and /dev/dm-N as an alias
+                b.aliases
+                    .push(dev.join(name).to_string_lossy().into_owned());
+            }
+            b.aliases
+                .extend(linked.get(name).into_iter().flatten().cloned());
+            out.push(b);
+            continue;
+        }
+        let held = holders.remove(name);
+        if let Some(b) = device(&class, name, dev, dms, &linked, held)? {
             out.push(b);
         }
     }
     out.sort_by_key(|b| (b.devno, natural_key(&b.name)));
+    seen.names = names;
     Ok(out)
 }
 
-/// The kernel names [`probe_scoped`] reads (see there).
+/// The devices of `g.prev` kept as they are: still listed, not dirty, not under a device
+/// that came (not in `before`, the last listing's names) or went since (its holders
+/// changed).
+fn kept<'a>(
+    class: &Dir,
+    names: &BTreeSet<String>,
+    before: &BTreeSet<String>,
+    g: Again<'a>,
+) -> BTreeMap<&'a str, &'a BlockDevice> {
+    let listed: BTreeSet<&str> = g.prev.iter().map(|b| b.name.as_str()).collect();
+    let mut dirty: BTreeSet<String> = g.dirty.clone();
+    // a new device holds what it is stacked on (its `slaves`); without the last
+    // listing's names, a name `prev` does not have counts as new
+    let new = |n: &&String| {
+        if before.is_empty() {
+            !listed.contains(n.as_str())
+        } else {
+            !before.contains(*n)
+        }
+    };
+    for new in names.iter().filter(new) {
+        dirty.extend(class.entries(&format!("{new}/slaves")).unwrap_or_default());
+    }
+    // a device gone no longer holds what it was stacked on
+    for b in g.prev {
+        if b.holders.iter().any(|h| !names.contains(h)) {
+            dirty.insert(b.name.clone());
+        }
+    }
+    g.prev
+        .iter()
+        .filter(|b| names.contains(&b.name) && !dirty.contains(&b.name))
+        .map(|b| (b.name.as_str(), b))
+        .collect()
+}
+
+/// The kernel names [`probe_scoped`] reads (see there). The holders read on the way go
+/// to `holders`; those of a `kept` device are its listing's.
 fn wanted_names(
     sys: &Path,
-    class: &Path,
-    names: &[String],
+    class: &Dir,
+    names: &BTreeSet<String>,
     also: &[Devno],
-) -> std::collections::BTreeSet<String> {
-    let mut wanted: std::collections::BTreeSet<String> = names
-        .iter()
-        .filter(|n| n.starts_with("pmem") || n.starts_with("dm-"))
-        .cloned()
-        .collect();
-    // `/sys/dev/block/MAJ:MIN` links to the device's directory, named as the device
+    kept: &BTreeMap<&str, &BlockDevice>,
+    holders: &mut BTreeMap<String, Vec<String>>,
+) -> BTreeSet<String> {
+    let ours = |n: &str| n.starts_with("pmem") || n.starts_with("dm-");
+    let mut wanted: BTreeSet<String> = names.iter().filter(|n| ours(n)).cloned().collect();
+    // `/sys/dev/block/MAJ:MIN` links to the device's directory, named as the device (a
+    // device kept from the last listing is known by its number)
     let mut extra: Vec<String> = also
         .iter()
-        .filter_map(|d| std::fs::read_link(sys.join("dev/block").join(d.to_string())).ok())
-        .filter_map(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .filter(|n| names.contains(n))
+        .filter_map(|d| match kept.values().find(|b| b.devno == *d) {
+            Some(b) => Some(b.name.clone()),
+            None => std::fs::read_link(sys.join("dev/block").join(d.to_string()))
+                .ok()
+                .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
+        })
+        .filter(|n| names.contains(n) && !ours(n))
         .collect();
-    // their partitions (subdirectories of a disk's directory that are block devices)
+    // their partitions (subdirectories of a disk's directory that are block devices); a
+    // PMEM or dm device's partitions are named after it, and wanted already
     let parts: Vec<String> = extra
         .iter()
-        .flat_map(|disk| list_dir(&class.join(disk)).unwrap_or_default())
+        .flat_map(|disk| class.entries(disk).unwrap_or_default())
         .filter(|n| names.contains(n))
         .collect();
     extra.extend(parts);
@@ -110,7 +196,15 @@ fn wanted_names(
     // and what holds any of them, transitively
     let mut todo: Vec<String> = wanted.iter().cloned().collect();
     while let Some(n) = todo.pop() {
-        for h in list_dir(&class.join(&n).join("holders")).unwrap_or_default() {
+        let held = match kept.get(n.as_str()) {
+            Some(b) => b.holders.clone(),
+            None => {
+                let h = class.entries(&format!("{n}/holders")).unwrap_or_default();
+                holders.insert(n.clone(), h.clone());
+                h
+            }
+        };
+        for h in held {
             if names.contains(&h) && wanted.insert(h.clone()) {
                 todo.push(h);
             }
@@ -119,16 +213,20 @@ fn wanted_names(
     wanted
 }
 
+/// Block device `name` (a name in `class`, `/sys/class/block`), with its `holders` when
+/// they were read already.
 fn device(
-    dir: &Path,
+    class: &Dir,
     name: &str,
     dev: &Path,
     dms: &[DmDevice],
     links: &BTreeMap<String, Vec<String>>,
+    holders: Option<Vec<String>>,
 ) -> Result<Option<BlockDevice>, SystemError> {
-    if !dir.exists() {
+    let Some(d) = class.at(name) else {
         return Ok(None); // removed while we looked
-    }
+    };
+    let dir = &d;
     let size = required_u64(dir, "size")?;
     if size == 0
         && ["loop", "ram", "zram"].iter().any(|p| {
@@ -141,23 +239,29 @@ fn device(
     let dev_text = attr(dir, "dev").unwrap_or_default();
     let devno: Devno = dev_text
         .parse()
-        .map_err(|_| malformed(&dir.join("dev"), &dev_text, "major:minor"))?;
+        .map_err(|_| malformed(&dir.path().join("dev"), &dev_text, "major:minor"))?;
 
     let (partition, dax) = match attr_parsed::<u32>(dir, "partition")? {
         Some(number) => {
             let start = required_u64(dir, "start")?;
-            // the disk is the directory the partition's directory sits in
-            let real = std::fs::canonicalize(dir).map_err(|e| SystemError::Probe {
-                msg: format!("{}: {e}", dir.display()),
-            })?;
-            let disk_dir = real.parent().ok_or_else(|| SystemError::Probe {
-                msg: format!("{}: partition without a parent disk", real.display()),
-            })?;
-            let disk = disk_dir
-                .file_name()
+            // the disk is the directory the partition's directory sits in: where its
+            // `/sys/class/block` link leads (`../../devices/.../DISK/NAME`)
+            let real = match class.link(name) {
+                Ok(target) => target,
+                Err(_) => std::fs::canonicalize(dir.path()).map_err(|e| SystemError::Probe {
+                    msg: format!("{}: {e}", dir.path().display()),
+                })?,
+            };
+            let disk = real
+                .parent()
+                .and_then(Path::file_name)
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let dax = queue_dax(disk_dir)
+                .filter(|n| !n.is_empty() && n != "..")
+                .ok_or_else(|| SystemError::Probe {
+                    msg: format!("{}: partition without a parent disk", real.display()),
+                })?;
+            // the disk's own entry in /sys/class/block is its directory
+            let dax = class.attr(&format!("{disk}/queue/dax")).as_deref() == Some("1")
                 && start.is_multiple_of(PAGE_SECTORS)
                 && size.is_multiple_of(PAGE_SECTORS);
             let p = PartitionOf {
@@ -170,15 +274,26 @@ fn device(
         None => (None, queue_dax(dir)),
     };
 
-    let mut holders = list_dir(&dir.join("holders"))?;
+    let mut holders = match holders {
+        Some(h) => h,
+        None => dir.entries("holders").map_err(|e| SystemError::Probe {
+            msg: format!("{}: {e}", dir.path().join("holders").display()),
+        })?,
+    };
     holders.sort_by_key(|h| natural_key(h));
 
     let kernel_path = dev.join(name).to_string_lossy().into_owned();
-    let dm_name = attr(dir, "dm/name").filter(|n| !n.is_empty()).or_else(|| {
-        dms.iter()
-            .find(|d| d.devno == devno)
-            .map(|d| d.name.clone())
-    });
+    // only a dm device (the kernel names it dm-N) has `dm/`
+    let dm_name = name
+        .starts_with("dm-")
+        .then(|| attr(dir, "dm/name"))
+        .flatten()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            dms.iter()
+                .find(|d| d.devno == devno)
+                .map(|d| d.name.clone())
+        });
     let mut aliases = Vec::new();
     let path = match dm_name {
         Some(n) => {
@@ -203,38 +318,73 @@ fn device(
 }
 
 /// `queue/dax` is 1.
-fn queue_dax(dir: &Path) -> bool {
+fn queue_dax(dir: &Dir) -> bool {
     attr(dir, "queue/dax").as_deref() == Some("1")
 }
 
-/// Kernel name -> the udev links that lead to it (sorted), from `dev`/disk/by-*; with
-/// `only`, just the links of those devices.
-fn udev_links(
-    dev: &Path,
-    only: Option<&std::collections::BTreeSet<String>>,
-) -> Result<BTreeMap<String, Vec<String>>, SystemError> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for sub in LINK_DIRS {
-        let dir = dev.join("disk").join(sub);
-        let mut names = list_dir(&dir)?;
-        names.sort();
-        for n in names {
-            let link = dir.join(&n);
-            let Ok(target) = std::fs::read_link(&link) else {
-                continue; // not a link
-            };
-            if let Some(kname) = target.file_name() {
-                let kname = kname.to_string_lossy();
-                if only.is_some_and(|o| !o.contains(kname.as_ref())) {
-                    continue;
+/// What the last listing saw: every kernel name under `/sys/class/block`, and the udev
+/// links under `/dev/disk/by-*`: (directory, entry) -> (inode, the kernel name its
+/// target ends in). udev makes a link anew (a new inode) whenever it points it
+/// elsewhere, so a link with the inode seen before leads where it led.
+#[derive(Debug, Default)]
+pub struct Seen {
+    names: BTreeSet<String>,
+    links: BTreeMap<(&'static str, String), (u64, Option<String>)>,
+}
+
+impl Seen {
+    /// Kernel name -> the udev links that lead to it (sorted), from `dev`/disk/by-*;
+    /// with `only`, just the links of those devices. With `known`, a link seen before
+    /// with the same inode is not read again; every link read is remembered.
+    fn read_links(
+        &mut self,
+        dev: &Path,
+        only: Option<&BTreeSet<String>>,
+        known: bool,
+    ) -> Result<BTreeMap<String, Vec<String>>, SystemError> {
+        use std::os::unix::fs::DirEntryExt;
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        for sub in LINK_DIRS {
+            let dir = dev.join("disk").join(sub);
+            let mut entries: Vec<(String, u64)> = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd
+                    .map(|e| {
+                        e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.ino()))
+                            .map_err(|e| SystemError::Probe {
+                                msg: format!("{}: {e}", dir.display()),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    return Err(SystemError::Probe {
+                        msg: format!("{}: {e}", dir.display()),
+                    })
                 }
-                map.entry(kname.into_owned())
-                    .or_default()
-                    .push(link.to_string_lossy().into_owned());
+            };
+            entries.sort();
+            for (n, ino) in entries {
+                let key = (sub, n);
+                let target = match self.links.get(&key) {
+                    Some((i, t)) if known && *i == ino => t.clone(),
+                    _ => std::fs::read_link(dir.join(&key.1))
+                        .ok() // not a link
+                        .and_then(|t| t.file_name().map(|k| k.to_string_lossy().into_owned())),
+                };
+                if let Some(kname) = &target {
+                    if only.is_none_or(|o| o.contains(kname)) {
+                        map.entry(kname.clone())
+                            .or_default()
+                            .push(dir.join(&key.1).to_string_lossy().into_owned());
+                    }
+                }
+                seen.insert(key, (ino, target));
             }
         }
+        self.links = seen;
+        Ok(map)
     }
-    Ok(map)
 }
 
 /// What `zero_ends` clears at the start of a namespace: its GPT, the superblocks of a
@@ -595,6 +745,72 @@ mod tests {
         let named = names(&probe_scoped(&sys, &dev, &[], &[loop1]).expect("probe"));
         assert!(named.contains(&"loop1".to_string()) && named.contains(&"loop1p1".to_string()));
         assert!(!named.contains(&"loop0".to_string()), "{named:?}");
+    }
+
+    /// A listing after a step keeps what the step cannot have changed and reads the
+    /// rest: over the same tree it says what a full listing says; a device that came
+    /// (`foreign-over`, over `pmem1.2`) or went (a holder that is no more) makes what
+    /// it sits on be read again; a dirty device is read again, a clean one is not.
+    #[test]
+    fn a_listing_after_a_step_says_what_a_full_one_says() {
+        let t = tree("foreign");
+        let (sys, dev) = (t.join("sys"), t.join("dev"));
+        let full = probe_scoped(&sys, &dev, &[], &[]).expect("probe");
+        let none = BTreeSet::new();
+        let after = |before: &[BlockDevice], dirty: &BTreeSet<String>, seen: &mut Seen| {
+            let again = Again {
+                prev: before,
+                dirty,
+            };
+            list(&sys, &dev, &[], Some(&[]), seen, Some(again)).expect("listing")
+        };
+        // nothing changed: all kept (links read again), the same
+        let mut seen = Seen::default();
+        list(&sys, &dev, &[], Some(&[]), &mut seen, None).expect("listing");
+        assert_eq!(after(&full, &none, &mut seen), full);
+        // a step made foreign-over: before it, pmem1.2 was held by nothing
+        let over = full
+            .iter()
+            .find(|b| b.path.ends_with("mapper/foreign-over"))
+            .expect("foreign-over")
+            .name
+            .clone();
+        let mut before: Vec<BlockDevice> =
+            full.iter().filter(|b| b.name != over).cloned().collect();
+        let pmr = before
+            .iter_mut()
+            .find(|b| b.name == "pmem1.2")
+            .expect("pmem1.2");
+        assert_eq!(pmr.holders, std::slice::from_ref(&over));
+        pmr.holders.clear();
+        assert_eq!(after(&before, &none, &mut Seen::default()), full);
+        // ... or removed a dm device over pmem0
+        let mut before = full.clone();
+        let pm0 = before
+            .iter_mut()
+            .find(|b| b.name == "pmem0")
+            .expect("pmem0");
+        pm0.holders.push("dm-9".into());
+        assert_eq!(after(&before, &none, &mut Seen::default()), full);
+        // ... or resized pmem1.1: read again when the step says so
+        let mut before = full.clone();
+        let p11 = before
+            .iter_mut()
+            .find(|b| b.name == "pmem1.1")
+            .expect("pmem1.1");
+        p11.size = Sectors(1);
+        let dirty = BTreeSet::from(["pmem1.1".to_string()]);
+        assert_eq!(after(&before, &dirty, &mut Seen::default()), full);
+        assert_ne!(after(&before, &none, &mut Seen::default()), full, "kept");
+        // links udev made since are found, those it removed are gone
+        let mut before = full.clone();
+        for b in &mut before {
+            b.aliases.retain(|a| !a.contains("by-label"));
+            b.aliases.push("/dev/disk/by-id/gone".into());
+        }
+        let mut seen = Seen::default();
+        list(&sys, &dev, &[], Some(&[]), &mut seen, None).expect("listing");
+        assert_eq!(after(&before, &none, &mut seen), full);
     }
 
     #[test]

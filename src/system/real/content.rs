@@ -17,6 +17,7 @@
 //! another device) is recorded in the result's `unreadable` with the path and the
 //! error, and the probe goes on: the planner decides whether the run needs it.
 
+use super::sysfs::Dir;
 use super::{fs, gpt};
 use crate::actual::{BlockDevice, Filesystem, PartitionTable, Unreadable};
 use crate::system::scope::Reach;
@@ -27,9 +28,18 @@ use std::path::Path;
 /// How the probe opens a device node (read-only). Tests record the paths.
 pub type Opener<'a> = dyn Fn(&str) -> io::Result<File> + 'a;
 
-/// The real opener: `O_RDONLY|O_CLOEXEC`.
+/// The real opener: `O_RDONLY|O_CLOEXEC|O_DIRECT` (the probe's reads bypass the page
+/// cache, see `fs::read_at`), or without `O_DIRECT` where it cannot be had.
 pub fn open_device(path: &str) -> io::Result<File> {
-    File::open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => File::open(path),
+        other => other,
+    }
 }
 
 /// What the devices in reach hold.
@@ -46,6 +56,7 @@ pub struct Contents {
 /// Read the devices of `blocks` that `reach` allows; `sys` is where sysfs is mounted.
 pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>) -> Contents {
     let mut out = Contents::default();
+    let class = Dir::open(&sys.join("class/block"));
     for b in blocks {
         let unreadable = |error: String| Unreadable {
             device: b.devno,
@@ -64,7 +75,7 @@ pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>
         if !(whole || signature) || removable(sys, b) {
             continue;
         }
-        if let Some((kname, dm)) = suspended_now(sys, b) {
+        if let Some((kname, dm)) = class.as_ref().and_then(|c| suspended_now(c, b)) {
             out.unreadable.push(unreadable(format!(
                 "dm device {dm} {} suspended since it was listed: a read would wait until it is resumed, so it was not read",
                 if b.name == kname { "is" } else { "under it was" }
@@ -82,51 +93,51 @@ pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>
     out
 }
 
-fn attr(dir: &Path, rel: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(rel))
-        .ok()
-        .map(|s| s.trim().to_string())
+/// PMEM and dm devices (by their kernel names): never removable (neither driver marks
+/// its disks so), and a PMEM device sits on nothing.
+fn pmem_or_dm(name: &str) -> bool {
+    name.starts_with("pmem") || name.starts_with("dm-")
 }
 
 /// The device (or, for a partition, its disk) is removable.
 fn removable(sys: &Path, b: &BlockDevice) -> bool {
     let rel = match &b.partition {
+        Some(p) if pmem_or_dm(&p.disk) => return false,
         Some(p) => format!("class/block/{}/removable", p.disk),
+        None if pmem_or_dm(&b.name) => return false,
         None => format!("dev/block/{}/removable", b.devno),
     };
-    attr(sys, &rel).as_deref() == Some("1")
+    super::sysfs::read(&sys.join(rel)).as_deref() == Some("1")
 }
 
-/// sysfs says `b`, or a device it is stacked on (its disk, its `slaves/`,
-/// transitively), is a suspended dm device now: its kernel name and dm name.
-fn suspended_now(sys: &Path, b: &BlockDevice) -> Option<(String, String)> {
-    let class = sys.join("class/block");
+/// sysfs (`class`: its `class/block`) says `b`, or a device it is stacked on (its
+/// disk, its `slaves/`, transitively), is a suspended dm device now: its kernel name
+/// and dm name. Only a dm device (`dm-N`) can be suspended; a PMEM device sits on
+/// nothing, and a dm device is no partition.
+fn suspended_now(class: &Dir, b: &BlockDevice) -> Option<(String, String)> {
     let mut todo = vec![b.name.clone()];
     let mut seen = std::collections::BTreeSet::new();
     while let Some(name) = todo.pop() {
-        if !seen.insert(name.clone()) || seen.len() > 64 {
+        if !seen.insert(name.clone()) || seen.len() > 64 || name.starts_with("pmem") {
             continue;
         }
-        let dir = class.join(&name);
-        if attr(&dir, "dm/suspended").as_deref() == Some("1") {
-            let dm = attr(&dir, "dm/name").unwrap_or_else(|| name.clone());
+        let dm = name.starts_with("dm-");
+        if dm && class.attr(&format!("{name}/dm/suspended")).as_deref() == Some("1") {
+            let dm = class
+                .attr(&format!("{name}/dm/name"))
+                .unwrap_or_else(|| name.clone());
             return Some((name, dm));
         }
-        if attr(&dir, "partition").is_some() {
+        if !dm && class.attr(&format!("{name}/partition")).is_some() {
             // a partition's directory sits in its disk's
-            let disk = std::fs::canonicalize(&dir).ok().and_then(|p| {
+            let disk = class.link(&name).ok().and_then(|p| {
                 p.parent()
                     .and_then(|d| d.file_name())
                     .map(|n| n.to_string_lossy().into_owned())
             });
             todo.extend(disk);
         }
-        if let Ok(rd) = std::fs::read_dir(dir.join("slaves")) {
-            todo.extend(
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned()),
-            );
-        }
+        todo.extend(class.entries(&format!("{name}/slaves")).unwrap_or_default());
     }
     None
 }

@@ -27,6 +27,7 @@ use crate::actual::dm::TableLine;
 use crate::actual::{Devno, DmDevice, DmTable, Missing};
 use crate::system::{Output, SystemError};
 use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::Path;
 
@@ -127,6 +128,15 @@ fn line_text(start: u64, length: u64, target: &str, params: &str) -> String {
 /// cannot be listed here (no device-mapper, or no access to it). Only ioctls on the
 /// control node: no dm device is opened (a suspended one lists like any other).
 pub fn probe() -> Result<Result<Vec<DmDevice>, Missing>, SystemError> {
+    probe_again(None)
+}
+
+/// The same after a step: with `again = Some((prev, dirty))`, a device `prev` has (same
+/// name, same number) that is not in `dirty` (dm names the step may have changed: made,
+/// removed, reloaded, opened or closed) is kept as it was; the others are read.
+pub fn probe_again(
+    again: Option<(&[DmDevice], &BTreeSet<String>)>,
+) -> Result<Result<Vec<DmDevice>, Missing>, SystemError> {
     let dm = match open_for_probe()? {
         Ok(dm) => dm,
         Err(NoDm::NotLoaded) => return Ok(Err(Missing::DeviceMapper)),
@@ -136,9 +146,21 @@ pub fn probe() -> Result<Result<Vec<DmDevice>, Missing>, SystemError> {
         .list_devices()
         .map_err(|e| probe_err("DM_LIST_DEVICES", &e))?;
     let mut devices = Vec::with_capacity(list.len());
-    for (dm_name, _, _) in list {
+    for (dm_name, listed, _) in list {
         let id = DevId::Name(&dm_name);
         let name = (*dm_name).to_string();
+        let was = again.and_then(|(prev, dirty)| {
+            prev.iter().find(|d| {
+                d.name == name
+                    && d.devno.major == listed.major
+                    && d.devno.minor == listed.minor
+                    && !dirty.contains(&name)
+            })
+        });
+        if let Some(d) = was {
+            devices.push(d.clone());
+            continue;
+        }
         let info = match dm.device_info(&id) {
             Ok(info) => info,
             Err(e) if is_gone(&e) => continue,

@@ -20,7 +20,6 @@ use crate::actual::{Devno, Filesystem};
 use crate::units::Bytes;
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 
 /// Bytes read from the start of each device: 64 KiB + 4 KiB covers every superblock we
 /// look for (btrfs sits at 64 KiB; swap's signature ends its first page, up to 64 KiB).
@@ -28,18 +27,77 @@ pub const READ_LEN: usize = 0x11000;
 
 /// The first [`READ_LEN`] bytes of an opened device (fewer if it is smaller).
 pub fn read_head(f: &File) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; READ_LEN];
+    read_at(f, 0, READ_LEN)
+}
+
+/// Direct reads are made in whole pages, into a buffer aligned to a page.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Up to `len` bytes of `f` from `offset` (fewer at its end). A device the probe opened
+/// with `O_DIRECT` (`content::open_device`) is read in whole aligned pages straight into
+/// this buffer: no page cache is filled (a block device's is dropped at its last close,
+/// so a buffered read would allocate, zero and fill pages, and read ahead, on every
+/// probe). When the device refuses direct reads (EINVAL), `O_DIRECT` is dropped from the
+/// descriptor and the read goes through the page cache.
+pub fn read_at(f: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let align = DIRECT_ALIGN as u64;
+    let start = offset - offset % align;
+    let end = (offset + len as u64).next_multiple_of(align);
+    let span = usize::try_from(end - start).map_err(|_| ErrorKind::InvalidInput)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(span + DIRECT_ALIGN);
+    // the bytes before the first aligned one are zeroed (and skipped)
+    let lead = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    buf.resize(lead, 0);
     let mut got = 0;
-    while got < READ_LEN {
-        match f.read_at(&mut buf[got..], got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    while got < span {
+        let spare = &mut buf.spare_capacity_mut()[..span - got];
+        // SAFETY: pread(2) writes at most `spare.len()` bytes at `spare`'s start, inside
+        // the vector's capacity.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                (start + got as u64) as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EINVAL) if got == 0 && buffered(f)? => continue,
+                _ => return Err(e),
+            }
         }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+        // SAFETY: the kernel initialised the bytes up to `lead + got`.
+        unsafe { buf.set_len(lead + got) };
     }
-    buf.truncate(got);
-    Ok(buf)
+    let from = lead + (offset - start) as usize;
+    let to = buf.len().min(from + len);
+    Ok(buf.get(from..to).map(<[u8]>::to_vec).unwrap_or_default())
+}
+
+/// Drop `O_DIRECT` from `f`'s flags: whether it had it.
+pub fn buffered(f: &File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL and F_SETFL on an open descriptor take and return plain ints.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if flags & libc::O_DIRECT == 0 {
+        return Ok(false);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(true)
 }
 
 /// What the first bytes of a device hold, if we recognise it. `buf` is the start of the
@@ -286,6 +344,65 @@ fn text(b: &[u8], off: usize, len: usize) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn the_head_of_a_file_up_to_read_len() {
+        let dir = std::env::temp_dir().join(format!("pmem-stack-head-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for len in [0, 100, READ_LEN, READ_LEN + 5000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let p = dir.join(format!("f{len}"));
+            std::fs::write(&p, &bytes).expect("write");
+            let f = File::open(&p).expect("open");
+            let got = read_head(&f).expect("read");
+            assert_eq!(got, bytes[..len.min(READ_LEN)], "{len} bytes");
+            // unaligned pieces, and past the end
+            for (at, n) in [(1u64, 7usize), (510, 9), (4095, 4098), (len as u64, 8)] {
+                let want = bytes
+                    .get(at as usize..)
+                    .map_or(&[][..], |b| &b[..n.min(b.len())]);
+                assert_eq!(
+                    read_at(&f, at, n).expect("read_at"),
+                    want,
+                    "{len}: {at}+{n}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Through `O_DIRECT` where the filesystem of the build directory allows it (tmpfs
+    /// does not: then the plain read is checked again).
+    #[test]
+    fn direct_reads_of_unaligned_pieces() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(format!("pmem-stack-direct-{}", std::process::id()));
+        let bytes: Vec<u8> = (0..3 * DIRECT_ALIGN + 100)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        std::fs::write(&p, &bytes).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&p)
+            .or_else(|_| File::open(&p))
+            .expect("open");
+        for (at, n) in [
+            (0u64, READ_LEN),
+            (1, 7),
+            (511, 600),
+            (4096, 4096),
+            (12290, 99),
+        ] {
+            let want = bytes
+                .get(at as usize..)
+                .map_or(&[][..], |b| &b[..n.min(b.len())]);
+            assert_eq!(read_at(&f, at, n).expect("read_at"), want, "{at}+{n}");
+        }
+        let _ = std::fs::remove_file(&p);
+    }
 
     const DEV: Devno = Devno {
         major: 254,

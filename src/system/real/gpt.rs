@@ -677,7 +677,24 @@ pub fn read_table(file: &mut File, devno: Devno) -> io::Result<Option<PartitionT
     let Some(lb) = block_size(bytes) else {
         return Ok(None);
     };
-    let g = geometry(&mut *file, lb)?;
+    let g = Geometry {
+        lb,
+        lbas: file.seek(SeekFrom::End(0))? / lb.as_u64(),
+    };
+    // Most disks the probe reads carry no GPT: look for either header's signature with
+    // two positioned reads first (what `read` would find), and stop there.
+    let signed = |lba: u64| -> io::Result<bool> {
+        let sig = super::fs::read_at(file, lba * g.lb.as_u64(), SIGNATURE.len())?;
+        if sig.len() < SIGNATURE.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(sig == *SIGNATURE)
+    };
+    if g.lbas < 6 || !(signed(1)? || signed(g.last_lba())?) {
+        return Ok(None);
+    }
+    // the gpt crate reads what it likes, where it likes: through the page cache
+    super::fs::buffered(file)?;
     let found = read(&mut *file, g)?;
     Ok(found.map(|disk| table_of(&disk, devno, g)))
 }

@@ -22,9 +22,12 @@
 //! - `lock.rs`: one run at a time (flock on /run/pmem-stack.lock)
 //! - `pmd.rs`: the PMD fault check (tracefs fs_dax events over a shared mapping)
 //! - `exec.rs`: the table of external programs and the argv runner
-//! - `argv.rs`: the command lines of the ops that run one of those programs
+//! - (`src/op/argv.rs`: the command lines of the ops that run one of those programs)
 //! - `lookup.rs`: where the external programs are found (`PATH`, then the standard sbin and bin dirs)
 //! - `record.rs`: where a run's time goes (`timing` in the result), owned by the system value
+//! - `reprobe.rs`: the re-probe after a step (what the op touched is read again) and its
+//!   check against a full probe (`PMEM_STACK_CHECK_REPROBE`)
+//! - `sysfs.rs`: one attribute in one read (open, read, close)
 
 use crate::op::argv;
 pub mod block;
@@ -44,6 +47,11 @@ pub mod nd;
 pub mod platform;
 pub mod pmd;
 pub mod record;
+mod reprobe;
+pub mod sysfs;
+
+use reprobe::check_reprobe;
+pub use reprobe::{differing_parts, CHECK_REPROBE};
 
 use super::scope::{self, ProbeScope};
 use super::{DaxCheck, Output, System, SystemError};
@@ -51,6 +59,7 @@ use crate::actual::{Actual, Missing};
 use crate::system::timing::{OperationTime, Timing};
 use crate::system::Op;
 use record::Recorder;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The machine we run on.
@@ -74,6 +83,8 @@ pub struct RealSystem {
     /// Set when the run could not come back to its own mount namespace after unmounting
     /// a copy in another one: then nothing more is probed or run.
     stranded: Option<String>,
+    /// What the last listing saw beyond the snapshot (see [`Seen`]).
+    seen: Seen,
 }
 
 impl Default for RealSystem {
@@ -96,35 +107,65 @@ impl RealSystem {
             record: Recorder::new(start),
             files_changed: false,
             stranded: None,
+            seen: Seen::default(),
         }
     }
+}
+
+/// What the last listing saw beyond the snapshot, for the re-probe after a step: the
+/// DIMMs each region maps, and the block device names and udev links.
+#[derive(Debug, Default)]
+struct Seen {
+    dimms: std::collections::BTreeMap<String, Vec<String>>,
+    blocks: block::Seen,
 }
 
 /// Everything the probe learns without opening a block device: regions and namespaces
 /// (sysfs), dm devices (ioctls on the control node), block devices (sysfs) and mounts
 /// (mountinfo), and what kernel support is missing.
-/// The time of each part goes to `record`.
+/// The time of each part goes to `record`; what the listing saw beyond it to `seen`.
 fn list(
     sys: &std::path::Path,
     dev: &std::path::Path,
     scope: &ProbeScope,
     record: &Recorder,
+    seen: &mut Seen,
 ) -> Result<Actual, SystemError> {
     let mut a = Actual::default();
-    list_nd(&mut a, sys, record)?;
-    list_dm(&mut a, record)?;
+    list_nd(&mut a, sys, record, seen, None)?;
+    list_dm(&mut a, record, None)?;
     // the kernel release (in the platform facts) tells how mountinfo shows dax
     a.platform = Some(record.part("platform", platform::probe));
     list_mounts(&mut a, record)?;
-    list_blocks(&mut a, sys, dev, scope, record)?;
+    list_blocks(&mut a, sys, dev, scope, record, &mut seen.blocks, None)?;
     Ok(a)
 }
 
-/// Regions and namespaces (sysfs), and whether the NVDIMM bus is missing.
-fn list_nd(a: &mut Actual, sys: &Path, record: &Recorder) -> Result<(), SystemError> {
-    let (regions, namespaces) = record.part("namespaces", || nd::probe(sys))?;
-    a.regions = regions;
-    a.namespaces = namespaces;
+/// Regions and namespaces (sysfs), and whether the NVDIMM bus is missing. With
+/// `again = Some(regions)`, after a step that changed those regions (see
+/// [`nd::affected`]): they are read, the others kept from `a`.
+fn list_nd(
+    a: &mut Actual,
+    sys: &Path,
+    record: &Recorder,
+    seen: &mut Seen,
+    again: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), SystemError> {
+    let listing = record.part("namespaces", || match again {
+        None => nd::list(sys, None),
+        Some(changed) => {
+            let prev = nd::Again {
+                regions: &a.regions,
+                namespaces: &a.namespaces,
+                dimms: &seen.dimms,
+                changed,
+            };
+            nd::list(sys, Some(prev))
+        }
+    })?;
+    a.regions = listing.regions;
+    a.namespaces = listing.namespaces;
+    seen.dimms = listing.dimms;
     a.missing.retain(|m| *m != Missing::Nvdimm);
     if a.regions.is_empty() && !nd::has_bus(sys) {
         // first, as a full listing says it
@@ -133,13 +174,23 @@ fn list_nd(a: &mut Actual, sys: &Path, record: &Recorder) -> Result<(), SystemEr
     Ok(())
 }
 
-/// dm devices (ioctls on the control node), and whether device-mapper is missing.
-fn list_dm(a: &mut Actual, record: &Recorder) -> Result<(), SystemError> {
+/// dm devices (ioctls on the control node), and whether device-mapper is missing. With
+/// `again = Some(names)`, after a step: the devices of `a` not named are kept as they
+/// were (their name and number unchanged).
+fn list_dm(
+    a: &mut Actual,
+    record: &Recorder,
+    again: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), SystemError> {
     a.missing.retain(|m| *m == Missing::Nvdimm);
-    a.dm_devices = record.part("dm", dm::probe)?.unwrap_or_else(|missing| {
-        a.missing.push(missing);
-        Vec::new()
-    });
+    let prev = std::mem::take(&mut a.dm_devices);
+    let keep = again.map(|dirty| (prev.as_slice(), dirty));
+    a.dm_devices = record
+        .part("dm", || dm::probe_again(keep))?
+        .unwrap_or_else(|missing| {
+            a.missing.push(missing);
+            Vec::new()
+        });
     Ok(())
 }
 
@@ -151,20 +202,20 @@ fn list_mounts(a: &mut Actual, record: &Recorder) -> Result<(), SystemError> {
 }
 
 /// Block devices (sysfs): every one for `--facts`, else those the scope can involve.
+/// With `again`, after a step: see [`block::list`].
 fn list_blocks(
     a: &mut Actual,
     sys: &Path,
     dev: &Path,
     scope: &ProbeScope,
     record: &Recorder,
+    seen: &mut block::Seen,
+    again: Option<block::Again<'_>>,
 ) -> Result<(), SystemError> {
     a.block_devices = record.part("block", || {
-        if scope.all_dm {
-            // `--facts`: every block device is listed (sysfs only; none is opened)
-            block::probe(sys, dev, &a.dm_devices)
-        } else {
-            block::probe_scoped(sys, dev, &a.dm_devices, &scope_devnos(scope, &a.mounts))
-        }
+        // `--facts`: every block device is listed (sysfs only; none is opened)
+        let scoped = (!scope.all_dm).then(|| scope_devnos(scope, &a.mounts));
+        block::list(sys, dev, &a.dm_devices, scoped.as_deref(), seen, again)
     })?;
     Ok(())
 }
@@ -204,7 +255,13 @@ impl RealSystem {
 
     fn probe_all(&mut self) -> Result<Actual, SystemError> {
         self.files_changed = false;
-        let mut a = list(&self.sys, &self.dev, &self.scope, &self.record)?;
+        let mut a = list(
+            &self.sys,
+            &self.dev,
+            &self.scope,
+            &self.record,
+            &mut self.seen,
+        )?;
         let reach = scope::reach(&self.scope, &a);
         if self.scope.elsewhere {
             a.elsewhere = self.record.part("elsewhere", || {
@@ -220,126 +277,19 @@ impl RealSystem {
         self.record
             .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
         a.files = self.record.part("files", || files::probe(&self.root))?;
-        a.uncleared = self
-            .record
-            .part("files", || files::probe_uncleared(&self.root))?;
-        a.name_records = self.record.part("files", || names::probe(&self.root))?;
+        self.probe_markers(&mut a)?;
         a.apply_name_records();
         Ok(a)
     }
 
-    /// The state after `op` ran on `prev`: what `op` can have changed is read again (see
-    /// [`Touched`]), the rest of `prev` is kept. A device's content is read again when
-    /// `op` touched it or something it is stacked under, or when its listing (size,
-    /// holders, partitions, links) or whether the scope reaches it changed; else its
-    /// content in `prev` is kept.
-    fn probe_after_op(&mut self, op: &Op, prev: &Actual) -> Result<Actual, SystemError> {
-        let mut t = touched(op, prev);
-        t.files |= std::mem::take(&mut self.files_changed);
-        if t.everything {
-            return self.probe_all();
-        }
-        let mut a = prev.clone();
-        if t.nd {
-            list_nd(&mut a, &self.sys, &self.record)?;
-        }
-        if t.dm {
-            list_dm(&mut a, &self.record)?;
-        }
-        if t.mounts {
-            list_mounts(&mut a, &self.record)?;
-        }
-        // the block listing follows the dm devices' names, numbers and tables (not their
-        // open counts, which a mount changes)
-        fn dm_moved(
-            a: &Actual,
-        ) -> Vec<(&String, crate::actual::Devno, &crate::actual::DmTable, bool)> {
-            a.dm_devices
-                .iter()
-                .map(|d| (&d.name, d.devno, &d.table, d.suspended))
-                .collect()
-        }
-        if t.nd
-            || t.blocks
-            || (t.dm && dm_moved(&a) != dm_moved(prev))
-            || (t.mounts
-                && scope_devnos(&self.scope, &a.mounts) != scope_devnos(&self.scope, &prev.mounts))
-        {
-            list_blocks(&mut a, &self.sys, &self.dev, &self.scope, &self.record)?;
-        }
-        let reach = scope::reach(&self.scope, &a);
-        let before = scope::reach(&self.scope, prev);
-        // the other namespaces' copies follow our mounts (propagation), the devices
-        // (gone, new) and the scope's reach
-        if self.scope.elsewhere && (t.mounts || t.dm || t.nd || reach != before) {
-            a.elsewhere = self.record.part("elsewhere", || {
-                elsewhere::probe(a.dax_syntax(), &|d| reach.in_scope(d))
-            })?;
-        }
-        let again = t.devices_in(&a);
-        let contents = self.record.part("contents", || {
-            let mut out = content::Contents::default();
-            for b in &a.block_devices {
-                let kept = !again.contains(&b.devno)
-                    && prev.block_devices.iter().any(|p| p == b)
-                    && reach.read.contains(&b.devno) == before.read.contains(&b.devno)
-                    && !reach.blocked.contains_key(&b.devno)
-                    && !before.blocked.contains_key(&b.devno)
-                    && !prev.unreadable.iter().any(|u| u.device == b.devno);
-                if kept {
-                    out.partition_tables.extend(
-                        prev.partition_tables
-                            .iter()
-                            .filter(|p| p.disk == b.devno)
-                            .cloned(),
-                    );
-                    out.filesystems.extend(
-                        prev.filesystems
-                            .iter()
-                            .filter(|f| f.device == b.devno)
-                            .cloned(),
-                    );
-                } else {
-                    let c = content::read(
-                        std::slice::from_ref(b),
-                        &reach,
-                        &self.sys,
-                        &content::open_device,
-                    );
-                    out.partition_tables.extend(c.partition_tables);
-                    out.filesystems.extend(c.filesystems);
-                    out.unreadable.extend(c.unreadable);
-                }
-            }
-            out
-        });
-        a.partition_tables = contents.partition_tables;
-        a.filesystems = contents.filesystems;
-        a.unreadable = contents.unreadable;
-        if t.mounts {
-            self.record
-                .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
-        } else if reach.read != before.read {
-            // whether a mount's root is read depends on the scope's reach
-            let mut fresh = a.mounts.clone();
-            for m in &mut fresh {
-                m.root_extsize = None;
-            }
-            self.record
-                .part("extsize", || mounts::read_extsize(&mut fresh, &reach));
-            a.mounts = fresh;
-        }
-        if t.files {
-            a.files = self.record.part("files", || files::probe(&self.root))?;
-        }
-        if t.uncleared || t.files {
-            a.uncleared = self
-                .record
-                .part("files", || files::probe_uncleared(&self.root))?;
-            a.name_records = self.record.part("files", || names::probe(&self.root))?;
-        }
-        a.apply_name_records();
-        Ok(a)
+    /// The uncleared-namespace markers and the names kept for label-less namespaces
+    /// (timed as `files`).
+    fn probe_markers(&self, a: &mut Actual) -> Result<(), SystemError> {
+        a.uncleared = self
+            .record
+            .part("files", || files::probe_uncleared(&self.root))?;
+        a.name_records = self.record.part("files", || names::probe(&self.root))?;
+        Ok(())
     }
 
     /// Run `op` (`execute` wraps it to time it).
@@ -494,7 +444,9 @@ impl RealSystem {
                 files::remove(&self.root, path)?
             }
             Op::DaemonReload => files::daemon_reload(&self.root, &self.record)?,
-            Op::SetExtsize { target, size } => mounts::set_extsize(target, *size)?,
+            Op::SetExtsize { target, size } => self
+                .record
+                .kernel("FS_IOC_FSSETXATTR", || mounts::set_extsize(target, *size))?,
         };
         // Device nodes (/dev/mapper/NAME, by-id links) are made by udev. A new namespace
         // (its /dev/pmemN, from devtmpfs) and a new dm device (its /dev/mapper/NAME) were
@@ -521,168 +473,6 @@ impl RealSystem {
     }
 }
 
-/// What an op can have changed, for the re-probe after it (see
-/// [`RealSystem::probe_after_op`]); what is not named is kept from the probe before.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Touched {
-    /// Probe everything again.
-    everything: bool,
-    /// Regions and namespaces (and so the block devices).
-    nd: bool,
-    /// dm devices (and so the block devices, when a dm device came, went or changed its
-    /// table: holders, new or gone dm disks); also their open counts.
-    dm: bool,
-    /// Block devices (partitions, links).
-    blocks: bool,
-    /// Mounts (and their extent size hints).
-    mounts: bool,
-    /// Boot files.
-    files: bool,
-    /// Uncleared-namespace markers.
-    uncleared: bool,
-    /// Devices whose content is read again, by number.
-    devices: Vec<crate::actual::Devno>,
-    /// ... by kernel name: a disk whose partitions are read again too.
-    disks: Vec<String>,
-    /// ... the block devices of these namespaces (`namespaceX.Y`).
-    namespaces: Vec<String>,
-    /// ... the block devices of these dm devices (by dm name).
-    dm_names: Vec<String>,
-}
-
-impl Touched {
-    /// The devices of `a` whose content must be read again: those named, and what is
-    /// stacked on them (holders, partitions), transitively.
-    fn devices_in(&self, a: &Actual) -> std::collections::BTreeSet<crate::actual::Devno> {
-        let mut names: Vec<String> = a
-            .block_devices
-            .iter()
-            .filter(|b| self.devices.contains(&b.devno) || self.disks.contains(&b.name))
-            .map(|b| b.name.clone())
-            .collect();
-        names.extend(
-            a.namespaces
-                .iter()
-                .filter(|n| self.namespaces.contains(&n.dev))
-                .filter_map(|n| n.blockdev.clone()),
-        );
-        names.extend(
-            a.dm_devices
-                .iter()
-                .filter(|d| self.dm_names.contains(&d.name))
-                .filter_map(|d| a.block_devices.iter().find(|b| b.devno == d.devno))
-                .map(|b| b.name.clone()),
-        );
-        let mut out = std::collections::BTreeSet::new();
-        let mut seen = std::collections::BTreeSet::new();
-        while let Some(name) = names.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            let Some(b) = a.block_named(&name) else {
-                continue;
-            };
-            out.insert(b.devno);
-            names.extend(b.holders.iter().cloned());
-            names.extend(
-                a.block_devices
-                    .iter()
-                    .filter(|p| p.partition.as_ref().is_some_and(|p| p.disk == name))
-                    .map(|p| p.name.clone()),
-            );
-        }
-        out
-    }
-}
-
-/// What `op` can have changed (`prev`: the state it ran on).
-fn touched(op: &Op, prev: &Actual) -> Touched {
-    let t = Touched::default();
-    let disk = |d: &crate::system::DevId| {
-        prev.block_devices
-            .iter()
-            .filter(|b| b.devno == d.devno)
-            .map(|b| b.name.clone())
-            .collect::<Vec<_>>()
-    };
-    match op {
-        // a new namespace is a new block device (read for being new); one reconfigured
-        // in place keeps its name, so it is named
-        Op::CreateNamespace { .. } => Touched {
-            nd: true,
-            uncleared: true,
-            ..t
-        },
-        Op::ReconfigureNamespace { dev, .. } => Touched {
-            nd: true,
-            uncleared: true,
-            namespaces: vec![dev.clone()],
-            ..t
-        },
-        Op::DestroyNamespace { .. } => Touched {
-            nd: true,
-            uncleared: true,
-            ..t
-        },
-        Op::RecordName { .. } | Op::ForgetName { .. } => Touched {
-            uncleared: true,
-            ..t
-        },
-        Op::ClearNamespace { device, .. } => Touched {
-            uncleared: true,
-            devices: vec![device.devno],
-            ..t
-        },
-        Op::DmCreate { name, .. } | Op::DmReload { name, .. } | Op::DmRemove { name } => Touched {
-            dm: true,
-            dm_names: vec![name.clone()],
-            ..t
-        },
-        Op::GptCreate { disk: d } | Op::GptAdd { disk: d, .. } | Op::GptDelete { disk: d, .. } => {
-            Touched {
-                blocks: true,
-                disks: disk(d),
-                ..t
-            }
-        }
-        // the filesystem's links (by-uuid, by-label) are listed with the device
-        Op::Mkfs { device, .. } => Touched {
-            blocks: true,
-            devices: vec![device.devno],
-            ..t
-        },
-        // a mount opens its device: a dm device's open count changes
-        Op::Mount { source, .. } => Touched {
-            mounts: true,
-            dm: true,
-            devices: vec![source.devno],
-            ..t
-        },
-        Op::UmountElsewhere { devno, .. } => Touched {
-            mounts: true,
-            dm: true,
-            devices: vec![*devno],
-            ..t
-        },
-        Op::Remount { target, .. } | Op::Umount { target, .. } | Op::SetExtsize { target, .. } => {
-            Touched {
-                mounts: true,
-                dm: true,
-                devices: prev
-                    .mounts
-                    .iter()
-                    .filter(|m| m.target == *target)
-                    .map(|m| m.devno)
-                    .collect(),
-                ..t
-            }
-        }
-        Op::WriteFile { .. } | Op::RemoveFile { .. } | Op::DaemonReload => {
-            Touched { files: true, ..t }
-        }
-    }
-}
-
 impl System for RealSystem {
     fn set_scope(&mut self, scope: ProbeScope) {
         self.scope = scope;
@@ -702,34 +492,8 @@ impl System for RealSystem {
         let a = self.probe_after_op(op, before);
         self.record.probe(started);
         let a = a?;
-        if cfg!(debug_assertions)
-            || option_env!("PMEM_STACK_CHECK_REPROBE").is_some()
-            || std::env::var_os(CHECK_REPROBE).is_some()
-        {
-            let full = self.probe_all()?;
-            // udev's links may appear between the two probes, and udev's reads open a
-            // device for a moment: neither is compared
-            let unlinked = |a: &Actual| {
-                let mut a = a.clone();
-                a.block_devices.iter_mut().for_each(|b| b.aliases.clear());
-                a.dm_devices.iter_mut().for_each(|d| d.open_count = 0);
-                // which process of a namespace shows first can change between the two
-                a.elsewhere.iter_mut().for_each(|m| {
-                    m.pid = 0;
-                    m.comm.clear();
-                });
-                a
-            };
-            let differ = differing_parts(&unlinked(&a), &unlinked(&full));
-            if !differ.is_empty() {
-                return Err(SystemError::Probe {
-                    msg: format!(
-                        "{CHECK_REPROBE}: the re-probe after {} differs from a full probe in {}",
-                        op_name(op),
-                        differ.join(", ")
-                    ),
-                });
-            }
+        if check_reprobe() {
+            self.compare_with_full_probe(op, &a)?;
         }
         Ok(a)
     }
@@ -764,6 +528,10 @@ impl System for RealSystem {
         pmd::check(mount_point)
     }
 
+    fn mark(&mut self, phase: &'static str) {
+        self.record.mark(phase);
+    }
+
     fn timing(&self) -> Option<Timing> {
         Some(self.record.timing())
     }
@@ -776,32 +544,12 @@ impl System for RealSystem {
     }
 }
 
-/// Set (to anything) to have every re-probe after a step checked against a full probe
-/// (always on in a debug build, and in one built with that variable set): a difference fails the run, naming the parts that
-/// differ (a test aid; it costs a full probe per step). udev's links (`aliases`) and dm
-/// open counts are not compared: udev alone can change them between the two probes.
-pub const CHECK_REPROBE: &str = "PMEM_STACK_CHECK_REPROBE";
-
 /// The op's name, as the result shows it (`namespace`, `dm_create`, ...).
 fn op_name(op: &Op) -> String {
     serde_json::to_value(op)
         .ok()
         .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(String::from))
         .unwrap_or_default()
-}
-
-/// The top-level parts (`namespaces`, `block_devices`, ...) in which `a` and `b` differ.
-pub fn differing_parts(a: &Actual, b: &Actual) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(a), serde_json::to_value(b))
-    else {
-        return vec!["(not comparable)".into()];
-    };
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| k.to_string())
-        .collect()
 }
 
 /// The block device of the namespace `ndctl create-namespace` printed (none for devdax).
@@ -824,102 +572,6 @@ mod tests {
         assert_eq!(created_blockdev(devdax), None);
         assert_eq!(created_blockdev(r#"{"blockdev":"../sda"}"#), None);
         assert_eq!(created_blockdev("not json"), None);
-    }
-
-    /// On the captured "stack" tree (dm-0 striped over pmem0 and pmem1; a GPT on pmem1.1
-    /// with pmem1.1p1): what a step touches is read again with everything stacked on it,
-    /// and only that.
-    #[test]
-    fn a_step_touches_its_device_and_what_is_stacked_on_it() {
-        let t = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs-trees/stack");
-        let (regions, namespaces) = nd::probe(&t.join("sys")).expect("nd");
-        let a = Actual {
-            regions,
-            namespaces,
-            block_devices: block::probe(&t.join("sys"), &t.join("dev"), &[]).expect("block"),
-            ..Actual::default()
-        };
-        let named = |n: &str| a.block_named(n).expect(n).devno;
-        let id = |n: &str| crate::system::DevId {
-            path: format!("/dev/{n}"),
-            devno: named(n),
-        };
-        let names = |op: &Op| {
-            let got = touched(op, &a).devices_in(&a);
-            let mut v: Vec<&str> = a
-                .block_devices
-                .iter()
-                .filter(|b| got.contains(&b.devno))
-                .map(|b| b.name.as_str())
-                .collect();
-            v.sort_unstable();
-            v
-        };
-        // clearing a member: the dm device above it too
-        let clear = Op::ClearNamespace {
-            name: "pm0".into(),
-            device: id("pmem0"),
-        };
-        assert_eq!(names(&clear), ["dm-0", "pmem0"]);
-        assert!(touched(&clear, &a).uncleared && !touched(&clear, &a).nd);
-        // a GPT write: the disk and its partitions
-        let gpt = Op::GptCreate {
-            disk: id("pmem1.1"),
-        };
-        assert_eq!(names(&gpt), ["pmem1.1", "pmem1.1p1"]);
-        assert!(touched(&gpt, &a).blocks);
-        // mkfs: that device only (and its links are listed again)
-        let mkfs = Op::Mkfs {
-            device: id("pmem1.2"),
-            fstype: crate::args::FsType::Ext4,
-            geometry: crate::geometry::FsGeometry::Ext4 {
-                block_size: None,
-                stripe: None,
-            },
-            label: None,
-            force: false,
-            extra: vec![],
-        };
-        assert_eq!(names(&mkfs), ["pmem1.2"]);
-        // a new namespace: nothing existing is read again (the new device is new)
-        let config = |name: &str| crate::system::NamespaceConfig {
-            name: name.into(),
-            mode: crate::args::NamespaceMode::Fsdax,
-            size: None,
-            align: crate::units::Bytes(2 << 20),
-            map: crate::args::MapMode::Dev,
-        };
-        let ns = Op::CreateNamespace {
-            region: "region0".into(),
-            config: config("n"),
-        };
-        assert!(names(&ns).is_empty());
-        assert!(touched(&ns, &a).nd);
-        // one reconfigured in place: its device (and what holds it)
-        let dev = a
-            .namespaces
-            .iter()
-            .find(|n| n.blockdev.as_deref() == Some("pmem1"))
-            .expect("pmem1's namespace")
-            .dev
-            .clone();
-        let re = Op::ReconfigureNamespace {
-            dev,
-            config: config("pm1"),
-        };
-        assert_eq!(names(&re), ["dm-0", "pmem1"]);
-        // boot files: no device
-        let files = Op::DaemonReload;
-        assert!(names(&files).is_empty() && touched(&files, &a).files);
-    }
-
-    #[test]
-    fn parts_that_differ_are_named() {
-        let a = Actual::default();
-        let mut b = a.clone();
-        assert!(differing_parts(&a, &b).is_empty());
-        b.missing.push(Missing::Nvdimm);
-        assert_eq!(differing_parts(&a, &b), ["missing"]);
     }
 
     #[test]

@@ -19,30 +19,113 @@
 //!
 //! The helpers at the bottom (`attr`, `parse_u64`, ...) are shared with `block.rs`.
 
+use super::sysfs::{self, Dir};
 use crate::actual::{Namespace, Region};
 use crate::args::{MapMode, NamespaceMode};
 use crate::system::SystemError;
 use crate::units::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
 /// Regions and namespaces under `sys`/bus/nd/devices. No nd bus (no NVDIMM support or
 /// no NVDIMMs) is not an error: both lists are empty.
 pub fn probe(sys: &Path) -> Result<(Vec<Region>, Vec<Namespace>), SystemError> {
-    let devices = sys.join("bus/nd/devices");
-    let mut names = list_dir(&devices)?;
+    let l = list(sys, None)?;
+    Ok((l.regions, l.namespaces))
+}
+
+/// What the nd listing found, with the DIMMs of each region.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Regions, in the kernel's order (`region2` before `region10`).
+    pub regions: Vec<Region>,
+    /// Namespaces (not the seeds), in the same order.
+    pub namespaces: Vec<Namespace>,
+    /// Region name -> the DIMMs (`nmemN`) it maps.
+    pub dimms: BTreeMap<String, Vec<String>>,
+}
+
+/// The regions a change in `changed` (region names) can have changed: those, and every
+/// region sharing a DIMM with one of them (a DIMM's label area holds the labels of
+/// all its regions). A region `known` does not map is counted in.
+pub fn affected(
+    known: &BTreeMap<String, Vec<String>>,
+    changed: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let dimms: BTreeSet<&String> = changed
+        .iter()
+        .filter_map(|r| known.get(r))
+        .flatten()
+        .collect();
+    let mut out = changed.clone();
+    out.extend(
+        known
+            .iter()
+            .filter(|(_, ds)| ds.iter().any(|d| dimms.contains(d)))
+            .map(|(r, _)| r.clone()),
+    );
+    out
+}
+
+/// The listing before a step, and the regions it changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Again<'a> {
+    /// Regions before.
+    pub regions: &'a [Region],
+    /// Namespaces before.
+    pub namespaces: &'a [Namespace],
+    /// The DIMMs of each region before.
+    pub dimms: &'a BTreeMap<String, Vec<String>>,
+    /// Regions to read again (see [`affected`]).
+    pub changed: &'a BTreeSet<String>,
+}
+
+/// List the nd devices. With `again`, only the regions it names (and their namespaces)
+/// are read; the other regions and their namespaces are kept (they cannot have
+/// changed: see [`affected`]). A region the listing before did not have is read too.
+pub fn list(sys: &Path, again: Option<Again<'_>>) -> Result<Listing, SystemError> {
+    let mut out = Listing::default();
+    let path = sys.join("bus/nd/devices");
+    let mut names = list_dir(&path)?;
+    let Some(devices) = Dir::open(&path) else {
+        return Ok(out); // no nd bus
+    };
     names.sort_by_key(|n| natural_key(n));
-    let mut regions = Vec::new();
-    let mut namespaces = Vec::new();
+    let fresh = |region: &str| {
+        again.is_none_or(|g| g.changed.contains(region) || !g.dimms.contains_key(region))
+    };
+    // a device gone since the directory was listed is not there
+    let dir = |name: &str| devices.at(name);
     for name in &names {
-        let dir = devices.join(name);
         if name.starts_with("region") {
-            regions.extend(region(&devices, name, &dir)?);
+            if fresh(name) {
+                let Some(d) = dir(name) else { continue };
+                if let Some((r, dimms)) = region(&devices, name, &d)? {
+                    out.regions.push(r);
+                    out.dimms.insert(name.clone(), dimms);
+                }
+            } else if let Some(g) = again {
+                out.regions
+                    .extend(g.regions.iter().find(|r| r.name == *name).cloned());
+                out.dimms.extend(
+                    g.dimms
+                        .get_key_value(name)
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
+            }
         } else if name.starts_with("namespace") {
-            namespaces.extend(namespace(&devices, name, &dir)?);
+            if region_of(name).is_none_or(|of| fresh(&of)) {
+                let Some(d) = dir(name) else { continue };
+                out.namespaces.extend(namespace(&devices, name, &d)?);
+            } else if let Some(g) = again {
+                // a name the last listing did not keep is a seed (size 0), as it was
+                out.namespaces
+                    .extend(g.namespaces.iter().find(|n| n.dev == *name).cloned());
+            }
         }
     }
-    Ok((regions, namespaces))
+    Ok(out)
 }
 
 /// Whether an NVDIMM bus is registered (`sys`/bus/nd/devices/ndbusN): without one the
@@ -53,7 +136,12 @@ pub fn has_bus(sys: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, SystemError> {
+/// A region and the DIMMs it maps.
+fn region(
+    devices: &Dir,
+    name: &str,
+    dir: &Dir,
+) -> Result<Option<(Region, Vec<String>)>, SystemError> {
     if devtype(dir).as_deref() != Some("nd_pmem") {
         return Ok(None);
     }
@@ -68,7 +156,7 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         None => {
             // older kernels without `mappings`: count the mappingK attributes
             let mut n = 0;
-            while dir.join(format!("mapping{n}")).exists() {
+            while dir.has(&format!("mapping{n}")) {
                 n += 1;
             }
             n
@@ -81,6 +169,7 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
     // (those are label-less *in use* but can be labelled in place), which the region's
     // `nstype` (4 = label-less io, 5 = labelled pmem) does not tell apart.
     let mut labels = mappings > 0;
+    let mut dimms = Vec::new();
     for k in 0..mappings {
         let file = format!("mapping{k}");
         let Some(text) = attr(dir, &file) else {
@@ -90,16 +179,17 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         let nmem = text.split(',').next().unwrap_or_default();
         if nmem.is_empty() || nmem.contains('/') {
             return Err(malformed(
-                &dir.join(&file),
+                &dir.path().join(&file),
                 &text,
                 "nmemN,offset,length,position",
             ));
         }
-        if attr(&devices.join(nmem), "available_slots").is_none() {
+        if devices.attr(&format!("{nmem}/available_slots")).is_none() {
             labels = false;
         }
+        dimms.push(nmem.to_string());
     }
-    Ok(Some(Region {
+    let region = Region {
         name: name.to_string(),
         size: Bytes(size),
         available_size: Bytes(available_size),
@@ -108,26 +198,30 @@ fn region(devices: &Path, name: &str, dir: &Path) -> Result<Option<Region>, Syst
         interleave_ways: Some(mappings),
         labels,
         start: attr_u64(dir, "resource")?,
-    }))
+    };
+    Ok(Some((region, dimms)))
 }
 
-fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>, SystemError> {
+fn namespace(devices: &Dir, name: &str, dir: &Dir) -> Result<Option<Namespace>, SystemError> {
+    // seeds read as 0; an unreadable size is a namespace going away under us (the size
+    // first: a region's seed is then skipped without reading its type)
+    let size_text = match attr(dir, "size") {
+        None => return Ok(None),
+        Some(t) if t == "0" => return Ok(None),
+        Some(t) => t,
+    };
     if !matches!(
         devtype(dir).as_deref(),
         Some("nd_namespace_pmem" | "nd_namespace_io")
     ) {
         return Ok(None);
     }
-    // seeds read as 0; an unreadable size is a namespace going away under us
-    let size = match attr(dir, "size") {
-        None => return Ok(None),
-        Some(t) => parse_u64(&dir.join("size"), &t)?,
-    };
+    let size = parse_u64(&dir.path().join("size"), &size_text)?;
     if size == 0 {
         return Ok(None);
     }
     let region = region_of(name).ok_or_else(|| SystemError::Probe {
-        msg: format!("{}: not a namespaceX.Y device name", dir.display()),
+        msg: format!("{}: not a namespaceX.Y device name", dir.path().display()),
     })?;
     let mode_text = attr(dir, "mode").unwrap_or_default();
     let mode = match mode_text.as_str() {
@@ -137,17 +231,14 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
         "raw" => NamespaceMode::Raw,
         _ => {
             return Err(malformed(
-                &dir.join("mode"),
+                &dir.path().join("mode"),
                 &mode_text,
                 "memory, dax, safe or raw",
             ))
         }
     };
     let holder = attr(dir, "holder").filter(|h| !h.is_empty() && !h.contains('/'));
-    let holder_dir = holder
-        .as_ref()
-        .map(|h| devices.join(h))
-        .filter(|d| d.exists());
+    let holder_dir = holder.as_ref().and_then(|h| devices.at(h));
     let (mut align, mut map, mut info_uuid) = (None, None, None);
     if let (Some(_), Some(hd)) = (&holder, &holder_dir) {
         info_uuid = attr(hd, "uuid").filter(|s| !s.is_empty());
@@ -167,11 +258,11 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
             };
         }
     }
-    let host = holder_dir.as_deref().unwrap_or(dir);
-    let blockdev = first_entry(&host.join("block"), |_| true)?;
+    let host = holder_dir.as_ref().unwrap_or(dir);
+    let blockdev = first_entry(host, "block", |_| true)?;
     let chardev = match (mode, &holder_dir) {
         (NamespaceMode::Devdax, Some(hd)) => {
-            first_entry(hd, |p| p.join("dev").exists())?.filter(|n| n.starts_with("dax"))
+            first_entry(hd, ".", |n| hd.has(&format!("{n}/dev")))?.filter(|n| n.starts_with("dax"))
         }
         _ => None,
     };
@@ -196,20 +287,21 @@ fn namespace(devices: &Path, name: &str, dir: &Path) -> Result<Option<Namespace>
 /// Whether `dev` (`namespaceX.Y`) is a label-less namespace that still exists (a
 /// destroyed one stays, disabled, spanning its region).
 pub fn is_label_less_namespace(sys: &Path, dev: &str) -> bool {
-    let dir = sys.join("bus/nd/devices").join(dev);
-    devtype(&dir).as_deref() == Some("nd_namespace_io")
-        && attr(&dir, "size").is_some_and(|s| s != "0")
+    Dir::open(&sys.join("bus/nd/devices").join(dev)).is_some_and(|dir| {
+        devtype(&dir).as_deref() == Some("nd_namespace_io")
+            && attr(&dir, "size").is_some_and(|s| s != "0")
+    })
 }
 
 /// `namespaceX.Y` -> `regionX` (the kernel names namespaces after their region's id).
-fn region_of(name: &str) -> Option<String> {
+pub fn region_of(name: &str) -> Option<String> {
     let (x, y) = name.strip_prefix("namespace")?.split_once('.')?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (digits(x) && digits(y)).then(|| format!("region{x}"))
 }
 
 /// The device type: the `devtype` attribute, or `DEVTYPE=` in `uevent`.
-fn devtype(dir: &Path) -> Option<String> {
+fn devtype(dir: &Dir) -> Option<String> {
     attr(dir, "devtype").or_else(|| {
         attr(dir, "uevent")?
             .lines()
@@ -217,33 +309,25 @@ fn devtype(dir: &Path) -> Option<String> {
     })
 }
 
-/// The first (sorted) entry name of `dir` for which `keep(path)` holds; `None` when
-/// there is none or the directory does not exist.
-fn first_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Option<String>, SystemError> {
-    let mut names = list_dir(dir)?;
+/// The first (sorted) entry name of directory `rel` in `dir` for which `keep(name)`
+/// holds; `None` when there is none or the directory does not exist.
+fn first_entry(
+    dir: &Dir,
+    rel: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Option<String>, SystemError> {
+    let mut names = dir.entries(rel).map_err(|e| SystemError::Probe {
+        msg: format!("{}: {e}", dir.path().join(rel).display()),
+    })?;
     names.sort_by_key(|n| natural_key(n));
-    Ok(names.into_iter().find(|n| keep(&dir.join(n))))
+    Ok(names.into_iter().find(|n| keep(n)))
 }
 
 /// Entry names of a directory; a missing directory has none.
 pub(super) fn list_dir(dir: &Path) -> Result<Vec<String>, SystemError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(SystemError::Probe {
-                msg: format!("{}: {e}", dir.display()),
-            })
-        }
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| SystemError::Probe {
-            msg: format!("{}: {e}", dir.display()),
-        })?;
-        out.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    Ok(out)
+    sysfs::list(dir).map_err(|e| SystemError::Probe {
+        msg: format!("{}: {e}", dir.display()),
+    })
 }
 
 /// Sort key that orders `region2` before `region10` and `namespace0.2` before
@@ -261,35 +345,33 @@ pub(super) fn natural_key(name: &str) -> (String, Vec<u64>) {
 /// One sysfs attribute, trimmed. `None` when the file is missing or cannot be read:
 /// sysfs answers ENXIO or EIO for attributes that have no value in a device's current
 /// state (a seed's `resource`, an unbound DIMM's `available_slots`).
-pub(super) fn attr(dir: &Path, name: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(name))
-        .ok()
-        .map(|s| s.trim().to_string())
+pub(super) fn attr(dir: &Dir, name: &str) -> Option<String> {
+    dir.attr(name)
 }
 
 /// A number attribute (decimal, or hex with `0x` as the kernel prints addresses and
 /// alignments); `None` when unreadable, an error naming the file when malformed.
-pub(super) fn attr_u64(dir: &Path, name: &str) -> Result<Option<u64>, SystemError> {
+pub(super) fn attr_u64(dir: &Dir, name: &str) -> Result<Option<u64>, SystemError> {
     attr(dir, name)
-        .map(|t| parse_u64(&dir.join(name), &t))
+        .map(|t| parse_u64(&dir.path().join(name), &t))
         .transpose()
 }
 
 /// A number attribute that must be there.
-pub(super) fn required_u64(dir: &Path, name: &str) -> Result<u64, SystemError> {
+pub(super) fn required_u64(dir: &Dir, name: &str) -> Result<u64, SystemError> {
     attr_u64(dir, name)?.ok_or_else(|| SystemError::Probe {
-        msg: format!("{}: missing or unreadable", dir.join(name).display()),
+        msg: format!("{}: missing or unreadable", dir.path().join(name).display()),
     })
 }
 
 /// A decimal attribute parsed as `T`; `None` when unreadable.
-pub(super) fn attr_parsed<T: FromStr>(dir: &Path, name: &str) -> Result<Option<T>, SystemError> {
+pub(super) fn attr_parsed<T: FromStr>(dir: &Dir, name: &str) -> Result<Option<T>, SystemError> {
     match attr(dir, name) {
         None => Ok(None),
         Some(t) => t
             .parse()
             .map(Some)
-            .map_err(|_| malformed(&dir.join(name), &t, "a number")),
+            .map_err(|_| malformed(&dir.path().join(name), &t, "a number")),
     }
 }
 
@@ -455,6 +537,77 @@ mod tests {
         assert_eq!(n.name.as_deref(), Some("pmd"));
         assert_eq!(n.align, Some(Bytes(2 * 1024 * 1024)));
         assert_eq!(n.map, Some(MapMode::Dev));
+    }
+
+    /// After a step, the regions it changed (and their namespaces) are read; the others
+    /// are kept as they were: from the "fresh" tree to the "stack" one, with both
+    /// regions changed it is the full listing, with one, the other is the old one.
+    #[test]
+    fn a_listing_after_a_step_reads_the_regions_it_changed() {
+        let fresh = list(&fixture("sysfs-trees/fresh/sys"), None).expect("fresh");
+        let stack_sys = fixture("sysfs-trees/stack/sys");
+        let stack = list(&stack_sys, None).expect("stack");
+        let after = |changed: &[&str]| {
+            let changed: BTreeSet<String> = changed.iter().map(|r| r.to_string()).collect();
+            let again = Again {
+                regions: &fresh.regions,
+                namespaces: &fresh.namespaces,
+                dimms: &fresh.dimms,
+                changed: &changed,
+            };
+            list(&stack_sys, Some(again)).expect("listing")
+        };
+        assert_eq!(after(&["region0", "region1"]), stack);
+        assert_eq!(after(&[]).regions, fresh.regions);
+        let one = after(&["region1"]);
+        assert_eq!(
+            one.regions,
+            [fresh.regions[0].clone(), stack.regions[1].clone()]
+        );
+        let mut want: Vec<Namespace> = fresh
+            .namespaces
+            .iter()
+            .filter(|n| n.region == "region0")
+            .cloned()
+            .collect();
+        want.extend(
+            stack
+                .namespaces
+                .iter()
+                .filter(|n| n.region == "region1")
+                .cloned(),
+        );
+        assert_eq!(one.namespaces, want);
+        // a region the listing before did not have is read
+        let mut known = fresh.dimms.clone();
+        known.remove("region0");
+        let again = Again {
+            regions: &fresh.regions,
+            namespaces: &fresh.namespaces,
+            dimms: &known,
+            changed: &BTreeSet::new(),
+        };
+        assert_eq!(
+            list(&stack_sys, Some(again)).expect("listing").regions[0],
+            stack.regions[0]
+        );
+    }
+
+    #[test]
+    fn regions_sharing_a_dimm_change_together() {
+        let dimms = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        let known = BTreeMap::from([
+            ("region0".to_string(), dimms(&["nmem0"])),
+            ("region1".to_string(), dimms(&["nmem1"])),
+            ("region2".to_string(), dimms(&["nmem0", "nmem2"])),
+        ]);
+        let set = |v: &[&str]| v.iter().map(|r| r.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            affected(&known, &set(&["region0"])),
+            set(&["region0", "region2"])
+        );
+        assert_eq!(affected(&known, &set(&["region1"])), set(&["region1"]));
+        assert_eq!(affected(&known, &set(&["region9"])), set(&["region9"]));
     }
 
     #[test]

@@ -3,21 +3,14 @@
 
 use crate::actual::Platform;
 use crate::units::Bytes;
+use std::path::Path;
 
 /// Read them; nothing here is fatal (missing files give the safe "unknown" answers).
 pub fn probe() -> Platform {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let flags = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("flags"))
-                .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-        })
-        .unwrap_or_default();
-    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .ok()
+    let flags = cpu_flags(Path::new("/proc/cpuinfo"));
+    let thp = super::sysfs::read(Path::new("/sys/kernel/mm/transparent_hugepage/enabled"))
         .and_then(|t| selected(&t));
     Platform {
         page_size: Bytes(u64::try_from(page).unwrap_or(0)),
@@ -26,6 +19,22 @@ pub fn probe() -> Platform {
         thp,
         kernel: release(),
     }
+}
+
+/// The first processor's `flags` in `cpuinfo` (the kernel lists the same flags for
+/// every processor): read up to that line, not the whole file (a record per processor,
+/// hundreds of KiB on a large host).
+fn cpu_flags(cpuinfo: &Path) -> Vec<String> {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(cpuinfo) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// The running kernel's release, from uname(2) (one system call; what
@@ -64,6 +73,35 @@ mod tests {
         .expect("fixture");
         assert_eq!(super::selected(&t).as_deref(), Some("never"));
         assert_eq!(super::selected("always"), None);
+    }
+
+    #[test]
+    fn cpu_flags_are_the_first_processors() {
+        let dir = std::env::temp_dir().join(format!("pmem-stack-cpuinfo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("cpuinfo");
+        std::fs::write(
+            &f,
+            "processor\t: 0\nflags\t\t: fpu pse pdpe1gb\n\nprocessor\t: 1\nflags\t\t: fpu\n",
+        )
+        .expect("write");
+        assert_eq!(
+            super::cpu_flags(&f),
+            ["flags", ":", "fpu", "pse", "pdpe1gb"]
+        );
+        assert!(super::cpu_flags(&dir.join("missing")).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+        // this machine's, as the whole file says them
+        let all = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let first: Vec<String> = all
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            super::cpu_flags(std::path::Path::new("/proc/cpuinfo")),
+            first
+        );
     }
 
     #[test]

@@ -16,14 +16,27 @@ pub struct Recorder {
     external: RefCell<Vec<ExternalRun>>,
     /// Probes made: (count, milliseconds).
     probes: RefCell<(u32, f64)>,
+    /// Re-probes checked against a full probe: (count, milliseconds of the full probes).
+    checks: RefCell<(u32, f64)>,
     /// Milliseconds by part of the probe, summed over the probes.
     probe_parts: RefCell<BTreeMap<String, f64>>,
     operations: RefCell<Vec<OperationTime>>,
     /// Milliseconds inside kernel calls made on purpose (BLKZEROOUT, dm ioctls,
     /// mount(2)), by call.
     kernel: RefCell<BTreeMap<String, f64>>,
+    /// Own time by phase, and where the last phase ended (see [`Recorder::mark`]).
+    phases: RefCell<Phases>,
     /// Where the tools this run ran were found (looked up once each).
     pub tools: super::lookup::Found,
+}
+
+/// Own time by phase: the end of the last phase and the time outside this program's own
+/// work (probes, external programs, kernel calls, checks) at that instant.
+#[derive(Debug)]
+struct Phases {
+    at: Instant,
+    others_ms: f64,
+    ms: BTreeMap<String, f64>,
 }
 
 impl Default for Recorder {
@@ -39,9 +52,15 @@ impl Recorder {
             start,
             external: RefCell::new(Vec::new()),
             probes: RefCell::new((0, 0.0)),
+            checks: RefCell::new((0, 0.0)),
             probe_parts: RefCell::new(BTreeMap::new()),
             operations: RefCell::new(Vec::new()),
             kernel: RefCell::new(BTreeMap::new()),
+            phases: RefCell::new(Phases {
+                at: start,
+                others_ms: 0.0,
+                ms: BTreeMap::new(),
+            }),
             tools: Default::default(),
         }
     }
@@ -94,16 +113,62 @@ impl Recorder {
         p.1 += ms_since(started);
     }
 
+    /// A recorder for work that is not the run's own (the full probe of a re-probe
+    /// check), counting from the same start.
+    pub fn scratch(&self) -> Recorder {
+        Recorder::new(self.start)
+    }
+
+    /// A re-probe was checked against a full probe, from `started` until now.
+    pub fn reprobe_check(&self, started: Instant) {
+        let mut c = self.checks.borrow_mut();
+        c.0 += 1;
+        c.1 += started.elapsed().as_secs_f64() * 1e3;
+    }
+
     /// An operation ran.
     pub fn operation(&self, op: OperationTime) {
         self.operations.borrow_mut().push(op);
+    }
+
+    /// Milliseconds so far that are not this program's own work: probes, external
+    /// programs, kernel calls made on purpose, re-probe checks.
+    fn others_ms(&self) -> f64 {
+        self.probes.borrow().1 + self.checks.borrow().1 + self.external_ms() + self.kernel_ms()
+    }
+
+    /// This program's own time since the last phase ended (or the start), and the
+    /// instant and outside time it was taken at.
+    fn own_since_mark(&self) -> (f64, Instant, f64) {
+        let now = Instant::now();
+        let others = self.others_ms();
+        let p = self.phases.borrow();
+        let span = now.saturating_duration_since(p.at).as_secs_f64() * 1e3;
+        ((span - (others - p.others_ms)).max(0.0), now, others)
+    }
+
+    /// The phase `phase` of the run ends now: this program's own time since the last
+    /// phase ended is added to it (the result's `timing.own_by_phase_ms`).
+    pub fn mark(&self, phase: &str) {
+        let (own, now, others) = self.own_since_mark();
+        let mut p = self.phases.borrow_mut();
+        *p.ms.entry(phase.to_string()).or_default() += own;
+        p.at = now;
+        p.others_ms = others;
     }
 
     /// Everything recorded, with the wall time from the start to now and the peak
     /// memory of this process.
     pub fn timing(&self) -> Timing {
         let (probes, probe_ms) = *self.probes.borrow();
+        let (reprobe_checks, reprobe_check_ms) = *self.checks.borrow();
+        // what follows the last phase is the result's
+        let mut own_by_phase_ms = self.phases.borrow().ms.clone();
+        if !own_by_phase_ms.is_empty() {
+            *own_by_phase_ms.entry("result".into()).or_default() += self.own_since_mark().0;
+        }
         Timing {
+            own_by_phase_ms,
             probes,
             probe_ms,
             probe_parts_ms: self.probe_parts.borrow().clone(),
@@ -113,6 +178,8 @@ impl Recorder {
             external: self.external.borrow().clone(),
             kernel_ms: self.kernel_ms(),
             kernel_calls_ms: self.kernel.borrow().clone(),
+            reprobe_checks,
+            reprobe_check_ms,
             peak_rss_kib: peak_rss_kib(),
         }
     }
@@ -162,5 +229,43 @@ mod tests {
         assert!(t.wall_ms >= t.external[0].start_ms);
         let other = Recorder::default().timing();
         assert_eq!((other.probes, other.external.len()), (0, 0));
+        assert!(other.own_by_phase_ms.is_empty(), "no phase marked");
+    }
+
+    /// A phase gets the wall time since the last mark less what probes, programs and
+    /// kernel calls took in it; what follows the last mark is `result`; the phases and
+    /// the probes add up to the wall time less programs and kernel calls.
+    #[test]
+    fn own_time_by_phase_leaves_out_probes_programs_and_kernel_calls() {
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+        let r = Recorder::default();
+        pause();
+        r.mark("start");
+        let probe = Instant::now();
+        pause();
+        r.probe(probe);
+        r.mark("plan");
+        let ran = Instant::now();
+        pause();
+        r.external("mkfs.xfs -q".into(), ran);
+        r.kernel("mount", pause);
+        pause();
+        r.mark("steps");
+        r.mark("steps");
+        let t = r.timing();
+        let p = &t.own_by_phase_ms;
+        assert_eq!(
+            p.keys().collect::<Vec<_>>(),
+            ["plan", "result", "start", "steps"]
+        );
+        assert!(p["start"] >= 20.0, "{p:?}");
+        assert!(p["plan"] < 10.0, "the probe is not the plan's: {p:?}");
+        assert!(
+            p["steps"] >= 20.0 && p["steps"] < t.external_ms + t.kernel_ms,
+            "one pause of three: {p:?}"
+        );
+        let own: f64 = p.values().sum();
+        let rest = t.wall_ms - t.probe_ms - t.external_ms - t.kernel_ms;
+        assert!((own - rest).abs() < 1.0, "{own} against {rest}");
     }
 }

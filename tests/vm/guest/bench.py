@@ -29,6 +29,9 @@ import subprocess
 import sys
 import time
 
+# back to fresh DIMMs, as the kill suite does (its module, next to this one)
+from kills import zero_labels as fresh_dimms
+
 BIN = os.environ["PMEM_STACK_BIN"]
 BIN_PIE = os.environ.get("PMEM_STACK_BIN_PIE", "")
 BASE = os.environ.get("PMEM_STACK_BIN_BASELINE", "")
@@ -117,11 +120,20 @@ SYSCALL = re.compile(r'^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|0x[0-9a-f]+)(?:<([
 FD = re.compile(r'^(-?\d+)<([^>]*)>')
 
 
+def relative_to(params, path):
+    """The traced fd a call's path is relative to (its first argument, a directory the
+    run opened), or None for an absolute path or one relative to the working directory."""
+    fd = FD.match(params)
+    if fd is None or path.startswith("/") or fd.group(1) == "-100":
+        return None
+    return fd.group(1)
+
+
 def replay_script(args_path, out):
     """Record a no-op run with strace and write the replay script for read_replay."""
     trace = f"{W}/reads.trace"
     subprocess.run(["strace", "-f", "-qq", "-y", "-s", "0", "-X", "raw", "-e", "signal=none",
-                    "-e", "trace=openat,open,read,pread64,getdents64,ioctl,close,readlink,readlinkat,statx,newfstatat",
+                    "-e", "trace=openat,open,read,pread64,getdents64,ioctl,close,readlink,readlinkat,statx,newfstatat,faccessat,faccessat2",
                     "-o", trace, BIN, args_path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lines, started, dm_done, skipped = [], False, False, {}
     for raw in open(trace):
@@ -144,10 +156,22 @@ def replay_script(args_path, out):
                     lines.append("dm")
                     dm_done = True
                 continue
-            lines.append(f"open\t{ret}\t{fl}\t{path}")
+            at = relative_to(params, path)
+            if at is not None:
+                # opened relative to a directory the run holds open (sysfs device dirs)
+                lines.append(f"openat\t{ret}\t{at}\t{fl}\t{path}")
+            else:
+                lines.append(f"open\t{ret}\t{fl}\t{path}")
             continue
         if not started:
             continue
+        if call in ("readlinkat", "statx", "newfstatat", "faccessat", "faccessat2"):
+            path = re.search(r'"([^"]*)"', params)
+            at = relative_to(params, path.group(1)) if path and path.group(1) else None
+            if at is not None:
+                kind = {"readlinkat": "readlinkat", "faccessat": "access", "faccessat2": "access"}.get(call, "statat")
+                lines.append(f"{kind}\t{at}\t{path.group(1)}")
+                continue
         fd = FD.match(params)
         if call in ("read", "pread64", "getdents64", "ioctl", "close") and fd:
             ident, path = fd.groups()
@@ -218,10 +242,27 @@ def converge_report(r):
         "own_share": round((wall - ext - kern) / wall, 4) if wall else None,
         "probes": t.get("probes"),
         "probe_ms": round(t.get("probe_ms", 0.0), 1),
+        "probe_parts_ms": {k: round(v, 1) for k, v in t.get("probe_parts_ms", {}).items()},
         "external_by_command_ms": by,
         # each operation's time less its external programs: this program and the kernel
         "own_by_operation_ms": own_by_op(t.get("operations", [])),
+        "own_by_phase_ms": {k: round(v, 1) for k, v in t.get("own_by_phase_ms", {}).items()},
     }
+
+
+def noop_profile(args_file, n):
+    """Medians over `n` no-op runs of what the result's `timing` says: the wall time, the
+    probe and its parts, and this program's own time by phase (`own_by_phase_ms`)."""
+    keys = {}
+    for _ in range(n):
+        p = subprocess.run([BIN, args_file], capture_output=True, text=True)
+        t = json.loads(p.stdout).get("timing") or {}
+        row = {"wall": t.get("wall_ms", 0.0), "probe": t.get("probe_ms", 0.0)}
+        row.update({f"probe {k}": v for k, v in t.get("probe_parts_ms", {}).items()})
+        row.update({f"own {k}": v for k, v in t.get("own_by_phase_ms", {}).items()})
+        for k, v in row.items():
+            keys.setdefault(k, []).append(v)
+    return {k: round(statistics.median(v), 2) for k, v in keys.items()}
 
 
 def own_by_op(ops):
@@ -231,18 +272,37 @@ def own_by_op(ops):
     return by
 
 
-def converge_both(tag, args, teardown):
+def warm(binary, args):
+    """Before a timed converge: read `binary` once (the guest reads it from the host over
+    9p; a binary Ansible copies to a host is in the page cache after the copy), and run
+    it once in check mode with the same arguments, which runs the code of the start, the
+    probe and the plan and changes nothing. The first run of a binary in a boot also pays
+    QEMU's translation of that code (TCG): in one run, 91 ms of the first converge's 338
+    ms of own time were its start, where the no-ops after it spend 3 ms."""
+    with open(binary, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    subprocess.run([binary, write_args("warm", dict(args, _ansible_check_mode=True))],
+                   capture_output=True)
+
+
+def converge_both(tag, args, teardown, refresh=None):
     """With a baseline: converge with the baseline, tear down (`teardown`: the absent
-    arguments, run by the same binary), then converge with the new binary from the same
-    state. Returns {"baseline": report, "new": report} (no baseline: just "new")."""
+    arguments, run by the same binary; then `refresh()`, if given, restores the starting
+    point), then converge with the new binary from the same state. Returns {"baseline":
+    report, "new": report} (no baseline: just "new")."""
     out = {}
     if BASE:
+        warm(BASE, args)
         r = module(f"{tag}-baseline", args, BASE)
         if not r["changed"]:
             sys.exit(f"{tag}: the baseline's converge changed nothing")
         out["baseline"] = converge_report(r)
         log(f" baseline converge {tag}:", json.dumps(out["baseline"]))
         module(f"{tag}-baseline-teardown", teardown, BASE)
+        if refresh:
+            refresh()
+    warm(BIN, args)
     r = module(tag, args)
     if not r["changed"]:
         sys.exit(f"{tag}: the converge changed nothing")
@@ -254,7 +314,8 @@ def converge_both(tag, args, teardown):
 def main(out):
     res = {}
     log("== converge the striped-xfs stack from fresh DIMMs")
-    both = converge_both("converge", STRIPED, dict(STRIPED, state="absent", allow_data_loss=True))
+    both = converge_both("converge", STRIPED, dict(STRIPED, state="absent", allow_data_loss=True),
+                         refresh=fresh_dimms)
     res["converge"] = both["new"]
     if BASE:
         res["baseline_converge"] = both["baseline"]
@@ -281,6 +342,9 @@ def main(out):
         """A new copy of the binary for each run, as Ansible copies a module to the host
         for every task: no page of it is cached, and QEMU has translated none of its code."""
         fresh["i"] += 1
+        # the last run's copy goes first: 101 copies of a 4.7 MB binary do not fit in the
+        # guest's /tmp (its RAM); a new file is never cached either way
+        subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
         path = f"{W}/fresh/{fresh['i']}/pmem_stack"
         os.makedirs(os.path.dirname(path), exist_ok=True)
         subprocess.run(["cp", BIN, path], check=True)
@@ -317,6 +381,8 @@ def main(out):
             res[k]["peak_rss_kib"] = peaks[k]
         log(f" {k}", res[k])
     subprocess.run(["rm", "-rf", f"{W}/fresh"], check=True)
+    res["noop_profile"] = noop_profile(noop, min(n, 31))
+    log(" where a no-op's own time goes (medians):", res["noop_profile"])
 
     res["foreign_devices"] = foreign_devices(n)
 

@@ -40,6 +40,12 @@ print("yes" if ok else "no")
 PY
 )
 check "striped: timing.operations has one entry per step done, external time within each, summing to external_ms" [ "$TIMING_OK" = yes ]
+if [ "${PMEM_STACK_CHECK_REPROBE:-0}" != 0 ]; then
+  # tests/vm.rs sets it: each re-probe after a step (all probes but the first and the
+  # last) was compared with a full probe, and the run would have failed on a difference
+  check "striped: each re-probe after a step was checked against a full probe (PMEM_STACK_CHECK_REPROBE: $(jv "$W/striped1.json" timing.reprobe_checks) of $(jv "$W/striped1.json" timing.probes) probes)" \
+    [ "$(jv "$W/striped1.json" timing.reprobe_checks)" = "$(( $(jv "$W/striped1.json" timing.probes) - 2 ))" ]
+fi
 P0=$(ns_blk pm0); P1=$(ns_blk pm1)
 echo "  pm0=$P0 pm1=$P1"
 S0=$(size_of "$P0"); S1=$(size_of "$P1"); MIN=$(( S0 < S1 ? S0 : S1 ))
