@@ -14,8 +14,7 @@
 //! is wrong is passed over for the next one; if no sector holds a good label, the first
 //! fault is the error.
 
-use super::crc::{calc_crc, INITIAL_CRC};
-use super::{le_u32, le_u64, LvmError, SECTOR};
+use super::{le_u32, le_u64, shown, Fields, LvmError, SECTOR};
 use crate::units::Bytes;
 
 /// Sectors LVM looks at for a label.
@@ -112,19 +111,21 @@ pub fn read_label(head: &[u8]) -> Result<Option<PvLabel>, LvmError> {
         if !rest.starts_with(LABEL_ID) {
             continue;
         }
-        let fault = match rest.get(..SECTOR) {
-            None => LvmError::Truncated {
-                what: "label sector",
-                offset: at as u64,
-                needed: SECTOR as u64,
-                available: rest.len() as u64,
-            },
-            Some(buf) => match parse_label_sector(buf, sector as u64) {
-                Ok(label) => return Ok(Some(label)),
-                Err(e) => e,
-            },
+        let label_sector = Fields {
+            bytes: rest,
+            what: "label sector",
+            offset: at as u64,
+            len: SECTOR,
         };
-        first_fault.get_or_insert(fault);
+        match label_sector
+            .whole()
+            .and_then(|buf| parse_label_sector(buf, sector as u64))
+        {
+            Ok(label) => return Ok(Some(label)),
+            Err(fault) => {
+                first_fault.get_or_insert(fault);
+            }
+        }
     }
     match first_fault {
         Some(e) => Err(e),
@@ -133,72 +134,47 @@ pub fn read_label(head: &[u8]) -> Result<Option<PvLabel>, LvmError> {
 }
 
 /// One 512-byte sector holding a label that says `LABELONE`.
-fn parse_label_sector(buf: &[u8], sector: u64) -> Result<PvLabel, LvmError> {
-    let at = sector * SECTOR as u64;
-    let bad = |field, value: String, why: &str| LvmError::BadField {
-        field,
-        offset: at,
-        value,
-        why: why.to_string(),
+fn parse_label_sector(label_sector: Fields<'_>, sector: u64) -> Result<PvLabel, LvmError> {
+    let header = Fields {
+        what: "label_header",
+        len: LABEL_HEADER_LEN,
+        ..label_sector
     };
-    let cut = |what, needed: usize| LvmError::Truncated {
-        what,
-        offset: at,
-        needed: needed as u64,
-        available: buf.len() as u64,
-    };
-    let says = le_u64(buf, 8).ok_or_else(|| cut("label_header", LABEL_HEADER_LEN))?;
-    if says != sector {
-        return Err(bad(
-            "label_header.sector",
-            says.to_string(),
-            &format!("the label is in sector {sector}"),
-        ));
-    }
-    let stored = le_u32(buf, 16).ok_or_else(|| cut("label_header", LABEL_HEADER_LEN))?;
-    let covered = buf
-        .get(20..SECTOR)
-        .ok_or_else(|| cut("label sector", SECTOR))?;
-    let computed = calc_crc(INITIAL_CRC, covered);
-    if stored != computed {
-        return Err(LvmError::Checksum {
-            what: "label sector",
-            offset: at,
-            stored,
-            computed,
-        });
-    }
-    let kind = buf
-        .get(24..32)
-        .ok_or_else(|| cut("label_header", LABEL_HEADER_LEN))?;
-    if kind != LVM2_LABEL {
-        return Err(bad(
-            "label_header.type",
-            format!("{:?}", String::from_utf8_lossy(kind)),
-            "not an LVM2 text-format label (LVM2 001)",
-        ));
-    }
-    let offset = le_u32(buf, 20).ok_or_else(|| cut("label_header", LABEL_HEADER_LEN))? as usize;
+    let says = header.u64(8)?;
+    header.expect("label_header.sector", says, sector, || {
+        format!("the label is in sector {sector}")
+    })?;
+    label_sector.check_crc(header.u32(16)?, 20)?;
+    header.expect_bytes(
+        "label_header.type",
+        24..32,
+        LVM2_LABEL,
+        "not an LVM2 text-format label (LVM2 001)",
+    )?;
+    let offset = header.u32(20)? as usize;
     if offset < LABEL_HEADER_LEN || offset + PV_HEADER_LEN > SECTOR {
-        return Err(bad(
+        return Err(header.bad(
             "label_header.offset",
-            offset.to_string(),
+            offset,
             "the pv_header must start after the label header and fit in the sector",
         ));
     }
-    let uuid = buf
-        .get(offset..offset + UUID_LEN)
-        .ok_or_else(|| cut("pv_header", offset + PV_HEADER_LEN))?;
+    let pv_header = Fields {
+        what: "pv_header",
+        len: offset + PV_HEADER_LEN,
+        ..label_sector
+    };
+    let uuid = pv_header.slice(offset..offset + UUID_LEN)?;
     if !uuid.iter().all(|c| UUID_CHARS.contains(c)) {
-        return Err(bad(
+        return Err(pv_header.bad(
             "pv_header.pv_uuid",
-            format!("{:?}", String::from_utf8_lossy(uuid)),
+            shown(uuid),
             "not an LVM id (32 of A-Z a-z 0-9 ! #)",
         ));
     }
     let pv_uuid = String::from_utf8_lossy(uuid).into_owned();
-    let device_size =
-        le_u64(buf, offset + UUID_LEN).ok_or_else(|| cut("pv_header", offset + PV_HEADER_LEN))?;
+    let device_size = pv_header.u64(offset + UUID_LEN)?;
+    let (buf, at) = (label_sector.bytes, label_sector.offset);
     let mut at_list = offset + PV_HEADER_LEN;
     let data_areas = locn_list(buf, &mut at_list, "pv_header data areas", at)?;
     let metadata_areas = locn_list(buf, &mut at_list, "pv_header metadata areas", at)?;

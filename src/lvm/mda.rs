@@ -17,9 +17,8 @@
 //! A `raw_locn[0]` of offset 0 and size 0 means no text (a PV in no VG); flag 1 means
 //! the area is ignored (`--metadataignore`) and its text is not kept current.
 
-use super::crc::{calc_crc, INITIAL_CRC};
 use super::label::DiskArea;
-use super::{le_u32, le_u64, LvmError, ReadAt, MAX_METADATA_TEXT, SECTOR};
+use super::{Fields, LvmError, ReadAt, MAX_METADATA_TEXT, SECTOR};
 use crate::units::Bytes;
 
 /// The mda header's magic (`FMTT_MAGIC`).
@@ -97,86 +96,53 @@ pub struct Mda {
 /// Check the 512-byte `mda_header` `bytes` of the metadata area `area`.
 pub fn parse_mda_header(bytes: &[u8], area: DiskArea) -> Result<MdaHeader, LvmError> {
     let at = area.offset.0;
-    let buf = bytes.get(..SECTOR).ok_or(LvmError::Truncated {
+    let header = Fields {
+        bytes,
         what: "mda_header",
         offset: at,
-        needed: SECTOR as u64,
-        available: bytes.len() as u64,
+        len: SECTOR,
+    }
+    .whole()?;
+    header.check_crc(header.u32(0)?, 4)?;
+    header.expect_bytes(
+        "mda_header.magic",
+        4..20,
+        MDA_MAGIC,
+        "not LVM2's metadata area magic",
+    )?;
+    header.expect("mda_header.version", header.u32(20)?, MDA_VERSION, || {
+        format!("only version {MDA_VERSION} exists")
     })?;
-    let bad = |field, value: String, why: String| LvmError::BadField {
-        field,
-        offset: at,
-        value,
-        why,
-    };
-    let u32_at = |i| le_u32(buf, i).unwrap_or_default();
-    let u64_at = |i| le_u64(buf, i).unwrap_or_default();
-    let stored = u32_at(0);
-    let computed = calc_crc(INITIAL_CRC, buf.get(4..).unwrap_or_default());
-    if stored != computed {
-        return Err(LvmError::Checksum {
-            what: "mda_header",
-            offset: at,
-            stored,
-            computed,
-        });
-    }
-    if buf.get(4..20) != Some(MDA_MAGIC.as_slice()) {
-        return Err(bad(
-            "mda_header.magic",
-            format!(
-                "{:?}",
-                String::from_utf8_lossy(buf.get(4..20).unwrap_or_default())
-            ),
-            "not LVM2's metadata area magic".into(),
-        ));
-    }
-    let version = u32_at(20);
-    if version != MDA_VERSION {
-        return Err(bad(
-            "mda_header.version",
-            version.to_string(),
-            format!("only version {MDA_VERSION} exists"),
-        ));
-    }
-    let start = u64_at(24);
-    if start != at {
-        return Err(bad(
-            "mda_header.start",
-            start.to_string(),
-            format!("the label places the area at byte {at}"),
-        ));
-    }
-    let size = u64_at(32);
-    if size != area.size.0 {
-        return Err(bad(
-            "mda_header.size",
-            size.to_string(),
-            format!("the label gives the area {} bytes", area.size.0),
-        ));
-    }
+    let start = header.u64(24)?;
+    header.expect("mda_header.start", start, at, || {
+        format!("the label places the area at byte {at}")
+    })?;
+    let size = header.u64(32)?;
+    header.expect("mda_header.size", size, area.size.0, || {
+        format!("the label gives the area {} bytes", area.size.0)
+    })?;
     if size < 2 * SECTOR as u64 {
-        return Err(bad(
+        return Err(header.bad(
             "mda_header.size",
-            size.to_string(),
-            "an area holds its 512-byte header and text".into(),
+            size,
+            "an area holds its 512-byte header and text",
         ));
     }
-    let locn = |slot: usize| {
+    let locn = |slot: usize| -> Result<Option<RawLocn>, LvmError> {
         let i = RAW_LOCN_AT + slot * RAW_LOCN_LEN;
         let l = RawLocn {
-            offset: Bytes(u64_at(i)),
-            size: Bytes(u64_at(i + 8)),
-            checksum: u32_at(i + 16),
-            flags: u32_at(i + 20),
+            offset: Bytes(header.u64(i)?),
+            size: Bytes(header.u64(i + 8)?),
+            checksum: header.u32(i + 16)?,
+            flags: header.u32(i + 20)?,
         };
-        (l.offset.0 != 0 || l.size.0 != 0).then_some(l)
+        Ok((l.offset.0 != 0 || l.size.0 != 0).then_some(l))
     };
     Ok(MdaHeader {
         start: Bytes(start),
         size: Bytes(size),
-        committed: locn(0),
-        precommitted: locn(1),
+        committed: locn(0)?,
+        precommitted: locn(1)?,
     })
 }
 
@@ -247,15 +213,13 @@ fn read_text(
         let rest = usize::try_from(wrap).unwrap_or(usize::MAX);
         bytes.extend(read_exact(read, at + sector, rest)?);
     }
-    let computed = calc_crc(INITIAL_CRC, &bytes);
-    if computed != locn.checksum {
-        return Err(LvmError::Checksum {
-            what: "metadata text",
-            offset: at + offset,
-            stored: locn.checksum,
-            computed,
-        });
+    Fields {
+        bytes: &bytes,
+        what: "metadata text",
+        offset: at + offset,
+        len: bytes.len(),
     }
+    .check_crc(locn.checksum, 0)?;
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     let text = String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned();
     Ok(MdaContent::Text {

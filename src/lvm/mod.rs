@@ -38,8 +38,10 @@ pub use label::{read_label, DiskArea, PvExtension, PvLabel};
 pub use mda::{read_mda, Mda, MdaContent, MdaHeader, RawLocn};
 pub use metadata::{parse_vg, LogicalVolume, PhysicalVolume, Segment, Stripe, VolumeGroup};
 
+use crc::{calc_crc, INITIAL_CRC};
 use std::fmt;
 use std::io;
+use std::ops::Range;
 
 /// Sector size of every LVM on-disk structure (the label, the mda header).
 pub const SECTOR: usize = 512;
@@ -303,4 +305,118 @@ pub(crate) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 pub(crate) fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
     let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
     Some(u64::from_le_bytes(b))
+}
+
+/// `bytes` as a quoted string (those that are not UTF-8 as U+FFFD), for an error.
+pub(crate) fn shown(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+/// The fields of one on-disk structure (the label sector, its headers, an mda header):
+/// `bytes` were read from byte `offset` of the device, field positions count from their
+/// start, and the structure needs `len` of them. Each error names the structure as
+/// `what` and its place as `offset`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    /// The bytes read.
+    pub(crate) bytes: &'a [u8],
+    /// The structure, as errors name it (`label_header`, `mda_header`, ...).
+    pub(crate) what: &'static str,
+    /// Where `bytes` start on the device.
+    pub(crate) offset: u64,
+    /// Bytes the structure needs.
+    pub(crate) len: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn truncated(&self) -> LvmError {
+        LvmError::Truncated {
+            what: self.what,
+            offset: self.offset,
+            needed: self.len as u64,
+            available: self.bytes.len() as u64,
+        }
+    }
+
+    /// The same structure with its bytes cut to its `len`, or why they are too few.
+    pub(crate) fn whole(self) -> Result<Fields<'a>, LvmError> {
+        Ok(Fields {
+            bytes: self.bytes.get(..self.len).ok_or_else(|| self.truncated())?,
+            ..self
+        })
+    }
+
+    /// The bytes in `range`, or why they are not there.
+    pub(crate) fn slice(&self, range: Range<usize>) -> Result<&'a [u8], LvmError> {
+        self.bytes.get(range).ok_or_else(|| self.truncated())
+    }
+
+    /// The little-endian `u32` at byte `at`.
+    pub(crate) fn u32(&self, at: usize) -> Result<u32, LvmError> {
+        le_u32(self.bytes, at).ok_or_else(|| self.truncated())
+    }
+
+    /// The little-endian `u64` at byte `at`.
+    pub(crate) fn u64(&self, at: usize) -> Result<u64, LvmError> {
+        le_u64(self.bytes, at).ok_or_else(|| self.truncated())
+    }
+
+    /// Its `field` holds `value`, which is wrong because of `why`.
+    pub(crate) fn bad(&self, field: &'static str, value: impl ToString, why: &str) -> LvmError {
+        LvmError::BadField {
+            field,
+            offset: self.offset,
+            value: value.to_string(),
+            why: why.to_string(),
+        }
+    }
+
+    /// `Ok` if its `field` holds `wanted`; else the error that it holds `found`, which
+    /// is wrong because of `why`.
+    pub(crate) fn expect<T: PartialEq + fmt::Display>(
+        &self,
+        field: &'static str,
+        found: T,
+        wanted: T,
+        why: impl FnOnce() -> String,
+    ) -> Result<(), LvmError> {
+        if found == wanted {
+            Ok(())
+        } else {
+            Err(self.bad(field, found, &why()))
+        }
+    }
+
+    /// `Ok` if its `field`, the bytes in `range`, are `wanted` (a magic, a type); else
+    /// the error showing them as text, which are wrong because of `why`.
+    pub(crate) fn expect_bytes(
+        &self,
+        field: &'static str,
+        range: Range<usize>,
+        wanted: &[u8],
+        why: &str,
+    ) -> Result<(), LvmError> {
+        let found = self.slice(range)?;
+        if found == wanted {
+            Ok(())
+        } else {
+            Err(self.bad(field, shown(found), why))
+        }
+    }
+
+    /// `Ok` if the checksum `stored` is LVM's CRC of its bytes from `from` to its `len`;
+    /// else the error naming both.
+    pub(crate) fn check_crc(&self, stored: u32, from: usize) -> Result<(), LvmError> {
+        let computed = calc_crc(INITIAL_CRC, self.slice(from..self.len)?);
+        if stored == computed {
+            Ok(())
+        } else {
+            Err(LvmError::Checksum {
+                what: self.what,
+                offset: self.offset,
+                stored,
+                computed,
+            })
+        }
+    }
 }
