@@ -30,6 +30,32 @@ pub enum Value {
     Array(Vec<Value>),
 }
 
+impl Value {
+    /// The string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if it is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The items, if it is an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
 /// What a name is bound to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -37,6 +63,24 @@ pub enum Node {
     Value(Value),
     /// `name { ... }`.
     Section(Section),
+}
+
+impl Node {
+    /// The value, if it is `name = value`.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            Node::Value(v) => Some(v),
+            Node::Section(_) => None,
+        }
+    }
+
+    /// The section, if it is `name { ... }`.
+    pub fn section(&self) -> Option<&Section> {
+        match self {
+            Node::Section(s) => Some(s),
+            Node::Value(_) => None,
+        }
+    }
 }
 
 /// One `name = value` or `name { ... }`.

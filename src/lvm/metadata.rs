@@ -24,7 +24,7 @@
 //! stripe) are checked: `stripe_count` pairs of a PV of the VG and an offset that keeps
 //! the stripe inside that PV.
 
-use super::config::{self, Entry, Node, Section, Value};
+use super::config::{self, Node, Section, Value};
 use super::{FieldProblem, LvmError};
 use crate::units::{Bytes, Sectors};
 use std::collections::BTreeSet;
@@ -254,48 +254,40 @@ impl<'a> At<'a> {
         self.fault(name, FieldProblem::Invalid { why })
     }
 
-    fn entry(&self, name: &str) -> Result<Option<&'a Entry>, LvmError> {
-        let section: &'a Section = self.section;
-        let mut all = section.entries.iter().filter(|e| e.name == name);
+    /// Field `name` (`None` when it is not there) as `typed` takes its value or section;
+    /// given twice, or not taken by `typed`, it is an error naming its path and, for the
+    /// latter, the kind `expected`.
+    fn get<T>(
+        &self,
+        name: &str,
+        expected: &'static str,
+        typed: impl FnOnce(&'a Node) -> Option<T>,
+    ) -> Result<Option<T>, LvmError> {
+        let mut all = self.section.entries.iter().filter(|e| e.name == name);
         match (all.next(), all.next()) {
-            (first, None) => Ok(first),
             (_, Some(_)) => Err(self.fault(name, FieldProblem::Duplicate)),
+            (None, None) => Ok(None),
+            (Some(entry), None) => typed(&entry.node)
+                .map(Some)
+                .ok_or_else(|| self.fault(name, FieldProblem::WrongType { expected })),
         }
     }
 
-    fn value(&self, name: &str, expected: &'static str) -> Result<Option<&'a Value>, LvmError> {
-        match self.entry(name)? {
-            None => Ok(None),
-            Some(Entry {
-                node: Node::Value(v),
-                ..
-            }) => Ok(Some(v)),
-            Some(_) => Err(self.fault(name, FieldProblem::WrongType { expected })),
-        }
+    /// `found`, the field `name` if it is there, or the error that it is missing.
+    fn need<T>(&self, name: &str, found: Option<T>) -> Result<T, LvmError> {
+        found.ok_or_else(|| self.fault(name, FieldProblem::Missing))
     }
 
     fn opt_section(&self, name: &str) -> Result<Option<At<'a>>, LvmError> {
-        match self.entry(name)? {
-            None => Ok(None),
-            Some(Entry {
-                node: Node::Section(s),
-                ..
-            }) => Ok(Some(At {
-                section: s,
-                path: self.field(name),
-            })),
-            Some(_) => Err(self.fault(
-                name,
-                FieldProblem::WrongType {
-                    expected: "a section",
-                },
-            )),
-        }
+        let section = self.get(name, "a section", Node::section)?;
+        Ok(section.map(|section| At {
+            section,
+            path: self.field(name),
+        }))
     }
 
     fn section(&self, name: &str) -> Result<At<'a>, LvmError> {
-        self.opt_section(name)?
-            .ok_or_else(|| self.fault(name, FieldProblem::Missing))
+        self.need(name, self.opt_section(name)?)
     }
 
     /// The child sections, each name once.
@@ -306,69 +298,51 @@ impl<'a> At<'a> {
                 return Err(self.fault(&e.name, FieldProblem::Duplicate));
             }
         }
-        Ok(self.section.entries.iter().filter_map(|e| match &e.node {
-            Node::Section(s) => Some(At {
-                section: s,
+        Ok(self.section.entries.iter().filter_map(|e| {
+            Some(At {
+                section: e.node.section()?,
                 path: self.field(&e.name),
-            }),
-            Node::Value(_) => None,
+            })
         }))
     }
 
     fn opt_string(&self, name: &str) -> Result<Option<String>, LvmError> {
-        match self.value(name, "a string")? {
-            None => Ok(None),
-            Some(Value::Str(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(self.fault(
-                name,
-                FieldProblem::WrongType {
-                    expected: "a string",
-                },
-            )),
-        }
+        self.get(name, "a string", |n| {
+            n.value()?.as_str().map(str::to_string)
+        })
     }
 
     fn string(&self, name: &str) -> Result<String, LvmError> {
-        self.opt_string(name)?
-            .ok_or_else(|| self.fault(name, FieldProblem::Missing))
+        self.need(name, self.opt_string(name)?)
     }
 
     fn opt_uint(&self, name: &str) -> Result<Option<u64>, LvmError> {
-        const WANTED: &str = "a non-negative integer";
-        match self.value(name, WANTED)? {
-            None => Ok(None),
-            Some(Value::Int(n)) => u64::try_from(*n)
-                .map(Some)
-                .map_err(|_| self.fault(name, FieldProblem::WrongType { expected: WANTED })),
-            Some(_) => Err(self.fault(name, FieldProblem::WrongType { expected: WANTED })),
-        }
+        self.get(name, "a non-negative integer", |n| {
+            u64::try_from(n.value()?.as_int()?).ok()
+        })
     }
 
     fn uint(&self, name: &str) -> Result<u64, LvmError> {
-        self.opt_uint(name)?
-            .ok_or_else(|| self.fault(name, FieldProblem::Missing))
+        self.need(name, self.opt_uint(name)?)
+    }
+
+    /// `name = ["a", "b"]`, if it is there.
+    fn string_array(&self, name: &str) -> Result<Option<Vec<String>>, LvmError> {
+        self.get(name, "an array of strings", |n| {
+            n.value()?
+                .as_array()?
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
     }
 
     fn opt_strings(&self, name: &str) -> Result<Vec<String>, LvmError> {
-        const WANTED: &str = "an array of strings";
-        match self.value(name, WANTED)? {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.clone()),
-                    _ => Err(self.fault(name, FieldProblem::WrongType { expected: WANTED })),
-                })
-                .collect(),
-            Some(_) => Err(self.fault(name, FieldProblem::WrongType { expected: WANTED })),
-        }
+        Ok(self.string_array(name)?.unwrap_or_default())
     }
 
     fn strings(&self, name: &str) -> Result<Vec<String>, LvmError> {
-        match self.entry(name)? {
-            None => Err(self.fault(name, FieldProblem::Missing)),
-            Some(_) => self.opt_strings(name),
-        }
+        self.need(name, self.string_array(name)?)
     }
 
     fn pv(&self) -> Result<PhysicalVolume, LvmError> {
@@ -414,8 +388,7 @@ impl<'a> At<'a> {
         let stripe_size = self.opt_uint("stripe_size")?.map(Sectors);
         let stripes = self.stripes()?;
         if segtype == "striped" {
-            let n =
-                stripe_count.ok_or_else(|| self.fault("stripe_count", FieldProblem::Missing))?;
+            let n = self.need("stripe_count", stripe_count)?;
             if n == 0 || stripes.len() as u64 != n {
                 return Err(self.invalid(
                     "stripes",
@@ -465,22 +438,19 @@ impl<'a> At<'a> {
 
     /// `stripes = ["pv0", 0, "pv1", 0]`: pairs of a PV name and an extent offset.
     fn stripes(&self) -> Result<Vec<Stripe>, LvmError> {
-        const WANTED: &str = "an array of PV names and extent offsets";
-        let wrong = || self.fault("stripes", FieldProblem::WrongType { expected: WANTED });
-        let items = match self.value("stripes", WANTED)? {
-            None => return Ok(Vec::new()),
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(wrong()),
-        };
-        items
-            .chunks(2)
-            .map(|pair| match pair {
-                [Value::Str(pv), Value::Int(offset)] => Ok(Stripe {
-                    pv: pv.clone(),
-                    offset: u64::try_from(*offset).map_err(|_| wrong())?,
-                }),
-                _ => Err(wrong()),
-            })
-            .collect()
+        let stripes = self.get("stripes", "an array of PV names and extent offsets", |n| {
+            n.value()?
+                .as_array()?
+                .chunks(2)
+                .map(|pair| match pair {
+                    [Value::Str(pv), Value::Int(offset)] => Some(Stripe {
+                        pv: pv.clone(),
+                        offset: u64::try_from(*offset).ok()?,
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })?;
+        Ok(stripes.unwrap_or_default())
     }
 }
