@@ -7,9 +7,11 @@
 
 pub mod dm;
 pub mod kernel;
+pub mod lvm;
 
 pub use dm::{Devno, DmTable};
 pub use kernel::DaxSyntax;
+pub use lvm::Lvm;
 
 use crate::args::{DaxMode, MapMode, NamespaceMode};
 use crate::units::{Bytes, Sectors};
@@ -468,6 +470,9 @@ pub struct Actual {
     /// [`crate::system::ProbeScope`]), and only for the devices the probe lists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elsewhere: Vec<NsMount>,
+    /// LVM as the devices in the probe's scope carry it on disk: PVs, VGs, LVs.
+    #[serde(default, skip_serializing_if = "Lvm::is_empty")]
+    pub lvm: Lvm,
     /// Files of boot persistence that exist (state, units, links, the installed binary).
     #[serde(default)]
     pub files: Vec<FileState>,
@@ -744,6 +749,38 @@ impl Actual {
     /// Why the content of device `devno` is unknown, if the probe could not read it.
     pub fn unreadable(&self, devno: Devno) -> Option<&Unreadable> {
         self.unreadable.iter().find(|u| u.device == devno)
+    }
+    /// The VG named `name`.
+    pub fn vg(&self, name: &str) -> Option<&lvm::Vg> {
+        self.lvm.vg(name)
+    }
+    /// The LV `lv` of the VG named `vg`, with its VG.
+    pub fn lv(&self, vg: &str, lv: &str) -> Option<(&lvm::Vg, &lvm::Lv)> {
+        self.lvm.lv(vg, lv)
+    }
+    /// The PV on device `devno`.
+    pub fn pv(&self, devno: Devno) -> Option<&lvm::Pv> {
+        self.lvm.pv(devno)
+    }
+    /// The active dm device of LV `lv` of VG `vg`: the one whose dm uuid is the LV's
+    /// ([`lvm::Lv::dm_uuid`]); `None` when the LV is not active (or not known).
+    pub fn lv_dm(&self, vg: &str, lv: &str) -> Option<&DmDevice> {
+        let (vg, lv) = self.lv(vg, lv)?;
+        let uuid = lv.dm_uuid(vg);
+        self.dm_devices
+            .iter()
+            .find(|d| d.uuid.as_deref() == Some(uuid.as_str()))
+    }
+    /// Whether every device holding `b` is an LV's dm device (dm uuid `LVM-`): `b` is
+    /// then a PV whose first bytes (label, metadata) are its own, not a device's above.
+    pub fn held_only_by_lvm(&self, b: &BlockDevice) -> bool {
+        !b.holders.is_empty()
+            && b.holders.iter().all(|h| {
+                self.block_named(h)
+                    .and_then(|hb| self.dm_by_devno(hb.devno))
+                    .and_then(|d| d.uuid.as_deref())
+                    .is_some_and(|u| u.starts_with("LVM-"))
+            })
     }
     /// Namespace whose block device is `blockdev`.
     pub fn namespace_of_block(&self, blockdev: &str) -> Option<&Namespace> {

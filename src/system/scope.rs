@@ -96,6 +96,10 @@ pub struct Reach {
     /// Devices in scope that must not be opened, with why (suspended, or stacked on a
     /// suspended dm device).
     pub blocked: BTreeMap<Devno, String>,
+    /// Devices in `read` that are held, but only by LVM's dm devices (an active LV's
+    /// PVs): their first bytes are their own (the PV label and metadata), not those of
+    /// a device above, so their signature is read too.
+    pub own_head: BTreeSet<Devno>,
 }
 
 impl Reach {
@@ -189,6 +193,9 @@ pub fn reach(scope: &ProbeScope, a: &Actual) -> Reach {
             }
             None => {
                 out.read.insert(d);
+                if a.block(d).is_some_and(|b| a.held_only_by_lvm(b)) {
+                    out.own_head.insert(d);
+                }
             }
         }
     }

@@ -5,7 +5,13 @@
 //! Which devices: those [`Reach::read`] allows (see `system/scope.rs`), and of those
 //! - GPTs on whole disks (not partitions), held or not;
 //! - signatures on devices nothing holds (a dm member's first bytes belong to the device
-//!   above it, which is read itself);
+//!   above it, which is read itself), and on those held only by LVM's dm devices (an
+//!   active LV's PVs: [`Reach::own_head`]);
+//! - LVM: a head that carries an LVM2 label is a PV ([`crate::lvm::read_pv`] reads its
+//!   metadata areas through the same descriptor); a PV whose label or metadata is
+//!   damaged is recorded with the error, never fails the probe. Its signature
+//!   (`LVM2_member`) is a filesystem signature like any other, so nothing is made over
+//!   it unknowingly;
 //! - never empty devices, nor removable ones (we never manage them, and reading an empty
 //!   drive can stall);
 //! - never a suspended dm device or one stacked on it ([`Reach::blocked`]): a read waits
@@ -19,7 +25,8 @@
 
 use super::sysfs::Dir;
 use super::{fs, gpt};
-use crate::actual::{BlockDevice, Filesystem, PartitionTable, Unreadable};
+use crate::actual::lvm::{Pv, Vg};
+use crate::actual::{BlockDevice, Devno, Filesystem, PartitionTable, Unreadable};
 use crate::system::scope::Reach;
 use std::fs::File;
 use std::io::{self, ErrorKind};
@@ -51,6 +58,19 @@ pub struct Contents {
     pub filesystems: Vec<Filesystem>,
     /// Devices in scope that could not be read, with why.
     pub unreadable: Vec<Unreadable>,
+    /// Devices that carry an LVM2 label.
+    pub pvs: Vec<Pv>,
+    /// The VG metadata read from them, a copy per PV ([`crate::actual::Lvm::assemble`]
+    /// makes them one VG each).
+    pub vg_copies: Vec<Vg>,
+}
+
+/// What one device holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Found {
+    table: Option<PartitionTable>,
+    fs: Option<Filesystem>,
+    pv: Option<(Pv, Option<Vg>)>,
 }
 
 /// Read the devices of `blocks` that `reach` allows; `sys` is where sysfs is mounted.
@@ -71,7 +91,7 @@ pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>
             continue;
         }
         let whole = b.partition.is_none();
-        let signature = b.holders.is_empty();
+        let signature = b.holders.is_empty() || reach.own_head.contains(&b.devno);
         if !(whole || signature) || removable(sys, b) {
             continue;
         }
@@ -83,9 +103,13 @@ pub fn read(blocks: &[BlockDevice], reach: &Reach, sys: &Path, open: &Opener<'_>
             continue;
         }
         match read_one(b, whole, signature, sys, open) {
-            Ok((table, fs)) => {
-                out.partition_tables.extend(table);
-                out.filesystems.extend(fs);
+            Ok(found) => {
+                out.partition_tables.extend(found.table);
+                out.filesystems.extend(found.fs);
+                if let Some((pv, vg)) = found.pv {
+                    out.pvs.push(pv);
+                    out.vg_copies.extend(vg);
+                }
             }
             Err(e) => out.unreadable.push(unreadable(e)),
         }
@@ -150,7 +174,7 @@ fn read_one(
     signature: bool,
     sys: &Path,
     open: &Opener<'_>,
-) -> Result<(Option<PartitionTable>, Option<Filesystem>), String> {
+) -> Result<Found, String> {
     let mut file = None;
     for path in std::iter::once(&b.path).chain(&b.aliases) {
         // the path is in the message only when it is not the device's own
@@ -166,7 +190,7 @@ fn read_one(
             }
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             // no medium: nothing to read
-            Err(e) if e.raw_os_error() == Some(libc::ENOMEDIUM) => return Ok((None, None)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEDIUM) => return Ok(Found::default()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => {
                 return Err(format!(
                     "opening it{via}: {e}: it went away during the probe"
@@ -194,19 +218,58 @@ fn read_one(
         Ok(None) => return Err(format!("its node{via} is not a block device")),
         Err(e) => return Err(format!("fstat of its node{via}: {e}")),
     }
+    read_opened(&mut file, b, whole, signature, &via)
+}
+
+/// What the opened device `b` holds: its GPT (`whole`), its signature and PV
+/// (`signature`); `via` names the path it was opened through, if not its own.
+fn read_opened(
+    file: &mut File,
+    b: &BlockDevice,
+    whole: bool,
+    signature: bool,
+    via: &str,
+) -> Result<Found, String> {
     let table = if whole {
-        gpt::read_table(&mut file, b.devno).map_err(|e| format!("reading its GPT{via}: {e}"))?
+        gpt::read_table(file, b.devno).map_err(|e| format!("reading its GPT{via}: {e}"))?
     } else {
         None
     };
-    let fs = if signature {
-        let head =
-            fs::read_head(&file).map_err(|e| format!("reading its first bytes{via}: {e}"))?;
-        fs::parse_superblock(&head, b.devno)
+    let (fs, pv) = if signature {
+        let head = fs::read_head(file).map_err(|e| format!("reading its first bytes{via}: {e}"))?;
+        let pv = read_pv(file, b, &head);
+        (fs::parse_superblock(&head, b.devno), pv)
     } else {
-        None
+        (None, None)
     };
-    Ok((table, fs))
+    Ok(Found { table, fs, pv })
+}
+
+/// The PV on `b` if its `head` carries an LVM2 label, and the VG its metadata
+/// describes; the metadata areas are read through `file`. A damaged label or metadata
+/// area is a PV with its error (and no VG).
+fn read_pv(file: &File, b: &BlockDevice, head: &[u8]) -> Option<(Pv, Option<Vg>)> {
+    let mut read = |offset: u64, len: usize| fs::read_at(file, offset, len);
+    match crate::lvm::read_pv(&b.path, head, &mut read) {
+        Ok(None) => None,
+        Ok(Some(pv)) => Some(Pv::found(b.devno, &pv)),
+        Err(e) => {
+            let label = crate::lvm::read_label(head).ok().flatten();
+            Some((
+                Pv::damaged(b.devno, label.as_ref(), e.error.to_string()),
+                None,
+            ))
+        }
+    }
+}
+
+/// The PV on `device` in `prev` and the VG it belongs to there, as [`read`] gives them
+/// (for a re-probe that keeps what it did not read again; the VG kept is the newest copy
+/// `prev` had, which stands for this PV's own).
+pub fn kept_pv(prev: &crate::actual::Actual, device: Devno) -> Option<(Pv, Option<Vg>)> {
+    let pv = prev.pv(device)?.clone();
+    let vg = pv.vg.as_deref().and_then(|n| prev.vg(n)).cloned();
+    Some((pv, vg))
 }
 
 #[cfg(test)]

@@ -274,6 +274,7 @@ impl RealSystem {
         a.partition_tables = contents.partition_tables;
         a.filesystems = contents.filesystems;
         a.unreadable = contents.unreadable;
+        a.lvm = crate::actual::Lvm::assemble(contents.pvs, contents.vg_copies);
         self.record
             .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
         a.files = self.record.part("files", || files::probe(&self.root))?;

@@ -118,6 +118,10 @@ impl RealSystem {
                             .filter(|f| f.device == b.devno)
                             .cloned(),
                     );
+                    if let Some((pv, vg)) = content::kept_pv(prev, b.devno) {
+                        out.pvs.push(pv);
+                        out.vg_copies.extend(vg);
+                    }
                 } else {
                     let c = content::read(
                         std::slice::from_ref(b),
@@ -128,6 +132,8 @@ impl RealSystem {
                     out.partition_tables.extend(c.partition_tables);
                     out.filesystems.extend(c.filesystems);
                     out.unreadable.extend(c.unreadable);
+                    out.pvs.extend(c.pvs);
+                    out.vg_copies.extend(c.vg_copies);
                 }
             }
             out
@@ -135,6 +141,7 @@ impl RealSystem {
         a.partition_tables = contents.partition_tables;
         a.filesystems = contents.filesystems;
         a.unreadable = contents.unreadable;
+        a.lvm = crate::actual::Lvm::assemble(contents.pvs, contents.vg_copies);
         if t.mounts || reach.read != before.read {
             // a mount's root is read when the scope reaches its device: read it for a
             // mount that is new, or whose device came into reach, or that the step

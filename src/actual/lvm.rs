@@ -1,0 +1,281 @@
+//! LVM as the devices' own bytes tell it: the PVs the probe found (one per device that
+//! carries an LVM2 label) and the volume groups their metadata describes, with their
+//! logical volumes and segments. Read from disk by the probe (`system/real/content.rs`
+//! through [`crate::lvm::read_pv`]), never from an `lvm` command.
+//!
+//! A VG is known by its uuid: the copies of its metadata on its PVs are one VG, and the
+//! copy with the highest `seqno` is the one kept (as LVM does). An active LV is the dm
+//! device whose uuid is [`Lv::dm_uuid`].
+
+use super::Devno;
+use crate::lvm::{PvLabel, PvOnDisk, VolumeGroup};
+use crate::units::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The PVs and VGs found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Lvm {
+    /// The devices that carry an LVM2 label, by device.
+    #[serde(default)]
+    pub pvs: Vec<Pv>,
+    /// The volume groups their metadata describes, each once.
+    #[serde(default)]
+    pub vgs: Vec<Vg>,
+}
+
+/// A device that carries an LVM2 label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pv {
+    /// The device.
+    pub device: Devno,
+    /// The PV uuid (with dashes); `None` when the label itself is damaged (`error`).
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// Where its first extent starts (the label's first data area).
+    #[serde(default)]
+    pub pe_start: Option<Bytes>,
+    /// The device size the label records.
+    #[serde(default)]
+    pub dev_size: Option<Bytes>,
+    /// The name of the VG its metadata places it in; `None` for a PV in no VG, or when
+    /// its metadata could not be read (`error`).
+    #[serde(default)]
+    pub vg: Option<String>,
+    /// Why its label or metadata could not be read (a checksum, a field the format does
+    /// not allow, a read error), for people; what is on it is then not fully known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A volume group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vg {
+    /// Its name.
+    pub name: String,
+    /// Its uuid (with dashes).
+    pub uuid: String,
+    /// The sequence number of the metadata kept (the highest of its copies).
+    pub seqno: u64,
+    /// The size of an extent.
+    pub extent_size: Bytes,
+    /// Its PVs, in the metadata's order.
+    pub pvs: Vec<VgPv>,
+    /// Its logical volumes, in the metadata's order.
+    #[serde(default)]
+    pub lvs: Vec<Lv>,
+}
+
+/// A PV as its VG's metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VgPv {
+    /// Its uuid (with dashes).
+    pub uuid: String,
+    /// The device where the probe found its label; `None` when it was not found (not in
+    /// the probe's scope, or missing).
+    #[serde(default)]
+    pub device: Option<Devno>,
+    /// Where its first extent starts.
+    pub pe_start: Bytes,
+    /// How many extents it holds.
+    pub pe_count: u64,
+}
+
+/// A logical volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lv {
+    /// Its name.
+    pub name: String,
+    /// Its uuid (with dashes).
+    pub uuid: String,
+    /// Its segments, by start extent.
+    pub segments: Vec<LvSegment>,
+}
+
+/// A segment of a logical volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvSegment {
+    /// Its first extent in the LV.
+    pub start_extent: u64,
+    /// How many extents of the LV it maps.
+    pub extent_count: u64,
+    /// Its type (`striped`, also for a linear one; `thin`, `raid1`, ...).
+    #[serde(rename = "type")]
+    pub segtype: String,
+    /// Stripes (1 for linear).
+    pub stripe_count: u64,
+    /// The stripe size (LVM's chunk), with two stripes or more.
+    #[serde(default)]
+    pub stripe_size: Option<Bytes>,
+    /// Where each stripe lies.
+    pub stripes: Vec<LvStripe>,
+}
+
+/// Where one stripe of a segment lies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvStripe {
+    /// The PV's uuid (with dashes).
+    pub pv: String,
+    /// Its first extent on that PV.
+    pub offset: u64,
+}
+
+impl Lvm {
+    /// Nothing found.
+    pub fn is_empty(&self) -> bool {
+        self.pvs.is_empty() && self.vgs.is_empty()
+    }
+    /// The VG named `name` (the first, should two VGs share it).
+    pub fn vg(&self, name: &str) -> Option<&Vg> {
+        self.vgs.iter().find(|v| v.name == name)
+    }
+    /// The VG whose uuid is `uuid`.
+    pub fn vg_by_uuid(&self, uuid: &str) -> Option<&Vg> {
+        self.vgs.iter().find(|v| v.uuid == uuid)
+    }
+    /// The LV `lv` of the VG named `vg`, with its VG.
+    pub fn lv(&self, vg: &str, lv: &str) -> Option<(&Vg, &Lv)> {
+        let vg = self.vg(vg)?;
+        Some((vg, vg.lv(lv)?))
+    }
+    /// The PV on device `devno`.
+    pub fn pv(&self, devno: Devno) -> Option<&Pv> {
+        self.pvs.iter().find(|p| p.device == devno)
+    }
+    /// The PV whose uuid is `uuid`.
+    pub fn pv_by_uuid(&self, uuid: &str) -> Option<&Pv> {
+        self.pvs.iter().find(|p| p.uuid.as_deref() == Some(uuid))
+    }
+
+    /// The PVs and VGs from what each device held: `pvs` one per device, `copies` the
+    /// VG metadata read from them (several copies of one VG, older ones too). Copies are
+    /// one VG by uuid, the highest `seqno` kept; each VG's PVs get the device where
+    /// their label was found.
+    pub fn assemble(pvs: Vec<Pv>, copies: Vec<Vg>) -> Lvm {
+        let mut vgs: Vec<Vg> = Vec::new();
+        for copy in copies {
+            match vgs.iter_mut().find(|v| v.uuid == copy.uuid) {
+                Some(v) if copy.seqno > v.seqno => *v = copy,
+                Some(_) => {}
+                None => vgs.push(copy),
+            }
+        }
+        for vg in &mut vgs {
+            for pv in &mut vg.pvs {
+                pv.device = pvs
+                    .iter()
+                    .find(|p| p.uuid.as_deref() == Some(pv.uuid.as_str()))
+                    .map(|p| p.device);
+            }
+        }
+        Lvm { pvs, vgs }
+    }
+}
+
+impl Vg {
+    /// The LV named `name`.
+    pub fn lv(&self, name: &str) -> Option<&Lv> {
+        self.lvs.iter().find(|l| l.name == name)
+    }
+    /// The PV whose uuid is `uuid`.
+    pub fn pv(&self, uuid: &str) -> Option<&VgPv> {
+        self.pvs.iter().find(|p| p.uuid == uuid)
+    }
+    /// The VG as the metadata text `vg` describes it (no PV's device known yet).
+    pub fn from_metadata(vg: &VolumeGroup) -> Vg {
+        let uuid_of = |name: &str| {
+            vg.pv(name)
+                .map_or_else(|| name.to_string(), |p| p.id.clone())
+        };
+        Vg {
+            name: vg.name.clone(),
+            uuid: vg.id.clone(),
+            seqno: vg.seqno,
+            extent_size: vg.extent_bytes(),
+            pvs: vg
+                .physical_volumes
+                .iter()
+                .map(|p| VgPv {
+                    uuid: p.id.clone(),
+                    device: None,
+                    pe_start: p.pe_start.bytes(),
+                    pe_count: p.pe_count,
+                })
+                .collect(),
+            lvs: vg
+                .logical_volumes
+                .iter()
+                .map(|l| Lv {
+                    name: l.name.clone(),
+                    uuid: l.id.clone(),
+                    segments: l
+                        .segments
+                        .iter()
+                        .map(|s| LvSegment {
+                            start_extent: s.start_extent,
+                            extent_count: s.extent_count,
+                            segtype: s.segtype.clone(),
+                            stripe_count: s.stripe_count.unwrap_or(s.stripes.len() as u64),
+                            stripe_size: s.stripe_size.map(|x| x.bytes()),
+                            stripes: s
+                                .stripes
+                                .iter()
+                                .map(|st| LvStripe {
+                                    pv: uuid_of(&st.pv),
+                                    offset: st.offset,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Lv {
+    /// The uuid of its dm device when active: `LVM-` + the VG's uuid + its own, without
+    /// dashes (what `lvm` gives the dm device of an LV).
+    pub fn dm_uuid(&self, vg: &Vg) -> String {
+        format!(
+            "LVM-{}{}",
+            vg.uuid.replace('-', ""),
+            self.uuid.replace('-', "")
+        )
+    }
+    /// Its size in extents.
+    pub fn extent_count(&self) -> u64 {
+        self.segments.iter().map(|s| s.extent_count).sum()
+    }
+}
+
+impl Pv {
+    /// The PV on `device` as [`crate::lvm::read_pv`] found it: its record and the VG
+    /// its metadata describes (if any).
+    pub fn found(device: Devno, pv: &PvOnDisk) -> (Pv, Option<Vg>) {
+        let vg = pv.vg.as_ref().map(Vg::from_metadata);
+        (
+            Pv {
+                device,
+                uuid: Some(pv.label.uuid()),
+                pe_start: pv.label.pe_start(),
+                dev_size: Some(pv.label.device_size),
+                vg: vg.as_ref().map(|v| v.name.clone()),
+                error: None,
+            },
+            vg,
+        )
+    }
+
+    /// A device whose LVM2 label or metadata could not be read: `label` if the label
+    /// itself was, `error` what failed.
+    pub fn damaged(device: Devno, label: Option<&PvLabel>, error: String) -> Pv {
+        Pv {
+            device,
+            uuid: label.map(PvLabel::uuid),
+            pe_start: label.and_then(PvLabel::pe_start),
+            dev_size: label.map(|l| l.device_size),
+            vg: None,
+            error: Some(error),
+        }
+    }
+}
