@@ -497,7 +497,7 @@ mod tests {
             let open = |p: &str| Err(errno(p));
             let reach = Reach {
                 read: BTreeSet::from([b.devno]),
-                blocked: Default::default(),
+                ..Reach::default()
             };
             read(std::slice::from_ref(b), &reach, &sys, &open)
         };
@@ -539,5 +539,225 @@ mod tests {
         );
         let c = one(&b, |_| io::Error::from_raw_os_error(libc::ENOMEDIUM));
         assert_eq!(c, Contents::default());
+    }
+
+    /// A block device for a fixture file: `pmemN`, nothing holding it.
+    fn pmem(n: u32) -> BlockDevice {
+        BlockDevice {
+            name: format!("pmem{n}"),
+            devno: Devno {
+                major: 259,
+                minor: n,
+            },
+            path: format!("/dev/pmem{n}"),
+            aliases: Vec::new(),
+            size: crate::units::Sectors(524288),
+            dax: true,
+            holders: Vec::new(),
+            partition: None,
+            max_sectors_kb: None,
+        }
+    }
+
+    fn lvm_fixture(name: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/lvm")
+            .join(name);
+        std::fs::read(p).expect("fixture")
+    }
+
+    /// What the content reader finds in `bytes` as the content of `b` (written to a
+    /// file of their own, opened as the probe opens a device, its signature read; the
+    /// node check of `read_one` needs a block device, so it starts after it).
+    fn found_in(b: &BlockDevice, bytes: &[u8]) -> Found {
+        let dir = std::env::temp_dir().join(format!("pmem-stack-lvm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join(&b.name);
+        std::fs::write(&p, bytes).expect("write");
+        // the fixtures are cut after their last non-zero byte: the rest of the 256 MiB
+        // device was zeros (a sparse file here)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(256 << 20))
+            .expect("set_len");
+        let mut f = open_device(&p.to_string_lossy()).expect("open");
+        let found = read_opened(&mut f, b, false, true, "").expect("read");
+        let _ = std::fs::remove_file(&p);
+        found
+    }
+
+    /// The PVs and VGs the content reader finds in the fixtures, one device each.
+    fn lvm_of(devices: &[(BlockDevice, Vec<u8>)]) -> (crate::actual::Lvm, Vec<Filesystem>) {
+        let mut c = Contents::default();
+        for (b, bytes) in devices {
+            let found = found_in(b, bytes);
+            c.filesystems.extend(found.fs);
+            if let Some((pv, vg)) = found.pv {
+                c.pvs.push(pv);
+                c.vg_copies.extend(vg);
+            }
+        }
+        (
+            crate::actual::Lvm::assemble(c.pvs, c.vg_copies),
+            c.filesystems,
+        )
+    }
+
+    const PV0: &str = "xF2XA4-lZKO-PKba-OwDq-3Gdr-cJPC-jcS068";
+    const PV1: &str = "fBURPP-EAn0-unZc-wofc-3bEA-S8hR-I9huof";
+
+    /// `vgp` over two PVs (`--dataalignment 2m`) and `vgd` with LVM's default alignment:
+    /// each PV with its uuid, pe_start, size and VG; `vgp` once, from both copies, its
+    /// PVs found on their devices; its LVs and their segments as `lvs --segments` showed
+    /// them; each PV's signature is `LVM2_member`.
+    #[test]
+    fn pvs_vgs_and_lvs_from_the_fixtures() {
+        let (lvm, fs) = lvm_of(&[
+            (pmem(0), lvm_fixture("vgp-pv0.bin")),
+            (pmem(1), lvm_fixture("vgp-pv1.bin")),
+            (pmem(2), lvm_fixture("vgd-pv0.bin")),
+        ]);
+        let mib = |n: u64| crate::units::Bytes(n << 20);
+        assert_eq!(lvm.pvs.len(), 3);
+        let pv = |n: u32| lvm.pv(pmem(n).devno).expect("pv");
+        assert_eq!(pv(0).uuid.as_deref(), Some(PV0));
+        assert_eq!(pv(1).uuid.as_deref(), Some(PV1));
+        assert_eq!(
+            pv(2).uuid.as_deref(),
+            Some("96b3Nm-GCwe-bBHd-p1cp-mG4e-kMBr-IbKVH5")
+        );
+        for n in [0, 1] {
+            assert_eq!(pv(n).pe_start, Some(mib(2)));
+            assert_eq!(pv(n).vg.as_deref(), Some("vgp"));
+        }
+        // LVM's default: the data area at 1 MiB, not 2 MiB aligned
+        assert_eq!(pv(2).pe_start, Some(mib(1)));
+        assert_eq!(pv(2).vg.as_deref(), Some("vgd"));
+        assert!(lvm.pvs.iter().all(|p| p.dev_size == Some(mib(256))));
+        assert!(lvm.pvs.iter().all(|p| p.error.is_none()));
+        assert_eq!(fs.len(), 3);
+        assert!(fs.iter().all(|f| f.fstype == "LVM2_member"));
+
+        assert_eq!(lvm.vgs.len(), 2);
+        let vgp = lvm.vg("vgp").expect("vgp");
+        assert_eq!(vgp.uuid, "P2YlIl-DoYe-fWY3-ky9O-NMmI-3zIj-1KhTDX");
+        assert_eq!(vgp.seqno, 3);
+        assert_eq!(vgp.extent_size, mib(4));
+        let pvs: Vec<(&str, Option<Devno>, crate::units::Bytes, u64)> = vgp
+            .pvs
+            .iter()
+            .map(|p| (p.uuid.as_str(), p.device, p.pe_start, p.pe_count))
+            .collect();
+        assert_eq!(
+            pvs,
+            [
+                (PV0, Some(pmem(0).devno), mib(2), 63),
+                (PV1, Some(pmem(1).devno), mib(2), 63)
+            ]
+        );
+        let names: Vec<&str> = vgp.lvs.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["lvs", "lvl"]);
+
+        let (_, lvs) = lvm.lv("vgp", "lvs").expect("lvs");
+        assert_eq!(lvs.uuid, "tBS1by-Sh0G-f0vp-SLV9-B0Mf-CKOl-QtorXp");
+        assert_eq!(lvs.segments.len(), 1);
+        let s = &lvs.segments[0];
+        assert_eq!(
+            (s.start_extent, s.extent_count, s.segtype.as_str()),
+            (0, 16, "striped")
+        );
+        assert_eq!((s.stripe_count, s.stripe_size), (2, Some(mib(2))));
+        let stripes: Vec<(&str, u64)> = s
+            .stripes
+            .iter()
+            .map(|x| (x.pv.as_str(), x.offset))
+            .collect();
+        assert_eq!(stripes, [(PV0, 0), (PV1, 0)]);
+        assert_eq!(
+            lvs.dm_uuid(vgp),
+            "LVM-P2YlIlDoYefWY3ky9ONMmI3zIj1KhTDXtBS1bySh0Gf0vpSLV9B0MfCKOlQtorXp"
+        );
+
+        let (_, lvl) = lvm.lv("vgp", "lvl").expect("lvl");
+        assert_eq!(lvl.uuid, "aXQiHo-z3s1-Zec2-2gKA-zN1b-R8dx-chxaCA");
+        let s = &lvl.segments[0];
+        assert_eq!(
+            (s.start_extent, s.extent_count, s.segtype.as_str()),
+            (0, 8, "striped")
+        );
+        assert_eq!((s.stripe_count, s.stripe_size), (1, None));
+        assert_eq!(s.stripes[0].pv, PV0);
+        assert_eq!(s.stripes[0].offset, 8);
+
+        let (vgd, lvd) = lvm.lv("vgd", "lvd").expect("lvd");
+        assert_eq!(vgd.seqno, 2);
+        assert_eq!(vgd.pvs[0].pe_start, mib(1));
+        assert_eq!(lvd.extent_count(), 25);
+        assert!(lvm.lv("vgd", "lvs").is_none() && lvm.vg("vgx").is_none());
+    }
+
+    /// The copy with the highest seqno wins, whichever PV it is on; a copy of another
+    /// VG's uuid under the same name stays another VG.
+    #[test]
+    fn the_newest_copy_of_a_vg_is_kept() {
+        let (lvm, _) = lvm_of(&[
+            (pmem(0), lvm_fixture("vgp-pv0.bin")),
+            (pmem(1), lvm_fixture("vgp-pv1.bin")),
+        ]);
+        let vgp = lvm.vg("vgp").expect("vgp").clone();
+        let mut newer = vgp.clone();
+        newer.seqno = 4;
+        newer.lvs.pop();
+        let mut other = vgp.clone();
+        other.uuid = "other".into();
+        let a = crate::actual::Lvm::assemble(
+            lvm.pvs.clone(),
+            vec![vgp.clone(), newer.clone(), vgp.clone(), other],
+        );
+        assert_eq!(a.vgs.len(), 2);
+        assert_eq!(a.vgs[0].seqno, 4);
+        assert_eq!(a.vgs[0].lvs.len(), 1);
+        assert_eq!(a.vgs[0].pvs[1].device, Some(pmem(1).devno));
+        assert_eq!(a.vg_by_uuid("other").map(|v| v.seqno), Some(3));
+    }
+
+    /// A PV whose metadata text is damaged (a byte changed: its checksum fails) or whose
+    /// label is: recorded with the error, the probe goes on; the VG is still known from
+    /// its other PV, which also finds the damaged one's device by its label's uuid.
+    #[test]
+    fn a_damaged_pv_is_recorded_with_its_error() {
+        let mut text = lvm_fixture("vgp-pv1.bin");
+        let end = text.len();
+        text[end - 100] ^= 0x20; // in the current text, which runs to the end
+        let mut label = lvm_fixture("vgd-pv0.bin");
+        label[512 + 100] ^= 0xff;
+        let (lvm, fs) = lvm_of(&[
+            (pmem(0), lvm_fixture("vgp-pv0.bin")),
+            (pmem(1), text),
+            (pmem(2), label),
+        ]);
+        let pv1 = lvm.pv(pmem(1).devno).expect("pv1");
+        assert_eq!(pv1.uuid.as_deref(), Some(PV1));
+        assert_eq!(pv1.vg, None);
+        let e = pv1.error.as_deref().expect("an error");
+        assert!(e.contains("checksum"), "{e}");
+        let pv2 = lvm.pv(pmem(2).devno).expect("pv2");
+        assert_eq!((pv2.uuid.as_deref(), pv2.pe_start), (None, None));
+        let e = pv2.error.as_deref().expect("an error");
+        assert!(e.contains("label"), "{e}");
+        // vgp from pv0's copy, both its PVs found; vgd not known
+        let vgp = lvm.vg("vgp").expect("vgp");
+        assert!(vgp.pvs.iter().all(|p| p.device.is_some()));
+        assert_eq!(lvm.vgs.len(), 1);
+        // still LVM2_member by its magic: nothing is made over it unknowingly
+        assert_eq!(fs.len(), 3);
+    }
+
+    /// A device that is no PV gives none (a head without the label).
+    #[test]
+    fn no_label_no_pv() {
+        let found = found_in(&pmem(5), &vec![0u8; 8192]);
+        assert_eq!(found, Found::default());
     }
 }
