@@ -279,3 +279,102 @@ impl Pv {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actual::{Actual, BlockDevice, DmDevice};
+    use crate::units::Sectors;
+
+    fn block(name: &str, minor: u32, holders: &[&str]) -> BlockDevice {
+        BlockDevice {
+            name: name.into(),
+            devno: Devno { major: 259, minor },
+            path: format!("/dev/{name}"),
+            aliases: Vec::new(),
+            size: Sectors(8),
+            dax: true,
+            holders: holders.iter().map(|h| h.to_string()).collect(),
+            partition: None,
+            max_sectors_kb: None,
+        }
+    }
+
+    fn dm(name: &str, minor: u32, uuid: &str) -> DmDevice {
+        DmDevice {
+            name: name.into(),
+            devno: Devno { major: 259, minor },
+            uuid: Some(uuid.into()),
+            table: Default::default(),
+            suspended: false,
+            open_count: 1,
+        }
+    }
+
+    /// An LV's active dm device is found by its dm uuid; a device held only by LVM's dm
+    /// devices is a PV whose head is its own, one held by another dm device is not.
+    #[test]
+    fn an_active_lv_and_the_pvs_under_it() {
+        let lv = Lv {
+            name: "lvs".into(),
+            uuid: "tBS1by-Sh0G".into(),
+            segments: Vec::new(),
+        };
+        let vg = Vg {
+            name: "vgp".into(),
+            uuid: "P2YlIl-DoYe".into(),
+            seqno: 3,
+            extent_size: Bytes(4 << 20),
+            pvs: Vec::new(),
+            lvs: vec![lv],
+        };
+        let a = Actual {
+            block_devices: vec![
+                block("pmem0", 0, &["dm-0"]),
+                block("pmem1", 1, &["dm-0", "dm-1"]),
+                block("dm-0", 10, &[]),
+                block("dm-1", 11, &[]),
+                block("pmem2", 2, &[]),
+            ],
+            dm_devices: vec![
+                dm("vgp-lvs", 10, "LVM-P2YlIlDoYetBS1bySh0G"),
+                dm("s", 11, "PMEMSTACK-s"),
+            ],
+            lvm: Lvm {
+                pvs: Vec::new(),
+                vgs: vec![vg],
+            },
+            ..Actual::default()
+        };
+        assert_eq!(
+            a.lv_dm("vgp", "lvs").map(|d| d.name.as_str()),
+            Some("vgp-lvs")
+        );
+        assert!(a.lv_dm("vgp", "lvx").is_none());
+        let held = |n: &str| a.held_only_by_lvm(a.block_named(n).expect("listed"));
+        assert!(held("pmem0"));
+        assert!(!held("pmem1"));
+        assert!(!held("pmem2"));
+    }
+
+    /// A snapshot without `lvm` (from before it was probed) reads as no LVM, and one
+    /// without LVM is written without it; one with it reads back the same.
+    #[test]
+    fn snapshots_with_and_without_lvm() {
+        let a: Actual = serde_json::from_str("{}").expect("empty snapshot");
+        assert!(a.lvm.is_empty());
+        let text = serde_json::to_string(&a).expect("json");
+        assert!(!text.contains("lvm"), "{text}");
+        let mut b = a.clone();
+        b.lvm.pvs.push(Pv::damaged(
+            Devno {
+                major: 259,
+                minor: 0,
+            },
+            None,
+            "label sector: checksum".into(),
+        ));
+        let text = serde_json::to_string(&b).expect("json");
+        assert_eq!(serde_json::from_str::<Actual>(&text).expect("reads"), b);
+    }
+}

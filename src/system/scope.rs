@@ -15,6 +15,9 @@
 //!   devices over them, kpartx-style mappings, partitions of those): what the planner's
 //!   content-at-risk walk (`lost_with`) visits.
 //!
+//! A device held by dm devices has its signature read only when every holder is an
+//! LV's (dm uuid `LVM-`): its first bytes are its own PV label ([`Reach::own_head`]).
+//!
 //! Of those, a suspended dm device and anything stacked on one (through `holders` and
 //! partition parents, transitively) is never opened: [`Reach::blocked`] says why, and
 //! the probe records it as unreadable.
