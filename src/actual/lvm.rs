@@ -284,20 +284,9 @@ impl Pv {
 mod tests {
     use super::*;
     use crate::actual::{Actual, BlockDevice, DmDevice};
-    use crate::units::Sectors;
 
     fn block(name: &str, minor: u32, holders: &[&str]) -> BlockDevice {
-        BlockDevice {
-            name: name.into(),
-            devno: Devno { major: 259, minor },
-            path: format!("/dev/{name}"),
-            aliases: Vec::new(),
-            size: Sectors(8),
-            dax: true,
-            holders: holders.iter().map(|h| h.to_string()).collect(),
-            partition: None,
-            max_sectors_kb: None,
-        }
+        BlockDevice::for_test(name, Devno { major: 259, minor }, holders)
     }
 
     fn dm(name: &str, minor: u32, uuid: &str) -> DmDevice {

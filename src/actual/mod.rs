@@ -217,6 +217,24 @@ pub struct BlockDevice {
     pub max_sectors_kb: Option<u32>,
 }
 
+#[cfg(test)]
+impl BlockDevice {
+    /// A DAX-capable whole disk of 8 sectors at `/dev/NAME`, held by `holders`.
+    pub(crate) fn for_test(name: &str, devno: Devno, holders: &[&str]) -> BlockDevice {
+        BlockDevice {
+            name: name.into(),
+            devno,
+            path: format!("/dev/{name}"),
+            aliases: Vec::new(),
+            size: Sectors(8),
+            dax: true,
+            holders: holders.iter().map(|h| h.to_string()).collect(),
+            partition: None,
+            max_sectors_kb: None,
+        }
+    }
+}
+
 /// Whether `name` is a [`partition_name`] of a partition of `disk`.
 pub fn mapping_prefix_matches(disk: &str, name: &str) -> bool {
     let Some(rest) = name.strip_prefix(disk) else {

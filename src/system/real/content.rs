@@ -543,20 +543,11 @@ mod tests {
 
     /// A block device for a fixture file: `pmemN`, nothing holding it.
     fn pmem(n: u32) -> BlockDevice {
-        BlockDevice {
-            name: format!("pmem{n}"),
-            devno: Devno {
-                major: 259,
-                minor: n,
-            },
-            path: format!("/dev/pmem{n}"),
-            aliases: Vec::new(),
-            size: crate::units::Sectors(524288),
-            dax: true,
-            holders: Vec::new(),
-            partition: None,
-            max_sectors_kb: None,
-        }
+        let devno = Devno {
+            major: 259,
+            minor: n,
+        };
+        BlockDevice::for_test(&format!("pmem{n}"), devno, &[])
     }
 
     fn lvm_fixture(name: &str) -> Vec<u8> {
