@@ -65,6 +65,44 @@ pub struct DeviceSpec {
     pub chunk: Sectors,
 }
 
+/// An LVM volume group to have (validated; not planned yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeGroupSpec {
+    /// VG name.
+    pub name: String,
+    /// Its physical volumes, in order.
+    pub pvs: Vec<DevRef>,
+    /// Physical extent size (a multiple of 2 MiB).
+    pub extent_size: Bytes,
+}
+
+/// An LVM logical volume to have (validated; not planned yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogicalVolumeSpec {
+    /// LV name, unique within its VG.
+    pub name: String,
+    /// The VG that holds it.
+    pub vg: String,
+    /// Size; `None` = the rest of the VG.
+    pub size: Option<Bytes>,
+    /// Stripes (1 = linear).
+    pub stripes: u32,
+    /// Stripe size (striped only).
+    pub stripe_size: Bytes,
+}
+
+impl LogicalVolumeSpec {
+    /// The path udev gives it, `/dev/VG/LV`: what a `VG/LV` reference resolves to.
+    pub fn dev_path(&self) -> String {
+        lv_dev_path(&self.vg, &self.name)
+    }
+}
+
+/// `/dev/VG/LV`.
+pub fn lv_dev_path(vg: &str, lv: &str) -> String {
+    format!("/dev/{vg}/{lv}")
+}
+
 /// A GPT partition to have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionSpec {
@@ -121,6 +159,12 @@ pub struct Desired {
     pub devices: Vec<DeviceSpec>,
     /// Partitions.
     pub partitions: Vec<PartitionSpec>,
+    /// LVM volume groups (left out when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_groups: Vec<VolumeGroupSpec>,
+    /// LVM logical volumes (left out when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logical_volumes: Vec<LogicalVolumeSpec>,
     /// Filesystems.
     pub filesystems: Vec<FilesystemSpec>,
     /// Mounts.
@@ -162,6 +206,15 @@ impl Desired {
         namespaces.chain(devices).chain(partitions)
     }
 
+    /// The volume group spec called `name`.
+    pub fn volume_group(&self, name: &str) -> Option<&VolumeGroupSpec> {
+        self.volume_groups.iter().find(|n| n.name == name)
+    }
+    /// The logical volume spec whose `/dev/VG/LV` path is `path`.
+    pub fn logical_volume_at(&self, path: &str) -> Option<&LogicalVolumeSpec> {
+        self.logical_volumes.iter().find(|l| l.dev_path() == path)
+    }
+
     /// The devices the declarations use: dm members, partition disks, filesystem and
     /// mount devices (by any reference: declared objects or paths).
     pub fn used_devices(&self) -> impl Iterator<Item = &DevRef> + '_ {
@@ -196,6 +249,20 @@ pub fn role_conflicts<K: Ord>(
                 ));
             } else {
                 let me = format!("a member of dm device {:?} (devices[{i}])", dev.name);
+                user.insert(k, (me, false));
+            }
+        }
+    }
+    for (i, vg) in d.volume_groups.iter().enumerate() {
+        for (j, pv) in vg.pvs.iter().enumerate() {
+            let Some(k) = key(pv) else { continue };
+            if let Some((first, _)) = user.get(&k) {
+                out.push((
+                    format!("volume_groups[{i}].pvs[{j}]"),
+                    format!("{pv} is already {first}; it cannot also be a PV"),
+                ));
+            } else {
+                let me = format!("a PV of volume group {:?} (volume_groups[{i}])", vg.name);
                 user.insert(k, (me, false));
             }
         }

@@ -12,8 +12,9 @@
 //! fields come last, and every missing one is named (serde names only the first).
 
 use super::{
-    AnsibleBool, BootArg, DaxMode, DeviceArg, DmTarget, FilesystemArg, FsType, InputError, MapMode,
-    ModuleArgs, MountArg, NamespaceArg, NamespaceMode, PartitionArg, RegionArg, State,
+    AnsibleBool, BootArg, DaxMode, DeviceArg, DmTarget, FilesystemArg, FsType, InputError,
+    LogicalVolumeArg, MapMode, ModuleArgs, MountArg, NamespaceArg, NamespaceMode, PartitionArg,
+    RegionArg, State, VolumeGroupArg,
 };
 use crate::units::SizeArg;
 use serde::de::{DeserializeOwned, Error as _};
@@ -132,6 +133,32 @@ pub struct PartitionDraft {
     pub size: Field<SizeArg>,
 }
 
+/// A volume group item as read ([`VolumeGroupArg`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeGroupDraft {
+    /// `name`.
+    pub name: Option<String>,
+    /// `pvs`, each read on its own.
+    pub pvs: Items<String>,
+    /// `extent_size`.
+    pub extent_size: Field<SizeArg>,
+}
+
+/// A logical volume item as read ([`LogicalVolumeArg`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalVolumeDraft {
+    /// `name`.
+    pub name: Option<String>,
+    /// `vg`.
+    pub vg: Option<String>,
+    /// `size`.
+    pub size: Field<SizeArg>,
+    /// `stripes`.
+    pub stripes: Field<u32>,
+    /// `stripe_size`.
+    pub stripe_size: Field<SizeArg>,
+}
+
 /// A filesystem item as read ([`FilesystemArg`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilesystemDraft {
@@ -167,6 +194,10 @@ pub struct Draft {
     pub devices: Items<DeviceDraft>,
     /// `partitions`.
     pub partitions: Items<PartitionDraft>,
+    /// `volume_groups`.
+    pub volume_groups: Items<VolumeGroupDraft>,
+    /// `logical_volumes`.
+    pub logical_volumes: Items<LogicalVolumeDraft>,
     /// `filesystems`.
     pub filesystems: Items<FilesystemDraft>,
     /// `mounts`.
@@ -188,6 +219,8 @@ impl Default for Draft {
             namespaces: Some(Vec::new()),
             devices: Some(Vec::new()),
             partitions: Some(Vec::new()),
+            volume_groups: Some(Vec::new()),
+            logical_volumes: Some(Vec::new()),
             filesystems: Some(Vec::new()),
             mounts: Some(Vec::new()),
             persist: Field::Absent,
@@ -203,6 +236,8 @@ pub(super) const NAMESPACE_FIELDS: &[&str] =
     &["name", "region", "mode", "size", "align", "map", "uuid"];
 pub(super) const DEVICE_FIELDS: &[&str] = &["name", "target", "members", "chunk"];
 pub(super) const PARTITION_FIELDS: &[&str] = &["name", "disk", "number", "start", "size"];
+pub(super) const VOLUME_GROUP_FIELDS: &[&str] = &["name", "pvs", "extent_size"];
+pub(super) const LOGICAL_VOLUME_FIELDS: &[&str] = &["name", "vg", "size", "stripes", "stripe_size"];
 pub(super) const FILESYSTEM_FIELDS: &[&str] = &["device", "type", "label", "mkfs_options"];
 pub(super) const MOUNT_FIELDS: &[&str] = &["path", "device", "dax", "options"];
 pub(super) const BOOT_FIELDS: &[&str] = &["persist"];
@@ -220,6 +255,19 @@ impl Draft {
                 "devices" => d.devices = read_list(k, v, errors, DEVICE_FIELDS, DeviceDraft::read),
                 "partitions" => {
                     d.partitions = read_list(k, v, errors, PARTITION_FIELDS, PartitionDraft::read)
+                }
+                "volume_groups" => {
+                    d.volume_groups =
+                        read_list(k, v, errors, VOLUME_GROUP_FIELDS, VolumeGroupDraft::read)
+                }
+                "logical_volumes" => {
+                    d.logical_volumes = read_list(
+                        k,
+                        v,
+                        errors,
+                        LOGICAL_VOLUME_FIELDS,
+                        LogicalVolumeDraft::read,
+                    )
                 }
                 "filesystems" => {
                     d.filesystems =
@@ -256,6 +304,8 @@ impl Draft {
             namespaces: complete_items(self.namespaces, NamespaceDraft::into_arg)?,
             devices: complete_items(self.devices, DeviceDraft::into_arg)?,
             partitions: complete_items(self.partitions, PartitionDraft::into_arg)?,
+            volume_groups: complete_items(self.volume_groups, VolumeGroupDraft::into_arg)?,
+            logical_volumes: complete_items(self.logical_volumes, LogicalVolumeDraft::into_arg)?,
             filesystems: complete_items(self.filesystems, FilesystemDraft::into_arg)?,
             mounts: complete_items(self.mounts, MountDraft::into_arg)?,
             boot: BootArg {
@@ -299,6 +349,18 @@ impl From<&ModuleArgs> for Draft {
                 number: Field::from_option(p.number),
                 start: Field::from_option(p.start.clone()),
                 size: Field::from_option(p.size.clone()),
+            }),
+            volume_groups: items(&a.volume_groups, |g| VolumeGroupDraft {
+                name: Some(g.name.clone()),
+                pvs: words(&g.pvs),
+                extent_size: Field::from_option(g.extent_size.clone()),
+            }),
+            logical_volumes: items(&a.logical_volumes, |l| LogicalVolumeDraft {
+                name: Some(l.name.clone()),
+                vg: Some(l.vg.clone()),
+                size: Field::from_option(l.size.clone()),
+                stripes: Field::from_option(l.stripes),
+                stripe_size: Field::from_option(l.stripe_size.clone()),
             }),
             filesystems: items(&a.filesystems, |f| FilesystemDraft {
                 device: Some(f.device.clone()),
@@ -381,6 +443,44 @@ impl PartitionDraft {
             number: self.number.complete()?,
             start: self.start.complete()?,
             size: self.size.complete()?,
+        })
+    }
+}
+
+impl VolumeGroupDraft {
+    fn read(f: &mut Fields) -> Self {
+        VolumeGroupDraft {
+            name: f.required("name"),
+            pvs: f.words("pvs", true),
+            extent_size: f.optional("extent_size"),
+        }
+    }
+    fn into_arg(self) -> Option<VolumeGroupArg> {
+        Some(VolumeGroupArg {
+            name: self.name?,
+            pvs: complete_words(self.pvs)?,
+            extent_size: self.extent_size.complete()?,
+        })
+    }
+}
+
+impl LogicalVolumeDraft {
+    fn read(f: &mut Fields) -> Self {
+        LogicalVolumeDraft {
+            name: f.required("name"),
+            vg: f.required("vg"),
+            size: f.optional("size"),
+            stripes: f.optional("stripes"),
+            stripe_size: f.optional("stripe_size"),
+        }
+    }
+    fn into_arg(self) -> Option<LogicalVolumeArg> {
+        Some(LogicalVolumeArg {
+            name: self.name?,
+            vg: self.vg?,
+            size: self.size.complete()?,
+            stripes: self.stripes.complete()?,
+            stripe_size: self.stripe_size.complete()?,
         })
     }
 }
@@ -682,6 +782,8 @@ mod tests {
             ("NamespaceArg", NAMESPACE_FIELDS),
             ("DeviceArg", DEVICE_FIELDS),
             ("PartitionArg", PARTITION_FIELDS),
+            ("VolumeGroupArg", VOLUME_GROUP_FIELDS),
+            ("LogicalVolumeArg", LOGICAL_VOLUME_FIELDS),
             ("FilesystemArg", FILESYSTEM_FIELDS),
             ("MountArg", MOUNT_FIELDS),
             ("BootArg", BOOT_FIELDS),
@@ -706,6 +808,8 @@ mod tests {
             "namespaces": [{"name": "a", "region": 0, "mode": "fsdax", "size": "2G", "align": "2M", "map": "mem"}],
             "devices": [{"name": "d", "target": "striped", "members": ["a", "/dev/pmem1"], "chunk": "2M"}],
             "partitions": [{"name": "p", "disk": "d", "number": 1, "start": "2M", "size": "64M"}],
+            "volume_groups": [{"name": "vg", "pvs": ["/dev/pmem2", "/dev/pmem3"], "extent_size": "4M"}],
+            "logical_volumes": [{"name": "lv", "vg": "vg", "size": "1G", "stripes": 2, "stripe_size": "2M"}],
             "filesystems": [{"device": "p", "type": "xfs", "label": "x", "mkfs_options": ["-K"]}],
             "mounts": [{"path": "/mnt/x", "device": "p", "dax": "inode", "options": ["noatime"]}],
             "boot": {"persist": "yes"}, "state": "present", "allow_data_loss": 0, "verify_pmd": true

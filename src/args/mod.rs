@@ -275,6 +275,41 @@ pub struct DeviceArg {
     pub chunk: Option<SizeArg>,
 }
 
+/// An LVM volume group to have, over physical volumes it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeGroupArg {
+    /// The VG name (letters, digits and + _ . -, not starting with -, at most 127 characters); its LVs appear as /dev/NAME/LV.
+    pub name: String,
+    /// Its physical volumes: names of fsdax namespaces or partitions from these arguments, or absolute /dev paths.
+    pub pvs: Vec<String>,
+    /// Physical extent size (default 4M; a multiple of 2M, so that every extent starts on a 2 MiB page).
+    #[serde(default)]
+    #[schemars(extend("default" = "4M"))]
+    pub extent_size: Option<SizeArg>,
+}
+
+/// An LVM logical volume to have, referred to elsewhere as `VG/LV`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalVolumeArg {
+    /// The LV name (letters, digits and + _ . -, not starting with -, at most 127 characters), unique within its VG.
+    pub name: String,
+    /// The volume group that holds it: a name from `volume_groups`.
+    pub vg: String,
+    /// Size; default: the rest of the VG.
+    #[serde(default)]
+    pub size: Option<SizeArg>,
+    /// Number of stripes (default 1 = linear; at most the VG's PV count).
+    #[serde(default)]
+    #[schemars(extend("default" = 1))]
+    pub stripes: Option<u32>,
+    /// Stripe size for a striped LV (default 2M; a power of 2 and a multiple of 4K, ideally of 2M).
+    #[serde(default)]
+    #[schemars(extend("default" = "2M"))]
+    pub stripe_size: Option<SizeArg>,
+}
+
 /// A GPT partition to have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -354,6 +389,13 @@ pub struct ModuleArgs {
     /// GPT partitions.
     #[serde(default)]
     pub partitions: Vec<PartitionArg>,
+    /// LVM volume groups (read and validated; not planned yet). Left out of the saved
+    /// state when empty, so that state saved before LVM reads the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_groups: Vec<VolumeGroupArg>,
+    /// LVM logical volumes (read and validated; not planned yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logical_volumes: Vec<LogicalVolumeArg>,
     /// Filesystems.
     #[serde(default)]
     pub filesystems: Vec<FilesystemArg>,
@@ -376,16 +418,18 @@ pub struct ModuleArgs {
 }
 
 /// The top-level option names, as Ansible lists them in its "Unsupported parameters" message.
-pub const OPTION_NAMES: [&str; 9] = [
+pub const OPTION_NAMES: [&str; 11] = [
     "allow_data_loss",
     "boot",
     "devices",
     "filesystems",
+    "logical_volumes",
     "mounts",
     "namespaces",
     "partitions",
     "state",
     "verify_pmd",
+    "volume_groups",
 ];
 
 /// Ansible's internal keys that change what we do.

@@ -14,8 +14,9 @@
 
 use super::desired::no_block_device;
 pub use super::desired::{
-    declared_name, not_dax_capable, role_conflicts, stripes_under, Desired, DevRef, DeviceSpec,
-    FilesystemSpec, MountSpec, NamespaceSpec, PartitionSpec,
+    declared_name, lv_dev_path, not_dax_capable, role_conflicts, stripes_under, Desired, DevRef,
+    DeviceSpec, FilesystemSpec, LogicalVolumeSpec, MountSpec, NamespaceSpec, PartitionSpec,
+    VolumeGroupSpec,
 };
 use super::draft::{all_read, read_items, Draft, Field, Items};
 use super::mkfs::force_flags;
@@ -34,6 +35,12 @@ const NAMESPACE_NAME_MAX: usize = 63;
 const DM_NAME_MAX: usize = 127;
 /// GPT name limit in UTF-16 units.
 const GPT_NAME_MAX: usize = 36;
+/// LVM's VG and LV name limit (NAME_LEN - 1).
+const LVM_NAME_MAX: usize = 127;
+/// Default LVM extent size: 4 MiB (LVM's own default, and a multiple of 2 MiB).
+const DEFAULT_EXTENT: Bytes = Bytes(4 << 20);
+/// Default stripe size of a striped LV: 2 MiB.
+const DEFAULT_STRIPE_SIZE: Bytes = HUGE_PAGE;
 
 /// Validate parsed arguments. All problems are returned together.
 pub fn validate(args: &ModuleArgs) -> Result<Desired, Vec<InputError>> {
@@ -68,6 +75,13 @@ struct Validator {
     names_complete: bool,
     /// The index in `devices` of each device spec made (items that did not read make none).
     device_at: Vec<usize>,
+    /// Declared VG name -> (index in `volume_groups`, its PV count when every PV read).
+    vgs: BTreeMap<String, (usize, Option<usize>)>,
+    /// Declared LVs as (VG, LV) -> index in `logical_volumes`.
+    lvs: BTreeMap<(String, String), usize>,
+    /// Whether every VG and LV declaration read whole enough to be known: only then is an
+    /// unknown `VG/LV` or `vg` dangling.
+    lvm_complete: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +89,8 @@ enum Kind {
     Namespace,
     Device,
     Partition,
+    /// A logical volume, referred to as `VG/LV` (it is not in `names`).
+    LogicalVolume,
 }
 
 impl Validator {
@@ -83,6 +99,7 @@ impl Validator {
     fn check(draft: &Draft) -> (Desired, Vec<InputError>, Vec<String>) {
         let mut v = Validator::default();
         v.names(draft);
+        v.lvm_names(draft);
         let namespaces = v.namespaces(draft);
         let devices = v.devices(draft);
         let partitions = v.partitions(draft);
@@ -92,12 +109,16 @@ impl Validator {
             namespaces,
             devices,
             partitions,
+            volume_groups: Vec::new(),
+            logical_volumes: Vec::new(),
             filesystems: Vec::new(),
             mounts: Vec::new(),
             persist: false,
             warnings: Vec::new(),
             args: ModuleArgs::default(),
         };
+        d.volume_groups = v.volume_groups(draft, &d);
+        d.logical_volumes = v.logical_volumes(draft);
         v.cycles(&d);
         d.filesystems = v.filesystems(draft, &d);
         d.mounts = v.mounts(draft, &d);
@@ -165,6 +186,7 @@ impl Validator {
                 Kind::Namespace => (NAMESPACE_NAME_MAX, "namespace"),
                 Kind::Device => (DM_NAME_MAX, "dm device"),
                 Kind::Partition => (GPT_NAME_MAX, "GPT partition"),
+                Kind::LogicalVolume => (LVM_NAME_MAX, "logical volume"),
             };
             self.check_name(&path, name, max, what);
             if let Some((_, first)) = self.names.get(name) {
@@ -188,6 +210,9 @@ impl Validator {
             }
             return Some(DevRef::Path(text.to_string()));
         }
+        if let Some((vg, lv)) = text.split_once('/') {
+            return self.lv_reference(path, text, vg, lv, allowed);
+        }
         match self.names.get(text) {
             None if !self.names_complete => None, // perhaps a name that did not read
             None => {
@@ -208,7 +233,276 @@ impl Validator {
             Some((Kind::Namespace, _)) => Some(DevRef::Namespace(text.to_string())),
             Some((Kind::Device, _)) => Some(DevRef::Device(text.to_string())),
             Some((Kind::Partition, _)) => Some(DevRef::Partition(text.to_string())),
+            Some((Kind::LogicalVolume, _)) => None, // never in `names`
         }
+    }
+
+    /// Resolve a `VG/LV` reference to the LV's `/dev/VG/LV` path (what udev names it; the
+    /// planner sees it as a path until it plans LVM).
+    fn lv_reference(
+        &mut self,
+        path: &str,
+        text: &str,
+        vg: &str,
+        lv: &str,
+        allowed: &[Kind],
+    ) -> Option<DevRef> {
+        if !self.lvs.contains_key(&(vg.to_string(), lv.to_string())) {
+            if self.lvm_complete {
+                self.err(
+                    path,
+                    format!("{text:?} is not a logical volume declared in logical_volumes (a VG/LV reference names a declared LV by its vg and name)"),
+                );
+            }
+            return None;
+        }
+        if !allowed.contains(&Kind::LogicalVolume) {
+            self.err(
+                path,
+                format!("{text:?} is a logical volume and cannot be used here"),
+            );
+            return None;
+        }
+        Some(DevRef::Path(lv_dev_path(vg, lv)))
+    }
+
+    /// LVM's rule for VG and LV names: letters, digits and `+ _ . -`, not starting with
+    /// `-`, not `.` or `..`, at most 127 characters.
+    fn check_lvm_name(&mut self, path: &str, name: &str, what: &str) {
+        if name.is_empty() {
+            self.err(path, format!("the {what} name must not be empty"));
+        } else if name.len() > LVM_NAME_MAX {
+            self.err(
+                path,
+                format!("{name:?} is longer than {LVM_NAME_MAX} characters, the LVM limit"),
+            );
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-'))
+            || name.starts_with('-')
+            || name == "."
+            || name == ".."
+        {
+            self.err(
+                path,
+                format!("{name:?} is not a valid {what} name (use letters, digits and + _ . -, not starting with -, not . or ..)"),
+            );
+        }
+    }
+
+    /// Collect the declared VG and LV names (syntax, duplicates, a VG named like a dm
+    /// device), before any reference is resolved.
+    fn lvm_names(&mut self, draft: &Draft) {
+        self.lvm_complete = all_read(&draft.volume_groups)
+            && all_read(&draft.logical_volumes)
+            && read_items(&draft.volume_groups).all(|(_, g)| g.name.is_some())
+            && read_items(&draft.logical_volumes).all(|(_, l)| l.name.is_some() && l.vg.is_some());
+        for (i, g) in read_items(&draft.volume_groups) {
+            let Some(name) = &g.name else { continue };
+            let path = format!("volume_groups[{i}].name");
+            self.check_lvm_name(&path, name, "volume group");
+            if let Some((Kind::Device, first)) = self.names.get(name) {
+                let first = first.clone();
+                self.err(
+                    &path,
+                    format!("{name:?} is also the name of the dm device at {first}; give the volume group another name"),
+                );
+            }
+            let pvs = g.pvs.as_ref().filter(|_| all_read(&g.pvs)).map(Vec::len);
+            if let Some((first, _)) = self.vgs.get(name) {
+                let first = *first;
+                self.err(
+                    &path,
+                    format!("duplicate volume group {name:?} (already declared at volume_groups[{first}])"),
+                );
+            } else {
+                self.vgs.insert(name.clone(), (i, pvs));
+            }
+        }
+        for (i, l) in read_items(&draft.logical_volumes) {
+            let Some(name) = &l.name else { continue };
+            self.check_lvm_name(
+                &format!("logical_volumes[{i}].name"),
+                name,
+                "logical volume",
+            );
+            let Some(vg) = &l.vg else { continue };
+            if let Some(first) = self.lvs.get(&(vg.clone(), name.clone())) {
+                let first = *first;
+                self.err(
+                    format!("logical_volumes[{i}].name"),
+                    format!("duplicate logical volume {vg}/{name} (already declared at logical_volumes[{first}])"),
+                );
+            } else {
+                self.lvs.insert((vg.clone(), name.clone()), i);
+            }
+        }
+    }
+
+    /// Volume groups: PVs resolved (declared namespaces or partitions, or paths), each
+    /// used once, DAX-capable as far as the arguments tell; the extent size a multiple
+    /// of 2 MiB.
+    fn volume_groups(&mut self, draft: &Draft, d: &Desired) -> Vec<VolumeGroupSpec> {
+        let mut out = Vec::new();
+        // PV as written -> (VG index, PV index)
+        let mut seen: BTreeMap<&String, (usize, usize)> = BTreeMap::new();
+        for (i, g) in read_items(&draft.volume_groups) {
+            let p = format!("volume_groups[{i}]");
+            let mut pvs = Vec::new();
+            if let Some(list) = &g.pvs {
+                if list.is_empty() {
+                    self.err(format!("{p}.pvs"), "a volume group needs at least 1 PV");
+                }
+                for (j, pv) in list.iter().enumerate() {
+                    let Some(pv) = pv else { continue };
+                    let at = format!("{p}.pvs[{j}]");
+                    if let Some((gi, _)) = seen.get(pv) {
+                        let gi = *gi;
+                        let msg = if gi == i {
+                            format!("{pv:?} is listed twice")
+                        } else {
+                            format!("{pv:?} is already a PV of volume_groups[{gi}]; a PV belongs to one volume group")
+                        };
+                        self.err(&at, msg);
+                        continue;
+                    }
+                    seen.insert(pv, (i, j));
+                    let Some(r) = self.reference(&at, pv, &[Kind::Namespace, Kind::Partition])
+                    else {
+                        continue;
+                    };
+                    if let Some(why) = not_dax_capable(d, &r) {
+                        self.err(
+                            &at,
+                            format!("{why}; a PV must be DAX-capable (an fsdax namespace, or a partition of one) for its LVs to do DAX"),
+                        );
+                    }
+                    pvs.push(r);
+                }
+            }
+            let extent_size = g
+                .extent_size
+                .given()
+                .map(|e| e.bytes)
+                .unwrap_or(DEFAULT_EXTENT);
+            if let Some(e) = g.extent_size.given() {
+                if e.bytes.0 == 0 || !e.bytes.is_multiple_of(HUGE_PAGE) {
+                    self.err(
+                        format!("{p}.extent_size"),
+                        format!("{} is not a multiple of 2 MiB; every extent must start on a 2 MiB page for DAX to map 2 MiB pages", e.text),
+                    );
+                }
+            }
+            if let (Some(name), Some(_)) = (&g.name, &g.pvs) {
+                out.push(VolumeGroupSpec {
+                    name: name.clone(),
+                    pvs,
+                    extent_size,
+                });
+            }
+        }
+        out
+    }
+
+    /// Logical volumes: in a declared VG, at most one taking the rest of it, stripes
+    /// within its PV count, the stripe size as `devices[].chunk` is checked.
+    fn logical_volumes(&mut self, draft: &Draft) -> Vec<LogicalVolumeSpec> {
+        let mut out = Vec::new();
+        let mut unsized_per_vg: BTreeMap<&String, usize> = BTreeMap::new();
+        let vgs_complete = self.lvm_complete;
+        for (i, l) in read_items(&draft.logical_volumes) {
+            let p = format!("logical_volumes[{i}]");
+            let vg = l.vg.as_ref().and_then(|vg| match self.vgs.get(vg) {
+                Some(&(_, pvs)) => Some((vg, pvs)),
+                None => {
+                    if vgs_complete {
+                        self.err(
+                            format!("{p}.vg"),
+                            format!("{vg:?} is not a volume group declared in volume_groups"),
+                        );
+                    }
+                    None
+                }
+            });
+            match &l.size {
+                Field::Given(s) if s.bytes.0 == 0 => {
+                    self.err(format!("{p}.size"), "the size must not be 0")
+                }
+                Field::Absent => {
+                    if let Some((vg, _)) = vg {
+                        if let Some(first) = unsized_per_vg.get(vg) {
+                            self.err(
+                                format!("{p}.size"),
+                                format!("logical_volumes[{first}] already takes the rest of volume group {vg:?}; give the others a size"),
+                            );
+                        } else {
+                            unsized_per_vg.insert(vg, i);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // `None`: unknown (stripes did not read)
+            let stripes = l.stripes.known(1, |s| *s);
+            if let Some(s) = stripes {
+                if s == 0 {
+                    self.err(
+                        format!("{p}.stripes"),
+                        "stripes must be at least 1 (1 = linear)",
+                    );
+                } else if let Some((vg, Some(pvs))) = vg {
+                    if s as usize > pvs {
+                        self.err(
+                            format!("{p}.stripes"),
+                            format!("{s} stripes need {s} PVs, but volume group {vg:?} has {pvs}"),
+                        );
+                    }
+                }
+            }
+            if l.stripe_size.is_written() && stripes == Some(1) {
+                self.err(
+                    format!("{p}.stripe_size"),
+                    "stripe_size applies to striped volumes (stripes of 2 or more) only",
+                );
+            } else if let Some(c) = l.stripe_size.given() {
+                if c.bytes.0 == 0 || !c.bytes.is_multiple_of(PAGE) {
+                    self.err(
+                        format!("{p}.stripe_size"),
+                        format!(
+                            "{} is not a multiple of 4 KiB; DAX needs page-sized stripes",
+                            c.text
+                        ),
+                    );
+                } else if !c.bytes.0.is_power_of_two() {
+                    self.err(
+                        format!("{p}.stripe_size"),
+                        format!(
+                            "{} is not a power of 2, which LVM requires of a stripe size",
+                            c.text
+                        ),
+                    );
+                } else if !c.bytes.is_multiple_of(HUGE_PAGE) {
+                    self.warnings.push(format!(
+                        "{p}.stripe_size: {} is not a multiple of 2 MiB; DAX falls back to 4 KiB pages on this volume",
+                        c.text
+                    ));
+                }
+            }
+            if let (Some(name), Some(vg), Some(stripes)) = (&l.name, &l.vg, stripes) {
+                out.push(LogicalVolumeSpec {
+                    name: name.clone(),
+                    vg: vg.clone(),
+                    size: l.size.given().map(|s| s.bytes),
+                    stripes,
+                    stripe_size: l
+                        .stripe_size
+                        .given()
+                        .map(|s| s.bytes)
+                        .unwrap_or(DEFAULT_STRIPE_SIZE),
+                });
+            }
+        }
+        out
     }
 
     fn namespaces(&mut self, draft: &Draft) -> Vec<NamespaceSpec> {
@@ -307,7 +601,12 @@ impl Validator {
                     if let Some(r) = self.reference(
                         &format!("{p}.members[{j}]"),
                         m,
-                        &[Kind::Namespace, Kind::Partition, Kind::Device],
+                        &[
+                            Kind::Namespace,
+                            Kind::Partition,
+                            Kind::Device,
+                            Kind::LogicalVolume,
+                        ],
                     ) {
                         members.push(r);
                     }
@@ -378,7 +677,11 @@ impl Validator {
         for (i, part) in read_items(&draft.partitions) {
             let p = format!("partitions[{i}]");
             let disk = part.disk.as_ref().and_then(|text| {
-                self.reference(&format!("{p}.disk"), text, &[Kind::Namespace, Kind::Device])
+                self.reference(
+                    &format!("{p}.disk"),
+                    text,
+                    &[Kind::Namespace, Kind::Device, Kind::LogicalVolume],
+                )
             });
             if let Some(&n) = part.number.given() {
                 if !(1..=128).contains(&n) {
@@ -499,11 +802,23 @@ impl Validator {
 
     /// A reference cycle (a device over a partition of itself, or devices over each other).
     fn cycles(&mut self, d: &Desired) {
+        // the declared names under a reference: its own, or for an LV, its VG's PVs'
+        let under = |r: &DevRef| -> Vec<String> {
+            match (r, declared_name(r)) {
+                (_, Some(n)) => vec![n],
+                (DevRef::Path(path), None) => d
+                    .logical_volume_at(path)
+                    .and_then(|lv| d.volume_group(&lv.vg))
+                    .map(|vg| vg.pvs.iter().filter_map(declared_name).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        };
         let edges = |name: &str| -> Vec<String> {
             if let Some(dev) = d.device(name) {
-                dev.members.iter().filter_map(declared_name).collect()
+                dev.members.iter().flat_map(under).collect()
             } else if let Some(p) = d.partition(name) {
-                declared_name(&p.disk).into_iter().collect()
+                under(&p.disk)
             } else {
                 Vec::new()
             }
@@ -544,7 +859,12 @@ impl Validator {
                 self.reference(
                     &format!("{p}.device"),
                     text,
-                    &[Kind::Namespace, Kind::Device, Kind::Partition],
+                    &[
+                        Kind::Namespace,
+                        Kind::Device,
+                        Kind::Partition,
+                        Kind::LogicalVolume,
+                    ],
                 )
             });
             if let Some(device) = &device {
@@ -650,7 +970,12 @@ impl Validator {
                 self.reference(
                     &format!("{p}.device"),
                     text,
-                    &[Kind::Namespace, Kind::Device, Kind::Partition],
+                    &[
+                        Kind::Namespace,
+                        Kind::Device,
+                        Kind::Partition,
+                        Kind::LogicalVolume,
+                    ],
                 )
             });
             if let Some(device) = &device {
@@ -692,6 +1017,10 @@ fn specs_match_items(draft: &Draft, d: &Desired) -> bool {
             .zip(&d.devices)
             .all(|((_, item), spec)| count(&item.members) == spec.members.len())
         && count(&draft.partitions) == d.partitions.len()
+        && count(&draft.volume_groups) == d.volume_groups.len()
+        && read_items(&draft.volume_groups)
+            .zip(&d.volume_groups)
+            .all(|((_, item), spec)| count(&item.pvs) == spec.pvs.len())
         && count(&draft.filesystems) == d.filesystems.len()
 }
 
@@ -700,6 +1029,7 @@ fn kind_word(k: Kind) -> &'static str {
         Kind::Namespace => "namespace",
         Kind::Device => "dm device",
         Kind::Partition => "partition",
+        Kind::LogicalVolume => "logical volume",
     }
 }
 
