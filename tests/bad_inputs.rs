@@ -139,6 +139,67 @@ fn cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
             vec!["filesystems[0].mkfs_options[0]: \"--force\" makes mkfs.ext4 force (-F)"]),
         (json!({"filesystems": [{"device": "/dev/pmem0", "type": "ext5", "mkfs_options": ["-F"]}]}),
             vec!["filesystems[0].type: unknown variant `ext5`", "filesystems[0].mkfs_options[0]: \"-F\" makes mkfs.ext4 force (-F)"]),
+        // LVM: volume_groups and logical_volumes
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"], "colour": 1}]}), vec!["volume_groups[0].colour: unknown field `colour`, expected one of `name`, `pvs`, `extent_size`"]),
+        (json!({"volume_groups": [{"name": "vg"}]}), vec!["volume_groups[0]: missing field `pvs`"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": []}]}), vec!["volume_groups[0].pvs: a volume group needs at least 1 PV"]),
+        (json!({"logical_volumes": [{"name": "lv", "vg": "vg", "stripes": "two"}]}), vec!["logical_volumes[0].stripes: wrong type: string \"two\""]),
+        (json!({"volume_groups": [{"name": "-vg", "pvs": ["/dev/pmem0"]}]}), vec!["volume_groups[0].name: \"-vg\" is not a valid volume group name (use letters, digits and + _ . -, not starting with -, not . or ..)"]),
+        (json!({"volume_groups": [{"name": "..", "pvs": ["/dev/pmem0"]}]}), vec!["volume_groups[0].name: \"..\" is not a valid volume group name"]),
+        (json!({"volume_groups": [{"name": "v:g", "pvs": ["/dev/pmem0"]}]}), vec!["volume_groups[0].name: \"v:g\" is not a valid volume group name"]),
+        (json!({"volume_groups": [{"name": "v".repeat(128), "pvs": ["/dev/pmem0"]}]}), vec!["volume_groups[0].name", "is longer than 127 characters, the LVM limit"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": ".", "vg": "vg"}]}), vec!["logical_volumes[0].name: \".\" is not a valid logical volume name"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}, {"name": "vg", "pvs": ["/dev/pmem1"]}]}), vec!["volume_groups[1].name: duplicate volume group \"vg\" (already declared at volume_groups[0])"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "lv", "vg": "vg", "size": "1G"}, {"name": "lv", "vg": "vg", "size": "1G"}]}),
+            vec!["logical_volumes[1].name: duplicate logical volume vg/lv (already declared at logical_volumes[0])"]),
+        (json!({"devices": [{"name": "fast", "target": "linear", "members": ["/dev/pmem0"]}], "volume_groups": [{"name": "fast", "pvs": ["/dev/pmem1"]}]}),
+            vec!["volume_groups[0].name: \"fast\" is also the name of the dm device at devices[0].name; give the volume group another name"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "lv", "vg": "other"}]}),
+            vec!["logical_volumes[0].vg: \"other\" is not a volume group declared in volume_groups"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem0"]}]}), vec!["volume_groups[0].pvs[1]: \"/dev/pmem0\" is listed twice"]),
+        (json!({"volume_groups": [{"name": "a", "pvs": ["/dev/pmem0"]}, {"name": "b", "pvs": ["/dev/pmem1", "/dev/pmem0"]}]}),
+            vec!["volume_groups[1].pvs[1]: \"/dev/pmem0\" is already a PV of volume_groups[0]; a PV belongs to one volume group"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["nowhere"]}]}), vec!["volume_groups[0].pvs[0]: \"nowhere\" is neither a name declared in these arguments nor an absolute /dev path"]),
+        (json!({"devices": [{"name": "d", "target": "linear", "members": ["/dev/pmem0"]}], "volume_groups": [{"name": "vg", "pvs": ["d"]}]}),
+            vec!["volume_groups[0].pvs[0]: \"d\" is a dm device and cannot be used here"]),
+        (json!({"namespaces": [ns("s", 0, "sector")], "volume_groups": [{"name": "vg", "pvs": ["s"]}]}),
+            vec!["volume_groups[0].pvs[0]: namespace \"s\" is in sector mode (only fsdax namespaces are DAX-capable block devices); a PV must be DAX-capable"]),
+        (json!({"namespaces": [ns("dd", 0, "devdax")], "volume_groups": [{"name": "vg", "pvs": ["dd"]}]}),
+            vec!["volume_groups[0].pvs[0]: namespace \"dd\" is in devdax mode"]),
+        (json!({"namespaces": [ns("r", 0, "raw")], "partitions": [{"name": "p", "disk": "r"}], "volume_groups": [{"name": "vg", "pvs": ["p"]}]}),
+            vec!["volume_groups[0].pvs[0]: namespace \"r\" is in raw mode", "a PV must be DAX-capable"]),
+        (json!({"namespaces": [ns("pm0", 0, "fsdax")], "devices": [{"name": "d", "target": "linear", "members": ["pm0"]}], "volume_groups": [{"name": "vg", "pvs": ["pm0"]}]}),
+            vec!["volume_groups[0].pvs[0]: namespace pm0 is already a member of dm device \"d\" (devices[0]); it cannot also be a PV"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"], "extent_size": "1M"}]}),
+            vec!["volume_groups[0].extent_size: 1M is not a multiple of 2 MiB; every extent must start on a 2 MiB page"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"], "extent_size": "0"}]}), vec!["volume_groups[0].extent_size: 0 is not a multiple of 2 MiB"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "a", "vg": "vg"}, {"name": "b", "vg": "vg"}]}),
+            vec!["logical_volumes[1].size: logical_volumes[0] already takes the rest of volume group \"vg\"; give the others a size"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "a", "vg": "vg", "size": "0"}]}),
+            vec!["logical_volumes[0].size: the size must not be 0"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "a", "vg": "vg", "stripes": 0}]}),
+            vec!["logical_volumes[0].stripes: stripes must be at least 1 (1 = linear)"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem1"]}], "logical_volumes": [{"name": "a", "vg": "vg", "stripes": 3}]}),
+            vec!["logical_volumes[0].stripes: 3 stripes need 3 PVs, but volume group \"vg\" has 2"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem1"]}], "logical_volumes": [{"name": "a", "vg": "vg", "stripe_size": "2M"}]}),
+            vec!["logical_volumes[0].stripe_size: stripe_size applies to striped volumes (stripes of 2 or more) only"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem1"]}], "logical_volumes": [{"name": "a", "vg": "vg", "stripes": 2, "stripe_size": "3K"}]}),
+            vec!["logical_volumes[0].stripe_size: 3K is not a multiple of 4 KiB; DAX needs page-sized stripes"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem1"]}], "logical_volumes": [{"name": "a", "vg": "vg", "stripes": 2, "stripe_size": "12K"}]}),
+            vec!["logical_volumes[0].stripe_size: 12K is not a power of 2, which LVM requires of a stripe size"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "filesystems": [{"device": "vg/nope", "type": "xfs"}]}),
+            vec!["filesystems[0].device: \"vg/nope\" is not a logical volume declared in logical_volumes"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}],
+                "volume_groups_extra": 1}), vec!["Unsupported parameters for (pmem_stack) module: volume_groups_extra."]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}, {"name": "vg2", "pvs": ["vg/lv"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}]}),
+            vec!["volume_groups[1].pvs[0]: \"vg/lv\" is a logical volume and cannot be used here"]),
+        (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}],
+                "filesystems": [{"device": "vg/lv", "type": "xfs"}, {"device": "/dev/vg/lv", "type": "ext4"}]}),
+            vec!["filesystems[1].device: /dev/vg/lv already has a filesystem declared at filesystems[0]"]),
+        (json!({"namespaces": [ns("pm0", 0, "fsdax")], "partitions": [{"name": "p", "disk": "pm0"}],
+                "volume_groups": [{"name": "vg", "pvs": ["p"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}],
+                "devices": [{"name": "d", "target": "linear", "members": ["vg/lv"]}], "filesystems": [{"device": "vg/lv", "type": "xfs"}]}),
+            vec!["filesystems[0].device: /dev/vg/lv is a member of dm device \"d\" (devices[0]); a filesystem on it would overwrite that"]),
     ]
 }
 
@@ -216,6 +277,107 @@ fn a_chunk_that_is_not_2m_is_a_warning_not_an_error() {
     assert_warned(&r, |w| {
         w.starts_with("devices[0].chunk: 1M is not a multiple of 2 MiB")
     });
+}
+
+#[test]
+fn a_stripe_size_that_is_not_2m_is_a_warning_not_an_error() {
+    let args = json!({
+        "volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0", "/dev/pmem1"]}],
+        "logical_volumes": [{"name": "lv", "vg": "vg", "stripes": 2, "stripe_size": "1M"}]
+    });
+    let d = common::validated(&args);
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.starts_with("logical_volumes[0].stripe_size: 1M is not a multiple of 2 MiB")),
+        "{:?}",
+        d.warnings
+    );
+}
+
+/// A whole LVM declaration validates: PVs on fsdax namespaces, a partition and a path;
+/// `VG/LV` resolves to `/dev/VG/LV` for filesystems, mounts, partitions and dm members;
+/// the defaults are filled in.
+#[test]
+fn a_good_lvm_declaration_validates() {
+    use pmem_stack::args::validate::{DevRef, LogicalVolumeSpec, VolumeGroupSpec};
+    use pmem_stack::units::Bytes;
+    let ns = |name: &str, region: u32| json!({"name": name, "region": region, "mode": "fsdax", "size": "4G"});
+    let args = json!({
+        "namespaces": [ns("pm0", 0), ns("pm1", 1), ns("pm2", 0)],
+        "partitions": [{"name": "p2", "disk": "pm2"}, {"name": "onlv", "disk": "fast/small"}],
+        "volume_groups": [
+            {"name": "fast", "pvs": ["pm0", "pm1"]},
+            {"name": "slow_1.x+y", "pvs": ["p2", "/dev/pmem7"], "extent_size": "32M"}
+        ],
+        "logical_volumes": [
+            {"name": "data", "vg": "fast", "stripes": 2},
+            {"name": "small", "vg": "fast", "size": "1G"},
+            {"name": "data", "vg": "slow_1.x+y", "size": "8G", "stripes": 2, "stripe_size": "4M"},
+            {"name": "rest", "vg": "slow_1.x+y"}
+        ],
+        "devices": [{"name": "cat", "target": "linear", "members": ["slow_1.x+y/rest"]}],
+        "filesystems": [{"device": "fast/data", "type": "xfs"}, {"device": "slow_1.x+y/data", "type": "ext4"}],
+        "mounts": [{"path": "/mnt/fast", "device": "fast/data"}, {"path": "/mnt/slow", "device": "/dev/slow_1.x+y/data", "dax": "inode"}]
+    });
+    let d = common::validated(&args);
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    assert_eq!(
+        d.volume_groups,
+        [
+            VolumeGroupSpec {
+                name: "fast".into(),
+                pvs: vec![
+                    DevRef::Namespace("pm0".into()),
+                    DevRef::Namespace("pm1".into())
+                ],
+                extent_size: Bytes(4 << 20),
+            },
+            VolumeGroupSpec {
+                name: "slow_1.x+y".into(),
+                pvs: vec![
+                    DevRef::Partition("p2".into()),
+                    DevRef::Path("/dev/pmem7".into())
+                ],
+                extent_size: Bytes(32 << 20),
+            }
+        ]
+    );
+    assert_eq!(
+        d.logical_volumes[0],
+        LogicalVolumeSpec {
+            name: "data".into(),
+            vg: "fast".into(),
+            size: None,
+            stripes: 2,
+            stripe_size: Bytes(2 << 20),
+        }
+    );
+    assert_eq!(
+        (d.logical_volumes[1].stripes, d.logical_volumes[1].size),
+        (1, Some(Bytes(1 << 30)))
+    );
+    assert_eq!(d.logical_volumes[2].stripe_size, Bytes(4 << 20));
+    let lv = |p: &str| DevRef::Path(p.into());
+    assert_eq!(d.partitions[1].disk, lv("/dev/fast/small"));
+    assert_eq!(d.devices[0].members, [lv("/dev/slow_1.x+y/rest")]);
+    assert_eq!(d.filesystems[0].device, lv("/dev/fast/data"));
+    assert_eq!(d.mounts[1].device, lv("/dev/slow_1.x+y/data"));
+    // the options read back as given
+    assert_eq!(d.args.volume_groups.len(), 2);
+    assert_eq!(d.args.logical_volumes[2].stripes, Some(2));
+}
+
+#[test]
+fn an_lvm_reference_cycle_is_found() {
+    // a dm device over an LV whose PV is a partition of that dm device
+    let paths = error_paths(&json!({
+        "devices": [{"name": "d", "target": "linear", "members": ["vg/lv"]}],
+        "partitions": [{"name": "p", "disk": "d"}],
+        "volume_groups": [{"name": "vg", "pvs": ["p"]}],
+        "logical_volumes": [{"name": "lv", "vg": "vg"}]
+    }));
+    assert_eq!(paths, ["devices[0].members"]);
 }
 
 /// The paths of the errors a run reports for `args`.
