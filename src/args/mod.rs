@@ -267,7 +267,7 @@ pub struct DeviceArg {
     pub name: String,
     /// `linear` or `striped`.
     pub target: DmTarget,
-    /// Members in order: names of namespaces or partitions from these arguments, or absolute /dev paths.
+    /// Members in order: names of namespaces or partitions, or `VG/LV`s, from these arguments, or absolute /dev paths.
     pub members: Vec<String>,
     /// Stripe chunk for `striped` (default 2M; a multiple of 4K, ideally of 2M).
     #[serde(default)]
@@ -302,7 +302,7 @@ pub struct LogicalVolumeArg {
     pub size: Option<SizeArg>,
     /// Number of stripes (default 1 = linear; at most the VG's PV count).
     #[serde(default)]
-    #[schemars(extend("default" = 1))]
+    #[schemars(extend("default" = 1), range(min = 1))]
     pub stripes: Option<u32>,
     /// Stripe size for a striped LV (default 2M; a power of 2 and a multiple of 4K, ideally of 2M).
     #[serde(default)]
@@ -316,7 +316,7 @@ pub struct LogicalVolumeArg {
 pub struct PartitionArg {
     /// The GPT partition name (at most 36 characters); other entries refer to it by this name.
     pub name: String,
-    /// The disk: a namespace or device name from these arguments, or an absolute /dev path.
+    /// The disk: a namespace or device name, or a `VG/LV`, from these arguments, or an absolute /dev path.
     pub disk: String,
     /// Partition number (1-128); default: the lowest free number.
     #[serde(default)]
@@ -334,7 +334,7 @@ pub struct PartitionArg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemArg {
-    /// The device: a namespace, device or partition name from these arguments, or an absolute /dev path.
+    /// The device: a namespace, device or partition name, or a `VG/LV`, from these arguments, or an absolute /dev path.
     pub device: String,
     /// `ext4` or `xfs`.
     #[serde(rename = "type")]
@@ -355,7 +355,7 @@ pub struct FilesystemArg {
 pub struct MountArg {
     /// Absolute mount point; created if missing.
     pub path: String,
-    /// The device: a namespace, device or partition name from these arguments, or an absolute /dev path.
+    /// The device: a namespace, device or partition name, or a `VG/LV`, from these arguments, or an absolute /dev path.
     pub device: String,
     /// `dax=` mode (default always).
     #[serde(default)]
@@ -389,12 +389,15 @@ pub struct ModuleArgs {
     /// GPT partitions.
     #[serde(default)]
     pub partitions: Vec<PartitionArg>,
-    /// LVM volume groups (read and validated; not planned yet). Left out of the saved
-    /// state when empty, so that state saved before LVM reads the same.
+    // The LVM lists are left out of the saved state when empty, so that state saved
+    // before LVM existed reads (and compares) the same.
+    /// LVM volume groups (read and validated; not planned yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub volume_groups: Vec<VolumeGroupArg>,
-    /// LVM logical volumes (read and validated; not planned yet).
+    /// LVM logical volumes, referred to as `VG/LV` by partitions, filesystems, mounts and dm devices (read and validated; not planned yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub logical_volumes: Vec<LogicalVolumeArg>,
     /// Filesystems.
     #[serde(default)]
