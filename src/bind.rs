@@ -139,6 +139,8 @@ fn direct<'a>(a: &'a Actual, r: &DevRef) -> Option<&'a BlockDevice> {
         DevRef::Namespace(n) => a.block_named(a.namespace_named(n)?.blockdev.as_deref()?),
         DevRef::Device(n) => a.block(a.dm(n)?.devno),
         DevRef::Path(p) => a.block_at(p),
+        // an active LV: the dm device with its dm uuid
+        DevRef::Volume(vg, lv) => a.block(a.lv_dm(vg, lv)?.devno),
         DevRef::Partition(_) => None,
     }
 }
@@ -277,6 +279,8 @@ impl<'a> Bound<'a> {
         match r {
             DevRef::Device(n) => Some(format!("/dev/mapper/{n}")),
             DevRef::Path(p) => Some(p.clone()),
+            // the link udev makes for an active LV (systemd's dev-VG-LV.device)
+            DevRef::Volume(vg, lv) => Some(crate::args::desired::lv_dev_path(vg, lv)),
             DevRef::Partition(n) => {
                 let spec = self.d.partition(n)?;
                 let (_, entry) = self.gpt_entry(n)?;

@@ -675,7 +675,7 @@ impl Object<'_> {
             DevRef::Namespace(n) => Some(Object::Namespace(n)),
             DevRef::Device(n) => Some(Object::DmTable(n)),
             DevRef::Partition(n) => Some(Object::Partition(n)),
-            DevRef::Path(_) => None,
+            DevRef::Path(_) | DevRef::Volume(..) => None,
         }
     }
 

@@ -195,11 +195,11 @@ fn cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
             vec!["volume_groups[1].pvs[0]: \"vg/lv\" is a logical volume and cannot be used here"]),
         (json!({"volume_groups": [{"name": "vg", "pvs": ["/dev/pmem0"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}],
                 "filesystems": [{"device": "vg/lv", "type": "xfs"}, {"device": "/dev/vg/lv", "type": "ext4"}]}),
-            vec!["filesystems[1].device: /dev/vg/lv already has a filesystem declared at filesystems[0]"]),
+            vec!["filesystems[1].device: logical volume vg/lv already has a filesystem declared at filesystems[0]"]),
         (json!({"namespaces": [ns("pm0", 0, "fsdax")], "partitions": [{"name": "p", "disk": "pm0"}],
                 "volume_groups": [{"name": "vg", "pvs": ["p"]}], "logical_volumes": [{"name": "lv", "vg": "vg"}],
                 "devices": [{"name": "d", "target": "linear", "members": ["vg/lv"]}], "filesystems": [{"device": "vg/lv", "type": "xfs"}]}),
-            vec!["filesystems[0].device: /dev/vg/lv is a member of dm device \"d\" (devices[0]); a filesystem on it would overwrite that"]),
+            vec!["filesystems[0].device: logical volume vg/lv is a member of dm device \"d\" (devices[0]); a filesystem on it would overwrite that"]),
     ]
 }
 
@@ -358,11 +358,11 @@ fn a_good_lvm_declaration_validates() {
         (1, Some(Bytes(1 << 30)))
     );
     assert_eq!(d.logical_volumes[2].stripe_size, Bytes(4 << 20));
-    let lv = |p: &str| DevRef::Path(p.into());
-    assert_eq!(d.partitions[1].disk, lv("/dev/fast/small"));
-    assert_eq!(d.devices[0].members, [lv("/dev/slow_1.x+y/rest")]);
-    assert_eq!(d.filesystems[0].device, lv("/dev/fast/data"));
-    assert_eq!(d.mounts[1].device, lv("/dev/slow_1.x+y/data"));
+    let lv = |vg: &str, lv: &str| DevRef::Volume(vg.into(), lv.into());
+    assert_eq!(d.partitions[1].disk, lv("fast", "small"));
+    assert_eq!(d.devices[0].members, [lv("slow_1.x+y", "rest")]);
+    assert_eq!(d.filesystems[0].device, lv("fast", "data"));
+    assert_eq!(d.mounts[1].device, lv("slow_1.x+y", "data"));
     // the options read back as given
     assert_eq!(d.args.volume_groups.len(), 2);
     assert_eq!(d.args.logical_volumes[2].stripes, Some(2));

@@ -20,6 +20,8 @@ pub enum DevRef {
     Partition(String),
     /// An absolute path under /dev (not declared here; must exist).
     Path(String),
+    /// A declared LVM logical volume, `VG/LV` (its dm device `/dev/VG/LV`).
+    Volume(String, String),
 }
 
 impl std::fmt::Display for DevRef {
@@ -29,6 +31,7 @@ impl std::fmt::Display for DevRef {
             DevRef::Device(n) => write!(f, "dm device {n}"),
             DevRef::Partition(n) => write!(f, "partition {n}"),
             DevRef::Path(p) => f.write_str(p),
+            DevRef::Volume(vg, lv) => write!(f, "logical volume {vg}/{lv}"),
         }
     }
 }
@@ -210,9 +213,11 @@ impl Desired {
     pub fn volume_group(&self, name: &str) -> Option<&VolumeGroupSpec> {
         self.volume_groups.iter().find(|n| n.name == name)
     }
-    /// The logical volume spec whose `/dev/VG/LV` path is `path`.
-    pub fn logical_volume_at(&self, path: &str) -> Option<&LogicalVolumeSpec> {
-        self.logical_volumes.iter().find(|l| l.dev_path() == path)
+    /// The logical volume spec `vg`/`lv`.
+    pub fn logical_volume(&self, vg: &str, lv: &str) -> Option<&LogicalVolumeSpec> {
+        self.logical_volumes
+            .iter()
+            .find(|l| l.vg == vg && l.name == lv)
     }
 
     /// The devices the declarations use: dm members, partition disks, filesystem and
@@ -306,7 +311,7 @@ pub fn role_conflicts<K: Ord>(
 pub fn declared_name(r: &DevRef) -> Option<String> {
     match r {
         DevRef::Namespace(n) | DevRef::Device(n) | DevRef::Partition(n) => Some(n.clone()),
-        DevRef::Path(_) => None,
+        DevRef::Path(_) | DevRef::Volume(..) => None,
     }
 }
 
@@ -349,7 +354,8 @@ fn not_dax_capable_inner(d: &Desired, r: &DevRef, seen: &mut BTreeSet<DevRef>) -
         DevRef::Partition(n) => d
             .partition(n)
             .and_then(|p| not_dax_capable_inner(d, &p.disk, seen)),
-        DevRef::Path(_) => None,
+        // its VG's PVs are checked where the VG is declared
+        DevRef::Path(_) | DevRef::Volume(..) => None,
     }
 }
 
@@ -367,6 +373,7 @@ pub fn stripes_under(d: &Desired, r: &DevRef) -> u32 {
             .partition(n)
             .map(|p| stripes_under(d, &p.disk))
             .unwrap_or(1),
+        DevRef::Volume(vg, lv) => d.logical_volume(vg, lv).map(|l| l.stripes).unwrap_or(1),
         _ => 1,
     }
 }

@@ -208,6 +208,12 @@ impl Validator {
                 self.err(path, format!("{text:?} is not a device path under /dev"));
                 return None;
             }
+            // a declared LV named by the link udev gives it
+            if let Some((vg, lv)) = text["/dev/".len()..].split_once('/') {
+                if self.lvs.contains_key(&(vg.to_string(), lv.to_string())) {
+                    return self.lv_reference(path, text, vg, lv, allowed);
+                }
+            }
             return Some(DevRef::Path(text.to_string()));
         }
         if let Some((vg, lv)) = text.split_once('/') {
@@ -237,8 +243,7 @@ impl Validator {
         }
     }
 
-    /// Resolve a `VG/LV` reference to the LV's `/dev/VG/LV` path (what udev names it; the
-    /// planner sees it as a path until it plans LVM).
+    /// Resolve a `VG/LV` reference to the declared LV.
     fn lv_reference(
         &mut self,
         path: &str,
@@ -263,7 +268,7 @@ impl Validator {
             );
             return None;
         }
-        Some(DevRef::Path(lv_dev_path(vg, lv)))
+        Some(DevRef::Volume(vg.to_string(), lv.to_string()))
     }
 
     /// LVM's rule for VG and LV names: letters, digits and `+ _ . -`, not starting with
@@ -806,9 +811,8 @@ impl Validator {
         let under = |r: &DevRef| -> Vec<String> {
             match (r, declared_name(r)) {
                 (_, Some(n)) => vec![n],
-                (DevRef::Path(path), None) => d
-                    .logical_volume_at(path)
-                    .and_then(|lv| d.volume_group(&lv.vg))
+                (DevRef::Volume(vg, _), None) => d
+                    .volume_group(vg)
                     .map(|vg| vg.pvs.iter().filter_map(declared_name).collect())
                     .unwrap_or_default(),
                 _ => Vec::new(),

@@ -352,6 +352,7 @@ fn size_bound(cx: &Ctx, r: &DevRef, depth: usize) -> Option<Bytes> {
                 None => size_bound(cx, &spec.disk, depth + 1),
             }
         }
+        DevRef::Volume(vg, lv) => cx.d.logical_volume(vg, lv)?.size,
         DevRef::Path(_) => None,
     }
 }

@@ -219,6 +219,10 @@ fn not_dax_now(cx: &Ctx, r: &DevRef, depth: usize) -> Option<String> {
                 .filter(|b| !b.dax)
                 .map(|_| format!("{p} reports queue/dax=0"))
         }
+        DevRef::Volume(vg, _) => {
+            cx.d.volume_group(vg)
+                .and_then(|g| g.pvs.iter().find_map(|m| not_dax_now(cx, m, depth + 1)))
+        }
         DevRef::Namespace(_) => None,
     }
 }
