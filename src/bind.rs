@@ -334,6 +334,7 @@ impl<'a> Bound<'a> {
     /// partitions declared on them.
     pub fn is_declared_dm(&self, name: &str) -> bool {
         self.d.device(name).is_some()
+            || self.d.is_lv_dm(name)
             || self.d.partitions.iter().any(|p| match &p.disk {
                 DevRef::Device(disk) => mapping_prefix_matches(disk, name),
                 _ => false,

@@ -101,6 +101,11 @@ impl LogicalVolumeSpec {
     }
 }
 
+/// The dm name LVM gives an active LV: `VG-LV`, each `-` in either doubled.
+pub fn lv_dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
 /// `/dev/VG/LV`.
 pub fn lv_dev_path(vg: &str, lv: &str) -> String {
     format!("/dev/{vg}/{lv}")
@@ -206,7 +211,11 @@ impl Desired {
             .partitions
             .iter()
             .map(|x| DevRef::Partition(x.name.clone()));
-        namespaces.chain(devices).chain(partitions)
+        let volumes = self
+            .logical_volumes
+            .iter()
+            .map(|x| DevRef::Volume(x.vg.clone(), x.name.clone()));
+        namespaces.chain(devices).chain(partitions).chain(volumes)
     }
 
     /// The volume group spec called `name`.
@@ -229,6 +238,14 @@ impl Desired {
             .chain(self.partitions.iter().map(|x| &x.disk))
             .chain(self.filesystems.iter().map(|x| &x.device))
             .chain(self.mounts.iter().map(|x| &x.device))
+            .chain(self.volume_groups.iter().flat_map(|x| x.pvs.iter()))
+    }
+
+    /// Whether dm device `name` is the dm device of a declared LV.
+    pub fn is_lv_dm(&self, name: &str) -> bool {
+        self.logical_volumes
+            .iter()
+            .any(|l| lv_dm_name(&l.vg, &l.name) == name)
     }
 }
 

@@ -66,16 +66,11 @@ impl ProbeScope {
     }
 
     /// What a run with these (validated) arguments needs read: PMEM, the declared dm
-    /// devices, the paths named in them and the mounts at the declared mount points.
+    /// devices and LVs' dm devices, the paths named in them (PVs included) and the
+    /// mounts at the declared mount points.
     pub fn of(d: &Desired) -> Self {
-        let refs = d
-            .devices
-            .iter()
-            .flat_map(|x| x.members.iter())
-            .chain(d.partitions.iter().map(|x| &x.disk))
-            .chain(d.filesystems.iter().map(|x| &x.device))
-            .chain(d.mounts.iter().map(|x| &x.device));
-        let paths = refs
+        let paths = d
+            .used_devices()
             .filter_map(|r| match r {
                 DevRef::Path(p) => Some(p.clone()),
                 _ => None,
@@ -83,7 +78,16 @@ impl ProbeScope {
             .collect();
         ProbeScope {
             all_dm: false,
-            dm_names: d.devices.iter().map(|x| x.name.clone()).collect(),
+            dm_names: d
+                .devices
+                .iter()
+                .map(|x| x.name.clone())
+                .chain(
+                    d.logical_volumes
+                        .iter()
+                        .map(|l| crate::args::desired::lv_dm_name(&l.vg, &l.name)),
+                )
+                .collect(),
             paths,
             mount_points: d.mounts.iter().map(|m| m.path.clone()).collect(),
             elsewhere: d.state == crate::args::State::Absent || d.allow_data_loss,
