@@ -6,7 +6,7 @@
 
 use crate::args::{FsType, NamespaceMode};
 use crate::geometry::FsGeometry;
-use crate::op::{NamespaceConfig, Op};
+use crate::op::{Extents, LvmOp, NamespaceConfig, Op};
 use crate::units::Bytes;
 
 /// The command `op` runs, if it runs one.
@@ -31,6 +31,7 @@ pub fn command_line(op: &Op) -> Option<Vec<String>> {
             &device.path,
         )),
         Op::DaemonReload => Some(daemon_reload()),
+        Op::Lvm(l) => Some(lvm(l)),
         _ => None,
     }
 }
@@ -114,6 +115,79 @@ fn xfs_size(b: Bytes) -> String {
         }
     }
     b.0.to_string()
+}
+
+/// The `lvm` command of an LVM op. Prompts are never answered by a person: stdin is
+/// /dev/null, so LVM takes "no" where it asks, unless `-y` is given (only where the plan
+/// decided the answer: wiping what `pvcreate` or `lvcreate` finds, removing an LV).
+pub fn lvm(op: &LvmOp) -> Vec<String> {
+    let kib = |b: Bytes| format!("{}k", b.0 / 1024);
+    let lv = |vg: &str, lv: &str| format!("{vg}/{lv}");
+    let mut v = words(&["lvm"]);
+    match op {
+        LvmOp::PvCreate { device, wipe } => {
+            v.extend(words(&["pvcreate", "--dataalignment", "2m"]));
+            if *wipe {
+                v.push("-y".into());
+            }
+            v.push(device.path.clone());
+        }
+        LvmOp::VgCreate {
+            vg,
+            extent_size,
+            pvs,
+        } => {
+            v.extend(words(&["vgcreate", "-s", &kib(*extent_size), vg]));
+            v.extend(pvs.iter().map(|p| p.path.clone()));
+        }
+        LvmOp::VgExtend { vg, pvs } => {
+            v.extend(words(&["vgextend", vg]));
+            v.extend(pvs.iter().map(|p| p.path.clone()));
+        }
+        LvmOp::LvCreate {
+            vg,
+            lv,
+            extents,
+            stripes,
+            stripe_size,
+        } => {
+            v.extend(words(&["lvcreate", "-y", "-n", lv, "-l"]));
+            v.push(match extents {
+                Extents::Count(n) => n.to_string(),
+                Extents::RestOfVg => "100%FREE".into(),
+            });
+            if *stripes > 1 {
+                v.extend([
+                    "-i".into(),
+                    stripes.to_string(),
+                    "-I".into(),
+                    kib(*stripe_size),
+                ]);
+            }
+            v.push(vg.clone());
+        }
+        LvmOp::LvExtend {
+            vg,
+            lv: name,
+            extents,
+        } => {
+            v.extend(words(&["lvextend", "-l"]));
+            v.push(match extents {
+                Extents::Count(n) => n.to_string(),
+                Extents::RestOfVg => "+100%FREE".into(),
+            });
+            v.push(lv(vg, name));
+        }
+        LvmOp::LvActivate { vg, lv: name } => {
+            v.extend(words(&["lvchange", "-ay", &lv(vg, name)]));
+        }
+        LvmOp::LvRemove { vg, lv: name } => {
+            v.extend(words(&["lvremove", "-y", &lv(vg, name)]));
+        }
+        LvmOp::VgRemove { vg } => v.extend(words(&["vgremove", vg])),
+        LvmOp::PvRemove { device } => v.extend(words(&["pvremove", &device.path])),
+    }
+    v
 }
 
 /// `systemctl daemon-reload`.

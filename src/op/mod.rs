@@ -12,6 +12,9 @@ use crate::units::{Bytes, Sectors};
 use serde::Serialize;
 
 pub mod argv;
+pub mod lvm;
+
+pub use lvm::{Extents, LvmOp};
 
 /// What a namespace is made as (the `-m -n -s -a -M` of `ndctl create-namespace`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -204,6 +207,17 @@ pub enum Op {
         copies: Vec<NsMount>,
         /// Detach even while files are open.
         lazy: bool,
+    },
+
+    /// An LVM command. Timed as `lvm`.
+    Lvm(LvmOp),
+    /// Raise `queue/max_sectors_kb` of a device (capped by `max_hw_sectors_kb`): an LV's
+    /// dm device inherits 1280 KiB from pmem, and a striped one maps DAX only up to it.
+    SetMaxSectors {
+        /// The device.
+        device: DevId,
+        /// KiB.
+        kb: u32,
     },
 
     /// Write a file atomically (temp file, fsync, rename), or a symlink.

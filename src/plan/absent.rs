@@ -9,6 +9,12 @@
 //! | dm device / partition mapping | yes | yes (foreign holder, foreign mount, in any mount namespace) | - | refuse, naming the holder |
 //! | dm device / partition mapping | yes | no | - | remove |
 //! | partition | yes | - | - | delete the GPT entry (the data stays on the disk) |
+//! | logical volume | yes | yes | - | refuse, naming the user |
+//! | logical volume | yes | no | - | `lvremove` (the data stays on its PVs until they are used again) |
+//! | volume group | yes, only declared LVs in it | - | - | `vgremove`, after its LVs |
+//! | volume group | yes, with LVs not declared | - | - | nothing (warning) |
+//! | PV label | yes | - | yes | `pvremove`, after its VG |
+//! | PV label | yes | - | no | nothing (warning: left in place) |
 //! | namespace | yes | - | yes | destroy |
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
@@ -40,8 +46,36 @@ pub(crate) fn plan(cx: &mut Ctx) {
     super::boot::plan_absent(cx);
     let mut order = cx.stack_order();
     order.reverse();
+    // a VG goes once its declared LVs are gone, before the PVs under it
+    let mut lvs_left: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for l in &cx.d.logical_volumes {
+        *lvs_left.entry(l.vg.clone()).or_default() += 1;
+    }
+    for g in &cx.d.volume_groups {
+        if !lvs_left.contains_key(&g.name) {
+            super::lvm::plan_absent_vg(cx, &g.name);
+        }
+    }
     for r in order {
         match &r {
+            DevRef::Volume(vg, lv) => {
+                if let Some(bd) = cx.b.block(&r) {
+                    if !free_of_foreign_users(
+                        cx,
+                        bd,
+                        &declared_paths,
+                        &format!("removing logical volume {vg}/{lv}"),
+                    ) {
+                        continue;
+                    }
+                }
+                super::lvm::plan_absent_lv(cx, vg, lv);
+                let left = lvs_left.entry(vg.clone()).or_default();
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    super::lvm::plan_absent_vg(cx, vg);
+                }
+            }
             DevRef::Partition(name) => {
                 let Some(spec) = cx.d.partition(name).cloned() else {
                     continue;

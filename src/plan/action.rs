@@ -145,6 +145,84 @@ pub enum Action {
         /// The mapping's dm name.
         dm_name: String,
     },
+    /// `pvcreate --dataalignment 2m`: make a device an LVM physical volume.
+    CreatePv {
+        /// The device.
+        device: DevRef,
+        /// Wipe what is on it (only when the plan allowed data loss).
+        wipe: bool,
+    },
+    /// `vgcreate -s EXTENT`: a new volume group over PVs.
+    CreateVg {
+        /// VG name.
+        vg: String,
+        /// Extent size.
+        extent_size: Bytes,
+        /// Its PVs.
+        pvs: Vec<DevRef>,
+    },
+    /// `vgextend`: add PVs to a volume group.
+    ExtendVg {
+        /// VG name.
+        vg: String,
+        /// The PVs to add.
+        pvs: Vec<DevRef>,
+    },
+    /// `lvcreate`: a new logical volume, active.
+    CreateLv {
+        /// VG name.
+        vg: String,
+        /// LV name.
+        lv: String,
+        /// Its size in extents.
+        extents: crate::op::Extents,
+        /// Stripes (1: linear).
+        stripes: u32,
+        /// Stripe size.
+        stripe_size: Bytes,
+    },
+    /// `lvextend`: grow a logical volume (its data stays).
+    ExtendLv {
+        /// VG name.
+        vg: String,
+        /// LV name.
+        lv: String,
+        /// Its new size in extents.
+        extents: crate::op::Extents,
+    },
+    /// `lvchange -ay`: activate a logical volume.
+    ActivateLv {
+        /// VG name.
+        vg: String,
+        /// LV name.
+        lv: String,
+    },
+    /// `lvremove`: remove a logical volume (its data is gone).
+    RemoveLv {
+        /// VG name.
+        vg: String,
+        /// LV name.
+        lv: String,
+    },
+    /// `vgremove`: remove an empty volume group.
+    RemoveVg {
+        /// VG name.
+        vg: String,
+    },
+    /// `pvremove`: wipe the PV label of a device in no volume group.
+    RemovePv {
+        /// The device.
+        device: DevRef,
+    },
+    /// Raise the largest I/O (`queue/max_sectors_kb`) of a logical volume's dm device
+    /// to its stripe size: it inherits 1280 KiB from pmem, and a striped LV maps a DAX
+    /// 2 MiB page only when one I/O can take a whole stripe.
+    RaiseMaxSectors {
+        /// The LV.
+        device: DevRef,
+        /// KiB.
+        kb: u32,
+    },
     /// Make a filesystem.
     Mkfs {
         /// Device.
@@ -246,6 +324,16 @@ impl Action {
             Action::AddPartition { .. } => "add_partition",
             Action::DeletePartition { .. } => "delete_partition",
             Action::MapPartition { .. } => "map_partition",
+            Action::CreatePv { .. } => "create_pv",
+            Action::CreateVg { .. } => "create_vg",
+            Action::ExtendVg { .. } => "extend_vg",
+            Action::CreateLv { .. } => "create_lv",
+            Action::ExtendLv { .. } => "extend_lv",
+            Action::ActivateLv { .. } => "activate_lv",
+            Action::RemoveLv { .. } => "remove_lv",
+            Action::RemoveVg { .. } => "remove_vg",
+            Action::RemovePv { .. } => "remove_pv",
+            Action::RaiseMaxSectors { .. } => "raise_max_sectors",
             Action::Mkfs { .. } => "mkfs",
             Action::Mount { .. } => "mount",
             Action::Remount { .. } => "remount",
@@ -280,6 +368,16 @@ impl Action {
             } => format!("{disk} partition {number} ({name})"),
             Action::DeletePartition { disk, number } => format!("{disk} partition {number}"),
             Action::MapPartition { dm_name, .. } => format!("/dev/mapper/{dm_name}"),
+            Action::CreatePv { device, .. }
+            | Action::RemovePv { device }
+            | Action::RaiseMaxSectors { device, .. } => device.to_string(),
+            Action::CreateVg { vg, .. } | Action::ExtendVg { vg, .. } | Action::RemoveVg { vg } => {
+                format!("volume group {vg}")
+            }
+            Action::CreateLv { vg, lv, .. }
+            | Action::ExtendLv { vg, lv, .. }
+            | Action::ActivateLv { vg, lv }
+            | Action::RemoveLv { vg, lv } => format!("logical volume {vg}/{lv}"),
             Action::Mkfs { device, .. } => device.to_string(),
             Action::Mount { path, .. }
             | Action::Remount { path, .. }
@@ -321,6 +419,24 @@ impl Action {
                 number,
                 dm_name,
             } => format!("mapping partition {number} of {disk} as {dm_name}"),
+            Action::CreatePv { device, .. } => format!("making {device} an LVM PV"),
+            Action::CreateVg { vg, .. } => format!("making volume group {vg}"),
+            Action::ExtendVg { vg, pvs } => format!(
+                "adding {} to volume group {vg}",
+                pvs.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Action::CreateLv { vg, lv, .. } => format!("making logical volume {vg}/{lv}"),
+            Action::ExtendLv { vg, lv, .. } => format!("growing logical volume {vg}/{lv}"),
+            Action::ActivateLv { vg, lv } => format!("activating logical volume {vg}/{lv}"),
+            Action::RemoveLv { vg, lv } => format!("removing logical volume {vg}/{lv}"),
+            Action::RemoveVg { vg } => format!("removing volume group {vg}"),
+            Action::RemovePv { device } => format!("removing the PV label of {device}"),
+            Action::RaiseMaxSectors { device, kb } => {
+                format!("raising the largest I/O of {device} to {kb} KiB")
+            }
             Action::Mkfs { device, fstype, .. } => format!("making {fstype} on {device}"),
             Action::Mount { device, path, .. } => format!("mounting {device} on {path}"),
             Action::Remount { path, .. } => format!("remounting {path}"),
@@ -351,6 +467,16 @@ impl Action {
             | Action::AddPartition { .. }
             | Action::DeletePartition { .. }
             | Action::MapPartition { .. } => Layer::Partition,
+            Action::CreatePv { .. }
+            | Action::CreateVg { .. }
+            | Action::ExtendVg { .. }
+            | Action::CreateLv { .. }
+            | Action::ExtendLv { .. }
+            | Action::ActivateLv { .. }
+            | Action::RemoveLv { .. }
+            | Action::RemoveVg { .. }
+            | Action::RemovePv { .. }
+            | Action::RaiseMaxSectors { .. } => Layer::Lvm,
             Action::Mkfs { .. } => Layer::Filesystem,
             Action::Mount { .. }
             | Action::Remount { .. }
@@ -372,6 +498,7 @@ impl Action {
             | Action::AddPartition { disk, .. }
             | Action::DeletePartition { disk, .. }
             | Action::MapPartition { disk, .. } => Some(disk),
+            Action::CreatePv { device, .. } | Action::RemovePv { device } => Some(device),
             _ => None,
         }
     }
@@ -438,6 +565,8 @@ pub enum Layer {
     Dm,
     /// GPT partitions and their mappings.
     Partition,
+    /// LVM physical volumes, volume groups and logical volumes.
+    Lvm,
     /// Filesystems.
     Filesystem,
     /// Mounts and their extent size hint.

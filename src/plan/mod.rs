@@ -38,6 +38,7 @@ mod action;
 mod boot;
 mod dm;
 mod filesystem;
+mod lvm;
 mod mount;
 mod namespace;
 mod overlay;
@@ -69,6 +70,7 @@ pub(crate) fn resolve_in_room(action: &Action, bound: &Bound) -> Result<Resolved
         Layer::Namespace => namespace::resolve(action, bound),
         Layer::Dm => dm::resolve(action, bound),
         Layer::Partition => partition::resolve(action, bound),
+        Layer::Lvm => lvm::resolve(action, bound),
         Layer::Filesystem => filesystem::resolve(action, bound),
         Layer::Mount => mount::resolve(action, bound),
         Layer::Boot => boot::resolve(action, bound),
@@ -95,8 +97,13 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
                 match &r {
                     DevRef::Device(n) => dm::plan(&mut cx, n),
                     DevRef::Partition(n) => partition::plan(&mut cx, n),
+                    DevRef::Volume(vg, _) => lvm::plan_vg(&mut cx, vg),
                     _ => {}
                 }
+            }
+            // volume groups no declared LV is in
+            for vg in &desired.volume_groups {
+                lvm::plan_vg(&mut cx, &vg.name);
             }
             filesystem::plan(&mut cx);
             mount::plan(&mut cx);
@@ -127,6 +134,8 @@ pub(crate) struct Ctx<'a> {
     pub o: Overlay,
     /// Unreadable devices this plan depends on (already refused, not warned about).
     unreadable_needed: BTreeSet<Devno>,
+    /// Volume groups planned so far (each once, with its PVs and LVs).
+    vgs_planned: BTreeSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -141,6 +150,7 @@ impl<'a> Ctx<'a> {
             warnings: d.warnings.clone(),
             o: Overlay::default(),
             unreadable_needed: BTreeSet::new(),
+            vgs_planned: BTreeSet::new(),
         }
     }
 
@@ -264,7 +274,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Everything stacked on `bd` that destroying its content would lose, recursively
-    /// (filesystems, partition tables, mounts, dm devices over it), for messages.
+    /// (filesystems, partition tables, PV labels, mounts, dm devices and LVs over it),
+    /// for messages.
     pub fn lost_with(&self, bd: &BlockDevice) -> Vec<String> {
         let mut lost = Vec::new();
         self.lost_inner(bd, &mut lost, &mut BTreeSet::new());
@@ -295,6 +306,12 @@ impl<'a> Ctx<'a> {
                 t.partitions.len(),
                 if t.partitions.len() == 1 { "" } else { "s" }
             ));
+        }
+        if let Some(pv) = self.a.pv(bd.devno) {
+            lost.push(match &pv.vg {
+                Some(vg) => format!("the LVM PV on {} (of volume group {vg})", bd.path),
+                None => format!("the LVM PV label on {}", bd.path),
+            });
         }
         for m in self.a.mounts_of(bd.devno) {
             if !self.o.is_unmounted(&m.target) {
@@ -470,8 +487,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Declared devices and partitions in dependency order (members before devices,
-    /// disks before partitions).
+    /// Declared devices, partitions and logical volumes in dependency order (members
+    /// before devices, disks before partitions, PVs before the LVs of their VG).
     fn stack_order(&self) -> Vec<DevRef> {
         let mut order = Vec::new();
         let mut seen = BTreeSet::new();
@@ -485,6 +502,12 @@ impl<'a> Ctx<'a> {
                     .partitions
                     .iter()
                     .map(|x| DevRef::Partition(x.name.clone())),
+            )
+            .chain(
+                self.d
+                    .logical_volumes
+                    .iter()
+                    .map(|x| DevRef::Volume(x.vg.clone(), x.name.clone())),
             )
             .collect();
         for r in all {
@@ -514,12 +537,20 @@ impl<'a> Ctx<'a> {
                 .partition(n)
                 .map(|x| vec![x.disk.clone()])
                 .unwrap_or_default(),
+            DevRef::Volume(vg, _) => self
+                .d
+                .volume_group(vg)
+                .map(|x| x.pvs.clone())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         for dep in &deps {
             self.visit(dep, seen, order, depth + 1);
         }
-        if matches!(r, DevRef::Device(_) | DevRef::Partition(_)) {
+        if matches!(
+            r,
+            DevRef::Device(_) | DevRef::Partition(_) | DevRef::Volume(..)
+        ) {
             order.push(r.clone());
         }
     }

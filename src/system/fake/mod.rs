@@ -21,6 +21,7 @@ mod dm;
 mod files;
 mod fs;
 mod gpt;
+mod lvm;
 mod mount;
 mod nd;
 mod pmd;
@@ -91,6 +92,8 @@ pub struct FakeSystem {
     pub held_unseen: std::collections::BTreeMap<Devno, String>,
     /// Files processes hold open, which no probe shows (see [`FakeSystem::open_file`]).
     pub open_files: Vec<OpenFile>,
+    /// uuids LVM made so far (each new one is the next).
+    pub lvm_uuids: u64,
 }
 
 /// A file a process holds open.
@@ -206,6 +209,20 @@ impl FakeSystem {
     /// `/dev/pmemN` names and numbers of the namespaces swap around; data stays on the
     /// namespaces (a dm device's filesystem returns when the same table is loaded).
     pub fn reboot(&mut self) {
+        // a PV on a namespace's disk follows the namespace to its new number
+        let pv_on: Vec<Option<String>> = self
+            .state
+            .lvm
+            .pvs
+            .iter()
+            .map(|p| {
+                let b = self.state.block(p.device)?;
+                b.partition.is_none().then_some(())?;
+                self.state
+                    .namespace_of_block(&b.name)
+                    .map(|n| n.dev.clone())
+            })
+            .collect();
         // every device's content put away while all their tables still name each other
         for dm in self.state.dm_devices.clone() {
             self.put_away(&dm);
@@ -312,6 +329,28 @@ impl FakeSystem {
                 };
             }
         }
+        for (i, ns) in pv_on.iter().enumerate() {
+            let Some(devno) = ns
+                .as_ref()
+                .and_then(|ns| self.state.namespaces.iter().find(|n| n.dev == *ns))
+                .and_then(|n| self.state.block_named(n.blockdev.as_deref()?))
+                .map(|b| b.devno)
+            else {
+                continue;
+            };
+            self.state.lvm.pvs[i].device = devno;
+        }
+        let pvs = self.state.lvm.pvs.clone();
+        for g in &mut self.state.lvm.vgs {
+            for p in &mut g.pvs {
+                p.device = pvs
+                    .iter()
+                    .find(|x| x.uuid.as_deref() == Some(p.uuid.as_str()))
+                    .map(|x| x.device);
+            }
+        }
+        // LVM's udev rules activate the LVs as their PVs appear
+        self.lvm_autoactivate();
     }
 
     /// Count of mutating operations executed.
@@ -439,6 +478,13 @@ impl FakeSystem {
         }
         self.state.filesystems.retain(|f| f.device != devno);
         self.state.partition_tables.retain(|t| t.disk != devno);
+        // a PV's label is overwritten too (its VG misses it from now on)
+        self.state.lvm.pvs.retain(|p| p.device != devno);
+        for g in &mut self.state.lvm.vgs {
+            for p in &mut g.pvs {
+                p.device = p.device.filter(|d| *d != devno);
+            }
+        }
         if let Some(name) = self.state.block(devno).map(|b| b.name.clone()) {
             let parts: Vec<Devno> = self.state.partitions_of(&name).map(|p| p.devno).collect();
             for p in parts {
@@ -515,6 +561,13 @@ impl FakeSystem {
             Op::RemoveFile { path } => self.remove_file(path),
             Op::DaemonReload => self.daemon_reload(),
             Op::SetExtsize { target, size } => self.set_extsize(target, size)?,
+            Op::Lvm(l) => self.lvm(l, killed)?,
+            Op::SetMaxSectors { device, kb } => {
+                self.write_sysfs(
+                    &format!("/sys/dev/block/{}/queue/max_sectors_kb", device.devno),
+                    &(*kb).min(dm::MAX_HW_SECTORS_KB).to_string(),
+                )?;
+            }
         }
         Ok(Output {
             argv: command_line(op),
@@ -576,6 +629,16 @@ impl System for FakeSystem {
         let readable = |d: &Devno| r.read.contains(d) && !self.read_errors.contains_key(d);
         a.filesystems.retain(|f| readable(&f.device));
         a.partition_tables.retain(|t| readable(&t.disk));
+        // LVM is read from the PVs' heads: a VG is known from any PV that read
+        a.lvm.pvs.retain(|p| readable(&p.device));
+        for g in &mut a.lvm.vgs {
+            for p in &mut g.pvs {
+                p.device = p.device.filter(readable);
+            }
+        }
+        a.lvm
+            .vgs
+            .retain(|g| g.pvs.iter().any(|p| p.device.is_some()));
         for m in &mut a.mounts {
             if !readable(&m.devno) {
                 m.root_extsize = None;
@@ -612,6 +675,9 @@ impl System for FakeSystem {
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
+            Op::Lvm(crate::op::LvmOp::LvCreate { .. }) => {
+                Some("after the metadata was committed, before the activation")
+            }
             Op::GptAdd { dm_disk: false, .. } => {
                 Some("after the entry was written, before the kernel was told")
             }

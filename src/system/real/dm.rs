@@ -455,7 +455,7 @@ fn raise_max_sectors(devno: Devno, want: Option<u32>) -> Result<(), SystemError>
 }
 
 /// Write `queue/max_sectors_kb` of `devno` (capped by `max_hw_sectors_kb`).
-fn set_max_sectors(devno: Devno, kb: u32) -> Result<Output, SystemError> {
+pub(super) fn set_max_sectors(devno: Devno, kb: u32) -> Result<Output, SystemError> {
     let q = format!("/sys/dev/block/{devno}/queue");
     let hw: u32 = std::fs::read_to_string(format!("{q}/max_hw_sectors_kb"))
         .ok()

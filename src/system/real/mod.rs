@@ -374,9 +374,12 @@ impl RealSystem {
                 }
                 out
             }
-            Op::Mkfs { .. } => {
+            Op::Mkfs { .. } | Op::Lvm(_) => {
                 exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
             }
+            Op::SetMaxSectors { device, kb } => self
+                .record
+                .kernel("max_sectors", || dm::set_max_sectors(device.devno, *kb))?,
             Op::DmCreate {
                 name,
                 table,

@@ -498,6 +498,18 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
                 ..t
             }
         }
+        // LVM writes PV labels and metadata, makes and removes dm devices (and udev
+        // their links) as it sees fit: everything is read again
+        Op::Lvm(_) => Touched {
+            everything: true,
+            ..t
+        },
+        // a queue limit is listed with the device
+        Op::SetMaxSectors { device, .. } => Touched {
+            blocks: true,
+            disks: disk(device),
+            ..t
+        },
         Op::WriteFile { .. } | Op::RemoveFile { .. } | Op::DaemonReload => {
             Touched { files: true, ..t }
         }

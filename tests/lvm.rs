@@ -1,0 +1,375 @@
+//! LVM scenarios on the fake system: a striped LV over two namespaces from fresh DIMMs,
+//! growing, refused re-shapes, PVs that are not ours, a reboot, teardown.
+
+mod common;
+
+use common::*;
+use pmem_stack::op::{LvmOp, Op};
+use pmem_stack::system::fake::FakeSystem;
+use serde_json::{json, Value};
+
+/// Two (or more) fsdax namespaces, VG `vgp` over them, `lvs` of `stripes` stripes taking
+/// the rest, xfs on it mounted with DAX.
+fn lvm_stack(n: usize, stripes: u32) -> Value {
+    let pvs: Vec<String> = (0..n).map(|i| format!("pm{i}")).collect();
+    json!({
+        "namespaces": fsdax(0..n),
+        "volume_groups": [{"name": "vgp", "pvs": pvs}],
+        "logical_volumes": [{"name": "lvs", "vg": "vgp", "stripes": stripes}],
+        "filesystems": [{"device": "vgp/lvs", "type": "xfs"}],
+        "mounts": [{"path": "/mnt/lvm", "device": "vgp/lvs", "dax": "always"}]
+    })
+}
+
+fn lvm_ops(fake: &FakeSystem) -> Vec<LvmOp> {
+    fake.executed
+        .iter()
+        .filter_map(|op| match op {
+            Op::Lvm(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_striped_lv_over_two_namespaces_from_fresh_dimms() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let r = converge(&mut fake, &lvm_stack(2, 2));
+    assert_eq!(
+        actions(&r),
+        [
+            "reconfigure_namespace",
+            "reconfigure_namespace",
+            "create_pv",
+            "create_pv",
+            "create_vg",
+            "create_lv",
+            "raise_max_sectors",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+    let vg = fake.state.lvm.vg("vgp").expect("vg made");
+    assert_eq!(vg.extent_size.0, 4 << 20, "LVM's 4 MiB extents");
+    assert!(vg.pvs.iter().all(|p| p.pe_start.0 == 2 << 20), "{vg:?}");
+    let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv made");
+    assert_eq!(lv.segments.len(), 1);
+    assert_eq!(
+        (
+            lv.segments[0].stripe_count,
+            lv.segments[0].stripe_size.map(|b| b.0)
+        ),
+        (2, Some(2 << 20))
+    );
+    // the whole VG in whole stripes
+    let all: u64 = vg.pvs.iter().map(|p| p.pe_count).sum();
+    assert_eq!(lv.extent_count(), all / 2 * 2);
+    // its dm device: found through its dm uuid, its largest I/O raised to the stripe
+    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
+    assert_eq!(dm.name, "vgp-lvs");
+    let bd = fake.state.block(dm.devno).expect("disk");
+    assert_eq!(bd.max_sectors_kb, Some(2048));
+    let t = table(&fake, "vgp-lvs");
+    assert!(
+        t[0].contains(" striped 2 4096 ") && t[0].contains(" 4096 "),
+        "{t:?}"
+    );
+    let fs = fake.state.filesystem(dm.devno).expect("xfs on the LV");
+    assert_eq!((fs.stripe_unit, fs.stripe_width), (Some(512), Some(1024)));
+    assert!(fake.state.mount_at("/mnt/lvm").is_some());
+    // the commands: pvcreate with 2 MiB data alignment, the declared stripes
+    let argv: Vec<String> = fake
+        .executed
+        .iter()
+        .filter_map(pmem_stack::op::argv::command_line)
+        .map(|v| v.join(" "))
+        .filter(|l| l.starts_with("lvm "))
+        .collect();
+    assert!(
+        argv[0].starts_with("lvm pvcreate --dataalignment 2m /dev/pmem"),
+        "{argv:?}"
+    );
+    assert!(
+        argv[2].starts_with("lvm vgcreate -s 4096k vgp /dev/pmem"),
+        "{argv:?}"
+    );
+    assert_eq!(
+        argv[3],
+        "lvm lvcreate -y -n lvs -l 100%FREE -i 2 -I 2048k vgp"
+    );
+}
+
+#[test]
+fn a_sized_linear_lv_is_rounded_up_to_whole_extents_and_grown_in_place() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let mut args = lvm_stack(2, 1);
+    args["logical_volumes"][0]["size"] = json!("257M");
+    args["filesystems"][0]["type"] = json!("ext4");
+    converge(&mut fake, &args);
+    let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
+    assert_eq!(
+        lv.extent_count(),
+        65,
+        "257 MiB in 4 MiB extents, rounded up"
+    );
+    // no raise for a linear LV
+    assert!(!fake
+        .executed
+        .iter()
+        .any(|o| matches!(o, Op::SetMaxSectors { .. })));
+    args["logical_volumes"][0]["size"] = json!("512M");
+    let n = fake.mutations();
+    let r = converge(&mut fake, &args);
+    assert_eq!(actions(&r), ["extend_lv"]);
+    assert!(!r.plan[0].destructive);
+    let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
+    assert_eq!(lv.extent_count(), 128);
+    // the filesystem stays
+    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
+    assert!(fake.state.filesystem(dm.devno).is_some());
+    assert_eq!(fake.mutations() - n, 1);
+}
+
+#[test]
+fn a_linear_lv_taking_the_rest_grows_with_a_third_namespace() {
+    let mut fake = FakeSystem::fresh_dimms(3, DIMM);
+    converge(&mut fake, &lvm_stack(2, 1));
+    let before = fake
+        .state
+        .lvm
+        .lv("vgp", "lvs")
+        .expect("lv")
+        .1
+        .extent_count();
+    let r = converge(&mut fake, &lvm_stack(3, 1));
+    assert_eq!(
+        actions(&r),
+        [
+            "reconfigure_namespace",
+            "create_pv",
+            "extend_vg",
+            "extend_lv"
+        ]
+    );
+    let (vg, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
+    assert_eq!(vg.pvs.len(), 3);
+    assert!(
+        lv.extent_count() > before,
+        "{} > {before}",
+        lv.extent_count()
+    );
+    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
+    assert!(
+        fake.state.filesystem(dm.devno).is_some(),
+        "the filesystem stays"
+    );
+}
+
+#[test]
+fn a_stripe_change_over_data_is_refused_without_allow_data_loss() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &lvm_stack(2, 2));
+    let before = fake.state.clone();
+    let n = fake.mutations();
+    let r = run_fails(
+        &mut fake,
+        &lvm_stack(2, 1),
+        &[
+            "making logical volume vgp/lvs again (it has 2 stripe(s), 1 wanted)",
+            "the data on logical volume vgp/lvs",
+            "the xfs filesystem on /dev/mapper/vgp-lvs",
+            "allow_data_loss",
+        ],
+    );
+    assert!(r.plan.is_empty());
+    assert_eq!(fake.mutations(), n, "nothing ran");
+    assert_eq!(fake.state, before);
+    // allowed: torn down, made again linear, a new filesystem
+    let r = converge(&mut fake, &allowing_data_loss(&lvm_stack(2, 1)));
+    assert_eq!(
+        actions(&r),
+        [
+            "umount",
+            "remove_lv",
+            "create_lv",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+    assert!(r.plan[1].destructive && r.plan[2].destructive);
+    let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
+    assert_eq!(lv.segments[0].stripe_count, 1);
+}
+
+#[test]
+fn a_shrink_and_a_stripe_size_change_are_refused() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let mut args = lvm_stack(2, 2);
+    args["logical_volumes"][0]["size"] = json!("512M");
+    args["filesystems"][0]["type"] = json!("ext4");
+    converge(&mut fake, &args);
+    args["logical_volumes"][0]["size"] = json!("256M");
+    run_fails(
+        &mut fake,
+        &args,
+        &["shrinking cuts off its end", "allow_data_loss"],
+    );
+    args["logical_volumes"][0]["size"] = json!("512M");
+    args["logical_volumes"][0]["stripe_size"] = json!("4M");
+    run_fails(
+        &mut fake,
+        &args,
+        &["its stripe size is 2M, 4M wanted", "allow_data_loss"],
+    );
+}
+
+#[test]
+fn a_pv_of_another_volume_group_is_refused_whatever_allow_data_loss_says() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    let other = json!({
+        "namespaces": fsdax(0..1),
+        "volume_groups": [{"name": "theirs", "pvs": ["pm0"]}],
+    });
+    converge(&mut fake, &other);
+    let n = fake.mutations();
+    for args in [lvm_stack(2, 1), allowing_data_loss(&lvm_stack(2, 1))] {
+        run_fails(
+            &mut fake,
+            &args,
+            &["is a PV of volume group theirs, which is not this one"],
+        );
+    }
+    assert_eq!(fake.mutations(), n);
+}
+
+#[test]
+fn a_filesystem_on_a_declared_pv_is_refused_then_replaced_when_allowed() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    let fs = json!({
+        "namespaces": fsdax(0..1),
+        "filesystems": [{"device": "pm0", "type": "ext4"}],
+    });
+    converge(&mut fake, &fs);
+    let args = json!({
+        "namespaces": fsdax(0..1),
+        "volume_groups": [{"name": "vgp", "pvs": ["pm0"]}],
+        "logical_volumes": [{"name": "lv", "vg": "vgp"}],
+    });
+    run_fails(
+        &mut fake,
+        &args,
+        &[
+            "making /dev/pmem0 a PV of volume group vgp",
+            "the ext4 filesystem on /dev/pmem0",
+            "allow_data_loss",
+        ],
+    );
+    let r = converge(&mut fake, &allowing_data_loss(&args));
+    assert_eq!(actions(&r), ["create_pv", "create_vg", "create_lv"]);
+    assert!(r.plan[0].destructive);
+    assert!(lvm_ops(&fake)
+        .iter()
+        .any(|o| matches!(o, LvmOp::PvCreate { wipe: true, .. })));
+}
+
+#[test]
+fn after_a_reboot_the_lv_is_back_by_itself_and_nothing_is_done() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &lvm_stack(2, 2));
+    fake.reboot();
+    // LVM activated it; its largest I/O is the kernel's again, and it is not mounted
+    let dm = fake.state.lv_dm("vgp", "lvs").expect("autoactivated");
+    let bd = fake.state.block(dm.devno).expect("disk");
+    assert!(bd.max_sectors_kb.is_some_and(|k| k < 2048), "{bd:?}");
+    let r = converge(&mut fake, &lvm_stack(2, 2));
+    assert_eq!(actions(&r), ["raise_max_sectors", "mount", "set_extsize"]);
+}
+
+#[test]
+fn an_inactive_lv_is_activated_and_what_it_holds_decided_once_it_is_there() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &lvm_stack(2, 1));
+    // deactivated behind our back (vgchange -an)
+    pmem_stack::system::System::execute(
+        &mut fake,
+        &Op::Umount {
+            target: "/mnt/lvm".into(),
+            lazy: false,
+            when_busy: String::new(),
+        },
+    )
+    .expect("umount");
+    pmem_stack::system::System::execute(
+        &mut fake,
+        &Op::DmRemove {
+            name: "vgp-lvs".into(),
+        },
+    )
+    .expect("deactivated");
+    let r = converge(&mut fake, &lvm_stack(2, 1));
+    assert_eq!(actions(&r), ["activate_lv", "mkfs", "mount", "set_extsize"]);
+    // the mkfs was conditional: the LV's xfs came back with it (and its hint)
+    let skipped: Vec<&str> = r
+        .skipped_steps
+        .iter()
+        .map(|s| s.step.action.as_str())
+        .collect();
+    assert_eq!(skipped, ["mkfs", "set_extsize"]);
+}
+
+#[test]
+fn teardown_removes_lvs_and_vgs_and_pv_labels_only_when_allowed() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &lvm_stack(2, 2));
+    let r = converge(&mut fake, &tearing_down(&lvm_stack(2, 2)));
+    assert_eq!(actions(&r), ["umount", "remove_lv", "remove_vg"]);
+    assert!(fake.state.lvm.vgs.is_empty());
+    assert_eq!(fake.state.lvm.pvs.len(), 2, "PV labels left");
+    assert_warned(&r, |w| {
+        w.contains("the PV label of /dev/pmem") && w.contains("allow_data_loss")
+    });
+    let r = converge(
+        &mut fake,
+        &allowing_data_loss(&tearing_down(&lvm_stack(2, 2))),
+    );
+    assert_eq!(
+        actions(&r),
+        [
+            "remove_pv",
+            "remove_pv",
+            "destroy_namespace",
+            "destroy_namespace"
+        ]
+    );
+    assert!(fake.state.lvm.pvs.is_empty());
+}
+
+#[test]
+fn a_run_killed_inside_lvcreate_converges_on_the_next() {
+    let args = lvm_stack(2, 2);
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    // the 6th operation is the lvcreate: killed after its metadata commit
+    fake.kill_mid_op = Some(6);
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    assert!(matches!(
+        fake.executed.last(),
+        Some(Op::Lvm(LvmOp::LvCreate { .. }))
+    ));
+    assert!(fake.state.lvm.lv("vgp", "lvs").is_some() && fake.state.lv_dm("vgp", "lvs").is_none());
+    fake.kill_mid_op = None;
+    let r = converge(&mut fake, &args);
+    assert_eq!(
+        actions(&r),
+        [
+            "activate_lv",
+            "raise_max_sectors",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+    assert!(fake.state.mount_at("/mnt/lvm").is_some());
+}
