@@ -373,3 +373,72 @@ fn a_run_killed_inside_lvcreate_converges_on_the_next() {
     );
     assert!(fake.state.mount_at("/mnt/lvm").is_some());
 }
+
+/// The text of a boot file in the fake.
+fn file_text(fake: &FakeSystem, path: &str) -> String {
+    match fake.state.file(path).map(|f| &f.content) {
+        Some(pmem_stack::actual::FileContent::Text { text }) => text.clone(),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_persisted_lvm_stack_is_brought_back_at_boot_without_making_anything() {
+    let mut args = lvm_stack(2, 2);
+    args["boot"] = json!({"persist": true});
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &args);
+    let objects = pmem_stack::boot::declared_objects(&args);
+    assert!(
+        objects.contains("vg:vgp") && objects.contains("lv:vgp/lvs"),
+        "{objects:?}"
+    );
+    // the mount unit mounts the LV by the link udev makes for it
+    let unit = file_text(
+        &fake,
+        &format!(
+            "{}/{}",
+            pmem_stack::boot::UNIT_DIR,
+            pmem_stack::boot::mount_unit_name("/mnt/lvm")
+        ),
+    );
+    assert!(unit.contains("What=/dev/vgp/lvs"), "{unit}");
+    let saved = file_text(&fake, &pmem_stack::boot::state_path_for(&objects));
+    fake.reboot();
+    // LVM activated it at boot; the replay raises its largest I/O and mounts it
+    let states = [("state".to_string(), Ok(saved.clone()))];
+    let r = pmem_stack::replay(&states, &mut fake);
+    assert!(!r.failed, "{}", r.msg);
+    let done: Vec<&str> = r.done.iter().map(|s| s.action.as_str()).collect();
+    assert_eq!(done, ["raise_max_sectors", "mount"], "{:?}", r.plan);
+    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
+    assert_eq!(
+        fake.state.block(dm.devno).and_then(|b| b.max_sectors_kb),
+        Some(2048)
+    );
+    // a PV gone: the replay makes nothing and says what is missing
+    let mut fake2 = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake2, &args);
+    fake2.state.lvm.vgs.clear();
+    fake2.state.lvm.pvs.clear();
+    for d in fake2.state.dm_devices.clone() {
+        let _ = pmem_stack::system::System::execute(
+            &mut fake2,
+            &Op::Umount {
+                target: "/mnt/lvm".into(),
+                lazy: false,
+                when_busy: String::new(),
+            },
+        );
+        let _ = pmem_stack::system::System::execute(&mut fake2, &Op::DmRemove { name: d.name });
+    }
+    let n = fake2.mutations();
+    let r = pmem_stack::replay(&states, &mut fake2);
+    assert!(r.failed, "{:?} {:?}", r.msg, r.plan);
+    assert!(
+        r.msg.contains("create_vg volume group vgp (it is missing"),
+        "{}",
+        r.msg
+    );
+    assert_eq!(fake2.mutations(), n, "nothing done");
+}

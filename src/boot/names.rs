@@ -71,7 +71,8 @@ pub fn mount_unit_name(path: &str) -> String {
 
 /// The identities of the objects that arguments (as JSON: a task's options, or a saved
 /// state) declare: `namespace:<name>`, `device:<name>`, `partition:<name>`,
-/// `filesystem:<device>` and `mount:<unit name>` (so `/mnt/a` and `/mnt/a/` are one).
+/// `filesystem:<device>`, `mount:<unit name>` (so `/mnt/a` and `/mnt/a/` are one),
+/// `vg:<name>` and `lv:<vg>/<name>`.
 /// Entries without their name are skipped; anything but an object declares nothing.
 pub fn declared_objects(args: &serde_json::Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -81,6 +82,7 @@ pub fn declared_objects(args: &serde_json::Value) -> BTreeSet<String> {
         ("partitions", "name", "partition"),
         ("filesystems", "device", "filesystem"),
         ("mounts", "path", "mount"),
+        ("volume_groups", "name", "vg"),
     ] {
         let Some(items) = args.get(list).and_then(|v| v.as_array()) else {
             continue;
@@ -95,6 +97,16 @@ pub fn declared_objects(args: &serde_json::Value) -> BTreeSet<String> {
                 name.to_string()
             };
             out.insert(format!("{kind}:{id}"));
+        }
+    }
+    if let Some(items) = args.get("logical_volumes").and_then(|v| v.as_array()) {
+        for it in items {
+            if let (Some(vg), Some(lv)) = (
+                it.get("vg").and_then(|v| v.as_str()),
+                it.get("name").and_then(|v| v.as_str()),
+            ) {
+                out.insert(format!("lv:{vg}/{lv}"));
+            }
         }
     }
     out

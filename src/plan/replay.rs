@@ -3,6 +3,9 @@
 //!
 //! The replay reassembles what exists (namespaces on their labels, partition tables and
 //! filesystems on the media) and rebuilds the dm tables, which have no on-disk metadata.
+//! LVM brings its LVs back by itself (its metadata is on the PVs); the replay activates
+//! one LVM has not activated yet and raises a striped LV's largest I/O, which the kernel
+//! sets anew at every activation.
 //! It never destroys data, and it never makes what should already be there:
 //! - it runs with the saved arguments rewritten ([`replay_args`], [`replay_args_with`]):
 //!   `allow_data_loss` off whatever they say, `state: present`, the boot files left
@@ -68,6 +71,17 @@ pub(crate) fn not_at_boot(action: &Action) -> Option<&'static str> {
         A::Mkfs {
             if_blank: false, ..
         } => Some("its filesystem is missing"),
+        // LVM keeps its own metadata: at boot its VGs and LVs are there or not; the
+        // replay activates an LV LVM has not (yet) and raises its largest I/O
+        A::CreatePv { .. } | A::CreateVg { .. } | A::CreateLv { .. } => {
+            Some("it is missing (a PV's DIMM removed or failed?)")
+        }
+        A::ExtendVg { .. }
+        | A::ExtendLv { .. }
+        | A::RemoveLv { .. }
+        | A::RemoveVg { .. }
+        | A::RemovePv { .. } => Some("it is not as saved"),
+        A::ActivateLv { .. } | A::RaiseMaxSectors { .. } => None,
         _ => None,
     }
 }
@@ -164,5 +178,47 @@ mod tests {
         assert!(!r.data_loss);
         assert_eq!(refused_when_run(&Action::DaemonReload, true), None);
         assert_eq!(not_at_boot(&Action::DaemonReload), None);
+    }
+
+    #[test]
+    fn a_replay_activates_lvs_and_raises_their_io_but_makes_no_lvm_object() {
+        let lv = || ("vg".to_string(), "lv".to_string());
+        let made = [
+            Action::CreatePv {
+                device: DevRef::Namespace("pm0".into()),
+                wipe: false,
+            },
+            Action::CreateVg {
+                vg: lv().0,
+                extent_size: crate::units::Bytes(4 << 20),
+                pvs: vec![],
+            },
+            Action::CreateLv {
+                vg: lv().0,
+                lv: lv().1,
+                extents: crate::op::Extents::RestOfVg,
+                stripes: 2,
+                stripe_size: crate::units::Bytes(2 << 20),
+            },
+            Action::RemoveLv {
+                vg: lv().0,
+                lv: lv().1,
+            },
+        ];
+        for a in &made {
+            assert!(not_at_boot(a).is_some(), "{a:?}");
+        }
+        for a in [
+            Action::ActivateLv {
+                vg: lv().0,
+                lv: lv().1,
+            },
+            Action::RaiseMaxSectors {
+                device: DevRef::Volume(lv().0, lv().1),
+                kb: 2048,
+            },
+        ] {
+            assert_eq!(not_at_boot(&a), None, "{a:?}");
+        }
     }
 }
