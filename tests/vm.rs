@@ -418,6 +418,36 @@ fn vm_real_boots_with_systemd_on_6_12() {
     real_boots(SECOND_KERNEL);
 }
 
+/// LVM over fsdax namespaces on `kernel`, in two real boots (systemd as PID 1, lvm2
+/// installed, three DIMMs): boot 1 recognises a VG and LV built by hand with LVM's
+/// defaults (the audit names the PV layer, the 2 MiB faults fall back) and tears it down,
+/// grows a linear LV by a third namespace with its data, and converges the persisted
+/// striped-xfs stack on an LV from nothing (check mode, idempotent, 2 MiB faults, the
+/// audit, facts, a stripe change refused); boot 2 (DIMMs reversed) checks that LVM and the
+/// stack's units brought it back (largest I/O raised, mounted with DAX, data intact, 2 MiB
+/// faults), then tears it down on the booted host.
+fn lvm_boots(kernel: &str) {
+    boots("lvm", kernel, &[], |boot| {
+        boot("lvm-1.sh", 3, 1024, &[], LVM_1_CHECKS)?;
+        boot("lvm-2.sh", 3, 1024, &["-r"], LVM_2_CHECKS)
+    });
+}
+
+/// Checks in tests/vm/guest/lvm-1.sh (with boot-lib.sh's one).
+const LVM_1_CHECKS: u32 = 32;
+/// Checks in tests/vm/guest/lvm-2.sh (with boot-lib.sh's one).
+const LVM_2_CHECKS: u32 = 14;
+
+#[test]
+fn vm_lvm_over_pmem_in_real_boots() {
+    lvm_boots("6.1");
+}
+
+#[test]
+fn vm_lvm_over_pmem_in_real_boots_on_6_12() {
+    lvm_boots(SECOND_KERNEL);
+}
+
 /// PMEM without labels on `kernel`, in two real boots (systemd as PID 1): two
 /// `memmap=` ranges (the guest's RAM backed by a kept file, so they survive the
 /// power-off as memmap PMEM survives a warm reboot) and two DIMMs without a label area

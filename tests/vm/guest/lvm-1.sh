@@ -1,0 +1,88 @@
+#!/bin/bash
+# LVM boots, boot 1 of 2 (runs INSIDE the guest, systemd as PID 1, lvm2 installed, three
+# DIMMs): LVM over fsdax namespaces.
+# 1. Built by hand the way most people do (LVM's defaults: the data area at 1 MiB): the
+#    module recognises the declared VG and LV as they are (it rebuilds nothing), its
+#    audit names the PV layer, and the 2 MiB faults fall back.
+# 2. A linear LV over two namespaces grown by a third: the VG and the LV grow, the data
+#    stays.
+# 3. The persisted stack from nothing: a striped LV (2 stripes of 2 MiB) with xfs and DAX:
+#    check mode, converge, idempotent (no process started), 2 MiB faults, the audit, the
+#    facts, and a stripe change over its data refused. Its data and checksum are kept for
+#    boot 2 (the DIMMs reversed).
+source "$(dirname "$0")/lvm-lib.sh"
+ndctl disable-region all >/dev/null && ndctl init-labels -f all >/dev/null && ndctl enable-region all >/dev/null
+echo "  $(lvm version | head -1)"
+NSONLY="{\"namespaces\":$NS2}"
+
+section "LVM's defaults, by hand (pvcreate, vgcreate, lvcreate -i 2 -I 2m), then declared"
+module ns "$NSONLY"
+check "namespaces made: rc 0" [ "$(rc_of ns)" = 0 ]
+P0=/dev/$(ns_blk pm0); P1=/dev/$(ns_blk pm1)
+lvm pvcreate -q -y "$P0" "$P1" >/dev/null && lvm vgcreate -q -y vgd "$P0" "$P1" >/dev/null \
+  && lvm lvcreate -q -y -i 2 -I 2m -l 100%FREE -n lvd vgd >/dev/null && udevadm settle
+echo "  pe_start: $(pe_starts); dm table: $(dmtable vgd-lvd)"
+lv_field vgd/lvd lv_uuid > "$W/lvd.uuid"
+mkfs.xfs -q -f -m reflink=0 -d su=2m,sw=2 /dev/vgd/lvd && mkdir -p /mnt/d && mount -o dax=always /dev/vgd/lvd /mnt/d && xfs_io -c "extsize 2m" /mnt/d
+check "by hand: LVM put the data area at 1 MiB" [ "$(lvm pvs --noheadings -o pe_start --units b --nosuffix "$P0" | tr -d ' ')" = 1048576 ]
+DEFAULTS="{\"namespaces\":$NS2,\"volume_groups\":[{\"name\":\"vgd\",\"pvs\":[\"pm0\",\"pm1\"]}],\"logical_volumes\":[{\"name\":\"lvd\",\"vg\":\"vgd\",\"stripes\":2}],\"filesystems\":[{\"device\":\"vgd/lvd\",\"type\":\"xfs\"}],\"mounts\":[{\"path\":\"/mnt/d\",\"device\":\"vgd/lvd\",\"dax\":\"always\"}],\"verify_pmd\":true}"
+module defaults_check "$(with "$DEFAULTS" '"_ansible_check_mode":true')"
+echo "  check mode plan: $(actions "$W/defaults_check.json")"
+checkc "declared as built: nothing to make or remake (at most the largest I/O raised)" '[ -z "$(actions "$W/defaults_check.json" | tr " " "\n" | grep -v -x -e raise_max_sectors -e "")" ]'
+module defaults "$DEFAULTS"
+layers "$W/defaults.json"
+echo "  pmd_faults: $(jv "$W/defaults.json" pmd_faults)"
+checkc "LVM's defaults: the audit names the PV layer (data area at 1 MiB)" '[[ ",$(bad_layers "$W/defaults.json")," == *,pv,* ]]'
+checkc "LVM's defaults: the PV layer's fix is pvcreate --dataalignment 2m" 'grep -q "dataalignment 2m" "$W/defaults.json"'
+checkc "LVM's defaults: the 2 MiB faults fell back, none mapped (verify_pmd fails the run)" '[ "$(rc_of defaults)" = 1 ] && [ "$(jv "$W/defaults.json" "pmd_faults./mnt/d.nopage")" = 0 ] && [ "$(jv "$W/defaults.json" "pmd_faults./mnt/d.fallback")" -gt 0 ]'
+checkc "LVM's defaults: the LV is the one made by hand (same uuid, 2 stripes)" '[ -s "$W/lvd.uuid" ] && [ "$(lv_field vgd/lvd lv_uuid)" = "$(cat "$W/lvd.uuid")" ] && [ "$(lv_field vgd/lvd stripes)" = 2 ]'
+module defaults_down "$(with "$DEFAULTS" '"state":"absent","allow_data_loss":true')"
+echo "  pe_start after teardown: $(pe_starts)"
+checkc "teardown (absent, allow_data_loss): the LV, the VG and the PV labels are gone" '[ "$(rc_of defaults_down)" = 0 ] && ! lvm vgs vgd >/dev/null 2>&1 && [ -z "$(pe_starts | tr -d " ")" ] && ! mountpoint -q /mnt/d'
+
+section "a linear LV over two namespaces, grown by a third"
+LINEAR="{\"namespaces\":$NS2,\"volume_groups\":[{\"name\":\"vgl\",\"pvs\":[\"pm0\",\"pm1\"]}],\"logical_volumes\":[{\"name\":\"lvl\",\"vg\":\"vgl\"}],\"filesystems\":[{\"device\":\"vgl/lvl\",\"type\":\"ext4\"}],\"mounts\":[{\"path\":\"/mnt/l\",\"device\":\"vgl/lvl\",\"dax\":\"always\"}]}"
+module lin1 "$LINEAR"
+echo "  pe_start: $(pe_starts)"
+check "linear over two: rc 0" [ "$(rc_of lin1)" = 0 ]
+write_data /mnt/l/data "$W/lin.sha256"
+SIZE1=$(lv_field vgl/lvl lv_size)
+LINEAR3="${LINEAR//\"pvs\":\[\"pm0\",\"pm1\"\]/\"pvs\":[\"pm0\",\"pm1\",\"pm2\"]}"
+module lin2 "${LINEAR3//\"namespaces\":$NS2/\"namespaces\":$NS3}"
+SIZE2=$(lv_field vgl/lvl lv_size)
+echo "  LV size $SIZE1 -> $SIZE2 B"
+checkc "grown by pm2: the namespace, its PV, vgextend, lvextend, nothing destructive" '[ "$(rc_of lin2)" = 0 ] && [ "$(actions "$W/lin2.json")" = "create_namespace create_pv extend_vg extend_lv" ] && ! grep -q "\"destructive\":true" "$W/lin2.json"'
+checkc "the LV grew by about a DIMM and its data is intact" '[ "$SIZE2" -gt $((SIZE1 + 900 * 1024 * 1024)) ] && sha256sum -c --quiet "$W/lin.sha256"'
+module lin3 "${LINEAR3//\"namespaces\":$NS2/\"namespaces\":$NS3}"
+checkc "grown: again unchanged, no process started" '[ "$(jv "$W/lin3.json" changed)" = false ] && [ -z "$(spawns lin3)" ]'
+module lin_down "$(with "${LINEAR3//\"namespaces\":$NS2/\"namespaces\":$NS3}" '"state":"absent","allow_data_loss":true')"
+checkc "linear torn down: no VG, no PV label, no namespace" '[ "$(rc_of lin_down)" = 0 ] && ! lvm vgs vgl >/dev/null 2>&1 && [ -z "$(pe_starts | tr -d " ")" ] && [ -z "$(ns_blk pm2)" ]'
+
+section "the persisted striped stack from nothing"
+module s_check "$(with "$ARGS_S" '"_ansible_check_mode":true')"
+echo "  check mode plan: $(actions "$W/s_check.json")"
+checkc "check mode: changed, nothing made (no VG, no namespace)" '[ "$(rc_of s_check)" = 0 ] && [ "$(jv "$W/s_check.json" changed)" = true ] && ! lvm vgs vgp >/dev/null 2>&1 && [ -z "$(ns_blk pm0)" ]'
+module s1 "$(with "$ARGS_S" '"verify_pmd":true')"
+layers "$W/s1.json"
+echo "  pe_start: $(pe_starts); lvs: stripes $(lv_field vgp/lvs stripes) stripe_size $(lv_field vgp/lvs stripe_size); dm table: $(dmtable vgp-lvs); max_sectors_kb $(lv_max_kb vgp/lvs)"
+echo "  pmd_faults: $(jv "$W/s1.json" pmd_faults)"
+check "converge: rc 0" [ "$(rc_of s1)" = 0 ]
+checkc "converge: the plan check mode showed" '[ "$(actions "$W/s1.json")" = "$(actions "$W/s_check.json")" ]'
+checkc "PVs made with the data area at 2 MiB" '[ "$(pe_starts)" = "$(printf "%s=2097152 " $(lvm pvs --noheadings -o pv_name | sort))" ]'
+checkc "LV: 2 stripes of 2 MiB" '[ "$(lv_field vgp/lvs stripes)" = 2 ] && [ "$(lv_field vgp/lvs stripe_size)" = 2097152 ]'
+checkc "LV: largest I/O raised to at least the stripe (max_sectors_kb >= 2048)" '[ "$(lv_max_kb vgp/lvs)" -ge 2048 ]'
+checkc "aligned LVM: every layer of the audit allows 2 MiB faults" '[ -z "$(bad_layers "$W/s1.json")" ] && grep -q "\"layer\":\"pv\"" "$W/s1.json"'
+checkc "aligned LVM: 2 MiB faults mapped (NOPAGE > 0), none fell back" '[ "$(jv "$W/s1.json" "pmd_faults./mnt/s.nopage")" -gt 0 ] && [ "$(jv "$W/s1.json" "pmd_faults./mnt/s.fallback")" = 0 ]'
+module s2 "$ARGS_S"
+checkc "again: unchanged, no process started" '[ "$(jv "$W/s2.json" changed)" = false ] && [ -z "$(spawns s2)" ]'
+facts facts
+checkc "--facts: the VG, its PVs and the LV" 'python3 -c "import json,sys; d=json.load(open(sys.argv[1]))[\"ansible_facts\"][\"pmem_stack\"][\"lvm\"]; g=[v for v in d[\"vgs\"] if v[\"name\"]==\"vgp\"][0]; assert len(g[\"pvs\"])==2 and g[\"lvs\"][0][\"name\"]==\"lvs\"" "$W/facts.json"'
+write_data /mnt/s/data "$KEEP/s.sha256"
+cp "$KEEP/s.sha256" "$W/s.sha256"
+lv_field vgp/lvs lv_uuid > "$KEEP/lvs.uuid"
+module s_linear "${ARGS_S//\"stripes\":2/\"stripes\":1}"
+echo "  msg: $(jv "$W/s_linear.json" msg)"
+checkc "a stripe change over the data is refused, naming what is lost and allow_data_loss" '[ "$(rc_of s_linear)" = 1 ] && grep -q "the data on logical volume vgp/lvs" "$W/s_linear.json" && grep -q "allow_data_loss" "$W/s_linear.json"'
+checkc "refused: nothing ran, the LV and its data as they were" '[ -z "$(spawns s_linear)" ] && [ "$(lv_field vgp/lvs stripes)" = 2 ] && sha256sum -c --quiet "$W/s.sha256"'
+checkc "the mount unit mounts the LV by /dev/vgp/lvs" 'grep -q "^What=/dev/vgp/lvs$" $UNITS/mnt-s.mount'
+summary
