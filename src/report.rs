@@ -318,6 +318,20 @@ pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
             .unwrap_or_default();
         out.push((Object::Partition(&p.name).header(), text));
     }
+    for g in &d.volume_groups {
+        let text = a
+            .vg(&g.name)
+            .map(|vg| vg_text(vg.extent_size, vg.pvs.iter().map(|p| pv_path(a, p))))
+            .unwrap_or_default();
+        out.push((Object::VolumeGroup(&g.name).header(), text));
+    }
+    for l in &d.logical_volumes {
+        let text = a
+            .lv(&l.vg, &l.name)
+            .map(|(_, lv)| found_lv_text(lv))
+            .unwrap_or_default();
+        out.push((Object::LogicalVolume(&l.vg, &l.name).header(), text));
+    }
     for f in &d.filesystems {
         out.push((
             Object::Filesystem(&f.device).header(),
@@ -563,6 +577,56 @@ pub fn render_desired(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, Stri
             ),
         ));
     }
+    for g in &d.volume_groups {
+        // a found VG keeps its extent size and its PVs; the declared ones not in it join
+        let (extent, mut pvs): (crate::units::Bytes, Vec<String>) = match a.vg(&g.name) {
+            Some(vg) => (
+                vg.extent_size,
+                vg.pvs.iter().map(|p| pv_path(a, p)).collect(),
+            ),
+            None => (g.extent_size, Vec::new()),
+        };
+        for r in &g.pvs {
+            let path = b
+                .block(r)
+                .map(|bd| bd.path.clone())
+                .unwrap_or_else(|| r.to_string());
+            if !pvs.contains(&path) {
+                pvs.push(path);
+            }
+        }
+        out.push((
+            Object::VolumeGroup(&g.name).header(),
+            vg_text(extent, pvs.into_iter()),
+        ));
+    }
+    for l in &d.logical_volumes {
+        let found = a.lv(&l.vg, &l.name).map(|(_, lv)| lv.extent_count());
+        let remade = plan.steps.iter().any(
+            |s| matches!(&s.action, Action::RemoveLv { vg, lv } if *vg == l.vg && *lv == l.name),
+        );
+        let grown = plan.steps.iter().find_map(|s| match &s.action {
+            Action::CreateLv {
+                vg, lv, extents, ..
+            }
+            | Action::ExtendLv { vg, lv, extents }
+                if *vg == l.vg && *lv == l.name =>
+            {
+                Some(*extents)
+            }
+            _ => None,
+        });
+        let extents = match (grown, found) {
+            (Some(crate::op::Extents::Count(n)), _) => n.to_string(),
+            (Some(crate::op::Extents::RestOfVg), _) => "(all the VG has free)".to_string(),
+            (None, Some(n)) if !remade => n.to_string(),
+            _ => "(none)".to_string(),
+        };
+        out.push((
+            Object::LogicalVolume(&l.vg, &l.name).header(),
+            lv_text(u64::from(l.stripes), Some(l.stripe_size), &extents),
+        ));
+    }
     for f in &d.filesystems {
         // what the plan's mkfs makes; where it makes none, the filesystem stays as found
         let text =
@@ -623,6 +687,8 @@ fn render_absent(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, String)> 
             Action::RemoveFile { path } => Object::File(path),
             Action::RemoveDm { name } => Object::DmTable(name),
             Action::DestroyNamespace { name, .. } => Object::Namespace(name),
+            Action::RemoveLv { vg, lv } => Object::LogicalVolume(vg, lv),
+            Action::RemoveVg { vg } => Object::VolumeGroup(vg),
             Action::DeletePartition { disk, number } => {
                 let deleted = d.partitions.iter().find(|p| {
                     p.disk == *disk
@@ -666,6 +732,10 @@ enum Object<'a> {
     Mount(&'a str),
     /// A boot file, by path.
     File(&'a str),
+    /// An LVM volume group, by name.
+    VolumeGroup(&'a str),
+    /// An LVM logical volume, by VG and name.
+    LogicalVolume(&'a str, &'a str),
 }
 
 impl Object<'_> {
@@ -675,7 +745,8 @@ impl Object<'_> {
             DevRef::Namespace(n) => Some(Object::Namespace(n)),
             DevRef::Device(n) => Some(Object::DmTable(n)),
             DevRef::Partition(n) => Some(Object::Partition(n)),
-            DevRef::Path(_) | DevRef::Volume(..) => None,
+            DevRef::Volume(vg, lv) => Some(Object::LogicalVolume(vg, lv)),
+            DevRef::Path(_) => None,
         }
     }
 
@@ -688,8 +759,48 @@ impl Object<'_> {
             Object::Filesystem(r) => format!("filesystem on {r}"),
             Object::Mount(p) => format!("mount {p}"),
             Object::File(p) => format!("file {p}"),
+            Object::VolumeGroup(n) => format!("volume group {n}"),
+            Object::LogicalVolume(vg, lv) => format!("logical volume {vg}/{lv}"),
         }
     }
+}
+
+/// A VG as a diff shows it.
+fn vg_text(extent: crate::units::Bytes, pvs: impl Iterator<Item = String>) -> String {
+    format!(
+        "extent_size: {extent}\npvs: {}\n",
+        pvs.collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Where a VG's PV was found (its uuid when it was not).
+fn pv_path(a: &Actual, p: &crate::actual::lvm::VgPv) -> String {
+    p.device
+        .and_then(|d| a.block(d))
+        .map(|b| b.path.clone())
+        .unwrap_or_else(|| format!("(missing: uuid {})", p.uuid))
+}
+
+/// An LV as a diff shows it: its stripes, stripe size (striped only) and extents.
+fn lv_text(stripes: u64, stripe_size: Option<crate::units::Bytes>, extents: &str) -> String {
+    let mut t = format!("stripes: {stripes}\n");
+    if stripes > 1 {
+        if let Some(s) = stripe_size {
+            t.push_str(&format!("stripe_size: {s}\n"));
+        }
+    }
+    t.push_str(&format!("extents: {extents}\n"));
+    t
+}
+
+/// A found LV as a diff shows it (the shape of its first segment; its extents in all).
+fn found_lv_text(lv: &crate::actual::lvm::Lv) -> String {
+    let (stripes, size) = lv
+        .segments
+        .first()
+        .map(|s| (s.stripe_count, s.stripe_size))
+        .unwrap_or((0, None));
+    lv_text(stripes, size, &lv.extent_count().to_string())
 }
 
 fn lines(v: &[String]) -> String {

@@ -442,3 +442,43 @@ fn a_persisted_lvm_stack_is_brought_back_at_boot_without_making_anything() {
     );
     assert_eq!(fake2.mutations(), n, "nothing done");
 }
+
+#[test]
+fn the_diff_shows_the_vg_and_lv_made_grown_and_nothing_once_converged() {
+    let mut fake = FakeSystem::fresh_dimms(3, DIMM);
+    let c = check(&mut fake, &lvm_stack(2, 2));
+    let diff = c.diff.expect("diff");
+    let item = |h: &str| {
+        diff.iter()
+            .find(|d| d.after_header == format!("{h} (after)"))
+            .unwrap_or_else(|| panic!("no {h} in {diff:?}"))
+            .clone()
+    };
+    let vg = item("volume group vgp");
+    assert_eq!(vg.before, "");
+    assert_eq!(
+        vg.after,
+        "extent_size: 4M\npvs: namespace pm0, namespace pm1\n"
+    );
+    let lv = item("logical volume vgp/lvs");
+    assert_eq!(
+        lv.after,
+        "stripes: 2\nstripe_size: 2M\nextents: (all the VG has free)\n"
+    );
+    converge(&mut fake, &lvm_stack(2, 2));
+    let c = check(&mut fake, &lvm_stack(2, 2));
+    assert_eq!(c.diff.map(|d| d.len()), Some(0), "converged: no diff");
+    // a linear LV taking the rest, grown by a third PV
+    let mut fake = FakeSystem::fresh_dimms(3, DIMM);
+    converge(&mut fake, &lvm_stack(2, 1));
+    let c = check(&mut fake, &lvm_stack(3, 1));
+    let diff = c.diff.expect("diff");
+    let vg = diff
+        .iter()
+        .find(|d| d.after_header == "volume group vgp (after)")
+        .expect("vg in the diff");
+    assert!(
+        vg.before.ends_with("/dev/pmem1\n") && vg.after.ends_with(", namespace pm2\n"),
+        "{vg:?}"
+    );
+}
