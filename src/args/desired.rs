@@ -68,7 +68,7 @@ pub struct DeviceSpec {
     pub chunk: Sectors,
 }
 
-/// An LVM volume group to have (validated; not planned yet).
+/// An LVM volume group to have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VolumeGroupSpec {
     /// VG name.
@@ -79,7 +79,7 @@ pub struct VolumeGroupSpec {
     pub extent_size: Bytes,
 }
 
-/// An LVM logical volume to have (validated; not planned yet).
+/// An LVM logical volume to have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogicalVolumeSpec {
     /// LV name, unique within its VG.
@@ -95,7 +95,7 @@ pub struct LogicalVolumeSpec {
 }
 
 impl LogicalVolumeSpec {
-    /// The path udev gives it, `/dev/VG/LV`: what a `VG/LV` reference resolves to.
+    /// The path udev gives it, `/dev/VG/LV` (a mount unit's `What=`).
     pub fn dev_path(&self) -> String {
         lv_dev_path(&self.vg, &self.name)
     }

@@ -391,11 +391,11 @@ pub struct ModuleArgs {
     pub partitions: Vec<PartitionArg>,
     // The LVM lists are left out of the saved state when empty, so that state saved
     // before LVM existed reads (and compares) the same.
-    /// LVM volume groups (read and validated; not planned yet).
+    /// LVM volume groups: PVs made with a 2 MiB data alignment, `vgcreate -s extent_size`; a found VG is kept and grows by declared PVs not in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("default" = []))]
     pub volume_groups: Vec<VolumeGroupArg>,
-    /// LVM logical volumes, referred to as `VG/LV` by partitions, filesystems, mounts and dm devices (read and validated; not planned yet).
+    /// LVM logical volumes, referred to as `VG/LV` by partitions, filesystems, mounts and dm devices: made in whole extents and stripes, grown in place; another stripe count, stripe size or a smaller size makes one again (only with `allow_data_loss`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("default" = []))]
     pub logical_volumes: Vec<LogicalVolumeArg>,
