@@ -606,14 +606,8 @@ pub fn render_desired(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, Stri
             |s| matches!(&s.action, Action::RemoveLv { vg, lv } if *vg == l.vg && *lv == l.name),
         );
         let grown = plan.steps.iter().find_map(|s| match &s.action {
-            Action::CreateLv {
-                vg, lv, extents, ..
-            }
-            | Action::ExtendLv { vg, lv, extents }
-                if *vg == l.vg && *lv == l.name =>
-            {
-                Some(*extents)
-            }
+            Action::CreateLv(n) if n.vg == l.vg && n.lv == l.name => Some(n.extents),
+            Action::ExtendLv { vg, lv, extents } if *vg == l.vg && *lv == l.name => Some(*extents),
             _ => None,
         });
         let extents = match (grown, found) {

@@ -21,6 +21,21 @@ fn lvm_stack(n: usize, stripes: u32) -> Value {
     })
 }
 
+/// [`lvm_stack`] with a sized LV under ext4 (xfs wants more than a small LV has).
+fn sized_ext4(stripes: u32, size: &str) -> Value {
+    let mut args = lvm_stack(2, stripes);
+    args["logical_volumes"][0]["size"] = json!(size);
+    args["filesystems"][0]["type"] = json!("ext4");
+    args
+}
+
+/// Whether the LV vgp/lvs is active with a filesystem on it.
+fn lv_has_filesystem(fake: &FakeSystem) -> bool {
+    fake.state
+        .lv_dm("vgp", "lvs")
+        .is_some_and(|dm| fake.state.filesystem(dm.devno).is_some())
+}
+
 fn lvm_ops(fake: &FakeSystem) -> Vec<LvmOp> {
     fake.executed
         .iter()
@@ -103,9 +118,7 @@ fn a_striped_lv_over_two_namespaces_from_fresh_dimms() {
 #[test]
 fn a_sized_linear_lv_is_rounded_up_to_whole_extents_and_grown_in_place() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    let mut args = lvm_stack(2, 1);
-    args["logical_volumes"][0]["size"] = json!("257M");
-    args["filesystems"][0]["type"] = json!("ext4");
+    let mut args = sized_ext4(1, "257M");
     converge(&mut fake, &args);
     let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
     assert_eq!(
@@ -125,9 +138,7 @@ fn a_sized_linear_lv_is_rounded_up_to_whole_extents_and_grown_in_place() {
     assert!(!r.plan[0].destructive);
     let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
     assert_eq!(lv.extent_count(), 128);
-    // the filesystem stays
-    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
-    assert!(fake.state.filesystem(dm.devno).is_some());
+    assert!(lv_has_filesystem(&fake), "the filesystem stays");
     assert_eq!(fake.mutations() - n, 1);
 }
 
@@ -159,11 +170,7 @@ fn a_linear_lv_taking_the_rest_grows_with_a_third_namespace() {
         "{} > {before}",
         lv.extent_count()
     );
-    let dm = fake.state.lv_dm("vgp", "lvs").expect("active");
-    assert!(
-        fake.state.filesystem(dm.devno).is_some(),
-        "the filesystem stays"
-    );
+    assert!(lv_has_filesystem(&fake), "the filesystem stays");
 }
 
 #[test]
@@ -206,9 +213,7 @@ fn a_stripe_change_over_data_is_refused_without_allow_data_loss() {
 #[test]
 fn a_shrink_and_a_stripe_size_change_are_refused() {
     let mut fake = FakeSystem::fresh_dimms(2, DIMM);
-    let mut args = lvm_stack(2, 2);
-    args["logical_volumes"][0]["size"] = json!("512M");
-    args["filesystems"][0]["type"] = json!("ext4");
+    let mut args = sized_ext4(2, "512M");
     converge(&mut fake, &args);
     args["logical_volumes"][0]["size"] = json!("256M");
     run_fails(

@@ -144,27 +144,21 @@ pub fn lvm(op: &LvmOp) -> Vec<String> {
             v.extend(words(&["vgextend", vg]));
             v.extend(pvs.iter().map(|p| p.path.clone()));
         }
-        LvmOp::LvCreate {
-            vg,
-            lv,
-            extents,
-            stripes,
-            stripe_size,
-        } => {
-            v.extend(words(&["lvcreate", "-y", "-n", lv, "-l"]));
-            v.push(match extents {
-                Extents::Count(n) => n.to_string(),
+        LvmOp::LvCreate(n) => {
+            v.extend(words(&["lvcreate", "-y", "-n", &n.lv, "-l"]));
+            v.push(match n.extents {
+                Extents::Count(c) => c.to_string(),
                 Extents::RestOfVg => "100%FREE".into(),
             });
-            if *stripes > 1 {
+            if n.stripes > 1 {
                 v.extend([
                     "-i".into(),
-                    stripes.to_string(),
+                    n.stripes.to_string(),
                     "-I".into(),
-                    kib(*stripe_size),
+                    kib(n.stripe_size),
                 ]);
             }
-            v.push(vg.clone());
+            v.push(n.vg.clone());
         }
         LvmOp::LvExtend {
             vg,

@@ -17,6 +17,21 @@ pub enum Extents {
     RestOfVg,
 }
 
+/// A logical volume to make (`lvcreate`), as planned and as run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewLv {
+    /// VG name.
+    pub vg: String,
+    /// LV name.
+    pub lv: String,
+    /// Its size in extents.
+    pub extents: Extents,
+    /// Stripes (1: linear).
+    pub stripes: u32,
+    /// Stripe size (striped only).
+    pub stripe_size: Bytes,
+}
+
 /// One `lvm` command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -47,18 +62,7 @@ pub enum LvmOp {
         pvs: Vec<DevId>,
     },
     /// `lvcreate -n LV -l EXTENTS [-i STRIPES -I STRIPE_SIZE] VG`, activated.
-    LvCreate {
-        /// VG name.
-        vg: String,
-        /// LV name.
-        lv: String,
-        /// Its size in extents.
-        extents: Extents,
-        /// Stripes (1: linear).
-        stripes: u32,
-        /// Stripe size (striped only).
-        stripe_size: Bytes,
-    },
+    LvCreate(NewLv),
     /// `lvextend -l EXTENTS VG/LV` (to that many in all, or by what is free).
     LvExtend {
         /// VG name.

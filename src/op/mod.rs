@@ -14,7 +14,7 @@ use serde::Serialize;
 pub mod argv;
 pub mod lvm;
 
-pub use lvm::{Extents, LvmOp};
+pub use lvm::{Extents, LvmOp, NewLv};
 
 /// What a namespace is made as (the `-m -n -s -a -M` of `ndctl create-namespace`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

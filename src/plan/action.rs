@@ -169,18 +169,7 @@ pub enum Action {
         pvs: Vec<DevRef>,
     },
     /// `lvcreate`: a new logical volume, active.
-    CreateLv {
-        /// VG name.
-        vg: String,
-        /// LV name.
-        lv: String,
-        /// Its size in extents.
-        extents: crate::op::Extents,
-        /// Stripes (1: linear).
-        stripes: u32,
-        /// Stripe size.
-        stripe_size: Bytes,
-    },
+    CreateLv(crate::op::NewLv),
     /// `lvextend`: grow a logical volume (its data stays).
     ExtendLv {
         /// VG name.
@@ -327,7 +316,7 @@ impl Action {
             Action::CreatePv { .. } => "create_pv",
             Action::CreateVg { .. } => "create_vg",
             Action::ExtendVg { .. } => "extend_vg",
-            Action::CreateLv { .. } => "create_lv",
+            Action::CreateLv(_) => "create_lv",
             Action::ExtendLv { .. } => "extend_lv",
             Action::ActivateLv { .. } => "activate_lv",
             Action::RemoveLv { .. } => "remove_lv",
@@ -374,7 +363,7 @@ impl Action {
             Action::CreateVg { vg, .. } | Action::ExtendVg { vg, .. } | Action::RemoveVg { vg } => {
                 format!("volume group {vg}")
             }
-            Action::CreateLv { vg, lv, .. }
+            Action::CreateLv(crate::op::NewLv { vg, lv, .. })
             | Action::ExtendLv { vg, lv, .. }
             | Action::ActivateLv { vg, lv }
             | Action::RemoveLv { vg, lv } => format!("logical volume {vg}/{lv}"),
@@ -428,7 +417,7 @@ impl Action {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Action::CreateLv { vg, lv, .. } => format!("making logical volume {vg}/{lv}"),
+            Action::CreateLv(n) => format!("making logical volume {}/{}", n.vg, n.lv),
             Action::ExtendLv { vg, lv, .. } => format!("growing logical volume {vg}/{lv}"),
             Action::ActivateLv { vg, lv } => format!("activating logical volume {vg}/{lv}"),
             Action::RemoveLv { vg, lv } => format!("removing logical volume {vg}/{lv}"),
@@ -470,7 +459,7 @@ impl Action {
             Action::CreatePv { .. }
             | Action::CreateVg { .. }
             | Action::ExtendVg { .. }
-            | Action::CreateLv { .. }
+            | Action::CreateLv(_)
             | Action::ExtendLv { .. }
             | Action::ActivateLv { .. }
             | Action::RemoveLv { .. }

@@ -41,7 +41,7 @@ use crate::actual::lvm::Vg;
 use crate::args::desired::{lv_dm_name, LogicalVolumeSpec};
 use crate::args::validate::DevRef;
 use crate::bind::Bound;
-use crate::op::{DevId, Extents, LvmOp, Op};
+use crate::op::{DevId, Extents, LvmOp, NewLv, Op};
 use crate::units::{Bytes, HUGE_PAGE};
 
 /// Plan volume group `name`: its PVs, itself and its declared LVs (once per plan).
@@ -256,7 +256,7 @@ fn plan_lv(cx: &mut Ctx, spec: &LogicalVolumeSpec, vg: Option<&Vg>, extent: Byte
     let me = DevRef::Volume(vgn.to_string(), lvn.to_string());
     let want = wanted_extents(spec, extent);
     let stripe_kb = u32::try_from(spec.stripe_size.0 / 1024).unwrap_or(u32::MAX);
-    let create = Action::CreateLv {
+    let new = NewLv {
         vg: vgn.to_string(),
         lv: lvn.to_string(),
         extents: want,
@@ -272,14 +272,24 @@ fn plan_lv(cx: &mut Ctx, spec: &LogicalVolumeSpec, vg: Option<&Vg>, extent: Byte
         Extents::Count(n) => format!("{n} extents of {extent}"),
         Extents::RestOfVg => "the rest of the VG".to_string(),
     };
-    let Some(found) = vg.and_then(|g| g.lv(lvn)) else {
+    // the LV made (again: destructive), fresh for the layers above, its I/O raised
+    let make = |cx: &mut Ctx, again: bool| {
         cx.step(
-            create,
+            Action::CreateLv(new.clone()),
             format!("lvm lvcreate {vgn}/{lvn}: {shape}, {size_words}"),
-            false,
+            again,
         );
         cx.o.mark_fresh(me.clone());
-        raise_after(cx, spec, &me, stripe_kb, "made");
+        raise_after(
+            cx,
+            spec,
+            &me,
+            stripe_kb,
+            if again { "made again" } else { "made" },
+        );
+    };
+    let Some(found) = vg.and_then(|g| g.lv(lvn)) else {
+        make(cx, false);
         return;
     };
     let have = found.extent_count();
@@ -342,13 +352,7 @@ fn plan_lv(cx: &mut Ctx, spec: &LogicalVolumeSpec, vg: Option<&Vg>, extent: Byte
             ),
             destructive: true,
         });
-        cx.step(
-            create,
-            format!("lvm lvcreate {vgn}/{lvn}: {shape}, {size_words}"),
-            true,
-        );
-        cx.o.mark_fresh(me.clone());
-        raise_after(cx, spec, &me, stripe_kb, "made again");
+        make(cx, true);
         return;
     }
     if active.is_none() {
@@ -550,23 +554,14 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
                 pvs: add,
             })
         }
-        Action::CreateLv {
-            vg,
-            lv,
-            extents,
-            stripes,
-            stripe_size,
-        } => {
-            if a.lv(vg, lv).is_some() {
-                return Ok(Resolved::Skip(format!("logical volume {vg}/{lv} exists")));
+        Action::CreateLv(n) => {
+            if a.lv(&n.vg, &n.lv).is_some() {
+                return Ok(Resolved::Skip(format!(
+                    "logical volume {}/{} exists",
+                    n.vg, n.lv
+                )));
             }
-            lvm(LvmOp::LvCreate {
-                vg: vg.clone(),
-                lv: lv.clone(),
-                extents: *extents,
-                stripes: *stripes,
-                stripe_size: *stripe_size,
-            })
+            lvm(LvmOp::LvCreate(n.clone()))
         }
         Action::ExtendLv { vg, lv, extents } => {
             let (_, l) = a

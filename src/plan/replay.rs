@@ -73,7 +73,7 @@ pub(crate) fn not_at_boot(action: &Action) -> Option<&'static str> {
         } => Some("its filesystem is missing"),
         // LVM keeps its own metadata: at boot its VGs and LVs are there or not; the
         // replay activates an LV LVM has not (yet) and raises its largest I/O
-        A::CreatePv { .. } | A::CreateVg { .. } | A::CreateLv { .. } => {
+        A::CreatePv { .. } | A::CreateVg { .. } | A::CreateLv(_) => {
             Some("it is missing (a PV's DIMM removed or failed?)")
         }
         A::ExtendVg { .. }
@@ -193,13 +193,13 @@ mod tests {
                 extent_size: crate::units::Bytes(4 << 20),
                 pvs: vec![],
             },
-            Action::CreateLv {
+            Action::CreateLv(crate::op::NewLv {
                 vg: lv().0,
                 lv: lv().1,
                 extents: crate::op::Extents::RestOfVg,
                 stripes: 2,
                 stripe_size: crate::units::Bytes(2 << 20),
-            },
+            }),
             Action::RemoveLv {
                 vg: lv().0,
                 lv: lv().1,

@@ -13,7 +13,7 @@ use crate::actual::dm::{TableLine, Target};
 use crate::actual::lvm::{Lv, LvSegment, LvStripe, Pv, Vg, VgPv};
 use crate::actual::Devno;
 use crate::args::desired::lv_dm_name;
-use crate::op::{DevId, Extents, LvmOp};
+use crate::op::{DevId, Extents, LvmOp, NewLv};
 use crate::system::SystemError;
 use crate::units::{Bytes, Sectors};
 
@@ -50,38 +50,7 @@ impl FakeSystem {
                 added
             }
             LvmOp::VgExtend { vg, pvs } => self.vg_add(vg, pvs),
-            LvmOp::LvCreate {
-                vg,
-                lv,
-                extents,
-                stripes,
-                stripe_size,
-            } => {
-                let g = self.vg_named(vg)?;
-                if g.lv(lv).is_some() {
-                    return Err(fail(format!(
-                        "Logical Volume \"{lv}\" already exists in volume group \"{vg}\""
-                    )));
-                }
-                let stripes = u64::from((*stripes).max(1));
-                let want = match extents {
-                    Extents::Count(n) => *n,
-                    Extents::RestOfVg => free_rows(&g, stripes) * stripes,
-                };
-                let segments = allocate(&g, 0, want, stripes, *stripe_size).map_err(fail)?;
-                let uuid = self.new_uuid();
-                let g = self.vg_mut(vg)?;
-                g.lvs.push(Lv {
-                    name: lv.clone(),
-                    uuid,
-                    segments,
-                });
-                g.seqno += 1;
-                if killed {
-                    return Ok(());
-                }
-                self.lv_activate(vg, lv)
-            }
+            LvmOp::LvCreate(n) => self.lv_create(n, killed),
             LvmOp::LvExtend { vg, lv, extents } => {
                 let g = self.vg_named(vg)?;
                 let l = g
@@ -184,6 +153,37 @@ impl FakeSystem {
                 Ok(())
             }
         }
+    }
+
+    /// `lvcreate`: the extents allocated, the metadata committed, the LV activated
+    /// (`killed`: stopped between the commit and the activation).
+    fn lv_create(&mut self, n: &NewLv, killed: bool) -> Result<(), SystemError> {
+        let fail = |e: String| Self::fail("lvm lvcreate", e);
+        let (vg, lv) = (n.vg.as_str(), n.lv.as_str());
+        let g = self.vg_named(vg)?;
+        if g.lv(lv).is_some() {
+            return Err(fail(format!(
+                "Logical Volume \"{lv}\" already exists in volume group \"{vg}\""
+            )));
+        }
+        let stripes = u64::from(n.stripes.max(1));
+        let want = match n.extents {
+            Extents::Count(c) => c,
+            Extents::RestOfVg => free_rows(&g, stripes) * stripes,
+        };
+        let segments = allocate(&g, 0, want, stripes, n.stripe_size).map_err(fail)?;
+        let uuid = self.new_uuid();
+        let g = self.vg_mut(vg)?;
+        g.lvs.push(Lv {
+            name: lv.to_string(),
+            uuid,
+            segments,
+        });
+        g.seqno += 1;
+        if killed {
+            return Ok(());
+        }
+        self.lv_activate(vg, lv)
     }
 
     fn pv_create(&mut self, device: &DevId, wipe: bool) -> Result<(), SystemError> {

@@ -675,7 +675,7 @@ impl System for FakeSystem {
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
-            Op::Lvm(crate::op::LvmOp::LvCreate { .. }) => {
+            Op::Lvm(crate::op::LvmOp::LvCreate(_)) => {
                 Some("after the metadata was committed, before the activation")
             }
             Op::GptAdd { dm_disk: false, .. } => {
