@@ -261,32 +261,33 @@ pub fn role_conflicts<K: Ord>(
     let mut out = Vec::new();
     // device -> (its user, whether that user is a partition table)
     let mut user: BTreeMap<K, (String, bool)> = BTreeMap::new();
-    for (i, dev) in d.devices.iter().enumerate() {
-        for (j, m) in dev.members.iter().enumerate() {
-            let Some(k) = key(m) else { continue };
-            if let Some((first, _)) = user.get(&k) {
-                out.push((
-                    format!("devices[{i}].members[{j}]"),
-                    format!("{m} is already {first}; a block device can be in one dm device only"),
-                ));
-            } else {
-                let me = format!("a member of dm device {:?} (devices[{i}])", dev.name);
-                user.insert(k, (me, false));
-            }
-        }
-    }
-    for (i, vg) in d.volume_groups.iter().enumerate() {
-        for (j, pv) in vg.pvs.iter().enumerate() {
-            let Some(k) = key(pv) else { continue };
-            if let Some((first, _)) = user.get(&k) {
-                out.push((
-                    format!("volume_groups[{i}].pvs[{j}]"),
-                    format!("{pv} is already {first}; it cannot also be a PV"),
-                ));
-            } else {
-                let me = format!("a PV of volume group {:?} (volume_groups[{i}])", vg.name);
-                user.insert(k, (me, false));
-            }
+    // dm members and PVs: (JSON path, the device, what it is, why not twice)
+    let members = d.devices.iter().enumerate().flat_map(|(i, dev)| {
+        dev.members.iter().enumerate().map(move |(j, m)| {
+            (
+                format!("devices[{i}].members[{j}]"),
+                m,
+                format!("a member of dm device {:?} (devices[{i}])", dev.name),
+                "a block device can be in one dm device only",
+            )
+        })
+    });
+    let pvs = d.volume_groups.iter().enumerate().flat_map(|(i, vg)| {
+        vg.pvs.iter().enumerate().map(move |(j, pv)| {
+            (
+                format!("volume_groups[{i}].pvs[{j}]"),
+                pv,
+                format!("a PV of volume group {:?} (volume_groups[{i}])", vg.name),
+                "it cannot also be a PV",
+            )
+        })
+    });
+    for (at, r, me, not_twice) in members.chain(pvs) {
+        let Some(k) = key(r) else { continue };
+        if let Some((first, _)) = user.get(&k) {
+            out.push((at, format!("{r} is already {first}; {not_twice}")));
+        } else {
+            user.insert(k, (me, false));
         }
     }
     for (i, part) in d.partitions.iter().enumerate() {

@@ -243,6 +243,25 @@ impl Validator {
         }
     }
 
+    /// Resolve a reference to something that can hold a filesystem (a namespace, dm
+    /// device, partition, LV or path), and whether it has a block device (a devdax
+    /// namespace has none: said at `path`).
+    fn block_reference(&mut self, d: &Desired, path: &str, text: &str) -> Option<(DevRef, bool)> {
+        let kinds = [
+            Kind::Namespace,
+            Kind::Device,
+            Kind::Partition,
+            Kind::LogicalVolume,
+        ];
+        let r = self.reference(path, text, &kinds)?;
+        let why = no_block_device(d, &r);
+        let block = why.is_none();
+        if let Some(why) = why {
+            self.err(path, why);
+        }
+        Some((r, block))
+    }
+
     /// Resolve a `VG/LV` reference to the declared LV.
     fn lv_reference(
         &mut self,
@@ -859,22 +878,12 @@ impl Validator {
         let mut seen: BTreeMap<DevRef, usize> = BTreeMap::new();
         for (i, fs) in read_items(&draft.filesystems) {
             let p = format!("filesystems[{i}]");
-            let device = fs.device.as_ref().and_then(|text| {
-                self.reference(
-                    &format!("{p}.device"),
-                    text,
-                    &[
-                        Kind::Namespace,
-                        Kind::Device,
-                        Kind::Partition,
-                        Kind::LogicalVolume,
-                    ],
-                )
-            });
+            let device = fs
+                .device
+                .as_ref()
+                .and_then(|text| self.block_reference(d, &format!("{p}.device"), text));
+            let device = device.map(|(r, _)| r);
             if let Some(device) = &device {
-                if let Some(why) = no_block_device(d, device) {
-                    self.err(format!("{p}.device"), why);
-                }
                 if let Some(first) = seen.insert(device.clone(), i) {
                     self.err(
                         format!("{p}.device"),
@@ -970,22 +979,12 @@ impl Validator {
                     );
                 }
             }
-            let device = m.device.as_ref().and_then(|text| {
-                self.reference(
-                    &format!("{p}.device"),
-                    text,
-                    &[
-                        Kind::Namespace,
-                        Kind::Device,
-                        Kind::Partition,
-                        Kind::LogicalVolume,
-                    ],
-                )
-            });
-            if let Some(device) = &device {
-                if let Some(why) = no_block_device(d, device) {
-                    self.err(format!("{p}.device"), why);
-                } else if let Some(dax) = dax.filter(|x| *x != DaxMode::Never) {
+            let device = m
+                .device
+                .as_ref()
+                .and_then(|text| self.block_reference(d, &format!("{p}.device"), text));
+            if let Some((device, true)) = &device {
+                if let Some(dax) = dax.filter(|x| *x != DaxMode::Never) {
                     if let Some(why) = not_dax_capable(d, device) {
                         self.err(
                             format!("{p}.device"),
@@ -994,7 +993,7 @@ impl Validator {
                     }
                 }
             }
-            if let (Some(path), Some(device), Some(dax), Some(options)) =
+            if let (Some(path), Some((device, _)), Some(dax), Some(options)) =
                 (path, device, dax, &m.options)
             {
                 out.push(MountSpec {

@@ -59,15 +59,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
     for r in order {
         match &r {
             DevRef::Volume(vg, lv) => {
-                if let Some(bd) = cx.b.block(&r) {
-                    if !free_of_foreign_users(
-                        cx,
-                        bd,
-                        &declared_paths,
-                        &format!("removing logical volume {vg}/{lv}"),
-                    ) {
-                        continue;
-                    }
+                let why = format!("removing logical volume {vg}/{lv}");
+                if used_by_others(cx, &r, &declared_paths, &why) {
+                    continue;
                 }
                 super::lvm::plan_absent_lv(cx, vg, lv);
                 let left = lvs_left.entry(vg.clone()).or_default();
@@ -90,15 +84,9 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 else {
                     continue;
                 };
-                if let Some(pbd) = cx.b.block(&r) {
-                    if !free_of_foreign_users(
-                        cx,
-                        pbd,
-                        &declared_paths,
-                        &format!("removing partition {name}"),
-                    ) {
-                        continue;
-                    }
+                let why = format!("removing partition {name}");
+                if used_by_others(cx, &r, &declared_paths, &why) {
+                    continue;
                 }
                 if let DevRef::Device(dm) = &spec.disk {
                     let m = partition_name(dm, entry.number);
@@ -197,6 +185,15 @@ pub(crate) fn plan(cx: &mut Ctx) {
             );
         }
     }
+}
+
+/// Whether the device `r` leads to (if it exists) is used by something not declared
+/// (refused, see [`free_of_foreign_users`]).
+fn used_by_others(cx: &mut Ctx, r: &DevRef, declared_paths: &[String], why: &str) -> bool {
+    let Some(bd) = cx.b.block(r) else {
+        return false;
+    };
+    !free_of_foreign_users(cx, bd, declared_paths, why)
 }
 
 /// Refuse (and return false) when something not declared uses `bd`: a dm holder we do
