@@ -383,7 +383,10 @@ mod tests {
             Some(("vgp", "lvs"))
         );
         assert!(of("s").is_none());
-        assert!(a.lvm.lv_by_dm_uuid("LVM-P2YlIlDoYetBS1bySh0G-real").is_none());
+        assert!(a
+            .lvm
+            .lv_by_dm_uuid("LVM-P2YlIlDoYetBS1bySh0G-real")
+            .is_none());
         assert!(a.lvm.lv_by_dm_uuid("P2YlIlDoYetBS1bySh0G").is_none());
         assert!(a.dm("vgp-lvs").is_some_and(DmDevice::is_lvm));
         assert!(!a.dm("s").is_some_and(DmDevice::is_lvm));

@@ -14,8 +14,12 @@
 //! - namespace: fsdax, physical start (sysfs `resource`) and `align` multiples of 2 MiB;
 //!   members of one device on one NUMA node.
 
-use crate::actual::dm::Target;
-use crate::actual::{Actual, BlockDevice, Devno, Mount};
+mod lvm;
+
+pub use lvm::{summary as lvm_summary, LvSummary, LvmSummary, PvSummary, VgSummary};
+
+use crate::actual::dm::{TableLine, Target};
+use crate::actual::{Actual, BlockDevice, Devno, DmDevice, Mount};
 use crate::args::{DaxMode, NamespaceMode};
 use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
 use schemars::JsonSchema;
@@ -140,8 +144,13 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
             .collect(),
     };
     for m in mounts {
-        let s = stack(a, m);
-        for l in s.layers.iter().filter(|l| !l.pmd_ok) {
+        let (s, derived) = stack(a, m);
+        let failed = s
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| !l.pmd_ok && !derived.contains(i));
+        for (_, l) in failed {
             let fix = l
                 .fix
                 .as_deref()
@@ -170,7 +179,9 @@ pub fn audit(a: &Actual, paths: Option<&[String]>) -> DaxAudit {
     out
 }
 
-fn stack(a: &Actual, m: &Mount) -> StackAudit {
+/// The audit of the stack under mount `m`, and which of its layers fail only because of
+/// a layer below them, which names the cause and the fix (they give no warning).
+fn stack(a: &Actual, m: &Mount) -> (StackAudit, BTreeSet<usize>) {
     let mut layers = Vec::new();
     let dax = m.dax.unwrap_or(DaxMode::Never);
     layers.push(layer(
@@ -227,15 +238,17 @@ fn stack(a: &Actual, m: &Mount) -> StackAudit {
         layers,
         nodes: BTreeSet::new(),
         seen: BTreeSet::new(),
+        derived: BTreeSet::new(),
     };
     walk.device(m.devno, 0);
     let pmd_ok = walk.layers.iter().all(|l| l.pmd_ok);
-    StackAudit {
+    let stack = StackAudit {
         mount: m.target.clone(),
         pmd_ok,
         layers: walk.layers,
         numa_nodes: walk.nodes.into_iter().collect(),
-    }
+    };
+    (stack, walk.derived)
 }
 
 /// A walk down the device layers under one mount: what each layer allows, the NUMA
@@ -245,6 +258,8 @@ struct Walk<'a> {
     layers: Vec<LayerAudit>,
     nodes: BTreeSet<i32>,
     seen: BTreeSet<Devno>,
+    /// The layers (indices) whose failure a layer below names.
+    derived: BTreeSet<usize>,
 }
 
 impl Walk<'_> {
@@ -267,69 +282,7 @@ impl Walk<'_> {
         if let Some(p) = &bd.partition {
             self.partition(bd, p.start, depth);
         } else if let Some(dm) = a.dm_by_devno(devno) {
-            let name = format!("/dev/mapper/{}", dm.name);
-            match dm.table.lines() {
-                Err(e) => self.layers.push(layer(
-                    device_depth(depth),
-                    "dm",
-                    &name,
-                    e.to_string(),
-                    false,
-                    None,
-                )),
-                Ok(lines) => {
-                    for l in lines {
-                        let (found, ok, fix) = match &l.target {
-                            Target::Linear { dev, offset } => {
-                                let ok = l.start.is_multiple_of(PMD_SECTORS)
-                                    && offset.is_multiple_of(PMD_SECTORS);
-                                (
-                                    format!("linear sectors {}+{} -> {dev} at {offset}", l.start, l.length),
-                                    ok || l.start.0 == 0 && offset.0 == 0,
-                                    (!ok).then(|| "start every segment and member offset at a multiple of 4096 sectors (2 MiB)".to_string()),
-                                )
-                            }
-                            Target::Striped { chunk, stripes } => {
-                                let offs_ok =
-                                    stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
-                                let geometry_ok = chunk.is_multiple_of(PMD_SECTORS) && offs_ok;
-                                let chunk_kb = chunk.bytes().0 / 1024;
-                                let msk = bd.max_sectors_kb;
-                                let io_ok = msk.is_none_or(|k| u64::from(k) >= chunk_kb);
-                                let fix = if !geometry_ok {
-                                    Some("chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB".to_string())
-                                } else if !io_ok {
-                                    Some(format!("echo {chunk_kb} > /sys/block/{}/queue/max_sectors_kb (pmem_stack sets it on striped devices it creates or reloads)", bd.name))
-                                } else {
-                                    None
-                                };
-                                (
-                                    format!(
-                                        "striped {} x chunk {} sectors ({}), max_sectors_kb {}",
-                                        stripes.len(),
-                                        chunk,
-                                        chunk.bytes(),
-                                        msk.map(|k| k.to_string())
-                                            .unwrap_or_else(|| "unknown".into())
-                                    ),
-                                    geometry_ok && io_ok,
-                                    fix,
-                                )
-                            }
-                            Target::Other { kind, .. } => (
-                                format!("{kind} target: no DAX"),
-                                false,
-                                Some("use linear or striped".to_string()),
-                            ),
-                        };
-                        self.layers
-                            .push(layer(device_depth(depth), "dm", &name, found, ok, fix));
-                    }
-                    for m in lines.iter().flat_map(|l| l.members()) {
-                        self.device(m, depth + 1);
-                    }
-                }
-            }
+            self.dm(bd, dm, depth);
         } else if let Some(ns) = a.namespace_of_block(&bd.name) {
             let name = ns.name.clone().unwrap_or_else(|| ns.dev.clone());
             if let Some(n) = ns.numa_node {
@@ -392,6 +345,60 @@ impl Walk<'_> {
         }
     }
 
+    /// A finding; `derived`: its failure is named at a layer below (no warning).
+    fn push(&mut self, l: LayerAudit, derived: bool) {
+        if derived {
+            self.derived.insert(self.layers.len());
+        }
+        self.layers.push(l);
+    }
+
+    /// A dm device `bd`: one finding per table line; for an active LV, its LVM layers
+    /// with the PVs under them; then the members of its table not walked yet.
+    fn dm(&mut self, bd: &BlockDevice, dm: &DmDevice, depth: usize) {
+        let a = self.a;
+        let d = device_depth(depth);
+        let name = format!("/dev/mapper/{}", dm.name);
+        let lines = match dm.table.lines() {
+            Ok(lines) => lines,
+            Err(e) => {
+                self.push(layer(d, "dm", &name, e.to_string(), false, None), false);
+                return;
+            }
+        };
+        let lv = a
+            .lv_of_dm(dm)
+            .map(|(vg, lv)| (vg, lv, lvm::layers(a, vg, lv, d)));
+        let origin = match &lv {
+            Some((vg, lv, layers)) => Origin::Lv {
+                name: format!("{}/{}", vg.name, lv.name),
+                misaligned: layers.misaligned(),
+            },
+            None if dm.is_lvm() => Origin::LvUnread,
+            None => Origin::Dm,
+        };
+        for l in lines {
+            let (finding, derived) = dm_line(l, bd, &name, &origin, d);
+            self.push(finding, derived);
+        }
+        if let Some((_, _, layers)) = lv {
+            for f in layers.segments {
+                self.push(f.layer, f.derived);
+            }
+            self.push(layers.vg, false);
+            for (pv, device) in layers.pvs {
+                self.push(pv, false);
+                if let Some(device) = device {
+                    self.device(device, depth + 4);
+                }
+            }
+        }
+        // a member already walked (a PV above) is not again
+        for m in lines.iter().flat_map(|l| l.members()) {
+            self.device(m, depth + 1);
+        }
+    }
+
     fn partition(&mut self, bd: &BlockDevice, start: Sectors, depth: usize) {
         let a = self.a;
         let ok = start.is_multiple_of(PMD_SECTORS);
@@ -420,6 +427,106 @@ impl Walk<'_> {
             self.device(disk.devno, depth + 1);
         }
     }
+}
+
+/// Who decided a dm device's table, so who its fixes go to.
+enum Origin {
+    /// A dm device of its own (this module's, or made by hand).
+    Dm,
+    /// LVM, for LV `name` (`VG/LV`); `misaligned`: one of its LVM layers does not allow
+    /// 2 MiB faults, and names why.
+    Lv { name: String, misaligned: bool },
+    /// LVM (dm uuid `LVM-...`), for an LV whose metadata the probe did not read.
+    LvUnread,
+}
+
+/// The finding of one line of the table of dm device `bd` (at `/dev/mapper/...` `name`,
+/// depth `d`), and whether its failure is named at a layer below (an LV's layout off
+/// 2 MiB boundaries because of its PV, VG or stripe size).
+fn dm_line(
+    l: &TableLine,
+    bd: &BlockDevice,
+    name: &str,
+    origin: &Origin,
+    d: usize,
+) -> (LayerAudit, bool) {
+    let lvm = !matches!(origin, Origin::Dm);
+    // what is wrong with the line's geometry (where it maps), and its own fix
+    let (mut found, geometry_ok, dm_fix, io) = match &l.target {
+        Target::Linear { dev, offset } => {
+            let ok = l.start.is_multiple_of(PMD_SECTORS) && offset.is_multiple_of(PMD_SECTORS)
+                || l.start.0 == 0 && offset.0 == 0;
+            (
+                format!(
+                    "linear sectors {}+{} -> {dev} at {offset}",
+                    l.start, l.length
+                ),
+                ok,
+                "start every segment and member offset at a multiple of 4096 sectors (2 MiB)",
+                None,
+            )
+        }
+        Target::Striped { chunk, stripes } => {
+            let offs_ok = stripes.iter().all(|(_, o)| o.is_multiple_of(PMD_SECTORS));
+            let chunk_kb = chunk.bytes().0 / 1024;
+            let msk = bd.max_sectors_kb;
+            (
+                format!(
+                    "striped {} x chunk {} sectors ({}), max_sectors_kb {}",
+                    stripes.len(),
+                    chunk,
+                    chunk.bytes(),
+                    msk.map(|k| k.to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                ),
+                chunk.is_multiple_of(PMD_SECTORS) && offs_ok,
+                "chunk: 2M (4096 sectors) and member offsets multiples of 2 MiB",
+                msk.filter(|k| u64::from(*k) < chunk_kb).map(|_| chunk_kb),
+            )
+        }
+        Target::Other { kind, .. } => {
+            let fix = if lvm {
+                "an LV of linear or striped segments (lvcreate without --type)"
+            } else {
+                "use linear or striped"
+            };
+            let found = format!("{kind} target: no DAX");
+            return (layer(d, "dm", name, found, false, Some(fix.into())), false);
+        }
+    };
+    let io_fix = io.map(|chunk_kb| {
+        let echo = format!(
+            "echo {chunk_kb} > /sys/block/{}/queue/max_sectors_kb",
+            bd.name
+        );
+        if lvm {
+            format!("{echo} (LVM leaves it at its PVs' limit, and so does the LV's next activation: a udev rule can raise it)")
+        } else {
+            format!("{echo} (pmem_stack sets it on striped devices it creates or reloads)")
+        }
+    });
+    let mut derived = false;
+    let geometry_fix = match origin {
+        _ if geometry_ok => None,
+        Origin::Dm => Some(dm_fix.to_string()),
+        Origin::Lv {
+            misaligned: true, ..
+        } => {
+            found.push_str(": LVM's layout, off 2 MiB boundaries because of a layer below");
+            derived = io_fix.is_none();
+            None
+        }
+        Origin::Lv { name, .. } => Some(format!(
+            "the live table is not the layout LVM's metadata describes, which is aligned: lvchange --refresh {name}"
+        )),
+        Origin::LvUnread => Some(
+            "LVM's layout, whose metadata the probe did not read: pe_start (pvs -o +pe_start), the extent size (vgs -o +vg_extent_size) and the stripe size (lvs -o +stripe_size) must be multiples of 2 MiB"
+                .to_string(),
+        ),
+    };
+    let ok = geometry_ok && io_fix.is_none();
+    let fix = geometry_fix.or(io_fix);
+    (layer(d, "dm", name, found, ok, fix), derived && !ok)
 }
 
 #[cfg(test)]
@@ -518,6 +625,399 @@ mod tests {
                 .warnings
                 .iter()
                 .any(|w| w.contains("dm /dev/mapper/s: striped 2 x chunk 2048 sectors (1M)")),
+            "{:?}",
+            audit.warnings
+        );
+    }
+
+    // ---- LVM -------------------------------------------------------------------------
+
+    use crate::actual::dm::{TableLine, Target};
+    use crate::actual::lvm::{Lv, Lvm, Pv, Vg};
+    use crate::actual::{DmDevice, DmTable, Extsize, Filesystem};
+
+    macro_rules! lvm_fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/lvm/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    /// PVs (tests/fixtures/lvm/, written by lvm 2.03.16) as the probe reads them: each
+    /// fixture's bytes, zeros after them, on the device of its pair; their VGs assembled.
+    fn lvm_of(devices: &[(&[u8], Devno)]) -> Lvm {
+        let mut pvs = Vec::new();
+        let mut copies = Vec::new();
+        for (bytes, devno) in devices {
+            let dev = bytes.to_vec();
+            let mut head = dev.clone();
+            head.resize(0x11000.max(dev.len()), 0);
+            let mut read = |offset: u64, len: usize| -> std::io::Result<Vec<u8>> {
+                let mut out = vec![0u8; len];
+                let from = usize::try_from(offset).expect("offset");
+                if from < dev.len() {
+                    let n = (dev.len() - from).min(len);
+                    out[..n].copy_from_slice(&dev[from..from + n]);
+                }
+                Ok(out)
+            };
+            let on_disk = crate::lvm::read_pv("/dev/test", &head, &mut read)
+                .expect("reads")
+                .expect("a PV");
+            let (pv, vg) = Pv::found(*devno, &on_disk);
+            pvs.push(pv);
+            copies.extend(vg);
+        }
+        Lvm::assemble(pvs, copies)
+    }
+
+    /// The dm table LVM loads for `lv`: per segment, a linear line (one stripe) or a
+    /// striped one, each stripe at its PV's `pe_start` plus its offset in extents.
+    fn lv_table(vg: &Vg, lv: &Lv) -> DmTable {
+        let ext = vg.extent_size.sectors().0;
+        let lines = lv
+            .segments
+            .iter()
+            .map(|s| {
+                let at = |i: usize| {
+                    let st = &s.stripes[i];
+                    let dev = vg.pv(&st.pv).and_then(|p| p.device).expect("on a device");
+                    (dev, vg.stripe_start(st).expect("start").sectors())
+                };
+                let target = if s.stripe_count <= 1 {
+                    let (dev, offset) = at(0);
+                    Target::Linear { dev, offset }
+                } else {
+                    Target::Striped {
+                        chunk: s.stripe_size.expect("stripe size").sectors(),
+                        stripes: (0..s.stripes.len()).map(at).collect(),
+                    }
+                };
+                TableLine {
+                    start: Sectors(s.start_extent * ext),
+                    length: Sectors(s.extent_count * ext),
+                    target,
+                }
+            })
+            .collect();
+        DmTable::new(lines)
+    }
+
+    /// A machine of two fsdax namespaces (`/dev/pmem0`, `/dev/pmem1`) carrying `lvm`,
+    /// with LV `vg`/`lv` active as dm-0 (its table from the metadata, `max_sectors_kb`
+    /// as given) and an xfs on it aligned for 2 MiB, mounted with `dax=always` at
+    /// `/mnt/lv`.
+    fn lvm_machine(lvm: Lvm, vg: &str, lv: &str, max_sectors_kb: u32) -> Actual {
+        let mut a = FakeSystem::with_fsdax(2, Bytes(1 << 30)).state;
+        let (v, l) = lvm.lv(vg, lv).expect("the LV");
+        let devno = Devno {
+            major: 253,
+            minor: 0,
+        };
+        let name = format!("{vg}-{lv}");
+        let table = lv_table(v, l);
+        let size = crate::dm_table::table_length(table.lines().expect("lines"));
+        a.dm_devices.push(DmDevice {
+            name: name.clone(),
+            devno,
+            uuid: Some(l.dm_uuid(v)),
+            table,
+            suspended: false,
+            open_count: 1,
+        });
+        let mut dm0 = BlockDevice::for_test("dm-0", devno, &[]);
+        dm0.path = format!("/dev/mapper/{name}");
+        dm0.size = size;
+        dm0.max_sectors_kb = Some(max_sectors_kb);
+        for pv in &v.pvs {
+            let b = a
+                .block_devices
+                .iter_mut()
+                .find(|b| Some(b.devno) == pv.device)
+                .expect("the PV's device");
+            b.holders.push("dm-0".into());
+        }
+        a.block_devices.push(dm0);
+        a.filesystems.push(Filesystem {
+            device: devno,
+            fstype: "xfs".into(),
+            uuid: None,
+            label: None,
+            block_size: Some(PAGE),
+            stripe_unit: Some(512),
+            stripe_width: Some(1024),
+            reflink: Some(false),
+            size: Some(size.bytes()),
+        });
+        a.mounts.push(Mount {
+            target: "/mnt/lv".into(),
+            devno,
+            source: format!("/dev/mapper/{name}"),
+            fstype: "xfs".into(),
+            options: vec!["rw".into(), "dax=always".into()],
+            dax: Some(DaxMode::Always),
+            root_extsize: Some(Extsize {
+                size: HUGE_PAGE,
+                inherit: true,
+            }),
+        });
+        a.lvm = lvm;
+        a
+    }
+
+    fn pmem(a: &Actual, n: u32) -> Devno {
+        a.block_named(&format!("pmem{n}")).expect("pmem").devno
+    }
+
+    /// vgp: two PVs made with `--dataalignment 2m` (pe_start 2 MiB), 4 MiB extents; its
+    /// LVs `lvs` (2 stripes of 2 MiB) and `lvl` (linear), on the machine's pmem0/pmem1.
+    fn vgp() -> Lvm {
+        let a = FakeSystem::with_fsdax(2, Bytes(1 << 30)).state;
+        lvm_of(&[
+            (lvm_fixture!("vgp-pv0.bin"), pmem(&a, 0)),
+            (lvm_fixture!("vgp-pv1.bin"), pmem(&a, 1)),
+        ])
+    }
+
+    fn the_lv_mut<'a>(lvm: &'a mut Lvm, vg: &str, lv: &str) -> (&'a mut Vg, usize) {
+        let v = lvm.vgs.iter_mut().find(|v| v.name == vg).expect("the VG");
+        let i = v.lvs.iter().position(|l| l.name == lv).expect("the LV");
+        (v, i)
+    }
+
+    /// (layer, object, depth, pmd_ok) of each layer.
+    fn shape(s: &StackAudit) -> Vec<(&str, &str, usize, bool)> {
+        s.layers
+            .iter()
+            .map(|l| (l.layer.as_str(), l.object.as_str(), l.depth, l.pmd_ok))
+            .collect()
+    }
+
+    fn found<'a>(s: &'a StackAudit, layer: &str) -> Vec<&'a str> {
+        s.layers
+            .iter()
+            .filter(|l| l.layer == layer)
+            .map(|l| l.found.as_str())
+            .collect()
+    }
+
+    /// A striped LV as LVM makes it with `pvcreate --dataalignment 2m`, `vgcreate -s 4m`
+    /// and `lvcreate -i 2 -I 2m`, its dm device's max_sectors_kb raised to 2048: every
+    /// LVM layer passes; under the dm device, the LV, its VG, and each PV with its
+    /// namespace under it.
+    #[test]
+    fn an_aligned_striped_lv_passes_every_lvm_layer() {
+        let a = lvm_machine(vgp(), "vgp", "lvs", 2048);
+        let audit = audit(&a, None);
+        let s = &audit.mounts[0];
+        assert!(s.pmd_ok, "{:#?}", s.layers);
+        assert!(audit.warnings.is_empty(), "{:?}", audit.warnings);
+        assert_eq!(
+            shape(s),
+            [
+                ("mount", "/mnt/lv", 0, true),
+                ("filesystem", "/dev/mapper/vgp-lvs", 1, true),
+                ("dm", "/dev/mapper/vgp-lvs", 2, true),
+                ("lv", "vgp/lvs", 3, true),
+                ("vg", "vgp", 4, true),
+                ("pv", "/dev/pmem0", 5, true),
+                ("namespace", "pm0", 6, true),
+                ("pv", "/dev/pmem1", 5, true),
+                ("namespace", "pm1", 6, true),
+            ]
+        );
+        assert_eq!(
+            found(s, "dm"),
+            ["striped 2 x chunk 4096 sectors (2M), max_sectors_kb 2048"]
+        );
+        assert_eq!(
+            found(s, "lv"),
+            ["extents 0+16: striped, 2 stripes of 2M, on /dev/pmem0 at 2M, /dev/pmem1 at 2M"]
+        );
+        assert_eq!(
+            found(s, "vg"),
+            ["extent size 4M (8192 sectors), 2 PV(s), 2 LV(s)"]
+        );
+        assert_eq!(
+            found(s, "pv"),
+            [
+                "PV of VG vgp, data area (pe_start) at 2M (4096 sectors)",
+                "PV of VG vgp, data area (pe_start) at 2M (4096 sectors)"
+            ]
+        );
+        // the linear LV of the same VG: at extent 8 of pv0, 2 MiB + 8 x 4 MiB in
+        let a = lvm_machine(vgp(), "vgp", "lvl", 1280);
+        let audit = super::audit(&a, None);
+        let s = &audit.mounts[0];
+        assert!(s.pmd_ok, "{:#?}", s.layers);
+        assert_eq!(
+            found(s, "lv"),
+            ["extents 0+8: linear, on /dev/pmem0 at 34M"]
+        );
+        assert_eq!(found(s, "dm"), ["linear sectors 0+65536 -> 259:0 at 69632"]);
+    }
+
+    /// The same striped LV with the max_sectors_kb its dm device inherits from pmem
+    /// (1280 KiB, below one 2 MiB chunk): the dm layer is named, with LVM's fix.
+    #[test]
+    fn a_striped_lv_below_its_stripe_in_max_sectors_kb_is_named_at_dm() {
+        let a = lvm_machine(vgp(), "vgp", "lvs", 1280);
+        let audit = audit(&a, None);
+        let bad: Vec<(&str, bool)> = shape(&audit.mounts[0])
+            .into_iter()
+            .filter(|l| !l.3)
+            .map(|l| (l.0, l.3))
+            .collect();
+        assert_eq!(bad, [("dm", false)]);
+        assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
+        let w = &audit.warnings[0];
+        assert!(
+            w.starts_with("dax_audit /mnt/lv: dm /dev/mapper/vgp-lvs: striped 2 x chunk 4096 sectors (2M), max_sectors_kb 1280; fix: echo 2048 > /sys/block/dm-0/queue/max_sectors_kb (LVM leaves it"),
+            "{w}"
+        );
+    }
+
+    /// A VG as `pvcreate`/`vgcreate`/`lvcreate` make it by default (the `vgd` fixture:
+    /// pe_start 1 MiB): the PV is named, with the fix; the dm table and the LV's
+    /// segment, shifted by it, say so without a warning of their own.
+    #[test]
+    fn lvm_default_alignment_is_named_at_the_pv() {
+        let probe = FakeSystem::with_fsdax(2, Bytes(1 << 30)).state;
+        let lvm = lvm_of(&[(lvm_fixture!("vgd-pv0.bin"), pmem(&probe, 0))]);
+        let a = lvm_machine(lvm, "vgd", "lvd", 1280);
+        let audit = audit(&a, None);
+        let s = &audit.mounts[0];
+        assert!(!s.pmd_ok);
+        assert_eq!(
+            shape(s),
+            [
+                ("mount", "/mnt/lv", 0, true),
+                ("filesystem", "/dev/mapper/vgd-lvd", 1, true),
+                ("dm", "/dev/mapper/vgd-lvd", 2, false),
+                ("lv", "vgd/lvd", 3, false),
+                ("vg", "vgd", 4, true),
+                ("pv", "/dev/pmem0", 5, false),
+                ("namespace", "pm0", 6, true),
+            ]
+        );
+        assert_eq!(
+            audit.warnings,
+            ["dax_audit /mnt/lv: pv /dev/pmem0: PV of VG vgd, data area (pe_start) at 1M (2048 sectors): not a multiple of 2 MiB (pvcreate's default is 1 MiB); fix: make the PV again with pvcreate --dataalignment 2m /dev/pmem0, which loses the data on it: first move its extents to another PV (pvmove /dev/pmem0) and vgreduce vgd /dev/pmem0, or back up vgd; then vgextend vgd /dev/pmem0"]
+        );
+        assert!(audit.errors.is_empty(), "{:?}", audit.errors);
+        let by = |layer: &str| s.layers.iter().find(|l| l.layer == layer).expect(layer);
+        assert_eq!(
+            by("dm").found,
+            "linear sectors 0+204800 -> 259:0 at 2048: LVM's layout, off 2 MiB boundaries because of a layer below"
+        );
+        assert_eq!(by("dm").fix, None);
+        assert_eq!(
+            by("lv").found,
+            "extents 0+25: linear, on /dev/pmem0 at 1M: not on 2 MiB boundaries, because of the data area start of PV /dev/pmem0"
+        );
+        assert_eq!(by("lv").fix, None);
+    }
+
+    /// A VG of 1 MiB extents (`vgcreate -s 1m` over 2 MiB-aligned PVs) fails at the vg
+    /// layer, even while the LV mounted happens to start on 2 MiB; one that starts at
+    /// an odd extent is shifted by it, which the LV says, the VG naming the fix.
+    #[test]
+    fn an_extent_size_off_2m_is_named_at_the_vg() {
+        for (offset, lv_ok, lv_found) in [
+            (8, true, "extents 0+8: linear, on /dev/pmem0 at 10M"),
+            (
+                9,
+                false,
+                "extents 0+8: linear, on /dev/pmem0 at 11M: not on 2 MiB boundaries, because of the extent size of VG vgp",
+            ),
+        ] {
+            let mut lvm = vgp();
+            let (vg, i) = the_lv_mut(&mut lvm, "vgp", "lvl");
+            vg.extent_size = Bytes(1 << 20);
+            vg.lvs[i].segments[0].stripes[0].offset = offset;
+            let a = lvm_machine(lvm, "vgp", "lvl", 1280);
+            let audit = audit(&a, None);
+            let s = &audit.mounts[0];
+            let bad: Vec<&str> = s
+                .layers
+                .iter()
+                .filter(|l| !l.pmd_ok)
+                .map(|l| l.layer.as_str())
+                .collect();
+            let want: &[&str] = if lv_ok { &["vg"] } else { &["dm", "lv", "vg"] };
+            assert_eq!(bad, want, "offset {offset}");
+            assert_eq!(found(s, "lv"), [lv_found]);
+            assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
+            assert_eq!(
+                audit.warnings[0],
+                "dax_audit /mnt/lv: vg vgp: extent size 1M (2048 sectors), 2 PV(s), 2 LV(s): not a multiple of 2 MiB; fix: a new VG with 4 MiB extents (LVM's default), the LVs made again in it: vgcreate -s 4m NEW PV...; vgchange -s cannot move the extents vgp has allocated"
+            );
+        }
+    }
+
+    /// A striped LV of 64 KiB stripes (`lvcreate -i 2 -I 64k`) fails at the lv layer,
+    /// with the fix; the dm table's 128-sector chunk says so without a warning.
+    #[test]
+    fn a_64k_stripe_size_is_named_at_the_lv() {
+        let mut lvm = vgp();
+        let (vg, i) = the_lv_mut(&mut lvm, "vgp", "lvs");
+        vg.lvs[i].segments[0].stripe_size = Some(Bytes(64 << 10));
+        let a = lvm_machine(lvm, "vgp", "lvs", 1280);
+        let audit = audit(&a, None);
+        let s = &audit.mounts[0];
+        let bad: Vec<(&str, bool)> = s
+            .layers
+            .iter()
+            .filter(|l| !l.pmd_ok)
+            .map(|l| (l.layer.as_str(), l.fix.is_some()))
+            .collect();
+        assert_eq!(bad, [("dm", false), ("lv", true)]);
+        assert_eq!(
+            found(s, "dm"),
+            ["striped 2 x chunk 128 sectors (64K), max_sectors_kb 1280: LVM's layout, off 2 MiB boundaries because of a layer below"]
+        );
+        assert_eq!(
+            audit.warnings,
+            ["dax_audit /mnt/lv: lv vgp/lvs: extents 0+16: striped, 2 stripes of 64K (not a multiple of 2 MiB), on /dev/pmem0 at 2M, /dev/pmem1 at 2M; fix: a new LV with a 2 MiB stripe size (a striped LV's cannot be changed in place): lvcreate -i 2 -I 2m -l 16 -n NEW vgp, and the data copied over"]
+        );
+    }
+
+    /// An LV's dm device whose table does not follow its (aligned) metadata is named at
+    /// the dm layer, with LVM's way to reload it; an LVM dm device whose metadata was
+    /// not read is judged by its table alone, the fix naming what to look at.
+    #[test]
+    fn an_lv_table_off_its_metadata_or_unread_is_named_at_dm() {
+        let mut a = lvm_machine(vgp(), "vgp", "lvl", 1280);
+        let dev = pmem(&a, 0);
+        a.dm_devices[0].table = DmTable::new(vec![TableLine {
+            start: Sectors(0),
+            length: Sectors(65536),
+            target: Target::Linear {
+                dev,
+                offset: Sectors(2048),
+            },
+        }]);
+        let audit = audit(&a, None);
+        assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
+        assert!(
+            audit.warnings[0].ends_with("fix: the live table is not the layout LVM's metadata describes, which is aligned: lvchange --refresh vgp/lvl"),
+            "{:?}",
+            audit.warnings
+        );
+        a.lvm = Lvm::default();
+        let audit = super::audit(&a, None);
+        let s = &audit.mounts[0];
+        assert_eq!(
+            shape(s).iter().map(|l| l.0).collect::<Vec<_>>(),
+            ["mount", "filesystem", "dm", "namespace"]
+        );
+        assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
+        assert!(
+            audit.warnings[0].contains("fix: LVM's layout, whose metadata the probe did not read: pe_start (pvs -o +pe_start)"),
             "{:?}",
             audit.warnings
         );
