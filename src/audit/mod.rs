@@ -1,7 +1,8 @@
 //! The 2 MiB DAX audit: for each DAX mount, walk the stack down (mount, filesystem,
-//! partition, dm targets, namespace) and say, per layer, what was found and whether it
-//! lets DAX map 2 MiB pages (PMDs). One misaligned layer silently costs every PMD fault;
-//! this names the layer and the fix. Pure over the snapshot.
+//! partition, dm targets, for an LV its LVM layers, namespace) and say, per layer, what
+//! was found and whether it lets DAX map 2 MiB pages (PMDs). One misaligned layer
+//! silently costs every PMD fault; this names the layer and the fix. Pure over the
+//! snapshot.
 //!
 //! Rules (sectors of 512 B; 4096 sectors = 2 MiB):
 //! - platform: 4 KiB pages, the CPU's `pse` flag (2 MiB pages; `pdpe1gb` for 1 GiB);
@@ -10,13 +11,27 @@
 //!   xfs: an inherited 2 MiB extent size hint on the root;
 //! - partition: start a multiple of 2 MiB (of 4 KiB at least, or no DAX at all);
 //! - dm: linear segments starting and mapping at multiples of 2 MiB; striped chunk and
-//!   member offsets multiples of 2 MiB; other targets: no DAX;
+//!   member offsets multiples of 2 MiB, and `queue/max_sectors_kb` at least the chunk
+//!   (dm-striped maps DAX only up to it: pmem's 1280 KiB leaves a 2 MiB chunk without a
+//!   single PMD fault); other targets: no DAX;
+//! - an active LV's dm device (dm uuid `LVM-<vg uuid><lv uuid>`, see [`lvm`]) has the
+//!   dm rules for its table and `max_sectors_kb`, then, under it:
+//!   - lv (`VG/LV`), one finding per segment: linear or striped (other types: no DAX);
+//!     the stripe size a multiple of 2 MiB (`lvcreate -I 2m`); each stripe's start on
+//!     its PV (`pe_start` + offset x extent size) and the segment's start in the LV
+//!     multiples of 2 MiB;
+//!   - vg: the extent size a multiple of 2 MiB (`vgcreate -s 4m`, LVM's default);
+//!   - pv (its device), one per PV the LV's segments use: the data area start
+//!     (`pe_start`) a multiple of 2 MiB (`pvcreate --dataalignment 2m`; the default is
+//!     1 MiB); then the walk goes on below the PV's device;
+//!
+//!   a start off 2 MiB is `pe_start`'s or the extent size's doing: it is named once,
+//!   at that pv or vg, with the fix; the dm table and the segment it shifts say so
+//!   and give no warning of their own;
 //! - namespace: fsdax, physical start (sysfs `resource`) and `align` multiples of 2 MiB;
 //!   members of one device on one NUMA node.
 
-mod lvm;
-
-pub use lvm::{summary as lvm_summary, LvSummary, LvmSummary, PvSummary, VgSummary};
+pub mod lvm;
 
 use crate::actual::dm::{TableLine, Target};
 use crate::actual::{Actual, BlockDevice, Devno, DmDevice, Mount};
@@ -32,9 +47,9 @@ const PMD_SECTORS: Sectors = Sectors(4096);
 /// One layer's finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LayerAudit {
-    /// mount, filesystem, partition, dm, namespace, platform.
+    /// mount, filesystem, partition, dm, lv, vg, pv, namespace, platform.
     pub layer: String,
-    /// The object (path, device, namespace).
+    /// The object (path, device, namespace; `VG/LV` for an lv, the VG's name for a vg).
     pub object: String,
     /// What was found.
     pub found: String,
@@ -45,8 +60,9 @@ pub struct LayerAudit {
     pub fix: Option<String>,
     /// Where it sits in the stack under the mount: 0 the mount, 1 its filesystem, 2 the
     /// device mounted, 3 what that device is made of (a partition's disk, a dm device's
-    /// members), and so on down; a layer belongs to the nearest one above it with a
-    /// smaller depth (the tree `--format text` draws). 0 for the platform.
+    /// members; for an LV's dm device its `lv`, then its `vg` at 4, the `pv`s at 5 and
+    /// their devices at 6), and so on down; a layer belongs to the nearest one above it
+    /// with a smaller depth (the tree `--format text` draws). 0 for the platform.
     #[serde(default)]
     pub depth: usize,
 }
