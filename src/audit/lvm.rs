@@ -534,3 +534,191 @@ fn lv_summary(a: &Actual, vg: &Vg, lv: &Lv) -> LvSummary {
         name,
     }
 }
+
+/// LVM stacks for tests: the PVs of tests/fixtures/lvm/ (bytes lvm 2.03.16 wrote; see
+/// its README) on the fake machine's namespaces, an LV active over them as LVM
+/// activates it, and a 2 MiB-aligned xfs on it mounted with DAX.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::actual::dm::{TableLine, Target};
+    use crate::actual::lvm::{Lv, Lvm, Pv, Vg};
+    use crate::actual::{
+        Actual, BlockDevice, Devno, DmDevice, DmTable, Extsize, Filesystem, Mount,
+    };
+    use crate::args::DaxMode;
+    use crate::system::fake::FakeSystem;
+    use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
+
+    macro_rules! lvm_fixture {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/lvm/",
+                $name
+            ))
+            .as_slice()
+        };
+    }
+
+    /// The first PV of `vgp` (`pvcreate --dataalignment 2m`: pe_start 2 MiB; 4 MiB
+    /// extents; LVs `lvs`, 2 stripes of 2 MiB, and `lvl`, linear at extent 8).
+    pub(crate) const VGP_PV0: &[u8] = lvm_fixture!("vgp-pv0.bin");
+    /// The second PV of `vgp`.
+    pub(crate) const VGP_PV1: &[u8] = lvm_fixture!("vgp-pv1.bin");
+    /// The PV of `vgd`, made with LVM's defaults (pe_start 1 MiB; 4 MiB extents; LV
+    /// `lvd`, linear, 25 extents).
+    pub(crate) const VGD_PV0: &[u8] = lvm_fixture!("vgd-pv0.bin");
+
+    /// PVs as the probe reads them: each fixture's bytes, zeros after them, on the
+    /// device of its pair; their VGs assembled.
+    pub(crate) fn lvm_of(devices: &[(&[u8], Devno)]) -> Lvm {
+        let mut pvs = Vec::new();
+        let mut copies = Vec::new();
+        for (bytes, devno) in devices {
+            let mut head = bytes.to_vec();
+            head.resize(0x11000.max(bytes.len()), 0);
+            let mut read = |offset: u64, len: usize| -> std::io::Result<Vec<u8>> {
+                let mut out = vec![0u8; len];
+                let from = usize::try_from(offset).expect("offset");
+                if from < bytes.len() {
+                    let n = (bytes.len() - from).min(len);
+                    out[..n].copy_from_slice(&bytes[from..from + n]);
+                }
+                Ok(out)
+            };
+            let on_disk = crate::lvm::read_pv("/dev/test", &head, &mut read)
+                .expect("reads")
+                .expect("a PV");
+            let (pv, vg) = Pv::found(*devno, &on_disk);
+            pvs.push(pv);
+            copies.extend(vg);
+        }
+        Lvm::assemble(pvs, copies)
+    }
+
+    /// The dm table LVM loads for `lv`: per segment, a linear line (one stripe) or a
+    /// striped one, each stripe at its PV's `pe_start` plus its offset in extents.
+    pub(crate) fn lv_table(vg: &Vg, lv: &Lv) -> DmTable {
+        let ext = vg.extent_size.sectors().0;
+        let lines = lv
+            .segments
+            .iter()
+            .map(|s| {
+                let at = |i: usize| {
+                    let st = &s.stripes[i];
+                    let dev = vg.pv(&st.pv).and_then(|p| p.device).expect("on a device");
+                    (dev, vg.stripe_start(st).expect("start").sectors())
+                };
+                let target = if s.stripe_count <= 1 {
+                    let (dev, offset) = at(0);
+                    Target::Linear { dev, offset }
+                } else {
+                    Target::Striped {
+                        chunk: s.stripe_size.expect("stripe size").sectors(),
+                        stripes: (0..s.stripes.len()).map(at).collect(),
+                    }
+                };
+                TableLine {
+                    start: Sectors(s.start_extent * ext),
+                    length: Sectors(s.extent_count * ext),
+                    target,
+                }
+            })
+            .collect();
+        DmTable::new(lines)
+    }
+
+    /// A fake machine of `n` fsdax namespaces (`/dev/pmem0`...).
+    pub(crate) fn machine(n: u32) -> FakeSystem {
+        FakeSystem::with_fsdax(n, Bytes(1 << 30))
+    }
+
+    /// `/dev/pmemN`'s device number on `a`.
+    pub(crate) fn pmem(a: &Actual, n: u32) -> Devno {
+        a.block_named(&format!("pmem{n}")).expect("pmem").devno
+    }
+
+    /// `a` carrying `lvm`, with LV `vg`/`lv` active as dm-0 (its table from the
+    /// metadata, `max_sectors_kb` as given) and an xfs on it aligned for 2 MiB, mounted
+    /// with `dax=always` at `/mnt/lv`.
+    pub(crate) fn with_lv(
+        mut a: Actual,
+        lvm: Lvm,
+        vg: &str,
+        lv: &str,
+        max_sectors_kb: u32,
+    ) -> Actual {
+        let (v, l) = lvm.lv(vg, lv).expect("the LV");
+        let devno = Devno {
+            major: 253,
+            minor: 0,
+        };
+        let name = format!("{vg}-{lv}");
+        let table = lv_table(v, l);
+        let size = crate::dm_table::table_length(table.lines().expect("lines"));
+        a.dm_devices.push(DmDevice {
+            name: name.clone(),
+            devno,
+            uuid: Some(l.dm_uuid(v)),
+            table,
+            suspended: false,
+            open_count: 1,
+        });
+        let mut dm0 = BlockDevice::for_test("dm-0", devno, &[]);
+        dm0.path = format!("/dev/mapper/{name}");
+        dm0.size = size;
+        dm0.max_sectors_kb = Some(max_sectors_kb);
+        for pv in &v.pvs {
+            let b = a
+                .block_devices
+                .iter_mut()
+                .find(|b| Some(b.devno) == pv.device)
+                .expect("the PV's device");
+            b.holders.push("dm-0".into());
+        }
+        a.block_devices.push(dm0);
+        a.filesystems.push(Filesystem {
+            device: devno,
+            fstype: "xfs".into(),
+            uuid: None,
+            label: None,
+            block_size: Some(PAGE),
+            stripe_unit: Some(512),
+            stripe_width: Some(1024),
+            reflink: Some(false),
+            size: Some(size.bytes()),
+        });
+        a.mounts.push(Mount {
+            target: "/mnt/lv".into(),
+            devno,
+            source: format!("/dev/mapper/{name}"),
+            fstype: "xfs".into(),
+            options: vec!["rw".into(), "dax=always".into()],
+            dax: Some(DaxMode::Always),
+            root_extsize: Some(Extsize {
+                size: HUGE_PAGE,
+                inherit: true,
+            }),
+        });
+        a.lvm = lvm;
+        a
+    }
+
+    /// [`with_lv`] on a machine of two namespaces.
+    pub(crate) fn lvm_machine(lvm: Lvm, vg: &str, lv: &str, max_sectors_kb: u32) -> Actual {
+        with_lv(machine(2).state, lvm, vg, lv, max_sectors_kb)
+    }
+
+    /// `vgp` on the first two namespaces of a machine.
+    pub(crate) fn vgp() -> Lvm {
+        let a = machine(2).state;
+        lvm_of(&[(VGP_PV0, pmem(&a, 0)), (VGP_PV1, pmem(&a, 1))])
+    }
+
+    /// VG `vg` of `lvm`, to change, and the index of its LV `lv`.
+    pub(crate) fn the_lv_mut<'a>(lvm: &'a mut Lvm, vg: &str, lv: &str) -> (&'a mut Vg, usize) {
+        let v = lvm.vgs.iter_mut().find(|v| v.name == vg).expect("the VG");
+        let i = v.lvs.iter().position(|l| l.name == lv).expect("the LV");
+        (v, i)
+    }
+}
