@@ -60,9 +60,10 @@ pub struct LayerAudit {
     pub fix: Option<String>,
     /// Where it sits in the stack under the mount: 0 the mount, 1 its filesystem, 2 the
     /// device mounted, 3 what that device is made of (a partition's disk, a dm device's
-    /// members; for an LV's dm device its `lv`, then its `vg` at 4, the `pv`s at 5 and
-    /// their devices at 6), and so on down; a layer belongs to the nearest one above it
-    /// with a smaller depth (the tree `--format text` draws). 0 for the platform.
+    /// members; under an LV's dm device, its `lv` one deeper, its `vg` two, the `pv`s
+    /// three and their devices four), and so on down; a layer belongs to the nearest one
+    /// above it with a smaller depth (the tree `--format text` draws). 0 for the
+    /// platform.
     #[serde(default)]
     pub depth: usize,
 }
