@@ -3,8 +3,9 @@
 //! how it went (destructive ones marked), the refusals with the option that would allow
 //! them, the input errors, the failed step's command and output, the diffs, the
 //! warnings, the timing line, the DAX audit drawn as a tree of layers as `lsblk`
-//! draws devices, and (`--facts`) LVM's PVs, VGs and LVs with their 2 MiB alignment. Nothing here decides anything: it only reads a [`ModuleResult`]
-//! (and, in a live run, the [`Progress`] of each step as it starts and ends).
+//! draws devices, and (`--facts`) LVM's PVs, VGs and LVs with their 2 MiB alignment.
+//! Nothing here decides anything: it only reads a [`ModuleResult`] (and, in a live run,
+//! the [`Progress`] of each step as it starts and ends).
 
 use crate::audit::LayerAudit;
 use crate::plan::PlanItem;
