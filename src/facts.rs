@@ -162,7 +162,7 @@ mod tests {
             "3 region(s), 3 namespace(s), 1 dm device(s), 1 mount(s), 3 PV(s), 2 VG(s), 3 LV(s), not 2 MiB aligned: 1 PV(s), 1 LV(s)"
         );
         let s = r.lvm_summary.as_ref().expect("lvm_summary");
-        let pvs: Vec<(&str, Option<&str>, Option<u64>, Option<bool>)> = s
+        let pvs: Vec<_> = s
             .pvs
             .iter()
             .map(|p: &PvSummary| (p.device.as_str(), p.vg.as_deref(), p.pe_start, p.aligned))

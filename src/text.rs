@@ -144,7 +144,8 @@ fn write_result(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
 /// `FIX` when anything keeps 2 MiB faults off it, each said under it).
 fn lvm(out: &mut String, s: &crate::audit::lvm::LvmSummary) -> std::fmt::Result {
     // (name, kind, ok, found, lines under it)
-    let mut rows: Vec<(String, &str, Option<bool>, String, Vec<String>)> = Vec::new();
+    type LvmRow = (String, &'static str, Option<bool>, String, Vec<String>);
+    let mut rows: Vec<LvmRow> = Vec::new();
     let size = |b: u64| crate::units::Bytes(b).to_string();
     for p in &s.pvs {
         let mut found = format!(
@@ -861,7 +862,7 @@ DAX audit (2 MiB page faults, layer by layer):
             uuid: None,
             vg: Some(vg.into()),
             pe_start: Some(pe_start),
-            aligned: Some(pe_start % (2 << 20) == 0),
+            aligned: Some(pe_start.is_multiple_of(2 << 20)),
             error: None,
         };
         let lv = |name: &str, problems: &[&str]| LvSummary {
