@@ -453,7 +453,8 @@ enum Origin {
     /// LVM, for LV `name` (`VG/LV`); `misaligned`: one of its LVM layers does not allow
     /// 2 MiB faults, and names why.
     Lv { name: String, misaligned: bool },
-    /// LVM (dm uuid `LVM-...`), for an LV whose metadata the probe did not read.
+    /// LVM (dm uuid `LVM-...`), for an LV whose metadata the probe did not read, or an
+    /// LV's hidden sub-device (`-real`, `-tpool`, `_rimage_0`, ...).
     LvUnread,
 }
 
@@ -537,7 +538,7 @@ fn dm_line(
             "the live table is not the layout LVM's metadata describes, which is aligned: lvchange --refresh {name}"
         )),
         Origin::LvUnread => Some(
-            "LVM's layout, whose metadata the probe did not read: pe_start (pvs -o +pe_start), the extent size (vgs -o +vg_extent_size) and the stripe size (lvs -o +stripe_size) must be multiples of 2 MiB"
+            "LVM's layout, not judged here (its LV's metadata was not read, or this is an LV's hidden sub-device): pe_start (pvs -o +pe_start), the extent size (vgs -o +vg_extent_size) and the stripe size (lvs -o +stripe_size) must be multiples of 2 MiB"
                 .to_string(),
         ),
     };
@@ -882,7 +883,7 @@ mod tests {
         );
         assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
         assert!(
-            audit.warnings[0].contains("fix: LVM's layout, whose metadata the probe did not read: pe_start (pvs -o +pe_start)"),
+            audit.warnings[0].contains("fix: LVM's layout, not judged here (its LV's metadata was not read, or this is an LV's hidden sub-device): pe_start (pvs -o +pe_start)"),
             "{:?}",
             audit.warnings
         );
