@@ -145,6 +145,10 @@ pub struct ModuleResult {
     /// The 2 MiB DAX audit of the declared mounts (of all DAX mounts with `--facts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dax_audit: Option<crate::audit::DaxAudit>,
+    /// LVM at a glance (`--facts`, `pmem_stack_info`): every PV, VG and LV found, with
+    /// what decides its 2 MiB alignment and, for an active LV, its dm device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lvm_summary: Option<crate::audit::lvm::LvmSummary>,
     /// With `verify_pmd`: 2 MiB fault counts per mount point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pmd_faults: Option<std::collections::BTreeMap<String, crate::system::PmdFaults>>,
@@ -176,6 +180,7 @@ impl ModuleResult {
             refusals: Vec::new(),
             failed_step: None,
             dax_audit: None,
+            lvm_summary: None,
             pmd_faults: None,
             ansible_facts: None,
             timing: None,

@@ -2,9 +2,10 @@
 //! as the JSON result, laid out: what happened, each step with its target, detail and
 //! how it went (destructive ones marked), the refusals with the option that would allow
 //! them, the input errors, the failed step's command and output, the diffs, the
-//! warnings, the timing line, and the DAX audit drawn as a tree of layers as `lsblk`
-//! draws devices. Nothing here decides anything: it only reads a [`ModuleResult`]
-//! (and, in a live run, the [`Progress`] of each step as it starts and ends).
+//! warnings, the timing line, the DAX audit drawn as a tree of layers as `lsblk`
+//! draws devices, and (`--facts`) LVM's PVs, VGs and LVs with their 2 MiB alignment.
+//! Nothing here decides anything: it only reads a [`ModuleResult`] (and, in a live run,
+//! the [`Progress`] of each step as it starts and ends).
 
 use crate::audit::LayerAudit;
 use crate::plan::PlanItem;
@@ -126,9 +127,85 @@ fn write_result(out: &mut String, r: &ModuleResult) -> std::fmt::Result {
             audit(out, a)?;
         }
     }
+    if let Some(l) = &r.lvm_summary {
+        if !(l.pvs.is_empty() && l.vgs.is_empty() && l.lvs.is_empty()) {
+            writeln!(out)?;
+            lvm(out, l)?;
+        }
+    }
     if let Some(t) = &r.timing {
         writeln!(out)?;
         writeln!(out, "{}", timing(t))?;
+    }
+    Ok(())
+}
+
+/// LVM at a glance: a row per PV, VG and LV, marked as the audit's layers are (an LV is
+/// `FIX` when anything keeps 2 MiB faults off it, each said under it).
+fn lvm(out: &mut String, s: &crate::audit::lvm::LvmSummary) -> std::fmt::Result {
+    // (name, kind, ok, found, lines under it)
+    type LvmRow = (String, &'static str, Option<bool>, String, Vec<String>);
+    let mut rows: Vec<LvmRow> = Vec::new();
+    let size = |b: u64| crate::units::Bytes(b).to_string();
+    for p in &s.pvs {
+        let mut found = format!(
+            "{}, pe_start {}",
+            p.vg.as_deref()
+                .map_or_else(|| "in no VG".to_string(), |v| format!("VG {v}")),
+            p.pe_start.map_or_else(|| "unknown".to_string(), size)
+        );
+        if let Some(e) = &p.error {
+            found.push_str(&format!(", unreadable: {e}"));
+        }
+        rows.push((p.device.clone(), "pv", p.aligned, found, Vec::new()));
+    }
+    for v in &s.vgs {
+        let mut found = format!(
+            "extent size {}, PVs {}",
+            size(v.extent_size),
+            v.pvs.join(" ")
+        );
+        if v.extent_size_aligned && !v.aligned {
+            found.push_str(": a PV's pe_start is off 2 MiB");
+        }
+        rows.push((v.name.clone(), "vg", Some(v.aligned), found, Vec::new()));
+    }
+    for l in &s.lvs {
+        let mut found = format!("{}, {}", l.layout, size(l.size));
+        if let Some(ss) = l.stripe_size {
+            found.push_str(&format!(", {} stripes of {}", l.stripes, size(ss)));
+        }
+        found.push_str(&format!(", {}", counted(l.segments, "segment")));
+        match &l.path {
+            Some(p) => {
+                found.push_str(&format!(", active: {p}"));
+                if let Some(k) = l.max_sectors_kb {
+                    found.push_str(&format!(", max_sectors_kb {k}"));
+                }
+            }
+            None => found.push_str(", not active"),
+        }
+        let ok = l.aligned && l.problems.is_empty();
+        rows.push((l.name.clone(), "lv", Some(ok), found, l.problems.clone()));
+    }
+    writeln!(out, "LVM (2 MiB alignment):")?;
+    let w_name = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .chain(["NAME".len()])
+        .max()
+        .unwrap_or(0);
+    let pad = |t: &str, w: usize| format!("{t}{}", " ".repeat(w.saturating_sub(t.chars().count())));
+    writeln!(out, "  {}  KIND  2M   FOUND", pad("NAME", w_name))?;
+    for (name, kind, ok, found, under) in rows {
+        let m = match ok {
+            Some(ok) => mark(ok),
+            None => "?  ",
+        };
+        writeln!(out, "  {}  {kind:4}  {m}  {found}", pad(&name, w_name))?;
+        for u in under {
+            writeln!(out, "  {}{}{u}", pad("", w_name), " ".repeat(13))?;
+        }
     }
     Ok(())
 }
@@ -773,6 +850,77 @@ DAX audit (2 MiB page faults, layer by layer):
       └─pm2           namespace   ok   fsdax namespace pm2 (/dev/pmem1.1)
 ";
         assert_eq!(text, want, "\n{text}");
+    }
+
+    /// LVM at a glance: each PV, VG and LV with its mark, what keeps 2 MiB faults off an
+    /// LV under it; nothing without LVM.
+    #[test]
+    fn the_lvm_summary() {
+        use crate::audit::lvm::{LvSummary, LvmSummary, PvSummary, VgSummary};
+        let pv = |device: &str, vg: &str, pe_start: u64| PvSummary {
+            device: device.into(),
+            uuid: None,
+            vg: Some(vg.into()),
+            pe_start: Some(pe_start),
+            aligned: Some(pe_start.is_multiple_of(2 << 20)),
+            error: None,
+        };
+        let lv = |name: &str, problems: &[&str]| LvSummary {
+            name: name.into(),
+            size: 100 << 20,
+            layout: "linear".into(),
+            stripes: 1,
+            stripe_size: None,
+            segments: 1,
+            aligned: problems.is_empty(),
+            active: false,
+            dm: None,
+            path: None,
+            max_sectors_kb: None,
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+        };
+        let mut striped = lv("vgp/lvs", &[]);
+        striped.layout = "striped".into();
+        striped.size = 64 << 20;
+        (striped.stripes, striped.stripe_size) = (2, Some(2 << 20));
+        (striped.active, striped.path, striped.max_sectors_kb) =
+            (true, Some("/dev/mapper/vgp-lvs".into()), Some(2048));
+        let mut r = ModuleResult::new(Default::default());
+        r.msg = "facts".into();
+        r.lvm_summary = Some(LvmSummary {
+            pvs: vec![
+                pv("/dev/pmem0", "vgp", 2 << 20),
+                pv("/dev/pmem2", "vgd", 1 << 20),
+            ],
+            vgs: vec![VgSummary {
+                name: "vgd".into(),
+                extent_size: 4 << 20,
+                extent_size_aligned: true,
+                aligned: false,
+                pvs: vec!["/dev/pmem2".into()],
+                lvs: vec!["lvd".into()],
+            }],
+            lvs: vec![
+                striped,
+                lv("vgd/lvd", &["pv /dev/pmem2: data area (pe_start) at 1M"]),
+            ],
+        });
+        let want = "\
+OK, no changes: facts
+
+LVM (2 MiB alignment):
+  NAME        KIND  2M   FOUND
+  /dev/pmem0  pv    ok   VG vgp, pe_start 2M
+  /dev/pmem2  pv    FIX  VG vgd, pe_start 1M
+  vgd         vg    FIX  extent size 4M, PVs /dev/pmem2: a PV's pe_start is off 2 MiB
+  vgp/lvs     lv    ok   striped, 64M, 2 stripes of 2M, 1 segment, active: /dev/mapper/vgp-lvs, max_sectors_kb 2048
+  vgd/lvd     lv    FIX  linear, 100M, 1 segment, not active
+                         pv /dev/pmem2: data area (pe_start) at 1M
+";
+        let text = render(&r);
+        assert_eq!(text, want, "\n{text}");
+        r.lvm_summary = Some(LvmSummary::default());
+        assert_eq!(render(&r), "OK, no changes: facts\n");
     }
 
     /// Nested dm devices and a dm table of two segments: siblings and the branches of

@@ -8,7 +8,8 @@
 mod common;
 
 use common::key_set;
-use pmem_stack::actual::{Actual, Uncleared};
+use pmem_stack::actual::lvm::{Lvm, Pv};
+use pmem_stack::actual::{Actual, Devno, Uncleared};
 use pmem_stack::system::fake::FakeSystem;
 use pmem_stack::units::Bytes;
 use serde_json::{json, Map, Value};
@@ -382,12 +383,13 @@ impl Returns {
 #[test]
 fn pmem_stack_returns_are_the_result_schemas() {
     let r = Returns::of(PMEM_STACK_DOC);
-    // every key of the result but the facts, which only the info module returns
+    // every key of the result but the facts and the LVM summary, which only the info
+    // module (and `--facts`) returns
     let want: BTreeSet<&str> = r
         .props
         .keys()
         .map(|k| k.as_str())
-        .filter(|k| *k != "ansible_facts")
+        .filter(|k| !["ansible_facts", "lvm_summary"].contains(k))
         .collect();
     let errs = r.check(want, "the result schema");
     assert!(
@@ -418,12 +420,24 @@ fn pmem_stack_info_documents_what_it_returns() {
     }
     let mut errs = r.check(returned, "what it returns");
     let (defs, ret) = (&r.defs, &r.ret);
-    // the snapshot: every field of `Actual` (`uncleared` only when there are any)
+    // the snapshot: every field of `Actual` (`uncleared` and `lvm` only when there are
+    // any)
     let snapshot = Actual {
         uncleared: vec![Uncleared {
             uuid: "u".into(),
             name: "n".into(),
         }],
+        lvm: Lvm {
+            pvs: vec![Pv::damaged(
+                Devno {
+                    major: 259,
+                    minor: 0,
+                },
+                None,
+                "label sector: checksum".into(),
+            )],
+            vgs: Vec::new(),
+        },
         ..Actual::default()
     };
     let snapshot = serde_json::to_value(&snapshot).expect("json");
@@ -448,7 +462,7 @@ fn pmem_stack_info_documents_what_it_returns() {
         let t = match &ok["ansible_facts"]["pmem_stack"][k] {
             Value::Array(_) => "list",
             Value::Object(_) => "dict",
-            Value::Null => continue, // uncleared: not returned when empty
+            Value::Null => continue, // uncleared, lvm: not returned when empty
             other => panic!("{k}: {other}"),
         };
         if v["type"] != json!(t) {

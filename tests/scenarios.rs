@@ -1176,7 +1176,7 @@ fn a_machine_without_pmem_or_device_mapper() {
     assert!(!f.failed, "{}", f.msg);
     assert!(
         f.msg
-            .starts_with("0 region(s), 0 namespace(s), 0 dm device(s), 0 mount(s); no NVDIMM bus")
+            .starts_with("0 region(s), 0 namespace(s), 0 dm device(s), 0 mount(s), 0 PV(s), 0 VG(s), 0 LV(s); no NVDIMM bus")
             && f.msg.contains("modprobe nfit nd_pmem")
             && f.msg.contains("modprobe dm_mod"),
         "{}",

@@ -145,6 +145,20 @@ impl Lvm {
     pub fn pv_by_uuid(&self, uuid: &str) -> Option<&Pv> {
         self.pvs.iter().find(|p| p.uuid.as_deref() == Some(uuid))
     }
+    /// The LV whose active dm device has the dm uuid `dm_uuid` ([`Lv::dm_uuid`]), with
+    /// its VG; `None` for a dm uuid that is no LV's (not `LVM-...`, an LV's hidden
+    /// sub-device such as `...-real`, or an LV whose metadata the probe did not read).
+    pub fn lv_by_dm_uuid(&self, dm_uuid: &str) -> Option<(&Vg, &Lv)> {
+        if !dm_uuid.starts_with(LVM_DM_UUID_PREFIX) {
+            return None;
+        }
+        self.vgs.iter().find_map(|vg| {
+            vg.lvs
+                .iter()
+                .find(|lv| lv.dm_uuid(vg) == dm_uuid)
+                .map(|lv| (vg, lv))
+        })
+    }
 
     /// The PVs and VGs from what each device held: `pvs` one per device, `copies` the
     /// VG metadata read from them (several copies of one VG, older ones too). Copies are
@@ -179,6 +193,17 @@ impl Vg {
     /// The PV whose uuid is `uuid`.
     pub fn pv(&self, uuid: &str) -> Option<&VgPv> {
         self.pvs.iter().find(|p| p.uuid == uuid)
+    }
+    /// Where stripe `stripe` starts on its PV, in bytes from the PV's first byte: the
+    /// PV's data area start (`pe_start`) plus its offset in extents. `None` when its PV
+    /// is not one of this VG's (or the sum does not fit 64 bits).
+    pub fn stripe_start(&self, stripe: &LvStripe) -> Option<Bytes> {
+        let pv = self.pv(&stripe.pv)?;
+        stripe
+            .offset
+            .checked_mul(self.extent_size.0)?
+            .checked_add(pv.pe_start.0)
+            .map(Bytes)
     }
     /// The VG as the metadata text `vg` describes it (no PV's device known yet).
     pub fn from_metadata(vg: &VolumeGroup) -> Vg {
@@ -232,12 +257,15 @@ impl Vg {
     }
 }
 
+/// How the dm uuid of every LV's dm device starts.
+pub const LVM_DM_UUID_PREFIX: &str = "LVM-";
+
 impl Lv {
     /// The uuid of its dm device when active: `LVM-` + the VG's uuid + its own, without
     /// dashes (what `lvm` gives the dm device of an LV).
     pub fn dm_uuid(&self, vg: &Vg) -> String {
         format!(
-            "LVM-{}{}",
+            "{LVM_DM_UUID_PREFIX}{}{}",
             vg.uuid.replace('-', ""),
             self.uuid.replace('-', "")
         )
@@ -245,6 +273,14 @@ impl Lv {
     /// Its size in extents.
     pub fn extent_count(&self) -> u64 {
         self.segments.iter().map(|s| s.extent_count).sum()
+    }
+}
+
+impl LvSegment {
+    /// A segment the dm targets `linear` or `striped` map (LVM writes the type
+    /// `striped` for both; one stripe is linear): the only ones that can do DAX.
+    pub fn is_striped_or_linear(&self) -> bool {
+        matches!(self.segtype.as_str(), "striped" | "linear")
     }
 }
 
@@ -340,10 +376,51 @@ mod tests {
             Some("vgp-lvs")
         );
         assert!(a.lv_dm("vgp", "lvx").is_none());
+        // and back: the LV of a dm device, by its dm uuid; none for another's
+        let of = |name: &str| a.lv_of_dm(a.dm(name).expect("listed"));
+        assert_eq!(
+            of("vgp-lvs").map(|(vg, lv)| (vg.name.as_str(), lv.name.as_str())),
+            Some(("vgp", "lvs"))
+        );
+        assert!(of("s").is_none());
+        assert!(a
+            .lvm
+            .lv_by_dm_uuid("LVM-P2YlIlDoYetBS1bySh0G-real")
+            .is_none());
+        assert!(a.lvm.lv_by_dm_uuid("P2YlIlDoYetBS1bySh0G").is_none());
+        assert!(a.dm("vgp-lvs").is_some_and(DmDevice::is_lvm));
+        assert!(!a.dm("s").is_some_and(DmDevice::is_lvm));
         let held = |n: &str| a.held_only_by_lvm(a.block_named(n).expect("listed"));
         assert!(held("pmem0"));
         assert!(!held("pmem1"));
         assert!(!held("pmem2"));
+    }
+
+    /// A stripe starts at its PV's data area plus its offset in extents; a stripe on a
+    /// PV the VG does not list has no start.
+    #[test]
+    fn where_a_stripe_starts_on_its_pv() {
+        let vg = Vg {
+            name: "vgd".into(),
+            uuid: "u".into(),
+            seqno: 1,
+            extent_size: Bytes(4 << 20),
+            pvs: vec![VgPv {
+                uuid: "pv0".into(),
+                device: None,
+                pe_start: Bytes(1 << 20),
+                pe_count: 63,
+            }],
+            lvs: Vec::new(),
+        };
+        let stripe = |pv: &str, offset: u64| LvStripe {
+            pv: pv.into(),
+            offset,
+        };
+        assert_eq!(vg.stripe_start(&stripe("pv0", 0)), Some(Bytes(1 << 20)));
+        assert_eq!(vg.stripe_start(&stripe("pv0", 3)), Some(Bytes(13 << 20)));
+        assert_eq!(vg.stripe_start(&stripe("pv9", 0)), None);
+        assert_eq!(vg.stripe_start(&stripe("pv0", u64::MAX)), None);
     }
 
     /// A snapshot without `lvm` (from before it was probed) reads as no LVM, and one

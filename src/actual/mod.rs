@@ -283,6 +283,15 @@ pub struct DmDevice {
     pub open_count: u32,
 }
 
+impl DmDevice {
+    /// Made by LVM: its dm uuid starts `LVM-` (an LV's, or a sub-device of one).
+    pub fn is_lvm(&self) -> bool {
+        self.uuid
+            .as_deref()
+            .is_some_and(|u| u.starts_with(lvm::LVM_DM_UUID_PREFIX))
+    }
+}
+
 /// A GPT partition table on a disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionTable {
@@ -789,6 +798,10 @@ impl Actual {
             .iter()
             .find(|d| d.uuid.as_deref() == Some(uuid.as_str()))
     }
+    /// The LV whose active dm device is `dm` (its dm uuid is the LV's), with its VG.
+    pub fn lv_of_dm(&self, dm: &DmDevice) -> Option<(&lvm::Vg, &lvm::Lv)> {
+        self.lvm.lv_by_dm_uuid(dm.uuid.as_deref()?)
+    }
     /// Whether every device holding `b` is an LV's dm device (dm uuid `LVM-`): `b` is
     /// then a PV whose first bytes (label, metadata) are its own, not a device's above.
     pub fn held_only_by_lvm(&self, b: &BlockDevice) -> bool {
@@ -796,8 +809,7 @@ impl Actual {
             && b.holders.iter().all(|h| {
                 self.block_named(h)
                     .and_then(|hb| self.dm_by_devno(hb.devno))
-                    .and_then(|d| d.uuid.as_deref())
-                    .is_some_and(|u| u.starts_with("LVM-"))
+                    .is_some_and(DmDevice::is_lvm)
             })
     }
     /// Namespace whose block device is `blockdev`.
