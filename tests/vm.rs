@@ -86,6 +86,7 @@ fn missing_tools() -> Option<String> {
         "cpio",
         "ndctl",
         "dmsetup",
+        "lvm",
         "strace",
         "python3",
     ] {
