@@ -549,25 +549,7 @@ pub(crate) mod fixtures {
     use crate::system::fake::FakeSystem;
     use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
 
-    macro_rules! lvm_fixture {
-        ($name:literal) => {
-            include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/lvm/",
-                $name
-            ))
-            .as_slice()
-        };
-    }
-
-    /// The first PV of `vgp` (`pvcreate --dataalignment 2m`: pe_start 2 MiB; 4 MiB
-    /// extents; LVs `lvs`, 2 stripes of 2 MiB, and `lvl`, linear at extent 8).
-    pub(crate) const VGP_PV0: &[u8] = lvm_fixture!("vgp-pv0.bin");
-    /// The second PV of `vgp`.
-    pub(crate) const VGP_PV1: &[u8] = lvm_fixture!("vgp-pv1.bin");
-    /// The PV of `vgd`, made with LVM's defaults (pe_start 1 MiB; 4 MiB extents; LV
-    /// `lvd`, linear, 25 extents).
-    pub(crate) const VGD_PV0: &[u8] = lvm_fixture!("vgd-pv0.bin");
+    pub(crate) use crate::lvm::fixtures::{VGD_PV0, VGP_PV0, VGP_PV1};
 
     /// PVs as the probe reads them: each fixture's bytes, zeros after them, on the
     /// device of its pair; their VGs assembled.

@@ -32,6 +32,8 @@ pub mod mda;
 pub mod metadata;
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;
 
 pub use label::{read_label, DiskArea, PvExtension, PvLabel};

@@ -7,22 +7,7 @@ use super::*;
 use crate::units::{Bytes, Sectors};
 use std::io;
 
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/lvm/",
-            $name
-        ))
-        .as_slice()
-    };
-}
-
-const VGP_PV0: &[u8] = fixture!("vgp-pv0.bin");
-const VGP_PV1: &[u8] = fixture!("vgp-pv1.bin");
-const VGD_PV0: &[u8] = fixture!("vgd-pv0.bin");
-const VGW_PV0: &[u8] = fixture!("vgw-pv0.bin");
-const ORPHAN: &[u8] = fixture!("orphan-labelsector3.bin");
+use super::fixtures::{ORPHAN, VGD_PV0, VGP_PV0, VGP_PV1, VGW_PV0};
 
 /// Every fixture was cut from a 256 MiB loop device.
 const DEV_SIZE: u64 = 256 << 20;

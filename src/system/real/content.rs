@@ -551,10 +551,14 @@ mod tests {
     }
 
     fn lvm_fixture(name: &str) -> Vec<u8> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/lvm")
-            .join(name);
-        std::fs::read(p).expect("fixture")
+        use crate::lvm::fixtures::{VGD_PV0, VGP_PV0, VGP_PV1};
+        match name {
+            "vgp-pv0.bin" => VGP_PV0,
+            "vgp-pv1.bin" => VGP_PV1,
+            "vgd-pv0.bin" => VGD_PV0,
+            other => panic!("no fixture {other}"),
+        }
+        .to_vec()
     }
 
     /// What the content reader finds in `bytes` as the content of `b` (written to a
