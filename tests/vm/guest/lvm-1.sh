@@ -59,6 +59,10 @@ module lin_down "$(with "$LINEAR3" '"state":"absent","allow_data_loss":true')"
 checkc "linear torn down: no VG, no PV label, no namespace" '[ "$(rc_of lin_down)" = 0 ] && ! lvm vgs vgl >/dev/null 2>&1 && [ -z "$(pe_starts | tr -d " ")" ] && [ -z "$(ns_blk pm2)" ]'
 
 section "the persisted striped stack from nothing"
+checkc "the playbook declares the stack this suite checks" '"$VENV/bin/python" -c "import json,sys,yaml; assert yaml.safe_load(open(sys.argv[1]))[0][\"tasks\"][0][\"pmem_stack\"] == json.loads(sys.argv[2])" "$PLAYBOOK" "$ARGS_S"'
+play p_check --check --diff
+sed -n '/^TASK/,/^PLAY RECAP/p' "$W/p_check.log" | grep -E "^(\+\+\+|---) " | sed 's/^/    /'
+checkc "ansible-playbook --check --diff: changed=1, the VG and LV in the diff, nothing made" '[ "$(cat "$W/p_check.rc")" = 0 ] && [ "$(recap p_check changed)" = 1 ] && grep -q "volume group vgp" "$W/p_check.log" && grep -q "logical volume vgp/lvs" "$W/p_check.log" && ! lvm vgs vgp >/dev/null 2>&1'
 module s_check "$(with "$ARGS_S" '"_ansible_check_mode":true')"
 echo "  check mode plan: $(actions "$W/s_check.json")"
 checkc "check mode: changed, nothing made (no VG, no namespace)" '[ "$(rc_of s_check)" = 0 ] && [ "$(jv "$W/s_check.json" changed)" = true ] && ! lvm vgs vgp >/dev/null 2>&1 && [ -z "$(ns_blk pm0)" ]'
@@ -75,6 +79,8 @@ checkc "aligned LVM: every layer of the audit allows 2 MiB faults" '[ -z "$(bad_
 checkc "aligned LVM: 2 MiB faults mapped (NOPAGE > 0), none fell back" '[ "$(jv "$W/s1.json" "pmd_faults./mnt/s.nopage")" -gt 0 ] && [ "$(jv "$W/s1.json" "pmd_faults./mnt/s.fallback")" = 0 ]'
 module s2 "$ARGS_S"
 checkc "again: unchanged, no process started" '[ "$(jv "$W/s2.json" changed)" = false ] && [ -z "$(spawns s2)" ]'
+play p_again
+checkc "ansible-playbook again: ok=1 changed=0" '[ "$(cat "$W/p_again.rc")" = 0 ] && [ "$(recap p_again ok)" = 1 ] && [ "$(recap p_again changed)" = 0 ]'
 facts facts
 checkc "--facts: the VG, its PVs and the LV" 'python3 -c "import json,sys; d=json.load(open(sys.argv[1]))[\"ansible_facts\"][\"pmem_stack\"][\"lvm\"]; g=[v for v in d[\"vgs\"] if v[\"name\"]==\"vgp\"][0]; assert len(g[\"pvs\"])==2 and g[\"lvs\"][0][\"name\"]==\"lvs\"" "$W/facts.json"'
 write_data /mnt/s/data "$KEEP/s.sha256"
