@@ -11,10 +11,26 @@ show "$R" mnt-s.mount local-fs.target
 journal "the replay service and the mount" -u "$R" -u mnt-s.mount
 journal "LVM's activation" -t lvm -t lvm-activate-vgp -u 'lvm-activate-*'
 echo "  pe_start: $(pe_starts); dm table: $(dmtable vgp-lvs); max_sectors_kb $(lv_max_kb vgp/lvs)"
-checkc "the DIMMs are reversed: pm0 is not /dev/pmem0" '[ "$(ns_blk pm0)" != pmem0 ]'
+echo "  namespaces: pm0 $(ns_dev pm0) ($(ns_blk pm0)), pm1 $(ns_dev pm1) ($(ns_blk pm1))"
+checkc "the DIMMs are reversed: pm0 or pm1 is in another region than at boot 1" '[ "$(ns_dev pm0)" != namespace0.0 ] || [ "$(ns_dev pm1)" != namespace1.0 ]'
 checkc "$R: active (exited), result success" '[ "$(prop "$R" ActiveState)/$(prop "$R" SubState)/$(prop "$R" Result)" = active/exited/success ]'
 checkc "mnt-s.mount: active (mounted), with DAX" '[ "$(prop mnt-s.mount ActiveState)/$(prop mnt-s.mount SubState)" = active/mounted ] && findmnt -no OPTIONS /mnt/s | grep -q dax'
-checkc "mnt-s.mount is ordered after the LV's device (dev-vgp-lvs.device)" 'systemctl show -p After --value mnt-s.mount | tr " " "\n" | grep -qx "dev-vgp-lvs.device"'
+systemctl show -p What,BindsTo,Requires,After mnt-s.mount | sed 's/^/  mnt-s.mount: /'
+# systemd names the device from the unit's What= (/dev/vgp/lvs) or, once mounted, from
+# mountinfo's source (/dev/mapper/vgp-lvs): either is the LV's device unit
+LVDEV=$(systemctl show -p SysFSPath --value dev-vgp-lvs.device)
+echo "  dev-vgp-lvs.device: $LVDEV"
+lv_device_dep() {
+  local u
+  [ -n "$LVDEV" ] || return 1
+  for u in $(systemctl show -p After --value mnt-s.mount | tr " " "\n" | grep "\.device$"); do
+    if [ "$(systemctl show -p SysFSPath --value "$u")" = "$LVDEV" ] && systemctl show -p Requires --value mnt-s.mount | tr " " "\n" | grep -qxF "$u"; then
+      return 0
+    fi
+  done
+  return 1
+}
+check "mnt-s.mount requires and is ordered after the LV's device" lv_device_dep
 checkc "the LV is the one made at boot 1 (same uuid), active" '[ "$(lv_field vgp/lvs lv_uuid)" = "$(cat "$KEEP/lvs.uuid")" ] && [ -b /dev/vgp/lvs ]'
 checkc "its largest I/O was raised at boot (max_sectors_kb >= 2048)" '[ "$(lv_max_kb vgp/lvs)" -ge 2048 ]'
 checkc "the data written at boot 1 is intact" 'sha256sum -c --quiet "$KEEP/s.sha256"'

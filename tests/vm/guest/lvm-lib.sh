@@ -9,6 +9,8 @@ ARGS_S="{\"namespaces\":$NS2,\"volume_groups\":[{\"name\":\"vgp\",\"pvs\":[\"pm0
 \"logical_volumes\":[{\"name\":\"lvs\",\"vg\":\"vgp\",\"stripes\":2}],
 \"filesystems\":[{\"device\":\"vgp/lvs\",\"type\":\"xfs\"}],
 \"mounts\":[{\"path\":\"/mnt/s\",\"device\":\"vgp/lvs\",\"dax\":\"always\"}],\"boot\":{\"persist\":true}}"
+# the kernel device (namespaceR.N) of the namespace named $1
+ns_dev() { ndctl list -N | python3 -c "import json,sys; d=json.load(sys.stdin); d=d if isinstance(d,list) else [d]; print(([n.get('dev','') for n in d if n.get('name')=='$1'] or [''])[0])"; }
 # what LVM reports (its own tools, not the module)
 lvm_report() { lvm "$@" --reportformat json --units b --nosuffix 2>/dev/null; }
 pe_starts() { lvm pvs --noheadings -o pv_name,pe_start --units b --nosuffix 2>/dev/null | awk '{print $1 "=" $2}' | sort | tr '\n' ' '; }
