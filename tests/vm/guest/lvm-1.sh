@@ -77,6 +77,26 @@ checkc "LV: 2 stripes of 2 MiB" '[ "$(lv_field vgp/lvs stripes)" = 2 ] && [ "$(l
 checkc "LV: largest I/O raised to at least the stripe (max_sectors_kb >= 2048)" '[ "$(lv_max_kb vgp/lvs)" -ge 2048 ]'
 checkc "aligned LVM: every layer of the audit allows 2 MiB faults" '[ -z "$(bad_layers "$W/s1.json")" ] && grep -q "\"layer\":\"pv\"" "$W/s1.json"'
 checkc "aligned LVM: 2 MiB faults mapped (NOPAGE > 0), none fell back" '[ "$(jv "$W/s1.json" "pmd_faults./mnt/s.nopage")" -gt 0 ] && [ "$(jv "$W/s1.json" "pmd_faults./mnt/s.fallback")" = 0 ]'
+section "killed in the middle of each LVM step, the next run converges"
+# the middle of each LVM command and I/O raise of the converge above (its timing), from
+# the same starting point: the stack torn down, its namespaces destroyed
+MIDS=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(" ".join("%s:%.3f" % (o["op"], (o["start_ms"] + o["ms"] / 2) / 1000) for o in r["timing"]["operations"] if o["op"] in ("lvm", "set_max_sectors")))' "$W/s1.json")
+echo "  aims: $MIDS"
+HIT=0
+for m in $MIDS; do
+  op=${m%%:*}; at=${m#*:}
+  module "k_down_$at" "$(with "$ARGS_S" '"state":"absent","allow_data_loss":true')" >/dev/null
+  printf '%s' "$ARGS_S" > "$W/k_$at.args"
+  timeout -s KILL "$at" "$BIN" "$W/k_$at.args" > "$W/k_$at.json" 2>/dev/null
+  krc=$?
+  [ "$krc" = 137 ] && HIT=$((HIT + 1))
+  echo "  --- kill at $at s ($op): $([ "$krc" = 137 ] && echo killed || echo "the run had ended (rc $krc)"); left: VG $(lvm vgs --noheadings -o vg_name 2>/dev/null | tr -d ' ') LV $(lvm lvs --noheadings -o lv_name,lv_active 2>/dev/null | tr -s ' ')"
+  module "k_re_$at" "$ARGS_S"
+  module "k_again_$at" "$ARGS_S"
+  checkc "killed at $at s ($op): the next run converges, the one after is unchanged, the LV mounted with DAX" '[ "$(rc_of "k_re_$at")" = 0 ] && [ "$(jv "$W/k_again_$at.json" changed)" = false ] && [ "$(lv_field vgp/lvs stripes)" = 2 ] && findmnt -no OPTIONS /mnt/s | grep -q dax && [ "$(lv_max_kb vgp/lvs)" -ge 2048 ]'
+done
+checkc "at least 3 of the kills hit a live run" '[ "$HIT" -ge 3 ]'
+
 module s2 "$ARGS_S"
 checkc "again: unchanged, no process started" '[ "$(jv "$W/s2.json" changed)" = false ] && [ -z "$(spawns s2)" ]'
 play p_again
