@@ -423,10 +423,12 @@ fn vm_real_boots_with_systemd_on_6_12() {
 /// installed, three DIMMs): boot 1 recognises a VG and LV built by hand with LVM's
 /// defaults (the audit names the PV layer, the 2 MiB faults fall back) and tears it down,
 /// grows a linear LV by a third namespace with its data, and converges the persisted
-/// striped-xfs stack on an LV from nothing (check mode, idempotent, 2 MiB faults, the
-/// audit, facts, a stripe change refused); boot 2 (DIMMs reversed) checks that LVM and the
-/// stack's units brought it back (largest I/O raised, mounted with DAX, data intact, 2 MiB
-/// faults), then tears it down on the booted host.
+/// striped-xfs stack on an LV from nothing (ansible-playbook --check --diff, check mode,
+/// converge, killed in the middle of each LVM step and converged again, idempotent through
+/// the module and ansible-playbook, 2 MiB faults, the audit, facts, a stripe change
+/// refused); boot 2 (DIMMs reversed) checks that LVM and the stack's units brought it back
+/// (largest I/O raised by the replay, mounted with DAX after the LV's device, data intact,
+/// 2 MiB faults), then tears it down on the booted host.
 fn lvm_boots(kernel: &str) {
     boots("lvm", kernel, &[], |boot| {
         boot("lvm-1.sh", 3, 1024, &[], LVM_1_CHECKS)?;
