@@ -487,3 +487,35 @@ fn the_diff_shows_the_vg_and_lv_made_grown_and_nothing_once_converged() {
         "{vg:?}"
     );
 }
+
+#[test]
+fn a_pv_that_is_not_dax_capable_is_refused_whatever_allow_data_loss_says() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    fake.state
+        .block_devices
+        .push(pmem_stack::actual::BlockDevice {
+            name: "loop0".into(),
+            devno: pmem_stack::actual::Devno { major: 7, minor: 0 },
+            path: "/dev/loop0".into(),
+            aliases: vec![],
+            size: pmem_stack::units::Sectors(1 << 21),
+            dax: false,
+            holders: vec![],
+            partition: None,
+            max_sectors_kb: None,
+        });
+    let args = json!({
+        "namespaces": fsdax(0..1),
+        "volume_groups": [{"name": "vgp", "pvs": ["pm0", "/dev/loop0"]}],
+        "logical_volumes": [{"name": "lv", "vg": "vgp"}],
+    });
+    let n = fake.mutations();
+    for a in [args.clone(), allowing_data_loss(&args)] {
+        run_fails(
+            &mut fake,
+            &a,
+            &["PV /dev/loop0 (/dev/loop0) is not DAX-capable (queue/dax is 0)"],
+        );
+    }
+    assert_eq!(fake.mutations(), n, "nothing ran");
+}
