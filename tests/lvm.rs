@@ -363,7 +363,12 @@ fn a_run_killed_inside_lvcreate_converges_on_the_next() {
         fake.executed.last(),
         Some(Op::Lvm(LvmOp::LvCreate { .. }))
     ));
-    assert!(fake.state.lvm.lv("vgp", "lvs").is_some() && fake.state.lv_dm("vgp", "lvs").is_none());
+    // committed, its dm device made with the table loaded, not resumed (no live table)
+    assert!(fake.state.lvm.lv("vgp", "lvs").is_some());
+    assert!(fake
+        .state
+        .lv_dm("vgp", "lvs")
+        .is_some_and(|d| d.table.is_empty()));
     fake.kill_mid_op = None;
     let r = converge(&mut fake, &args);
     assert_eq!(
@@ -518,4 +523,27 @@ fn a_pv_that_is_not_dax_capable_is_refused_whatever_allow_data_loss_says() {
         );
     }
     assert_eq!(fake.mutations(), n, "nothing ran");
+}
+
+#[test]
+fn a_suspended_lv_is_resumed_by_activating_it_and_nothing_is_made_over_it() {
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut fake, &lvm_stack(2, 2));
+    // a refresh or a reload LVM started and did not finish
+    for d in &mut fake.state.dm_devices {
+        if d.name == "vgp-lvs" {
+            d.suspended = true;
+        }
+    }
+    let r = converge(&mut fake, &lvm_stack(2, 2));
+    // resumed (its largest I/O raised again if the kernel set it anew); nothing made
+    let done: Vec<&str> = r.done.iter().map(|s| s.action.as_str()).collect();
+    assert_eq!(done[0], "activate_lv", "{:?}", r.plan);
+    assert!(
+        done[1..].iter().all(|a| *a == "raise_max_sectors"),
+        "{done:?}"
+    );
+    assert!(r.plan[0].detail.contains("suspended"), "{:?}", r.plan[0]);
+    assert!(fake.state.lv_dm("vgp", "lvs").is_some_and(|d| !d.suspended));
+    assert!(lv_has_filesystem(&fake) && fake.state.mount_at("/mnt/lvm").is_some());
 }

@@ -104,13 +104,14 @@ pub fn geometry_problems(fstype: FsType, expected: Layout, fs: &Filesystem) -> V
     p
 }
 
-/// Whether `r` is a declared dm device, suspended, and mounted with `fstype`.
+/// Whether `r` is a declared dm device or LV, suspended, and mounted with `fstype`.
 fn suspended_but_mounted_with(cx: &Ctx, r: &DevRef, fstype: &str) -> bool {
-    let DevRef::Device(name) = r else {
-        return false;
+    let dm = match r {
+        DevRef::Device(name) => cx.a.dm(name),
+        DevRef::Volume(vg, lv) => cx.a.lv_dm(vg, lv),
+        _ => None,
     };
-    cx.a.dm(name)
-        .filter(|dm| dm.suspended)
+    dm.filter(|dm| dm.suspended)
         .is_some_and(|dm| cx.a.mounts_of(dm.devno).any(|m| m.fstype == fstype))
 }
 

@@ -26,7 +26,7 @@
 //! | found | wanted | allowed | step |
 //! |---|---|---|---|
 //! | no | - | - | `lvcreate` (striped: `-i N -I SIZE`), then its largest I/O raised to the stripe size |
-//! | same stripes and stripe size, same size | - | - | nothing (inactive: activate; striped with a smaller largest I/O: raise it) |
+//! | same stripes and stripe size, same size | - | - | nothing (inactive, or its dm device not live or suspended: activate; striped with a smaller largest I/O: raise it) |
 //! | same shape, larger wanted | - | - | `lvextend` (data kept) |
 //! | the rest of the VG, linear, the VG has free extents or gets a PV | - | - | `lvextend -l +100%FREE` |
 //! | other stripes, stripe size or segment type, or smaller | - | no | refuse, naming what would be lost |
@@ -318,7 +318,12 @@ fn plan_lv(cx: &mut Ctx, spec: &LogicalVolumeSpec, vg: Option<&Vg>, extent: Byte
             ));
         }
     }
-    let active = cx.current(&me);
+    // active: its dm device is live (a run killed inside LVM's activation leaves it
+    // without a live table, or suspended: `lvchange -ay` finishes that)
+    let live =
+        cx.a.lv_dm(vgn, lvn)
+            .is_some_and(|d| !d.table.is_empty() && !d.suspended);
+    let active = cx.current(&me).filter(|_| live);
     if !differs.is_empty() {
         let why = format!(
             "making logical volume {vgn}/{lvn} again ({})",
@@ -356,16 +361,31 @@ fn plan_lv(cx: &mut Ctx, spec: &LogicalVolumeSpec, vg: Option<&Vg>, extent: Byte
         return;
     }
     if active.is_none() {
+        let state = match cx.a.lv_dm(vgn, lvn) {
+            Some(d) if d.suspended => {
+                "its dm device is suspended: a refresh or reload stopped half-way leaves this"
+            }
+            Some(_) => {
+                "its dm device has no live table: an activation stopped half-way leaves this"
+            }
+            None => "it exists, inactive",
+        };
         cx.step(
             Action::ActivateLv {
                 vg: vgn.to_string(),
                 lv: lvn.to_string(),
             },
-            format!("lvm lvchange -ay {vgn}/{lvn} (it exists, inactive)"),
+            format!("lvm lvchange -ay {vgn}/{lvn} ({state})"),
             false,
         );
         // what it holds is read once it is active: the steps over it are conditional
-        cx.o.mark_unknown(me.clone());
+        // (suspended while mounted: the mount says what it holds)
+        let mounted =
+            cx.a.lv_dm(vgn, lvn)
+                .is_some_and(|d| cx.a.mounts_of(d.devno).next().is_some());
+        if !mounted {
+            cx.o.mark_unknown(me.clone());
+        }
     }
     let grow = match want {
         Extents::Count(n) if n > have => Some(want),
@@ -582,7 +602,9 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
             })
         }
         Action::ActivateLv { vg, lv } => {
-            if a.lv_dm(vg, lv).is_some() {
+            if a.lv_dm(vg, lv)
+                .is_some_and(|d| !d.table.is_empty() && !d.suspended)
+            {
                 return Ok(Resolved::Skip(format!(
                     "logical volume {vg}/{lv} is active"
                 )));

@@ -166,10 +166,17 @@ impl<'a> Ctx<'a> {
         // A declared dm device that is itself suspended (what a run stopped between the
         // suspend and the resume of a reload leaves) is not refused: the dm layer loads
         // its table again and resumes it, and the steps over it are conditional.
+        // So is a declared LV's (an activation or a refresh stopped half-way): the LVM
+        // layer activates it again, which resumes it.
         let resumable: BTreeSet<Devno> = d
             .devices
             .iter()
             .filter_map(|x| self.a.dm(&x.name))
+            .chain(
+                d.logical_volumes
+                    .iter()
+                    .filter_map(|l| self.a.lv_dm(&l.vg, &l.name)),
+            )
             .filter(|dm| dm.suspended)
             .map(|dm| dm.devno)
             .collect();

@@ -6,7 +6,8 @@
 //! segment and reloads it; `lvremove` refuses an LV in use; `vgremove` a VG with LVs;
 //! `pvremove` a PV in a VG. The metadata is the state's `lvm` part (what the probe reads
 //! from the PVs' heads). A kill stops a command before it commits its metadata, or (an
-//! LV) after the commit, before the activation.
+//! LV) after the commit, inside the activation (its dm device made, the table loaded,
+//! not resumed).
 
 use super::FakeSystem;
 use crate::actual::dm::{TableLine, Target};
@@ -93,7 +94,7 @@ impl FakeSystem {
                 }
                 Ok(())
             }
-            LvmOp::LvActivate { vg, lv } => self.lv_activate(vg, lv),
+            LvmOp::LvActivate { vg, lv } => self.lv_activate(vg, lv, false),
             LvmOp::LvRemove { vg, lv } => {
                 let g = self.vg_named(vg)?;
                 if g.lv(lv).is_none() {
@@ -156,7 +157,7 @@ impl FakeSystem {
     }
 
     /// `lvcreate`: the extents allocated, the metadata committed, the LV activated
-    /// (`killed`: stopped between the commit and the activation).
+    /// (`killed`: stopped inside the activation, after the table load).
     fn lv_create(&mut self, n: &NewLv, killed: bool) -> Result<(), SystemError> {
         let fail = |e: String| Self::fail("lvm lvcreate", e);
         let (vg, lv) = (n.vg.as_str(), n.lv.as_str());
@@ -180,10 +181,8 @@ impl FakeSystem {
             segments,
         });
         g.seqno += 1;
-        if killed {
-            return Ok(());
-        }
-        self.lv_activate(vg, lv)
+        // killed inside the activation: the dm device made, its table loaded, not resumed
+        self.lv_activate(vg, lv, killed)
     }
 
     fn pv_create(&mut self, device: &DevId, wipe: bool) -> Result<(), SystemError> {
@@ -266,13 +265,24 @@ impl FakeSystem {
     }
 
     /// Activate LV `vg/lv` (nothing when it is active): its dm device over its segments.
-    pub(super) fn lv_activate(&mut self, vg: &str, lv: &str) -> Result<(), SystemError> {
+    /// `killed`: stopped after the table load, before the resume.
+    pub(super) fn lv_activate(
+        &mut self,
+        vg: &str,
+        lv: &str,
+        killed: bool,
+    ) -> Result<(), SystemError> {
         let name = lv_dm_name(vg, lv);
-        if self.state.dm(&name).is_some() {
+        let table = self.lv_table(vg, lv)?;
+        if let Some(dm) = self.state.dm(&name) {
+            // active; or left without a live table, or suspended, by a stopped
+            // activation: its table loaded and resumed
+            if dm.table.is_empty() || dm.suspended {
+                self.dm_reload(&name, &table, None, false)?;
+            }
             return Ok(());
         }
-        let table = self.lv_table(vg, lv)?;
-        self.dm_create(&name, &table, None, false)?;
+        self.dm_create(&name, &table, None, killed)?;
         let g = self.vg_named(vg)?;
         let uuid = g.lv(lv).map(|l| l.dm_uuid(&g));
         if let Some(d) = self.state.dm_devices.iter_mut().find(|d| d.name == name) {
@@ -293,7 +303,7 @@ impl FakeSystem {
             .collect();
         for (vg, lv) in lvs {
             // an LV that cannot come up stays down, as at a real boot
-            let _ = self.lv_activate(&vg, &lv);
+            let _ = self.lv_activate(&vg, &lv, false);
         }
     }
 

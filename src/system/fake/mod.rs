@@ -676,7 +676,7 @@ impl System for FakeSystem {
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
             Op::Lvm(crate::op::LvmOp::LvCreate(_)) => {
-                Some("after the metadata was committed, before the activation")
+                Some("after the metadata was committed, inside the activation")
             }
             Op::GptAdd { dm_disk: false, .. } => {
                 Some("after the entry was written, before the kernel was told")
