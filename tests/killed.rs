@@ -23,6 +23,7 @@ fn old_xfs() -> Filesystem {
         stripe_width: Some(1024),
         reflink: Some(false),
         size: None,
+        incomplete: false,
     }
 }
 

@@ -984,6 +984,7 @@ fn foreign_disk(fake: &mut FakeSystem, name: &str) -> Devno {
         stripe_width: None,
         reflink: None,
         size: None,
+        incomplete: false,
     });
     devno
 }

@@ -353,6 +353,10 @@ pub struct Filesystem {
     /// filesystem of a device built over this one (a dm device's first member).
     #[serde(default)]
     pub size: Option<Bytes>,
+    /// Its mkfs never finished (xfs's `sb_inprogress`, set first and cleared last by
+    /// mkfs.xfs: the kernel refuses to mount it). It holds no data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 /// A mount (from mountinfo).

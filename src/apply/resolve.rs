@@ -112,6 +112,7 @@ mod tests {
             stripe_width: Some(512),
             reflink: Some(false),
             size: Some(Bytes(1 << 20)),
+            incomplete: false,
         });
         let r = resolve(&blank_only_mkfs(), &d, &fake.state).expect_err("refused");
         assert!(r.data_loss, "{r}");

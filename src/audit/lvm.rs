@@ -669,6 +669,7 @@ pub(crate) mod fixtures {
             stripe_width: Some(1024),
             reflink: Some(false),
             size: Some(size.bytes()),
+            incomplete: false,
         });
         a.mounts.push(Mount {
             target: "/mnt/lv".into(),

@@ -153,6 +153,17 @@ pub(crate) fn plan(cx: &mut Ctx) {
             continue;
         };
         match cx.a.filesystem(bd.devno) {
+            Some(fs) if fs.incomplete => {
+                // a mkfs stopped before it finished (a kill, a power cut): the kernel
+                // will not mount it, and it holds no data
+                let why = format!(
+                    "the {} found there is one whose mkfs never finished (sb_inprogress): it holds no data",
+                    fs.fstype
+                );
+                if cx.destroy(bd, &format!("making {} on {}", spec.fstype, bd.path)) {
+                    mkfs(cx, &spec, true, false, why);
+                }
+            }
             None => {
                 let lost = cx.lost_with(bd);
                 if cx.destroy(bd, &format!("making {} on {}", spec.fstype, bd.path)) {
@@ -392,7 +403,9 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
     if let Some(why) = crate::geometry::xfs_cannot_fit(b.size.bytes(), &geometry, extra) {
         return Err(refused(why));
     }
-    let found = a.filesystem(b.devno);
+    // a filesystem whose mkfs never finished holds nothing: it is made over (forced)
+    let unfinished = a.filesystem(b.devno).is_some_and(|f| f.incomplete);
+    let found = a.filesystem(b.devno).filter(|f| !f.incomplete);
     if *if_blank {
         if let Some(fs) = found {
             // what this mkfs would make: only that very filesystem counts as found
@@ -429,7 +442,7 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
         label: label.clone(),
         // a conditional mkfs that runs over another filesystem (allowed above, with
         // allow_data_loss) overwrites it
-        force: *force || (*if_blank && found.is_some()),
+        force: *force || unfinished || (*if_blank && found.is_some()),
         extra: extra.clone(),
         device: bound.dev_id(device).map_err(refused)?,
     }))
@@ -465,6 +478,7 @@ mod tests {
             stripe_width: Some(sw),
             reflink,
             size: None,
+            incomplete: false,
         }
     }
 

@@ -295,7 +295,8 @@ impl<'a> Ctx<'a> {
         if !seen.insert(bd.devno) || self.o.is_wiped(bd.devno) {
             return;
         }
-        if let Some(fs) = self.a.filesystem(bd.devno) {
+        // (a filesystem whose mkfs never finished holds nothing)
+        if let Some(fs) = self.a.filesystem(bd.devno).filter(|f| !f.incomplete) {
             let label = fs
                 .label
                 .as_deref()

@@ -278,7 +278,8 @@ impl FakeSystem {
 
     /// The mkfs `op` (an [`Op::Mkfs`]), making the filesystem its words describe; a
     /// failure reports its command line. `killed`: stopped half-way, after the old
-    /// signatures were wiped and before the superblock was complete.
+    /// signatures were wiped and before the superblock was complete (an xfs one is there,
+    /// marked in progress).
     pub(super) fn mkfs(&mut self, op: &Op, killed: bool) -> Result<(), SystemError> {
         let Op::Mkfs {
             device,
@@ -328,10 +329,7 @@ impl FakeSystem {
         }
         .map_err(failed)?;
         self.wipe(bd.devno);
-        if killed {
-            return Ok(());
-        }
-        self.state.filesystems.push(Filesystem {
+        let fs = Filesystem {
             device: bd.devno,
             fstype: fstype.as_str().to_string(),
             uuid: Some(format!("fs-{}", self.executed.len() + 1)),
@@ -341,7 +339,20 @@ impl FakeSystem {
             stripe_width: Some(made.stripe_width),
             reflink: made.reflink,
             size: Some(bd.size.bytes()),
-        });
+            incomplete: false,
+        };
+        if killed {
+            // mkfs.xfs writes its superblock first, marked in progress, and clears the
+            // mark last; mke2fs writes its superblocks last
+            if fs.fstype == "xfs" {
+                self.state.filesystems.push(Filesystem {
+                    incomplete: true,
+                    ..fs
+                });
+            }
+            return Ok(());
+        }
+        self.state.filesystems.push(fs);
         Ok(())
     }
 }

@@ -30,6 +30,13 @@ impl FakeSystem {
                 format!("{} is {}, not {fstype}", bd.path, fs.fstype),
             ));
         }
+        // xfs refuses a superblock its mkfs left in progress
+        if fs.incomplete {
+            return Err(Self::fail(
+                "mount",
+                format!("{}: EUCLEAN: Structure needs cleaning", bd.path),
+            ));
+        }
         if self.state.mount_at(target).is_some() {
             return Err(Self::fail(
                 "mount",

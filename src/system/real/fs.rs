@@ -6,7 +6,8 @@
 //! process) or linking libblkid (C, and it does not report xfs stripe units either).
 //! The layouts are fixed on-disk formats:
 //! - ext2/3/4: superblock at byte 1024, little-endian; magic 0xEF53 at +0x38.
-//! - xfs: superblock at byte 0, big-endian; magic `XFSB`.
+//! - xfs: superblock at byte 0, big-endian; magic `XFSB`; `sb_inprogress` at 0x7E (a
+//!   mkfs that did not finish).
 //!
 //! Other signatures are recognised by magic only, so that nothing is ever created over
 //! them unknowingly (names as blkid prints them): btrfs, swap, crypto_LUKS, LVM2_member,
@@ -133,6 +134,7 @@ pub fn parse_superblock(buf: &[u8], device: Devno) -> Option<Filesystem> {
         stripe_width: sig.stripe_width,
         reflink: sig.reflink,
         size: sig.size.map(Bytes),
+        incomplete: sig.incomplete,
     })
 }
 
@@ -148,6 +150,8 @@ struct Sig {
     reflink: Option<bool>,
     /// Bytes the filesystem spans (blocks x block size).
     size: Option<u64>,
+    /// Its mkfs did not finish (xfs `sb_inprogress`).
+    incomplete: bool,
 }
 
 impl Sig {
@@ -213,12 +217,15 @@ fn ext(buf: &[u8]) -> Option<Sig> {
         stripe_width: Some(le32(sb, 0x170)?),
         reflink: None,
         size: (log <= 6).then(|| blocks.saturating_mul(1024u64 << log)),
+        incomplete: false,
     })
 }
 
 const XFS_SB_VERSION_NUMBITS: u16 = 0x000f;
 const XFS_SB_VERSION_5: u16 = 5;
 const XFS_SB_FEAT_RO_COMPAT_REFLINK: u32 = 1 << 2;
+/// Offset of `sb_inprogress` in the xfs superblock.
+const XFS_SB_INPROGRESS: usize = 0x7E;
 
 /// xfs (superblock at byte 0, big-endian). sb_unit / sb_width are in fs blocks.
 fn xfs(buf: &[u8]) -> Option<Sig> {
@@ -239,6 +246,8 @@ fn xfs(buf: &[u8]) -> Option<Sig> {
         stripe_width: Some(be32(buf, 0xBC)?),
         reflink: Some(ro_compat & XFS_SB_FEAT_RO_COMPAT_REFLINK != 0),
         size: be64(buf, 0x08).map(|dblocks| dblocks.saturating_mul(u64::from(block_size))),
+        // sb_inprogress: mkfs.xfs writes the superblock with it set and clears it last
+        incomplete: buf.get(XFS_SB_INPROGRESS).is_some_and(|b| *b != 0),
     })
 }
 
@@ -440,6 +449,17 @@ mod tests {
             parsed("xfs-sb-striped.bin"),
             serde_json::json!({"device": "254:0", "fstype": "xfs", "uuid": "c9814827-ad6e-46f1-98e2-c4d8038f4af5", "label": "xfslbl", "block_size": 4096, "stripe_unit": 512, "stripe_width": 1024, "reflink": false, "size": 126_976 * 4096})
         );
+    }
+
+    /// mkfs.xfs killed before it finished: the superblock says so (sb_inprogress).
+    #[test]
+    fn xfs_with_its_mkfs_in_progress_is_incomplete() {
+        let mut sb = fixture("xfs-sb-striped.bin");
+        assert!(!parse_superblock(&sb, DEV).expect("xfs").incomplete);
+        sb[0x7E] = 1;
+        let fs = parse_superblock(&sb, DEV).expect("xfs");
+        assert!(fs.incomplete && fs.fstype == "xfs");
+        assert_eq!(serde_json::to_value(&fs).expect("json")["incomplete"], true);
     }
 
     #[test]
