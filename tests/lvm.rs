@@ -547,3 +547,30 @@ fn a_suspended_lv_is_resumed_by_activating_it_and_nothing_is_made_over_it() {
     assert!(fake.state.lv_dm("vgp", "lvs").is_some_and(|d| !d.suspended));
     assert!(lv_has_filesystem(&fake) && fake.state.mount_at("/mnt/lvm").is_some());
 }
+
+#[test]
+fn a_filesystem_over_a_pv_is_refused_naming_its_volume_group() {
+    let mut fake = FakeSystem::fresh_dimms(1, DIMM);
+    converge(
+        &mut fake,
+        &json!({
+            "namespaces": fsdax(0..1),
+            "volume_groups": [{"name": "vgp", "pvs": ["pm0"]}],
+        }),
+    );
+    let fs = json!({
+        "namespaces": fsdax(0..1),
+        "filesystems": [{"device": "pm0", "type": "ext4"}],
+    });
+    let n = fake.mutations();
+    run_fails(
+        &mut fake,
+        &fs,
+        &[
+            "making ext4 on /dev/pmem0",
+            "the LVM PV on /dev/pmem0 (of volume group vgp)",
+            "allow_data_loss",
+        ],
+    );
+    assert_eq!(fake.mutations(), n);
+}
