@@ -20,11 +20,15 @@ systemctl show -p What,BindsTo,Requires,After mnt-s.mount | sed 's/^/  mnt-s.mou
 # mountinfo's source (/dev/mapper/vgp-lvs): either is the LV's device unit
 LVDEV=$(systemctl show -p SysFSPath --value dev-vgp-lvs.device)
 echo "  dev-vgp-lvs.device: $LVDEV"
+# the units in a dependency list of mnt-s.mount, one per line, as systemd names them
+# (systemctl show quotes a name with an escape, and doubles its backslash)
+deps_of() { systemctl show -p "$1" --value mnt-s.mount | tr " " "\n" | tr -d '"' | sed 's/\\\\/\\/g'; }
 lv_device_dep() {
   local u
   [ -n "$LVDEV" ] || return 1
-  for u in $(systemctl show -p After --value mnt-s.mount | tr " " "\n" | grep "\.device$"); do
-    if [ "$(systemctl show -p SysFSPath --value "$u")" = "$LVDEV" ] && systemctl show -p Requires --value mnt-s.mount | tr " " "\n" | grep -qxF "$u"; then
+  for u in $(deps_of After | grep "\.device$"); do
+    if [ "$(systemctl show -p SysFSPath --value "$u")" = "$LVDEV" ] && deps_of Requires | grep -qxF "$u"; then
+      echo "  the LV's device unit: $u"
       return 0
     fi
   done
