@@ -384,6 +384,119 @@ fn a_run_killed_inside_lvcreate_converges_on_the_next() {
     assert!(fake.state.mount_at("/mnt/lvm").is_some());
 }
 
+#[test]
+fn a_vgcreate_killed_after_the_first_pvs_metadata_is_taken_for_done() {
+    let args = lvm_stack(2, 2);
+    let mut clean = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut clean, &args);
+    let k = 1 + clean
+        .executed
+        .iter()
+        .position(|o| matches!(o, Op::Lvm(LvmOp::VgCreate { .. })))
+        .expect("a vgcreate");
+    let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+    fake.kill_mid_op = Some(k);
+    let r = run(&mut fake, &args);
+    assert!(r.failed, "{}", r.msg);
+    // the VG's metadata (on the first PV) lists both; the second PV's own area is empty
+    let vg = fake.state.lvm.vg("vgp").expect("vg");
+    assert_eq!(vg.pvs.len(), 2);
+    let own: Vec<Option<String>> = fake.state.lvm.pvs.iter().map(|p| p.vg.clone()).collect();
+    assert_eq!(own, [Some("vgp".to_string()), None]);
+    fake.kill_mid_op = None;
+    // the second PV is in vgp as LVM counts it: no vgextend (LVM refuses it), the LV made
+    let r = converge(&mut fake, &args);
+    assert_eq!(
+        actions(&r),
+        [
+            "create_lv",
+            "raise_max_sectors",
+            "mkfs",
+            "mount",
+            "set_extsize"
+        ]
+    );
+    let (_, lv) = fake.state.lvm.lv("vgp", "lvs").expect("lv");
+    let (_, want) = clean.state.lvm.lv("vgp", "lvs").expect("lv");
+    assert_eq!(lv.segments, want.segments);
+    // and the facts place it there too
+    let f = pmem_stack::facts::facts(&mut fake);
+    let pvs = &f.lvm_summary.as_ref().expect("lvm summary").pvs;
+    assert!(
+        pvs.iter().all(|p| p.vg.as_deref() == Some("vgp")),
+        "{pvs:?}"
+    );
+}
+
+/// A run killed at any one of its operations (`vgcreate` and `vgextend` half-way: the
+/// new metadata on the VG's first PV only; `lvcreate` inside the activation), then run
+/// again, ends with the stack a run never killed makes: building a striped stack, and
+/// growing a linear one by a third namespace.
+#[test]
+fn a_run_killed_at_any_operation_of_an_lvm_stack_is_finished_by_the_next_run() {
+    let summary = |f: &FakeSystem| {
+        let vg = f.state.lvm.vg("vgp").map(|g| (g.pvs.len(), g.lvs.clone()));
+        (
+            vg,
+            f.state.mount_at("/mnt/lvm").is_some(),
+            lv_has_filesystem(f),
+        )
+    };
+    for (dimms, before, args) in [
+        (2, None, lvm_stack(2, 2)),
+        (3, Some(lvm_stack(2, 1)), lvm_stack(3, 1)),
+    ] {
+        let fresh = || {
+            let mut f = FakeSystem::fresh_dimms(dimms, DIMM);
+            if let Some(b) = &before {
+                converge(&mut f, b);
+            }
+            f
+        };
+        let mut clean = fresh();
+        let n0 = clean.mutations();
+        converge(&mut clean, &args);
+        let n = clean.mutations() - n0;
+        assert!(n >= 3, "{n} operations");
+        for k in 1..=n {
+            let mut fake = fresh();
+            fake.kill_mid_op = Some(fake.executed.len() + k);
+            let r = run(&mut fake, &args);
+            assert!(r.failed, "k={k}: the killed run fails");
+            fake.kill_mid_op = None;
+            let r = run(&mut fake, &args);
+            assert!(!r.failed, "k={k}: the next run finishes: {}", r.msg);
+            let (want, got) = (summary(&clean), summary(&fake));
+            // uuids are new in each fake; compare the LVs by name and extents
+            let shape = |s: &(
+                Option<(usize, Vec<pmem_stack::actual::lvm::Lv>)>,
+                bool,
+                bool,
+            )| {
+                (
+                    s.0.as_ref().map(|(n, lvs)| {
+                        (
+                            *n,
+                            lvs.iter()
+                                .map(|l| (l.name.clone(), l.extent_count()))
+                                .collect::<Vec<_>>(),
+                        )
+                    }),
+                    s.1,
+                    s.2,
+                )
+            };
+            assert_eq!(
+                shape(&got),
+                shape(&want),
+                "k={k}: the stack a clean run makes"
+            );
+            let again = run(&mut fake, &args);
+            assert!(!again.changed, "k={k}: then converged: {:?}", again.plan);
+        }
+    }
+}
+
 /// The text of a boot file in the fake.
 fn file_text(fake: &FakeSystem, path: &str) -> String {
     match fake.state.file(path).map(|f| &f.content) {

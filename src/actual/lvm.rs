@@ -181,7 +181,40 @@ impl Lvm {
                     .map(|p| p.device);
             }
         }
-        Lvm { pvs, vgs }
+        let mut lvm = Lvm { pvs, vgs };
+        lvm.place_listed_pvs();
+        lvm
+    }
+
+    /// The VG PV `pv` is in, as LVM counts it: the one its own metadata names, else the
+    /// VG whose kept metadata lists its uuid. A PV's own metadata area can hold no VG
+    /// while a VG lists it: a `vgcreate` or `vgextend` stopped after writing the new
+    /// metadata on one PV and before the others (or a PV made with
+    /// `--metadatacopies 0`). LVM takes such a PV for a member of the VG (`pvs` shows
+    /// it there, and `vgextend`/`pvcreate` refuse it), and its next metadata write
+    /// fills the copy in.
+    pub fn vg_of<'a>(&'a self, pv: &'a Pv) -> Option<&'a str> {
+        pv.vg.as_deref().or_else(|| {
+            let uuid = pv.uuid.as_deref()?;
+            self.vgs
+                .iter()
+                .find(|g| g.pv(uuid).is_some())
+                .map(|g| g.name.as_str())
+        })
+    }
+
+    /// Give every PV whose own metadata names no VG the VG that lists it ([`Lvm::vg_of`]).
+    pub fn place_listed_pvs(&mut self) {
+        let placed: Vec<Option<String>> = self
+            .pvs
+            .iter()
+            .map(|p| self.vg_of(p).map(str::to_string))
+            .collect();
+        for (p, vg) in self.pvs.iter_mut().zip(placed) {
+            if p.error.is_none() {
+                p.vg = vg;
+            }
+        }
     }
 }
 
@@ -334,6 +367,53 @@ mod tests {
             suspended: false,
             open_count: 1,
         }
+    }
+
+    /// A vgcreate stopped after the first PV's metadata: the second PV's own area names
+    /// no VG, the kept metadata lists it, so it is the VG's; a PV no VG lists stays in
+    /// none, and one whose label could not be read is not placed.
+    #[test]
+    fn a_pv_the_kept_metadata_lists_is_in_that_vg_without_its_own_copy() {
+        let pv = |minor: u32, uuid: &str, vg: Option<&str>, error: Option<&str>| Pv {
+            device: Devno { major: 259, minor },
+            uuid: Some(uuid.into()),
+            pe_start: Some(Bytes(2 << 20)),
+            dev_size: Some(Bytes(1 << 30)),
+            vg: vg.map(Into::into),
+            error: error.map(Into::into),
+        };
+        let listed = |uuid: &str| VgPv {
+            uuid: uuid.into(),
+            device: None,
+            pe_start: Bytes(2 << 20),
+            pe_count: 255,
+        };
+        let copy = Vg {
+            name: "vgp".into(),
+            uuid: "vg-uuid".into(),
+            seqno: 1,
+            extent_size: Bytes(4 << 20),
+            pvs: vec![listed("a"), listed("b"), listed("d")],
+            lvs: Vec::new(),
+        };
+        let lvm = Lvm::assemble(
+            vec![
+                pv(0, "a", Some("vgp"), None),
+                pv(1, "b", None, None),
+                pv(2, "c", None, None),
+                pv(3, "d", None, Some("bad checksum")),
+            ],
+            vec![copy],
+        );
+        let vgs: Vec<Option<&str>> = lvm.pvs.iter().map(|p| p.vg.as_deref()).collect();
+        assert_eq!(vgs, [Some("vgp"), Some("vgp"), None, None]);
+        assert_eq!(
+            lvm.vgs[0].pvs[1].device,
+            Some(Devno {
+                major: 259,
+                minor: 1
+            })
+        );
     }
 
     /// An LV's active dm device is found by its dm uuid; a device held only by LVM's dm

@@ -47,10 +47,18 @@ impl FakeSystem {
                 let added = self.vg_add(vg, pvs);
                 if added.is_err() {
                     self.state.lvm.vgs.retain(|g| g.name != *vg);
+                } else if killed {
+                    self.metadata_on_first_pv_only(&pvs[1.min(pvs.len())..]);
                 }
                 added
             }
-            LvmOp::VgExtend { vg, pvs } => self.vg_add(vg, pvs),
+            LvmOp::VgExtend { vg, pvs } => {
+                self.vg_add(vg, pvs)?;
+                if killed {
+                    self.metadata_on_first_pv_only(pvs);
+                }
+                Ok(())
+            }
             LvmOp::LvCreate(n) => self.lv_create(n, killed),
             LvmOp::LvExtend { vg, lv, extents } => {
                 let g = self.vg_named(vg)?;
@@ -144,7 +152,7 @@ impl FakeSystem {
                     .pv(device.devno)
                     .cloned()
                     .ok_or_else(|| fail(format!("No PV found on device {}.", device.path)))?;
-                if let Some(vg) = pv.vg {
+                if let Some(vg) = self.state.lvm.vg_of(&pv) {
                     return Err(fail(format!(
                         "PV {} is used by VG {vg} so please use vgreduce first.",
                         device.path
@@ -189,12 +197,16 @@ impl FakeSystem {
         let fail = |e: String| Self::fail("lvm pvcreate", e);
         let bd = self.device(device, "lvm pvcreate", "no such device")?;
         if let Some(p) = self.state.lvm.pv(bd.devno) {
-            return match &p.vg {
-                Some(vg) => Err(fail(format!(
+            return match (&p.vg, self.state.lvm.vg_of(p)) {
+                (Some(vg), _) => Err(fail(format!(
                     "Can't initialize physical volume \"{}\" of volume group \"{vg}\" without -ff",
                     bd.path
                 ))),
-                None => Ok(()), // pvcreate on a PV writes it again, aligned as asked
+                (None, Some(_)) => Err(fail(format!(
+                    "PV {} is used by a VG but its metadata is missing.\n  Can't initialize PV '{}' without -ff.",
+                    bd.path, bd.path
+                ))),
+                (None, None) => Ok(()), // pvcreate on a PV writes it again, aligned as asked
             };
         }
         if let Some(why) = self.busy(&bd).or_else(|| self.open_on(bd.devno)) {
@@ -229,6 +241,16 @@ impl FakeSystem {
         Ok(())
     }
 
+    /// A `vgcreate`/`vgextend` stopped after writing the new metadata on the VG's first
+    /// PV: `pvs` (PVs it added) carry their label and no metadata.
+    fn metadata_on_first_pv_only(&mut self, pvs: &[DevId]) {
+        for d in pvs {
+            if let Some(p) = self.state.lvm.pvs.iter_mut().find(|p| p.device == d.devno) {
+                p.vg = None;
+            }
+        }
+    }
+
     /// Add the PVs on `pvs` to VG `vg` (each must be a PV in no VG).
     fn vg_add(&mut self, vg: &str, pvs: &[DevId]) -> Result<(), SystemError> {
         let extent = self.vg_named(vg)?.extent_size;
@@ -243,6 +265,15 @@ impl FakeSystem {
                     format!(
                         "Physical volume '{}' is already in volume group '{other}'",
                         d.path
+                    ),
+                ));
+            }
+            if self.state.lvm.vg_of(&pv).is_some() {
+                return Err(Self::fail(
+                    "lvm",
+                    format!(
+                        "PV {} is used by a VG but its metadata is missing.\n  Can't initialize PV '{}' without -ff.",
+                        d.path, d.path
                     ),
                 ));
             }

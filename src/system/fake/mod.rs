@@ -639,6 +639,8 @@ impl System for FakeSystem {
         a.lvm
             .vgs
             .retain(|g| g.pvs.iter().any(|p| p.device.is_some()));
+        // a PV whose own copy is missing (a stopped vgcreate) is its VG's, as LVM counts
+        a.lvm.place_listed_pvs();
         for m in &mut a.mounts {
             if !readable(&m.devno) {
                 m.root_extsize = None;
@@ -677,6 +679,9 @@ impl System for FakeSystem {
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
             Op::Lvm(crate::op::LvmOp::LvCreate(_)) => {
                 Some("after the metadata was committed, inside the activation")
+            }
+            Op::Lvm(crate::op::LvmOp::VgCreate { .. } | crate::op::LvmOp::VgExtend { .. }) => {
+                Some("with the new metadata written on the VG's first PV only")
             }
             Op::GptAdd { dm_disk: false, .. } => {
                 Some("after the entry was written, before the kernel was told")
