@@ -202,10 +202,7 @@ impl FakeSystem {
                     "Can't initialize physical volume \"{}\" of volume group \"{vg}\" without -ff",
                     bd.path
                 ))),
-                (None, Some(_)) => Err(fail(format!(
-                    "PV {} is used by a VG but its metadata is missing.\n  Can't initialize PV '{}' without -ff.",
-                    bd.path, bd.path
-                ))),
+                (None, Some(_)) => Err(fail(metadata_missing(&bd.path))),
                 (None, None) => Ok(()), // pvcreate on a PV writes it again, aligned as asked
             };
         }
@@ -269,13 +266,7 @@ impl FakeSystem {
                 ));
             }
             if self.state.lvm.vg_of(&pv).is_some() {
-                return Err(Self::fail(
-                    "lvm",
-                    format!(
-                        "PV {} is used by a VG but its metadata is missing.\n  Can't initialize PV '{}' without -ff.",
-                        d.path, d.path
-                    ),
-                ));
+                return Err(Self::fail("lvm", metadata_missing(&d.path)));
             }
             let pe_start = pv.pe_start.unwrap_or(PE_START);
             let size = pv.dev_size.unwrap_or_default();
@@ -521,4 +512,10 @@ fn allocate(
         stripe_size: Some(stripe_size),
         stripes: placed,
     }])
+}
+
+/// LVM's refusal of a PV a VG lists whose own metadata area is empty (a `vgcreate` or
+/// `vgextend` stopped between its PVs), as `pvcreate` and `vgextend` word it.
+fn metadata_missing(path: &str) -> String {
+    format!("PV {path} is used by a VG but its metadata is missing.\n  Can't initialize PV '{path}' without -ff.")
 }
