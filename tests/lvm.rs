@@ -428,6 +428,87 @@ fn a_vgcreate_killed_after_the_first_pvs_metadata_is_taken_for_done() {
     );
 }
 
+/// A run killed inside its second `pvcreate`, after the label and before the metadata
+/// area's header: LVM refuses that PV in every command (`pvcreate -ff`, `pvremove -ff`,
+/// `vgcreate`, as the VM showed). It holds nothing: the next run zeroes its label (no
+/// `allow_data_loss` needed) and makes it again; so does a teardown.
+#[test]
+fn a_pvcreate_killed_before_its_metadata_area_is_made_again() {
+    let args = lvm_stack(2, 2);
+    let mut clean = FakeSystem::fresh_dimms(2, DIMM);
+    converge(&mut clean, &args);
+    let second_pvcreate = |f: &FakeSystem| {
+        1 + f
+            .executed
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, Op::Lvm(LvmOp::PvCreate { .. })))
+            .nth(1)
+            .map(|(i, _)| i)
+            .expect("two pvcreates")
+    };
+    let k = second_pvcreate(&clean);
+    let killed = || {
+        let mut fake = FakeSystem::fresh_dimms(2, DIMM);
+        fake.kill_mid_op = Some(k);
+        let r = run(&mut fake, &args);
+        assert!(r.failed, "{}", r.msg);
+        fake.kill_mid_op = None;
+        let unfinished: Vec<bool> = fake.state.lvm.pvs.iter().map(|p| p.unfinished).collect();
+        assert_eq!(unfinished, [false, true]);
+        fake
+    };
+    // the facts say what it is
+    let mut fake = killed();
+    let f = pmem_stack::facts::facts(&mut fake);
+    let pvs = &f.lvm_summary.as_ref().expect("lvm summary").pvs;
+    assert!(
+        pvs[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("pvcreate stopped half-way")),
+        "{pvs:?}"
+    );
+    // converged: its label zeroed (not destructive), the PV made again, the stack built
+    let r = converge(&mut fake, &args);
+    assert_eq!(
+        actions(&r)[..3],
+        ["remove_pv", "create_pv", "create_vg"],
+        "{:?}",
+        actions(&r)
+    );
+    assert!(r.plan.iter().all(|s| !s.destructive), "{:?}", r.plan);
+    let zeroed = fake
+        .executed
+        .iter()
+        .filter(|o| matches!(o, Op::ZeroPvLabel { .. }))
+        .count();
+    assert_eq!(zeroed, 1);
+    // the same LV as a run never killed makes (the second PV has a new uuid)
+    let shape = |f: &FakeSystem| {
+        let (_, lv) = f.state.lvm.lv("vgp", "lvs").expect("lv");
+        lv.segments
+            .iter()
+            .map(|s| (s.extent_count, s.stripe_count, s.stripe_size))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(&fake), shape(&clean));
+    // torn down from the killed state: the unfinished label zeroed without allow_data_loss
+    let mut fake = killed();
+    let r = converge(&mut fake, &tearing_down(&args));
+    assert!(
+        actions(&r).iter().any(|a| a == "remove_pv"),
+        "{:?}",
+        actions(&r)
+    );
+    assert_eq!(
+        fake.state.lvm.pvs.len(),
+        1,
+        "the finished PV's label is kept"
+    );
+    assert!(!fake.state.lvm.pvs[0].unfinished);
+}
+
 /// A run killed at any one of its operations (`vgcreate` and `vgextend` half-way: the
 /// new metadata on the VG's first PV only; `lvcreate` inside the activation), then run
 /// again, ends with the stack a run never killed makes: building a striped stack, and

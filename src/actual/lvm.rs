@@ -45,6 +45,12 @@ pub struct Pv {
     /// not allow, a read error), for people; what is on it is then not fully known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A `pvcreate` stopped half-way: the label is written, its metadata area never was
+    /// (`PvOnDisk::unwritten_mdas`) and no metadata text was found. It holds nothing,
+    /// and LVM refuses every command on it (even `pvremove -ff`): the module zeroes the
+    /// label (`Op::ZeroPvLabel`) where it would make or remove the PV.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
 }
 
 /// A volume group.
@@ -140,6 +146,13 @@ impl Lvm {
     /// The PV on device `devno`.
     pub fn pv(&self, devno: Devno) -> Option<&Pv> {
         self.pvs.iter().find(|p| p.device == devno)
+    }
+    /// The PV on `devno` if a stopped `pvcreate` left it ([`Pv::unfinished`]) and no VG's
+    /// metadata lists it: it holds nothing. (One a VG lists is that VG's, its metadata
+    /// area damaged: not ours to zero.)
+    pub fn unfinished_pv(&self, devno: Devno) -> Option<&Pv> {
+        self.pv(devno)
+            .filter(|p| p.unfinished && self.vg_of(p).is_none())
     }
     /// The PV whose uuid is `uuid`.
     pub fn pv_by_uuid(&self, uuid: &str) -> Option<&Pv> {
@@ -330,6 +343,7 @@ impl Pv {
                 dev_size: Some(pv.label.device_size),
                 vg: vg.as_ref().map(|v| v.name.clone()),
                 error: None,
+                unfinished: !pv.unwritten_mdas.is_empty() && pv.vg.is_none(),
             },
             vg,
         )
@@ -345,6 +359,7 @@ impl Pv {
             dev_size: label.map(|l| l.device_size),
             vg: None,
             error: Some(error),
+            unfinished: false,
         }
     }
 }
@@ -381,6 +396,7 @@ mod tests {
             dev_size: Some(Bytes(1 << 30)),
             vg: vg.map(Into::into),
             error: error.map(Into::into),
+            unfinished: false,
         };
         let listed = |uuid: &str| VgPv {
             uuid: uuid.into(),
@@ -414,6 +430,15 @@ mod tests {
                 minor: 1
             })
         );
+        // a stopped pvcreate's PV is ours to zero only when no VG lists it
+        let mut lvm = lvm;
+        for p in &mut lvm.pvs {
+            p.unfinished = true;
+        }
+        let zeroable: Vec<bool> = (0..4)
+            .map(|minor| lvm.unfinished_pv(Devno { major: 259, minor }).is_some())
+            .collect();
+        assert_eq!(zeroable, [false, false, true, false]);
     }
 
     /// An LV's active dm device is found by its dm uuid; a device held only by LVM's dm

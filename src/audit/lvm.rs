@@ -434,7 +434,11 @@ pub fn summary(a: &Actual) -> LvmSummary {
             vg: p.vg.clone(),
             pe_start: p.pe_start.map(|b| b.0),
             aligned: p.pe_start.map(aligned),
-            error: p.error.clone(),
+            error: p.error.clone().or_else(|| {
+                a.lvm.unfinished_pv(p.device).map(|_| {
+                    "its metadata area was never written (a pvcreate stopped half-way): it holds nothing, and LVM refuses it until its label is zeroed (the module does, where it makes or removes this PV)".to_string()
+                })
+            }),
         })
         .collect();
     let vgs = a

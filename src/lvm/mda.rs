@@ -229,6 +229,15 @@ fn read_text(
     })
 }
 
+/// The header sector of the metadata area `area` is all zeros: no `mda_header` was ever
+/// written there (a `pvcreate` stopped after its label; a header LVM wrote always has
+/// its magic and a checksum).
+pub fn mda_never_written(area: DiskArea, read: &mut ReadAt<'_>) -> Result<bool, LvmError> {
+    Ok(read_exact(read, area.offset.0, SECTOR)?
+        .iter()
+        .all(|&b| b == 0))
+}
+
 /// `len` bytes at `offset` through `read`, or why not.
 fn read_exact(read: &mut ReadAt<'_>, offset: u64, len: usize) -> Result<Vec<u8>, LvmError> {
     let bytes = read(offset, len).map_err(|e| LvmError::Read {

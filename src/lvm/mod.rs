@@ -37,7 +37,7 @@ pub(crate) mod fixtures;
 mod tests;
 
 pub use label::{read_label, DiskArea, PvExtension, PvLabel};
-pub use mda::{read_mda, Mda, MdaContent, MdaHeader, RawLocn};
+pub use mda::{mda_never_written, read_mda, Mda, MdaContent, MdaHeader, RawLocn};
 pub use metadata::{parse_vg, LogicalVolume, PhysicalVolume, Segment, Stripe, VolumeGroup};
 
 use crc::{calc_crc, INITIAL_CRC};
@@ -263,6 +263,11 @@ pub struct PvOnDisk {
     /// The volume group in the newest (highest `seqno`) metadata text of its areas;
     /// `None` for a PV in no VG (its areas hold no text) or with every area ignored.
     pub vg: Option<VolumeGroup>,
+    /// Metadata areas of the label whose header sector is all zeros: never written.
+    /// `pvcreate` writes the label and the areas' headers together; stopped between
+    /// them, it leaves a label whose area is blank, which LVM's every command then
+    /// refuses ("bad metadata header") and which holds nothing.
+    pub unwritten_mdas: Vec<DiskArea>,
 }
 
 /// Read a device's LVM state: the label from `head` (the device's first bytes; the
@@ -283,8 +288,13 @@ pub fn read_pv(
         return Ok(None);
     };
     let mut mdas = Vec::with_capacity(label.metadata_areas.len());
+    let mut unwritten_mdas = Vec::new();
     let mut vg: Option<VolumeGroup> = None;
     for area in &label.metadata_areas {
+        if mda_never_written(*area, read).map_err(on)? {
+            unwritten_mdas.push(*area);
+            continue;
+        }
         let mda = read_mda(*area, read).map_err(on)?;
         if let MdaContent::Text { text, .. } = &mda.content {
             let parsed = parse_vg(text).map_err(on)?;
@@ -294,7 +304,12 @@ pub fn read_pv(
         }
         mdas.push(mda);
     }
-    Ok(Some(PvOnDisk { label, mdas, vg }))
+    Ok(Some(PvOnDisk {
+        label,
+        mdas,
+        vg,
+        unwritten_mdas,
+    }))
 }
 
 /// Little-endian integers at a byte offset of a slice (`None` past its end).

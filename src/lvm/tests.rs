@@ -842,3 +842,31 @@ fn lvm_text_with_two_vgs_or_none_is_an_error() {
         )
     );
 }
+
+/// A `pvcreate` stopped after its label and before its metadata area's header: the
+/// label reads, the area's header sector is all zeros (never written), no VG, and that
+/// is not damage. A header with anything else in it still is.
+#[test]
+fn lvm_pv_whose_metadata_area_was_never_written() {
+    let mut dev = ORPHAN.to_vec();
+    let at = usize::try_from(pv(ORPHAN).mdas[0].area.offset.0).expect("offset");
+    dev.resize(dev.len().max(at + 512), 0);
+    dev[at..at + 512].fill(0);
+    let pv = pv(&dev);
+    assert!(pv.mdas.is_empty());
+    assert_eq!(pv.unwritten_mdas.len(), 1);
+    assert_eq!(pv.unwritten_mdas[0].offset.0, at as u64);
+    assert_eq!(pv.vg, None);
+    let (found, vg) =
+        crate::actual::lvm::Pv::found(crate::actual::Devno { major: 7, minor: 0 }, &pv);
+    assert!(found.unfinished && found.error.is_none() && vg.is_none());
+    // one byte left of a header is a damaged one, not an unwritten one
+    dev[at + 100] = 1;
+    assert!(matches!(
+        read(&dev),
+        Err(PvReadError {
+            error: LvmError::Checksum { .. },
+            ..
+        })
+    ));
+}

@@ -211,6 +211,13 @@ pub enum Op {
 
     /// An LVM command. Timed as `lvm`.
     Lvm(LvmOp),
+    /// Zero the LVM2 label of a device (its first 2 KiB) that a `pvcreate` stopped before
+    /// writing its metadata area left (`actual::lvm::Pv::unfinished`): LVM refuses every
+    /// command on such a device, `pvremove -ff` too, and it holds nothing.
+    ZeroPvLabel {
+        /// The device.
+        device: DevId,
+    },
     /// Raise `queue/max_sectors_kb` of a device (capped by `max_hw_sectors_kb`): an LV's
     /// dm device inherits 1280 KiB from pmem, and a striped one maps DAX only up to it.
     SetMaxSectors {

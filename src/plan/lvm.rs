@@ -11,6 +11,7 @@
 //! | a PV of this VG | nothing |
 //! | a PV in no VG | nothing (it joins the VG; a data area not on 2 MiB is a warning) |
 //! | a PV of another VG | refuse, whatever `allow_data_loss` says: that VG is not ours |
+//! | the label of a `pvcreate` stopped before its metadata area (listed by no VG) | zero the label (it holds nothing; LVM refuses every command on it), then `pvcreate` |
 //! | an LVM label that cannot be read | refuse, naming the error |
 //! | anything else (a filesystem, a table, a dm holder) | as every layer: refused without `allow_data_loss` (naming what would be lost), else torn down and wiped by `pvcreate -y` |
 //! | not DAX-capable (`queue/dax` 0) | refuse: the VG's LVs would lose DAX (the guide's rule) |
@@ -171,6 +172,23 @@ fn pv_step(cx: &mut Ctx, vg: &str, r: &DevRef) -> Option<PvState> {
             bd.path
         )));
         return None;
+    }
+    if cx.a.lvm.unfinished_pv(bd.devno).is_some() {
+        let path = bd.path.clone();
+        cx.step(
+            Action::RemovePv { device: r.clone() },
+            format!("zero the LVM2 label on {path}: a pvcreate stopped before writing its metadata area left it, it holds nothing, and LVM refuses every command on it"),
+            false,
+        );
+        cx.step(
+            Action::CreatePv {
+                device: r.clone(),
+                wipe: false,
+            },
+            format!("lvm pvcreate --dataalignment 2m {path}"),
+            false,
+        );
+        return Some(PvState::Joins);
     }
     if let Some(pv) = cx.a.pv(bd.devno) {
         if let Some(e) = &pv.error {
@@ -492,6 +510,14 @@ pub(crate) fn plan_absent_vg(cx: &mut Ctx, name: &str) {
         if pv.vg.as_deref().is_some_and(|v| v != name) {
             continue;
         }
+        if cx.a.lvm.unfinished_pv(bd.devno).is_some() {
+            cx.step(
+                Action::RemovePv { device: r.clone() },
+                format!("zero the LVM2 label on {}: a pvcreate stopped before writing its metadata area left it, and it holds nothing", bd.path),
+                false,
+            );
+            continue;
+        }
         if !cx.d.allow_data_loss {
             cx.warnings.push(format!(
                 "the PV label of {} left in place: removing it loses what LVM needs to find its data; set allow_data_loss: true to remove it",
@@ -523,6 +549,12 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
         Action::CreatePv { device, wipe } => {
             let b = bound.existing(device).map_err(refused)?;
             if let Some(pv) = a.pv(b.devno) {
+                if pv.unfinished {
+                    return Err(refused(format!(
+                        "{} carries the label of a stopped pvcreate by now",
+                        b.path
+                    )));
+                }
                 return match &pv.vg {
                     None => Ok(Resolved::Skip(format!("{} is a PV already", b.path))),
                     Some(vg) => Err(refused(format!(
@@ -639,6 +671,11 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
             let b = bound.existing(device).map_err(refused)?;
             if a.pv(b.devno).is_none() {
                 return Ok(Resolved::Skip(format!("{} has no PV label", b.path)));
+            }
+            if a.lvm.unfinished_pv(b.devno).is_some() {
+                return Ok(Resolved::Run(Op::ZeroPvLabel {
+                    device: bound.dev_id(device).map_err(refused)?,
+                }));
             }
             lvm(LvmOp::PvRemove {
                 device: bound.dev_id(device).map_err(refused)?,

@@ -26,7 +26,7 @@ impl FakeSystem {
     pub(super) fn lvm(&mut self, op: &LvmOp, killed: bool) -> Result<(), SystemError> {
         let fail = |e: String| Self::fail("lvm", e);
         match op {
-            LvmOp::PvCreate { device, wipe } => self.pv_create(device, *wipe),
+            LvmOp::PvCreate { device, wipe } => self.pv_create(device, *wipe, killed),
             LvmOp::VgCreate {
                 vg,
                 extent_size,
@@ -152,6 +152,9 @@ impl FakeSystem {
                     .pv(device.devno)
                     .cloned()
                     .ok_or_else(|| fail(format!("No PV found on device {}.", device.path)))?;
+                if pv.unfinished {
+                    return Err(fail(bad_mda_header(&device.path)));
+                }
                 if let Some(vg) = self.state.lvm.vg_of(&pv) {
                     return Err(fail(format!(
                         "PV {} is used by VG {vg} so please use vgreduce first.",
@@ -193,10 +196,31 @@ impl FakeSystem {
         self.lv_activate(vg, lv, killed)
     }
 
-    fn pv_create(&mut self, device: &DevId, wipe: bool) -> Result<(), SystemError> {
+    /// The label of the PV on `device` zeroed (refused, as the exclusive open is, while
+    /// the device is held or mounted).
+    pub(super) fn zero_pv_label(&mut self, device: &DevId) -> Result<(), SystemError> {
+        let bd = self.device(device, "zeroing the PV label", "no such device")?;
+        if let Some(why) = self.busy(&bd).or_else(|| self.open_on(bd.devno)) {
+            return Err(Self::fail(
+                "zeroing the PV label",
+                format!(
+                    "open (exclusive) {}: Device or resource busy ({why})",
+                    bd.path
+                ),
+            ));
+        }
+        self.state.lvm.pvs.retain(|p| p.device != bd.devno);
+        Ok(())
+    }
+
+    /// `pvcreate` (`killed`: stopped after the label, before its metadata area's header).
+    fn pv_create(&mut self, device: &DevId, wipe: bool, killed: bool) -> Result<(), SystemError> {
         let fail = |e: String| Self::fail("lvm pvcreate", e);
         let bd = self.device(device, "lvm pvcreate", "no such device")?;
         if let Some(p) = self.state.lvm.pv(bd.devno) {
+            if p.unfinished {
+                return Err(fail(bad_mda_header(&bd.path)));
+            }
             return match (&p.vg, self.state.lvm.vg_of(p)) {
                 (Some(vg), _) => Err(fail(format!(
                     "Can't initialize physical volume \"{}\" of volume group \"{vg}\" without -ff",
@@ -234,6 +258,7 @@ impl FakeSystem {
             dev_size: Some(bd.size.bytes()),
             vg: None,
             error: None,
+            unfinished: killed,
         });
         Ok(())
     }
@@ -267,6 +292,9 @@ impl FakeSystem {
             }
             if self.state.lvm.vg_of(&pv).is_some() {
                 return Err(Self::fail("lvm", metadata_missing(&d.path)));
+            }
+            if pv.unfinished {
+                return Err(Self::fail("lvm", bad_mda_header(&d.path)));
             }
             let pe_start = pv.pe_start.unwrap_or(PE_START);
             let size = pv.dev_size.unwrap_or_default();
@@ -516,6 +544,12 @@ fn allocate(
 
 /// LVM's refusal of a PV a VG lists whose own metadata area is empty (a `vgcreate` or
 /// `vgextend` stopped between its PVs), as `pvcreate` and `vgextend` word it.
+/// LVM's refusal of a PV whose metadata area header was never written (a stopped
+/// `pvcreate`): every command (`pvcreate -ff`, `pvremove -ff`, `vgcreate`) fails so.
+fn bad_mda_header(path: &str) -> String {
+    format!("WARNING: bad metadata header on {path} at 4096.\n  WARNING: scan failed to get metadata summary from {path}\n  Command failed with status code 5.")
+}
+
 fn metadata_missing(path: &str) -> String {
     format!("PV {path} is used by a VG but its metadata is missing.\n  Can't initialize PV '{path}' without -ff.")
 }

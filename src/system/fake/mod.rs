@@ -562,6 +562,7 @@ impl FakeSystem {
             Op::DaemonReload => self.daemon_reload(),
             Op::SetExtsize { target, size } => self.set_extsize(target, size)?,
             Op::Lvm(l) => self.lvm(l, killed)?,
+            Op::ZeroPvLabel { device } => self.zero_pv_label(device)?,
             Op::SetMaxSectors { device, kb } => {
                 self.write_sysfs(
                     &format!("/sys/dev/block/{}/queue/max_sectors_kb", device.devno),
@@ -677,6 +678,9 @@ impl System for FakeSystem {
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),
+            Op::Lvm(crate::op::LvmOp::PvCreate { .. }) => {
+                Some("after the label, before its metadata area's header")
+            }
             Op::Lvm(crate::op::LvmOp::LvCreate(_)) => {
                 Some("after the metadata was committed, inside the activation")
             }

@@ -410,13 +410,54 @@ use ioctls::blkzeroout;
 /// to keep. Nothing else needs clearing: the planner treats a namespace it creates as
 /// empty, and this makes it so.
 ///
-/// The kernel does the zeroing (BLKZEROOUT: no buffer is copied from this process; for
-/// pmem it writes zero pages in the driver), and its time goes to `record` as kernel
-/// time. A file that is not a block device (the unit tests' stand-in) or a kernel that
-/// refuses the ioctl (ENOTTY, EOPNOTSUPP, EINVAL on a size that is not a multiple of the
-/// logical block size) is zeroed with writes instead. A devdax namespace has no block
-/// device: it is never cleared (see the namespace op).
+/// How: see [`zero_ranges`]. A devdax namespace has no block device: it is never
+/// cleared (see the namespace op).
 pub fn zero_ends(path: &Path, record: &super::record::Recorder) -> Result<String, SystemError> {
+    let (size, how) = zero_ranges(
+        path,
+        |size| {
+            let head = ZERO_HEAD.min(size);
+            [(0, head), (size.saturating_sub(ZERO_TAIL).max(head), size)]
+        },
+        record,
+    )?;
+    let head = ZERO_HEAD.min(size);
+    let tail = size - size.saturating_sub(ZERO_TAIL).max(head);
+    Ok(format!(
+        "zeroed {head} bytes at the start and {tail} at the end of {} ({how})",
+        path.display()
+    ))
+}
+
+/// Where an LVM2 label can be: the first 4 sectors (`pvcreate` zeroes them before it
+/// writes its label in the second).
+pub const PV_LABEL_BYTES: u64 = 2048;
+
+/// Zero the LVM2 label of the block device at `path` (its first [`PV_LABEL_BYTES`]),
+/// opened exclusively, and fsync: what a `pvcreate` stopped before its metadata area
+/// leaves, which every `lvm` command refuses (see `actual::lvm::Pv::unfinished`).
+pub fn zero_pv_label(path: &Path, record: &super::record::Recorder) -> Result<String, SystemError> {
+    let (size, how) = zero_ranges(path, |size| [(0, PV_LABEL_BYTES.min(size))], record)?;
+    Ok(format!(
+        "zeroed the first {} bytes of {} (the LVM2 label; {how})",
+        PV_LABEL_BYTES.min(size),
+        path.display()
+    ))
+}
+
+/// Zero the byte ranges `ranges(size)` (`(start, end)`, in order, not overlapping) of
+/// the block device at `path`, opened exclusively (it fails if anything holds or mounts
+/// it), and fsync. The kernel does the zeroing (BLKZEROOUT: no buffer is copied from
+/// this process; for pmem it writes zero pages in the driver), and its time goes to
+/// `record` as kernel time. A file that is not a block device (the unit tests' stand-in)
+/// or a kernel that refuses the ioctl (ENOTTY, EOPNOTSUPP, EINVAL on a size that is not
+/// a multiple of the logical block size) is zeroed with writes instead. Returns the
+/// device's size and how it was zeroed.
+fn zero_ranges<const N: usize>(
+    path: &Path,
+    ranges: impl FnOnce(u64) -> [(u64, u64); N],
+    record: &super::record::Recorder,
+) -> Result<(u64, &'static str), SystemError> {
     use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
     use std::os::unix::io::AsRawFd;
@@ -430,8 +471,6 @@ pub fn zero_ends(path: &Path, record: &super::record::Recorder) -> Result<String
         .open(path)
         .map_err(|e| os("open (exclusive)", e))?;
     let size = f.seek(SeekFrom::End(0)).map_err(|e| os("size of", e))?;
-    let head = ZERO_HEAD.min(size);
-    let tail_start = size.saturating_sub(ZERO_TAIL).max(head);
     let block = f
         .metadata()
         .map_err(|e| os("stat", e))?
@@ -439,7 +478,7 @@ pub fn zero_ends(path: &Path, record: &super::record::Recorder) -> Result<String
         .is_block_device();
     let mut how = "BLKZEROOUT";
     let mut zeros = Vec::new();
-    for (start, end) in [(0, head), (tail_start, size)] {
+    for (start, end) in ranges(size) {
         if start >= end {
             continue;
         }
@@ -473,12 +512,7 @@ pub fn zero_ends(path: &Path, record: &super::record::Recorder) -> Result<String
     record
         .kernel("fsync", || f.sync_all())
         .map_err(|e| os("fsync", e))?;
-    Ok(format!(
-        "zeroed {} bytes at the start and {} at the end of {} ({how})",
-        head,
-        size - tail_start,
-        path.display()
-    ))
+    Ok((size, how))
 }
 
 /// The device number sysfs gives the block device `name` (`/sys/class/block/NAME/dev`).

@@ -356,6 +356,11 @@ impl RealSystem {
                     stderr: String::new(),
                 }
             }
+            Op::ZeroPvLabel { device } => Output {
+                argv: None,
+                stdout: block::zero_pv_label(Path::new(&device.path), &self.record)?,
+                stderr: String::new(),
+            },
             Op::RecordName { record } => names::record(&self.root, record)?,
             Op::ForgetName { name } => names::forget(&self.root, name)?,
             Op::DestroyNamespace { dev } => {

@@ -504,6 +504,12 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             everything: true,
             ..t
         },
+        // the label gone: the device is read again (no VG listed it)
+        Op::ZeroPvLabel { device } => Touched {
+            writes: true,
+            devices: vec![device.devno],
+            ..t
+        },
         // a queue limit is listed with the device
         Op::SetMaxSectors { device, .. } => Touched {
             blocks: true,

@@ -98,6 +98,21 @@ for m in $MIDS; do
   checkc "killed at $at s ($op): the next run converges, the one after is unchanged, the LV mounted with DAX" '[ "$(rc_of "k_re_$at")" = 0 ] && [ "$(jv "$W/k_again_$at.json" changed)" = false ] && [ "$(lv_field vgp/lvs stripes)" = 2 ] && findmnt -no OPTIONS /mnt/s | grep -q dax && [ "$(lv_max_kb vgp/lvs)" -ge 2048 ]'
 done
 checkc "at least 3 of the kills hit a live run" '[ "$HIT" -ge 3 ]'
+# a pvcreate stopped between its label and its metadata area's header (a kill above can
+# land there; one did, on 6.12): LVM refuses every command on that PV (pvcreate -ff,
+# pvremove -ff, vgcreate: "bad metadata header"). It holds nothing: the next run zeroes
+# its label, makes it again and converges
+module k_pv_down "$(with "$ARGS_S" '"state":"absent","allow_data_loss":true')" >/dev/null
+module k_pv_ns "{\"namespaces\":$NS2}" >/dev/null
+V1=/dev/$(ns_blk pm1)
+lvm pvcreate -q --dataalignment 2m "$V1" >/dev/null
+dd if=/dev/zero of="$V1" bs=512 seek=8 count=1 oflag=direct status=none
+lvm pvremove -ff -y "$V1" > "$W/k_pv.lvm" 2>&1; echo "rc $?" >> "$W/k_pv.lvm"
+echo "  left: lvm pvremove -ff: $(grep -E "bad metadata header|^rc" "$W/k_pv.lvm" | sort -u | tr '\n' ';')"
+module k_pv "$ARGS_S"
+module k_pv_again "$ARGS_S"
+echo "  next run: $(actions "$W/k_pv.json")"
+checkc "pvcreate stopped before its metadata area: LVM refuses it, the next run zeroes its label and converges, the one after is unchanged" 'grep -q "bad metadata header" "$W/k_pv.lvm" && grep -qx "rc 5" "$W/k_pv.lvm" && [ "$(rc_of k_pv)" = 0 ] && actions "$W/k_pv.json" | grep -q "remove_pv,create_pv" && ! grep -q "\"destructive\":true" "$W/k_pv.json" && [ "$(jv "$W/k_pv_again.json" changed)" = false ] && [ "$(lv_field vgp/lvs stripes)" = 2 ] && findmnt -no OPTIONS /mnt/s | grep -q dax'
 # a vgcreate stopped between its PVs' metadata writes (a kill above can land there): the
 # VG's metadata on the first PV lists both, the second keeps its label and no metadata
 # (its head put back as pvcreate left it). LVM counts it in the VG and refuses to vgextend
