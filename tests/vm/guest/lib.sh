@@ -17,8 +17,10 @@ module() {
   local name=$1 json=$2
   printf '%s' "$json" > "$W/$name.args"
   rm -f "$W/$name.trace"
+  local t0=${EPOCHREALTIME/./}
   strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$W/$name.trace" "$BIN" "$W/$name.args" > "$W/$name.json" 2> "$W/$name.err"
   local rc=$?
+  echo "  [$name] took $(( (${EPOCHREALTIME/./} - t0) / 1000 )) ms (under strace)"
   echo "$rc" > "$W/$name.rc"
   # one python for both lines (a python start costs about half a second under TCG)
   python3 -I -S - "$W/$name.json" "$name" "$rc" <<'PY' 2>/dev/null || echo "  [$name] rc=$rc: no JSON result"
