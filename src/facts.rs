@@ -28,6 +28,13 @@ pub fn facts(system: &mut dyn System) -> ModuleResult {
                 a.mounts.len(),
                 lvm_counts(&lvm)
             );
+            if !a.cxl.is_empty() {
+                r.msg.push_str(&format!(
+                    ", {} CXL memory device(s), {} CXL region(s)",
+                    a.cxl.memdevs.len(),
+                    a.cxl.regions.len()
+                ));
+            }
             for m in &a.missing {
                 r.msg.push_str("; ");
                 r.msg.push_str(m.explain());

@@ -427,6 +427,7 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
     let known = [
         "block",
         "contents",
+        "cxl",
         "dm",
         "elsewhere",
         "extsize",

@@ -360,6 +360,34 @@ on_both_kernels! {
     vm_crash_at_every_step_faults_and_data_safety, vm_crash_at_every_step_faults_and_data_safety_on_6_12: "faults.sh", 3, 1024, FAULTS_CHECKS;
 }
 
+/// Checks in tests/vm/guest/cxl-1.sh.
+const CXL_1_CHECKS: u32 = 5;
+
+/// CXL persistent memory on `kernel` (the rig's `-X 2`: two CXL type-3 memory devices,
+/// no NVDIMM): what the probe reads of CXL against cxl-cli's own view (memory devices
+/// by serial, the root decoder, a 2-way pmem region made by hand with its members in
+/// order and the NVDIMM region it shows as), then a DAX stack on that NVDIMM region.
+fn cxl(kernel: &[&str]) {
+    guest_with(
+        "cxl-1.sh",
+        0,
+        1024,
+        &[&["-X", "2"], kernel].concat(),
+        &[],
+        CXL_1_CHECKS,
+    );
+}
+
+#[test]
+fn vm_cxl_memory_devices_and_regions() {
+    cxl(&[]);
+}
+
+#[test]
+fn vm_cxl_memory_devices_and_regions_on_6_12() {
+    cxl(&["-K", SECOND_KERNEL]);
+}
+
 /// Real boots with systemd as PID 1 on `kernel`: boot 1 converges two persisted stacks
 /// and enables a consumer; boot 2 (DIMMs reversed) checks that systemd brought both up
 /// by itself, in order; boot 3 (the second DIMM removed) that the stack missing a member

@@ -5,10 +5,12 @@
 //! Objects are linked by device number (`major:minor`), which is what dm tables and
 //! mountinfo print, never by `/dev/pmemN` names (they can change between boots).
 
+pub mod cxl;
 pub mod dm;
 pub mod kernel;
 pub mod lvm;
 
+pub use cxl::Cxl;
 pub use dm::{Devno, DmTable};
 pub use kernel::DaxSyntax;
 pub use lvm::Lvm;
@@ -504,6 +506,9 @@ pub struct Actual {
     /// LVM as the devices in the probe's scope carry it on disk: PVs, VGs, LVs.
     #[serde(default, skip_serializing_if = "Lvm::is_empty")]
     pub lvm: Lvm,
+    /// CXL memory devices, root decoders and regions (sysfs); none without a CXL bus.
+    #[serde(default, skip_serializing_if = "Cxl::is_empty")]
+    pub cxl: Cxl,
     /// Files of boot persistence that exist (state, units, links, the installed binary).
     #[serde(default)]
     pub files: Vec<FileState>,

@@ -53,6 +53,13 @@
 #   -R FILE       back the guest's RAM with FILE (created at the -m size if missing, kept):
 #                 what memmap= made PMEM of then survives a power-off of the guest, as
 #                 memmap PMEM survives a warm reboot on real hardware
+#   -X N          N emulated CXL type-3 memory devices (QEMU 7.2's cxl-type3) with a label
+#                 area, 512 MiB each, persistent (pmem) capacity; serials 0x1.. (each keeps
+#                 its serial across boots, as a real memdev does); each on a root port of its
+#                 own under one CXL host bridge, behind one 4 GiB fixed memory window
+#                 (decoder0.0); backing files in the -k dir (kept) or the output dir. What
+#                 it takes under TCG (KERNEL-FACTS): two root ports at least, a nonzero
+#                 serial, -cpu max,hypervisor=off, and pcie_ports=compat
 #   -N PORT       a network card: QEMU user networking, restricted (the guest reaches
 #                 nothing outside), with 127.0.0.1:PORT on this machine forwarded to the
 #                 guest's port 22; the guest's card gets 10.0.2.15/24 before the command
@@ -76,13 +83,13 @@ set -euo pipefail
 CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
 CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
 KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""; NETPORT=""
-KARGS=""; RAMFILE=""
-while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:E:R:h" opt; do
+KARGS=""; RAMFILE=""; NCXL=0
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:E:R:X:h" opt; do
   case $opt in
     c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
     L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
     o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
-    N) NETPORT=$OPTARG;; E) KARGS=$OPTARG;; R) RAMFILE=$OPTARG;;
+    N) NETPORT=$OPTARG;; E) KARGS=$OPTARG;; R) RAMFILE=$OPTARG;; X) NCXL=$OPTARG;;
     S) SYSTEMD=1;; P) mkdir -p "$OPTARG"; PERSIST=$(realpath "$OPTARG"); RWDIRS+=("$PERSIST");;
     h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
   esac
@@ -302,6 +309,26 @@ fi
 case $MEM in *[!0-9]*) MEM_MIB=$(numfmt --from=iec "$MEM" | awk '{print int($1/1048576)}');; *) MEM_MIB=$MEM;; esac
 MEMOPT="${MEM_MIB}M"; MACHINE=q35
 if [ "$NDIMM" -gt 0 ]; then MEMOPT="${MEM_MIB}M,slots=$((NDIMM+1)),maxmem=$((MEM_MIB + MAXMEM_MIB + 1024))M"; MACHINE=q35,nvdimm=on; fi
+# ---- CXL memory devices (-X) -----------------------------------------------------------
+QEMU_CXL=()
+if [ "$NCXL" -gt 0 ]; then
+  CXDIR=${KEEPDIR:-$OUT}; mkdir -p "$CXDIR"; CXDIR=$(realpath "$CXDIR")
+  MACHINE="$MACHINE,cxl=on,cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"
+  # after every other device: QEMU places a device with no bus on the last bus made
+  QEMU_CXL=(-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1)
+  # two root ports at least (with one, 6.1 silently drops writes), one memdev on each
+  ports=$NCXL; [ "$ports" -lt 2 ] && ports=2
+  for i in $(seq 0 $((ports - 1))); do
+    QEMU_CXL+=(-device "cxl-rp,port=$i,bus=cxl.1,id=cxlrp$i,chassis=0,slot=$((i + 2))")
+  done
+  for i in $(seq 0 $((NCXL - 1))); do
+    m=$CXDIR/cxl-pmem$i.raw; l=$CXDIR/cxl-lsa$i.raw
+    if [ -z "$KEEPDIR" ] || [ ! -f "$m" ]; then rm -f "$m" "$l"; truncate -s 512M "$m"; truncate -s 1M "$l"; fi
+    QEMU_CXL+=(-object "memory-backend-file,id=cxlmem$i,share=on,mem-path=$m,size=512M"
+               -object "memory-backend-file,id=cxllsa$i,share=on,mem-path=$l,size=1M"
+               -device "cxl-type3,bus=cxlrp$i,memdev=cxlmem$i,lsa=cxllsa$i,id=cxlpmem$i,sn=$((i + 1))")
+  done
+fi
 QEMU_RAM=()
 if [ -n "$RAMFILE" ]; then
   [ -f "$RAMFILE" ] || truncate -s "${MEM_MIB}M" "$RAMFILE"
@@ -345,6 +372,8 @@ if [ -n "$NETPORT" ]; then
 fi
 
 ACCELOPT=(-accel tcg,thread=multi -cpu max)
+# 6.12 refuses to commit a CXL region under the hypervisor CPUID bit
+[ "$NCXL" -gt 0 ] && ACCELOPT=(-accel tcg,thread=multi -cpu max,hypervisor=off)
 [ "$ACCEL" = kvm ] && ACCELOPT=(-accel kvm -cpu host)
 
 APPEND="console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init pmemvm.out=$OUT pmemvm.rw=$RWLIST"
@@ -361,12 +390,13 @@ SD_MASKED="getty.target systemd-update-utmp.service systemd-update-utmp-runlevel
   systemd-tmpfiles-clean.timer"
 [ "$SYSTEMD" = 1 ] && for u in $SD_MASKED; do APPEND="$APPEND systemd.mask=$u"; done
 [ -n "$PERSIST" ] && APPEND="$APPEND pmemvm.persist=1"
+[ "$NCXL" -gt 0 ] && APPEND="$APPEND pcie_ports=compat"   # else 6.12's cxl_pci fails on event interrupts
 [ -n "$KARGS" ] && APPEND="$APPEND $KARGS"
 
 set +e
 timeout -k 10 "$TMO" qemu-system-x86_64 -nodefaults -no-user-config -name pmemvm \
   -machine $MACHINE "${ACCELOPT[@]}" -smp "$CPUS" -m "$MEMOPT" \
-  "${QEMU_RAM[@]}" "${QEMU_NV[@]}" "${SHARES[@]}" "${NET[@]}" \
+  "${QEMU_RAM[@]}" "${QEMU_NV[@]}" "${SHARES[@]}" "${NET[@]}" "${QEMU_CXL[@]}" \
   -display none -vga none -monitor none -no-reboot \
   -chardev file,id=con,path="$OUT/console.log" -serial chardev:con \
   -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" \

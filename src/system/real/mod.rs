@@ -32,6 +32,7 @@
 use crate::op::argv;
 pub mod block;
 pub mod content;
+pub mod cxl;
 pub mod dax;
 pub mod dm;
 pub mod elsewhere;
@@ -138,6 +139,7 @@ fn list(
     a.platform = Some(record.part("platform", platform::probe));
     list_mounts(&mut a, record)?;
     list_blocks(&mut a, sys, dev, scope, record, &mut seen.blocks, None)?;
+    a.cxl = record.part("cxl", || cxl::probe(sys));
     Ok(a)
 }
 
