@@ -361,12 +361,13 @@ on_both_kernels! {
 }
 
 /// Checks in tests/vm/guest/cxl-1.sh.
-const CXL_1_CHECKS: u32 = 5;
+const CXL_1_CHECKS: u32 = 6;
 
 /// CXL persistent memory on `kernel` (the rig's `-X 2`: two CXL type-3 memory devices,
 /// no NVDIMM): what the probe reads of CXL against cxl-cli's own view (memory devices
 /// by serial, the root decoder, a 2-way pmem region made by hand with its members in
-/// order and the NVDIMM region it shows as), then a DAX stack on that NVDIMM region.
+/// order and the NVDIMM region it shows as), then a DAX stack on that NVDIMM region,
+/// audited down to the CXL region.
 fn cxl(kernel: &[&str]) {
     guest_with(
         "cxl-1.sh",

@@ -47,7 +47,7 @@ const PMD_SECTORS: Sectors = Sectors(4096);
 /// One layer's finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LayerAudit {
-    /// mount, filesystem, partition, dm, lv, vg, pv, namespace, platform.
+    /// mount, filesystem, partition, dm, lv, vg, pv, namespace, cxl_region, platform.
     pub layer: String,
     /// The object (path, device, namespace; `VG/LV` for an lv, the VG's name for a vg).
     pub object: String,
@@ -61,7 +61,8 @@ pub struct LayerAudit {
     /// Where it sits in the stack under the mount: 0 the mount, 1 its filesystem, 2 the
     /// device mounted, 3 what that device is made of (a partition's disk, a dm device's
     /// members; under an LV's dm device, its `lv` one deeper, its `vg` two, the `pv`s
-    /// three and their devices four), and so on down; a layer belongs to the nearest one
+    /// three and their devices four; under a namespace on a CXL region, its `cxl_region`
+    /// one deeper), and so on down; a layer belongs to the nearest one
     /// above it with a smaller depth (the tree `--format text` draws). 0 for the
     /// platform.
     #[serde(default)]
@@ -113,6 +114,45 @@ fn layer(
 }
 
 /// The depth of the device layers `depth` levels below the mounted device.
+/// The CXL region under a namespace whose NVDIMM region it shows as: its interleave
+/// (memory devices by serial, in position order) and where it starts. Its interleave
+/// granularity (256 B and up) does not decide 2 MiB faults: the region maps one
+/// contiguous range of host addresses, and only where that starts does. A start off
+/// 2 MiB is named at the namespace (its physical start), not again here.
+fn cxl_region_layer(r: &crate::actual::cxl::CxlRegion, depth: usize) -> LayerAudit {
+    let serials: Vec<String> = r
+        .members
+        .iter()
+        .map(|m| {
+            m.serial
+                .map(|s| format!("{s:#x}"))
+                .unwrap_or_else(|| m.memdev.clone().unwrap_or_else(|| m.decoder.clone()))
+        })
+        .collect();
+    let start = r
+        .start
+        .map(|s| format!("{s:#x}"))
+        .unwrap_or_else(|| "unknown".into());
+    layer(
+        depth,
+        "cxl_region",
+        &r.name,
+        format!(
+            "CXL {} region {} in {}, {} way(s) x {} B over memory device serial(s) {}, start {start}, {}{}",
+            r.mode,
+            r.name,
+            r.root_decoder,
+            r.interleave_ways,
+            r.interleave_granularity,
+            serials.join(", "),
+            if r.committed { "committed" } else { "not committed" },
+            if r.locked { ", locked (firmware's)" } else { "" },
+        ),
+        true,
+        None,
+    )
+}
+
 const fn device_depth(depth: usize) -> usize {
     depth + 2
 }
@@ -350,6 +390,15 @@ impl Walk<'_> {
                 ok,
                 fix,
             ));
+            if let Some(r) = a
+                .cxl
+                .regions
+                .iter()
+                .find(|r| r.nvdimm_region.as_deref() == Some(ns.region.as_str()))
+            {
+                self.layers
+                    .push(cxl_region_layer(r, device_depth(depth) + 1));
+            }
         } else {
             self.layers.push(layer(
                 device_depth(depth),
@@ -645,6 +694,63 @@ mod tests {
                 .any(|w| w.contains("dm /dev/mapper/s: striped 2 x chunk 2048 sectors (1M)")),
             "{:?}",
             audit.warnings
+        );
+    }
+
+    /// A namespace whose NVDIMM region is a CXL region's has that region under it, one
+    /// deeper: its interleave by serial, in position order; it does not decide 2 MiB faults.
+    #[test]
+    fn a_namespace_on_a_cxl_region_has_the_region_under_it() {
+        use crate::actual::cxl::{CxlRegion, RegionMember};
+        let mut fake = FakeSystem::with_fsdax(2, Bytes(256 << 20));
+        run(
+            &mut fake,
+            serde_json::json!({
+                "filesystems": [{"device": "/dev/pmem0", "type": "ext4"}],
+                "mounts": [{"path": "/mnt/c", "device": "/dev/pmem0"}]
+            }),
+        );
+        let mut a = fake.probe().expect("probe");
+        let ns_region = a.namespaces[0].region.clone();
+        let member = |position: u32, serial: u64| RegionMember {
+            position,
+            decoder: format!("decoder{}.0", position + 2),
+            memdev: Some(format!("mem{position}")),
+            serial: Some(serial),
+        };
+        a.cxl.regions.push(CxlRegion {
+            name: "region7".into(),
+            root_decoder: "decoder0.0".into(),
+            uuid: None,
+            mode: "pmem".into(),
+            size: Bytes(1 << 30),
+            start: Some(0x1_1000_0000),
+            interleave_ways: 2,
+            interleave_granularity: 256,
+            committed: true,
+            locked: false,
+            members: vec![member(0, 2), member(1, 1)],
+            nvdimm_region: Some(ns_region),
+        });
+        let audit = audit(&a, Some(&["/mnt/c".to_string()]));
+        let layers = &audit.mounts[0].layers;
+        let depth = |name: &str| layers.iter().find(|l| l.layer == name).map(|l| l.depth);
+        assert_eq!(
+            depth("cxl_region"),
+            depth("namespace").map(|d| d + 1),
+            "{layers:#?}"
+        );
+        let l = layers
+            .iter()
+            .find(|l| l.layer == "cxl_region")
+            .expect("cxl layer");
+        assert!(l.pmd_ok && l.fix.is_none());
+        assert!(
+            l.found
+                .contains("2 way(s) x 256 B over memory device serial(s) 0x2, 0x1")
+                && l.found.contains("start 0x110000000, committed"),
+            "{}",
+            l.found
         );
     }
 

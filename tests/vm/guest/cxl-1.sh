@@ -4,7 +4,8 @@
 # no NVDIMM). What the probe reads of CXL, checked against cxl-cli's own view: the memory
 # devices by serial, the root decoder, and a 2-way pmem region made by hand with
 # `cxl create-region` (its members in interleave order, the NVDIMM region it shows as);
-# then the stack on that NVDIMM region: an fsdax namespace, xfs, DAX, 2 MiB faults.
+# then the stack on that NVDIMM region: an fsdax namespace, xfs, DAX, 2 MiB faults, and
+# the DAX audit down to the CXL region.
 source "$(dirname "$0")/lib.sh"
 modprobe -a cxl_acpi cxl_pci cxl_mem cxl_pmem nd_pmem dax_pmem device_dax
 udevadm settle
@@ -61,6 +62,15 @@ ARGS="{\"namespaces\":[{\"name\":\"cx0\",\"region\":\"$ND\",\"mode\":\"fsdax\"}]
 module c1 "$ARGS"
 echo "  pmd_faults: $(jv "$W/c1.json" pmd_faults)"
 checkc "converge: rc 0, mounted with DAX, 2 MiB faults mapped and none fell back" '[ "$(rc_of c1)" = 0 ] && findmnt -no OPTIONS /mnt/cx | grep -q dax && [ "$(jv "$W/c1.json" "pmd_faults./mnt/cx.nopage")" -gt 0 ] && [ "$(jv "$W/c1.json" "pmd_faults./mnt/cx.fallback")" = 0 ]'
+python3 -c 'import json,sys; [print("   %-10s %-5s %s" % (l["layer"], "ok" if l["pmd_ok"] else "NO", l["found"])) for m in json.load(open(sys.argv[1]))["dax_audit"]["mounts"] for l in m["layers"]]' "$W/c1.json"
+checkc "the DAX audit walks down to the CXL region $CR under the namespace: 2 ways over serials 0x2, 0x1, 2 MiB faults allowed" 'python3 - "$W/c1.json" "$CR" <<PY
+import json, sys
+layers = json.load(open(sys.argv[1]))["dax_audit"]["mounts"][0]["layers"]
+ns = [l for l in layers if l["layer"] == "namespace"][0]
+c = [l for l in layers if l["layer"] == "cxl_region"][0]
+assert c["object"] == sys.argv[2] and c["depth"] == ns["depth"] + 1 and c["pmd_ok"], c
+assert "2 way(s)" in c["found"] and "serial(s) 0x2, 0x1" in c["found"], c
+PY'
 module c2 "$ARGS"
 checkc "again: unchanged, no process started" '[ "$(rc_of c2)" = 0 ] && [ "$(jv "$W/c2.json" changed)" = false ] && [ -z "$(spawns c2)" ]'
 summary
