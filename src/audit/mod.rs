@@ -31,6 +31,7 @@
 //! - namespace: fsdax, physical start (sysfs `resource`) and `align` multiples of 2 MiB;
 //!   members of one device on one NUMA node.
 
+pub mod cxl;
 pub mod lvm;
 
 use crate::actual::dm::{TableLine, Target};
@@ -114,45 +115,6 @@ fn layer(
 }
 
 /// The depth of the device layers `depth` levels below the mounted device.
-/// The CXL region under a namespace whose NVDIMM region it shows as: its interleave
-/// (memory devices by serial, in position order) and where it starts. Its interleave
-/// granularity (256 B and up) does not decide 2 MiB faults: the region maps one
-/// contiguous range of host addresses, and only where that starts does. A start off
-/// 2 MiB is named at the namespace (its physical start), not again here.
-fn cxl_region_layer(r: &crate::actual::cxl::CxlRegion, depth: usize) -> LayerAudit {
-    let serials: Vec<String> = r
-        .members
-        .iter()
-        .map(|m| {
-            m.serial
-                .map(|s| format!("{s:#x}"))
-                .unwrap_or_else(|| m.memdev.clone().unwrap_or_else(|| m.decoder.clone()))
-        })
-        .collect();
-    let start = r
-        .start
-        .map(|s| format!("{s:#x}"))
-        .unwrap_or_else(|| "unknown".into());
-    layer(
-        depth,
-        "cxl_region",
-        &r.name,
-        format!(
-            "CXL {} region {} in {}, {} way(s) x {} B over memory device serial(s) {}, start {start}, {}{}",
-            r.mode,
-            r.name,
-            r.root_decoder,
-            r.interleave_ways,
-            r.interleave_granularity,
-            serials.join(", "),
-            if r.committed { "committed" } else { "not committed" },
-            if r.locked { ", locked (firmware's)" } else { "" },
-        ),
-        true,
-        None,
-    )
-}
-
 const fn device_depth(depth: usize) -> usize {
     depth + 2
 }
@@ -397,7 +359,7 @@ impl Walk<'_> {
                 .find(|r| r.nvdimm_region.as_deref() == Some(ns.region.as_str()))
             {
                 self.layers
-                    .push(cxl_region_layer(r, device_depth(depth) + 1));
+                    .push(cxl::region_layer(r, device_depth(depth) + 1));
             }
         } else {
             self.layers.push(layer(

@@ -175,11 +175,7 @@ fn pv_step(cx: &mut Ctx, vg: &str, r: &DevRef) -> Option<PvState> {
     }
     if cx.a.lvm.unfinished_pv(bd.devno).is_some() {
         let path = bd.path.clone();
-        cx.step(
-            Action::RemovePv { device: r.clone() },
-            format!("zero the LVM2 label on {path}: a pvcreate stopped before writing its metadata area left it, it holds nothing, and LVM refuses every command on it"),
-            false,
-        );
+        zero_unfinished_label(cx, r, &path);
         cx.step(
             Action::CreatePv {
                 device: r.clone(),
@@ -239,6 +235,17 @@ fn pv_step(cx: &mut Ctx, vg: &str, r: &DevRef) -> Option<PvState> {
         !lost.is_empty(),
     );
     Some(PvState::Joins)
+}
+
+/// `remove_pv` of the PV on `r` (at `path`) that a stopped `pvcreate` left
+/// ([`crate::actual::lvm::Lvm::unfinished_pv`]): its label zeroed at apply time, not
+/// destructive (it holds nothing), so as in a converge as in a teardown.
+fn zero_unfinished_label(cx: &mut Ctx, r: &DevRef, path: &str) {
+    cx.step(
+        Action::RemovePv { device: r.clone() },
+        format!("zero the LVM2 label on {path}: a pvcreate stopped before writing its metadata area left it, it holds nothing, and LVM refuses every command on it"),
+        false,
+    );
 }
 
 fn describe_all(cx: &Ctx, refs: &[DevRef]) -> String {
@@ -511,11 +518,8 @@ pub(crate) fn plan_absent_vg(cx: &mut Ctx, name: &str) {
             continue;
         }
         if cx.a.lvm.unfinished_pv(bd.devno).is_some() {
-            cx.step(
-                Action::RemovePv { device: r.clone() },
-                format!("zero the LVM2 label on {}: a pvcreate stopped before writing its metadata area left it, and it holds nothing", bd.path),
-                false,
-            );
+            let path = bd.path.clone();
+            zero_unfinished_label(cx, r, &path);
             continue;
         }
         if !cx.d.allow_data_loss {

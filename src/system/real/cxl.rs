@@ -61,13 +61,19 @@ pub fn probe(sys: &Path) -> Cxl {
         }
         if let Some(dir) = Dir::open(&bus.join(name)) {
             if dir.attr("devtype").as_deref() == Some("cxl_region") {
-                cxl.regions.push(region(name, &dir, &bus, &cxl.memdevs));
+                cxl.regions.push(region(name, &dir, &bus, &cxl));
             }
         }
     }
-    let nd = nvdimm_regions(sys);
+    // the NVDIMM regions are read only when a region can show as one
+    let shows = |r: &CxlRegion| r.committed && r.mode == "pmem";
+    let nd = if cxl.regions.iter().any(shows) {
+        nvdimm_regions(sys)
+    } else {
+        Vec::new()
+    };
     for r in &mut cxl.regions {
-        if r.committed && r.mode == "pmem" {
+        if shows(r) {
             r.nvdimm_region = r
                 .start
                 .and_then(|s| nd.iter().find(|(at, _)| *at == s))
@@ -128,7 +134,8 @@ fn root_decoder(name: &str, dir: &Dir) -> RootDecoder {
     }
 }
 
-fn region(name: &str, dir: &Dir, bus: &Path, memdevs: &[Memdev]) -> CxlRegion {
+/// Region `name`; `found` holds the memory devices and root decoders read before it.
+fn region(name: &str, dir: &Dir, bus: &Path, found: &Cxl) -> CxlRegion {
     let n = |rel: &str| dir.attr(rel).as_deref().and_then(number);
     let ways = u32::try_from(n("interleave_ways").unwrap_or(0)).unwrap_or(0);
     // its root decoder is its parent: .../root0/decoder0.0/region0
@@ -136,10 +143,10 @@ fn region(name: &str, dir: &Dir, bus: &Path, memdevs: &[Memdev]) -> CxlRegion {
         .ok()
         .and_then(|p| p.parent().and_then(last))
         .unwrap_or_default();
-    let root_locked = Dir::open(&bus.join(&root_decoder))
-        .and_then(|d| d.attr("locked"))
-        .is_some_and(|l| l == "1");
-    let mut locked = root_locked;
+    let mut locked = found
+        .root_decoders
+        .iter()
+        .any(|d| d.name == root_decoder && d.locked);
     let mut members = Vec::new();
     for position in 0..ways {
         let Some(decoder) = dir
@@ -161,7 +168,7 @@ fn region(name: &str, dir: &Dir, bus: &Path, memdevs: &[Memdev]) -> CxlRegion {
             .and_then(|u| last(&u));
         let serial = memdev
             .as_deref()
-            .and_then(|m| memdevs.iter().find(|d| d.name == m))
+            .and_then(|m| found.memdev(m))
             .and_then(|d| d.serial);
         members.push(RegionMember {
             position,
