@@ -146,10 +146,16 @@ pub(crate) fn apply(
     system: &mut dyn System,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> ModuleResult {
+    // the steps over CXL regions this plan makes were planned as if those were blank:
+    // they are planned again once the regions are made (`replan_at`)
+    let mut steps: Vec<plan::Step> = run.steps.to_vec();
+    let mut replan_at = cxl_phase_end(&steps);
     if run.replay {
-        if let Some(refused) = plan::replay::refused_plan(run.steps) {
+        if let Some(refused) =
+            plan::replay::refused_plan(&steps[..replan_at.unwrap_or(steps.len())])
+        {
             result.refusals = refused.refusals;
-            let result = result.steps(run.steps, &[], false);
+            let result = result.steps(&steps, &[], false);
             return result.fail(refused.msg);
         }
     }
@@ -160,20 +166,48 @@ pub(crate) fn apply(
     // was probed: it touches devices, namespaces or mounts (boot files change nothing a
     // step resolves against, and a skipped step changed nothing)
     let mut stale: Option<crate::system::Op> = None;
-    for (i, step) in run.steps.iter().enumerate() {
+    let mut i = 0;
+    while i < steps.len() {
         if let Some(op) = stale.take() {
             actual = match system.probe_after(&op, &actual) {
                 Ok(a) => a,
                 Err(e) => {
-                    return result.steps(run.steps, &done, false).fail(format!(
+                    return result.steps(&steps, &done, false).fail(format!(
                         "{e} (after {} of {} steps; run again to continue)",
                         done.len(),
-                        run.steps.len()
+                        steps.len()
                     ))
                 }
             };
         }
-        let total = run.steps.len();
+        if replan_at == Some(i) {
+            replan_at = None;
+            match plan::plan(run.desired, &actual) {
+                Ok(p) => {
+                    steps.truncate(i);
+                    steps.extend(p.steps);
+                    if run.replay {
+                        if let Some(refused) = plan::replay::refused_plan(&steps[i..]) {
+                            result.refusals = refused.refusals;
+                            return result.steps(&steps, &done, false).fail(refused.msg);
+                        }
+                    }
+                    if i == steps.len() {
+                        break;
+                    }
+                }
+                Err(r) => {
+                    return result.steps(&steps, &done, false).fail(format!(
+                        "once the CXL regions were made: {r} ({} step{} done before; run again to continue)",
+                        done.len(),
+                        if done.len() == 1 { " was" } else { "s were" }
+                    ))
+                }
+            }
+        }
+        let step = steps[i].clone();
+        let step = &step;
+        let total = steps.len();
         let item = step.item();
         progress(Progress::Started {
             index: i,
@@ -216,8 +250,8 @@ pub(crate) fn apply(
             },
         });
         if let Err(e) = outcome {
-            let n = run.steps.len();
-            let result = result.steps(run.steps, &done, false);
+            let n = steps.len();
+            let result = result.steps(&steps, &done, false);
             let result = match &e {
                 StepFailure::Refused(r) => result.refused_at(i, step, r),
                 StepFailure::System(s) => result.failed_at(i, step, s),
@@ -239,11 +273,21 @@ pub(crate) fn apply(
             stale = step.action.changes_state().then_some(op);
             done.push(step.clone());
         }
+        i += 1;
     }
     system.mark("steps");
-    let mut result = result.steps(run.steps, &done, false);
+    let mut result = result.steps(&steps, &done, false);
     result.skipped_steps = skipped;
     verify(run, result, &done, system)
+}
+
+/// Where the steps planned over CXL regions the plan makes begin: after the last step
+/// that makes one, when steps follow it (the CXL layer plans before the namespaces).
+fn cxl_phase_end(steps: &[plan::Step]) -> Option<usize> {
+    let last = steps
+        .iter()
+        .rposition(|s| matches!(s.action, plan::Action::CreateCxlRegion { .. }))?;
+    (last + 1 < steps.len()).then_some(last + 1)
 }
 
 /// When removing a device fails after this run unmounted copies of its mount in other

@@ -36,13 +36,45 @@ impl std::fmt::Display for DevRef {
     }
 }
 
+/// A CXL region to have (persistent memory), known by its memory devices' serials in
+/// interleave order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CxlRegionSpec {
+    /// Our handle (what `namespaces[].region` names).
+    pub name: String,
+    /// Memory device serials, in interleave order.
+    pub memdevs: Vec<u64>,
+    /// The root decoder to make it in (`None`: the first that can hold it).
+    pub root_decoder: Option<String>,
+    /// Interleave granularity (`None`: the root decoder's).
+    pub granularity: Option<u32>,
+    /// Its size (`None`: all the memory devices' free pmem capacity).
+    pub size: Option<Bytes>,
+}
+
+impl CxlRegionSpec {
+    /// The serials as people read them: `0x2, 0x1`.
+    pub fn serials(&self) -> String {
+        self.memdevs
+            .iter()
+            .map(|s| format!("{s:#x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A namespace to have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NamespaceSpec {
     /// Name (alt_name): identity.
     pub name: String,
-    /// Region, `regionN`.
+    /// Region, `regionN`: for a namespace on a CXL region, the NVDIMM region that region
+    /// shows as once the plan has bound it (`crate::plan::cxl::bind_namespaces`), else
+    /// the CXL region's name.
     pub region: String,
+    /// The declared CXL region it is on, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cxl_region: Option<String>,
     /// Mode.
     pub mode: NamespaceMode,
     /// Size; `None` = all available (or the whole raw namespace being converted).
@@ -161,6 +193,9 @@ pub struct Desired {
     pub state: State,
     /// Destructive steps allowed.
     pub allow_data_loss: bool,
+    /// CXL regions (left out when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cxl_regions: Vec<CxlRegionSpec>,
     /// Namespaces.
     pub namespaces: Vec<NamespaceSpec>,
     /// dm devices.
@@ -188,6 +223,10 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The CXL region spec called `name`.
+    pub fn cxl_region(&self, name: &str) -> Option<&CxlRegionSpec> {
+        self.cxl_regions.iter().find(|c| c.name == name)
+    }
     /// The namespace spec called `name`.
     pub fn namespace(&self, name: &str) -> Option<&NamespaceSpec> {
         self.namespaces.iter().find(|n| n.name == name)

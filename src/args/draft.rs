@@ -12,9 +12,9 @@
 //! fields come last, and every missing one is named (serde names only the first).
 
 use super::{
-    AnsibleBool, BootArg, DaxMode, DeviceArg, DmTarget, FilesystemArg, FsType, InputError,
-    LogicalVolumeArg, MapMode, ModuleArgs, MountArg, NamespaceArg, NamespaceMode, PartitionArg,
-    RegionArg, State, VolumeGroupArg,
+    AnsibleBool, BootArg, CxlRegionArg, CxlRegionType, DaxMode, DeviceArg, DmTarget, FilesystemArg,
+    FsType, InputError, LogicalVolumeArg, MapMode, ModuleArgs, MountArg, NamespaceArg,
+    NamespaceMode, PartitionArg, RegionArg, SerialArg, State, VolumeGroupArg,
 };
 use crate::units::SizeArg;
 use serde::de::{DeserializeOwned, Error as _};
@@ -84,6 +84,23 @@ pub fn read_items<T>(list: &Items<T>) -> impl Iterator<Item = (usize, &T)> {
 /// Whether every item of `list` was read (and it was a list).
 pub fn all_read<T>(list: &Items<T>) -> bool {
     list.as_ref().is_some_and(|l| l.iter().all(Option::is_some))
+}
+
+/// A CXL region item as read ([`CxlRegionArg`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CxlRegionDraft {
+    /// `name`.
+    pub name: Option<String>,
+    /// `type`.
+    pub region_type: Field<CxlRegionType>,
+    /// `memdevs`, each read on its own.
+    pub memdevs: Items<SerialArg>,
+    /// `root_decoder`.
+    pub root_decoder: Field<String>,
+    /// `granularity`.
+    pub granularity: Field<u32>,
+    /// `size`.
+    pub size: Field<SizeArg>,
 }
 
 /// A namespace item as read ([`NamespaceArg`]).
@@ -188,6 +205,8 @@ pub struct MountDraft {
 /// The options as read ([`ModuleArgs`] with holes where values did not read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
+    /// `cxl_regions`.
+    pub cxl_regions: Items<CxlRegionDraft>,
     /// `namespaces`.
     pub namespaces: Items<NamespaceDraft>,
     /// `devices`.
@@ -216,6 +235,7 @@ impl Default for Draft {
     /// No options given: empty lists, every default.
     fn default() -> Self {
         Draft {
+            cxl_regions: Some(Vec::new()),
             namespaces: Some(Vec::new()),
             devices: Some(Vec::new()),
             partitions: Some(Vec::new()),
@@ -232,6 +252,14 @@ impl Default for Draft {
 }
 
 /// The fields of each object, as serde knows them (a unit test holds them to the schema).
+pub(super) const CXL_REGION_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "memdevs",
+    "root_decoder",
+    "granularity",
+    "size",
+];
 pub(super) const NAMESPACE_FIELDS: &[&str] =
     &["name", "region", "mode", "size", "align", "map", "uuid"];
 pub(super) const DEVICE_FIELDS: &[&str] = &["name", "target", "members", "chunk"];
@@ -249,6 +277,9 @@ impl Draft {
         let mut d = Draft::default();
         for (k, v) in options {
             match k.as_str() {
+                "cxl_regions" => {
+                    d.cxl_regions = read_list(k, v, errors, CXL_REGION_FIELDS, CxlRegionDraft::read)
+                }
                 "namespaces" => {
                     d.namespaces = read_list(k, v, errors, NAMESPACE_FIELDS, NamespaceDraft::read)
                 }
@@ -301,6 +332,7 @@ impl Draft {
     /// The typed options, when nothing is missing.
     pub fn into_args(self) -> Option<ModuleArgs> {
         Some(ModuleArgs {
+            cxl_regions: complete_items(self.cxl_regions, CxlRegionDraft::into_arg)?,
             namespaces: complete_items(self.namespaces, NamespaceDraft::into_arg)?,
             devices: complete_items(self.devices, DeviceDraft::into_arg)?,
             partitions: complete_items(self.partitions, PartitionDraft::into_arg)?,
@@ -328,6 +360,14 @@ impl From<&ModuleArgs> for Draft {
             Some(list.iter().cloned().map(Some).collect())
         }
         Draft {
+            cxl_regions: items(&a.cxl_regions, |c| CxlRegionDraft {
+                name: Some(c.name.clone()),
+                region_type: Field::from_option(c.region_type),
+                memdevs: Some(c.memdevs.iter().copied().map(Some).collect()),
+                root_decoder: Field::from_option(c.root_decoder.clone()),
+                granularity: Field::from_option(c.granularity),
+                size: Field::from_option(c.size.clone()),
+            }),
             namespaces: items(&a.namespaces, |n| NamespaceDraft {
                 name: Some(n.name.clone()),
                 region: Some(n.region.clone()),
@@ -379,6 +419,29 @@ impl From<&ModuleArgs> for Draft {
             allow_data_loss: Field::Given(a.allow_data_loss),
             verify_pmd: Field::Given(a.verify_pmd),
         }
+    }
+}
+
+impl CxlRegionDraft {
+    fn read(f: &mut Fields) -> Self {
+        CxlRegionDraft {
+            name: f.required("name"),
+            region_type: f.optional("type"),
+            memdevs: f.list("memdevs", true),
+            root_decoder: f.optional("root_decoder"),
+            granularity: f.optional("granularity"),
+            size: f.optional("size"),
+        }
+    }
+    fn into_arg(self) -> Option<CxlRegionArg> {
+        Some(CxlRegionArg {
+            name: self.name?,
+            region_type: self.region_type.complete()?,
+            memdevs: self.memdevs?.into_iter().collect::<Option<Vec<_>>>()?,
+            root_decoder: self.root_decoder.complete()?,
+            granularity: self.granularity.complete()?,
+            size: self.size.complete()?,
+        })
     }
 }
 
@@ -681,6 +744,11 @@ impl<'a> Fields<'a> {
 
     /// A list of strings, word by word (absent: empty, unless `required`).
     fn words(&mut self, key: &'static str, required: bool) -> Items<String> {
+        self.list(key, required)
+    }
+
+    /// A list, item by item (absent: empty, unless `required`).
+    fn list<T: DeserializeOwned>(&mut self, key: &'static str, required: bool) -> Items<T> {
         match self.at(key) {
             None if required => {
                 self.missing(key);
@@ -691,7 +759,7 @@ impl<'a> Fields<'a> {
                 let at = key_path(self.path, key);
                 let mut out = Vec::with_capacity(words.len());
                 for (j, w) in words.iter().enumerate() {
-                    match deserialize_at::<String>(&format!("{at}[{j}]"), w) {
+                    match deserialize_at::<T>(&format!("{at}[{j}]"), w) {
                         Ok(s) => out.push(Some(s)),
                         Err(e) => {
                             self.found.push((pos, e));
@@ -703,7 +771,7 @@ impl<'a> Fields<'a> {
             }
             // not a list: serde's own message says what it is
             Some((pos, v)) => {
-                let _: Option<Vec<String>> = self.read(pos, key, v);
+                let _: Option<Vec<T>> = self.read(pos, key, v);
                 None
             }
         }
@@ -779,6 +847,7 @@ mod tests {
     fn field_lists_are_the_serde_types_fields() {
         let schema = serde_json::to_value(super::super::args_schema()).expect("schema JSON");
         for (def, fields) in [
+            ("CxlRegionArg", CXL_REGION_FIELDS),
             ("NamespaceArg", NAMESPACE_FIELDS),
             ("DeviceArg", DEVICE_FIELDS),
             ("PartitionArg", PARTITION_FIELDS),

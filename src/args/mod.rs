@@ -197,36 +197,124 @@ pub enum State {
     Absent,
 }
 
-/// A region, as `region0`, `"0"` or `0`.
+/// A region: an NVDIMM region, as `region0`, `"0"` or `0`, or the `name` of one of the
+/// declared `cxl_regions` (any other string; validation checks that it is declared).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct RegionArg(pub String);
 
+impl RegionArg {
+    /// The NVDIMM region (`regionN`) `s` names, if it names one by number.
+    pub fn nvdimm(s: &str) -> Option<String> {
+        let s = s.trim();
+        s.strip_prefix("region")
+            .unwrap_or(s)
+            .parse::<u64>()
+            .ok()
+            .map(|n| format!("region{n}"))
+    }
+
+    /// Whether it names an NVDIMM region by number (else a declared CXL region).
+    pub fn is_nvdimm(&self) -> bool {
+        RegionArg::nvdimm(&self.0).is_some()
+    }
+}
+
 impl<'de> Deserialize<'de> for RegionArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let r = match &v {
+            Value::Number(n) => n.as_u64().map(|n| format!("region{n}")),
+            Value::String(s) => RegionArg::nvdimm(s).or_else(|| {
+                let s = s.trim();
+                (!s.is_empty()).then(|| s.to_string())
+            }),
+            _ => None,
+        };
+        r.map(RegionArg).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{v} is not a region (use \"region0\", \"0\" or 0, as `ndctl list -R` names them, or the name of one of cxl_regions)"
+            ))
+        })
+    }
+}
+
+arg_schema!(RegionArg, "Region", {
+    "description": "An NVDIMM region: \"region0\", \"0\" or 0; or the name of one of cxl_regions (the namespace then lands in the NVDIMM region that CXL region shows as, whatever its number at this boot).",
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": "\\S"}
+    ]
+});
+
+/// A CXL memory device's serial number (`cxl list -M`'s `serial`): an integer, or a
+/// string in decimal or `0x` hexadecimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SerialArg(pub u64);
+
+impl<'de> Deserialize<'de> for SerialArg {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         let n = match &v {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => {
                 let s = s.trim();
-                s.strip_prefix("region").unwrap_or(s).parse::<u64>().ok()
+                match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                    Some(h) => u64::from_str_radix(h, 16).ok(),
+                    None => s.parse::<u64>().ok(),
+                }
             }
             _ => None,
         };
-        n.map(|n| RegionArg(format!("region{n}"))).ok_or_else(|| {
+        n.map(SerialArg).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "{v} is not a region (use \"region0\", \"0\" or 0, as `ndctl list -R` names them)"
+                "{v} is not a memory device serial number (an integer, or a string such as \"0x2\" or \"2\", as `cxl list -M` shows it)"
             ))
         })
     }
 }
 
-arg_schema!(
-    RegionArg,
-    "Region",
-    "An NVDIMM region: \"region0\", \"0\" or 0.",
-    number or pattern "^\\s*(region)?[0-9]+\\s*$"
-);
+arg_schema!(SerialArg, "MemdevSerial", {
+    "description": "A CXL memory device's serial number, as `cxl list -M` shows it: an integer, or a string in decimal or 0x hexadecimal (\"0x2\").",
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": "^\\s*(0[xX][0-9a-fA-F]+|[0-9]+)\\s*$"}
+    ]
+});
+
+/// The kind of CXL region (only persistent memory, for now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CxlRegionType {
+    /// Persistent memory: shows as an NVDIMM region.
+    #[default]
+    Pmem,
+}
+
+/// A CXL region to have: assembled from memory devices (by serial, in interleave order)
+/// in a root decoder, at every boot when `boot.persist` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CxlRegionArg {
+    /// Our handle for it (what `namespaces[].region` names): letters, digits and _ . -, not a number or `regionN` (the kernel's regionN follows creation order and changes between boots).
+    pub name: String,
+    /// The region's kind (default pmem, the only one supported).
+    #[serde(default, rename = "type")]
+    #[schemars(extend("default" = "pmem"))]
+    pub region_type: Option<CxlRegionType>,
+    /// Its memory devices by serial number, in interleave order (memN follows enumeration; the serial does not). Their number is the interleave ways.
+    pub memdevs: Vec<SerialArg>,
+    /// The root decoder to make it in (decoderN.M; default: the first pmem-capable, unlocked one with room).
+    #[serde(default)]
+    pub root_decoder: Option<String>,
+    /// Interleave granularity in bytes (default: the root decoder's; with more than one memory device it must be the root decoder's).
+    #[serde(default)]
+    pub granularity: Option<u32>,
+    /// Its size (default: all the pmem capacity the memory devices have, in whole 256 MiB steps per device, as cxl create-region takes it).
+    #[serde(default)]
+    pub size: Option<SizeArg>,
+}
 
 // The optional fields that read as `None` when left out carry, in the schema, the value
 // that then applies (`#[schemars(extend("default" = ...))]`, which overrides the `null`
@@ -380,6 +468,10 @@ pub struct BootArg {
 #[serde(deny_unknown_fields)]
 #[schemars(title = "pmem_stack module arguments")]
 pub struct ModuleArgs {
+    /// CXL persistent memory regions, assembled before the namespaces on them (left out of the saved state when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
+    pub cxl_regions: Vec<CxlRegionArg>,
     /// Namespaces, by name.
     #[serde(default)]
     pub namespaces: Vec<NamespaceArg>,
@@ -421,9 +513,10 @@ pub struct ModuleArgs {
 }
 
 /// The top-level option names, as Ansible lists them in its "Unsupported parameters" message.
-pub const OPTION_NAMES: [&str; 11] = [
+pub const OPTION_NAMES: [&str; 12] = [
     "allow_data_loss",
     "boot",
+    "cxl_regions",
     "devices",
     "filesystems",
     "logical_volumes",

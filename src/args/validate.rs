@@ -14,13 +14,15 @@
 
 use super::desired::no_block_device;
 pub use super::desired::{
-    declared_name, lv_dev_path, not_dax_capable, role_conflicts, stripes_under, Desired, DevRef,
-    DeviceSpec, FilesystemSpec, LogicalVolumeSpec, MountSpec, NamespaceSpec, PartitionSpec,
-    VolumeGroupSpec,
+    declared_name, lv_dev_path, not_dax_capable, role_conflicts, stripes_under, CxlRegionSpec,
+    Desired, DevRef, DeviceSpec, FilesystemSpec, LogicalVolumeSpec, MountSpec, NamespaceSpec,
+    PartitionSpec, VolumeGroupSpec,
 };
 use super::draft::{all_read, read_items, Draft, Field, Items};
 use super::mkfs::force_flags;
-use super::{DaxMode, DmTarget, FsType, InputError, MapMode, ModuleArgs, NamespaceMode, State};
+use super::{
+    DaxMode, DmTarget, FsType, InputError, MapMode, ModuleArgs, NamespaceMode, RegionArg, State,
+};
 use crate::units::{Bytes, Sectors, HUGE_PAGE, PAGE};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +39,8 @@ const DM_NAME_MAX: usize = 127;
 const GPT_NAME_MAX: usize = 36;
 /// LVM's VG and LV name limit (NAME_LEN - 1).
 const LVM_NAME_MAX: usize = 127;
+/// A CXL region's size is a multiple of this per memory device (the decoders' unit).
+const CXL_SIZE_UNIT: Bytes = Bytes(256 << 20);
 /// Default LVM extent size: 4 MiB (LVM's own default, and a multiple of 2 MiB).
 const DEFAULT_EXTENT: Bytes = Bytes(4 << 20);
 /// Default stripe size of a striped LV: 2 MiB.
@@ -100,12 +104,15 @@ impl Validator {
         let mut v = Validator::default();
         v.names(draft);
         v.lvm_names(draft);
+        let cxl_regions = v.cxl_regions(draft);
         let namespaces = v.namespaces(draft);
+        v.namespaces_on_cxl(draft, &cxl_regions);
         let devices = v.devices(draft);
         let partitions = v.partitions(draft);
         let mut d = Desired {
             state: State::default(),
             allow_data_loss: false,
+            cxl_regions,
             namespaces,
             devices,
             partitions,
@@ -593,6 +600,7 @@ impl Validator {
                 out.push(NamespaceSpec {
                     name: name.clone(),
                     region: region.0.clone(),
+                    cxl_region: (!region.is_nvdimm()).then(|| region.0.clone()),
                     mode,
                     size: n.size.given().map(|s| s.bytes),
                     align: align.unwrap_or(HUGE_PAGE),
@@ -612,6 +620,132 @@ impl Validator {
             }
         }
         out
+    }
+
+    /// CXL regions: names (not an NVDIMM region's), memory devices (some, each serial in
+    /// one region only, a number of them CXL can interleave), granularity, size.
+    fn cxl_regions(&mut self, draft: &Draft) -> Vec<CxlRegionSpec> {
+        let mut out = Vec::new();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut serials: BTreeMap<u64, String> = BTreeMap::new();
+        for (i, c) in read_items(&draft.cxl_regions) {
+            let p = format!("cxl_regions[{i}]");
+            if let Some(name) = &c.name {
+                self.check_name(&format!("{p}.name"), name, NAMESPACE_NAME_MAX, "CXL region");
+                if RegionArg::nvdimm(name).is_some() {
+                    self.err(
+                        format!("{p}.name"),
+                        format!("{name:?} reads as an NVDIMM region (regionN); name the CXL region otherwise, since namespaces[].region refers to it by this name"),
+                    );
+                }
+                if let Some(first) = names.insert(name.clone(), i) {
+                    self.err(
+                        format!("{p}.name"),
+                        format!(
+                            "duplicate CXL region name {name:?} (already cxl_regions[{first}])"
+                        ),
+                    );
+                }
+            }
+            let ways = c.memdevs.as_ref().map(Vec::len);
+            if ways == Some(0) {
+                self.err(
+                    format!("{p}.memdevs"),
+                    "at least one memory device is needed",
+                );
+            } else if let Some(w) = ways.filter(|w| ![1, 2, 3, 4, 6, 8, 12, 16].contains(w)) {
+                self.err(
+                    format!("{p}.memdevs"),
+                    format!("{w} memory devices cannot be interleaved (CXL interleaves 1, 2, 3, 4, 6, 8, 12 or 16)"),
+                );
+            }
+            for (j, serial) in read_items(&c.memdevs) {
+                let at = format!("{p}.memdevs[{j}]");
+                if serial.0 == 0 {
+                    self.err(&at, "serial 0 is no serial: a region over such a device comes back disabled (its interleave-set cookie is 0)");
+                }
+                if let Some(first) = serials.insert(serial.0, at.clone()) {
+                    self.err(
+                        &at,
+                        format!("memory device {:#x} is already at {first}: a device is in one region, once", serial.0),
+                    );
+                }
+            }
+            if let Some(d) = c.root_decoder.given() {
+                let ok = d
+                    .strip_prefix("decoder")
+                    .and_then(|r| r.split_once('.'))
+                    .is_some_and(|(a, b)| {
+                        !a.is_empty()
+                            && !b.is_empty()
+                            && a.bytes().all(|x| x.is_ascii_digit())
+                            && b.bytes().all(|x| x.is_ascii_digit())
+                    });
+                if !ok {
+                    self.err(
+                        format!("{p}.root_decoder"),
+                        format!("{d:?} is not a decoder (decoderN.M, as `cxl list -D` names them)"),
+                    );
+                }
+            }
+            if let Some(g) = c.granularity.given() {
+                if !g.is_power_of_two() || !(256..=16384).contains(g) {
+                    self.err(
+                        format!("{p}.granularity"),
+                        format!("{g} is not an interleave granularity (256, 512, ... 16384 bytes)"),
+                    );
+                }
+            }
+            let unit = Bytes(CXL_SIZE_UNIT.0 * ways.unwrap_or(1).max(1) as u64);
+            if let Some(size) = c.size.given() {
+                if size.bytes.is_zero() || !size.bytes.is_multiple_of(unit) {
+                    self.err(
+                        format!("{p}.size"),
+                        format!(
+                            "{} is not a multiple of {unit} (256 MiB per memory device)",
+                            size.text
+                        ),
+                    );
+                }
+            }
+            if let (Some(name), Some(memdevs)) = (&c.name, &c.memdevs) {
+                let memdevs: Option<Vec<u64>> = memdevs.iter().map(|m| m.map(|s| s.0)).collect();
+                if let Some(memdevs) = memdevs {
+                    out.push(CxlRegionSpec {
+                        name: name.clone(),
+                        memdevs,
+                        root_decoder: c.root_decoder.given().cloned(),
+                        granularity: c.granularity.given().copied(),
+                        size: c.size.given().map(|s| s.bytes),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// A namespace whose `region` is not an NVDIMM region's number names a declared CXL
+    /// region.
+    fn namespaces_on_cxl(&mut self, draft: &Draft, cxl: &[CxlRegionSpec]) {
+        let cxl_complete = all_read(&draft.cxl_regions)
+            && read_items(&draft.cxl_regions).all(|(_, c)| c.name.is_some());
+        for (i, n) in read_items(&draft.namespaces) {
+            let Some(region) = n.region.as_ref().filter(|r| !r.is_nvdimm()) else {
+                continue;
+            };
+            if cxl.iter().any(|c| c.name == region.0) || !cxl_complete {
+                continue;
+            }
+            let known: Vec<&str> = cxl.iter().map(|c| c.name.as_str()).collect();
+            self.err(
+                format!("namespaces[{i}].region"),
+                format!(
+                    "{:?} is neither an NVDIMM region (\"region0\", \"0\" or 0) nor one of cxl_regions ({})",
+                    region.0,
+                    if known.is_empty() { "none declared".to_string() } else { known.join(", ") }
+                ),
+            );
+        }
     }
 
     fn devices(&mut self, draft: &Draft) -> Vec<DeviceSpec> {

@@ -12,6 +12,24 @@ use crate::units::Bytes;
 /// The command `op` runs, if it runs one.
 pub fn command_line(op: &Op) -> Option<Vec<String>> {
     match op {
+        Op::CreateCxlRegion {
+            decoder,
+            memdevs,
+            granularity,
+            size,
+        } => {
+            let mut v = words(&["cxl", "create-region", "-t", "pmem", "-m", "-d", decoder]);
+            v.extend(["-w".to_string(), memdevs.len().to_string()]);
+            if let Some(g) = granularity {
+                v.extend(["-g".to_string(), g.to_string()]);
+            }
+            if let Some(s) = size {
+                v.extend(["-s".to_string(), s.0.to_string()]);
+            }
+            v.extend(memdevs.iter().cloned());
+            Some(v)
+        }
+        Op::DestroyCxlRegion { region } => Some(words(&["cxl", "destroy-region", "-f", region])),
         Op::CreateNamespace { region, config } => Some(ndctl_create(&["-r", region], config)),
         Op::ReconfigureNamespace { dev, config } => Some(ndctl_create(&["-f", "-e", dev], config)),
         Op::DestroyNamespace { dev } => Some(words(&["ndctl", "destroy-namespace", "-f", dev])),

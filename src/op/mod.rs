@@ -57,6 +57,25 @@ pub struct DevId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
+    /// `cxl create-region -t pmem -m -d DECODER -w WAYS [-g G] [-s SIZE] MEMDEV...`, then
+    /// wait for udev (the NVDIMM region and its namespaces appear). Timed as `cxl`.
+    #[serde(rename = "cxl")]
+    CreateCxlRegion {
+        /// The root decoder.
+        decoder: String,
+        /// Memory devices (`memN`), in interleave order.
+        memdevs: Vec<String>,
+        /// Interleave granularity.
+        granularity: Option<u32>,
+        /// Size.
+        size: Option<Bytes>,
+    },
+    /// `cxl destroy-region -f REGION`. Timed as `cxl`.
+    #[serde(rename = "cxl")]
+    DestroyCxlRegion {
+        /// `regionN`.
+        region: String,
+    },
     /// `ndctl create-namespace -r REGION`: a new namespace. Timed as `namespace`, as
     /// the reconfiguration is: the same program.
     #[serde(rename = "namespace")]

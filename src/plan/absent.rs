@@ -185,6 +185,7 @@ pub(crate) fn plan(cx: &mut Ctx) {
             );
         }
     }
+    super::cxl::plan_absent(cx);
 }
 
 /// Whether the device `r` leads to (if it exists) is used by something not declared

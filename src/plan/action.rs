@@ -20,6 +20,29 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// `cxl create-region -t pmem`: assemble a CXL region from its memory devices.
+    CreateCxlRegion {
+        /// Our name for it.
+        name: String,
+        /// Memory device serials, in interleave order.
+        memdevs: Vec<u64>,
+        /// The root decoder (None: the first that can hold it, chosen when it runs).
+        root_decoder: Option<String>,
+        /// Interleave granularity (None: the tool's default, the root decoder's).
+        granularity: Option<u32>,
+        /// Size (None: all the memory devices have).
+        size: Option<Bytes>,
+    },
+    /// `cxl destroy-region -f REGION`: take a CXL region apart (its memory devices are
+    /// free again; what its namespaces held is reachable only through the same region).
+    DestroyCxlRegion {
+        /// The declared region it was found for.
+        name: String,
+        /// The kernel's `regionN`.
+        region: String,
+        /// Its members' serials, in order (it is destroyed only while it still has them).
+        memdevs: Vec<Option<u64>>,
+    },
     /// `ndctl create-namespace -r REGION` (a new labelled namespace).
     CreateNamespace {
         /// Name.
@@ -300,6 +323,8 @@ impl Action {
     /// The action's snake_case name (as in the result's `plan[].action`).
     pub fn name(&self) -> &'static str {
         match self {
+            Action::CreateCxlRegion { .. } => "create_cxl_region",
+            Action::DestroyCxlRegion { .. } => "destroy_cxl_region",
             Action::CreateNamespace { .. } => "create_namespace",
             Action::ReconfigureNamespace { .. } => "reconfigure_namespace",
             Action::DestroyNamespace { .. } => "destroy_namespace",
@@ -338,6 +363,15 @@ impl Action {
     /// The object the step acts on, for people.
     pub fn target(&self) -> String {
         match self {
+            Action::CreateCxlRegion { name, memdevs, .. } => {
+                format!(
+                    "CXL region {name} ({})",
+                    serials(memdevs.iter().copied().map(Some))
+                )
+            }
+            Action::DestroyCxlRegion { name, region, .. } => {
+                format!("CXL region {name} ({region})")
+            }
             Action::CreateNamespace { name, region, .. } => format!("namespace {name} ({region})"),
             Action::ReconfigureNamespace { dev, name, .. } => format!("namespace {name} ({dev})"),
             Action::DestroyNamespace { dev, name }
@@ -381,6 +415,16 @@ impl Action {
     /// What the action does, as a refusal names it ("making ext4 on namespace pm0").
     pub fn doing(&self) -> String {
         match self {
+            Action::CreateCxlRegion { name, memdevs, .. } => format!(
+                "making CXL region {name} over memory device(s) {}",
+                serials(memdevs.iter().copied().map(Some))
+            ),
+            Action::DestroyCxlRegion {
+                region, memdevs, ..
+            } => format!(
+                "destroying CXL region {region} (over memory device(s) {})",
+                serials(memdevs.iter().copied())
+            ),
             Action::CreateNamespace { name, region, .. } => {
                 format!("making namespace {name} in {region}")
             }
@@ -443,6 +487,7 @@ impl Action {
     /// The layer whose room plans this action, guards it and translates it to an op.
     pub fn layer(&self) -> Layer {
         match self {
+            Action::CreateCxlRegion { .. } | Action::DestroyCxlRegion { .. } => Layer::Cxl,
             Action::CreateNamespace { .. }
             | Action::ReconfigureNamespace { .. }
             | Action::ClearNamespace { .. }
@@ -499,6 +544,13 @@ impl Action {
     }
 }
 
+/// Memory device serials as people read them (`0x2, 0x1`; `?` for one sysfs did not give).
+pub fn serials(s: impl Iterator<Item = Option<u64>>) -> String {
+    s.map(|s| s.map_or_else(|| "?".to_string(), |s| format!("{s:#x}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -548,6 +600,8 @@ pub struct Plan {
 /// plan rule, its apply-time guard and its action -> op translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
+    /// CXL regions (the NVDIMM regions namespaces are made in).
+    Cxl,
     /// ndctl namespaces and the names the module records for them.
     Namespace,
     /// device-mapper devices.

@@ -36,6 +36,7 @@
 mod absent;
 mod action;
 mod boot;
+pub(crate) mod cxl;
 mod dm;
 mod filesystem;
 mod lvm;
@@ -67,6 +68,7 @@ use std::collections::BTreeSet;
 /// (for [`crate::apply::resolve()`], which first applies the guard common to all layers).
 pub(crate) fn resolve_in_room(action: &Action, bound: &Bound) -> Result<Resolved, Refused> {
     match action.layer() {
+        Layer::Cxl => cxl::resolve(action, bound),
         Layer::Namespace => namespace::resolve(action, bound),
         Layer::Dm => dm::resolve(action, bound),
         Layer::Partition => partition::resolve(action, bound),
@@ -82,6 +84,9 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
     // namespaces adopted by uuid are the declared ones from the start of the plan
     let adopted = namespace::adoption_view(desired, actual);
     let actual = adopted.as_ref().unwrap_or(actual);
+    // namespaces on an assembled CXL region are in the NVDIMM region it shows as
+    let on_cxl = cxl::bind_namespaces(desired, actual);
+    let desired = on_cxl.as_ref().unwrap_or(desired);
     let mut cx = Ctx::new(desired, actual);
     cx.refuse_unreadable_declared();
     match desired.state {
@@ -92,6 +97,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
             for (path, msg) in conflicts {
                 cx.refusals.push(Refused::because(format!("{path}: {msg}")));
             }
+            cxl::plan(&mut cx);
             namespace::plan(&mut cx);
             for r in cx.stack_order() {
                 match &r {
@@ -136,6 +142,10 @@ pub(crate) struct Ctx<'a> {
     unreadable_needed: BTreeSet<Devno>,
     /// Volume groups planned so far (each once, with its PVs and LVs).
     vgs_planned: BTreeSet<String>,
+    /// Declared CXL regions this plan makes (what is on them is known once they are),
+    /// with the NVDIMM region each is expected to show as (the kernel gives the lowest
+    /// free number).
+    pub cxl_new: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -151,6 +161,7 @@ impl<'a> Ctx<'a> {
             o: Overlay::default(),
             unreadable_needed: BTreeSet::new(),
             vgs_planned: BTreeSet::new(),
+            cxl_new: std::collections::BTreeMap::new(),
         }
     }
 
@@ -249,6 +260,11 @@ impl<'a> Ctx<'a> {
                 warnings: self.warnings,
             })
         }
+    }
+
+    /// The actions planned so far (teardown, then build).
+    pub fn planned(&self) -> impl Iterator<Item = &Action> + '_ {
+        self.teardown.iter().chain(&self.build).map(|s| &s.action)
     }
 
     /// Add a build step.

@@ -48,6 +48,16 @@ pub(crate) fn plan(cx: &mut Ctx) {
     let mut reserved: BTreeMap<String, Bytes> = BTreeMap::new();
     for spec in &cx.d.namespaces {
         let spec = spec.clone();
+        if let Some(c) = spec.cxl_region.as_deref() {
+            if let Some(expected) = cx.cxl_new.get(c).cloned() {
+                on_new_cxl_region(cx, &spec, c, &expected);
+                continue;
+            }
+            if spec.region == c {
+                // not assembled, and not planned: the CXL layer refused it
+                continue;
+            }
+        }
         match cx.a.namespace_named(&spec.name) {
             Some(ns) => {
                 claimed.insert(ns.dev.clone());
@@ -266,6 +276,40 @@ pub(crate) fn plan(cx: &mut Ctx) {
     }
 }
 
+/// A namespace on a CXL region this plan makes, in the NVDIMM region it is `expected`
+/// to show as: planned as if that region were blank (what its labels hold is known only
+/// once it is made; a live run plans again then, see `plan::cxl`).
+fn on_new_cxl_region(cx: &mut Ctx, spec: &NamespaceSpec, cxl: &str, expected: &str) {
+    let spec = NamespaceSpec {
+        region: expected.to_string(),
+        ..spec.clone()
+    };
+    cx.step(
+        Action::CreateNamespace {
+            name: spec.name.clone(),
+            region: spec.region.clone(),
+            mode: spec.mode,
+            size: spec.size,
+            align: spec.align,
+            map: spec.map,
+        },
+        create_words(&spec),
+        false,
+    );
+    cx.warnings.push(format!(
+        "CXL region {cxl} is not assembled yet: what is planned on it takes it for blank and its NVDIMM region for {expected}, the number the kernel gives next; a run plans again once it is made (namespaces its labels hold are kept)"
+    ));
+    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
+}
+
+/// The words of a new namespace's step: ndctl's, and the CXL region it is on.
+fn create_words(spec: &NamespaceSpec) -> String {
+    match &spec.cxl_region {
+        Some(c) => format!("{} (on CXL region {c})", ndctl_words(spec, None)),
+        None => ndctl_words(spec, None),
+    }
+}
+
 fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, Bytes>) {
     let Some(region) = cx.a.region(&spec.region) else {
         let known: Vec<&str> = cx.a.regions.iter().map(|r| r.name.as_str()).collect();
@@ -355,7 +399,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
             align: spec.align,
             map: spec.map,
         },
-        ndctl_words(spec, None),
+        create_words(spec),
         false,
     );
 }
@@ -772,6 +816,7 @@ mod tests {
         NamespaceSpec {
             name: "pm0".into(),
             region: "region0".into(),
+            cxl_region: None,
             mode,
             size,
             align: Bytes(2 << 20),

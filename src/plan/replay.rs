@@ -82,6 +82,10 @@ pub(crate) fn not_at_boot(action: &Action) -> Option<&'static str> {
         | A::RemoveVg { .. }
         | A::RemovePv { .. } => Some("it is not as saved"),
         A::ActivateLv { .. } | A::RaiseMaxSectors { .. } => None,
+        // the CXL decoders are reset at every boot: assembling the region again is what
+        // the replay is for; something in its way is not as saved
+        A::CreateCxlRegion { .. } => None,
+        A::DestroyCxlRegion { .. } => Some("it is in the way of a saved CXL region"),
         _ => None,
     }
 }

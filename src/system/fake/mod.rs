@@ -17,6 +17,7 @@
 //! and a device in scope that fails to read, is suspended or sits on a suspended one is
 //! in `unreadable` instead of its content.
 
+mod cxl;
 mod dm;
 mod files;
 mod fs;
@@ -94,6 +95,9 @@ pub struct FakeSystem {
     pub open_files: Vec<OpenFile>,
     /// uuids LVM made so far (each new one is the next).
     pub lvm_uuids: u64,
+    /// What the memory devices of CXL regions not assembled keep (their namespaces and
+    /// what is on them), by members in order and size.
+    pub cxl_media: std::collections::BTreeMap<String, cxl::CxlMedia>,
 }
 
 /// A file a process holds open.
@@ -240,6 +244,8 @@ impl FakeSystem {
         for b in &mut self.state.block_devices {
             b.holders.clear();
         }
+        // the CXL decoders are reset: the regions are gone until made again
+        self.cxl_reset();
         // reverse the pmem numbering: names and numbers travel together
         let mut pmem: Vec<usize> = (0..self.state.block_devices.len())
             .filter(|i| {
@@ -498,6 +504,13 @@ impl FakeSystem {
 
     fn apply(&mut self, op: &Op, killed: bool) -> Result<Output, SystemError> {
         match op {
+            Op::CreateCxlRegion {
+                decoder,
+                memdevs,
+                granularity,
+                size,
+            } => self.cxl_create_region(decoder, memdevs, *granularity, *size, killed)?,
+            Op::DestroyCxlRegion { region } => self.cxl_destroy_region(region)?,
             Op::CreateNamespace { region, config } => {
                 self.create_namespace(region, config, killed)?
             }
@@ -675,6 +688,9 @@ impl System for FakeSystem {
                 Some("after ndctl, before the clearing")
             }
             Op::DmCreate { .. } => Some("after the table load, before the resume"),
+            Op::CreateCxlRegion { .. } => {
+                Some("with the region's size and targets set, before the commit")
+            }
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),

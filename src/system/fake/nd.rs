@@ -287,7 +287,7 @@ impl FakeSystem {
 /// The block device the kernel names for namespace `dev` (`namespaceX.Y`, in
 /// `nvdimm_namespace_disk_name`): `pmemX` for namespace 0 of region X, `pmemX.Y` for
 /// the others, and `s` after it for a sector (btt) namespace.
-fn kernel_blockdev(dev: &str, mode: NamespaceMode) -> String {
+pub(super) fn kernel_blockdev(dev: &str, mode: NamespaceMode) -> String {
     let id = dev.trim_start_matches("namespace");
     let base = match id.split_once('.') {
         Some((x, "0")) => format!("pmem{x}"),

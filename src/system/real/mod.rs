@@ -381,8 +381,15 @@ impl RealSystem {
                 }
                 out
             }
-            Op::Mkfs { .. } | Op::Lvm(_) => {
+            Op::Mkfs { .. } | Op::Lvm(_) | Op::DestroyCxlRegion { .. } => {
                 exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
+            }
+            // the NVDIMM region it shows as, and the namespaces its labels hold, come up
+            // with udev's events: wait for them before the next probe
+            Op::CreateCxlRegion { .. } => {
+                let out = exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?;
+                exec::udev_settle(&self.record);
+                out
             }
             Op::SetMaxSectors { device, kb } => self
                 .record

@@ -504,6 +504,11 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
             everything: true,
             ..t
         },
+        // a CXL region brings or takes an NVDIMM region, its namespaces and their disks
+        Op::CreateCxlRegion { .. } | Op::DestroyCxlRegion { .. } => Touched {
+            everything: true,
+            ..t
+        },
         // the label gone: the device is read again (no VG listed it)
         Op::ZeroPvLabel { device } => Touched {
             writes: true,
