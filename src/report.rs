@@ -288,6 +288,19 @@ pub fn result_schema() -> schemars::Schema {
 pub fn render_actual(d: &Desired, a: &Actual) -> Vec<(String, String)> {
     let b = bind(d, a);
     let mut out = Vec::new();
+    for c in &d.cxl_regions {
+        let text = crate::plan::cxl::found(c, &a.cxl)
+            .map(|r| {
+                cxl_text(
+                    &c.serials(),
+                    &r.root_decoder,
+                    &r.size.to_string(),
+                    &r.interleave_granularity.to_string(),
+                )
+            })
+            .unwrap_or_default();
+        out.push((Object::CxlRegion(&c.name).header(), text));
+    }
     for ns in &d.namespaces {
         let text = a
             .namespace_named(&ns.name)
@@ -521,6 +534,24 @@ pub fn render_desired(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, Stri
     }
     let b = bind(d, a);
     let mut out = Vec::new();
+    for c in &d.cxl_regions {
+        // what is not declared is what the region found has, or what it will get
+        let found = crate::plan::cxl::found(c, &a.cxl);
+        let text = cxl_text(
+            &c.serials(),
+            &c.root_decoder
+                .clone()
+                .or_else(|| found.map(|r| r.root_decoder.clone()))
+                .unwrap_or_else(|| "(the first with room)".into()),
+            &c.size
+                .or_else(|| found.map(|r| r.size))
+                .map_or_else(|| "(all the memory devices have)".into(), |s| s.to_string()),
+            &c.granularity
+                .or_else(|| found.map(|r| r.interleave_granularity))
+                .map_or_else(|| "(the root decoder's)".into(), |g| g.to_string()),
+        );
+        out.push((Object::CxlRegion(&c.name).header(), text));
+    }
     for ns in &d.namespaces {
         let size = ns
             .size
@@ -686,6 +717,7 @@ fn render_absent(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, String)> 
             Action::RemoveFile { path } => Object::File(path),
             Action::RemoveDm { name } => Object::DmTable(name),
             Action::DestroyNamespace { name, .. } => Object::Namespace(name),
+            Action::DestroyCxlRegion { name, .. } => Object::CxlRegion(name),
             Action::RemoveLv { vg, lv } => Object::LogicalVolume(vg, lv),
             Action::RemoveVg { vg } => Object::VolumeGroup(vg),
             Action::DeletePartition { disk, number } => {
@@ -719,6 +751,8 @@ fn render_absent(d: &Desired, a: &Actual, plan: &Plan) -> Vec<(String, String)> 
 
 /// A declared object as a diff names it.
 enum Object<'a> {
+    /// A CXL region, by its declared name.
+    CxlRegion(&'a str),
     /// A namespace, by name.
     Namespace(&'a str),
     /// A dm device's table, by name.
@@ -752,6 +786,7 @@ impl Object<'_> {
     /// Its header in a diff.
     fn header(&self) -> String {
         match self {
+            Object::CxlRegion(n) => format!("CXL region {n}"),
             Object::Namespace(n) => format!("namespace {n}"),
             Object::DmTable(n) => format!("dm table {n}"),
             Object::Partition(n) => format!("partition {n}"),
@@ -762,6 +797,11 @@ impl Object<'_> {
             Object::LogicalVolume(vg, lv) => format!("logical volume {vg}/{lv}"),
         }
     }
+}
+
+/// A CXL region as a diff shows it.
+fn cxl_text(memdevs: &str, root_decoder: &str, size: &str, granularity: &str) -> String {
+    format!("memdevs: {memdevs}\nroot_decoder: {root_decoder}\nsize: {size}\ngranularity: {granularity}\n")
 }
 
 /// A VG as a diff shows it.

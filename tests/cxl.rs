@@ -79,6 +79,31 @@ fn a_stack_on_a_cxl_region_from_nothing() {
     assert!(fake.state.mount_at("/mnt/cx").is_some());
 }
 
+/// The diff shows the region as declared against nothing, and nothing once it is made
+/// (what is not declared reads as what the region found has).
+#[test]
+fn the_diff_shows_the_cxl_region() {
+    let mut fake = FakeSystem::cxl_memdevs(2, MEMDEV);
+    let c = check(&mut fake, &cxl_stack());
+    let d = serde_json::to_value(&c.diff).expect("json");
+    let item = d
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["after_header"] == "CXL region cx0 (after)"))
+        .unwrap_or_else(|| panic!("no CXL region in {d}"));
+    assert_eq!(item["before"], "");
+    assert_eq!(
+        item["after"],
+        "memdevs: 0x2, 0x1\nroot_decoder: (the first with room)\nsize: (all the memory devices have)\ngranularity: (the root decoder's)\n"
+    );
+    converge(&mut fake, &cxl_stack());
+    let c = check(&mut fake, &cxl_stack());
+    assert!(c.diff.as_ref().is_none_or(|d| d.is_empty()), "{:?}", c.diff);
+    // torn down, it goes
+    let t = check(&mut fake, &allowing_data_loss(&tearing_down(&cxl_stack())));
+    let d = serde_json::to_value(&t.diff).expect("json").to_string();
+    assert!(d.contains("CXL region cx0 (before)") && d.contains("memdevs: 0x2, 0x1"), "{d}");
+}
+
 #[test]
 fn the_argv_of_the_cxl_ops() {
     let op = Op::CreateCxlRegion {

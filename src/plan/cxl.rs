@@ -44,6 +44,11 @@ pub(crate) fn assembled<'a>(spec: &CxlRegionSpec, cxl: &'a Cxl) -> Option<&'a Cx
         .find(|r| r.committed && same_members(spec, r) && shape_problem(spec, r).is_none())
 }
 
+/// The region found over `spec`'s memory devices in order, whatever its shape.
+pub(crate) fn found<'a>(spec: &CxlRegionSpec, cxl: &'a Cxl) -> Option<&'a CxlRegion> {
+    cxl.regions.iter().find(|r| same_members(spec, r))
+}
+
 /// Whether `r`'s members are `spec`'s memory devices, in order.
 fn same_members(spec: &CxlRegionSpec, r: &CxlRegion) -> bool {
     r.mode == "pmem"

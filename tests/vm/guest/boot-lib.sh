@@ -21,6 +21,9 @@ ARGS_C='{"namespaces":[{"name":"pm3","region":"region0","mode":"fsdax"}],
 "filesystems":[{"device":"pmem-c","type":"ext4"}],
 "mounts":[{"path":"/mnt/c","device":"pmem-c","dax":"always"}],"boot":{"persist":true}}'
 UNITS=/etc/systemd/system
+# write_data FILE SUMS: 8 MiB of random data, synced, and its checksum (what a later boot
+# checks)
+write_data() { dd if=/dev/urandom of="$1" bs=1M count=8 status=none && sync && sha256sum "$1" > "$2"; }
 # the module's own copy of itself for the boot replay
 BOOT_COPY=/usr/local/libexec/pmem-stack/pmem_stack
 # prop UNIT PROPERTY: one property as systemd reports it

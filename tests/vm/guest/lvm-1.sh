@@ -59,7 +59,7 @@ module lin_down "$(with "$LINEAR3" '"state":"absent","allow_data_loss":true')"
 checkc "linear torn down: no VG, no PV label, no namespace" '[ "$(rc_of lin_down)" = 0 ] && ! lvm vgs vgl >/dev/null 2>&1 && [ -z "$(pe_starts | tr -d " ")" ] && [ -z "$(ns_blk pm2)" ]'
 
 section "the persisted striped stack from nothing"
-checkc "the playbook declares the stack this suite checks" '"$VENV/bin/python" -c "import json,sys,yaml; assert yaml.safe_load(open(sys.argv[1]))[0][\"tasks\"][0][\"pmem_stack\"] == json.loads(sys.argv[2])" "$PLAYBOOK" "$ARGS_S"'
+checkc "the playbook declares the stack this suite checks" '"$VENV/bin/python" -c "import json,sys,yaml; assert yaml.safe_load(open(sys.argv[1]))[0][\"tasks\"][0][\"pmem_stack\"] == json.loads(sys.argv[2])" "$REPO/playbooks/$PLAYBOOK" "$ARGS_S"'
 play p_check --check --diff
 sed -n '/^TASK/,/^PLAY RECAP/p' "$W/p_check.log" | grep -E "^(\+\+\+|---) " | sed 's/^/    /'
 checkc "ansible-playbook --check --diff: changed=1, the VG and LV in the diff, nothing made" '[ "$(cat "$W/p_check.rc")" = 0 ] && [ "$(recap p_check changed)" = 1 ] && grep -q "volume group vgp" "$W/p_check.log" && grep -q "logical volume vgp/lvs" "$W/p_check.log" && ! lvm vgs vgp >/dev/null 2>&1'

@@ -22,22 +22,6 @@ lv_max_kb() { cat "/sys/block/$(lv_kname "$1")/queue/max_sectors_kb"; }
 bad_layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(",".join(l["layer"] for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"] if not l["pmd_ok"]))' "$1"; }
 # every layer of a result's DAX audit, one line each
 layers() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print("   %-10s %-5s %-24s %s %s" % (l["layer"], "ok" if l["pmd_ok"] else "NO", l["object"], l["found"], ("  fix: " + l["fix"]) if l.get("fix") else "")) for m in d.get("dax_audit",{}).get("mounts",[]) for l in m["layers"]]' "$1"; }
-# 64 MiB written through a shared mapping, faulted 2 MiB apart (the PMD fault count is
-# the module's verify_pmd; this is the data the next boot checks)
-write_data() { dd if=/dev/urandom of="$1" bs=1M count=8 status=none && sync && sha256sum "$1" > "$2"; }
-# Ansible (ansible-core from PyPI in target/ansible-venv), the module from a library dir
-REPO=$(cd "$HERE/../../.." && pwd)
-VENV=${PMEM_STACK_ANSIBLE_VENV:-$REPO/target/ansible-venv}
-export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
-export ANSIBLE_LIBRARY="$W/library" ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_RETRY_FILES_ENABLED=0
-mkdir -p "$W/library" && cp "$BIN" "$W/library/pmem_stack" && cp "$REPO/playbooks/library/pmem_stack.yml" "$W/library/"
-command -v sudo >/dev/null || BECOME=(-e ansible_become=false)
-PLAYBOOK=$REPO/playbooks/lvm-striped-xfs.yml
-# play NAME [ansible-playbook args]: the LVM playbook on this host; output in $W/NAME.log
-play() {
-  local name=$1; shift
-  "$VENV/bin/ansible-playbook" -i localhost, -c local "${BECOME[@]}" "$@" "$PLAYBOOK" > "$W/$name.log" 2>&1
-  echo $? > "$W/$name.rc"
-  echo "  [$name] rc=$(cat "$W/$name.rc") $(grep -E '^localhost +:' "$W/$name.log")"
-}
-recap() { grep -E '^localhost +:' "$W/$1.log" | grep -o "$2=[0-9]*" | cut -d= -f2; }
+# Ansible runs playbooks/lvm-striped-xfs.yml (play, recap)
+PLAYBOOK=lvm-striped-xfs.yml
+source "$HERE/play-lib.sh"
