@@ -88,7 +88,10 @@ fn the_diff_shows_the_cxl_region() {
     let d = serde_json::to_value(&c.diff).expect("json");
     let item = d
         .as_array()
-        .and_then(|a| a.iter().find(|i| i["after_header"] == "CXL region cx0 (after)"))
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["after_header"] == "CXL region cx0 (after)")
+        })
         .unwrap_or_else(|| panic!("no CXL region in {d}"));
     assert_eq!(item["before"], "");
     assert_eq!(
@@ -101,7 +104,10 @@ fn the_diff_shows_the_cxl_region() {
     // torn down, it goes
     let t = check(&mut fake, &allowing_data_loss(&tearing_down(&cxl_stack())));
     let d = serde_json::to_value(&t.diff).expect("json").to_string();
-    assert!(d.contains("CXL region cx0 (before)") && d.contains("memdevs: 0x2, 0x1"), "{d}");
+    assert!(
+        d.contains("CXL region cx0 (before)") && d.contains("memdevs: 0x2, 0x1"),
+        "{d}"
+    );
 }
 
 #[test]
