@@ -109,7 +109,8 @@ step "ansible-lint (production profile)"
 # the playbooks run the module by its short name from a library/ directory, as the VM
 # recipes do: the binary and its documentation, as playbooks/library holds them there
 mkdir -p "$OUT/library"
-cp "$STAGE/plugins/modules/pmem_stack" playbooks/library/pmem_stack.yml "$OUT/library/"
+cp "$STAGE/plugins/modules/pmem_stack" playbooks/library/pmem_stack.yml playbooks/library/pmem_stack_info.yml "$OUT/library/"
+cp "$STAGE/plugins/modules/pmem_stack" "$OUT/library/pmem_stack_info"
 (cd playbooks && ANSIBLE_LIBRARY=$OUT/library "$VENV/bin/ansible-lint" --offline --nocolor \
   --profile production ./*.yml)
 "$VENV/bin/ansible-lint" --offline --nocolor --profile production tests/ansible/collection-smoke.yml \

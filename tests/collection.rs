@@ -57,11 +57,14 @@ fn galaxy_version_is_cargos_and_the_metadata_is_complete() {
 
 #[test]
 fn the_library_copy_of_the_documentation_is_the_collections() {
-    assert!(
-        text("playbooks/library/pmem_stack.yml") == text(PMEM_STACK_DOC),
-        "playbooks/library/pmem_stack.yml differs from {PMEM_STACK_DOC}: \
-         cp {PMEM_STACK_DOC} playbooks/library/pmem_stack.yml"
-    );
+    for module in ["pmem_stack", "pmem_stack_info"] {
+        let doc = format!("collection/plugins/modules/{module}.yml");
+        let copy = format!("playbooks/library/{module}.yml");
+        assert!(
+            text(&copy) == text(&doc),
+            "{copy} differs from {doc}: cp {doc} {copy}"
+        );
+    }
 }
 
 // ---- options -------------------------------------------------------------------------

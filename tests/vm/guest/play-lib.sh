@@ -7,7 +7,7 @@ VENV=${PMEM_STACK_ANSIBLE_VENV:-$REPO/target/ansible-venv}
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_LIBRARY="$W/library" ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_RETRY_FILES_ENABLED=0
 mkdir -p "$W/library" && cp "$BIN" "$W/library/pmem_stack" && cp "$REPO/playbooks/library/pmem_stack.yml" "$W/library/"
-cp "$BIN" "$W/library/pmem_stack_info" && cp "$REPO/collection/plugins/modules/pmem_stack_info.yml" "$W/library/"
+cp "$BIN" "$W/library/pmem_stack_info" && cp "$REPO/playbooks/library/pmem_stack_info.yml" "$W/library/"
 command -v sudo >/dev/null || BECOME=(-e ansible_become=false)
 play() {
   local name=$1; shift
