@@ -11,6 +11,8 @@ PKGS=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod
   # in-guest tools used by the module (ndctl, mkfs) and by the tests to cross-check
   ndctl dmsetup kpartx gdisk xfsprogs e2fsprogs strace python3 python3-venv
+  # PMEM as system RAM: daxctl (its own package, not in ndctl)
+  daxctl
   # LVM over PMEM; and real hosts have lvm2, whose udev rules scan every new block
   # device (pvscan) and activate what they find: every VM suite runs with them
   lvm2

@@ -35,6 +35,23 @@ pub fn facts(system: &mut dyn System) -> ModuleResult {
                     a.cxl.regions.len()
                 ));
             }
+            let ram: Vec<&crate::actual::ram::DaxDevice> = a
+                .memory
+                .dax
+                .iter()
+                .filter(|d| d.mode == crate::actual::ram::DaxMode::SystemRam)
+                .collect();
+            if !ram.is_empty() {
+                let online: u64 = ram
+                    .iter()
+                    .map(|d| d.online_bytes(a.memory.block_size).0)
+                    .sum();
+                r.msg.push_str(&format!(
+                    ", {} dax device(s) as system RAM ({} online)",
+                    ram.len(),
+                    crate::units::Bytes(online)
+                ));
+            }
             for m in &a.missing {
                 r.msg.push_str("; ");
                 r.msg.push_str(m.explain());

@@ -152,6 +152,9 @@ pub struct ModuleResult {
     /// With `verify_pmd`: 2 MiB fault counts per mount point.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pmd_faults: Option<std::collections::BTreeMap<String, crate::system::PmdFaults>>,
+    /// For each declared namespace with `system_ram`: its memory as the kernel has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_ram: Option<std::collections::BTreeMap<String, SystemRamReport>>,
     /// Facts (`--facts`): `{"pmem_stack": <snapshot>}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ansible_facts: Option<Value>,
@@ -182,6 +185,7 @@ impl ModuleResult {
             dax_audit: None,
             lvm_summary: None,
             pmd_faults: None,
+            system_ram: None,
             ansible_facts: None,
             timing: None,
             invocation: Invocation { module_args },
@@ -276,6 +280,57 @@ impl ModuleResult {
             let msg = serde_json::Value::from(format!("cannot serialise the result: {e}"));
             format!(r#"{{"changed":false,"failed":true,"msg":{msg},"comment":{msg}}}"#)
         })
+    }
+}
+
+/// A devdax namespace's memory as system RAM (the result's `system_ram`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SystemRamReport {
+    /// Its dax device (`dax0.0`).
+    pub dax: String,
+    /// `system-ram` (kmem) or `devdax`.
+    pub mode: String,
+    /// Bytes online as memory.
+    pub online_bytes: u64,
+    /// Memory blocks online, of `blocks`.
+    pub online_blocks: usize,
+    /// Memory blocks its range covers whole (what the kernel added).
+    pub blocks: usize,
+    /// The memory block size.
+    pub block_size: u64,
+    /// The zones its online blocks are in (`Movable`, `Normal`).
+    pub zones: Vec<String>,
+    /// The NUMA nodes its blocks are in.
+    pub nodes: Vec<i32>,
+    /// What of its range no whole memory block covers: not usable as memory.
+    pub lost_to_rounding: u64,
+}
+
+impl SystemRamReport {
+    /// The report of dax device `d`, with memory blocks of `block_size`.
+    pub fn of(d: &crate::actual::ram::DaxDevice, block_size: crate::units::Bytes) -> Self {
+        let mut zones: Vec<String> = d.blocks.iter().filter_map(|b| b.zone.clone()).collect();
+        zones.sort();
+        zones.dedup();
+        let mut nodes: Vec<i32> = d.blocks.iter().filter_map(|b| b.node).collect();
+        nodes.sort();
+        nodes.dedup();
+        let ram = d.mode == crate::actual::ram::DaxMode::SystemRam;
+        SystemRamReport {
+            dax: d.name.clone(),
+            mode: if ram { "system-ram" } else { "devdax" }.into(),
+            online_bytes: d.online_bytes(block_size).0,
+            online_blocks: d.blocks.iter().filter(|b| b.online).count(),
+            blocks: d.blocks.len(),
+            block_size: block_size.0,
+            zones,
+            nodes,
+            lost_to_rounding: if ram {
+                d.lost_to_rounding(block_size).0
+            } else {
+                0
+            },
+        }
     }
 }
 

@@ -90,6 +90,8 @@ const ALL_KEYS: &[&str] = &[
     "failed_step",
     "dax_audit",
     "pmd_faults",
+    // devdax namespaces as system RAM: what came online, where (no Ansible key)
+    "system_ram",
     // --facts / pmem_stack_info: every PV, VG and LV with its alignment (no Ansible key)
     "lvm_summary",
     "ansible_facts",

@@ -432,6 +432,7 @@ fn a_live_run_reports_its_timing_and_a_no_op_runs_no_program() {
         "elsewhere",
         "extsize",
         "files",
+        "memory",
         "mounts",
         "namespaces",
         "platform",

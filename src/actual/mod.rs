@@ -9,6 +9,7 @@ pub mod cxl;
 pub mod dm;
 pub mod kernel;
 pub mod lvm;
+pub mod ram;
 
 pub use cxl::Cxl;
 pub use dm::{Devno, DmTable};
@@ -509,6 +510,9 @@ pub struct Actual {
     /// CXL memory devices, root decoders and regions (sysfs); none without a CXL bus.
     #[serde(default, skip_serializing_if = "Cxl::is_empty")]
     pub cxl: Cxl,
+    /// Dax devices, and their memory in system-ram mode (sysfs); none without one.
+    #[serde(default, skip_serializing_if = "ram::Memory::is_empty")]
+    pub memory: ram::Memory,
     /// Files of boot persistence that exist (state, units, links, the installed binary).
     #[serde(default)]
     pub files: Vec<FileState>,

@@ -423,6 +423,24 @@ pub(crate) fn finish(
     let a = audit::audit(actual, Some(&paths));
     result.warnings.extend(a.warnings.iter().cloned());
     result.dax_audit = Some(a);
+    let ram: std::collections::BTreeMap<String, report::SystemRamReport> = desired
+        .namespaces
+        .iter()
+        .filter(|n| n.system_ram.is_some())
+        .filter_map(|n| {
+            let d = actual
+                .namespace_named(&n.name)
+                .and_then(|ns| ns.chardev.as_deref())
+                .and_then(|c| actual.memory.dax(c))?;
+            Some((
+                n.name.clone(),
+                report::SystemRamReport::of(d, actual.memory.block_size),
+            ))
+        })
+        .collect();
+    if !ram.is_empty() {
+        result.system_ram = Some(ram);
+    }
     if !verify_pmd {
         return result;
     }

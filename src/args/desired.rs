@@ -85,6 +85,18 @@ pub struct NamespaceSpec {
     pub map: MapMode,
     /// The uuid of an existing namespace to adopt as this one (lowercase).
     pub uuid: Option<String>,
+    /// Given to the kernel as system RAM (devdax only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_ram: Option<SystemRam>,
+}
+
+/// How a devdax namespace's memory is onlined as system RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SystemRam {
+    /// Online its memory blocks.
+    pub online: bool,
+    /// In ZONE_MOVABLE.
+    pub movable: bool,
 }
 
 /// A dm device to have.

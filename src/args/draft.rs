@@ -14,7 +14,7 @@
 use super::{
     AnsibleBool, BootArg, CxlRegionArg, CxlRegionType, DaxMode, DeviceArg, DmTarget, FilesystemArg,
     FsType, InputError, LogicalVolumeArg, MapMode, ModuleArgs, MountArg, NamespaceArg,
-    NamespaceMode, PartitionArg, RegionArg, SerialArg, State, VolumeGroupArg,
+    NamespaceMode, PartitionArg, RegionArg, SerialArg, State, SystemRamArg, VolumeGroupArg,
 };
 use crate::units::SizeArg;
 use serde::de::{DeserializeOwned, Error as _};
@@ -120,6 +120,8 @@ pub struct NamespaceDraft {
     pub map: Field<MapMode>,
     /// `uuid`.
     pub uuid: Field<String>,
+    /// `system_ram`.
+    pub system_ram: Field<SystemRamArg>,
 }
 
 /// A device item as read ([`DeviceArg`]).
@@ -260,8 +262,16 @@ pub(super) const CXL_REGION_FIELDS: &[&str] = &[
     "granularity",
     "size",
 ];
-pub(super) const NAMESPACE_FIELDS: &[&str] =
-    &["name", "region", "mode", "size", "align", "map", "uuid"];
+pub(super) const NAMESPACE_FIELDS: &[&str] = &[
+    "name",
+    "region",
+    "mode",
+    "size",
+    "align",
+    "map",
+    "system_ram",
+    "uuid",
+];
 pub(super) const DEVICE_FIELDS: &[&str] = &["name", "target", "members", "chunk"];
 pub(super) const PARTITION_FIELDS: &[&str] = &["name", "disk", "number", "start", "size"];
 pub(super) const VOLUME_GROUP_FIELDS: &[&str] = &["name", "pvs", "extent_size"];
@@ -376,6 +386,7 @@ impl From<&ModuleArgs> for Draft {
                 align: Field::from_option(n.align.clone()),
                 map: Field::from_option(n.map),
                 uuid: Field::from_option(n.uuid.clone()),
+                system_ram: Field::from_option(n.system_ram.clone()),
             }),
             devices: items(&a.devices, |d| DeviceDraft {
                 name: Some(d.name.clone()),
@@ -455,6 +466,7 @@ impl NamespaceDraft {
             align: f.optional("align"),
             map: f.optional("map"),
             uuid: f.optional("uuid"),
+            system_ram: f.optional("system_ram"),
         }
     }
     fn into_arg(self) -> Option<NamespaceArg> {
@@ -466,6 +478,7 @@ impl NamespaceDraft {
             align: self.align.complete()?,
             map: self.map.complete()?,
             uuid: self.uuid.complete()?,
+            system_ram: self.system_ram.complete()?,
         })
     }
 }

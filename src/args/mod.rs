@@ -342,9 +342,26 @@ pub struct NamespaceArg {
     #[serde(default)]
     #[schemars(extend("default" = "dev"))]
     pub map: Option<MapMode>,
+    /// A devdax namespace given to the kernel as system RAM (daxctl reconfigure-device --mode=system-ram), its memory online as declared; left out: a devdax namespace in system-ram mode is taken back (offlined first). Default: none.
+    #[serde(default)]
+    pub system_ram: Option<SystemRamArg>,
     /// Adopt the existing namespace with this uuid as this one, keeping its data: its label's uuid, or the uuid of its fsdax/devdax/sector info block, as `ndctl list` shows it. For a namespace made by hand that has no name (a label-less one cannot carry one): the module keeps the name for it. Default: none (found by name, or made).
     #[serde(default)]
     pub uuid: Option<String>,
+}
+
+/// A devdax namespace as system RAM: how its memory is onlined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SystemRamArg {
+    /// Online its memory blocks (default true); false: added to the kernel but left offline.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub online: Option<AnsibleBool>,
+    /// Online them in ZONE_MOVABLE (default true), so that they can be offlined again and only movable (application) pages go there; false: ZONE_NORMAL, which kernel allocations may pin.
+    #[serde(default)]
+    #[schemars(extend("default" = true))]
+    pub movable: Option<AnsibleBool>,
 }
 
 /// A device-mapper device to have, named `/dev/mapper/<name>`.

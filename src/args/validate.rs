@@ -16,7 +16,7 @@ use super::desired::no_block_device;
 pub use super::desired::{
     declared_name, lv_dev_path, not_dax_capable, role_conflicts, stripes_under, CxlRegionSpec,
     Desired, DevRef, DeviceSpec, FilesystemSpec, LogicalVolumeSpec, MountSpec, NamespaceSpec,
-    PartitionSpec, VolumeGroupSpec,
+    PartitionSpec, SystemRam, VolumeGroupSpec,
 };
 use super::draft::{all_read, read_items, Draft, Field, Items};
 use super::mkfs::force_flags;
@@ -596,6 +596,18 @@ impl Validator {
                     );
                 }
             }
+            if let (Some(mode), Some(_)) = (n.mode, n.system_ram.given()) {
+                if mode != NamespaceMode::Devdax {
+                    self.err(
+                        format!("{p}.system_ram"),
+                        format!("system_ram applies to devdax namespaces (a dax device daxctl gives to the kernel), not {mode}"),
+                    );
+                }
+            }
+            let system_ram = n.system_ram.given().map(|r| SystemRam {
+                online: r.online.is_none_or(|b| b.0),
+                movable: r.movable.is_none_or(|b| b.0),
+            });
             if let (Some(name), Some(region), Some(mode)) = (&n.name, &n.region, n.mode) {
                 out.push(NamespaceSpec {
                     name: name.clone(),
@@ -606,6 +618,7 @@ impl Validator {
                     align: align.unwrap_or(HUGE_PAGE),
                     map: n.map.given().copied().unwrap_or(MapMode::Dev),
                     uuid: uuid.clone(),
+                    system_ram,
                 });
             }
         }

@@ -30,6 +30,35 @@ pub fn command_line(op: &Op) -> Option<Vec<String>> {
             Some(v)
         }
         Op::DestroyCxlRegion { region } => Some(words(&["cxl", "destroy-region", "-f", region])),
+        Op::DaxToSystemRam {
+            dev,
+            online,
+            movable,
+        } => {
+            let mut v = words(&["daxctl", "reconfigure-device", "--mode=system-ram"]);
+            if !online {
+                v.push("--no-online".into());
+            }
+            if !movable {
+                v.push("--no-movable".into());
+            }
+            v.push(dev.clone());
+            Some(v)
+        }
+        Op::DaxOnlineMemory { dev, movable } => {
+            let mut v = words(&["daxctl", "online-memory"]);
+            if !movable {
+                v.push("--no-movable".into());
+            }
+            v.push(dev.clone());
+            Some(v)
+        }
+        Op::DaxToDevdax { dev, .. } => Some(words(&[
+            "daxctl",
+            "reconfigure-device",
+            "--mode=devdax",
+            dev,
+        ])),
         Op::CreateNamespace { region, config } => Some(ndctl_create(&["-r", region], config)),
         Op::ReconfigureNamespace { dev, config } => Some(ndctl_create(&["-f", "-e", dev], config)),
         Op::DestroyNamespace { dev } => Some(words(&["ndctl", "destroy-namespace", "-f", dev])),

@@ -70,6 +70,41 @@ pub enum Op {
         /// Size.
         size: Option<Bytes>,
     },
+    /// `daxctl reconfigure-device --mode=system-ram [--no-online] [--no-movable] DEV`, with
+    /// the kernel's auto-online policy `offline` around it (set aside first, put back
+    /// after). Timed as `daxctl`.
+    #[serde(rename = "daxctl")]
+    DaxToSystemRam {
+        /// The dax device (`dax0.0`).
+        dev: String,
+        /// Online its memory.
+        online: bool,
+        /// In ZONE_MOVABLE.
+        movable: bool,
+    },
+    /// `daxctl online-memory [--no-movable] DEV`. Timed as `daxctl`.
+    #[serde(rename = "daxctl")]
+    DaxOnlineMemory {
+        /// The dax device.
+        dev: String,
+        /// In ZONE_MOVABLE.
+        movable: bool,
+    },
+    /// `daxctl offline-memory DEV`, then `daxctl reconfigure-device --mode=devdax DEV`; an
+    /// offline that fails (EBUSY: memory in use) is undone (`online-memory`). Timed as
+    /// `daxctl`.
+    #[serde(rename = "daxctl")]
+    DaxToDevdax {
+        /// The dax device.
+        dev: String,
+        /// Its memory is in ZONE_MOVABLE (how it is onlined again if the offline fails).
+        movable: bool,
+    },
+    /// Put the kernel's auto-online policy back to what a stopped run set aside.
+    RestoreAutoOnline {
+        /// The policy.
+        policy: String,
+    },
     /// `cxl destroy-region -f REGION`. Timed as `cxl`.
     #[serde(rename = "cxl")]
     DestroyCxlRegion {

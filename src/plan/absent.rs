@@ -15,6 +15,7 @@
 //! | volume group | yes, with LVs not declared | - | - | nothing (warning) |
 //! | PV label | yes | - | yes | `pvremove`, after its VG |
 //! | PV label | yes | - | no | nothing (warning: left in place) |
+//! | devdax namespace in system-ram mode | yes | - | - | `to_devdax` (offline first), before the namespace |
 //! | namespace | yes | - | yes | destroy |
 //! | namespace | yes | - | no | nothing (warning: left in place) |
 
@@ -134,6 +135,8 @@ pub(crate) fn plan(cx: &mut Ctx) {
             _ => {}
         }
     }
+    // memory given to the kernel is taken back before its namespace goes
+    super::ram::plan_absent(cx);
     for spec in cx.d.namespaces.iter().rev() {
         let Some(ns) = cx.a.namespace_named(&spec.name) else {
             continue;

@@ -43,6 +43,34 @@ pub enum Action {
         /// Its members' serials, in order (it is destroyed only while it still has them).
         memdevs: Vec<Option<u64>>,
     },
+    /// `daxctl reconfigure-device --mode=system-ram`: a devdax namespace's memory given to
+    /// the kernel.
+    ToSystemRam {
+        /// The namespace.
+        name: String,
+        /// Online its memory.
+        online: bool,
+        /// In ZONE_MOVABLE.
+        movable: bool,
+    },
+    /// `daxctl online-memory`: the offline memory of a namespace in system-ram mode.
+    OnlineMemory {
+        /// The namespace.
+        name: String,
+        /// In ZONE_MOVABLE.
+        movable: bool,
+    },
+    /// `daxctl offline-memory`, `daxctl reconfigure-device --mode=devdax`: the memory
+    /// taken back from the kernel (fails while it is in use).
+    ToDevdax {
+        /// The namespace.
+        name: String,
+    },
+    /// Put the auto-online policy back to what a stopped run set aside.
+    RestoreAutoOnline {
+        /// The policy.
+        policy: String,
+    },
     /// `ndctl create-namespace -r REGION` (a new labelled namespace).
     CreateNamespace {
         /// Name.
@@ -323,6 +351,10 @@ impl Action {
     /// The action's snake_case name (as in the result's `plan[].action`).
     pub fn name(&self) -> &'static str {
         match self {
+            Action::ToSystemRam { .. } => "to_system_ram",
+            Action::OnlineMemory { .. } => "online_memory",
+            Action::ToDevdax { .. } => "to_devdax",
+            Action::RestoreAutoOnline { .. } => "restore_auto_online",
             Action::CreateCxlRegion { .. } => "create_cxl_region",
             Action::DestroyCxlRegion { .. } => "destroy_cxl_region",
             Action::CreateNamespace { .. } => "create_namespace",
@@ -363,6 +395,10 @@ impl Action {
     /// The object the step acts on, for people.
     pub fn target(&self) -> String {
         match self {
+            Action::ToSystemRam { name, .. }
+            | Action::OnlineMemory { name, .. }
+            | Action::ToDevdax { name } => format!("namespace {name} (system RAM)"),
+            Action::RestoreAutoOnline { .. } => "auto_online_blocks".into(),
             Action::CreateCxlRegion { name, memdevs, .. } => {
                 format!(
                     "CXL region {name} ({})",
@@ -415,6 +451,18 @@ impl Action {
     /// What the action does, as a refusal names it ("making ext4 on namespace pm0").
     pub fn doing(&self) -> String {
         match self {
+            Action::ToSystemRam { name, .. } => {
+                format!("giving namespace {name} to the kernel as system RAM")
+            }
+            Action::OnlineMemory { name, .. } => {
+                format!("onlining the memory of namespace {name}")
+            }
+            Action::ToDevdax { name } => {
+                format!("taking the memory of namespace {name} back (devdax)")
+            }
+            Action::RestoreAutoOnline { policy } => {
+                format!("putting auto_online_blocks back to {policy}")
+            }
             Action::CreateCxlRegion { name, memdevs, .. } => format!(
                 "making CXL region {name} over memory device(s) {}",
                 serials(memdevs.iter().copied().map(Some))
@@ -488,6 +536,10 @@ impl Action {
     pub fn layer(&self) -> Layer {
         match self {
             Action::CreateCxlRegion { .. } | Action::DestroyCxlRegion { .. } => Layer::Cxl,
+            Action::ToSystemRam { .. }
+            | Action::OnlineMemory { .. }
+            | Action::ToDevdax { .. }
+            | Action::RestoreAutoOnline { .. } => Layer::SystemRam,
             Action::CreateNamespace { .. }
             | Action::ReconfigureNamespace { .. }
             | Action::ClearNamespace { .. }
@@ -604,6 +656,8 @@ pub enum Layer {
     Cxl,
     /// ndctl namespaces and the names the module records for them.
     Namespace,
+    /// devdax namespaces given to the kernel as system RAM.
+    SystemRam,
     /// device-mapper devices.
     Dm,
     /// GPT partitions and their mappings.

@@ -44,6 +44,7 @@ mod mount;
 mod namespace;
 mod overlay;
 mod partition;
+mod ram;
 pub mod replay;
 
 pub use crate::dm_table::striped_chunk_kb;
@@ -70,6 +71,7 @@ pub(crate) fn resolve_in_room(action: &Action, bound: &Bound) -> Result<Resolved
     match action.layer() {
         Layer::Cxl => cxl::resolve(action, bound),
         Layer::Namespace => namespace::resolve(action, bound),
+        Layer::SystemRam => ram::resolve(action, bound),
         Layer::Dm => dm::resolve(action, bound),
         Layer::Partition => partition::resolve(action, bound),
         Layer::Lvm => lvm::resolve(action, bound),
@@ -99,6 +101,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Result<Plan, Refusal> {
             }
             cxl::plan(&mut cx);
             namespace::plan(&mut cx);
+            ram::plan(&mut cx);
             for r in cx.stack_order() {
                 match &r {
                     DevRef::Device(n) => dm::plan(&mut cx, n),

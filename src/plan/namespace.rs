@@ -822,6 +822,7 @@ mod tests {
             align: Bytes(2 << 20),
             map: MapMode::Dev,
             uuid: None,
+            system_ram: None,
         }
     }
 

@@ -85,6 +85,10 @@ pub(crate) fn not_at_boot(action: &Action) -> Option<&'static str> {
         // the CXL decoders are reset at every boot: assembling the region again is what
         // the replay is for; something in its way is not as saved
         A::CreateCxlRegion { .. } => None,
+        // a devdax namespace's memory is given to the kernel again at every boot (kmem
+        // does not persist); taking it back is not what was saved
+        A::ToSystemRam { .. } | A::OnlineMemory { .. } | A::RestoreAutoOnline { .. } => None,
+        A::ToDevdax { .. } => Some("it is system RAM where the saved state says devdax"),
         A::DestroyCxlRegion { .. } => Some("it is in the way of a saved CXL region"),
         _ => None,
     }

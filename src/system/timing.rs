@@ -26,7 +26,8 @@ pub struct Timing {
     /// Milliseconds spent probing.
     pub probe_ms: f64,
     /// `probe_ms` by what was read (namespaces, dm, block, mounts, contents: the GPTs and
-    /// signatures of the devices in scope, extsize, files, platform, cxl; elsewhere: the mounts
+    /// signatures of the devices in scope, extsize, files, platform, cxl, memory (the dax
+    /// devices and their memory blocks); elsewhere: the mounts
     /// other mount namespaces hold, in runs that may tear down), summed over the
     /// probes.
     pub probe_parts_ms: std::collections::BTreeMap<String, f64>,

@@ -53,6 +53,9 @@
 #   -R FILE       back the guest's RAM with FILE (created at the -m size if missing, kept):
 #                 what memmap= made PMEM of then survives a power-off of the guest, as
 #                 memmap PMEM survives a warm reboot on real hardware
+#   -M            NUMA: the guest's RAM and CPUs in node 0, the NVDIMMs in node 1 (no CPU,
+#                 no RAM of its own), as a machine's persistent memory is its own node:
+#                 a devdax namespace made system RAM (daxctl) becomes node 1's memory
 #   -X N          N emulated CXL type-3 memory devices (QEMU 7.2's cxl-type3) with a label
 #                 area, 512 MiB each, persistent (pmem) capacity; serials 0x1.. (each keeps
 #                 its serial across boots, as a real memdev does); each on a root port of its
@@ -83,13 +86,13 @@ set -euo pipefail
 CMD_STR=""; MEM=1G; NDIMM=2; PMEM_MIB=1024; LABELS=1; KEEPDIR=""; OUT=""; TMO=900
 CPUS=$(nproc); [ "$CPUS" -gt 4 ] && CPUS=4
 KERNEL=""; ACCEL=${PMEM_STACK_VM_ACCEL:-tcg}; RWDIRS=(); UDEV=1; REVERSE=0; SYSTEMD=0; PERSIST=""; NETPORT=""
-KARGS=""; RAMFILE=""; NCXL=0
-while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:E:R:X:h" opt; do
+KARGS=""; RAMFILE=""; NCXL=0; NUMA=0
+while getopts "c:m:n:s:Lk:rw:o:t:p:K:A:USP:N:E:R:X:Mh" opt; do
   case $opt in
     c) CMD_STR=$OPTARG;; m) MEM=$OPTARG;; n) NDIMM=$OPTARG;; s) PMEM_MIB=$OPTARG;;
     L) LABELS=0;; k) KEEPDIR=$OPTARG;; r) REVERSE=1;; w) RWDIRS+=("$(realpath "$OPTARG")");;
     o) OUT=$OPTARG;; t) TMO=$OPTARG;; p) CPUS=$OPTARG;; K) KERNEL=$OPTARG;; A) ACCEL=$OPTARG;; U) UDEV=0;;
-    N) NETPORT=$OPTARG;; E) KARGS=$OPTARG;; R) RAMFILE=$OPTARG;; X) NCXL=$OPTARG;;
+    N) NETPORT=$OPTARG;; E) KARGS=$OPTARG;; R) RAMFILE=$OPTARG;; X) NCXL=$OPTARG;; M) NUMA=1;;
     S) SYSTEMD=1;; P) mkdir -p "$OPTARG"; PERSIST=$(realpath "$OPTARG"); RWDIRS+=("$PERSIST");;
     h|*) awk 'NR>1 && /^#/ {sub(/^# ?/,""); print; next} NR>1 {exit}' "$0"; exit 2;;
   esac
@@ -297,12 +300,13 @@ if [ "$NDIMM" -gt 0 ]; then
   # serial. QEMU lists NVDIMMs in the NFIT by a hash of the device ids, not by position,
   # and the kernel numbers regions (and so /dev/pmemN) in NFIT order: giving the ids in
   # reverse flips the enumeration, region0/pmem0 <-> region1/pmem1.
+  NVNODE=""; [ "$NUMA" = 1 ] && NVNODE=",node=1"
   for pos in $(seq 1 "$NDIMM"); do
     id=$pos; [ "$REVERSE" = 1 ] && id=$((NDIMM + 1 - pos))
     f=$NVDIR/nvdimm$pos.img
     if [ -z "$KEEPDIR" ] || [ ! -f "$f" ]; then rm -f "$f"; truncate -s ${BE_MIB}M "$f"; fi
     QEMU_NV+=(-object memory-backend-file,id=nvmem$pos,share=on,mem-path=$f,size=${BE_MIB}M,align=2M
-              -device nvdimm,id=nvdimm$id,slot=$((pos - 1)),memdev=nvmem$pos$LBL)
+              -device nvdimm,id=nvdimm$id,slot=$((pos - 1)),memdev=nvmem$pos$LBL$NVNODE)
     MAXMEM_MIB=$((MAXMEM_MIB + BE_MIB))
   done
 fi
@@ -330,6 +334,11 @@ if [ "$NCXL" -gt 0 ]; then
   done
 fi
 QEMU_RAM=()
+if [ "$NUMA" = 1 ]; then
+  [ -n "$RAMFILE" ] && { echo "run-guest.sh: -M and -R do not go together" >&2; exit 2; }
+  QEMU_RAM=(-object "memory-backend-ram,id=ram0,size=${MEM_MIB}M"
+            -numa "node,nodeid=0,cpus=0-$((CPUS - 1)),memdev=ram0" -numa node,nodeid=1)
+fi
 if [ -n "$RAMFILE" ]; then
   [ -f "$RAMFILE" ] || truncate -s "${MEM_MIB}M" "$RAMFILE"
   # Only the memmap= ranges keep what the last boot left, as PMEM does across a warm

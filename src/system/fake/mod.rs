@@ -26,6 +26,7 @@ mod lvm;
 mod mount;
 mod nd;
 mod pmd;
+mod ram;
 
 use super::scope::{reach, ProbeScope};
 use super::{DaxCheck, DevId, NamespaceConfig, Op, Output, PmdFaults, System, SystemError};
@@ -98,6 +99,8 @@ pub struct FakeSystem {
     /// What the memory devices of CXL regions not assembled keep (their namespaces and
     /// what is on them), by members in order and size.
     pub cxl_media: std::collections::BTreeMap<String, cxl::CxlMedia>,
+    /// PMEM as system RAM: kmem bindings, the auto-online policy, memory in use.
+    pub ram: ram::FakeRam,
 }
 
 /// A file a process holds open.
@@ -246,6 +249,11 @@ impl FakeSystem {
         }
         // the CXL decoders are reset: the regions are gone until made again
         self.cxl_reset();
+        // kmem does not outlive a boot: every dax device comes up devdax; the policy is
+        // the kernel's default again (what was set aside stays on disk)
+        self.ram.kmem.clear();
+        self.ram.in_use.clear();
+        self.ram.policy = String::new();
         // reverse the pmem numbering: names and numbers travel together
         let mut pmem: Vec<usize> = (0..self.state.block_devices.len())
             .filter(|i| {
@@ -511,6 +519,14 @@ impl FakeSystem {
                 size,
             } => self.cxl_create_region(decoder, memdevs, *granularity, *size, killed)?,
             Op::DestroyCxlRegion { region } => self.cxl_destroy_region(region)?,
+            Op::DaxToSystemRam {
+                dev,
+                online,
+                movable,
+            } => self.dax_to_system_ram(dev, *online, *movable, killed)?,
+            Op::DaxOnlineMemory { dev, movable } => self.dax_online(dev, *movable)?,
+            Op::DaxToDevdax { dev, .. } => self.dax_to_devdax(dev)?,
+            Op::RestoreAutoOnline { policy } => self.restore_auto_online(policy),
             Op::CreateNamespace { region, config } => {
                 self.create_namespace(region, config, killed)?
             }
@@ -620,6 +636,7 @@ impl System for FakeSystem {
     fn probe(&mut self) -> Result<Actual, SystemError> {
         self.probes += 1;
         let mut a = self.state.clone();
+        a.memory = self.memory_view();
         let r = reach(&self.scope, &a);
         let mut unreadable = Vec::new();
         for b in &a.block_devices {
@@ -690,6 +707,9 @@ impl System for FakeSystem {
             Op::DmCreate { .. } => Some("after the table load, before the resume"),
             Op::CreateCxlRegion { .. } => {
                 Some("with the region's size and targets set, before the commit")
+            }
+            Op::DaxToSystemRam { .. } => {
+                Some("with the auto-online policy set aside, before daxctl ran")
             }
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),

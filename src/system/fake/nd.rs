@@ -92,6 +92,12 @@ impl FakeSystem {
                 return Err(Self::fail(what, format!("{dev}: device busy ({why})")));
             }
         }
+        if self.dax_is_memory(ns.chardev.as_deref()) {
+            return Err(Self::fail(
+                what,
+                format!("{dev}: device busy (its dax device is system RAM)"),
+            ));
+        }
         Ok(ns)
     }
 

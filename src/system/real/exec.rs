@@ -55,6 +55,7 @@ pub const PROGRAMS: &[Program] = &[
     program("mkfs.ext4", "make ext4 with the DAX geometry", "e2fsprogs", "e2fsprogs", "e2fsprogs"),
     program("mkfs.xfs", "make xfs with the DAX geometry", "xfsprogs", "xfsprogs", "xfsprogs"),
     program("cxl", "assemble and take apart CXL regions (cxl create-region/destroy-region: the region setup in sysfs is many ordered writes, which the tool does and checks)", "ndctl", "cxl-cli", "cxl-cli"),
+    program("daxctl", "give a devdax namespace's memory to the kernel and take it back (daxctl reconfigure-device, online-memory, offline-memory: kmem binding and memory-block onlining in order, which the tool does and checks)", "daxctl", "daxctl", "daxctl"),
     program("lvm", "make and remove LVM PVs, VGs and LVs (LVM's metadata has no library API with a stable ABI; its commands are the interface)", "lvm2", "lvm2", "lvm2"),
     program("systemctl", "daemon-reload after boot units were written or removed (only when systemd runs)", "systemd", "systemd", "systemd"),
     program("udevadm", "wait for udev to create /dev nodes after a device appears or goes (udevadm settle)", "udev", "systemd-udev", "udev"),

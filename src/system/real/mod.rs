@@ -47,6 +47,7 @@ pub mod names;
 pub mod nd;
 pub mod platform;
 pub mod pmd;
+pub mod ram;
 pub mod record;
 mod reprobe;
 pub mod sysfs;
@@ -280,6 +281,9 @@ impl RealSystem {
         self.record
             .part("extsize", || mounts::read_extsize(&mut a.mounts, &reach));
         a.files = self.record.part("files", || files::probe(&self.root))?;
+        a.memory = self
+            .record
+            .part("memory", || ram::probe(&self.sys, &self.root));
         self.probe_markers(&mut a)?;
         a.apply_name_records();
         Ok(a)
@@ -381,7 +385,20 @@ impl RealSystem {
                 }
                 out
             }
-            Op::Mkfs { .. } | Op::Lvm(_) | Op::DestroyCxlRegion { .. } => {
+            Op::DaxToSystemRam { .. } => ram::to_system_ram(
+                &self.sys,
+                &self.root,
+                &self.record,
+                &argv::command_line(op).unwrap_or_default(),
+            )?,
+            Op::DaxToDevdax { dev, movable } => ram::to_devdax(&self.record, dev, *movable)?,
+            Op::RestoreAutoOnline { policy } => {
+                ram::restore_auto_online(&self.sys, &self.root, policy)?
+            }
+            Op::Mkfs { .. }
+            | Op::Lvm(_)
+            | Op::DestroyCxlRegion { .. }
+            | Op::DaxOnlineMemory { .. } => {
                 exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?
             }
             // the NVDIMM region it shows as, and the namespaces its labels hold, come up

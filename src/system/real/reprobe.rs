@@ -31,6 +31,10 @@ impl RealSystem {
                 &mut self.seen,
                 Some(&regions),
             )?;
+            // a namespace made, changed or destroyed brings or takes its dax device
+            a.memory = self
+                .record
+                .part("memory", || ram::probe(&self.sys, &self.root));
         }
         if t.dm {
             let dirty = t.dm_dirty(prev);
@@ -506,6 +510,14 @@ fn touched(op: &Op, prev: &Actual) -> Touched {
         },
         // a CXL region brings or takes an NVDIMM region, its namespaces and their disks
         Op::CreateCxlRegion { .. } | Op::DestroyCxlRegion { .. } => Touched {
+            everything: true,
+            ..t
+        },
+        // memory blocks come and go, and the dax device's driver changes
+        Op::DaxToSystemRam { .. }
+        | Op::DaxOnlineMemory { .. }
+        | Op::DaxToDevdax { .. }
+        | Op::RestoreAutoOnline { .. } => Touched {
             everything: true,
             ..t
         },
