@@ -395,6 +395,35 @@ fn vm_cxl_persistent_memory_in_real_boots_on_6_12() {
     cxl_boots(SECOND_KERNEL);
 }
 
+/// PMEM as system RAM on `kernel`, in two real boots (systemd as PID 1; one NVDIMM in NUMA
+/// node 1, the rig's `-M`). Boot 1: a devdax namespace given to the kernel as memory from
+/// nothing (check mode, converge, daxctl's view against the result's, the auto-online
+/// policy as it was, idempotent, the facts); used by a process and taken back (migrated
+/// away); not movable, with page tables on it, taking it back fails with EBUSY and
+/// nothing half-done; the persisted declaration. Boot 2: the replay gave it again; the
+/// module unchanged; teardown on the booted host.
+fn ram_boots(kernel: &str) {
+    boots("ram", kernel, &["-M"], |boot| {
+        boot("ram-1.sh", 1, 1024, &[], RAM_1_CHECKS)?;
+        boot("ram-2.sh", 1, 1024, &[], RAM_2_CHECKS)
+    });
+}
+
+/// Checks in tests/vm/guest/ram-1.sh (with boot-lib.sh's one).
+const RAM_1_CHECKS: u32 = 15;
+/// Checks in tests/vm/guest/ram-2.sh (with boot-lib.sh's one).
+const RAM_2_CHECKS: u32 = 7;
+
+#[test]
+fn vm_pmem_as_system_ram_in_real_boots() {
+    ram_boots("6.1");
+}
+
+#[test]
+fn vm_pmem_as_system_ram_in_real_boots_on_6_12() {
+    ram_boots(SECOND_KERNEL);
+}
+
 /// Real boots with systemd as PID 1 on `kernel`: boot 1 converges two persisted stacks
 /// and enables a consumer; boot 2 (DIMMs reversed) checks that systemd brought both up
 /// by itself, in order; boot 3 (the second DIMM removed) that the stack missing a member
