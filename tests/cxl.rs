@@ -22,6 +22,16 @@ fn cxl_stack() -> Value {
     })
 }
 
+/// The plan of the stack over a region in the way taken apart (nothing on it).
+const REMADE: [&str; 6] = [
+    "destroy_cxl_region",
+    "create_cxl_region",
+    "create_namespace",
+    "mkfs",
+    "mount",
+    "set_extsize",
+];
+
 fn cxl_ops(fake: &FakeSystem) -> Vec<Op> {
     fake.executed
         .iter()
@@ -302,17 +312,7 @@ fn an_empty_region_in_the_way_is_taken_apart_without_allow_data_loss() {
         &json!({"cxl_regions": [{"name": "cx0", "memdevs": [1, 2]}]}),
     );
     let r = converge(&mut fake, &cxl_stack());
-    assert_eq!(
-        actions(&r),
-        [
-            "destroy_cxl_region",
-            "create_cxl_region",
-            "create_namespace",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions(&r), REMADE);
     assert!(r.plan.iter().all(|p| !p.destructive), "{:?}", r.plan);
 }
 
@@ -327,17 +327,7 @@ fn a_stopped_cxl_create_region_is_taken_apart_and_made_again() {
     fake.kill_mid_op = None;
     let r = run(&mut fake, &cxl_stack());
     assert!(!r.failed, "{}", r.msg);
-    assert_eq!(
-        actions(&r),
-        [
-            "destroy_cxl_region",
-            "create_cxl_region",
-            "create_namespace",
-            "mkfs",
-            "mount",
-            "set_extsize"
-        ]
-    );
+    assert_eq!(actions(&r), REMADE);
     assert!(r.plan.iter().all(|p| !p.destructive), "{:?}", r.plan);
     assert!(r.plan[0].detail.contains("half-made"), "{:?}", r.plan[0]);
     let again = run(&mut fake, &cxl_stack());

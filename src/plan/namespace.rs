@@ -284,6 +284,20 @@ fn on_new_cxl_region(cx: &mut Ctx, spec: &NamespaceSpec, cxl: &str, expected: &s
         region: expected.to_string(),
         ..spec.clone()
     };
+    create_step(cx, &spec);
+    cx.warnings.push(format!(
+        "CXL region {cxl} is not assembled yet: what is planned on it takes it for blank and its NVDIMM region for {expected}, the number the kernel gives next; a run plans again once it is made (namespaces its labels hold are kept)"
+    ));
+    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
+}
+
+/// The step that makes `spec` in its region; its words are ndctl's, with the CXL region
+/// it is on.
+fn create_step(cx: &mut Ctx, spec: &NamespaceSpec) {
+    let words = match &spec.cxl_region {
+        Some(c) => format!("{} (on CXL region {c})", ndctl_words(spec, None)),
+        None => ndctl_words(spec, None),
+    };
     cx.step(
         Action::CreateNamespace {
             name: spec.name.clone(),
@@ -293,21 +307,9 @@ fn on_new_cxl_region(cx: &mut Ctx, spec: &NamespaceSpec, cxl: &str, expected: &s
             align: spec.align,
             map: spec.map,
         },
-        create_words(&spec),
+        words,
         false,
     );
-    cx.warnings.push(format!(
-        "CXL region {cxl} is not assembled yet: what is planned on it takes it for blank and its NVDIMM region for {expected}, the number the kernel gives next; a run plans again once it is made (namespaces its labels hold are kept)"
-    ));
-    cx.o.mark_fresh(DevRef::Namespace(spec.name.clone()));
-}
-
-/// The words of a new namespace's step: ndctl's, and the CXL region it is on.
-fn create_words(spec: &NamespaceSpec) -> String {
-    match &spec.cxl_region {
-        Some(c) => format!("{} (on CXL region {c})", ndctl_words(spec, None)),
-        None => ndctl_words(spec, None),
-    }
 }
 
 fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, Bytes>) {
@@ -390,18 +392,7 @@ fn create(cx: &mut Ctx, spec: &NamespaceSpec, reserved: &mut BTreeMap<String, By
         }
     }
     reserved.insert(spec.region.clone(), used + need);
-    cx.step(
-        Action::CreateNamespace {
-            name: spec.name.clone(),
-            region: spec.region.clone(),
-            mode: spec.mode,
-            size: spec.size,
-            align: spec.align,
-            map: spec.map,
-        },
-        create_words(spec),
-        false,
-    );
+    create_step(cx, spec);
 }
 
 /// Namespaces of `region` without a name (made by hand or by another tool), for a
