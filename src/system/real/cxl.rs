@@ -21,6 +21,28 @@ use std::path::Path;
 
 use super::sysfs::{self, Dir};
 
+/// `cxl create-region`'s output, when it made a region: it prints the region as JSON. It
+/// exits 0 also when it made none (seen with v76: "create_region: region1: failed to set
+/// target0 to mem0 ... cmd_create_region: created 0 regions", status 0), which is a
+/// failure here, with its words.
+pub fn made_a_region(
+    argv: &[String],
+    out: crate::system::Output,
+) -> Result<crate::system::Output, crate::system::SystemError> {
+    let made = serde_json::from_str::<serde_json::Value>(out.stdout.trim())
+        .ok()
+        .is_some_and(|v| v.get("region").is_some());
+    if made {
+        return Ok(out);
+    }
+    Err(crate::system::SystemError::Command {
+        argv: argv.to_vec(),
+        rc: Some(0),
+        stdout: out.stdout,
+        stderr: format!("{} (it made no region)", out.stderr.trim()),
+    })
+}
+
 /// Parse a sysfs number: hex with `0x`, else decimal.
 fn number(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -224,6 +246,34 @@ fn nvdimm_regions(sys: &Path) -> Vec<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// cxl-cli v76 exits 0 when it made no region (seen in the VM: a second region behind
+    /// a host bridge whose one decoder the first takes): that is a failed step.
+    #[test]
+    fn a_create_region_that_made_no_region_fails() {
+        let argv: Vec<String> = ["cxl", "create-region"].map(String::from).to_vec();
+        let out = |stdout: &str, stderr: &str| crate::system::Output {
+            argv: None,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        let made = out(
+            "{\n  \"region\":\"region0\",\n  \"size\":536870912\n}\n",
+            "cxl region: cmd_create_region: created 1 region\n",
+        );
+        assert!(made_a_region(&argv, made).is_ok());
+        let none = out(
+            "",
+            "cxl region: create_region: region1: failed to set target0 to mem0\ncxl region: cmd_create_region: created 0 regions\n",
+        );
+        let e = made_a_region(&argv, none)
+            .expect_err("no region made")
+            .to_string();
+        assert!(
+            e.contains("failed to set target0 to mem0") && e.contains("it made no region"),
+            "{e}"
+        );
+    }
 
     /// tests/fixtures/sysfs-trees/cxl (6.1, two memory devices, a 2-way pmem region made
     /// in the order serial 0x2, serial 0x1): the probe over the copy reads what it read

@@ -404,9 +404,10 @@ impl RealSystem {
             // the NVDIMM region it shows as, and the namespaces its labels hold, come up
             // with udev's events: wait for them before the next probe
             Op::CreateCxlRegion { .. } => {
-                let out = exec::run(&self.record, &argv::command_line(op).unwrap_or_default())?;
+                let argv = argv::command_line(op).unwrap_or_default();
+                let out = exec::run(&self.record, &argv)?;
                 exec::udev_settle(&self.record);
-                out
+                cxl::made_a_region(&argv, out)?
             }
             Op::SetMaxSectors { device, kb } => self
                 .record
