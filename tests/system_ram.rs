@@ -204,3 +204,57 @@ fn system_ram_is_for_devdax_namespaces() {
     );
     assert_eq!(fake.mutations(), 0);
 }
+
+/// A kill in any operation: giving the memory (the policy set aside), onlining it (one
+/// block online, the rest not), taking it back (all offline, still system-ram): the next
+/// run finishes, nothing destructive, and the run after has nothing to do.
+#[test]
+fn a_run_killed_at_any_operation_of_system_ram_is_finished_by_the_next_run() {
+    let cases: [(&str, Value, Value); 3] = [
+        ("given", devdax_only(), ram(json!({}))),
+        ("onlined", ram(json!({"online": false})), ram(json!({}))),
+        ("taken back", ram(json!({})), devdax_only()),
+    ];
+    for (what, before, after) in cases {
+        let steps = {
+            let mut fake = FakeSystem::fresh_dimms(1, GIB);
+            converge(&mut fake, &before);
+            let n0 = fake.mutations();
+            run(&mut fake, &after);
+            fake.mutations() - n0
+        };
+        assert!(steps > 0, "{what}");
+        for k in 1..=steps {
+            let mut fake = FakeSystem::fresh_dimms(1, GIB);
+            converge(&mut fake, &before);
+            fake.kill_mid_op = Some(fake.mutations() + k);
+            let r = run(&mut fake, &after);
+            assert!(r.failed, "{what} k={k}");
+            fake.kill_mid_op = None;
+            let r = run(&mut fake, &after);
+            assert!(!r.failed, "{what} k={k}: {} {:?}", r.msg, r.plan);
+            assert!(r.plan.iter().all(|p| !p.destructive), "{what} k={k}");
+            let again = run(&mut fake, &after);
+            assert!(
+                !again.failed && !again.changed,
+                "{what} k={k}: {:?}",
+                again.plan
+            );
+            // as declared: all of it online, or none of it memory
+            let as_declared = match after["namespaces"][0].get("system_ram") {
+                Some(_) => fake
+                    .ram
+                    .kmem
+                    .get("dax0.0")
+                    .is_some_and(|bl| bl.iter().all(|b| b.online)),
+                None => fake.ram.kmem.is_empty(),
+            };
+            assert!(as_declared, "{what} k={k}: {:?}", fake.ram.kmem);
+            assert_eq!(
+                (fake.ram.policy.as_str(), &fake.ram.saved),
+                ("online", &None),
+                "{what} k={k}"
+            );
+        }
+    }
+}

@@ -90,15 +90,18 @@ pub enum Op {
         /// In ZONE_MOVABLE.
         movable: bool,
     },
-    /// `daxctl offline-memory DEV`, then `daxctl reconfigure-device --mode=devdax DEV`; an
-    /// offline that fails (EBUSY: memory in use) is undone (`online-memory`). Timed as
-    /// `daxctl`.
+    /// `daxctl offline-memory DEV` (when some of its memory is online), then `daxctl
+    /// reconfigure-device --mode=devdax DEV`; an offline that fails (EBUSY: memory in use)
+    /// is undone (`online-memory`). Timed as `daxctl`.
     #[serde(rename = "daxctl")]
     DaxToDevdax {
         /// The dax device.
         dev: String,
         /// Its memory is in ZONE_MOVABLE (how it is onlined again if the offline fails).
         movable: bool,
+        /// Some of its memory is online: offline it first (daxctl fails with nothing to
+        /// offline).
+        offline_first: bool,
     },
     /// Put the kernel's auto-online policy back to what a stopped run set aside.
     RestoreAutoOnline {

@@ -8,9 +8,9 @@
 //! |---|---|---|---|
 //! | `system_ram` | devdax (or the namespace is made by this plan) | - | `to_system_ram` (daxctl, the auto-online policy offline around it) |
 //! | `system_ram` | system-ram | online as declared (every block; movable or not) | nothing |
-//! | `system_ram: {online: true}` | system-ram | every block offline | `online_memory` |
-//! | `system_ram` | system-ram | online otherwise (another zone, some blocks) | nothing, a warning: a zone changes only offline (take it back, then give it again) |
-//! | not declared, or `state: absent` | system-ram | - | `to_devdax` (offline first; memory in use fails it, EBUSY named, and what was offlined is onlined again) |
+//! | `system_ram: {online: true}` | system-ram | some or every block offline, those online in the declared zone (also what a stopped daxctl leaves) | `online_memory` (daxctl onlines the offline ones) |
+//! | `system_ram` | system-ram | online in another zone | nothing, a warning: a zone changes only offline (take it back, then give it again) |
+//! | not declared, or `state: absent` | system-ram | - | `to_devdax` (offline what is online first, as a stopped run may have done already; memory in use fails it, EBUSY named, and what was offlined is onlined again) |
 //!
 //! A run stopped while daxctl ran with the policy set aside leaves it set aside: the next
 //! run puts it back first (`restore_auto_online`).
@@ -38,14 +38,19 @@ pub(crate) fn plan(cx: &mut Ctx) {
                 if !r.online || d.online_as(r.movable) {
                     continue;
                 }
-                if d.blocks.iter().all(|b| !b.online) {
+                let zone = if r.movable { "Movable" } else { "Normal" };
+                let offline = d.blocks.iter().filter(|b| !b.online).count();
+                if d.blocks
+                    .iter()
+                    .all(|b| !b.online || b.zone.as_deref() == Some(zone))
+                {
                     cx.step(
                         Action::OnlineMemory {
                             name: spec.name.clone(),
                             movable: r.movable,
                         },
                         format!(
-                            "daxctl online-memory{} {} (its {} memory block(s) are offline)",
+                            "daxctl online-memory{} {} ({offline} of its {} memory block(s) offline)",
                             if r.movable { "" } else { " --no-movable" },
                             d.name,
                             d.blocks.len()
@@ -187,6 +192,9 @@ pub(crate) fn resolve(action: &Action, bound: &Bound) -> Result<Resolved, Refuse
                     .blocks
                     .iter()
                     .any(|b| b.zone.as_deref() == Some("Movable")),
+                // daxctl offline-memory fails when nothing is online (a stopped run
+                // offlined it all)
+                offline_first: d.blocks.iter().any(|b| b.online),
             }))
         }
         Action::RestoreAutoOnline { policy } => match &a.memory.auto_online_saved {

@@ -524,8 +524,10 @@ impl FakeSystem {
                 online,
                 movable,
             } => self.dax_to_system_ram(dev, *online, *movable, killed)?,
-            Op::DaxOnlineMemory { dev, movable } => self.dax_online(dev, *movable)?,
-            Op::DaxToDevdax { dev, .. } => self.dax_to_devdax(dev)?,
+            Op::DaxOnlineMemory { dev, movable } => self.dax_online(dev, *movable, killed)?,
+            Op::DaxToDevdax {
+                dev, offline_first, ..
+            } => self.dax_to_devdax(dev, *offline_first, killed)?,
             Op::RestoreAutoOnline { policy } => self.restore_auto_online(policy),
             Op::CreateNamespace { region, config } => {
                 self.create_namespace(region, config, killed)?
@@ -711,6 +713,8 @@ impl System for FakeSystem {
             Op::DaxToSystemRam { .. } => {
                 Some("with the auto-online policy set aside, before daxctl ran")
             }
+            Op::DaxToDevdax { .. } => Some("with its memory offline, before devdax"),
+            Op::DaxOnlineMemory { .. } => Some("with one memory block online, the rest not"),
             Op::DmReload { .. } => Some("after the suspend, before the resume"),
             Op::Mkfs { .. } => Some("with the old signatures wiped, the superblock unwritten"),
             Op::GptCreate { .. } => Some("with the old table wiped, the new one incomplete"),

@@ -103,7 +103,10 @@ impl FakeSystem {
         if killed {
             return Ok(());
         }
-        let blocks = DaxDevice::block_range(d.start.unwrap_or(0), d.size, BLOCK)
+        // kmem adds the whole blocks inside the range
+        let start = d.start.unwrap_or(0);
+        let (first, end) = (start.div_ceil(BLOCK.0), (start + d.size.0) / BLOCK.0);
+        let blocks = (first..end)
             .map(|index| MemoryBlock {
                 index,
                 online,
@@ -119,29 +122,65 @@ impl FakeSystem {
         Ok(())
     }
 
-    /// `daxctl online-memory`.
-    pub(super) fn dax_online(&mut self, dev: &str, movable: bool) -> Result<(), SystemError> {
+    /// `daxctl online-memory`: the offline blocks onlined (killed: the first of them).
+    pub(super) fn dax_online(
+        &mut self,
+        dev: &str,
+        movable: bool,
+        killed: bool,
+    ) -> Result<(), SystemError> {
         let blocks = self.ram.kmem.get_mut(dev).ok_or_else(|| {
             Self::fail(
                 "daxctl online-memory",
                 format!("{dev}: not in system-ram mode"),
             )
         })?;
-        for b in blocks {
+        for b in blocks.iter_mut().filter(|b| !b.online) {
             b.online = true;
             b.zone = Some(if movable { "Movable" } else { "Normal" }.to_string());
+            if killed {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// `daxctl offline-memory`, `reconfigure-device --mode=devdax`: refused while the
-    /// memory is in use.
-    pub(super) fn dax_to_devdax(&mut self, dev: &str) -> Result<(), SystemError> {
-        if self.ram.in_use.contains(dev) {
-            return Err(Self::fail(
-                "daxctl offline-memory",
-                format!("{dev}: offlining memory failed: Device or resource busy (EBUSY)"),
-            ));
+    /// `daxctl offline-memory` (with `offline_first`: it fails when nothing is online, and
+    /// while the memory is in use), then `reconfigure-device --mode=devdax`. Killed: all
+    /// offline, still system-ram.
+    pub(super) fn dax_to_devdax(
+        &mut self,
+        dev: &str,
+        offline_first: bool,
+        killed: bool,
+    ) -> Result<(), SystemError> {
+        const OFFLINE: &str = "daxctl offline-memory";
+        if offline_first {
+            let in_use = self.ram.in_use.contains(dev);
+            let blocks = self
+                .ram
+                .kmem
+                .get_mut(dev)
+                .ok_or_else(|| Self::fail(OFFLINE, format!("{dev}: not in system-ram mode")))?;
+            if blocks.iter().all(|b| !b.online) {
+                return Err(Self::fail(
+                    OFFLINE,
+                    format!("{dev}: all memory sections already offline"),
+                ));
+            }
+            if in_use {
+                return Err(Self::fail(
+                    OFFLINE,
+                    format!("{dev}: offlining memory failed: Device or resource busy (EBUSY)"),
+                ));
+            }
+            for b in blocks.iter_mut() {
+                b.online = false;
+                b.zone = None;
+            }
+        }
+        if killed {
+            return Ok(());
         }
         if self.ram.kmem.remove(dev).is_none() {
             return Err(Self::fail(

@@ -19,7 +19,7 @@ use crate::actual::cxl::{Cxl, CxlRegion, Memdev, RegionMember, RootDecoder};
 use crate::units::Bytes;
 use std::path::Path;
 
-use super::sysfs::{self, Dir};
+use super::sysfs::{self, number, Dir};
 
 /// `cxl create-region`'s output, when it made a region: it prints the region as JSON. It
 /// exits 0 also when it made none (seen with v76: "create_region: region1: failed to set
@@ -41,15 +41,6 @@ pub fn made_a_region(
         stdout: out.stdout,
         stderr: format!("{} (it made no region)", out.stderr.trim()),
     })
-}
-
-/// Parse a sysfs number: hex with `0x`, else decimal.
-fn number(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
 }
 
 /// The last component of a path, as a string.

@@ -391,7 +391,11 @@ impl RealSystem {
                 &self.record,
                 &argv::command_line(op).unwrap_or_default(),
             )?,
-            Op::DaxToDevdax { dev, movable } => ram::to_devdax(&self.record, dev, *movable)?,
+            Op::DaxToDevdax {
+                dev,
+                movable,
+                offline_first,
+            } => ram::to_devdax(&self.record, dev, *movable, *offline_first)?,
             Op::RestoreAutoOnline { policy } => {
                 ram::restore_auto_online(&self.sys, &self.root, policy)?
             }

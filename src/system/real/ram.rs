@@ -23,18 +23,10 @@ use std::path::Path;
 
 use super::exec;
 use super::record::Recorder;
-use super::sysfs::{self, Dir};
+use super::sysfs::{self, number, Dir};
 
 /// Where the policy set aside while daxctl runs is kept (on the machine's root).
 pub const SAVED_POLICY: &str = "/var/lib/pmem-stack/auto_online_blocks.saved";
-
-fn number(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
 
 /// The dax devices under `sys` and the memory they give; the policy set aside under `root`.
 pub fn probe(sys: &Path, root: &Path) -> Memory {
@@ -177,11 +169,18 @@ pub fn to_system_ram(
     with_policy_offline(sys, root, || exec::run(record, words))
 }
 
-/// `daxctl offline-memory`, then `daxctl reconfigure-device --mode=devdax`. An offline
-/// that fails (memory in use: EBUSY) onlines again what it did offline, so that nothing
-/// is left half-done, and fails naming the reason.
-pub fn to_devdax(record: &Recorder, dev: &str, movable: bool) -> Result<Output, SystemError> {
-    if let Err(e) = exec::run(record, &argv::words(&["daxctl", "offline-memory", dev])) {
+/// `daxctl offline-memory` (when `offline_first`: it exits 1 when every block is offline
+/// already, seen on both kernels), then `daxctl reconfigure-device --mode=devdax`. An
+/// offline that fails (memory in use: EBUSY) onlines again what it did offline, so that
+/// nothing is left half-done, and fails naming the reason.
+pub fn to_devdax(
+    record: &Recorder,
+    dev: &str,
+    movable: bool,
+    offline_first: bool,
+) -> Result<Output, SystemError> {
+    let offline = || exec::run(record, &argv::words(&["daxctl", "offline-memory", dev]));
+    if let Some(Err(e)) = offline_first.then(offline) {
         let mut again = argv::words(&["daxctl", "online-memory", dev]);
         if !movable {
             again.push("--no-movable".into());

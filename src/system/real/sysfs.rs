@@ -25,6 +25,15 @@ use std::path::{Path, PathBuf};
 /// The buffer a single read fills: a page, what one sysfs attribute holds at most.
 const PAGE: usize = 4096;
 
+/// A sysfs number: hexadecimal with `0x`, else decimal.
+pub fn number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
 /// The attribute at `path`, trimmed; `None` when it is missing or cannot be read (sysfs
 /// answers ENXIO or EIO for attributes that have no value in a device's current state).
 /// Text that is not UTF-8 is unreadable too.
