@@ -306,6 +306,30 @@ pub struct SystemRamReport {
     pub lost_to_rounding: u64,
 }
 
+/// The result's `system_ram`: each declared namespace with `system_ram` whose dax device
+/// is found, as [`SystemRamReport`] (none when there is none).
+pub fn system_ram(
+    d: &Desired,
+    a: &Actual,
+) -> Option<std::collections::BTreeMap<String, SystemRamReport>> {
+    let ram: std::collections::BTreeMap<String, SystemRamReport> = d
+        .namespaces
+        .iter()
+        .filter(|n| n.system_ram.is_some())
+        .filter_map(|n| {
+            let dax = a
+                .namespace_named(&n.name)
+                .and_then(|ns| ns.chardev.as_deref())
+                .and_then(|c| a.memory.dax(c))?;
+            Some((
+                n.name.clone(),
+                SystemRamReport::of(dax, a.memory.block_size),
+            ))
+        })
+        .collect();
+    (!ram.is_empty()).then_some(ram)
+}
+
 impl SystemRamReport {
     /// The report of dax device `d`, with memory blocks of `block_size`.
     pub fn of(d: &crate::actual::ram::DaxDevice, block_size: crate::units::Bytes) -> Self {

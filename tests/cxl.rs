@@ -32,6 +32,17 @@ const REMADE: [&str; 6] = [
     "set_extsize",
 ];
 
+/// A run with `args` has nothing to do.
+fn settled(fake: &mut FakeSystem, args: &Value) {
+    let again = run(fake, args);
+    assert!(
+        !again.failed && !again.changed,
+        "{} {:?}",
+        again.msg,
+        again.plan
+    );
+}
+
 fn cxl_ops(fake: &FakeSystem) -> Vec<Op> {
     fake.executed
         .iter()
@@ -189,13 +200,7 @@ fn a_reboot_is_replayed_by_assembling_the_region_again_and_the_data_is_intact() 
         "the same filesystem"
     );
     // and a run after it has nothing to do
-    let again = run(&mut fake, &cxl_stack());
-    assert!(
-        !again.failed && !again.changed,
-        "{} {:?}",
-        again.msg,
-        again.plan
-    );
+    settled(&mut fake, &cxl_stack());
 }
 
 #[test]
@@ -295,13 +300,7 @@ fn a_region_in_the_way_with_namespaces_is_refused_without_allow_data_loss() {
         .iter()
         .any(|p| p.action == "destroy_cxl_region" && p.destructive));
     assert_eq!(region_members(&fake), [vec![Some(2), Some(1)]]);
-    let again = run(&mut fake, &cxl_stack());
-    assert!(
-        !again.failed && !again.changed,
-        "{} {:?}",
-        again.msg,
-        again.plan
-    );
+    settled(&mut fake, &cxl_stack());
 }
 
 #[test]

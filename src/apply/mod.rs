@@ -5,6 +5,9 @@
 //! - After a step that may have changed devices, namespaces or mounts, the machine is
 //!   probed again before the next step resolves ([`System::probe_after`]: what that step
 //!   can have changed, the rest kept from the probe before it).
+//! - Where the plan says so (`plan::cxl::replan_after`: after the CXL regions it makes,
+//!   what is over them was planned as if they were blank), the rest is planned again
+//!   against the state probed then, and a boot replay's policy checks the new steps.
 //! - After the last step: probe again, check that each declared DAX mount has DAX in
 //!   effect, and plan again: the plan must be empty (the stack converged).
 //! - `finish` adds the DAX audit and, when asked, the PMD fault check, to every run
@@ -149,7 +152,7 @@ pub(crate) fn apply(
     // the steps over CXL regions this plan makes were planned as if those were blank:
     // they are planned again once the regions are made (`replan_at`)
     let mut steps: Vec<plan::Step> = run.steps.to_vec();
-    let mut replan_at = cxl_phase_end(&steps);
+    let mut replan_at = plan::cxl::replan_after(&steps);
     if run.replay {
         if let Some(refused) =
             plan::replay::refused_plan(&steps[..replan_at.unwrap_or(steps.len())])
@@ -279,15 +282,6 @@ pub(crate) fn apply(
     let mut result = result.steps(&steps, &done, false);
     result.skipped_steps = skipped;
     verify(run, result, &done, system)
-}
-
-/// Where the steps planned over CXL regions the plan makes begin: after the last step
-/// that makes one, when steps follow it (the CXL layer plans before the namespaces).
-fn cxl_phase_end(steps: &[plan::Step]) -> Option<usize> {
-    let last = steps
-        .iter()
-        .rposition(|s| matches!(s.action, plan::Action::CreateCxlRegion { .. }))?;
-    (last + 1 < steps.len()).then_some(last + 1)
 }
 
 /// When removing a device fails after this run unmounted copies of its mount in other
@@ -423,24 +417,7 @@ pub(crate) fn finish(
     let a = audit::audit(actual, Some(&paths));
     result.warnings.extend(a.warnings.iter().cloned());
     result.dax_audit = Some(a);
-    let ram: std::collections::BTreeMap<String, report::SystemRamReport> = desired
-        .namespaces
-        .iter()
-        .filter(|n| n.system_ram.is_some())
-        .filter_map(|n| {
-            let d = actual
-                .namespace_named(&n.name)
-                .and_then(|ns| ns.chardev.as_deref())
-                .and_then(|c| actual.memory.dax(c))?;
-            Some((
-                n.name.clone(),
-                report::SystemRamReport::of(d, actual.memory.block_size),
-            ))
-        })
-        .collect();
-    if !ram.is_empty() {
-        result.system_ram = Some(ram);
-    }
+    result.system_ram = report::system_ram(desired, actual);
     if !verify_pmd {
         return result;
     }

@@ -125,6 +125,16 @@ pub(crate) fn bind_namespaces(d: &Desired, a: &Actual) -> Option<Desired> {
     Some(bound)
 }
 
+/// Where a live run plans again (see the module docs): after the last step that makes a
+/// CXL region, when steps follow it (this layer plans before the namespaces, which are
+/// planned over a region not yet made as if it were blank).
+pub(crate) fn replan_after(steps: &[super::Step]) -> Option<usize> {
+    let last = steps
+        .iter()
+        .rposition(|s| matches!(s.action, Action::CreateCxlRegion { .. }))?;
+    (last + 1 < steps.len()).then_some(last + 1)
+}
+
 /// `state: present`: each declared region assembled, what is in its way taken apart.
 pub(crate) fn plan(cx: &mut Ctx) {
     for (i, spec) in cx.d.cxl_regions.iter().enumerate() {
