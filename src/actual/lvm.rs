@@ -46,9 +46,13 @@ pub struct Pv {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// A `pvcreate` stopped half-way: the label is written, its metadata area never was
-    /// (`PvOnDisk::unwritten_mdas`) and no metadata text was found. It holds nothing,
-    /// and LVM refuses every command on it (even `pvremove -ff`): the module zeroes the
-    /// label (`Op::ZeroPvLabel`) where it would make or remove the PV.
+    /// (`PvOnDisk::unwritten_mdas`) and no metadata text was found; or a `vgcreate` stopped
+    /// after marking the PV used by a VG (`PV_EXT_USED`) and before any metadata text was
+    /// on it (seen on 6.12: "PV /dev/pmem0 is used by a VG but its metadata is missing").
+    /// It holds nothing, and LVM refuses it (every command for the first, `pvcreate`
+    /// and `vgcreate` without `-ff` for the second): the module zeroes the label
+    /// (`Op::ZeroPvLabel`) where it would make or remove the PV, when no VG's metadata
+    /// lists it ([`Lvm::unfinished_pv`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unfinished: bool,
 }
@@ -343,7 +347,9 @@ impl Pv {
                 dev_size: Some(pv.label.device_size),
                 vg: vg.as_ref().map(|v| v.name.clone()),
                 error: None,
-                unfinished: !pv.unwritten_mdas.is_empty() && pv.vg.is_none(),
+                unfinished: pv.vg.is_none()
+                    && (!pv.unwritten_mdas.is_empty()
+                        || pv.label.extension.as_ref().is_some_and(|e| e.in_use())),
             },
             vg,
         )

@@ -436,7 +436,7 @@ pub fn summary(a: &Actual) -> LvmSummary {
             aligned: p.pe_start.map(aligned),
             error: p.error.clone().or_else(|| {
                 a.lvm.unfinished_pv(p.device).map(|_| {
-                    "its metadata area was never written (a pvcreate stopped half-way): it holds nothing, and LVM refuses it until its label is zeroed (the module does, where it makes or removes this PV)".to_string()
+                    "no metadata was ever written on it (a pvcreate stopped half-way, or a vgcreate stopped after marking it used): it holds nothing, and LVM refuses it until its label is zeroed (the module does, where it makes or removes this PV)".to_string()
                 })
             }),
         })

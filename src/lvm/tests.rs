@@ -870,3 +870,23 @@ fn lvm_pv_whose_metadata_area_was_never_written() {
         })
     ));
 }
+
+/// A `vgcreate` stopped after marking its PVs used (`PV_EXT_USED` in the label's
+/// extension) and before writing metadata on them: no VG, the label says used. It holds
+/// nothing, as a PV whose metadata area was never written: unfinished. The same PV not
+/// marked used is a plain orphan.
+#[test]
+fn lvm_pv_marked_used_without_any_metadata_is_unfinished() {
+    let mut p = pv(ORPHAN);
+    assert_eq!(p.vg, None);
+    let dev = crate::actual::Devno { major: 7, minor: 0 };
+    assert!(!crate::actual::lvm::Pv::found(dev, &p).0.unfinished);
+    let ext = p
+        .label
+        .extension
+        .as_mut()
+        .expect("LVM 2.03 writes the extension");
+    ext.flags |= crate::lvm::label::PV_EXT_USED;
+    let (found, vg) = crate::actual::lvm::Pv::found(dev, &p);
+    assert!(found.unfinished && found.error.is_none() && vg.is_none());
+}
